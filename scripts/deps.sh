@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages taskslaps needs to build, test and run its demo,
+# only those that are missing. Safe to run again; needs root to install.
+set -euo pipefail
+
+pkgs=(cmake gcc clang pkg-config libyaml-dev libcjson-dev libssl-dev libpq-dev
+      libgit2-dev libsystemd-dev libcmocka-dev postgresql-15 git
+      libclang-rt-14-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages and not root: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,193 @@
+-- taskslaps state schema, part 2: the check helpers and the events NOTIFY.
+--
+-- The helpers back the computed prechecks and postchecks of plan steps, e.g.
+--   taskslaps.table_exists('employee') AND NOT taskslaps.column_exists('employee', 'coffee_dependency')
+-- They take names exactly as the planner writes them: a plain identifier
+-- [A-Za-z_][A-Za-z0-9_]* or schema.name. Each part is matched case-sensitively
+-- (as if it were double-quoted: "MixedCase" is not "mixedcase"), and an
+-- unqualified name resolves through the CALLER's search_path, the same way the
+-- step's own statement will. So they are SECURITY INVOKER and do not pin
+-- search_path; that is why every builtin and operator in their bodies is
+-- written pg_catalog-qualified. They answer false, never raise, for a missing
+-- schema, relation, column, index or constraint, or a name that is not a
+-- plain identifier.
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+-- Re-runs are the normal case; their "already exists, skipping" notices are noise.
+SET LOCAL client_min_messages = warning;
+
+-- NAME -> regclass, or NULL when it does not resolve or is not a plain name.
+CREATE OR REPLACE FUNCTION taskslaps.lookup_relation(name text)
+RETURNS pg_catalog.regclass
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT CASE
+             WHEN r.m IS NULL THEN NULL
+             WHEN r.m[2] IS NULL THEN
+                 pg_catalog.to_regclass(pg_catalog.quote_ident(r.m[1]))
+             ELSE
+                 pg_catalog.to_regclass(pg_catalog.concat(pg_catalog.quote_ident(r.m[1]), '.',
+                                                          pg_catalog.quote_ident(r.m[2])))
+           END
+      FROM pg_catalog.regexp_match(lookup_relation.name,
+               '^([A-Za-z_][A-Za-z0-9_]{0,62})(?:[.]([A-Za-z_][A-Za-z0-9_]{0,62}))?$') AS r(m)
+$fn$;
+
+-- Ordinary or partitioned table.
+CREATE OR REPLACE FUNCTION taskslaps.table_exists(name text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(table_exists.name)
+           AND (c.relkind OPERATOR(pg_catalog.=) 'r' OR c.relkind OPERATOR(pg_catalog.=) 'p'))
+$fn$;
+
+-- View or materialized view.
+CREATE OR REPLACE FUNCTION taskslaps.view_exists(name text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(view_exists.name)
+           AND (c.relkind OPERATOR(pg_catalog.=) 'v' OR c.relkind OPERATOR(pg_catalog.=) 'm'))
+$fn$;
+
+-- A live (not dropped, not system) column of a table, view or foreign table.
+-- COL is compared exactly, so it is case-sensitive like the table name.
+CREATE OR REPLACE FUNCTION taskslaps.column_exists(tbl text, col text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(column_exists.tbl)
+           AND c.relkind OPERATOR(pg_catalog.<>) 'i'
+           AND c.relkind OPERATOR(pg_catalog.<>) 'I'
+           AND a.attname OPERATOR(pg_catalog.=) column_exists.col
+           AND a.attnum OPERATOR(pg_catalog.>) 0
+           AND NOT a.attisdropped)
+$fn$;
+
+-- The column exists and is NOT NULL.
+CREATE OR REPLACE FUNCTION taskslaps.column_not_null(tbl text, col text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(column_not_null.tbl)
+           AND c.relkind OPERATOR(pg_catalog.<>) 'i'
+           AND c.relkind OPERATOR(pg_catalog.<>) 'I'
+           AND a.attname OPERATOR(pg_catalog.=) column_not_null.col
+           AND a.attnum OPERATOR(pg_catalog.>) 0
+           AND NOT a.attisdropped
+           AND a.attnotnull)
+$fn$;
+
+-- An index (plain or partitioned), valid or not. Indexes live in their
+-- table's schema, so a qualified NAME uses that schema.
+CREATE OR REPLACE FUNCTION taskslaps.index_exists(name text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(index_exists.name)
+           AND (c.relkind OPERATOR(pg_catalog.=) 'i' OR c.relkind OPERATOR(pg_catalog.=) 'I'))
+$fn$;
+
+-- The index exists and is usable: a CREATE INDEX CONCURRENTLY that failed or
+-- was killed leaves it INVALID (indisvalid false), to be dropped and rebuilt.
+CREATE OR REPLACE FUNCTION taskslaps.index_valid(name text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_index i
+         WHERE i.indexrelid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(index_valid.name)
+           AND i.indisvalid
+           AND i.indisready)
+$fn$;
+
+-- A constraint named NAME on table TBL (CHECK, FOREIGN KEY, UNIQUE, PRIMARY
+-- KEY, EXCLUDE), validated or NOT VALID.
+CREATE OR REPLACE FUNCTION taskslaps.constraint_exists(tbl text, name text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_constraint k
+         WHERE k.conrelid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(constraint_exists.tbl)
+           AND k.conname OPERATOR(pg_catalog.=) constraint_exists.name)
+$fn$;
+
+-- The constraint exists and has been validated (not NOT VALID any more).
+CREATE OR REPLACE FUNCTION taskslaps.constraint_valid(tbl text, name text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_constraint k
+         WHERE k.conrelid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(constraint_valid.tbl)
+           AND k.conname OPERATOR(pg_catalog.=) constraint_valid.name
+           AND k.convalidated)
+$fn$;
+
+---------------------------------------------------------------------------
+-- NOTIFY taskslaps_events with each new event as JSON, so `taskslapsctl
+-- watch` and the daemon's clients need not poll. A NOTIFY payload must stay
+-- under 8000 bytes: a long message is cut (and "truncated": true added);
+-- if the metrics alone are too big they are dropped. The full row is always
+-- in the table. Listeners receive it at COMMIT of the inserting transaction.
+CREATE OR REPLACE FUNCTION taskslaps.events_notify()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    max_bytes constant int := 7900;      -- below the 8000-byte limit
+    flag_room constant int := 40;        -- for ', "truncated": true'
+    ev        taskslaps.events := NEW;
+    payload   text := to_jsonb(NEW)::text;
+    excess    int;
+BEGIN
+    IF octet_length(payload) > max_bytes THEN
+        -- Every character cut removes at least one byte of payload, so cutting
+        -- EXCESS characters (or the whole message) is enough for the message.
+        excess := octet_length(payload) - (max_bytes - flag_room);
+        ev.message := left(ev.message, greatest(coalesce(char_length(ev.message), 0) - excess, 0));
+        IF octet_length(to_jsonb(ev)::text) > max_bytes - flag_room THEN
+            ev.metrics := NULL;
+        END IF;
+        payload := (to_jsonb(ev) || '{"truncated": true}'::jsonb)::text;
+        IF octet_length(payload) > max_bytes THEN
+            -- Only huge plan ids or shas could get here; send the identity only.
+            payload := jsonb_build_object('id', NEW.id, 'target', left(NEW.target, 200),
+                                          'type', NEW.type, 'truncated', true)::text;
+        END IF;
+    END IF;
+    PERFORM pg_notify('taskslaps_events', payload);
+    RETURN NULL;
+END
+$fn$;
+
+-- CREATE OR REPLACE TRIGGER needs PostgreSQL 14; check the catalog instead.
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                    WHERE tgrelid = 'taskslaps.events'::regclass
+                      AND tgname = 'events_notify' AND NOT tgisinternal) THEN
+        CREATE TRIGGER events_notify
+            AFTER INSERT ON taskslaps.events
+            FOR EACH ROW EXECUTE FUNCTION taskslaps.events_notify();
+    END IF;
+END
+$do$;
+
+INSERT INTO taskslaps.schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -1,0 +1,54 @@
+/* taskslapsctl: one cmd_<verb>.c per verb, dispatched from a table in main.c. */
+#ifndef TS_CTL_H
+#define TS_CTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "plan/plan.h"
+
+/* Exit statuses (SPEC §8). */
+#define CTL_OK 0
+#define CTL_FINDINGS 1     /* findings, a failure, or degraded */
+#define CTL_USAGE 2        /* usage or invalid input */
+#define CTL_UNREACHABLE 3  /* the daemon did not answer */
+
+/* Options that come before the verb. */
+struct ctl_global {
+	const char *socket;
+	const char *target;
+	const char *db;
+};
+
+struct ctl_verb {
+	const char *name;
+	int (*run)(const struct ctl_global *g, int argc, char **argv);
+	const char *usage;    /* arguments, after the verb */
+	const char *summary;  /* one line */
+};
+
+/* Prints "usage: taskslapsctl VERB USAGE" and the summary to out. */
+void ctl_usage(FILE *out, const struct ctl_verb *v);
+const struct ctl_verb *ctl_verb_find(const char *name);
+
+/* Parses "protected"/"chaos"; prints an error and returns -1 otherwise. */
+int ctl_parse_mode(const char *s, enum plan_mode *out);
+
+/* Terminal output: hazard badges in colour on a terminal, plain when piped or NO_COLOR. */
+struct render {
+	FILE *out;
+	bool color;
+};
+
+void render_init(struct render *r, FILE *out);
+/* "[H2]" or a coloured " H2 "; valid until the next call. */
+const char *render_badge(const struct render *r, enum plan_hazard h);
+const char *render_bold(const struct render *r, const char *s);  /* static buffer */
+const char *render_dim(const struct render *r, const char *s);
+/* The human view of a planned plan. */
+void render_plan(const struct render *r, const struct plan *p, bool verbose);
+
+int cmd_plan(const struct ctl_global *g, int argc, char **argv);
+int cmd_lint(const struct ctl_global *g, int argc, char **argv);
+
+#endif

@@ -1,0 +1,109 @@
+/* taskslapsctl: the operator's tool. Global options, then a verb. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+#include "taskslaps/version.h"
+
+static const struct ctl_verb verbs[] = {
+	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos] [--verbose]",
+	  "show each plan's waves, steps, hazards, SQL and obligations" },
+	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json]",
+	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "
+	  "blocked, 2 invalid)" },
+};
+
+const struct ctl_verb *
+ctl_verb_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(*verbs); i++)
+		if (strcmp(verbs[i].name, name) == 0)
+			return &verbs[i];
+	return NULL;
+}
+
+void
+ctl_usage(FILE *out, const struct ctl_verb *v)
+{
+	fprintf(out, "usage: taskslapsctl %s %s\n  %s\n", v->name, v->usage, v->summary);
+}
+
+int
+ctl_parse_mode(const char *s, enum plan_mode *out)
+{
+	if (strcmp(s, "protected") == 0)
+		*out = MODE_PROTECTED;
+	else if (strcmp(s, "chaos") == 0)
+		*out = MODE_CHAOS;
+	else {
+		fprintf(stderr, "taskslapsctl: --mode: expected protected or chaos, found '%s'\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+usage(FILE *out)
+{
+	fputs("usage: taskslapsctl [--socket PATH | --target NAME] [--db CONNINFO] VERB [ARGS]\n"
+	      "\n"
+	      "taskslaps plans PostgreSQL schema migrations into waves and applies them under\n"
+	      "safety rails. taskslapsctl is the operator's tool.\n"
+	      "\n"
+	      "Verbs:\n",
+	      out);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(*verbs); i++)
+		fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+	fputs("\n"
+	      "Global options:\n"
+	      "  --socket PATH   the daemon's control socket\n"
+	      "  --target NAME   the daemon of target NAME (/run/taskslaps/NAME.sock)\n"
+	      "  --db CONNINFO   talk to the database instead of a daemon\n"
+	      "  --version       print the version\n"
+	      "  -h, --help      this help; VERB --help for a verb's\n"
+	      "\n"
+	      "Exit status: 0 ok, 1 findings or failure, 2 usage or invalid input,\n"
+	      "3 daemon unreachable.\n",
+	      out);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "target", required_argument, NULL, 't' },
+		{ "db", required_argument, NULL, 'd' },     { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 }
+	};
+	struct ctl_global g = { 0 };
+	const struct ctl_verb *v;
+	int c;
+
+	/* "+": stop at the verb; its own options are its business */
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': g.socket = optarg; break;
+		case 't': g.target = optarg; break;
+		case 'd': g.db = optarg; break;
+		case 'h': usage(stdout); return CTL_OK;
+		case 'V': printf("taskslapsctl %s\n", TS_VERSION); return CTL_OK;
+		default: usage(stderr); return CTL_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	v = ctl_verb_find(argv[optind]);
+	if (!v) {
+		fprintf(stderr, "taskslapsctl: unknown verb '%s'\n\n", argv[optind]);
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* reset getopt for the verb (GNU: 0 also re-initialises) */
+	return v->run(&g, argc, argv);
+}

@@ -1,0 +1,222 @@
+/*
+ * The T.A.S.K.S. planner's model: a migration plan, its waves and steps, each
+ * step's hazard class, SQL and obligations.
+ *
+ * A plan is read from a YAML or JSON file (plan_load), validated as it is
+ * built, then planned for a mode (plan_apply_policy) which fills in the
+ * obligations. Everything a plan points to lives in its arena and is freed by
+ * plan_free.
+ */
+#ifndef TS_PLAN_PLAN_H
+#define TS_PLAN_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/diag.h"
+
+/* Bump when the canonical form of a step or plan changes (stored in the ledger). */
+#define PLAN_HASH_VERSION 1
+
+enum plan_op {
+	OP_CREATE_VIEW,
+	OP_CREATE_TABLE,
+	OP_ADD_COLUMN,
+	OP_ADD_INDEX_CONCURRENTLY,
+	OP_ADD_FOREIGN_KEY_NOT_VALID,
+	OP_ADD_CHECK_NOT_VALID,
+	OP_BACKFILL_SQL,
+	OP_VALIDATE_CONSTRAINT,
+	OP_SET_NOT_NULL,
+	OP_DROP_COLUMN,
+	OP_DROP_INDEX_CONCURRENTLY,
+	OP_DROP_TABLE,
+	OP_RENAME_COLUMN,
+	OP_RENAME_TABLE,
+	OP_SQL,
+	OP__COUNT
+};
+
+enum plan_wave { WAVE_EXPAND, WAVE_BACKFILL, WAVE_VALIDATE, WAVE_CONTRACT, WAVE__COUNT };
+
+enum plan_hazard { H0, H1, H2, H3 };
+
+/* PostgreSQL's table lock modes, weakest first (the order of their strength). */
+enum pg_lock {
+	LOCK_NONE,
+	LOCK_ACCESS_SHARE,
+	LOCK_ROW_SHARE,
+	LOCK_ROW_EXCLUSIVE,
+	LOCK_SHARE_UPDATE_EXCLUSIVE,
+	LOCK_SHARE,
+	LOCK_SHARE_ROW_EXCLUSIVE,
+	LOCK_EXCLUSIVE,
+	LOCK_ACCESS_EXCLUSIVE,
+};
+
+enum plan_mode { MODE_PROTECTED, MODE_CHAOS };
+
+/* How the executor runs a step. */
+enum plan_exec_kind {
+	EXEC_TX,       /* one transaction: checks, statement, proof, ledger row */
+	EXEC_NONTX,    /* CREATE/DROP INDEX CONCURRENTLY: outside a transaction */
+	EXEC_BATCHED,  /* backfill_sql: keyset batches, a transaction each */
+};
+
+/* -1 means "not set here" (inherit); 0 means "none" for timeouts and rate. */
+struct plan_limits {
+	int64_t max_lock_ms;
+	int64_t max_stmt_ms;
+	int64_t rows_per_second;
+	int64_t batch_size;
+};
+
+struct plan_strv {
+	size_t n;
+	char **v;
+};
+
+/* A constant default: kind tells how to write it as SQL. */
+enum plan_const_kind { CONST_NONE, CONST_NULL, CONST_BOOL, CONST_NUMBER, CONST_STRING };
+
+struct plan_const {
+	enum plan_const_kind kind;
+	char *text;  /* number as written, "true"/"false", or the string's value */
+};
+
+struct plan_coldef {
+	char *name;
+	char *type;
+	bool nullable;
+	struct plan_const def;
+};
+
+struct plan_obligations {
+	enum pg_lock lock_class_max;  /* strongest lock on any relation that existed before */
+	bool may_rewrite;             /* may the step give an existing table a new relfilenode */
+	int64_t max_lock_ms;
+	int64_t max_stmt_ms;
+	int64_t rows_per_second;      /* backfill only */
+	int64_t batch_size;           /* backfill only */
+	struct plan_strv prechecks;   /* computed first, then the author's */
+	struct plan_strv postchecks;
+};
+
+struct plan_step {
+	enum plan_op op;
+	enum plan_wave wave;
+	unsigned index;               /* position inside its wave, from 0 */
+	unsigned line, col;           /* where the step starts in its file */
+
+	/* fields, as the op uses them (NULL/empty when not used) */
+	char *table;                  /* table, or rename_table's source: identifier */
+	char *name;                   /* column, index, constraint or view name */
+	char *type;
+	bool nullable;
+	bool unique;
+	struct plan_const def;
+	char *sql;                    /* create_view's query, backfill_sql, sql */
+	char *check;                  /* add_check_not_valid */
+	char *where;                  /* add_index_concurrently's partial predicate */
+	char *column;                 /* set_not_null */
+	char *from, *to;              /* renames */
+	char *ref_table;
+	char *on_delete;              /* "NO ACTION" "RESTRICT" "CASCADE" "SET NULL" "SET DEFAULT" */
+	struct plan_strv columns;     /* index or foreign key columns */
+	struct plan_strv ref_columns;
+	struct plan_strv primary_key;
+	struct plan_coldef *coldefs;  /* create_table */
+	size_t ncoldefs;
+	enum pg_lock declared_lock;   /* sql: lock_class_max as promised; LOCK_NONE if not given */
+	struct plan_strv user_prechecks;
+	struct plan_strv user_postchecks;
+	struct plan_limits limits;    /* as written on the step */
+
+	/* backfill_sql, split by the planner */
+	char *bf_table;               /* the UPDATE's target */
+	char *bf_set;                 /* text after SET, up to WHERE */
+	char *bf_where;               /* text after WHERE, or NULL */
+
+	/* computed */
+	enum plan_hazard hazard;
+	char *hazard_reason;          /* why the hazard is what it is */
+	enum plan_exec_kind exec;
+	char *stmt;                   /* the SQL statement, identifiers quoted */
+	struct plan_strv touched;     /* existing tables the step reads or changes */
+	char sha[65];
+	struct plan_obligations ob;   /* filled by plan_apply_policy */
+};
+
+struct plan_wave_s {
+	bool present;
+	unsigned line, col;
+	struct plan_limits limits;
+	struct plan_step *steps;
+	size_t nsteps;
+	enum plan_hazard max_hazard;
+};
+
+struct arena;
+
+struct plan {
+	struct arena *arena;
+	char *id;
+	unsigned id_line, id_col;     /* where id: is, or 0 when it comes from the file name */
+	char *title;
+	char *reason;
+	char *path;
+	bool flat;                    /* written as `steps:` rather than `waves:` */
+	struct plan_wave_s waves[WAVE__COUNT];
+	size_t nsteps;
+	enum plan_hazard max_hazard;
+	char checksum[65];
+	/* set by plan_apply_policy */
+	enum plan_mode mode;
+	bool blocked;
+	char *blocked_reason;
+};
+
+/*
+ * Builds a plan from the text of a file (path names it in messages and gives
+ * the default id). Every problem goes into d. Returns 0 and *out (free with
+ * plan_free), or -1 when there was any error.
+ */
+int plan_parse(struct plan **out, const char *path, const char *buf, size_t len,
+	       struct diags *d);
+/* Reads path and calls plan_parse. Returns -1 (with a diagnostic) if it cannot be read. */
+int plan_load(struct plan **out, const char *path, struct diags *d);
+void plan_free(struct plan *p);
+
+/* The policy a mode applies; plan_policy_default fills the SPEC's defaults. */
+struct plan_policy {
+	enum plan_mode mode;
+	int64_t max_lock_ms;          /* default for every step */
+	int64_t max_stmt_ms;          /* default for statements that are not long by nature */
+	int64_t max_stmt_ms_long;     /* default for index builds and backfill batches */
+	int64_t rows_per_second;      /* default backfill rate */
+	int64_t batch_size;           /* default backfill batch */
+	enum plan_hazard max_hazard;  /* hazards above it are blocked */
+};
+
+void plan_policy_default(struct plan_policy *pol, enum plan_mode mode);
+/* Fills every step's obligations for pol and decides whether the plan is blocked. */
+void plan_apply_policy(struct plan *p, const struct plan_policy *pol);
+
+/* Names, for messages and JSON. */
+const char *plan_op_name(enum plan_op op);
+int plan_op_from_name(const char *name);   /* -1 if unknown */
+const char *plan_wave_name(enum plan_wave w);
+int plan_wave_from_name(const char *name); /* -1 if unknown */
+const char *plan_hazard_name(enum plan_hazard h); /* "H0".."H3" */
+const char *plan_hazard_label(enum plan_hazard h);  /* "metadata only", ... */
+const char *pg_lock_name(enum pg_lock l);  /* "AccessExclusiveLock", as pg_locks.mode */
+int pg_lock_from_name(const char *name);   /* accepts pg_locks names and SQL spellings; -1 */
+enum plan_wave plan_op_wave(enum plan_op op);
+
+/* Whether a string is a plain SQL identifier, optionally schema-qualified. */
+bool plan_ident_ok(const char *s, bool allow_schema);
+/* Whether a string is a plain type name (words, optional (n[,m]), optional []). */
+bool plan_type_ok(const char *s);
+
+#endif

@@ -1,0 +1,1091 @@
+/*
+ * From a document tree to a plan: every field checked for presence, kind and
+ * form, every error reported with the line and column of the value at fault.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plan/doc.h"
+#include "plan/plan.h"
+#include "plan/plan_int.h"
+#include "plan/plan_lex.h"
+#include "util/alloc.h"
+#include "util/canon.h"
+#include "util/strbuf.h"
+
+enum ftype {
+	FT_IDENT,      /* plain identifier */
+	FT_QIDENT,     /* identifier, optionally schema-qualified */
+	FT_TYPE,
+	FT_BOOL,
+	FT_EXPR,       /* SQL boolean expression */
+	FT_QUERY,      /* a query, for create_view */
+	FT_STMT,       /* one statement, for sql */
+	FT_UPDATE,     /* one UPDATE, for backfill_sql */
+	FT_CONST,
+	FT_IDENTS,     /* list of plain identifiers */
+	FT_COLDEFS,    /* create_table's columns */
+	FT_LOCK,
+	FT_ONDELETE,
+	FT_WAVE,
+};
+
+struct fspec {
+	const char *name;
+	enum ftype t;
+	bool required;
+};
+
+#define MAXF 7
+static const struct fspec opspecs[OP__COUNT][MAXF] = {
+	[OP_CREATE_VIEW] = { { "name", FT_QIDENT, true }, { "sql", FT_QUERY, true } },
+	[OP_CREATE_TABLE] = { { "table", FT_QIDENT, true }, { "columns", FT_COLDEFS, true },
+			      { "primary_key", FT_IDENTS, false } },
+	[OP_ADD_COLUMN] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
+			    { "type", FT_TYPE, true }, { "nullable", FT_BOOL, false },
+			    { "default", FT_CONST, false } },
+	[OP_ADD_INDEX_CONCURRENTLY] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
+					{ "columns", FT_IDENTS, true }, { "unique", FT_BOOL, false },
+					{ "where", FT_EXPR, false } },
+	[OP_ADD_FOREIGN_KEY_NOT_VALID] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
+					   { "columns", FT_IDENTS, true },
+					   { "ref_table", FT_QIDENT, true },
+					   { "ref_columns", FT_IDENTS, true },
+					   { "on_delete", FT_ONDELETE, false } },
+	[OP_ADD_CHECK_NOT_VALID] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
+				     { "check", FT_EXPR, true } },
+	[OP_BACKFILL_SQL] = { { "sql", FT_UPDATE, true } },
+	[OP_VALIDATE_CONSTRAINT] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true } },
+	[OP_SET_NOT_NULL] = { { "table", FT_QIDENT, true }, { "column", FT_IDENT, true } },
+	[OP_DROP_COLUMN] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true } },
+	[OP_DROP_INDEX_CONCURRENTLY] = { { "name", FT_QIDENT, true } },
+	[OP_DROP_TABLE] = { { "table", FT_QIDENT, true } },
+	[OP_RENAME_COLUMN] = { { "table", FT_QIDENT, true }, { "from", FT_IDENT, true },
+			       { "to", FT_IDENT, true } },
+	[OP_RENAME_TABLE] = { { "from", FT_QIDENT, true }, { "to", FT_IDENT, true } },
+	[OP_SQL] = { { "sql", FT_STMT, true }, { "lock_class_max", FT_LOCK, false },
+		     { "wave", FT_WAVE, false } },
+};
+
+#define IDENT_RULE "a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)"
+#define QIDENT_RULE \
+	"a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes, optionally schema.name)"
+
+struct bctx {
+	struct plan *p;
+	const char *file;
+	struct diags *d;
+	struct arena *a;
+};
+
+static void
+err(struct bctx *c, const struct doc_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+err(struct bctx *c, const struct doc_node *n, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	diags_add(c->d, DIAG_ERROR, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
+	free(msg);
+}
+
+/* "'value'" for a scalar (shortened), else what kind of thing it is. */
+static const char *
+found(struct bctx *c, const struct doc_node *n)
+{
+	if (n->kind == DOC_STRING) {
+		size_t len = strlen(n->str);
+		if (len == 0)
+			return "an empty string";
+		if (len > 40)
+			return arena_printf(c->a, "the string '%.37s...'", n->str);
+		return arena_printf(c->a, "the string '%s'", n->str);
+	}
+	if (n->kind == DOC_INT || n->kind == DOC_FLOAT || n->kind == DOC_BOOL)
+		return arena_printf(c->a, "%s (%s)", doc_kind_name(n->kind), n->str);
+	return doc_kind_name(n->kind);
+}
+
+static const char *
+get_string(struct bctx *c, const struct doc_node *n, const char *field, const char *what)
+{
+	if (n->kind != DOC_STRING) {
+		err(c, n, "%s: expected %s, found %s", field, what, found(c, n));
+		return NULL;
+	}
+	return n->str;
+}
+
+static char *
+get_ident(struct bctx *c, const struct doc_node *n, const char *field, bool qualified)
+{
+	const char *s = get_string(c, n, field, qualified ? QIDENT_RULE : IDENT_RULE);
+
+	if (!s)
+		return NULL;
+	if (!plan_ident_ok(s, qualified)) {
+		err(c, n, "%s: expected %s, found %s", field, qualified ? QIDENT_RULE : IDENT_RULE,
+		    found(c, n));
+		return NULL;
+	}
+	return arena_strdup(c->p->arena, s);
+}
+
+static bool
+get_bool(struct bctx *c, const struct doc_node *n, const char *field, bool *out)
+{
+	if (n->kind != DOC_BOOL) {
+		err(c, n, "%s: expected a boolean (true or false), found %s", field, found(c, n));
+		return false;
+	}
+	*out = n->b;
+	return true;
+}
+
+/* Checks SQL text; reports at the value's position with the offset inside it. */
+static char *
+get_sql(struct bctx *c, const struct doc_node *n, const char *field, bool stmt)
+{
+	const char *s = get_string(c, n, field, stmt ? "an SQL statement" : "an SQL expression");
+	const char *why;
+	size_t off = 0, len = 0;
+
+	if (!s)
+		return NULL;
+	why = sqllex_check(s, stmt, &off, &len);
+	if (why) {
+		err(c, n, "%s: %s (at character %zu of the SQL)", field, why, off + 1);
+		return NULL;
+	}
+	return arena_strndup(c->p->arena, s, len);
+}
+
+static bool
+get_idents(struct bctx *c, const struct doc_node *n, const char *field, struct plan_strv *out)
+{
+	bool ok = true;
+
+	if (n->kind != DOC_SEQ) {
+		err(c, n, "%s: expected a list of column names, found %s", field, found(c, n));
+		return false;
+	}
+	if (n->n == 0) {
+		err(c, n, "%s: expected at least one column name, found an empty list", field);
+		return false;
+	}
+	out->v = arena_alloc(c->p->arena, n->n * sizeof(char *));
+	for (size_t i = 0; i < n->n; i++) {
+		char *s = get_ident(c, n->items[i], field, false);
+		if (!s) {
+			ok = false;
+			continue;
+		}
+		for (size_t k = 0; k < out->n; k++) {
+			if (strcmp(out->v[k], s) == 0) {
+				err(c, n->items[i], "%s: column '%s' is listed twice", field, s);
+				ok = false;
+			}
+		}
+		out->v[out->n++] = s;
+	}
+	return ok;
+}
+
+static bool
+get_checks(struct bctx *c, const struct doc_node *n, const char *field, struct plan_strv *out)
+{
+	bool ok = true;
+
+	if (n->kind != DOC_SEQ) {
+		err(c, n, "%s: expected a list of SQL boolean expressions, found %s", field,
+		    found(c, n));
+		return false;
+	}
+	out->v = arena_alloc(c->p->arena, (n->n ? n->n : 1) * sizeof(char *));
+	for (size_t i = 0; i < n->n; i++) {
+		char *s = get_sql(c, n->items[i], field, false);
+		if (s)
+			out->v[out->n++] = s;
+		else
+			ok = false;
+	}
+	return ok;
+}
+
+static bool
+get_const(struct bctx *c, const struct doc_node *n, const char *field, struct plan_const *out)
+{
+	switch (n->kind) {
+	case DOC_NULL:
+		out->kind = CONST_NULL;
+		out->text = "null";
+		return true;
+	case DOC_BOOL:
+		out->kind = CONST_BOOL;
+		out->text = n->b ? "true" : "false";
+		return true;
+	case DOC_INT:
+	case DOC_FLOAT: {
+		char *end;
+		errno = 0;
+		(void)strtod(n->str, &end);
+		if (*end || errno) {
+			err(c, n, "%s: expected a number, found %s", field, found(c, n));
+			return false;
+		}
+		out->kind = CONST_NUMBER;
+		out->text = arena_strdup(c->p->arena, n->str[0] == '+' ? n->str + 1 : n->str);
+		return true;
+	}
+	case DOC_STRING:
+		out->kind = CONST_STRING;
+		out->text = arena_strdup(c->p->arena, n->str);
+		return true;
+	default:
+		err(c, n,
+		    "%s: expected a constant (a string, number, boolean or null), found %s; "
+		    "a default must be a constant so that adding the column does not rewrite "
+		    "the table",
+		    field, found(c, n));
+		return false;
+	}
+}
+
+static bool
+get_int(struct bctx *c, const struct doc_node *n, const char *field, int64_t min, int64_t max,
+	int64_t *out)
+{
+	long long v;
+	char *end;
+
+	if (n->kind != DOC_INT) {
+		err(c, n, "%s: expected a whole number from %lld to %lld, found %s", field,
+		    (long long)min, (long long)max, found(c, n));
+		return false;
+	}
+	errno = 0;
+	v = strtoll(n->str, &end, 10);
+	if (*end || errno || v < min || v > max) {
+		err(c, n, "%s: expected a whole number from %lld to %lld, found %s", field,
+		    (long long)min, (long long)max, found(c, n));
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static void
+limits_unset(struct plan_limits *l)
+{
+	l->max_lock_ms = l->max_stmt_ms = l->rows_per_second = l->batch_size = -1;
+}
+
+static bool
+get_limits(struct bctx *c, const struct doc_node *n, struct plan_limits *l)
+{
+	bool ok = true;
+
+	limits_unset(l);
+	if (n->kind != DOC_MAP) {
+		err(c, n, "limits: expected a map of max_lock_ms, max_stmt_ms, rows_per_second, "
+			  "batch_size, found %s",
+		    found(c, n));
+		return false;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+		const struct doc_node *v = n->items[i];
+		char *field = arena_printf(c->a, "limits.%s", k);
+
+		if (!strcmp(k, "max_lock_ms"))
+			ok &= get_int(c, v, field, 1, 86400000, &l->max_lock_ms);
+		else if (!strcmp(k, "max_stmt_ms"))
+			ok &= get_int(c, v, field, 0, 86400000, &l->max_stmt_ms);
+		else if (!strcmp(k, "rows_per_second"))
+			ok &= get_int(c, v, field, 0, 1000000000, &l->rows_per_second);
+		else if (!strcmp(k, "batch_size"))
+			ok &= get_int(c, v, field, 1, 1000000, &l->batch_size);
+		else {
+			err(c, n->keys[i],
+			    "limits: unknown field '%s' (expected max_lock_ms, max_stmt_ms, "
+			    "rows_per_second or batch_size)",
+			    k);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+static bool
+get_coldefs(struct bctx *c, const struct doc_node *n, struct plan_step *s)
+{
+	bool ok = true;
+
+	if (n->kind != DOC_SEQ || n->n == 0) {
+		err(c, n, "columns: expected a non-empty list of {name, type, nullable, default}, "
+			  "found %s",
+		    n->kind == DOC_SEQ ? "an empty list" : found(c, n));
+		return false;
+	}
+	s->coldefs = arena_alloc(c->p->arena, n->n * sizeof(*s->coldefs));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct doc_node *m = n->items[i];
+		struct plan_coldef *cd = &s->coldefs[s->ncoldefs];
+		bool have_name = false, have_type = false;
+
+		if (m->kind != DOC_MAP) {
+			err(c, m, "columns: expected a map {name, type, nullable, default}, found %s",
+			    found(c, m));
+			ok = false;
+			continue;
+		}
+		cd->nullable = true;
+		for (size_t k = 0; k < m->n; k++) {
+			const char *key = m->keys[k]->str;
+			const struct doc_node *v = m->items[k];
+
+			if (!strcmp(key, "name")) {
+				have_name = (cd->name = get_ident(c, v, "columns.name", false));
+				ok &= have_name;
+			} else if (!strcmp(key, "type")) {
+				const char *t = get_string(c, v, "columns.type", "a type name");
+				if (t && !plan_type_ok(t)) {
+					err(c, v,
+					    "columns.type: expected a plain type name (words, "
+					    "optional (n[,m]), optional []), found %s",
+					    found(c, v));
+					t = NULL;
+				}
+				have_type = t != NULL;
+				cd->type = arena_strdup(c->p->arena, t);
+				ok &= have_type;
+			} else if (!strcmp(key, "nullable")) {
+				ok &= get_bool(c, v, "columns.nullable", &cd->nullable);
+			} else if (!strcmp(key, "default")) {
+				ok &= get_const(c, v, "columns.default", &cd->def);
+			} else {
+				err(c, m->keys[k],
+				    "columns: unknown field '%s' (expected name, type, nullable, "
+				    "default)",
+				    key);
+				ok = false;
+			}
+		}
+		if (!m->n || (!have_name && !doc_map_get(m, "name"))) {
+			err(c, m, "columns: missing field 'name'");
+			ok = false;
+		}
+		if (!have_type && !doc_map_get(m, "type")) {
+			err(c, m, "columns: missing field 'type'");
+			ok = false;
+		}
+		if (have_name) {
+			for (size_t k = 0; k < s->ncoldefs; k++)
+				if (strcmp(s->coldefs[k].name, cd->name) == 0) {
+					err(c, m, "columns: column '%s' is defined twice", cd->name);
+					ok = false;
+				}
+		}
+		if (have_name && have_type)
+			s->ncoldefs++;
+	}
+	return ok;
+}
+
+static bool
+contains_keyword(const char *sql, const char *kw)
+{
+	/* good enough for a refusal message: the keyword anywhere, as a word */
+	size_t n = strlen(kw);
+
+	for (const char *p = sql; (p = strcasestr(p, kw)) != NULL; p += n) {
+		bool before = p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+		bool after = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+		if (before && after)
+			return true;
+	}
+	return false;
+}
+
+/* Reads one op-specific field into the step. */
+static bool
+store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const struct doc_node *v)
+{
+	const char *name = f->name;
+	char word[16];
+
+	switch (f->t) {
+	case FT_IDENT:
+	case FT_QIDENT: {
+		char *id = get_ident(c, v, name, f->t == FT_QIDENT);
+		if (!id)
+			return false;
+		if (!strcmp(name, "table"))
+			s->table = id;
+		else if (!strcmp(name, "name"))
+			s->name = id;
+		else if (!strcmp(name, "column"))
+			s->column = id;
+		else if (!strcmp(name, "from"))
+			s->from = id;
+		else if (!strcmp(name, "to"))
+			s->to = id;
+		else if (!strcmp(name, "ref_table"))
+			s->ref_table = id;
+		return true;
+	}
+	case FT_TYPE: {
+		const char *t = get_string(c, v, name, "a type name");
+		if (!t)
+			return false;
+		if (!plan_type_ok(t)) {
+			err(c, v,
+			    "type: expected a plain type name (words, optional (n[,m]), optional "
+			    "[]; no quotes, semicolons or comments), found %s",
+			    found(c, v));
+			return false;
+		}
+		s->type = arena_strdup(c->p->arena, t);
+		return true;
+	}
+	case FT_BOOL:
+		return get_bool(c, v, name, !strcmp(name, "unique") ? &s->unique : &s->nullable);
+	case FT_EXPR: {
+		char *e = get_sql(c, v, name, false);
+		if (!e)
+			return false;
+		if (!strcmp(name, "where"))
+			s->where = e;
+		else
+			s->check = e;
+		return true;
+	}
+	case FT_QUERY:
+		if (!(s->sql = get_sql(c, v, name, true)))
+			return false;
+		sqllex_first_word(s->sql, word, sizeof(word));
+		if (strcmp(word, "SELECT") && strcmp(word, "WITH") && strcmp(word, "VALUES") &&
+		    strcmp(word, "TABLE")) {
+			err(c, v, "sql: expected a query (SELECT, WITH, VALUES or TABLE), found %s",
+			    word[0] ? arena_printf(c->a, "'%s'", word) : "no keyword");
+			return false;
+		}
+		return true;
+	case FT_STMT:
+		if (!(s->sql = get_sql(c, v, name, true)))
+			return false;
+		sqllex_first_word(s->sql, word, sizeof(word));
+		if (!strcmp(word, "BEGIN") || !strcmp(word, "COMMIT") || !strcmp(word, "ROLLBACK") ||
+		    !strcmp(word, "START") || !strcmp(word, "END") || !strcmp(word, "SAVEPOINT") ||
+		    !strcmp(word, "RELEASE") || !strcmp(word, "ABORT")) {
+			err(c, v,
+			    "sql: expected a statement, found transaction control ('%s'): the "
+			    "executor runs each step in its own transaction",
+			    word);
+			return false;
+		}
+		if (contains_keyword(s->sql, "CONCURRENTLY")) {
+			err(c, v,
+			    "sql: expected a statement that can run in a transaction, found "
+			    "CONCURRENTLY: use add_index_concurrently or drop_index_concurrently");
+			return false;
+		}
+		return true;
+	case FT_UPDATE: {
+		const char *why;
+		size_t off = 0;
+		if (!(s->sql = get_sql(c, v, name, true)))
+			return false;
+		why = sqllex_split_update(c->p->arena, s->sql, &s->bf_table, &s->bf_set,
+					  &s->bf_where, &off);
+		if (why) {
+			err(c, v, "sql: %s (at character %zu of the SQL)", why, off + 1);
+			return false;
+		}
+		return true;
+	}
+	case FT_CONST:
+		return get_const(c, v, name, &s->def);
+	case FT_IDENTS:
+		if (!strcmp(name, "columns"))
+			return get_idents(c, v, name, &s->columns);
+		if (!strcmp(name, "ref_columns"))
+			return get_idents(c, v, name, &s->ref_columns);
+		return get_idents(c, v, name, &s->primary_key);
+	case FT_COLDEFS:
+		return get_coldefs(c, v, s);
+	case FT_LOCK: {
+		const char *l = get_string(c, v, name, "a lock mode");
+		int lk = l ? pg_lock_from_name(l) : -1;
+		if (lk < 0) {
+			if (l)
+				err(c, v,
+				    "lock_class_max: expected a lock mode (AccessShareLock ... "
+				    "AccessExclusiveLock, or ACCESS SHARE ... ACCESS EXCLUSIVE), "
+				    "found %s",
+				    found(c, v));
+			return false;
+		}
+		s->declared_lock = (enum pg_lock)lk;
+		return true;
+	}
+	case FT_ONDELETE: {
+		static const char *const acts[] = { "NO ACTION", "RESTRICT", "CASCADE", "SET NULL",
+						    "SET DEFAULT" };
+		const char *a = get_string(c, v, name, "an action");
+		if (!a)
+			return false;
+		for (size_t i = 0; i < sizeof(acts) / sizeof(*acts); i++) {
+			if (strcasecmp(a, acts[i]) == 0) {
+				s->on_delete = (char *)acts[i];
+				return true;
+			}
+		}
+		err(c, v,
+		    "on_delete: expected NO ACTION, RESTRICT, CASCADE, SET NULL or SET DEFAULT, "
+		    "found %s",
+		    found(c, v));
+		return false;
+	}
+	case FT_WAVE: {
+		const char *w = get_string(c, v, name, "a wave name");
+		int wi = w ? plan_wave_from_name(w) : -1;
+		if (wi < 0) {
+			if (w)
+				err(c, v,
+				    "wave: expected expand, backfill, validate or contract, found %s",
+				    found(c, v));
+			return false;
+		}
+		s->wave = (enum plan_wave)wi;
+		return true;
+	}
+	}
+	return false;
+}
+
+static char *
+field_list(struct bctx *c, enum plan_op op)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *out;
+
+	for (int i = 0; i < MAXF && opspecs[op][i].name; i++)
+		sb_printf(&sb, "%s, ", opspecs[op][i].name);
+	sb_puts(&sb, "prechecks, postchecks, limits");
+	out = arena_strdup(c->a, sb_str(&sb));
+	sb_free(&sb);
+	return out;
+}
+
+static char *
+op_list(struct bctx *c)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *out;
+
+	for (int i = 0; i < OP__COUNT; i++)
+		sb_printf(&sb, "%s%s", i ? ", " : "", plan_op_name((enum plan_op)i));
+	out = arena_strdup(c->a, sb_str(&sb));
+	sb_free(&sb);
+	return out;
+}
+
+/*
+ * Builds one step from its map. wave is the enclosing wave, or -1 in a flat
+ * list. Returns true when the step is sound.
+ */
+static bool
+build_step(struct bctx *c, const struct doc_node *n, int wave, struct plan_step *s)
+{
+	const struct doc_node *opn;
+	bool ok = true, wave_field = false;
+	int op;
+
+	s->line = n->line;
+	s->col = n->col;
+	s->nullable = true;
+	limits_unset(&s->limits);
+	if (n->kind != DOC_MAP) {
+		err(c, n, "step: expected a map with an 'op' field, found %s", found(c, n));
+		return false;
+	}
+	opn = doc_map_get(n, "op");
+	if (!opn) {
+		err(c, n, "step: missing field 'op' (one of: %s)", op_list(c));
+		return false;
+	}
+	if (opn->kind != DOC_STRING) {
+		err(c, opn, "op: expected one of: %s; found %s", op_list(c), found(c, opn));
+		return false;
+	}
+	op = plan_op_from_name(opn->str);
+	if (op < 0) {
+		err(c, opn, "op: unknown op '%s' (expected one of: %s)", opn->str, op_list(c));
+		return false;
+	}
+	s->op = (enum plan_op)op;
+	s->wave = op == OP_SQL ? (wave >= 0 ? (enum plan_wave)wave : WAVE_CONTRACT)
+			       : plan_op_wave(s->op);
+
+	for (size_t i = 0; i < n->n; i++) {
+		const char *key = n->keys[i]->str;
+		const struct doc_node *v = n->items[i];
+		const struct fspec *f = NULL;
+
+		if (!strcmp(key, "op"))
+			continue;
+		if (!strcmp(key, "prechecks")) {
+			ok &= get_checks(c, v, key, &s->user_prechecks);
+			continue;
+		}
+		if (!strcmp(key, "postchecks")) {
+			ok &= get_checks(c, v, key, &s->user_postchecks);
+			continue;
+		}
+		if (!strcmp(key, "limits")) {
+			ok &= get_limits(c, v, &s->limits);
+			continue;
+		}
+		for (int k = 0; k < MAXF && opspecs[op][k].name; k++)
+			if (!strcmp(opspecs[op][k].name, key))
+				f = &opspecs[op][k];
+		if (!f) {
+			err(c, n->keys[i], "%s: unknown field '%s' (expected %s)", opn->str, key,
+			    field_list(c, s->op));
+			ok = false;
+			continue;
+		}
+		if (f->t == FT_WAVE)
+			wave_field = true;
+		if (!store_field(c, s, f, v))
+			ok = false;
+	}
+	for (int k = 0; k < MAXF && opspecs[op][k].name; k++) {
+		if (opspecs[op][k].required && !doc_map_get(n, opspecs[op][k].name)) {
+			err(c, n, "%s: missing field '%s'", opn->str, opspecs[op][k].name);
+			ok = false;
+		}
+	}
+	if (wave >= 0 && s->wave != (enum plan_wave)wave) {
+		if (op == OP_SQL && wave_field)
+			err(c, doc_map_get(n, "wave"),
+			    "sql: its wave: field says '%s' but the step is in the '%s' wave",
+			    plan_wave_name(s->wave), plan_wave_name((enum plan_wave)wave));
+		else
+			err(c, opn, "%s belongs to the %s wave, found in the %s wave", opn->str,
+			    plan_wave_name(s->wave), plan_wave_name((enum plan_wave)wave));
+		ok = false;
+	}
+	if (ok && s->op == OP_CREATE_TABLE) {
+		for (size_t i = 0; i < s->primary_key.n; i++) {
+			bool known = false;
+			for (size_t k = 0; k < s->ncoldefs; k++)
+				known |= !strcmp(s->coldefs[k].name, s->primary_key.v[i]);
+			if (!known) {
+				err(c, doc_map_get(n, "primary_key"),
+				    "primary_key: expected a column of the table, found '%s'",
+				    s->primary_key.v[i]);
+				ok = false;
+			}
+		}
+	}
+	if (ok && s->op == OP_ADD_FOREIGN_KEY_NOT_VALID && s->columns.n != s->ref_columns.n) {
+		err(c, doc_map_get(n, "ref_columns"),
+		    "ref_columns: expected %zu column(s) to match columns, found %zu", s->columns.n,
+		    s->ref_columns.n);
+		ok = false;
+	}
+	return ok;
+}
+
+static bool
+plan_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 128 || !isalnum((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || strchr("._-", s[i])) ||
+		    (unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+#define PLAN_ID_RULE "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128"
+
+/* The default id: the file's name without directory and extension. */
+static char *
+id_from_path(struct arena *a, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	const char *dot;
+
+	base = base ? base + 1 : path;
+	dot = strrchr(base, '.');
+	return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+}
+
+/* Adds a step to its wave; steps arrive in file order. */
+static void
+add_step(struct plan *p, const struct plan_step *s)
+{
+	struct plan_wave_s *w = &p->waves[s->wave];
+	struct plan_step *nv = arena_alloc(p->arena, (w->nsteps + 1) * sizeof(*nv));
+
+	if (w->nsteps)
+		memcpy(nv, w->steps, w->nsteps * sizeof(*nv));
+	nv[w->nsteps] = *s;
+	nv[w->nsteps].index = (unsigned)w->nsteps;
+	w->steps = nv;
+	w->nsteps++;
+	w->present = true;
+	p->nsteps++;
+}
+
+static void
+build_steps(struct bctx *c, const struct doc_node *list, int wave, bool *ok)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		struct plan_step s;
+
+		memset(&s, 0, sizeof(s));
+		if (build_step(c, list->items[i], wave, &s))
+			add_step(c->p, &s);
+		else
+			*ok = false;
+	}
+}
+
+static void
+build_waves(struct bctx *c, const struct doc_node *waves, bool *ok)
+{
+	int last = -1;
+	unsigned seen_line[WAVE__COUNT] = { 0 };
+
+	if (waves->kind != DOC_SEQ) {
+		err(c, waves, "waves: expected a list of {name, steps, limits}, found %s",
+		    found(c, waves));
+		*ok = false;
+		return;
+	}
+	for (size_t i = 0; i < waves->n; i++) {
+		const struct doc_node *w = waves->items[i], *name, *steps;
+		int wi;
+
+		if (w->kind != DOC_MAP) {
+			err(c, w, "waves: expected a map {name, steps, limits}, found %s",
+			    found(c, w));
+			*ok = false;
+			continue;
+		}
+		for (size_t k = 0; k < w->n; k++) {
+			const char *key = w->keys[k]->str;
+			if (strcmp(key, "name") && strcmp(key, "steps") && strcmp(key, "limits")) {
+				err(c, w->keys[k],
+				    "wave: unknown field '%s' (expected name, steps, limits)", key);
+				*ok = false;
+			}
+		}
+		name = doc_map_get(w, "name");
+		steps = doc_map_get(w, "steps");
+		if (!name) {
+			err(c, w, "wave: missing field 'name' (expand, backfill, validate or "
+				  "contract)");
+			*ok = false;
+			continue;
+		}
+		wi = name->kind == DOC_STRING ? plan_wave_from_name(name->str) : -1;
+		if (wi < 0) {
+			err(c, name, "name: expected expand, backfill, validate or contract, found %s",
+			    found(c, name));
+			*ok = false;
+			continue;
+		}
+		if (seen_line[wi]) {
+			err(c, name, "wave '%s' is named twice (first at line %u)", name->str,
+			    seen_line[wi]);
+			*ok = false;
+			continue;
+		}
+		seen_line[wi] = name->line;
+		if (wi < last) {
+			err(c, name,
+			    "wave '%s' comes after '%s': waves run in the order expand, backfill, "
+			    "validate, contract",
+			    name->str, plan_wave_name((enum plan_wave)last));
+			*ok = false;
+		}
+		last = wi > last ? wi : last;
+		c->p->waves[wi].line = w->line;
+		c->p->waves[wi].col = w->col;
+		limits_unset(&c->p->waves[wi].limits);
+		if (doc_map_get(w, "limits"))
+			*ok &= get_limits(c, doc_map_get(w, "limits"), &c->p->waves[wi].limits);
+		if (!steps) {
+			err(c, w, "wave '%s': missing field 'steps'", name->str);
+			*ok = false;
+			continue;
+		}
+		if (steps->kind != DOC_SEQ || steps->n == 0) {
+			err(c, steps, "steps: expected a non-empty list of steps, found %s",
+			    steps->kind == DOC_SEQ ? "an empty list" : found(c, steps));
+			*ok = false;
+			continue;
+		}
+		build_steps(c, steps, wi, ok);
+		c->p->waves[wi].present = true;
+	}
+}
+
+/* Two steps with the same content in one plan are almost surely a copy-paste slip. */
+static void
+check_duplicates(struct bctx *c, bool *ok)
+{
+	size_t n = c->p->nsteps, k = 0;
+	char (*sums)[65] = xcalloc(n ? n : 1, sizeof(*sums));
+	const struct plan_step **steps = xcalloc(n ? n : 1, sizeof(*steps));
+
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		for (size_t i = 0; i < c->p->waves[w].nsteps; i++, k++) {
+			const struct plan_step *s = &c->p->waves[w].steps[i];
+			cJSON *j = plan_step_fields_json(s);
+			canon_sha256(j, sums[k]);
+			cJSON_Delete(j);
+			steps[k] = s;
+			for (size_t m = 0; m < k; m++) {
+				if (strcmp(sums[m], sums[k]) == 0) {
+					diags_add(c->d, DIAG_ERROR, c->file, s->line, s->col,
+						  "duplicate step: the same %s as the step at line %u",
+						  plan_op_name(s->op), steps[m]->line);
+					*ok = false;
+					break;
+				}
+			}
+		}
+	}
+	free(sums);
+	free(steps);
+}
+
+/* The ids and checksums, once the plan is known to be sound. */
+static void
+seal(struct plan *p)
+{
+	cJSON *root = cJSON_CreateObject(), *waves = cJSON_AddArrayToObject(root, "waves");
+
+	cJSON_AddNumberToObject(root, "hash_version", PLAN_HASH_VERSION);
+	cJSON_AddStringToObject(root, "id", p->id);
+	cJSON_AddStringToObject(root, "title", p->title);
+	cJSON_AddStringToObject(root, "reason", p->reason);
+	p->max_hazard = H0;
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		struct plan_wave_s *wv = &p->waves[w];
+		cJSON *wj, *steps;
+
+		if (!wv->present)
+			continue;
+		wj = cJSON_CreateObject();
+		cJSON_AddStringToObject(wj, "name", plan_wave_name((enum plan_wave)w));
+		cJSON_AddItemToObject(wj, "limits", plan_limits_json(&wv->limits));
+		steps = cJSON_AddArrayToObject(wj, "steps");
+		wv->max_hazard = H0;
+		for (size_t i = 0; i < wv->nsteps; i++) {
+			struct plan_step *s = &wv->steps[i];
+			cJSON *id = cJSON_CreateObject();
+
+			plan_step_finish(p, s);
+			cJSON_AddStringToObject(id, "plan_id", p->id);
+			cJSON_AddStringToObject(id, "wave", plan_wave_name(s->wave));
+			cJSON_AddNumberToObject(id, "index", s->index);
+			cJSON_AddItemToObject(id, "step", plan_step_fields_json(s));
+			canon_sha256(id, s->sha);
+			cJSON_Delete(id);
+			cJSON_AddItemToArray(steps, plan_step_fields_json(s));
+			if (s->hazard > wv->max_hazard)
+				wv->max_hazard = s->hazard;
+		}
+		if (wv->max_hazard > p->max_hazard)
+			p->max_hazard = wv->max_hazard;
+		cJSON_AddItemToArray(waves, wj);
+	}
+	canon_sha256(root, p->checksum);
+	cJSON_Delete(root);
+}
+
+int
+plan_parse(struct plan **out, const char *path, const char *buf, size_t len, struct diags *d)
+{
+	struct bctx c = { .file = path, .d = d };
+	struct doc *doc = NULL;
+	const struct doc_node *root, *waves, *steps;
+	struct plan *p;
+	bool ok = true;
+	size_t before = d->nerrors;
+
+	if (doc_parse(&doc, path, buf, len, d) < 0)
+		return -1;
+	p = xcalloc(1, sizeof(*p));
+	p->arena = arena_new();
+	p->path = arena_strdup(p->arena, path);
+	for (int w = 0; w < WAVE__COUNT; w++)
+		limits_unset(&p->waves[w].limits);
+	c.p = p;
+	c.a = doc->arena;
+	root = doc->root;
+	if (!root || root->kind == DOC_NULL) {
+		err(&c, NULL, "empty plan: expected a map with title, reason and waves or steps");
+		ok = false;
+		goto out;
+	}
+	if (root->kind != DOC_MAP) {
+		err(&c, root, "plan: expected a map with title, reason and waves or steps, found %s",
+		    found(&c, root));
+		ok = false;
+		goto out;
+	}
+	for (size_t i = 0; i < root->n; i++) {
+		const char *key = root->keys[i]->str;
+		const struct doc_node *v = root->items[i];
+
+		if (!strcmp(key, "id")) {
+			if (v->kind != DOC_STRING || !plan_id_ok(v->str)) {
+				err(&c, v, "id: expected a plan id (" PLAN_ID_RULE "), found %s",
+				    found(&c, v));
+				ok = false;
+			} else {
+				p->id = arena_strdup(p->arena, v->str);
+				p->id_line = v->line;
+				p->id_col = v->col;
+			}
+		} else if (!strcmp(key, "title") || !strcmp(key, "reason")) {
+			if (v->kind != DOC_STRING || !v->str[0]) {
+				err(&c, v, "%s: expected a non-empty string, found %s", key,
+				    found(&c, v));
+				ok = false;
+			} else if (key[0] == 't') {
+				p->title = arena_strdup(p->arena, v->str);
+			} else {
+				p->reason = arena_strdup(p->arena, v->str);
+			}
+		} else if (strcmp(key, "waves") && strcmp(key, "steps")) {
+			err(&c, root->keys[i],
+			    "plan: unknown field '%s' (expected id, title, reason, waves or steps)",
+			    key);
+			ok = false;
+		}
+	}
+	if (!doc_map_get(root, "title")) {
+		err(&c, root, "plan: missing field 'title' (what the change is)");
+		ok = false;
+	}
+	if (!doc_map_get(root, "reason")) {
+		err(&c, root, "plan: missing field 'reason' (why the change exists, for the audit)");
+		ok = false;
+	}
+	if (!p->id && !doc_map_get(root, "id")) {
+		p->id = id_from_path(p->arena, path);
+		if (!plan_id_ok(p->id)) {
+			err(&c, NULL,
+			    "the file name gives the plan id '%s', which is not a plan id (" PLAN_ID_RULE
+			    "); rename the file or add an id: field",
+			    p->id);
+			ok = false;
+		}
+	}
+	waves = doc_map_get(root, "waves");
+	steps = doc_map_get(root, "steps");
+	if (waves && steps) {
+		err(&c, steps, "plan: expected either waves or steps, found both");
+		ok = false;
+	} else if (waves) {
+		build_waves(&c, waves, &ok);
+	} else if (steps) {
+		p->flat = true;
+		if (steps->kind != DOC_SEQ) {
+			err(&c, steps, "steps: expected a list of steps, found %s", found(&c, steps));
+			ok = false;
+		} else {
+			build_steps(&c, steps, -1, &ok);
+		}
+	} else {
+		err(&c, root, "plan: missing field 'waves' or 'steps'");
+		ok = false;
+	}
+	if (ok && p->nsteps == 0) {
+		err(&c, waves ? waves : steps, "empty plan: expected at least one step");
+		ok = false;
+	}
+	if (ok)
+		check_duplicates(&c, &ok);
+out:
+	doc_free(doc);
+	if (!ok || d->nerrors != before) {
+		plan_free(p);
+		return -1;
+	}
+	seal(p);
+	*out = p;
+	return 0;
+}
+
+int
+plan_load(struct plan **out, const char *path, struct diags *d)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char chunk[65536];
+	ssize_t n;
+	int fd, rc;
+	struct stat st;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && st.st_size > DOC_MAX_BYTES) {
+		diags_add(d, DIAG_ERROR, path, 0, 0, "file is %lld bytes; a plan may be at most %d bytes",
+			  (long long)st.st_size, DOC_MAX_BYTES);
+		close(fd);
+		return -1;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+		sb_add(&sb, chunk, (size_t)n);
+		if (sb.len > DOC_MAX_BYTES)
+			break;
+	}
+	if (n < 0) {
+		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
+		close(fd);
+		sb_free(&sb);
+		return -1;
+	}
+	close(fd);
+	rc = plan_parse(out, path, sb.buf ? sb.buf : "", sb.len, d);
+	sb_free(&sb);
+	return rc;
+}
+
+void
+plan_free(struct plan *p)
+{
+	if (!p)
+		return;
+	arena_free(p->arena);
+	free(p);
+}

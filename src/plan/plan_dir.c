@@ -1,0 +1,164 @@
+#include "plan/plan_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/alloc.h"
+
+bool
+plan_dir_is_plan_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (name[0] == '.')
+		return false;
+	return (n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml")) ||
+	       (n > 5 && !strcmp(name + n - 5, ".json"));
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+plan_dir_list(struct plan_dir *out, const char *dir, struct diags *d)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!dh) {
+		diags_add(d, DIAG_ERROR, dir, 0, 0, "cannot open the directory: %s", strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(dh)) != NULL) {
+		if (!plan_dir_is_plan_name(de->d_name))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dh);
+	qsort(names, n, sizeof(*names), cmp_str);
+	out->paths = xcalloc(n ? n : 1, sizeof(char *));
+	out->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t dl = strlen(dir);
+		char *path = xasprintf("%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names[i]);
+		struct stat st;
+
+		free(names[i]);
+		/* a directory named x.yaml is not a plan */
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			free(path);
+			continue;
+		}
+		out->paths[out->n++] = path;
+	}
+	free(names);
+	return 0;
+}
+
+void
+plan_dir_free(struct plan_dir *pd)
+{
+	for (size_t i = 0; i < pd->n; i++)
+		free(pd->paths[i]);
+	free(pd->paths);
+	pd->paths = NULL;
+	pd->n = 0;
+}
+
+/* Open addressing with linear probing; grows at half full. */
+struct plan_idset {
+	char **ids;
+	char **files;
+	size_t n, cap;
+};
+
+struct plan_idset *
+plan_idset_new(void)
+{
+	struct plan_idset *s = xcalloc(1, sizeof(*s));
+
+	s->cap = 256;
+	s->ids = xcalloc(s->cap, sizeof(char *));
+	s->files = xcalloc(s->cap, sizeof(char *));
+	return s;
+}
+
+void
+plan_idset_free(struct plan_idset *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->cap; i++) {
+		free(s->ids[i]);
+		free(s->files[i]);
+	}
+	free(s->ids);
+	free(s->files);
+	free(s);
+}
+
+static uint64_t
+fnv1a(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static size_t
+slot(char **ids, size_t cap, const char *id)
+{
+	size_t i = (size_t)(fnv1a(id) & (cap - 1));
+
+	while (ids[i] && strcmp(ids[i], id) != 0)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+bool
+plan_idset_add(struct plan_idset *s, const char *id, const char *file, const char **first_file)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t ncap = s->cap * 2;
+		char **ids = xcalloc(ncap, sizeof(char *)), **files = xcalloc(ncap, sizeof(char *));
+
+		for (size_t k = 0; k < s->cap; k++) {
+			if (!s->ids[k])
+				continue;
+			i = slot(ids, ncap, s->ids[k]);
+			ids[i] = s->ids[k];
+			files[i] = s->files[k];
+		}
+		free(s->ids);
+		free(s->files);
+		s->ids = ids;
+		s->files = files;
+		s->cap = ncap;
+	}
+	i = slot(s->ids, s->cap, id);
+	if (s->ids[i]) {
+		*first_file = s->files[i];
+		return false;
+	}
+	s->ids[i] = xstrdup(id);
+	s->files[i] = xstrdup(file);
+	s->n++;
+	return true;
+}

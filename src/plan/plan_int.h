@@ -1,0 +1,20 @@
+/* Internal to the plan module: shared between its files, not its users. */
+#ifndef TS_PLAN_INT_H
+#define TS_PLAN_INT_H
+
+#include <cjson/cJSON.h>
+
+#include "plan/plan.h"
+
+/* Computes a built step's hazard, exec kind, SQL, lock and checks (plan_ops.c). */
+void plan_step_finish(struct plan *p, struct plan_step *s);
+
+/*
+ * The step as written, defaults filled in: the "step" of its step_sha and the
+ * plan checksum (plan_json.c). Caller owns the result.
+ */
+cJSON *plan_step_fields_json(const struct plan_step *s);
+/* {set limits only}; caller owns it. */
+cJSON *plan_limits_json(const struct plan_limits *l);
+
+#endif

@@ -1,0 +1,207 @@
+/* The plan as JSON: the canonical step form that is hashed, and the --json view. */
+#include <string.h>
+
+#include "plan/plan.h"
+#include "plan/plan_int.h"
+#include "plan/plan_json.h"
+
+static void
+add_strv(cJSON *obj, const char *key, const struct plan_strv *v)
+{
+	cJSON *a = cJSON_AddArrayToObject(obj, key);
+
+	for (size_t i = 0; i < v->n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v->v[i]));
+}
+
+static void
+add_str(cJSON *obj, const char *key, const char *s)
+{
+	if (s)
+		cJSON_AddStringToObject(obj, key, s);
+}
+
+/* A constant keeps its JSON kind; numbers are raw so 1.50 stays 1.50. */
+static void
+add_const(cJSON *obj, const char *key, const struct plan_const *c)
+{
+	switch (c->kind) {
+	case CONST_NONE: break;
+	case CONST_NULL: cJSON_AddNullToObject(obj, key); break;
+	case CONST_BOOL: cJSON_AddBoolToObject(obj, key, c->text[0] == 't'); break;
+	case CONST_NUMBER: cJSON_AddRawToObject(obj, key, c->text); break;
+	case CONST_STRING: cJSON_AddStringToObject(obj, key, c->text); break;
+	}
+}
+
+cJSON *
+plan_limits_json(const struct plan_limits *l)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (l->max_lock_ms >= 0)
+		cJSON_AddNumberToObject(o, "max_lock_ms", (double)l->max_lock_ms);
+	if (l->max_stmt_ms >= 0)
+		cJSON_AddNumberToObject(o, "max_stmt_ms", (double)l->max_stmt_ms);
+	if (l->rows_per_second >= 0)
+		cJSON_AddNumberToObject(o, "rows_per_second", (double)l->rows_per_second);
+	if (l->batch_size >= 0)
+		cJSON_AddNumberToObject(o, "batch_size", (double)l->batch_size);
+	return o;
+}
+
+cJSON *
+plan_step_fields_json(const struct plan_step *s)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "op", plan_op_name(s->op));
+	switch (s->op) {
+	case OP_CREATE_VIEW:
+		add_str(o, "name", s->name);
+		add_str(o, "sql", s->sql);
+		break;
+	case OP_CREATE_TABLE: {
+		cJSON *cols = cJSON_AddArrayToObject(o, "columns");
+		add_str(o, "table", s->table);
+		for (size_t i = 0; i < s->ncoldefs; i++) {
+			cJSON *c = cJSON_CreateObject();
+			add_str(c, "name", s->coldefs[i].name);
+			add_str(c, "type", s->coldefs[i].type);
+			cJSON_AddBoolToObject(c, "nullable", s->coldefs[i].nullable);
+			add_const(c, "default", &s->coldefs[i].def);
+			cJSON_AddItemToArray(cols, c);
+		}
+		add_strv(o, "primary_key", &s->primary_key);
+		break;
+	}
+	case OP_ADD_COLUMN:
+		add_str(o, "table", s->table);
+		add_str(o, "name", s->name);
+		add_str(o, "type", s->type);
+		cJSON_AddBoolToObject(o, "nullable", s->nullable);
+		add_const(o, "default", &s->def);
+		break;
+	case OP_ADD_INDEX_CONCURRENTLY:
+		add_str(o, "table", s->table);
+		add_str(o, "name", s->name);
+		add_strv(o, "columns", &s->columns);
+		cJSON_AddBoolToObject(o, "unique", s->unique);
+		add_str(o, "where", s->where);
+		break;
+	case OP_ADD_FOREIGN_KEY_NOT_VALID:
+		add_str(o, "table", s->table);
+		add_str(o, "name", s->name);
+		add_strv(o, "columns", &s->columns);
+		add_str(o, "ref_table", s->ref_table);
+		add_strv(o, "ref_columns", &s->ref_columns);
+		add_str(o, "on_delete", s->on_delete ? s->on_delete : "NO ACTION");
+		break;
+	case OP_ADD_CHECK_NOT_VALID:
+		add_str(o, "table", s->table);
+		add_str(o, "name", s->name);
+		add_str(o, "check", s->check);
+		break;
+	case OP_BACKFILL_SQL:
+	case OP_SQL:
+		add_str(o, "sql", s->sql);
+		if (s->op == OP_SQL && s->declared_lock != LOCK_NONE)
+			add_str(o, "lock_class_max", pg_lock_name(s->declared_lock));
+		break;
+	case OP_VALIDATE_CONSTRAINT:
+	case OP_DROP_COLUMN:
+		add_str(o, "table", s->table);
+		add_str(o, "name", s->name);
+		break;
+	case OP_SET_NOT_NULL:
+		add_str(o, "table", s->table);
+		add_str(o, "column", s->column);
+		break;
+	case OP_DROP_INDEX_CONCURRENTLY:
+		add_str(o, "name", s->name);
+		break;
+	case OP_DROP_TABLE:
+		add_str(o, "table", s->table);
+		break;
+	case OP_RENAME_COLUMN:
+		add_str(o, "table", s->table);
+		add_str(o, "from", s->from);
+		add_str(o, "to", s->to);
+		break;
+	case OP_RENAME_TABLE:
+		add_str(o, "from", s->from);
+		add_str(o, "to", s->to);
+		break;
+	case OP__COUNT:
+		break;
+	}
+	add_strv(o, "prechecks", &s->user_prechecks);
+	add_strv(o, "postchecks", &s->user_postchecks);
+	cJSON_AddItemToObject(o, "limits", plan_limits_json(&s->limits));
+	return o;
+}
+
+static void
+add_int(cJSON *o, const char *key, int64_t v)
+{
+	cJSON_AddNumberToObject(o, key, (double)v);
+}
+
+cJSON *
+plan_to_json(const struct plan *p)
+{
+	cJSON *o = cJSON_CreateObject(), *waves;
+
+	cJSON_AddStringToObject(o, "plan_id", p->id);
+	cJSON_AddStringToObject(o, "title", p->title);
+	cJSON_AddStringToObject(o, "reason", p->reason);
+	cJSON_AddStringToObject(o, "file", p->path);
+	cJSON_AddStringToObject(o, "checksum", p->checksum);
+	cJSON_AddNumberToObject(o, "hash_version", PLAN_HASH_VERSION);
+	cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(p->max_hazard));
+	cJSON_AddBoolToObject(o, "chaos_compatible", p->max_hazard <= H2);
+	cJSON_AddStringToObject(o, "mode", p->mode == MODE_CHAOS ? "chaos" : "protected");
+	cJSON_AddBoolToObject(o, "blocked", p->blocked);
+	if (p->blocked_reason)
+		cJSON_AddStringToObject(o, "blocked_reason", p->blocked_reason);
+	add_int(o, "step_count", (int64_t)p->nsteps);
+	waves = cJSON_AddArrayToObject(o, "waves");
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		const struct plan_wave_s *wv = &p->waves[w];
+		cJSON *wj, *steps;
+
+		if (!wv->present)
+			continue;
+		wj = cJSON_CreateObject();
+		cJSON_AddStringToObject(wj, "name", plan_wave_name((enum plan_wave)w));
+		cJSON_AddStringToObject(wj, "max_hazard", plan_hazard_name(wv->max_hazard));
+		cJSON_AddBoolToObject(wj, "can_run_in_chaos", wv->max_hazard <= H2);
+		steps = cJSON_AddArrayToObject(wj, "steps");
+		for (size_t i = 0; i < wv->nsteps; i++) {
+			const struct plan_step *s = &wv->steps[i];
+			cJSON *sj = cJSON_CreateObject(), *ob;
+
+			cJSON_AddStringToObject(sj, "step_sha", s->sha);
+			cJSON_AddNumberToObject(sj, "index", s->index);
+			cJSON_AddStringToObject(sj, "op", plan_op_name(s->op));
+			cJSON_AddStringToObject(sj, "hazard", plan_hazard_name(s->hazard));
+			cJSON_AddStringToObject(sj, "hazard_reason", s->hazard_reason);
+			cJSON_AddStringToObject(sj, "sql", s->stmt);
+			cJSON_AddNumberToObject(sj, "line", s->line);
+			ob = cJSON_AddObjectToObject(sj, "obligations");
+			cJSON_AddStringToObject(ob, "lock_class_max", pg_lock_name(s->ob.lock_class_max));
+			cJSON_AddBoolToObject(ob, "may_rewrite", s->ob.may_rewrite);
+			add_int(ob, "max_lock_ms", s->ob.max_lock_ms);
+			add_int(ob, "max_stmt_ms", s->ob.max_stmt_ms);
+			if (s->op == OP_BACKFILL_SQL) {
+				add_int(ob, "rows_per_second", s->ob.rows_per_second);
+				add_int(ob, "batch_size", s->ob.batch_size);
+			}
+			add_strv(ob, "prechecks", &s->ob.prechecks);
+			add_strv(ob, "postchecks", &s->ob.postchecks);
+			cJSON_AddItemToArray(steps, sj);
+		}
+		cJSON_AddItemToArray(waves, wj);
+	}
+	return o;
+}

@@ -1,0 +1,81 @@
+#include "plan/plan_lint.h"
+
+#include <ctype.h>
+#include <string.h>
+
+static bool
+has_upper(const char *s)
+{
+	for (; s && *s; s++)
+		if (isupper((unsigned char)*s))
+			return true;
+	return false;
+}
+
+/* Whether the plan adds and validates a CHECK on table before step `before`. */
+static bool
+check_validated_before(const struct plan *p, const char *table, const struct plan_step *before)
+{
+	const struct plan_wave_s *v = &p->waves[WAVE_VALIDATE];
+
+	for (size_t i = 0; i < v->nsteps && &v->steps[i] != before; i++)
+		if (v->steps[i].op == OP_VALIDATE_CONSTRAINT && !strcmp(v->steps[i].table, table))
+			return true;
+	return false;
+}
+
+size_t
+plan_lint(const struct plan *p, struct diags *d)
+{
+	size_t n = d->nwarnings;
+
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		for (size_t i = 0; i < p->waves[w].nsteps; i++) {
+			const struct plan_step *s = &p->waves[w].steps[i];
+			const char *names[] = { s->table, s->name, s->column, s->to, s->ref_table };
+
+			for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
+				if (has_upper(names[k])) {
+					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+						  "%s: '%s' has capitals; identifiers are quoted as "
+						  "written, so it is case-sensitive",
+						  plan_op_name(s->op), names[k]);
+					break;
+				}
+			}
+			switch (s->op) {
+			case OP_ADD_COLUMN:
+				if (s->hazard == H3)
+					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+						  "add_column: %s rewrites the table under ACCESS "
+						  "EXCLUSIVE; add a nullable integer column and fill "
+						  "it by backfill instead",
+						  s->type);
+				else if (!s->nullable && s->def.kind == CONST_NONE)
+					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+						  "add_column: NOT NULL without a default fails on a "
+						  "table that has rows; add it nullable, backfill, "
+						  "then set_not_null");
+				break;
+			case OP_SET_NOT_NULL:
+				if (!check_validated_before(p, s->table, s))
+					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+						  "set_not_null: scans %s under ACCESS EXCLUSIVE; "
+						  "add_check_not_valid (%s IS NOT NULL) and "
+						  "validate_constraint first make it instant",
+						  s->table, s->column);
+				break;
+			case OP_SQL:
+				if (s->declared_lock == LOCK_NONE)
+					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+						  "sql: no lock_class_max; the step is held to "
+						  "AccessExclusiveLock. Declare the lock it needs so "
+						  "the executor can prove it");
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	return d->nwarnings - n;
+}
