@@ -48,7 +48,19 @@ const char *render_dim(const struct render *r, const char *s);
 /* The human view of a planned plan. */
 void render_plan(const struct render *r, const struct plan *p, bool verbose);
 
+struct exec;
+struct exec_config;
+/* Opens the executor on --db (installing the schema if asked). Returns a CTL_ status. */
+int ctl_open_exec(const struct ctl_global *g, struct exec **ex, struct exec_config *cfg,
+		  bool install);
+
 int cmd_plan(const struct ctl_global *g, int argc, char **argv);
 int cmd_lint(const struct ctl_global *g, int argc, char **argv);
+int cmd_apply(const struct ctl_global *g, int argc, char **argv);
+int cmd_install_schema(const struct ctl_global *g, int argc, char **argv);
+int cmd_events(const struct ctl_global *g, int argc, char **argv);
+int cmd_history(const struct ctl_global *g, int argc, char **argv);
+int cmd_resume(const struct ctl_global *g, int argc, char **argv);
+int cmd_accept_drift(const struct ctl_global *g, int argc, char **argv);
 
 #endif

@@ -13,6 +13,18 @@ static const struct ctl_verb verbs[] = {
 	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json]",
 	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "
 	  "blocked, 2 invalid)" },
+	{ "apply", cmd_apply,
+	  "(DIR|FILE...) [--mode protected|chaos] [--dry-run] [--lock-wait SECONDS] "
+	  "[--lock-retries N] [--quiet]",
+	  "with --db: apply plans in order under the rails, once, without a daemon" },
+	{ "events", cmd_events, "[--plan ID] [--follow] [--limit N]",
+	  "with --db: the audit events of the target, newest last; --follow waits for more" },
+	{ "history", cmd_history, "", "with --db: every plan the target has seen, with its status" },
+	{ "resume", cmd_resume, "PLAN", "with --db: let an aborted or failed plan run again" },
+	{ "accept-drift", cmd_accept_drift, "PLAN FILE|DIR",
+	  "with --db: record an edited applied plan's new checksum, running nothing" },
+	{ "install-schema", cmd_install_schema, "",
+	  "with --db: install or upgrade the taskslaps schema" },
 };
 
 const struct ctl_verb *
@@ -55,12 +67,12 @@ usage(FILE *out)
 	      "Verbs:\n",
 	      out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(*verbs); i++)
-		fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+		fprintf(out, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
 	fputs("\n"
 	      "Global options:\n"
 	      "  --socket PATH   the daemon's control socket\n"
 	      "  --target NAME   the daemon of target NAME (/run/taskslaps/NAME.sock)\n"
-	      "  --db CONNINFO   talk to the database instead of a daemon\n"
+	      "  --db CONNINFO   talk to the database instead of a daemon (else $TASKSLAPS_DB)\n"
 	      "  --version       print the version\n"
 	      "  -h, --help      this help; VERB --help for a verb's\n"
 	      "\n"
@@ -92,6 +104,8 @@ main(int argc, char **argv)
 		default: usage(stderr); return CTL_USAGE;
 		}
 	}
+	if (!g.db)
+		g.db = getenv("TASKSLAPS_DB");
 	if (optind >= argc) {
 		usage(stderr);
 		return CTL_USAGE;

@@ -1,0 +1,17 @@
+# Turns sql/*.sql into a C array of {name, text} so the binaries carry the
+# schema they install. Run as: cmake -DOUT=file.c -DSRC=dir -P embed_sql.cmake
+file(GLOB files "${SRC}/*.sql")
+list(SORT files)
+set(body "/* Generated from sql/ by cmake/embed_sql.cmake; do not edit. */\n#include \"db/db_schema.h\"\n\nconst struct db_sql_file db_sql_files[] = {\n")
+foreach(f ${files})
+	get_filename_component(name ${f} NAME)
+	file(READ ${f} text)
+	string(REPLACE "\\" "\\\\" text "${text}")
+	string(REPLACE "\"" "\\\"" text "${text}")
+	string(REPLACE "\t" "\\t" text "${text}")
+	string(REPLACE "\n" "\\n\"\n\t\"" text "${text}")
+	string(APPEND body "\t{ \"${name}\",\n\t\"${text}\" },\n")
+endforeach()
+string(APPEND body "\t{ 0, 0 }\n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

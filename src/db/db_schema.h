@@ -1,0 +1,24 @@
+/* The taskslaps schema (sql/), carried in the binary and installed idempotently. */
+#ifndef TS_DB_SCHEMA_H
+#define TS_DB_SCHEMA_H
+
+#include "db/db.h"
+
+struct db_sql_file {
+	const char *name;
+	const char *text;
+};
+
+/* The files of sql/ in order, ending with {NULL, NULL} (generated at build time). */
+extern const struct db_sql_file db_sql_files[];
+
+/*
+ * Installs or upgrades the schema: every file in one transaction (the files
+ * serialise concurrent installers themselves). Returns 0, or -1 with err
+ * (err->message names the file).
+ */
+int db_schema_install(struct db *db, struct db_error *err);
+/* The highest schema version this binary installs. */
+int db_schema_version(void);
+
+#endif

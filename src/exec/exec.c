@@ -1,0 +1,643 @@
+/* The executor's outer loop: runner lock, plan status, drift, waves, events. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/db_schema.h"
+#include "exec/exec_int.h"
+#include "util/alloc.h"
+#include "util/canon.h"
+#include "util/strbuf.h"
+
+void
+governor_config_default(struct governor_config *g)
+{
+	g->degraded_active = 50;
+	g->critical_active = 150;
+	g->degraded_errors = 5;
+	g->degraded_lock_waiters = 10;
+	g->critical_lock_waiters = 50;
+	g->degraded_lag_ms = 5000;
+	g->critical_lag_ms = 60000;
+	g->degraded_wal_ready = 16;
+	g->degraded_xact_s = 60;
+	g->critical_xact_s = 600;
+	g->probe_interval_ms = 1000;
+}
+
+void
+exec_config_default(struct exec_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->target = "default";
+	c->applied_by = "taskslaps";
+	c->lock_retries = 10;
+	c->runner_lock_wait_ms = 30000;
+	governor_config_default(&c->governor);
+}
+
+const char *
+exec_outcome_name(enum exec_outcome o)
+{
+	switch (o) {
+	case EXEC_APPLIED: return "applied";
+	case EXEC_FAILED: return "failed";
+	case EXEC_BLOCKED: return "blocked";
+	case EXEC_DRIFT: return "drift";
+	case EXEC_ABORTED: return "aborted";
+	case EXEC_CONN_LOST: return "connection lost";
+	}
+	return "?";
+}
+
+struct db *
+exec_db(struct exec *ex)
+{
+	return ex->db;
+}
+
+int64_t
+exec_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+exec_sleep(struct exec *ex, int64_t ms)
+{
+	int64_t end = exec_now_ms() + ms;
+
+	while (!ex->abort_req) {
+		int64_t left = end - exec_now_ms();
+		struct timespec ts;
+
+		if (left <= 0)
+			return true;
+		if (left > 50)
+			left = 50;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left * 1000000L;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !ex->abort_req)
+			;
+	}
+	return false;
+}
+
+int64_t
+exec_backoff_ms(int attempt)
+{
+	int64_t cap = 100LL << (attempt < 7 ? attempt : 7);
+
+	if (cap > 10000)
+		cap = 10000;
+	/* full jitter: spread retries so two runners do not retry in step */
+	return cap / 2 + (int64_t)(random() % (cap / 2 + 1));
+}
+
+int
+exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg,
+	  struct db_error *err)
+{
+	struct exec *ex = xcalloc(1, sizeof(*ex));
+	char app[64];
+
+	ex->cfg = *cfg;
+	ex->target = xstrdup(cfg->target ? cfg->target : "default");
+	ex->applied_by = xstrdup(cfg->applied_by ? cfg->applied_by : "taskslaps");
+	ex->cfg.target = ex->target;
+	ex->cfg.applied_by = ex->applied_by;
+	ex->gov.factor = 1.0;
+	ex->gov.archive_ok = true;
+	snprintf(app, sizeof(app), "taskslaps:%.40s", ex->target);
+	if (db_connect(&ex->db, conninfo, app, err) < 0) {
+		exec_close(ex);
+		return -1;
+	}
+	snprintf(app, sizeof(app), "taskslaps-lock:%.40s", ex->target);
+	if (db_connect(&ex->lockdb, conninfo, app, err) < 0) {
+		exec_close(ex);
+		return -1;
+	}
+	srandom((unsigned)exec_now_ms());
+	*out = ex;
+	return 0;
+}
+
+void
+exec_close(struct exec *ex)
+{
+	if (!ex)
+		return;
+	exec_runner_unlock(ex);
+	db_close(ex->db);
+	db_close(ex->lockdb);
+	free(ex->target);
+	free(ex->applied_by);
+	free(ex);
+}
+
+int
+exec_install_schema(struct exec *ex, struct db_error *err)
+{
+	return db_schema_install(ex->db, err);
+}
+
+int
+exec_runner_lock(struct exec *ex, int *holder, struct db_error *err)
+{
+	int64_t start = exec_now_ms();
+	int attempt = 0;
+	bool got;
+
+	if (ex->lock_held)
+		return 1;
+	for (;;) {
+		if (db_bool(ex->lockdb, err, &got,
+			    "SELECT pg_catalog.pg_try_advisory_lock(" EXEC_RUNNER_LOCK_KEY ")", 0,
+			    NULL) < 0)
+			return -1;
+		if (got) {
+			ex->lock_held = true;
+			return 1;
+		}
+		if (holder) {
+			PGresult *r;
+			*holder = 0;
+			/* a bigint key shows as classid = high 32 bits, objid = low 32 bits */
+			if (db_exec(ex->lockdb, &r, err,
+				    "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+				    "AND granted AND objsubid = 1 AND ((classid::int8 << 32) | "
+				    "objid::int8) = " EXEC_RUNNER_LOCK_KEY " AND database = (SELECT oid "
+				    "FROM pg_catalog.pg_database WHERE datname = "
+				    "pg_catalog.current_database())",
+				    0, NULL) == 0) {
+				if (PQntuples(r) > 0)
+					*holder = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+				PQclear(r);
+			}
+		}
+		if (ex->cfg.runner_lock_wait_ms >= 0 &&
+		    exec_now_ms() - start >= ex->cfg.runner_lock_wait_ms)
+			return 0;
+		if (!exec_sleep(ex, exec_backoff_ms(attempt < 4 ? attempt++ : 4)))
+			return 0;
+	}
+}
+
+void
+exec_runner_unlock(struct exec *ex)
+{
+	struct db_error err;
+
+	if (!ex->lock_held)
+		return;
+	if (db_ok(ex->lockdb))
+		(void)db_cmd(ex->lockdb, &err,
+			     "SELECT pg_catalog.pg_advisory_unlock(" EXEC_RUNNER_LOCK_KEY ")");
+	ex->lock_held = false;
+}
+
+void
+exec_abort(struct exec *ex)
+{
+	ex->abort_req = 1;
+	db_cancel(ex->db);
+}
+
+bool
+exec_aborting(const struct exec *ex)
+{
+	return ex->abort_req != 0;
+}
+
+void
+exec_event(struct exec *ex, const char *type, const char *plan_id, const char *wave,
+	   const char *step_sha, const char *metrics, const char *fmt, ...)
+{
+	struct exec_event ev = { 0 };
+	struct db_error err;
+	va_list ap;
+	char *msg;
+	const char *params[7];
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	params[0] = ex->target;
+	params[1] = plan_id;
+	params[2] = wave;
+	params[3] = step_sha;
+	params[4] = type;
+	params[5] = msg;
+	params[6] = metrics;
+	/* an event that cannot be recorded (database down) is still shown */
+	if (db_ok(ex->db))
+		(void)db_exec(ex->db, NULL, &err,
+			      "INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, "
+			      "message, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+			      7, params);
+	if (ex->cfg.on_event) {
+		ev.type = type;
+		ev.plan_id = plan_id;
+		ev.wave = wave;
+		ev.step_sha = step_sha;
+		ev.message = msg;
+		ev.metrics = metrics;
+		ex->cfg.on_event(&ev, ex->cfg.event_arg);
+	}
+	free(msg);
+}
+
+int
+exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		 const char *status, struct db_error *err)
+{
+	char hv[16];
+	const char *params[9];
+
+	snprintf(hv, sizeof(hv), "%d", PLAN_HASH_VERSION);
+	params[0] = ex->target;
+	params[1] = p->id;
+	params[2] = p->checksum;
+	params[3] = hv;
+	params[4] = p->path;
+	params[5] = meta ? meta->commit_sha : NULL;
+	params[6] = meta ? meta->author : NULL;
+	params[7] = status;
+	params[8] = plan_hazard_name(p->max_hazard);
+	/* the checksum is kept while a plan is in drift: it is what was applied */
+	return db_exec(ex->db, NULL, err,
+		       "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, "
+		       "file_path, commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, "
+		       "$4::int, $5, $6, $7, $8, $9) ON CONFLICT (target, plan_id) DO UPDATE SET "
+		       "checksum = CASE WHEN $8 = 'drift' THEN p.checksum ELSE EXCLUDED.checksum "
+		       "END, hash_version = EXCLUDED.hash_version, file_path = EXCLUDED.file_path, "
+		       "commit_sha = coalesce(EXCLUDED.commit_sha, p.commit_sha), author = "
+		       "coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, max_hazard = "
+		       "EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "
+		       "'applied' THEN now() ELSE p.completed_at END",
+		       9, params);
+}
+
+int
+exec_resume(struct exec *ex, const char *plan_id, struct db_error *err)
+{
+	const char *params[2] = { ex->target, plan_id };
+	PGresult *r;
+	int n;
+
+	if (db_exec(ex->db, &r, err,
+		    "UPDATE taskslaps.plans SET status = 'pending', updated_at = now() WHERE "
+		    "target = $1 AND plan_id = $2 AND status IN ('aborted', 'failed') RETURNING 1",
+		    2, params) < 0)
+		return -1;
+	n = PQntuples(r);
+	PQclear(r);
+	if (n == 0) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "plan %s of target %s is not aborted or failed: nothing to resume", plan_id,
+			 ex->target);
+		return -1;
+	}
+	exec_event(ex, "plan.start", plan_id, NULL, NULL, NULL, "resumed by an operator");
+	return 0;
+}
+
+int
+exec_accept_drift(struct exec *ex, const char *plan_id, const char *checksum,
+		  struct db_error *err)
+{
+	const char *params[3] = { ex->target, plan_id, checksum };
+	PGresult *r;
+	int n;
+
+	if (db_exec(ex->db, &r, err,
+		    "UPDATE taskslaps.plans SET checksum = $3, status = CASE WHEN status = 'drift' "
+		    "THEN 'applied' ELSE status END, updated_at = now() WHERE target = $1 AND "
+		    "plan_id = $2 RETURNING status",
+		    3, params) < 0)
+		return -1;
+	n = PQntuples(r);
+	PQclear(r);
+	if (n == 0) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "plan %s of target %s is not in the database", plan_id, ex->target);
+		return -1;
+	}
+	exec_event(ex, "plan.ok", plan_id, NULL, NULL, NULL,
+		   "drift accepted by an operator: checksum %.16s recorded, nothing run", checksum);
+	return 0;
+}
+
+int
+exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->res->outcome = EXEC_FAILED;
+	snprintf(r->res->sqlstate, sizeof(r->res->sqlstate), "%s", sqlstate ? sqlstate : "");
+	va_start(ap, fmt);
+	vsnprintf(r->res->message, sizeof(r->res->message), fmt, ap);
+	va_end(ap);
+	if (r->s)
+		snprintf(r->res->step_sha, sizeof(r->res->step_sha), "%s", r->s->sha);
+	return -1;
+}
+
+int
+exec_fail_db(struct step_run *r, const struct db_error *err, const char *what)
+{
+	exec_fail(r, err->sqlstate, "%s: %s%s%s%s%s", what, err->message,
+		  err->sqlstate[0] ? " (SQLSTATE " : "", err->sqlstate,
+		  err->sqlstate[0] ? ")" : "", err->detail[0] ? "" : "");
+	if (err->detail[0]) {
+		size_t n = strlen(r->res->message);
+		snprintf(r->res->message + n, sizeof(r->res->message) - n, "; %s", err->detail);
+	}
+	if (err->conn_lost)
+		r->res->outcome = EXEC_CONN_LOST;
+	else if (r->ex->abort_req)
+		r->res->outcome = EXEC_ABORTED;
+	return -1;
+}
+
+int
+exec_checks(struct step_run *r, const struct plan_strv *checks, const char **failed,
+	    struct db_error *err)
+{
+	*failed = NULL;
+	for (size_t i = 0; i < checks->n; i++) {
+		/* the newline lets a trailing -- comment end before the parenthesis */
+		char *sql = xasprintf("SELECT (%s\n)::boolean", checks->v[i]);
+		bool ok;
+		int rc = db_bool(r->ex->db, err, &ok, sql, 0, NULL);
+
+		free(sql);
+		if (rc < 0)
+			return -1;
+		if (!ok) {
+			*failed = checks->v[i];
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int
+exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err)
+{
+	char idx[16], msbuf[24], rows[24];
+	const char *params[12];
+
+	snprintf(idx, sizeof(idx), "%u", r->s->index);
+	snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ms);
+	snprintf(rows, sizeof(rows), "%lld", (long long)r->rows);
+	params[0] = r->s->sha;
+	params[1] = r->ex->target;
+	params[2] = r->p->id;
+	params[3] = r->wave;
+	params[4] = idx;
+	params[5] = plan_op_name(r->s->op);
+	params[6] = plan_hazard_name(r->s->hazard);
+	params[7] = r->meta ? r->meta->commit_sha : NULL;
+	params[8] = r->ex->applied_by;
+	params[9] = msbuf;
+	params[10] = rows;
+	params[11] = r->already_present ? "already_present" : "applied";
+	return db_exec(r->ex->db, NULL, err,
+		       "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, "
+		       "step_index, op, hazard, commit_sha, applied_by, execution_time_ms, "
+		       "rows_affected, outcome) VALUES ($1, $2, $3, $4, $5::int, $6, $7, $8, $9, "
+		       "$10::bigint, $11::bigint, $12)",
+		       12, params);
+}
+
+/* The plan's step shas as a PostgreSQL text[] literal. */
+static char *
+sha_array(const struct plan *p)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	sb_putc(&sb, '{');
+	for (int w = 0; w < WAVE__COUNT; w++)
+		for (size_t i = 0; i < p->waves[w].nsteps; i++)
+			sb_printf(&sb, "%s%s", sb.len > 1 ? "," : "", p->waves[w].steps[i].sha);
+	sb_putc(&sb, '}');
+	return sb_detach(&sb);
+}
+
+/*
+ * What the database already knows of the plan: its recorded checksum and
+ * status, and which of its steps are in the ledger. *stale gets a ledger
+ * step of this plan that the file no longer has (borrowed until *r is freed).
+ */
+static int
+load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult **ledger,
+	   PGresult **stale, struct db_error *err)
+{
+	char *shas = sha_array(p);
+	const char *params[3] = { ex->target, p->id, shas };
+	int rc = -1;
+
+	*plan_row = *ledger = *stale = NULL;
+	if (db_exec(ex->db, plan_row, err,
+		    "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND plan_id = $2",
+		    2, params) < 0)
+		goto out;
+	if (db_exec(ex->db, ledger, err,
+		    "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE step_sha = "
+		    "ANY($1::text[])",
+		    1, params + 2) < 0)
+		goto out;
+	if (db_exec(ex->db, stale, err,
+		    "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE target "
+		    "= $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) ORDER BY applied_at "
+		    "LIMIT 1",
+		    3, params) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(shas);
+	return rc;
+}
+
+static bool
+in_ledger(const PGresult *ledger, const char *sha)
+{
+	for (int i = 0; i < PQntuples(ledger); i++)
+		if (strcmp(PQgetvalue(ledger, i, 0), sha) == 0)
+			return true;
+	return false;
+}
+
+/* Runs one step by its kind; the governor is asked first. */
+static int
+run_step(struct step_run *r)
+{
+	const char *table = r->s->touched.n ? r->s->touched.v[0] : NULL;
+
+	if (!governor_wait(r->ex, r->p->id, table))
+		return exec_fail(r, NULL, "aborted while the governor paused the run");
+	switch (r->s->exec) {
+	case EXEC_TX: return exec_step_tx(r);
+	case EXEC_NONTX: return exec_step_nontx(r);
+	case EXEC_BATCHED: return exec_step_backfill(r);
+	}
+	return -1;
+}
+
+static int
+finish(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+       struct exec_result *res, const char *status, const char *event)
+{
+	struct db_error err;
+
+	if (res->outcome == EXEC_CONN_LOST || !db_ok(ex->db))
+		return 0;
+	(void)exec_plan_status(ex, p, meta, status, &err);
+	if (res->sqlstate[0])
+		exec_event(ex, event, p->id, NULL, res->step_sha[0] ? res->step_sha : NULL, NULL,
+			   "%s (SQLSTATE %s)", res->message, res->sqlstate);
+	else
+		exec_event(ex, event, p->id, NULL, res->step_sha[0] ? res->step_sha : NULL, NULL,
+			   "%s", res->message);
+	return 0;
+}
+
+int
+exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+	      struct exec_result *res)
+{
+	PGresult *row = NULL, *ledger = NULL, *stale = NULL;
+	struct db_error err;
+	const char *status = NULL, *checksum = NULL;
+	int rc = 0;
+	int64_t t0 = exec_now_ms();
+
+	memset(res, 0, sizeof(*res));
+	res->steps_total = p->nsteps;
+	if (load_state(ex, p, &row, &ledger, &stale, &err) < 0) {
+		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
+		rc = -1;
+		goto out;
+	}
+	if (PQntuples(row) > 0) {
+		checksum = PQgetisnull(row, 0, 0) ? NULL : PQgetvalue(row, 0, 0);
+		status = PQgetvalue(row, 0, 1);
+	}
+	/* applied and unchanged: nothing to do, and nothing to say */
+	if (status && !strcmp(status, "applied") && checksum && !strcmp(checksum, p->checksum)) {
+		res->outcome = EXEC_APPLIED;
+		res->steps_done = res->steps_skipped = p->nsteps;
+		goto out;
+	}
+	if (checksum && strcmp(checksum, p->checksum) != 0 &&
+	    (!strcmp(status, "applied") || !strcmp(status, "drift") || PQntuples(stale) > 0)) {
+		res->outcome = EXEC_DRIFT;
+		if (PQntuples(stale) > 0)
+			snprintf(res->message, sizeof(res->message),
+				 "plan %s was edited after step %.16s (%s %s #%s) was applied: "
+				 "applied steps are immutable; restore the file, or run "
+				 "`taskslapsctl accept-drift %s`",
+				 p->id, PQgetvalue(stale, 0, 0), PQgetvalue(stale, 0, 3),
+				 PQgetvalue(stale, 0, 1), PQgetvalue(stale, 0, 2), p->id);
+		else
+			snprintf(res->message, sizeof(res->message),
+				 "plan %s was applied with checksum %.16s but the file now has "
+				 "%.16s: applied plans are immutable; restore the file, or run "
+				 "`taskslapsctl accept-drift %s`",
+				 p->id, checksum, p->checksum, p->id);
+		if (strcmp(status, "drift") != 0)
+			finish(ex, p, meta, res, "drift", "plan.drift");
+		goto out;
+	}
+	if (status && !strcmp(status, "aborted")) {
+		res->outcome = EXEC_ABORTED;
+		snprintf(res->message, sizeof(res->message),
+			 "plan %s is aborted; `taskslapsctl resume %s` lets it run again", p->id,
+			 p->id);
+		goto out;
+	}
+	if (p->blocked) {
+		res->outcome = EXEC_BLOCKED;
+		snprintf(res->message, sizeof(res->message), "%s", p->blocked_reason);
+		if (!status || strcmp(status, "blocked") != 0)
+			finish(ex, p, meta, res, "blocked", "plan.blocked");
+		goto out;
+	}
+
+	if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
+		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message), "recording the plan: %s", err.message);
+		rc = -1;
+		goto out;
+	}
+	exec_event(ex, "plan.start", p->id, NULL, NULL, NULL, "%s: %s (%s, %zu steps)", p->id,
+		   p->title, plan_hazard_name(p->max_hazard), p->nsteps);
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		const struct plan_wave_s *wv = &p->waves[w];
+		const char *wname = plan_wave_name((enum plan_wave)w);
+		int64_t wt0 = exec_now_ms();
+
+		if (!wv->present)
+			continue;
+		exec_event(ex, "wave.start", p->id, wname, NULL, NULL, "%s wave: %zu step%s (%s)",
+			   wname, wv->nsteps, wv->nsteps == 1 ? "" : "s",
+			   plan_hazard_name(wv->max_hazard));
+		for (size_t i = 0; i < wv->nsteps; i++) {
+			struct step_run r = { .ex = ex, .p = p, .s = &wv->steps[i], .meta = meta,
+					      .wave = wname, .res = res };
+
+			if (in_ledger(ledger, r.s->sha)) {
+				res->steps_done++;
+				res->steps_skipped++;
+				exec_event(ex, "step.skipped", p->id, wname, r.s->sha, NULL,
+					   "%s: already in the ledger", plan_op_name(r.s->op));
+				continue;
+			}
+			if (ex->abort_req) {
+				exec_fail(&r, NULL, "aborted by an operator before step %.16s",
+					  r.s->sha);
+				res->outcome = EXEC_ABORTED;
+			} else if (run_step(&r) == 0) {
+				res->steps_done++;
+				continue;
+			}
+			if (res->outcome == EXEC_FAILED && ex->abort_req)
+				res->outcome = EXEC_ABORTED;
+			if (res->outcome != EXEC_ABORTED && res->outcome != EXEC_CONN_LOST) {
+				governor_note_error(ex);
+				exec_event(ex, "step.error", p->id, wname, r.s->sha, NULL, "%s%s%s%s",
+					   res->message, res->sqlstate[0] ? " (SQLSTATE " : "",
+					   res->sqlstate, res->sqlstate[0] ? ")" : "");
+			}
+			if (res->outcome == EXEC_ABORTED)
+				finish(ex, p, meta, res, "aborted", "plan.aborted");
+			else
+				finish(ex, p, meta, res, "failed", "plan.failed");
+			goto out;
+		}
+		exec_event(ex, "wave.ok", p->id, wname, NULL, NULL, "%s wave done in %lld ms", wname,
+			   (long long)(exec_now_ms() - wt0));
+	}
+	res->outcome = EXEC_APPLIED;
+	snprintf(res->message, sizeof(res->message), "%s applied: %zu/%zu steps (%zu skipped) in %lld ms",
+		 p->id, res->steps_done, res->steps_total, res->steps_skipped,
+		 (long long)(exec_now_ms() - t0));
+	finish(ex, p, meta, res, "applied", "plan.ok");
+out:
+	PQclear(row);
+	PQclear(ledger);
+	PQclear(stale);
+	return rc;
+}

@@ -1,0 +1,496 @@
+/*
+ * backfill_sql: the author's UPDATE, run in keyset batches over the table's
+ * primary key. Each batch is its own transaction and writes its checkpoint
+ * in that same transaction, so a killed run resumes after the last committed
+ * batch and never applies one twice. The key range is fixed when the
+ * backfill starts, so rows inserted meanwhile do not keep it running.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/exec_int.h"
+#include "plan/plan_lex.h"
+#include "util/alloc.h"
+#include "util/strbuf.h"
+
+int
+exec_primary_key(struct exec *ex, const char *table, char ***cols, char ***types, size_t *n,
+		 struct db_error *err)
+{
+	const char *params[1] = { table };
+	PGresult *r;
+
+	*n = 0;
+	if (db_exec(ex->db, &r, err,
+		    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+		    "pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+		    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = taskslaps.lookup_relation($1) "
+		    "AND i.indisprimary ORDER BY pg_catalog.array_position(i.indkey::int2[], "
+		    "a.attnum)",
+		    1, params) < 0)
+		return -1;
+	*n = (size_t)PQntuples(r);
+	*cols = xcalloc(*n ? *n : 1, sizeof(char *));
+	*types = xcalloc(*n ? *n : 1, sizeof(char *));
+	for (size_t i = 0; i < *n; i++) {
+		(*cols)[i] = xstrdup(PQgetvalue(r, (int)i, 0));
+		(*types)[i] = xstrdup(PQgetvalue(r, (int)i, 1));
+	}
+	PQclear(r);
+	return 0;
+}
+
+struct backfill {
+	struct step_run *r;
+	char *qtable;          /* quoted table */
+	char **cols, **types;  /* primary key */
+	char **qcols;          /* quoted key columns */
+	size_t nk;
+	char *keylist;         /* "a", "b" */
+	char *last;            /* JSON array text of the last key done, or NULL at the start */
+	char *upper;           /* JSON array text of the largest key when the backfill began */
+	int64_t rows_done;     /* rows walked (keys) so far, all runs */
+	int64_t rows_updated;  /* rows the UPDATEs changed, this run */
+	int64_t rows_total;    /* estimate, for progress */
+};
+
+static char *
+quote_ident(PGconn *conn, const char *s)
+{
+	char *q = PQescapeIdentifier(conn, s, strlen(s));
+	char *out = xstrdup(q ? q : "\"\"");
+
+	PQfreemem(q);
+	return out;
+}
+
+/* "schema"."table" from a validated name. */
+static char *
+quote_table(PGconn *conn, const char *name)
+{
+	const char *dot = strchr(name, '.');
+	char *a, *b, *out;
+
+	if (!dot)
+		return quote_ident(conn, name);
+	a = xstrndup(name, (size_t)(dot - name));
+	b = xstrdup(dot + 1);
+	{
+		char *qa = quote_ident(conn, a), *qb = quote_ident(conn, b);
+		out = xasprintf("%s.%s", qa, qb);
+		free(qa);
+		free(qb);
+	}
+	free(a);
+	free(b);
+	return out;
+}
+
+static void
+backfill_free(struct backfill *b)
+{
+	for (size_t i = 0; i < b->nk; i++) {
+		free(b->cols[i]);
+		free(b->types[i]);
+		free(b->qcols[i]);
+	}
+	free(b->cols);
+	free(b->types);
+	free(b->qcols);
+	free(b->qtable);
+	free(b->keylist);
+	free(b->last);
+	free(b->upper);
+}
+
+/* "($1::bigint, $2::text)" with parameters numbered from first. */
+static void
+key_params(struct strbuf *sb, const struct backfill *b, int first)
+{
+	sb_putc(sb, '(');
+	for (size_t i = 0; i < b->nk; i++)
+		sb_printf(sb, "%s$%d::%s", i ? ", " : "", first + (int)i, b->types[i]);
+	sb_putc(sb, ')');
+}
+
+/* pg_catalog.json_build_array(k1::text, ...)::text: a key as one JSON value. */
+static void
+key_json(struct strbuf *sb, const struct backfill *b)
+{
+	sb_puts(sb, "pg_catalog.json_build_array(");
+	for (size_t i = 0; i < b->nk; i++)
+		sb_printf(sb, "%s%s::text", i ? ", " : "", b->qcols[i]);
+	sb_puts(sb, ")::text");
+}
+
+/* Unpacks a JSON array of strings into params[from..from+nk). Returns 0 or -1. */
+static int
+unpack_key(const struct backfill *b, const char *json, const char **params, cJSON **keep)
+{
+	cJSON *a = cJSON_Parse(json);
+	size_t i = 0;
+
+	*keep = a;
+	if (!cJSON_IsArray(a) || (size_t)cJSON_GetArraySize(a) != b->nk)
+		return -1;
+	for (cJSON *e = a->child; e; e = e->next, i++) {
+		if (!cJSON_IsString(e))
+			return -1;
+		params[i] = e->valuestring;
+	}
+	return 0;
+}
+
+static int
+load_progress(struct backfill *b, struct db_error *err)
+{
+	struct step_run *r = b->r;
+	const char *params[3] = { r->s->sha, r->ex->target, NULL };
+	struct strbuf sql = STRBUF_INIT;
+	PGresult *res;
+
+	if (db_exec(r->ex->db, &res, err,
+		    "SELECT last_key::text, upper_key::text, rows_done FROM taskslaps.backfill_progress "
+		    "WHERE step_sha = $1",
+		    1, params) < 0)
+		return -1;
+	if (PQntuples(res) > 0) {
+		b->last = PQgetisnull(res, 0, 0) ? NULL : xstrdup(PQgetvalue(res, 0, 0));
+		b->upper = PQgetisnull(res, 0, 1) ? NULL : xstrdup(PQgetvalue(res, 0, 1));
+		b->rows_done = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		PQclear(res);
+		exec_event(r->ex, "step.progress", r->p->id, r->wave, r->s->sha, NULL,
+			   "resuming the backfill from its checkpoint: %lld rows done, last key %s",
+			   (long long)b->rows_done, b->last ? b->last : "(none)");
+		return 0;
+	}
+	PQclear(res);
+	/* fix the range now: rows inserted later are the application's business */
+	sb_puts(&sql, "SELECT ");
+	key_json(&sql, b);
+	sb_printf(&sql, " FROM %s ORDER BY ", b->qtable);
+	for (size_t i = 0; i < b->nk; i++)
+		sb_printf(&sql, "%s%s DESC", i ? ", " : "", b->qcols[i]);
+	sb_puts(&sql, " LIMIT 1");
+	if (db_exec(r->ex->db, &res, err, sb_str(&sql), 0, NULL) < 0) {
+		sb_free(&sql);
+		return -1;
+	}
+	sb_free(&sql);
+	b->upper = PQntuples(res) > 0 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+	PQclear(res);
+	params[2] = b->upper;
+	return db_exec(r->ex->db, NULL, err,
+		       "INSERT INTO taskslaps.backfill_progress (step_sha, target, last_key, "
+		       "rows_done, upper_key) VALUES ($1, $2, NULL, 0, $3::jsonb)",
+		       3, params);
+}
+
+/*
+ * One batch in one transaction: find the batch's upper key, update the rows
+ * of (last, hi], move the checkpoint to hi. Returns 0 (and *done when this
+ * was the last batch), or -1 with err (the transaction rolled back).
+ */
+static int
+run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
+{
+	struct step_run *r = b->r;
+	const struct plan_step *s = r->s;
+	struct strbuf q = STRBUF_INIT;
+	const char **params = xcalloc(3 * b->nk + 4, sizeof(char *));
+	cJSON *jlast = NULL, *jupper = NULL, *jhi = NULL;
+	char *hi = NULL, lim[24], rows[24], lock[24], stmt[24];
+	PGresult *res = NULL;
+	int np = 0, rc = -1;
+	struct db_error ignore;
+
+	snprintf(lock, sizeof(lock), "%lldms", (long long)s->ob.max_lock_ms);
+	snprintf(stmt, sizeof(stmt), "%lldms", (long long)s->ob.max_stmt_ms);
+	params[0] = lock;
+	params[1] = stmt;
+	if (db_cmd(r->ex->db, err, "BEGIN") < 0 ||
+	    db_exec(r->ex->db, NULL, err,
+		    "SELECT pg_catalog.set_config('lock_timeout', $1, true), "
+		    "pg_catalog.set_config('statement_timeout', $2, true)",
+		    2, params) < 0)
+		goto out;
+
+	/* the batch's upper key: batch_size keys after last, or the range's end */
+	if ((b->last && unpack_key(b, b->last, params, &jlast) < 0) ||
+	    unpack_key(b, b->upper, params + b->nk, &jupper) < 0) {
+		snprintf(err->message, sizeof(err->message), "corrupt backfill checkpoint");
+		err->sqlstate[0] = '\0';
+		goto out;
+	}
+	sb_puts(&q, "SELECT ");
+	key_json(&q, b);
+	sb_printf(&q, " FROM %s WHERE ", b->qtable);
+	if (b->last) {
+		sb_printf(&q, "(%s) > ", b->keylist);
+		key_params(&q, b, 1);
+		sb_puts(&q, " AND ");
+		np = (int)b->nk;
+	} else {
+		/* no lower bound yet: shift the upper key's parameters down */
+		for (size_t i = 0; i < b->nk; i++)
+			params[i] = params[b->nk + i];
+	}
+	sb_printf(&q, "(%s) <= ", b->keylist);
+	key_params(&q, b, np + 1);
+	np += (int)b->nk;
+	snprintf(lim, sizeof(lim), "%lld", (long long)(s->ob.batch_size - 1));
+	sb_printf(&q, " ORDER BY %s LIMIT 1 OFFSET $%d::bigint", b->keylist, np + 1);
+	params[np] = lim;
+	if (db_exec(r->ex->db, &res, err, sb_str(&q), np + 1, params) < 0)
+		goto out;
+	*done = PQntuples(res) == 0;
+	hi = xstrdup(*done ? b->upper : PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = NULL;
+
+	/* the update itself, bounded by (last, hi] */
+	sb_reset(&q);
+	np = 0;
+	if (b->last)
+		unpack_key(b, b->last, params, &jlast);
+	if (unpack_key(b, hi, params + (b->last ? b->nk : 0), &jhi) < 0) {
+		snprintf(err->message, sizeof(err->message), "bad batch key %s", hi);
+		goto out;
+	}
+	sb_printf(&q, "UPDATE %s SET %s WHERE ", b->qtable, s->bf_set);
+	if (s->bf_where)
+		sb_printf(&q, "(%s%s) AND ", s->bf_where,
+			  sqllex_has_line_comment(s->bf_where) ? "\n" : "");
+	if (b->last) {
+		sb_printf(&q, "(%s) > ", b->keylist);
+		key_params(&q, b, 1);
+		sb_puts(&q, " AND ");
+		np = (int)b->nk;
+	}
+	sb_printf(&q, "(%s) <= ", b->keylist);
+	key_params(&q, b, np + 1);
+	np += (int)b->nk;
+	if (db_exec(r->ex->db, &res, err, sb_str(&q), np, params) < 0)
+		goto out;
+	b->rows_updated += strtoll(PQcmdTuples(res)[0] ? PQcmdTuples(res) : "0", NULL, 10);
+	PQclear(res);
+	res = NULL;
+
+	/* the checkpoint, in the same transaction */
+	/* every batch but the last walks exactly batch_size keys; the tail is not counted */
+	*walked = *done ? 0 : s->ob.batch_size;
+	snprintf(rows, sizeof(rows), "%lld", (long long)*walked);
+	params[0] = s->sha;
+	params[1] = hi;
+	params[2] = rows;
+	if (db_exec(r->ex->db, NULL, err,
+		    "UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = "
+		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1",
+		    3, params) < 0)
+		goto out;
+	if (db_cmd(r->ex->db, err, "COMMIT") < 0)
+		goto out;
+	free(b->last);
+	b->last = hi;
+	hi = NULL;
+	rc = 0;
+out:
+	if (rc < 0 && db_ok(r->ex->db))
+		(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
+	PQclear(res);
+	cJSON_Delete(jlast);
+	cJSON_Delete(jupper);
+	cJSON_Delete(jhi);
+	free(hi);
+	free(params);
+	sb_free(&q);
+	return rc;
+}
+
+static void
+progress_event(struct backfill *b, double rate, int64_t run_start, int64_t rows_at_start)
+{
+	struct step_run *r = b->r;
+	char metrics[320];
+	double eta = -1;
+	int64_t elapsed = exec_now_ms() - run_start;
+	double actual = elapsed > 0 ? (double)(b->rows_done - rows_at_start) * 1000.0 / (double)elapsed
+				    : 0;
+
+	if (actual > 0 && b->rows_total > b->rows_done)
+		eta = (double)(b->rows_total - b->rows_done) / actual;
+	snprintf(metrics, sizeof(metrics),
+		 "{\"rows_done\": %lld, \"rows_total\": %lld, \"rows_updated\": %lld, \"rate\": %.1f, "
+		 "\"target_rate\": %.1f, \"eta_s\": %.1f, \"governor_factor\": %.3f}",
+		 (long long)b->rows_done, (long long)b->rows_total, (long long)b->rows_updated,
+		 actual, rate, eta, r->ex->gov.factor);
+	exec_event(r->ex, "step.progress", r->p->id, r->wave, r->s->sha, metrics,
+		   "backfill: %lld of ~%lld rows, %.0f rows/s", (long long)b->rows_done,
+		   (long long)b->rows_total, actual);
+}
+
+static int
+estimate_rows(struct backfill *b, struct db_error *err)
+{
+	const char *params[1] = { b->r->s->bf_table };
+	PGresult *res;
+
+	if (db_exec(b->r->ex->db, &res, err,
+		    "SELECT greatest(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid "
+		    "= taskslaps.lookup_relation($1)",
+		    1, params) < 0)
+		return -1;
+	b->rows_total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	if (b->rows_total == 0) {
+		/* never analysed: count, but never more than ten million rows */
+		char *sql = xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 10000000) s",
+				      b->qtable);
+		int rc = db_exec(b->r->ex->db, &res, err, sql, 0, NULL);
+		free(sql);
+		if (rc < 0)
+			return -1;
+		b->rows_total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	if (b->rows_total < b->rows_done)
+		b->rows_total = b->rows_done;
+	return 0;
+}
+
+int
+exec_step_backfill(struct step_run *r)
+{
+	struct backfill b = { .r = r };
+	struct db_error err;
+	const char *failed = NULL, *failed_post = NULL;
+	struct strbuf kl = STRBUF_INIT;
+	int64_t t0 = exec_now_ms(), last_event = 0, run_start, rows_at_start;
+	int attempt = 0, rc = -1;
+	bool done = false;
+
+	exec_event(r->ex, "step.start", r->p->id, r->wave, r->s->sha, NULL,
+		   "%s backfill_sql on %s: batches of %lld, %lld rows/s%s",
+		   plan_hazard_name(r->s->hazard), r->s->bf_table, (long long)r->s->ob.batch_size,
+		   (long long)r->s->ob.rows_per_second,
+		   r->s->ob.rows_per_second ? "" : " (unthrottled)");
+	if (exec_checks(r, &r->s->ob.prechecks, &failed, &err) < 0)
+		return exec_fail_db(r, &err, "prechecks");
+	if (failed) {
+		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, &err) < 0)
+			return exec_fail_db(r, &err, "postchecks");
+		if (failed_post || r->s->ob.postchecks.n == 0)
+			return exec_fail(r, NULL, "precheck failed: %s", failed);
+		r->already_present = true;
+		if (exec_ledger_insert(r, exec_now_ms() - t0, &err) < 0)
+			return exec_fail_db(r, &err, "recording the step");
+		exec_event(r->ex, "step.already_present", r->p->id, r->wave, r->s->sha, NULL,
+			   "backfill_sql: prechecks fail but postchecks hold: adopted");
+		return 0;
+	}
+	if (exec_primary_key(r->ex, r->s->bf_table, &b.cols, &b.types, &b.nk, &err) < 0)
+		return exec_fail_db(r, &err, "reading the primary key");
+	if (b.nk == 0) {
+		backfill_free(&b);
+		return exec_fail(r, NULL,
+				 "table %s has no primary key: a batched backfill walks the primary "
+				 "key, so it needs one",
+				 r->s->bf_table);
+	}
+	b.qcols = xcalloc(b.nk, sizeof(char *));
+	for (size_t i = 0; i < b.nk; i++) {
+		b.qcols[i] = quote_ident(r->ex->db->conn, b.cols[i]);
+		sb_printf(&kl, "%s%s", i ? ", " : "", b.qcols[i]);
+	}
+	b.keylist = sb_detach(&kl);
+	b.qtable = quote_table(r->ex->db->conn, r->s->bf_table);
+	if (load_progress(&b, &err) < 0 || estimate_rows(&b, &err) < 0) {
+		exec_fail_db(r, &err, "starting the backfill");
+		goto out;
+	}
+	run_start = last_event = exec_now_ms();
+	rows_at_start = b.rows_done;
+	/* an empty table at the start: nothing to walk */
+	done = b.upper == NULL || (b.last && strcmp(b.last, b.upper) == 0);
+	while (!done) {
+		double rate = (double)r->s->ob.rows_per_second;
+		int64_t bt0 = exec_now_ms(), walked = 0;
+
+		if (r->ex->abort_req) {
+			exec_fail(r, NULL, "aborted by an operator after %lld rows (checkpoint kept)",
+				  (long long)b.rows_done);
+			r->res->outcome = EXEC_ABORTED;
+			goto out;
+		}
+		if (exec_now_ms() - r->ex->gov.last_probe_ms >= 250 &&
+		    governor_check(r->ex, r->p->id, r->s->bf_table) == GOV_CRITICAL &&
+		    !governor_wait(r->ex, r->p->id, r->s->bf_table))
+			continue; /* aborted: the top of the loop says so */
+		rate *= r->ex->gov.factor;
+		if (run_batch(&b, &done, &walked, &err) < 0) {
+			if (!strcmp(err.sqlstate, "55P03") && attempt < r->ex->cfg.lock_retries &&
+			    !r->ex->abort_req) {
+				int64_t wait = exec_backoff_ms(attempt++);
+				exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, NULL,
+					   "backfill batch: lock not granted within %lld ms; retry "
+					   "%d of %d in %lld ms",
+					   (long long)r->s->ob.max_lock_ms, attempt,
+					   r->ex->cfg.lock_retries, (long long)wait);
+				exec_sleep(r->ex, wait);
+				continue;
+			}
+			exec_fail_db(r, &err, "backfill batch failed, rolled back (checkpoint kept)");
+			goto out;
+		}
+		attempt = 0;
+		b.rows_done += walked;
+		if (done || exec_now_ms() - last_event >= 1000) {
+			progress_event(&b, rate, run_start, rows_at_start);
+			last_event = exec_now_ms();
+		}
+		if (!done && rate > 0) {
+			int64_t want = (int64_t)((double)walked * 1000.0 / rate);
+			int64_t spent = exec_now_ms() - bt0;
+			if (want > spent)
+				exec_sleep(r->ex, want - spent);
+		}
+	}
+	r->rows = b.rows_updated;
+	/* postchecks and the ledger row together */
+	if (db_cmd(r->ex->db, &err, "BEGIN") < 0 ||
+	    exec_checks(r, &r->s->ob.postchecks, &failed_post, &err) < 0) {
+		exec_fail_db(r, &err, "postchecks");
+		goto rollback;
+	}
+	if (failed_post) {
+		exec_fail(r, NULL, "postcheck failed after the backfill: %s", failed_post);
+		goto rollback;
+	}
+	if (exec_ledger_insert(r, exec_now_ms() - t0, &err) < 0 ||
+	    db_cmd(r->ex->db, &err, "COMMIT") < 0) {
+		exec_fail_db(r, &err, "recording the step");
+		goto rollback;
+	}
+	{
+		char metrics[200];
+		snprintf(metrics, sizeof(metrics),
+			 "{\"execution_time_ms\": %lld, \"rows_affected\": %lld, \"rows_walked\": %lld}",
+			 (long long)(exec_now_ms() - t0), (long long)b.rows_updated,
+			 (long long)b.rows_done);
+		exec_event(r->ex, "step.ok", r->p->id, r->wave, r->s->sha, metrics,
+			   "backfill_sql: %lld rows updated in %lld ms", (long long)b.rows_updated,
+			   (long long)(exec_now_ms() - t0));
+	}
+	rc = 0;
+	goto out;
+rollback:
+	if (db_ok(r->ex->db)) {
+		struct db_error ignore;
+		(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
+	}
+out:
+	backfill_free(&b);
+	return rc;
+}

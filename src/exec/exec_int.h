@@ -1,0 +1,79 @@
+/* Internal to the executor. */
+#ifndef TS_EXEC_INT_H
+#define TS_EXEC_INT_H
+
+#include "exec/exec.h"
+
+/* pg_try_advisory_lock key of the runner lock: the ASCII of "tsrunner". */
+#define EXEC_RUNNER_LOCK_KEY "8391176379410834802"
+
+enum governor_state { GOV_HEALTHY, GOV_DEGRADED, GOV_CRITICAL };
+
+struct governor {
+	enum governor_state state;
+	double factor;            /* share of the configured rate allowed now (0..1] */
+	int64_t last_probe_ms;
+	bool archive_ok;          /* pg_ls_archive_statusdir is allowed for us */
+	char last_metrics[512];
+};
+
+struct exec {
+	struct exec_config cfg;
+	char *target;
+	char *applied_by;
+	struct db *db;            /* the work connection */
+	struct db *lockdb;        /* holds the runner lock; does nothing else */
+	volatile sig_atomic_t abort_req;
+	bool lock_held;
+	struct governor gov;
+	int64_t err_times[16];    /* monotonic ms of recent step errors (ring) */
+	unsigned nerr;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t exec_now_ms(void);
+/* Sleeps ms in short slices; returns false early when an abort is asked for. */
+bool exec_sleep(struct exec *ex, int64_t ms);
+/* Backoff before retry n (0-based): exponential from 100 ms, capped at 10 s, full jitter. */
+int64_t exec_backoff_ms(int attempt);
+
+/* A step's context while it runs. */
+struct step_run {
+	struct exec *ex;
+	const struct plan *p;
+	const struct plan_step *s;
+	const struct exec_plan_meta *meta;
+	const char *wave;
+	struct exec_result *res;
+	int64_t rows;             /* rows affected */
+	bool already_present;
+};
+
+/* Fills res with a failure (message formatted). Returns -1 for convenience. */
+int exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Fills res from a database error; detects aborts and lost connections. */
+int exec_fail_db(struct step_run *r, const struct db_error *err, const char *what);
+
+/* Runs each check as SELECT (expr)::boolean; *failed gets the first false one (borrowed). */
+int exec_checks(struct step_run *r, const struct plan_strv *checks, const char **failed,
+		struct db_error *err);
+/* Records the step in the ledger (inside the caller's transaction if one is open). */
+int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
+
+/* exec_step.c: a transactional or a CONCURRENTLY step. Return 0 or -1 (res filled). */
+int exec_step_tx(struct step_run *r);
+int exec_step_nontx(struct step_run *r);
+/* exec_backfill.c */
+int exec_step_backfill(struct step_run *r);
+/* Primary key columns and their types of table; -1 with err, 0 with n=0 when there is none. */
+int exec_primary_key(struct exec *ex, const char *table, char ***cols, char ***types, size_t *n,
+		     struct db_error *err);
+
+/* governor.c: probes the database and decides; table may be NULL. Returns the state. */
+enum governor_state governor_check(struct exec *ex, const char *plan_id, const char *table);
+/* Probes until the governor is not critical (or an abort). Returns false on abort. */
+bool governor_wait(struct exec *ex, const char *plan_id, const char *table);
+void governor_note_error(struct exec *ex);
+
+#endif
