@@ -4,6 +4,7 @@
  * with cJSON's tree, records where every value and key starts.
  */
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "plan/doc.h"
@@ -146,6 +147,197 @@ walk(struct jctx *c, const cJSON *item, size_t *pos, int depth)
 	return node;
 }
 
+/*
+ * A strict JSON syntax check (RFC 8259) run before cJSON, which is lenient
+ * (+1, 01, raw control characters) and whose error offset is unreliable (one
+ * past a bad key, the last byte instead of the end of the file). It stops at
+ * the first error with *at on the offending byte and what was expected there.
+ */
+struct jsyn {
+	const char *buf;
+	size_t len, at;
+	const char *expected;  /* "expected %s" */
+	bool too_deep;         /* nested deeper than DOC_MAX_DEPTH instead */
+};
+
+static int
+jsyn_fail(struct jsyn *j, const char *expected)
+{
+	j->expected = expected;
+	return -1;
+}
+
+static void
+jsyn_ws(struct jsyn *j)
+{
+	while (j->at < j->len && (j->buf[j->at] == ' ' || j->buf[j->at] == '\t' ||
+				  j->buf[j->at] == '\n' || j->buf[j->at] == '\r'))
+		j->at++;
+}
+
+static int
+jsyn_hex4(const struct jsyn *j, size_t i, unsigned *cp)
+{
+	*cp = 0;
+	for (size_t k = 0; k < 4; k++) {
+		char ch = i + k < j->len ? j->buf[i + k] : '\0';
+		unsigned v;
+
+		if (ch >= '0' && ch <= '9')
+			v = (unsigned)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			v = (unsigned)(ch - 'a' + 10);
+		else if (ch >= 'A' && ch <= 'F')
+			v = (unsigned)(ch - 'A' + 10);
+		else
+			return -1;
+		*cp = *cp << 4 | v;
+	}
+	return 0;
+}
+
+static int
+jsyn_string(struct jsyn *j)
+{
+	for (j->at++; j->at < j->len; j->at++) {
+		unsigned char ch = (unsigned char)j->buf[j->at];
+		unsigned cp, lo;
+
+		if (ch == '"') {
+			j->at++;
+			return 0;
+		}
+		if (ch < 0x20)
+			return jsyn_fail(j, "'\"' to close the string (a line break or control "
+					    "character inside a string must be escaped)");
+		if (ch != '\\')
+			continue;
+		ch = j->at + 1 < j->len ? (unsigned char)j->buf[j->at + 1] : 0;
+		if (ch && strchr("\"\\/bfnrt", ch)) {
+			j->at++;
+			continue;
+		}
+		if (ch != 'u')
+			return jsyn_fail(j, "an escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t or "
+					    "\\uXXXX)");
+		if (jsyn_hex4(j, j->at + 2, &cp) < 0)
+			return jsyn_fail(j, "\\u and four hex digits");
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return jsyn_fail(j, "a character, not a lone low surrogate");
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (j->at + 7 >= j->len || j->buf[j->at + 6] != '\\' ||
+			    j->buf[j->at + 7] != 'u' || jsyn_hex4(j, j->at + 8, &lo) < 0 ||
+			    lo < 0xdc00 || lo > 0xdfff)
+				return jsyn_fail(j, "a high surrogate followed by a low one "
+						    "(\\uD800-\\uDBFF \\uDC00-\\uDFFF)");
+			j->at += 6;
+		}
+		j->at += 5;
+	}
+	return jsyn_fail(j, "'\"' to close the string");
+}
+
+static int
+jsyn_digits(struct jsyn *j)
+{
+	if (j->at >= j->len || j->buf[j->at] < '0' || j->buf[j->at] > '9')
+		return jsyn_fail(j, "a digit");
+	while (j->at < j->len && j->buf[j->at] >= '0' && j->buf[j->at] <= '9')
+		j->at++;
+	return 0;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)? */
+static int
+jsyn_number(struct jsyn *j)
+{
+	if (j->buf[j->at] == '-')
+		j->at++;
+	if (j->at < j->len && j->buf[j->at] == '0')
+		j->at++;
+	else if (jsyn_digits(j) < 0)
+		return -1;
+	if (j->at < j->len && j->buf[j->at] == '.') {
+		j->at++;
+		if (jsyn_digits(j) < 0)
+			return -1;
+	}
+	if (j->at < j->len && (j->buf[j->at] == 'e' || j->buf[j->at] == 'E')) {
+		j->at++;
+		if (j->at < j->len && (j->buf[j->at] == '+' || j->buf[j->at] == '-'))
+			j->at++;
+		if (jsyn_digits(j) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+#define JSYN_VALUE "a value (an object, a list, a string, a number, true, false or null)"
+
+static int
+jsyn_value(struct jsyn *j, int depth)
+{
+	static const char *const words[] = { "true", "false", "null" };
+	char ch;
+
+	jsyn_ws(j);
+	if (j->at >= j->len)
+		return jsyn_fail(j, JSYN_VALUE);
+	ch = j->buf[j->at];
+	if (ch == '{' || ch == '[') {
+		char close = ch == '{' ? '}' : ']';
+
+		if (depth >= DOC_MAX_DEPTH) {
+			j->too_deep = true;
+			return -1;
+		}
+		j->at++;
+		jsyn_ws(j);
+		if (j->at < j->len && j->buf[j->at] == close) {
+			j->at++;
+			return 0;
+		}
+		for (;;) {
+			if (ch == '{') {
+				jsyn_ws(j);
+				if (j->at >= j->len || j->buf[j->at] != '"')
+					return jsyn_fail(j, "a key in double quotes");
+				if (jsyn_string(j) < 0)
+					return -1;
+				jsyn_ws(j);
+				if (j->at >= j->len || j->buf[j->at] != ':')
+					return jsyn_fail(j, "':' after the key");
+				j->at++;
+			}
+			if (jsyn_value(j, depth + 1) < 0)
+				return -1;
+			jsyn_ws(j);
+			if (j->at < j->len && j->buf[j->at] == ',') {
+				j->at++;
+				continue;
+			}
+			if (j->at < j->len && j->buf[j->at] == close) {
+				j->at++;
+				return 0;
+			}
+			return jsyn_fail(j, ch == '{' ? "',' or '}' after a member of the object"
+						      : "',' or ']' after an item of the list");
+		}
+	}
+	if (ch == '"')
+		return jsyn_string(j);
+	if (ch == '-' || (ch >= '0' && ch <= '9'))
+		return jsyn_number(j);
+	for (size_t k = 0; k < 3; k++) {
+		size_t n = strlen(words[k]);
+		if (j->len - j->at >= n && memcmp(j->buf + j->at, words[k], n) == 0) {
+			j->at += n;
+			return 0;
+		}
+	}
+	return jsyn_fail(j, JSYN_VALUE);
+}
+
 static void
 describe_at(const char *buf, size_t len, size_t off, char *out, size_t outlen)
 {
@@ -157,7 +349,38 @@ describe_at(const char *buf, size_t len, size_t off, char *out, size_t outlen)
 	}
 	while (off + n < len && n < 12 && buf[off + n] != '\n' && buf[off + n] != '\r')
 		n++;
+	/* never cut a character in two */
+	while (off + n < len && ((unsigned char)buf[off + n] & 0xc0) == 0x80)
+		n++;
 	snprintf(out, outlen, "'%.*s'", (int)n, buf + off);
+}
+
+/* Returns 0 when buf is one JSON value, else -1 with one diagnostic. */
+static int
+jsyn_check(const char *file, const char *buf, size_t len, struct diags *d)
+{
+	struct jsyn j = { .buf = buf, .len = len };
+	unsigned line, col;
+	char what[64];
+	int rc = jsyn_value(&j, 0);
+
+	if (rc == 0) {
+		jsyn_ws(&j);
+		if (j.at < len)
+			rc = jsyn_fail(&j, "the end of the file");
+	}
+	if (rc == 0)
+		return 0;
+	text_position(buf, j.at, &line, &col);
+	if (j.too_deep) {
+		diags_add(d, DIAG_ERROR, file, line, col, "nesting deeper than %d levels",
+			  DOC_MAX_DEPTH);
+		return -1;
+	}
+	describe_at(buf, len, j.at, what, sizeof(what));
+	diags_add(d, DIAG_ERROR, file, line, col, "JSON syntax: expected %s, found %s", j.expected,
+		  what);
+	return -1;
 }
 
 int
@@ -176,6 +399,8 @@ doc_parse_json(struct doc **out, const char *file, const char *buf, size_t len, 
 		diags_add(d, DIAG_ERROR, file, 1, 1, "expected a JSON object, found an empty file");
 		return -1;
 	}
+	if (jsyn_check(file, buf, len, d) < 0)
+		return -1;
 	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (!root) {
 		size_t off = end ? (size_t)(end - buf) : 0;

@@ -103,7 +103,8 @@ parse_collection(struct yctx *c, struct doc_node *node, yaml_event_type_t end)
 					key->str = arena_strdup(c->doc->arena, "");
 				key->kind = DOC_STRING;
 				for (size_t i = 0; i < node->n; i++) {
-					if (strcmp(node->keys[i]->str, key->str) == 0) {
+					if (node->keys[i]->str &&
+					    strcmp(node->keys[i]->str, key->str) == 0) {
 						diags_add(c->d, DIAG_ERROR, c->file, key->line,
 							  key->col,
 							  "duplicate key '%s' (first at line %u)",

@@ -156,6 +156,18 @@ get_bool(struct bctx *c, const struct doc_node *n, const char *field, bool *out)
 	return true;
 }
 
+/* The 1-based number of the character at byte offset off of s (UTF-8). */
+static size_t
+char_number(const char *s, size_t off)
+{
+	size_t n = 1;
+
+	for (size_t i = 0; i < off && s[i]; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 /* Checks SQL text; reports at the value's position with the offset inside it. */
 static char *
 get_sql(struct bctx *c, const struct doc_node *n, const char *field, bool stmt)
@@ -168,7 +180,7 @@ get_sql(struct bctx *c, const struct doc_node *n, const char *field, bool stmt)
 		return NULL;
 	why = sqllex_check(s, stmt, &off, &len);
 	if (why) {
-		err(c, n, "%s: %s (at character %zu of the SQL)", field, why, off + 1);
+		err(c, n, "%s: %s (at character %zu of the SQL)", field, why, char_number(s, off));
 		return NULL;
 	}
 	return arena_strndup(c->p->arena, s, len);
@@ -426,7 +438,7 @@ static bool
 store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const struct doc_node *v)
 {
 	const char *name = f->name;
-	char word[16];
+	char word[16], word2[16];
 
 	switch (f->t) {
 	case FT_IDENT:
@@ -498,6 +510,25 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 			    word);
 			return false;
 		}
+		sqllex_word(s->sql, 1, word2, sizeof(word2));
+		if (!strcmp(word, "PREPARE") && !strcmp(word2, "TRANSACTION")) {
+			err(c, v,
+			    "sql: expected a statement, found transaction control ('PREPARE "
+			    "TRANSACTION'): the executor runs each step in its own transaction");
+			return false;
+		}
+		/* what PostgreSQL refuses to run inside a transaction block */
+		if (!strcmp(word, "VACUUM") ||
+		    (!strcmp(word, "ALTER") && !strcmp(word2, "SYSTEM")) ||
+		    ((!strcmp(word, "CREATE") || !strcmp(word, "DROP")) &&
+		     (!strcmp(word2, "DATABASE") || !strcmp(word2, "TABLESPACE")))) {
+			err(c, v,
+			    "sql: expected a statement that can run in a transaction, found "
+			    "'%s%s%s': the executor runs each step in its own transaction",
+			    word, strcmp(word, "VACUUM") ? " " : "",
+			    strcmp(word, "VACUUM") ? word2 : "");
+			return false;
+		}
 		if (contains_keyword(s->sql, "CONCURRENTLY")) {
 			err(c, v,
 			    "sql: expected a statement that can run in a transaction, found "
@@ -513,7 +544,8 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 		why = sqllex_split_update(c->p->arena, s->sql, &s->bf_table, &s->bf_set,
 					  &s->bf_where, &off);
 		if (why) {
-			err(c, v, "sql: %s (at character %zu of the SQL)", why, off + 1);
+			err(c, v, "sql: %s (at character %zu of the SQL)", why,
+			    char_number(s->sql, off));
 			return false;
 		}
 		return true;

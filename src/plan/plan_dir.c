@@ -48,7 +48,8 @@ plan_dir_list(struct plan_dir *out, const char *dir, struct diags *d)
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(dh);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n) /* names is NULL then, and qsort(NULL, 0, ...) is undefined */
+		qsort(names, n, sizeof(*names), cmp_str);
 	out->paths = xcalloc(n ? n : 1, sizeof(char *));
 	out->n = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -161,4 +162,12 @@ plan_idset_add(struct plan_idset *s, const char *id, const char *file, const cha
 	s->files[i] = xstrdup(file);
 	s->n++;
 	return true;
+}
+
+const char *
+plan_idset_find(const struct plan_idset *s, const char *id)
+{
+	size_t i = slot(s->ids, s->cap, id);
+
+	return s->ids[i] ? s->files[i] : NULL;
 }

@@ -25,5 +25,7 @@ struct plan_idset *plan_idset_new(void);
 void plan_idset_free(struct plan_idset *s);
 /* Adds id; if it is already there returns false and *first_file the file that has it (borrowed). */
 bool plan_idset_add(struct plan_idset *s, const char *id, const char *file, const char **first_file);
+/* The file (value) stored with id, or NULL when id is not in the set (borrowed). */
+const char *plan_idset_find(const struct plan_idset *s, const char *id);
 
 #endif

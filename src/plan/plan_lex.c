@@ -188,11 +188,30 @@ skip_space(const char *s, size_t i)
 void
 sqllex_first_word(const char *s, char *out, size_t outlen)
 {
-	size_t i = skip_space(s, 0), k = 0;
+	sqllex_word(s, 0, out, outlen);
+}
 
-	while ((isalpha((unsigned char)s[i]) || s[i] == '_') && k + 1 < outlen)
-		out[k++] = (char)toupper((unsigned char)s[i++]);
-	out[k] = '\0';
+void
+sqllex_word(const char *s, unsigned index, char *out, size_t outlen)
+{
+	size_t i = skip_space(s, 0);
+
+	for (unsigned w = 0;; w++) {
+		size_t k = 0, j;
+
+		while ((isalpha((unsigned char)s[i]) || s[i] == '_') && k + 1 < outlen)
+			out[k++] = (char)toupper((unsigned char)s[i++]);
+		out[k] = '\0';
+		if (w == index || k == 0)
+			return;
+		/* words are separated by blanks and comments; anything else ends them */
+		j = skip_space(s, i);
+		if (j == i) {
+			out[0] = '\0';
+			return;
+		}
+		i = j;
+	}
 }
 
 /* Whether the keyword kw (upper case) stands at s[i] as a whole word. */

@@ -23,6 +23,8 @@ bool sqllex_has_line_comment(const char *s);
 
 /* The first keyword of s, upper-cased into out (at most outlen-1 chars); "" if none. */
 void sqllex_first_word(const char *s, char *out, size_t outlen);
+/* The keyword at position index (from 0) of the words that open s; "" if there is none. */
+void sqllex_word(const char *s, unsigned index, char *out, size_t outlen);
 
 /*
  * Splits `UPDATE table SET ... [WHERE ...]` into its table, SET list and WHERE

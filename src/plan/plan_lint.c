@@ -12,14 +12,41 @@ has_upper(const char *s)
 	return false;
 }
 
-/* Whether the plan adds and validates a CHECK on table before step `before`. */
+/* The first identifier of v that has capitals, or NULL. */
+static const char *
+upper_in(const struct plan_strv *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (has_upper(v->v[i]))
+			return v->v[i];
+	return NULL;
+}
+
+/* Whether this plan adds the constraint table.name as a foreign key. */
+static bool
+adds_foreign_key(const struct plan *p, const char *table, const char *name)
+{
+	const struct plan_wave_s *e = &p->waves[WAVE_EXPAND];
+
+	for (size_t i = 0; i < e->nsteps; i++)
+		if (e->steps[i].op == OP_ADD_FOREIGN_KEY_NOT_VALID &&
+		    !strcmp(e->steps[i].table, table) && !strcmp(e->steps[i].name, name))
+			return true;
+	return false;
+}
+
+/*
+ * Whether the plan validates a constraint on table before step `before` that
+ * may be a CHECK (a foreign key it adds itself cannot prove NOT NULL).
+ */
 static bool
 check_validated_before(const struct plan *p, const char *table, const struct plan_step *before)
 {
 	const struct plan_wave_s *v = &p->waves[WAVE_VALIDATE];
 
 	for (size_t i = 0; i < v->nsteps && &v->steps[i] != before; i++)
-		if (v->steps[i].op == OP_VALIDATE_CONSTRAINT && !strcmp(v->steps[i].table, table))
+		if (v->steps[i].op == OP_VALIDATE_CONSTRAINT && !strcmp(v->steps[i].table, table) &&
+		    !adds_foreign_key(p, table, v->steps[i].name))
 			return true;
 	return false;
 }
@@ -32,8 +59,20 @@ plan_lint(const struct plan *p, struct diags *d)
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		for (size_t i = 0; i < p->waves[w].nsteps; i++) {
 			const struct plan_step *s = &p->waves[w].steps[i];
-			const char *names[] = { s->table, s->name, s->column, s->to, s->ref_table };
+			const char *names[] = { s->table,
+						s->name,
+						s->column,
+						s->from,
+						s->to,
+						s->ref_table,
+						upper_in(&s->columns),
+						upper_in(&s->ref_columns),
+						upper_in(&s->primary_key),
+						NULL };
 
+			for (size_t k = 0; k < s->ncoldefs && !names[9]; k++)
+				if (has_upper(s->coldefs[k].name))
+					names[9] = s->coldefs[k].name;
 			for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
 				if (has_upper(names[k])) {
 					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,

@@ -272,6 +272,9 @@ static void pre(struct plan *p, struct plan_step *s, const char *fmt, ...)
 static void post(struct plan *p, struct plan_step *s, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+static char *vprint(struct plan *p, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static char *
 vprint(struct plan *p, const char *fmt, va_list ap)
 {

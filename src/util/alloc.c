@@ -111,7 +111,8 @@ arena_alloc(struct arena *a, size_t n)
 	size_t need = (n + 15) & ~(size_t)15;
 	void *p;
 
-	if (need < n)
+	/* the rounding, or the block header added to it, must not wrap around */
+	if (need < n || need > SIZE_MAX - sizeof(*b))
 		oom();
 	if (!b || b->size - b->used < need) {
 		size_t size = need > ARENA_BLOCK ? need : ARENA_BLOCK;
