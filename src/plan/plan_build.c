@@ -18,6 +18,7 @@
 #include "plan/plan_lex.h"
 #include "util/alloc.h"
 #include "util/canon.h"
+#include "util/sha256.h"
 #include "util/strbuf.h"
 
 enum ftype {
@@ -885,23 +886,35 @@ build_waves(struct bctx *c, const struct doc_node *waves, bool *ok)
 	}
 }
 
-/* Two steps with the same content in one plan are almost surely a copy-paste slip. */
+/*
+ * Seals a sound plan: computes each step's hazard, SQL and obligations, and
+ * the ids. Each step's canonical form is made once and reused three times: to
+ * refuse duplicate steps (two steps with the same content are almost surely
+ * a copy-paste slip), inside its step_sha, and inside the plan checksum. The
+ * enclosing objects are written in canonical form directly (keys in sorted
+ * order), so the bytes are exactly those canon_json would give for them.
+ */
 static void
-check_duplicates(struct bctx *c, bool *ok)
+seal(struct bctx *c, bool *ok)
 {
-	size_t n = c->p->nsteps, k = 0;
-	char (*sums)[65] = xcalloc(n ? n : 1, sizeof(*sums));
+	struct plan *p = c->p;
+	size_t n = p->nsteps, k = 0;
+	struct strbuf *canon = xcalloc(n ? n : 1, sizeof(*canon));
 	const struct plan_step **steps = xcalloc(n ? n : 1, sizeof(*steps));
+	struct strbuf sb = STRBUF_INIT, id = STRBUF_INIT;
+	bool first_wave = true;
 
 	for (int w = 0; w < WAVE__COUNT; w++) {
-		for (size_t i = 0; i < c->p->waves[w].nsteps; i++, k++) {
-			const struct plan_step *s = &c->p->waves[w].steps[i];
+		for (size_t i = 0; i < p->waves[w].nsteps; i++, k++) {
+			const struct plan_step *s = &p->waves[w].steps[i];
 			cJSON *j = plan_step_fields_json(s);
-			canon_sha256(j, sums[k]);
+
+			canon_json(j, &canon[k]);
 			cJSON_Delete(j);
 			steps[k] = s;
 			for (size_t m = 0; m < k; m++) {
-				if (strcmp(sums[m], sums[k]) == 0) {
+				if (canon[m].len == canon[k].len &&
+				    memcmp(canon[m].buf, canon[k].buf, canon[k].len) == 0) {
 					diags_add(c->d, DIAG_ERROR, c->file, s->line, s->col,
 						  "duplicate step: the same %s as the step at line %u",
 						  plan_op_name(s->op), steps[m]->line);
@@ -911,53 +924,66 @@ check_duplicates(struct bctx *c, bool *ok)
 			}
 		}
 	}
-	free(sums);
-	free(steps);
-}
+	if (!*ok)
+		goto out;
 
-/* The ids and checksums, once the plan is known to be sound. */
-static void
-seal(struct plan *p)
-{
-	cJSON *root = cJSON_CreateObject(), *waves = cJSON_AddArrayToObject(root, "waves");
-
-	cJSON_AddNumberToObject(root, "hash_version", PLAN_HASH_VERSION);
-	cJSON_AddStringToObject(root, "id", p->id);
-	cJSON_AddStringToObject(root, "title", p->title);
-	cJSON_AddStringToObject(root, "reason", p->reason);
+	sb_printf(&sb, "{\"hash_version\":%d,\"id\":", PLAN_HASH_VERSION);
+	canon_string(p->id, &sb);
+	sb_puts(&sb, ",\"reason\":");
+	canon_string(p->reason, &sb);
+	sb_puts(&sb, ",\"title\":");
+	canon_string(p->title, &sb);
+	sb_puts(&sb, ",\"waves\":[");
 	p->max_hazard = H0;
+	k = 0;
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		struct plan_wave_s *wv = &p->waves[w];
-		cJSON *wj, *steps;
+		cJSON *lim;
 
 		if (!wv->present)
 			continue;
-		wj = cJSON_CreateObject();
-		cJSON_AddStringToObject(wj, "name", plan_wave_name((enum plan_wave)w));
-		cJSON_AddItemToObject(wj, "limits", plan_limits_json(&wv->limits));
-		steps = cJSON_AddArrayToObject(wj, "steps");
+		sb_puts(&sb, first_wave ? "{\"limits\":" : ",{\"limits\":");
+		first_wave = false;
+		lim = plan_limits_json(&wv->limits);
+		canon_json(lim, &sb);
+		cJSON_Delete(lim);
+		sb_puts(&sb, ",\"name\":");
+		canon_string(plan_wave_name((enum plan_wave)w), &sb);
+		sb_puts(&sb, ",\"steps\":[");
 		wv->max_hazard = H0;
-		for (size_t i = 0; i < wv->nsteps; i++) {
+		for (size_t i = 0; i < wv->nsteps; i++, k++) {
 			struct plan_step *s = &wv->steps[i];
-			cJSON *id = cJSON_CreateObject();
 
 			plan_step_finish(p, s);
-			cJSON_AddStringToObject(id, "plan_id", p->id);
-			cJSON_AddStringToObject(id, "wave", plan_wave_name(s->wave));
-			cJSON_AddNumberToObject(id, "index", s->index);
-			cJSON_AddItemToObject(id, "step", plan_step_fields_json(s));
-			canon_sha256(id, s->sha);
-			cJSON_Delete(id);
-			cJSON_AddItemToArray(steps, plan_step_fields_json(s));
+			/* {"index":N,"plan_id":...,"step":{...},"wave":...} */
+			sb_reset(&id);
+			sb_printf(&id, "{\"index\":%u,\"plan_id\":", s->index);
+			canon_string(p->id, &id);
+			sb_puts(&id, ",\"step\":");
+			sb_add(&id, canon[k].buf, canon[k].len);
+			sb_puts(&id, ",\"wave\":");
+			canon_string(plan_wave_name(s->wave), &id);
+			sb_putc(&id, '}');
+			sha256_hex(id.buf, id.len, s->sha);
+			if (i)
+				sb_putc(&sb, ',');
+			sb_add(&sb, canon[k].buf, canon[k].len);
 			if (s->hazard > wv->max_hazard)
 				wv->max_hazard = s->hazard;
 		}
+		sb_puts(&sb, "]}");
 		if (wv->max_hazard > p->max_hazard)
 			p->max_hazard = wv->max_hazard;
-		cJSON_AddItemToArray(waves, wj);
 	}
-	canon_sha256(root, p->checksum);
-	cJSON_Delete(root);
+	sb_puts(&sb, "]}");
+	sha256_hex(sb.buf, sb.len, p->checksum);
+out:
+	for (size_t i = 0; i < n; i++)
+		sb_free(&canon[i]);
+	free(canon);
+	free(steps);
+	sb_free(&sb);
+	sb_free(&id);
 }
 
 int
@@ -1064,14 +1090,13 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 		ok = false;
 	}
 	if (ok)
-		check_duplicates(&c, &ok);
+		seal(&c, &ok);
 out:
 	doc_free(doc);
 	if (!ok || d->nerrors != before) {
 		plan_free(p);
 		return -1;
 	}
-	seal(p);
 	*out = p;
 	return 0;
 }

@@ -11,27 +11,33 @@ void
 canon_string(const char *s, struct strbuf *sb)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p = (const unsigned char *)s, *run = p;
 
 	sb_putc(sb, '"');
 	for (; *p; p++) {
+		const char *esc = NULL;
+		char u[7];
+
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue; /* plain bytes are copied as a run below */
 		switch (*p) {
-		case '"': sb_puts(sb, "\\\""); break;
-		case '\\': sb_puts(sb, "\\\\"); break;
-		case '\b': sb_puts(sb, "\\b"); break;
-		case '\f': sb_puts(sb, "\\f"); break;
-		case '\n': sb_puts(sb, "\\n"); break;
-		case '\r': sb_puts(sb, "\\r"); break;
-		case '\t': sb_puts(sb, "\\t"); break;
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
 		default:
-			if (*p < 0x20) {
-				char u[7] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15], 0 };
-				sb_puts(sb, u);
-			} else {
-				sb_putc(sb, (char)*p);
-			}
+			u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
+			u[4] = hex[*p >> 4], u[5] = hex[*p & 15], u[6] = 0;
+			esc = u;
 		}
+		sb_add(sb, (const char *)run, (size_t)(p - run));
+		sb_puts(sb, esc);
+		run = p + 1;
 	}
+	sb_add(sb, (const char *)run, (size_t)(p - run));
 	sb_putc(sb, '"');
 }
 
