@@ -191,7 +191,7 @@ CREATE INDEX IF NOT EXISTS events_target_plan_id_idx
 
 SELECT taskslaps._install_check('taskslaps.events', 'events_type_check',
     $$type IN ('plan.start', 'plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift',
-               'plan.rate_limited', 'plan.aborted', 'plan.out_of_order', 'plan.invalid',
+               'plan.rate_limited', 'plan.aborted', 'plan.out_of_order', 'plan.invalid', 'plan.interrupted',
                'wave.start', 'wave.ok',
                'step.start', 'step.ok', 'step.skipped', 'step.already_present',
                'step.retry', 'step.error', 'step.progress',

@@ -53,6 +53,15 @@ exec_outcome_name(enum exec_outcome o)
 	return "?";
 }
 
+const char *
+exec_governor(const struct exec *ex, double *factor)
+{
+	static const char *const names[] = { "healthy", "degraded", "critical" };
+
+	*factor = ex->gov.factor;
+	return names[ex->gov.state];
+}
+
 struct db *
 exec_db(struct exec *ex)
 {
@@ -151,7 +160,7 @@ exec_install_schema(struct exec *ex, struct db_error *err)
 int
 exec_runner_lock(struct exec *ex, int *holder, struct db_error *err)
 {
-	int64_t start = exec_now_ms();
+	int64_t start = exec_now_ms(), wait;
 	int attempt = 0;
 	bool got;
 
@@ -182,10 +191,16 @@ exec_runner_lock(struct exec *ex, int *holder, struct db_error *err)
 				PQclear(r);
 			}
 		}
-		if (ex->cfg.runner_lock_wait_ms >= 0 &&
-		    exec_now_ms() - start >= ex->cfg.runner_lock_wait_ms)
-			return 0;
-		if (!exec_sleep(ex, exec_backoff_ms(attempt < 4 ? attempt++ : 4)))
+		wait = exec_backoff_ms(attempt < 4 ? attempt++ : 4);
+		if (ex->cfg.runner_lock_wait_ms >= 0) {
+			int64_t left = start + ex->cfg.runner_lock_wait_ms - exec_now_ms();
+			if (left <= 0)
+				return 0;
+			/* the last try at the deadline, not a backoff past it */
+			if (wait > left)
+				wait = left;
+		}
+		if (!exec_sleep(ex, wait))
 			return 0;
 	}
 }
@@ -207,6 +222,19 @@ void
 exec_abort(struct exec *ex)
 {
 	ex->abort_req = 1;
+	db_cancel(ex->db);
+}
+
+void
+exec_stop(struct exec *ex)
+{
+	ex->stop_req = 1;
+	ex->abort_req = 1;
+}
+
+void
+exec_cancel(struct exec *ex)
+{
 	db_cancel(ex->db);
 }
 
@@ -356,9 +384,8 @@ exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
 int
 exec_fail_db(struct step_run *r, const struct db_error *err, const char *what)
 {
-	exec_fail(r, err->sqlstate, "%s: %s%s%s%s%s", what, err->message,
-		  err->sqlstate[0] ? " (SQLSTATE " : "", err->sqlstate,
-		  err->sqlstate[0] ? ")" : "", err->detail[0] ? "" : "");
+	/* the SQLSTATE goes in res->sqlstate only: events and printers add it once */
+	exec_fail(r, err->sqlstate, "%s: %s", what, err->message);
 	if (err->detail[0]) {
 		size_t n = strlen(r->res->message);
 		snprintf(r->res->message + n, sizeof(r->res->message) - n, "; %s", err->detail);
@@ -621,7 +648,9 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 					   res->message, res->sqlstate[0] ? " (SQLSTATE " : "",
 					   res->sqlstate, res->sqlstate[0] ? ")" : "");
 			}
-			if (res->outcome == EXEC_ABORTED)
+			if (res->outcome == EXEC_ABORTED && ex->stop_req)
+				finish(ex, p, meta, res, "pending", "plan.interrupted");
+			else if (res->outcome == EXEC_ABORTED)
 				finish(ex, p, meta, res, "aborted", "plan.aborted");
 			else
 				finish(ex, p, meta, res, "failed", "plan.failed");
@@ -636,6 +665,9 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		 (long long)(exec_now_ms() - t0));
 	finish(ex, p, meta, res, "applied", "plan.ok");
 out:
+	/* an abort stops the plan that was running, not the ones a later pass runs */
+	if (!ex->stop_req)
+		ex->abort_req = 0;
 	PQclear(row);
 	PQclear(ledger);
 	PQclear(stale);

@@ -81,7 +81,7 @@ struct exec_result {
 	enum exec_outcome outcome;
 	size_t steps_total, steps_done, steps_skipped;
 	char sqlstate[6];
-	char message[1536];      /* why it failed, with the evidence */
+	char message[1536];      /* why it failed, with the evidence (the SQLSTATE is not repeated here) */
 	char step_sha[65];       /* the step that failed, or "" */
 };
 
@@ -124,6 +124,14 @@ int exec_dry_run(struct exec *ex, const struct plan *p, char **report_json,
 void exec_abort(struct exec *ex);
 /* Whether an abort was asked for. */
 bool exec_aborting(const struct exec *ex);
+/*
+ * Asks the run to stop for a shutdown: the current step or backfill batch
+ * finishes (or exec_cancel rolls it back), and the plan is left pending, not
+ * aborted, so it continues on the next start. Async-signal-safe.
+ */
+void exec_stop(struct exec *ex);
+/* Cancels the running statement only (after exec_stop, when the grace time is over). */
+void exec_cancel(struct exec *ex);
 
 /* Sets a plan's status to pending again after an abort (taskslapsctl resume). */
 int exec_resume(struct exec *ex, const char *plan_id, struct db_error *err);
@@ -141,6 +149,8 @@ int exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_pl
 		     const char *status, struct db_error *err);
 
 const char *exec_outcome_name(enum exec_outcome o);
+/* The governor's state ("healthy", "degraded", "critical") and rate factor. */
+const char *exec_governor(const struct exec *ex, double *factor);
 /* The work connection (borrowed), for readers of the audit tables. */
 struct db *exec_db(struct exec *ex);
 

@@ -253,8 +253,11 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	/* the update itself, bounded by (last, hi] */
 	sb_reset(&q);
 	np = 0;
-	if (b->last)
+	if (b->last) {
+		/* the same key again: params pointed into the one parsed above */
+		cJSON_Delete(jlast);
 		unpack_key(b, b->last, params, &jlast);
+	}
 	if (unpack_key(b, hi, params + (b->last ? b->nk : 0), &jhi) < 0) {
 		snprintf(err->message, sizeof(err->message), "bad batch key %s", hi);
 		goto out;

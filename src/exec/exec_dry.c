@@ -87,6 +87,23 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 	if (db_cmd(ex->db, &err, "BEGIN READ ONLY") < 0)
 		goto dberr;
 	{
+		/* the checks call the schema's helpers: without it nothing can be checked */
+		bool have;
+		if (db_bool(ex->db, &err, &have,
+			    "SELECT pg_catalog.to_regclass('taskslaps.step_ledger') IS NOT NULL AND "
+			    "pg_catalog.to_regprocedure('taskslaps.table_exists(text)') IS NOT NULL",
+			    0, NULL) < 0)
+			goto dberr;
+		if (!have) {
+			res->outcome = EXEC_FAILED;
+			snprintf(res->message, sizeof(res->message),
+				 "the taskslaps schema is not installed in this database, so the "
+				 "steps' checks cannot run; install it with `taskslapsctl --db "
+				 "CONNINFO install-schema` (a dry run changes nothing)");
+			goto out;
+		}
+	}
+	{
 		PGresult *row;
 		if (db_exec(ex->db, &row, &err,
 			    "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
@@ -204,7 +221,7 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 	goto out;
 dberr:
 	res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
-	snprintf(res->message, sizeof(res->message), "dry run: %s", err.message);
+	snprintf(res->message, sizeof(res->message), "reading the database: %s", err.message);
 out:
 	if (db_ok(ex->db)) {
 		struct db_error ignore;

@@ -23,7 +23,8 @@ struct exec {
 	char *applied_by;
 	struct db *db;            /* the work connection */
 	struct db *lockdb;        /* holds the runner lock; does nothing else */
-	volatile sig_atomic_t abort_req;
+	volatile sig_atomic_t abort_req;  /* stop at the next boundary (abort or stop) */
+	volatile sig_atomic_t stop_req;   /* ... and it is a shutdown, not an abort */
 	bool lock_held;
 	struct governor gov;
 	int64_t err_times[16];    /* monotonic ms of recent step errors (ring) */

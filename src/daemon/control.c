@@ -1,0 +1,418 @@
+/*
+ * The control socket: versioned JSON lines (include/taskslaps/proto.h) on a
+ * UNIX socket of mode 0660. Status is served from memory, so it answers
+ * while PostgreSQL is down; requests that change something are allowed to
+ * root, the daemon's own user and the configured admin group only, checked
+ * with SO_PEERCRED. Nothing here blocks on the database: requests that need
+ * it are queued for the worker, which posts the reply back.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "daemon/worker_int.h"
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+/* A client that sends more than this without a newline is cut off. */
+#define CLIENT_MAX_INPUT (64 * 1024)
+/* A subscriber that does not read is cut off rather than let the daemon's memory grow. */
+#define CLIENT_MAX_OUTPUT (8 * 1024 * 1024)
+
+struct client {
+	struct client *next;
+	struct daemon *d;
+	int fd;
+	unsigned serial;
+	sd_event_source *src;
+	struct strbuf in, out;
+	size_t out_off;
+	struct ucred cred;
+	bool follow;            /* subscribed to events */
+	long long follow_id;
+	char *follow_plan;
+	bool closing;           /* close once the output is written */
+};
+
+static void client_free(struct client *c);
+static int on_client(sd_event_source *s, int fd, uint32_t revents, void *arg);
+
+static void
+client_update_events(struct client *c)
+{
+	uint32_t ev = EPOLLIN;
+
+	if (c->out.len > c->out_off)
+		ev |= EPOLLOUT;
+	(void)sd_event_source_set_io_events(c->src, ev);
+}
+
+static void
+client_send(struct client *c, const char *line)
+{
+	if (c->out.len - c->out_off + strlen(line) > CLIENT_MAX_OUTPUT) {
+		log_warnx("[%s] control client pid %d does not read its events: disconnecting",
+			  c->d->cfg->target, (int)c->cred.pid);
+		c->closing = true;
+		c->follow = false;
+		return;
+	}
+	sb_puts(&c->out, line);
+	client_update_events(c);
+}
+
+static void
+client_send_owned(struct client *c, char *line)
+{
+	client_send(c, line);
+	free(line);
+}
+
+/* root, the daemon's own user, or a member of admin_group. */
+static bool
+allowed(struct client *c)
+{
+	struct daemon *d = c->d;
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+	gid_t groups[256];
+	int n = 256;
+
+	if (c->cred.uid == 0 || c->cred.uid == d->self_uid)
+		return true;
+	if (!d->have_admin_gid)
+		return false;
+	if (c->cred.gid == d->admin_gid)
+		return true;
+	if (getpwuid_r(c->cred.uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp)
+		return false;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == d->admin_gid)
+			return true;
+	return false;
+}
+
+static const char *
+arg_str(const struct proto_request *rq, const char *key)
+{
+	cJSON *v = rq->args ? cJSON_GetObjectItem(rq->args, key) : NULL;
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static cJSON *
+message(const char *text)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "message", text);
+	return o;
+}
+
+static void
+queue_job(struct client *c, const struct proto_request *rq, const char *plan)
+{
+	struct daemon *d = c->d;
+	struct job *j = xcalloc(1, sizeof(*j)), **tail;
+
+	j->cmd = xstrdup(rq->cmd);
+	j->plan_id = xstrdup(plan);
+	j->client_serial = c->serial;
+	j->req_id = rq->id;
+	pthread_mutex_lock(&d->mu);
+	for (tail = &d->jobs; *tail; tail = &(*tail)->next)
+		;
+	*tail = j;
+	d->wake = true; /* a resumed plan should run now */
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void
+send_history(struct client *c, long long id, const char *plan)
+{
+	struct daemon *d = c->d;
+	cJSON *h;
+
+	pthread_mutex_lock(&d->mu);
+	h = cJSON_Duplicate(d->history, 1);
+	pthread_mutex_unlock(&d->mu);
+	for (cJSON *e = h ? h->child : NULL; e; e = e->next) {
+		cJSON *pid = cJSON_GetObjectItem(e, "plan_id");
+		if (plan && !(cJSON_IsString(pid) && !strcmp(pid->valuestring, plan)))
+			continue;
+		client_send_owned(c, proto_reply_event(id, cJSON_Duplicate(e, 1)));
+	}
+	cJSON_Delete(h);
+}
+
+static void
+handle(struct client *c, const char *line, size_t len)
+{
+	struct daemon *d = c->d;
+	struct proto_request rq;
+	const char *code = NULL;
+	char msg[256];
+	bool mutating;
+
+	if (proto_request_decode(line, len, &rq, &code, msg, sizeof(msg)) < 0) {
+		client_send_owned(c, proto_reply_error(0, code, msg));
+		return;
+	}
+	mutating = !strcmp(rq.cmd, "reconcile") || !strcmp(rq.cmd, "abort") ||
+		   !strcmp(rq.cmd, "resume") || !strcmp(rq.cmd, "accept-drift");
+	if (mutating && !allowed(c)) {
+		snprintf(msg, sizeof(msg),
+			 "not allowed: '%s' changes the target; it needs root or the admin group%s%s",
+			 rq.cmd, d->cfg->admin_group ? " " : "",
+			 d->cfg->admin_group ? d->cfg->admin_group : "");
+		log_warnx("[%s] refused '%s' from uid %d pid %d", d->cfg->target, rq.cmd,
+			  (int)c->cred.uid, (int)c->cred.pid);
+		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_FORBIDDEN, msg));
+	} else if (!strcmp(rq.cmd, "status")) {
+		cJSON *s;
+		pthread_mutex_lock(&d->mu);
+		s = cJSON_Duplicate(d->status, 1);
+		cJSON_AddItemToObject(s, "history", cJSON_Duplicate(d->history, 1));
+		pthread_mutex_unlock(&d->mu);
+		client_send_owned(c, proto_reply_result(rq.id, s));
+	} else if (!strcmp(rq.cmd, "reconcile")) {
+		daemon_wake_worker(d);
+		client_send_owned(c, proto_reply_result(rq.id, message("reconciling now")));
+	} else if (!strcmp(rq.cmd, "abort")) {
+		bool running;
+		pthread_mutex_lock(&d->mu);
+		running = d->ex && cJSON_IsObject(cJSON_GetObjectItem(d->status, "running"));
+		if (d->ex && running)
+			exec_abort(d->ex);
+		pthread_mutex_unlock(&d->mu);
+		log_info("[%s] abort requested by uid %d", d->cfg->target, (int)c->cred.uid);
+		client_send_owned(c, proto_reply_result(
+					     rq.id, message(running ? "abort requested: the running "
+								      "statement is cancelled, the plan "
+								      "is marked aborted"
+								    : "nothing is running")));
+	} else if (!strcmp(rq.cmd, "resume") || !strcmp(rq.cmd, "accept-drift")) {
+		const char *plan = arg_str(&rq, "plan");
+		if (!plan || !*plan)
+			client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_BAD_REQUEST,
+							       "args.plan: expected a plan id"));
+		else
+			queue_job(c, &rq, plan);
+	} else if (!strcmp(rq.cmd, "events")) {
+		cJSON *f = rq.args ? cJSON_GetObjectItem(rq.args, "follow") : NULL;
+		const char *plan = arg_str(&rq, "plan");
+		send_history(c, rq.id, plan);
+		if (cJSON_IsTrue(f)) {
+			c->follow = true;
+			c->follow_id = rq.id;
+			free(c->follow_plan);
+			c->follow_plan = plan ? xstrdup(plan) : NULL;
+		} else {
+			client_send_owned(c, proto_reply_end(rq.id));
+		}
+	} else {
+		snprintf(msg, sizeof(msg),
+			 "unknown command '%.64s' (expected status, reconcile, abort, resume, "
+			 "accept-drift, events)",
+			 rq.cmd);
+		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_UNKNOWN_CMD, msg));
+	}
+	proto_request_free(&rq);
+}
+
+static int
+on_client(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	struct client *c = arg;
+	char buf[8192];
+	ssize_t n;
+
+	(void)s;
+	if (revents & EPOLLOUT) {
+		n = write(fd, c->out.buf + c->out_off, c->out.len - c->out_off);
+		if (n < 0 && errno != EAGAIN) {
+			client_free(c);
+			return 0;
+		}
+		if (n > 0)
+			c->out_off += (size_t)n;
+		if (c->out_off == c->out.len) {
+			sb_reset(&c->out);
+			c->out_off = 0;
+			if (c->closing) {
+				client_free(c);
+				return 0;
+			}
+		}
+		client_update_events(c);
+	}
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			client_free(c);
+			return 0;
+		}
+		if (n > 0)
+			sb_add(&c->in, buf, (size_t)n);
+		for (;;) {
+			char *nl = c->in.buf ? memchr(c->in.buf, '\n', c->in.len) : NULL;
+			size_t len;
+
+			if (!nl)
+				break;
+			len = (size_t)(nl - c->in.buf);
+			handle(c, c->in.buf, len);
+			memmove(c->in.buf, nl + 1, c->in.len - len - 1);
+			c->in.len -= len + 1;
+			c->in.buf[c->in.len] = '\0';
+		}
+		if (c->in.len > CLIENT_MAX_INPUT) {
+			client_send_owned(c, proto_reply_error(0, TS_PROTO_E_BAD_REQUEST,
+							       "request line too long"));
+			c->closing = true;
+			sb_reset(&c->in);
+		}
+	}
+	return 0;
+}
+
+static int
+on_accept(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	struct daemon *d = arg;
+	struct client *c;
+	socklen_t len = sizeof(struct ucred);
+	int cfd;
+
+	(void)s;
+	(void)revents;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return 0;
+	c = xcalloc(1, sizeof(*c));
+	c->d = d;
+	c->fd = cfd;
+	c->serial = ++d->next_serial;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		/* without credentials nobody may change anything */
+		c->cred.uid = (uid_t)-1;
+		c->cred.gid = (gid_t)-1;
+	}
+	if (sd_event_add_io(d->loop, &c->src, cfd, EPOLLIN, on_client, c) < 0) {
+		close(cfd);
+		free(c);
+		return 0;
+	}
+	c->next = d->clients;
+	d->clients = c;
+	return 0;
+}
+
+int
+control_listen(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg->control_socket;
+	mode_t old;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_warnx("[%s] control_socket path too long: %s", d->cfg->target, path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (d->listen_fd < 0) {
+		log_warn("socket");
+		return -1;
+	}
+	/* a stale socket from a crash: connecting to it fails, so it can go */
+	(void)unlink(path);
+	old = umask(0117); /* 0660 */
+	if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		umask(old);
+		log_warn("[%s] cannot bind the control socket %s", d->cfg->target, path);
+		return -1;
+	}
+	umask(old);
+	if (d->have_admin_gid && chown(path, (uid_t)-1, d->admin_gid) < 0)
+		log_warn("[%s] chown %s to the admin group", d->cfg->target, path);
+	if (listen(d->listen_fd, 16) < 0 ||
+	    sd_event_add_io(d->loop, NULL, d->listen_fd, EPOLLIN, on_accept, d) < 0) {
+		log_warn("[%s] listen on %s", d->cfg->target, path);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+client_free(struct client *c)
+{
+	struct daemon *d = c->d;
+
+	for (struct client **p = &d->clients; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	sd_event_source_disable_unref(c->src);
+	close(c->fd);
+	sb_free(&c->in);
+	sb_free(&c->out);
+	free(c->follow_plan);
+	free(c);
+}
+
+void
+control_close(struct daemon *d)
+{
+	while (d->clients)
+		client_free(d->clients);
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		(void)unlink(d->cfg->control_socket);
+	}
+}
+
+void
+control_flush(struct daemon *d)
+{
+	struct outq *q;
+
+	pthread_mutex_lock(&d->mu);
+	q = d->outq;
+	d->outq = NULL;
+	d->outq_tail = &d->outq;
+	pthread_mutex_unlock(&d->mu);
+	while (q) {
+		struct outq *next = q->next;
+
+		if (q->line && q->client_serial) {
+			for (struct client *c = d->clients; c; c = c->next)
+				if (c->serial == q->client_serial)
+					client_send(c, q->line);
+		} else if (q->line) {
+			for (struct client *c = d->clients; c; c = c->next) {
+				if (!c->follow || (c->follow_plan && (!q->plan_id ||
+								      strcmp(c->follow_plan, q->plan_id))))
+					continue;
+				client_send_owned(c, proto_reply_event(c->follow_id, cJSON_Parse(q->line)));
+			}
+		}
+		free(q->line);
+		free(q->plan_id);
+		free(q);
+		q = next;
+	}
+}

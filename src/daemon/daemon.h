@@ -1,0 +1,92 @@
+/*
+ * taskslapsd: one struct daemon owns the configuration, the event loop, the
+ * worker that reconciles, and the status the control socket serves.
+ *
+ * Threads: the main thread runs the sd-event loop (signals, control socket,
+ * inotify, timers, watchdog) and never touches the database. The worker
+ * thread reconciles synchronously with libpq. They share `mu`: the worker
+ * publishes the status document and queues events and replies under it, and
+ * wakes the loop through an eventfd; the loop queues jobs and wakes the
+ * worker through `cond`.
+ */
+#ifndef TS_DAEMON_H
+#define TS_DAEMON_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/config.h"
+#include "exec/exec.h"
+
+struct client;
+
+/* A request that needs the database, done by the worker; the reply goes to (client, id). */
+struct job {
+	struct job *next;
+	char *cmd;            /* "resume", "accept-drift" */
+	char *plan_id;
+	unsigned client_serial;
+	long long req_id;
+};
+
+/* Lines for the main loop to deliver: an event for subscribers, or a reply to one client. */
+struct outq {
+	struct outq *next;
+	unsigned client_serial;   /* 0: an event for every subscriber (and the log) */
+	char *plan_id;            /* for subscribers that filter by plan */
+	char *line;               /* for a reply: a whole protocol line; for an event: the event JSON */
+};
+
+struct daemon {
+	struct config *cfg;       /* current; replaced whole on reload (under mu) */
+	bool check_only;          /* -n */
+	bool once;                /* --once: one pass, then exit */
+	int exit_code;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	pthread_t worker;
+	bool worker_started;
+	bool wake;                /* reconcile now */
+	bool stopping;
+	bool worker_done;
+	struct job *jobs;
+	struct outq *outq, **outq_tail;
+	struct exec *ex;          /* the worker's executor, for abort (under mu) */
+	cJSON *status;            /* the status document (under mu) */
+	cJSON *history;           /* last events, newest last (under mu) */
+	char notified[512];       /* the last STATUS= sent (under mu) */
+	struct config **retired;  /* configs replaced by reloads: the worker may still read one */
+	size_t nretired;
+
+	sd_event *loop;
+	int efd;                  /* eventfd: the worker has something for the loop */
+	int listen_fd;
+	int inotify_fd;
+	sd_event_source *stop_timer;
+	struct client *clients;
+	unsigned next_serial;
+	uid_t self_uid;
+	gid_t admin_gid;
+	bool have_admin_gid;
+};
+
+/* worker.c */
+void *worker_main(void *arg);
+/* Pushes a line for the loop (takes ownership of line), and wakes it. Caller holds mu. */
+void daemon_post_locked(struct daemon *d, unsigned client_serial, const char *plan_id, char *line);
+/* Wakes the worker (reconcile now). */
+void daemon_wake_worker(struct daemon *d);
+
+/* control.c */
+int control_listen(struct daemon *d);
+void control_close(struct daemon *d);
+/* Delivers queued replies and events to clients (main thread). */
+void control_flush(struct daemon *d);
+
+/* notify.c: sd_notify STATUS= from the status document. */
+void daemon_notify_status(struct daemon *d);
+
+#endif

@@ -1,0 +1,682 @@
+/*
+ * One reconciliation pass: the branch tip against the ledger, in plan order,
+ * under the policy of the branch; then the database's state projected into
+ * git notes and the status document.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/worker_int.h"
+#include "plan/plan_dir.h"
+#include "repo/repo.h"
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+/* What the status document and the notes say of one plan file. */
+struct pinfo {
+	const struct repo_plan_file *f;
+	struct plan *p;            /* NULL when invalid */
+	char *id;
+	char *diag;                /* the parse errors of an invalid plan */
+	const char *status;
+	char message[1600];
+	char sqlstate[6];
+	char applied_at[40];
+	size_t done, total;
+	size_t wdone[WAVE__COUNT], wtotal[WAVE__COUNT];
+};
+
+/* The database's view of the target's plans. */
+struct dbview {
+	PGresult *plans;   /* plan_id, status, checksum, completed_at */
+	PGresult *events;  /* plan_id, type, message: the last plan.* event of each plan */
+	struct plan_idset *ledger;  /* step_sha -> plan_id */
+};
+
+static void
+dbview_free(struct dbview *v)
+{
+	PQclear(v->plans);
+	PQclear(v->events);
+	plan_idset_free(v->ledger);
+	memset(v, 0, sizeof(*v));
+}
+
+static int
+dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
+{
+	const char *params[1] = { w->cfg->target };
+	PGresult *r;
+
+	memset(v, 0, sizeof(*v));
+	if (db_exec(exec_db(w->ex), &v->plans, err,
+		    "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char(completed_at "
+		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') FROM "
+		    "taskslaps.plans WHERE target = $1",
+		    1, params) < 0)
+		return -1;
+	if (db_exec(exec_db(w->ex), &v->events, err,
+		    "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
+		    "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
+		    "('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
+		    "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start') ORDER BY "
+		    "plan_id, id DESC",
+		    1, params) < 0)
+		return -1;
+	if (db_exec(exec_db(w->ex), &r, err,
+		    "SELECT step_sha, plan_id FROM taskslaps.step_ledger WHERE target = $1", 1,
+		    params) < 0)
+		return -1;
+	v->ledger = plan_idset_new();
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *first;
+		plan_idset_add(v->ledger, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &first);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+dbview_row(const struct dbview *v, const char *plan_id)
+{
+	for (int i = 0; v->plans && i < PQntuples(v->plans); i++)
+		if (!strcmp(PQgetvalue(v->plans, i, 0), plan_id))
+			return i;
+	return -1;
+}
+
+static const char *
+db_status(const struct dbview *v, const char *plan_id)
+{
+	int i = dbview_row(v, plan_id);
+	return i < 0 ? NULL : PQgetvalue(v->plans, i, 1);
+}
+
+static const char *
+db_message(const struct dbview *v, const char *plan_id)
+{
+	for (int i = 0; v->events && i < PQntuples(v->events); i++)
+		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
+			return PQgetvalue(v->events, i, 2);
+	return "";
+}
+
+/* Counts a plan's steps in the ledger, per wave, and its recorded status. */
+static void
+fill_from_db(struct pinfo *pi, const struct dbview *v)
+{
+	int row;
+
+	if (!pi->p)
+		return;
+	pi->done = 0;
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		pi->wtotal[w] = pi->p->waves[w].nsteps;
+		pi->wdone[w] = 0;
+		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++)
+			if (plan_idset_find(v->ledger, pi->p->waves[w].steps[i].sha))
+				pi->wdone[w]++;
+		pi->done += pi->wdone[w];
+	}
+	pi->total = pi->p->nsteps;
+	row = dbview_row(v, pi->id);
+	if (row >= 0)
+		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", PQgetvalue(v->plans, row, 3));
+}
+
+/* Records an invalid plan file (once: again only when the errors change). */
+static void
+record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v)
+{
+	const char *params[6] = { w->cfg->target, pi->id, pi->f->path, pi->f->commit,
+				  pi->f->author_email, pi->diag };
+	struct db_error err;
+
+	if (db_status(v, pi->id) && !strcmp(db_status(v, pi->id), "invalid") &&
+	    !strcmp(db_message(v, pi->id), pi->diag))
+		return;
+	(void)db_exec(exec_db(w->ex), NULL, &err,
+		      "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, file_path, "
+		      "commit_sha, author, status) VALUES ($1, $2, NULL, $3, $4, $5, 'invalid') ON "
+		      "CONFLICT (target, plan_id) DO UPDATE SET status = 'invalid', file_path = $3, "
+		      "commit_sha = $4, author = $5, updated_at = now()",
+		      5, params);
+	exec_event(w->ex, "plan.invalid", pi->id, NULL, NULL, NULL, "%s", pi->diag);
+}
+
+/* H3 from a protected branch with require_signed_h3: the commit must be signed. */
+static void
+check_signature(struct worker *w, struct pinfo *pi)
+{
+	char why[512] = "";
+
+	if (!w->cfg->require_signed_h3 || pi->p->blocked || pi->p->max_hazard < H3)
+		return;
+	if (repo_verify_commit(w->repo, pi->f->commit, w->cfg->allowed_signers, why, sizeof(why)) == 1)
+		return;
+	pi->p->blocked = true;
+	pi->p->blocked_reason = arena_printf(pi->p->arena,
+					     "H3 plan needs a commit signed by a key in "
+					     "allowed_signers; commit %.12s: %s",
+					     pi->f->commit, why[0] ? why : "not verified");
+}
+
+/* Chaos mode: at most N plans per author e-mail in 24 h. Returns true when over. */
+static bool
+rate_limited(struct worker *w, struct pinfo *pi)
+{
+	const char *params[3] = { w->cfg->target, pi->f->author_email, pi->id };
+	struct db_error err;
+	PGresult *r;
+	long n;
+
+	if (pi->p->mode != MODE_CHAOS || !pi->f->author_email)
+		return false;
+	if (db_exec(exec_db(w->ex), &r, &err,
+		    "SELECT count(*) FROM taskslaps.plans WHERE target = $1 AND author = $2 AND "
+		    "plan_id <> $3 AND first_seen > now() - interval '24 hours' AND status NOT IN "
+		    "('rate_limited', 'invalid', 'blocked', 'pending')",
+		    3, params) < 0)
+		return false;
+	n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return n >= w->cfg->chaos_max_plans_per_author_per_day;
+}
+
+static const char *
+outcome_status(enum exec_outcome o)
+{
+	switch (o) {
+	case EXEC_APPLIED: return "applied";
+	case EXEC_FAILED: return "failed";
+	case EXEC_BLOCKED: return "blocked";
+	case EXEC_DRIFT: return "drift";
+	case EXEC_ABORTED: return "aborted";
+	case EXEC_CONN_LOST: return "pending";
+	}
+	return "pending";
+}
+
+/* "taskslaps prod: applied 0001-x H2 2/2 steps" */
+static void
+note_line(struct strbuf *sb, const char *target, const struct pinfo *pi)
+{
+	sb_printf(sb, "%s %s %s %zu/%zu steps", pi->status, pi->id,
+		  pi->p ? plan_hazard_name(pi->p->max_hazard) : "H?", pi->done, pi->total);
+	(void)target;
+}
+
+static void
+note_trailers(struct strbuf *sb, const struct pinfo *pi)
+{
+	static const char *const wname[] = { "Expand", "Backfill", "Validate", "Contract" };
+
+	sb_printf(sb, "Plan: %s\nStatus: %s\nFile: %s\n", pi->id, pi->status, pi->f->path);
+	if (pi->p) {
+		sb_printf(sb, "Hazard: %s\nSteps: %zu/%zu\nChecksum: %s\n",
+			  plan_hazard_name(pi->p->max_hazard), pi->done, pi->total, pi->p->checksum);
+		for (int w = 0; w < WAVE__COUNT; w++)
+			if (pi->p->waves[w].present)
+				sb_printf(sb, "Wave-%s: %zu/%zu %s\n", wname[w], pi->wdone[w],
+					  pi->wtotal[w],
+					  pi->wdone[w] == pi->wtotal[w] ? "ok" : "pending");
+	}
+	if (pi->applied_at[0] && !strcmp(pi->status, "applied"))
+		sb_printf(sb, "Applied-At: %s\n", pi->applied_at);
+	if (pi->sqlstate[0])
+		sb_printf(sb, "SQLSTATE: %s\n", pi->sqlstate);
+	if (pi->message[0] && strcmp(pi->status, "applied") != 0) {
+		/* a trailer is one line */
+		sb_puts(sb, "Message: ");
+		for (const char *c = pi->message; *c; c++)
+			sb_putc(sb, *c == '\n' ? ' ' : *c);
+		sb_putc(sb, '\n');
+	}
+}
+
+/* One note per commit, summing up every plan whose file that commit last changed. */
+static void
+write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
+{
+	struct repo_note *notes = xcalloc(n ? n : 1, sizeof(*notes));
+	char **texts = xcalloc(n ? n : 1, sizeof(char *));
+	size_t nn = 0;
+	char err[512];
+
+	for (size_t i = 0; i < n; i++) {
+		struct strbuf sb = STRBUF_INIT;
+		bool seen = false;
+
+		for (size_t k = 0; k < i; k++)
+			seen |= !strcmp(pis[k].f->commit, pis[i].f->commit);
+		if (seen)
+			continue;
+		sb_printf(&sb, "taskslaps %s: ", w->cfg->target);
+		for (size_t k = i, first = 1; k < n; k++) {
+			if (strcmp(pis[k].f->commit, pis[i].f->commit))
+				continue;
+			if (!first)
+				sb_puts(&sb, "; ");
+			note_line(&sb, w->cfg->target, &pis[k]);
+			first = 0;
+		}
+		sb_puts(&sb, "\n\n");
+		sb_printf(&sb, "Target: %s\n", w->cfg->target);
+		for (size_t k = i; k < n; k++)
+			if (!strcmp(pis[k].f->commit, pis[i].f->commit))
+				note_trailers(&sb, &pis[k]);
+		texts[nn] = sb_detach(&sb);
+		notes[nn].commit = pis[i].f->commit;
+		notes[nn].text = texts[nn];
+		nn++;
+	}
+	if (repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
+			    w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err)) < 0) {
+		log_warnx("[%s] writing git notes: %s", w->cfg->target, err);
+		snprintf(w->last_error, sizeof(w->last_error), "writing git notes: %.480s", err);
+	}
+	for (size_t i = 0; i < nn; i++)
+		free(texts[i]);
+	free(texts);
+	free(notes);
+	(void)d;
+}
+
+static void
+publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const char *health,
+	bool in_sync)
+{
+	cJSON *plans = cJSON_CreateArray(), *drift = cJSON_CreateArray();
+	char at[32];
+	double factor = 1.0;
+	const char *gov = w->ex ? exec_governor(w->ex, &factor) : "healthy";
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "plan_id", pis[i].id);
+		cJSON_AddStringToObject(o, "file", pis[i].f->path);
+		cJSON_AddStringToObject(o, "status", pis[i].status);
+		if (pis[i].p)
+			cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(pis[i].p->max_hazard));
+		cJSON_AddNumberToObject(o, "steps_done", (double)pis[i].done);
+		cJSON_AddNumberToObject(o, "steps_total", (double)pis[i].total);
+		cJSON_AddStringToObject(o, "commit", pis[i].f->commit);
+		if (pis[i].f->author_email)
+			cJSON_AddStringToObject(o, "author", pis[i].f->author_email);
+		if (pis[i].message[0])
+			cJSON_AddStringToObject(o, "message", pis[i].message);
+		cJSON_AddItemToArray(plans, o);
+		if (!strcmp(pis[i].status, "drift"))
+			cJSON_AddItemToArray(drift, cJSON_CreateString(pis[i].id));
+	}
+	iso_now(at, sizeof(at));
+	pthread_mutex_lock(&d->mu);
+	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	cJSON_ReplaceItemInObject(d->status, "drift", drift);
+	st_set_str(d, "health", health);
+	st_set_str(d, "sync", in_sync ? "in_sync" : "out_of_sync");
+	st_set_str(d, "last_attempted_commit", w->snap ? w->snap->tip : NULL);
+	if (in_sync && w->snap)
+		st_set_str(d, "last_applied_commit", w->snap->tip);
+	st_set_str(d, "last_pass_at", at);
+	{
+		cJSON *g = cJSON_CreateObject();
+		cJSON_AddStringToObject(g, "state", gov);
+		cJSON_AddNumberToObject(g, "factor", factor);
+		cJSON_ReplaceItemInObject(d->status, "governor", g);
+	}
+	st_set_str(d, "state", "idle");
+	st_set_str(d, "last_error", w->last_error[0] ? w->last_error : NULL);
+	pthread_mutex_unlock(&d->mu);
+	daemon_notify_status(d);
+}
+
+static void
+pinfos_free(struct pinfo *pis, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		plan_free(pis[i].p);
+		free(pis[i].id);
+		free(pis[i].diag);
+	}
+	free(pis);
+}
+
+/* Parses every plan at the tip; duplicate ids make the later file invalid. */
+static struct pinfo *
+parse_all(const struct repo_snapshot *s)
+{
+	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
+	struct plan_idset *ids = plan_idset_new();
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct pinfo *pi = &pis[i];
+		struct diags dg = DIAGS_INIT;
+		const char *first;
+
+		pi->f = &s->files[i];
+		if (plan_parse(&pi->p, pi->f->path, pi->f->content, pi->f->len, &dg) == 0 &&
+		    !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
+			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
+				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
+			plan_free(pi->p);
+			pi->p = NULL;
+		}
+		if (pi->p) {
+			pi->id = xstrdup(pi->p->id);
+		} else {
+			struct strbuf sb = STRBUF_INIT;
+			const char *base = strrchr(pi->f->path, '/');
+			const char *dot;
+
+			base = base ? base + 1 : pi->f->path;
+			dot = strrchr(base, '.');
+			pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+			for (size_t k = 0; k < dg.n && k < 5; k++) {
+				char *line = diag_format(&dg.v[k]);
+				sb_printf(&sb, "%s%s", k ? "\n" : "", line);
+				free(line);
+			}
+			if (dg.n > 5)
+				sb_printf(&sb, "\n(and %zu more)", dg.n - 5);
+			pi->diag = sb_detach(&sb);
+			pi->status = "invalid";
+			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+		}
+		diags_clear(&dg);
+	}
+	plan_idset_free(ids);
+	return pis;
+}
+
+static bool
+open_repo(struct daemon *d, struct worker *w)
+{
+	char err[512];
+	char *key = xasprintf("%s\n%s\n%s", w->cfg->repository, w->cfg->branch, w->cfg->state_dir);
+
+	if (w->repo && !strcmp(w->repo_key, key)) {
+		free(key);
+		if (repo_fetch(w->repo, err, sizeof(err)) < 0) {
+			snprintf(w->last_error, sizeof(w->last_error), "%s", err);
+			log_warnx("[%s] %s", w->cfg->target, err);
+		}
+		return true;
+	}
+	repo_free(w->repo);
+	w->repo = NULL;
+	free(w->repo_key);
+	w->repo_key = key;
+	if (repo_open(&w->repo, w->cfg->repository, w->cfg->state_dir, w->cfg->branch, err,
+		      sizeof(err)) < 0) {
+		snprintf(w->last_error, sizeof(w->last_error), "%s", err);
+		log_warnx("[%s] %s", w->cfg->target, err);
+		st_set(d, "state", "error");
+		return false;
+	}
+	return true;
+}
+
+int
+worker_pass(struct daemon *d, struct worker *w)
+{
+	struct plan_policy pol;
+	struct dbview v = { 0 };
+	struct db_error err;
+	struct pinfo *pis = NULL;
+	struct repo_snapshot *snap = NULL;
+	char errbuf[512];
+	bool stopped = false, in_sync = true, conn_lost = false;
+	const char *health = "healthy";
+	int holder = 0, got, rc = PASS_OK;
+	size_t n;
+
+	w->last_error[0] = '\0';
+	if (!ensure_exec(d, w))
+		return PASS_DB_DOWN;
+	got = exec_runner_lock(w->ex, &holder, &err);
+	if (got < 0)
+		return PASS_DB_DOWN;
+	if (got == 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "another runner (pid %d) holds this database's runner lock",
+			 holder);
+		pthread_mutex_lock(&d->mu);
+		st_set_str(d, "state", "standby");
+		st_set_str(d, "last_result", msg);
+		pthread_mutex_unlock(&d->mu);
+		if (!w->standby_logged)
+			log_info("[%s] standby: %s", w->cfg->target, msg);
+		w->standby_logged = true;
+		daemon_notify_status(d);
+		return PASS_STANDBY;
+	}
+	w->standby_logged = false;
+	if (!open_repo(d, w))
+		return PASS_ERROR;
+	if (repo_snapshot(w->repo, w->cfg->migrations_dir, &snap, errbuf, sizeof(errbuf)) < 0) {
+		snprintf(w->last_error, sizeof(w->last_error), "%s", errbuf);
+		log_warnx("[%s] %s", w->cfg->target, errbuf);
+		pthread_mutex_lock(&d->mu);
+		st_set_str(d, "state", "error");
+		st_set_str(d, "last_error", errbuf);
+		st_set_str(d, "health", "failed");
+		pthread_mutex_unlock(&d->mu);
+		daemon_notify_status(d);
+		return PASS_ERROR;
+	}
+	repo_snapshot_free(w->snap);
+	w->snap = snap;
+	plan_policy_default(&pol, config_branch_protected(w->cfg, w->cfg->branch) ? MODE_PROTECTED
+										  : MODE_CHAOS);
+	pthread_mutex_lock(&d->mu);
+	st_set_str(d, "tip", snap->tip);
+	st_set_str(d, "state", "reconciling");
+	pthread_mutex_unlock(&d->mu);
+	daemon_notify_status(d);
+
+	n = snap->n;
+	pis = parse_all(snap);
+	if (dbview_load(w, &v, &err) < 0) {
+		rc = PASS_DB_DOWN;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pinfo *pi = &pis[i];
+		struct exec_plan_meta meta = { pi->f->commit, pi->f->author_email };
+		struct exec_result res;
+		const char *dbst;
+
+		if (!pi->p) {
+			if (!stopped)
+				record_invalid(w, pi, &v);
+			stopped = true;
+			in_sync = false;
+			continue;
+		}
+		dbst = db_status(&v, pi->id);
+		if (stopped) {
+			pi->status = dbst ? dbst : "pending";
+			if (dbst && strcmp(dbst, "applied") != 0)
+				snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
+			else if (!dbst || strcmp(dbst, "applied") != 0)
+				snprintf(pi->message, sizeof(pi->message),
+					 "waits for the plans before it");
+			if (!dbst || strcmp(dbst, "applied") != 0)
+				in_sync = false;
+			continue;
+		}
+		plan_apply_policy(pi->p, &pol);
+		if (!dbst || strcmp(dbst, "applied") != 0) {
+			/* sorts before a plan already applied: merged from a parallel branch */
+			for (size_t k = i + 1; k < n; k++) {
+				const char *later = pis[k].p ? db_status(&v, pis[k].id) : NULL;
+				if (!later || strcmp(later, "applied") != 0)
+					continue;
+				if (w->cfg->out_of_order == OOO_REFUSE) {
+					pi->p->blocked = true;
+					pi->p->blocked_reason = arena_printf(
+						pi->p->arena,
+						"out of order: sorts before %s, which is already "
+						"applied (out_of_order: refuse)",
+						pis[k].id);
+				} else if (!dbst) {
+					exec_event(w->ex, "plan.out_of_order", pi->id, NULL, NULL, NULL,
+						   "%s sorts before %s, which is already applied; it "
+						   "runs anyway (out_of_order: run)",
+						   pi->id, pis[k].id);
+				}
+				break;
+			}
+			check_signature(w, pi);
+			if (!pi->p->blocked && rate_limited(w, pi)) {
+				pi->status = "rate_limited";
+				snprintf(pi->message, sizeof(pi->message),
+					 "%s already has %d plans in the last 24 h on this chaos "
+					 "branch; retried when the window allows",
+					 pi->f->author_email, w->cfg->chaos_max_plans_per_author_per_day);
+				if (!dbst || strcmp(dbst, "rate_limited") != 0) {
+					(void)exec_plan_status(w->ex, pi->p, &meta, "rate_limited", &err);
+					exec_event(w->ex, "plan.rate_limited", pi->id, NULL, NULL, NULL, "%s",
+						   pi->message);
+				}
+				stopped = true;
+				in_sync = false;
+				continue;
+			}
+			pthread_mutex_lock(&d->mu);
+			st_set_str(d, "state", "applying");
+			st_set_str(d, "health", "progressing");
+			pthread_mutex_unlock(&d->mu);
+			daemon_notify_status(d);
+		}
+		exec_run_plan(w->ex, pi->p, &meta, &res);
+		pi->status = outcome_status(res.outcome);
+		if (res.outcome != EXEC_APPLIED) {
+			snprintf(pi->message, sizeof(pi->message), "%s", res.message);
+			snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%s", res.sqlstate);
+			stopped = true;
+			in_sync = false;
+		}
+		if (res.outcome == EXEC_CONN_LOST) {
+			conn_lost = true;
+			break;
+		}
+	}
+	if (conn_lost || !db_ok(exec_db(w->ex))) {
+		rc = PASS_DB_DOWN;
+		goto out;
+	}
+	/* the notes and the status are a projection of what the database now says */
+	dbview_free(&v);
+	if (dbview_load(w, &v, &err) < 0) {
+		rc = PASS_DB_DOWN;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pinfo *pi = &pis[i];
+		fill_from_db(pi, &v);
+		if (!strcmp(pi->status, "failed") || !strcmp(pi->status, "drift") ||
+		    !strcmp(pi->status, "invalid"))
+			health = "failed";
+		else if (!strcmp(pi->status, "aborted") && strcmp(health, "failed") != 0)
+			health = "paused";
+		else if ((!strcmp(pi->status, "blocked") || !strcmp(pi->status, "rate_limited")) &&
+			 !strcmp(health, "healthy"))
+			health = "degraded";
+		if (pi->sqlstate[0] == '\0' && pi->message[0]) {
+			const char *s = strstr(pi->message, "(SQLSTATE ");
+			if (s)
+				snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%.5s", s + 10);
+		}
+	}
+	if (!strcmp(health, "healthy") && w->ex) {
+		double f;
+		const char *g = exec_governor(w->ex, &f);
+		if (!strcmp(g, "critical"))
+			health = "paused";
+		else if (!strcmp(g, "degraded"))
+			health = "degraded";
+	}
+	write_notes(d, w, pis, n);
+	publish(d, w, pis, n, health, in_sync);
+	pthread_mutex_lock(&d->mu);
+	st_set_str(d, "last_result",
+		   in_sync ? "in sync: every plan applied" : "out of sync: see plans");
+	pthread_mutex_unlock(&d->mu);
+out:
+	dbview_free(&v);
+	pinfos_free(pis, n);
+	if (rc == PASS_DB_DOWN) {
+		pthread_mutex_lock(&d->mu);
+		d->ex = NULL;
+		pthread_mutex_unlock(&d->mu);
+		exec_close(w->ex);
+		w->ex = NULL;
+		st_set(d, "state", "reconnecting");
+	}
+	return rc;
+}
+
+int
+worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
+{
+	struct db_error err;
+	char msg[512];
+
+	(void)d;
+	if (!strcmp(j->cmd, "resume")) {
+		if (exec_resume(w->ex, j->plan_id, &err) < 0) {
+			cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
+			cJSON_AddStringToObject(res, "message", err.message);
+			return -1;
+		}
+		snprintf(msg, sizeof(msg), "plan %s resumed: it runs on this pass", j->plan_id);
+		cJSON_AddStringToObject(res, "message", msg);
+		return 0;
+	}
+	if (!strcmp(j->cmd, "accept-drift")) {
+		struct repo_snapshot *s = w->snap;
+		for (size_t i = 0; s && i < s->n; i++) {
+			struct diags dg = DIAGS_INIT;
+			struct plan *p = NULL;
+			int rc = -1;
+
+			if (plan_parse(&p, s->files[i].path, s->files[i].content, s->files[i].len, &dg) ==
+				    0 &&
+			    !strcmp(p->id, j->plan_id)) {
+				rc = exec_accept_drift(w->ex, p->id, p->checksum, &err);
+				snprintf(msg, sizeof(msg),
+					 rc == 0 ? "plan %s: checksum %.16s accepted; nothing was run"
+						 : "plan %s: %s",
+					 p->id, rc == 0 ? p->checksum : err.message);
+				cJSON_AddStringToObject(res, "message", msg);
+				if (rc < 0)
+					cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
+				plan_free(p);
+				diags_clear(&dg);
+				return rc;
+			}
+			plan_free(p);
+			diags_clear(&dg);
+		}
+		snprintf(msg, sizeof(msg), "no valid plan %s at the branch tip", j->plan_id);
+		cJSON_AddStringToObject(res, "code", TS_PROTO_E_NOT_FOUND);
+		cJSON_AddStringToObject(res, "message", msg);
+		return -1;
+	}
+	cJSON_AddStringToObject(res, "code", TS_PROTO_E_UNKNOWN_CMD);
+	cJSON_AddStringToObject(res, "message", "unknown job");
+	return -1;
+}
+
+void
+worker_state_free(struct worker *w)
+{
+	repo_snapshot_free(w->snap);
+	w->snap = NULL;
+	free(w->repo_key);
+	w->repo_key = NULL;
+}

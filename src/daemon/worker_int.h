@@ -1,0 +1,41 @@
+/* Internal to the worker: the state one reconciliation pass keeps for the next. */
+#ifndef TS_DAEMON_WORKER_INT_H
+#define TS_DAEMON_WORKER_INT_H
+
+#include "daemon/daemon.h"
+#include "proto/proto.h"
+#include "taskslaps/proto.h"
+
+struct repo;
+struct repo_snapshot;
+
+enum pass_result { PASS_OK, PASS_DB_DOWN, PASS_STANDBY, PASS_ERROR };
+
+struct worker {
+	struct config *cfg;       /* borrowed from the daemon for this pass */
+	struct exec *ex;
+	struct repo *repo;
+	char *repo_key;           /* repository + branch the repo was opened for */
+	char *applied_by;
+	bool db_down_logged;
+	bool standby_logged;
+	char last_error[512];
+	struct repo_snapshot *snap;  /* the last tip read, for accept-drift */
+};
+
+/* worker.c: connects the executor if needed; false when the database is away. */
+bool ensure_exec(struct daemon *d, struct worker *w);
+
+/* reconcile.c */
+int worker_pass(struct daemon *d, struct worker *w);
+/* Runs a queued request; fills res with "message" (and "code" on failure). 0 or -1. */
+int worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res);
+void worker_state_free(struct worker *w);
+
+/* worker.c */
+void iso_now(char *buf, size_t n);
+/* Status document setters; st_set_str needs mu held, st_set takes it. */
+void st_set_str(struct daemon *d, const char *key, const char *v);
+void st_set(struct daemon *d, const char *key, const char *v);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * The git side (libgit2): the migrations repository the daemon follows, the
+ * plan files at a branch tip with the commit that last changed each, and the
+ * git notes that carry each plan's outcome back to the repository.
+ *
+ * A repository is a local path (bare or not; the typical case is a bare
+ * repository that developers push to over ssh) or a URL (file://, https://,
+ * ssh://) that is mirrored into the state directory and fetched.
+ */
+#ifndef TS_REPO_H
+#define TS_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct repo;
+
+/* One plan file at the tip of the followed branch. */
+struct repo_plan_file {
+	char *path;            /* path in the repository, e.g. "migrations/0001-x.yaml" */
+	char *content;         /* the blob's bytes (NUL-terminated for convenience) */
+	size_t len;
+	char blob[41];         /* blob id, hex */
+	char commit[41];       /* newest commit reachable from the tip that changed this path */
+	char *author_name;     /* of that commit */
+	char *author_email;
+	int64_t commit_time;   /* seconds since the epoch */
+};
+
+struct repo_snapshot {
+	char tip[41];          /* the branch tip, hex */
+	struct repo_plan_file *files;  /* plan files (*.yaml *.yml *.json) directly under
+					  migrations_dir, sorted by file name in byte order */
+	size_t n;
+};
+
+/*
+ * Opens location (a local path, or a URL mirrored into state_dir/mirror.git)
+ * following branch. For a URL the first fetch happens here, and a failed
+ * fetch fails the open (the caller retries). Returns 0, or -1 with a message
+ * in err. repo_free(NULL) is a no-op.
+ */
+int repo_open(struct repo **out, const char *location, const char *state_dir, const char *branch,
+	      char *err, size_t errlen);
+void repo_free(struct repo *r);
+
+/* Whether location is a URL (fetched and pushed to) rather than a local path. */
+bool repo_is_remote(const struct repo *r);
+
+/*
+ * Whether a configured location is a URL: it contains "://", or it is git's
+ * scp-like form [user@]host:path (a colon before any slash). Anything else is
+ * a local path.
+ */
+bool repo_location_is_url(const char *location);
+
+/*
+ * url with the password of its user-info replaced by "***"
+ * ("https://u:secret@h/r" gives "https://u:***@h/r"); anything else is copied.
+ * Caller frees. For logging a configured repository.
+ */
+char *repo_url_redact(const char *url);
+
+/* The location for messages: a URL redacted as by repo_url_redact (borrowed). */
+const char *repo_display(const struct repo *r);
+
+/*
+ * For a URL, fetches the followed branch (forced: a rewritten branch is taken
+ * as the remote has it; one deleted upstream is deleted in the mirror) and
+ * the notes under refs/notes/taskslaps/ (fast-forward only, so notes of ours
+ * the remote has not got are kept). A no-op for a local path. Errors name
+ * the URL without its password.
+ */
+int repo_fetch(struct repo *r, char *err, size_t errlen);
+
+/*
+ * Reads the plans under migrations_dir at the branch tip. A missing branch or
+ * directory is an error with a clear message. Returns 0 and *out (free with
+ * repo_snapshot_free), or -1 with err.
+ *
+ * migrations_dir may be spelled "migrations", "./migrations/" or "" / "."
+ * for the root. Regular files only (no symlinks, submodules or
+ * subdirectories). A file's commit is the newest one (topological, then time
+ * order from the tip) that has the file's current content while none of its
+ * parents has (a root commit always qualifies): for a straight history, the
+ * last commit that changed it; through a merge, the commit on the side the
+ * content came from, as `git log -1 -- path` finds it.
+ */
+int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out,
+		  char *err, size_t errlen);
+void repo_snapshot_free(struct repo_snapshot *s);
+
+/*
+ * Paths to watch with inotify for a change of the branch (a push to a local
+ * repository): the directory holding the branch's loose ref, and the git
+ * directory (for packed-refs). NULL-terminated, borrowed. Empty for a URL.
+ *
+ * In order: <gitdir>/refs/heads, then for a branch with slashes each
+ * directory down to its ref's ("team/db/x": refs/heads/team, then
+ * refs/heads/team/db), then <gitdir> last. The deeper ones may not exist yet
+ * (watch their parent to see them appear). For a linked worktree, gitdir is
+ * the common directory, where refs live.
+ */
+const char *const *repo_watch_paths(const struct repo *r);
+
+/* The git directory, without a trailing slash; for a URL, the mirror (borrowed). */
+const char *repo_gitdir(const struct repo *r);
+
+struct repo_note {
+	const char *commit;    /* hex */
+	const char *text;      /* the note's exact bytes; NULL removes the note */
+};
+
+/*
+ * Makes the notes under notes_ref (e.g. "refs/notes/taskslaps/prod") say
+ * exactly text for each given commit (notes of other commits are left as
+ * they are); writes a notes commit only when something changed. With push
+ * (and a URL), fetches the remote notes ref, rewrites on top of it, and
+ * pushes without force, retrying a bounded number of times when the remote
+ * moved meanwhile. Returns 0, or -1 with err.
+ *
+ * All the changes of one call go into a single notes commit, by
+ * "taskslaps <taskslaps@localhost>". A local repository gets its notes
+ * directly (push is ignored); so does a URL's mirror without push. With push,
+ * our notes commit is the base when it already contains the remote's, else
+ * the remote's is, so the notes other writers added survive; the push is
+ * never forced (5 attempts). Pushing over file:// needs a bare remote
+ * (libgit2's local transport).
+ */
+int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
+		    bool push, char *err, size_t errlen);
+
+/* The note on commit under notes_ref, or NULL (caller frees). */
+char *repo_note_read(struct repo *r, const char *notes_ref, const char *commit);
+
+/*
+ * Verifies commit's SSH signature against an allowed_signers file (the format
+ * of ssh-keygen(1) ALLOWED SIGNERS), for the commit author's e-mail as
+ * principal, the way git verifies SSH-signed commits (namespace "git").
+ * Returns 1 valid, 0 unsigned or invalid (why in err), -1 on error.
+ *
+ * Runs `ssh-keygen -Y verify` (openssh-client) as a child process and waits
+ * for it, with the signature in a temporary file under $TMPDIR (or /tmp)
+ * removed afterwards: the caller must not reap children behind its back
+ * (SIGCHLD ignored, or a catch-all waitpid). A missing or unreadable
+ * allowed_signers is an error (-1), not an invalid signature. On 1, err
+ * holds ssh-keygen's "Good ..." line.
+ */
+int repo_verify_commit(struct repo *r, const char *commit, const char *allowed_signers, char *err,
+		       size_t errlen);
+
+#endif

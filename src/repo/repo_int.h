@@ -1,0 +1,66 @@
+/* Private to src/repo: the repository handle and helpers shared by its files. */
+#ifndef TS_REPO_INT_H
+#define TS_REPO_INT_H
+
+#include <git2.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "repo/repo.h"
+
+struct repo {
+	git_repository *git;
+	char *location;      /* as given to repo_open */
+	char *url;           /* the remote's URL, or NULL for a local path */
+	char *fetchspec;     /* for a URL: +refs/heads/<branch>:refs/heads/<branch> */
+	char *display;       /* location for messages: a URL without its password */
+	char *branch;
+	char *gitdir;        /* without a trailing slash */
+	char **watch;        /* NULL-terminated; just { NULL } for a URL */
+	/*
+	 * Test seam (tests/unit/repo only; NULL otherwise): called in each
+	 * notes push round between the fetch and the push, so a test can move
+	 * the remote's notes at the worst moment.
+	 */
+	void (*before_push)(void *arg);
+	void *before_push_arg;
+};
+
+/* State of one network operation: credential attempts (bounded), push rejections. */
+struct repo_cred {
+	unsigned attempts;
+	bool rejected;          /* the remote refused a pushed ref */
+	char reject_msg[256];
+};
+
+/* snprintf into err (when err and errlen); always returns -1. */
+int repo_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The message of libgit2's last error on this thread, or "unknown error" (borrowed). */
+const char *repo_giterr(void);
+
+/* Replaces the password of r's URL with "***" wherever it appears in err. */
+void repo_scrub_err(const struct repo *r, char *err);
+
+/* Remote callbacks for fetch and push: credentials from the URL, ssh-agent or ~/.ssh keys. */
+void repo_callbacks_init(git_remote_callbacks *cb, struct repo_cred *cred);
+
+/*
+ * The notes every fetch brings along. Not forced: a notes ref of ours that
+ * the remote lacks (push_notes off, or a push still to succeed) is kept
+ * rather than reset to the remote's at every poll; repo_notes_sync with push
+ * works from a fresh fetch of the remote's notes anyway.
+ */
+#define REPO_NOTES_FETCHSPEC "refs/notes/taskslaps/*:refs/notes/taskslaps/*"
+
+/*
+ * An in-memory remote for r->url (no configured refspecs: pass them to each
+ * fetch or push). -1 with err. Free with git_remote_free.
+ */
+int repo_remote_new(struct repo *r, git_remote **out, char *err, size_t errlen);
+
+/* The shared fetch options: proxy from the environment, no tags, no FETCH_HEAD. */
+void repo_fetch_options_init(git_fetch_options *o, struct repo_cred *cred);
+
+#endif

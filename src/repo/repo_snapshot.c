@@ -1,0 +1,459 @@
+/*
+ * The plans at the branch tip, and for each the newest commit that brought
+ * its content: one history walk from the tip (topological, then by time) for
+ * all files at once, stopping as soon as every file is attributed.
+ *
+ * A commit C brought file f (whose blob at the tip is X) when f is X in C and
+ * f is not X in any parent of C (or C has no parent). For a linear history
+ * that is "the newest commit that changed f"; at a merge it follows the side
+ * the content came from, as git log's history simplification does: a merge
+ * that took f unchanged from one parent did not change it, and a commit on
+ * another line that changed f to something else is not the one that made X.
+ */
+#include "repo/repo_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan/plan_dir.h"
+#include "util/alloc.h"
+
+/* commit id -> id of its migrations_dir tree (or absent), so each is looked up once. */
+struct dirmap_slot {
+	git_oid commit;
+	git_oid dir;
+	unsigned char used, present;
+};
+
+struct dirmap {
+	struct dirmap_slot *slots;
+	size_t cap, n;  /* cap a power of two */
+};
+
+#define REPO_TREE_CACHE 8
+
+struct walk {
+	git_repository *git;
+	const char *dirpath;     /* "" for the root tree */
+	struct dirmap map;
+	git_tree *trees[REPO_TREE_CACHE];  /* a small FIFO of loaded directory trees */
+	unsigned next_tree;
+};
+
+static size_t
+dirmap_hash(const git_oid *id)
+{
+	size_t h;
+
+	memcpy(&h, id->id, sizeof(h));
+	return h;
+}
+
+static struct dirmap_slot *
+dirmap_find(struct dirmap *m, const git_oid *commit)
+{
+	size_t i;
+
+	if (!m->cap)
+		return NULL;
+	for (i = dirmap_hash(commit) & (m->cap - 1); m->slots[i].used; i = (i + 1) & (m->cap - 1))
+		if (git_oid_equal(&m->slots[i].commit, commit))
+			return &m->slots[i];
+	return NULL;
+}
+
+static void
+dirmap_put(struct dirmap *m, const git_oid *commit, const git_oid *dir, bool present)
+{
+	size_t i;
+
+	if ((m->n + 1) * 2 > m->cap) {
+		struct dirmap old = *m;
+
+		m->cap = old.cap ? old.cap * 2 : 1024;
+		m->slots = xcalloc(m->cap, sizeof(*m->slots));
+		m->n = 0;
+		for (size_t j = 0; j < old.cap; j++)
+			if (old.slots[j].used)
+				dirmap_put(m, &old.slots[j].commit, &old.slots[j].dir,
+					   old.slots[j].present);
+		free(old.slots);
+	}
+	for (i = dirmap_hash(commit) & (m->cap - 1); m->slots[i].used; i = (i + 1) & (m->cap - 1))
+		;
+	m->slots[i].used = 1;
+	m->slots[i].present = present;
+	git_oid_cpy(&m->slots[i].commit, commit);
+	if (present)
+		git_oid_cpy(&m->slots[i].dir, dir);
+	m->n++;
+}
+
+/* The id of the migrations directory tree in a root tree; 1 found, 0 absent, -1 error. */
+static int
+walk_dir_in_tree(struct walk *w, const git_oid *root_id, git_oid *out)
+{
+	git_tree *root = NULL;
+	git_tree_entry *e = NULL;
+	int rc;
+
+	if (!*w->dirpath) {
+		git_oid_cpy(out, root_id);
+		return 1;
+	}
+	if (git_tree_lookup(&root, w->git, root_id) < 0)
+		return -1;
+	rc = git_tree_entry_bypath(&e, root, w->dirpath);
+	if (rc == GIT_ENOTFOUND) {
+		rc = 0;
+	} else if (rc == 0) {
+		rc = git_tree_entry_type(e) == GIT_OBJECT_TREE;
+		if (rc)
+			git_oid_cpy(out, git_tree_entry_id(e));
+	}
+	git_tree_entry_free(e);
+	git_tree_free(root);
+	return rc;
+}
+
+/* The migrations directory of a commit (commit may be NULL: looked up); 1, 0 absent, -1. */
+static int
+walk_dir_of(struct walk *w, const git_oid *id, git_commit *commit, git_oid *out)
+{
+	struct dirmap_slot *s = dirmap_find(&w->map, id);
+	git_commit *own = NULL;
+	int rc;
+
+	if (s) {
+		if (s->present)
+			git_oid_cpy(out, &s->dir);
+		return s->present;
+	}
+	if (!commit) {
+		if (git_commit_lookup(&own, w->git, id) < 0)
+			return -1;
+		commit = own;
+	}
+	rc = walk_dir_in_tree(w, git_commit_tree_id(commit), out);
+	git_commit_free(own);
+	if (rc >= 0)
+		dirmap_put(&w->map, id, out, rc == 1);
+	return rc;
+}
+
+/* A loaded directory tree, borrowed until the next call. */
+static git_tree *
+walk_tree(struct walk *w, const git_oid *id)
+{
+	git_tree *t;
+
+	for (unsigned i = 0; i < REPO_TREE_CACHE; i++)
+		if (w->trees[i] && git_oid_equal(git_tree_id(w->trees[i]), id))
+			return w->trees[i];
+	if (git_tree_lookup(&t, w->git, id) < 0)
+		return NULL;
+	git_tree_free(w->trees[w->next_tree]);
+	w->trees[w->next_tree] = t;
+	w->next_tree = (w->next_tree + 1) % REPO_TREE_CACHE;
+	return t;
+}
+
+static void
+walk_free(struct walk *w)
+{
+	free(w->map.slots);
+	for (unsigned i = 0; i < REPO_TREE_CACHE; i++)
+		git_tree_free(w->trees[i]);
+}
+
+static void
+file_set_commit(struct repo_plan_file *f, const git_commit *c)
+{
+	const git_signature *a = git_commit_author(c);
+
+	git_oid_tostr(f->commit, sizeof(f->commit), git_commit_id(c));
+	f->author_name = xstrdup(a && a->name ? a->name : "");
+	f->author_email = xstrdup(a && a->email ? a->email : "");
+	f->commit_time = a ? (int64_t)a->when.time : (int64_t)git_commit_time(c);
+}
+
+/* Whether tree's entry name (a file name, without the directory) is blob. */
+static bool
+tree_has(git_tree *tree, const char *name, const git_oid *blob)
+{
+	const git_tree_entry *e = git_tree_entry_byname(tree, name);
+
+	return e && git_oid_equal(git_tree_entry_id(e), blob);
+}
+
+/* Examines one commit; marks the files it brought. Returns the number resolved, or -1. */
+static int
+walk_commit(struct walk *w, git_commit *c, struct repo_plan_file *files, const char *const *names,
+	    const git_oid *blobs, bool *done, bool *cand, size_t n)
+{
+	unsigned np = git_commit_parentcount(c);
+	git_oid dir, *pdirs;
+	bool *ppresent;
+	git_tree *t;
+	size_t ncand = 0;
+	int rc, resolved = -1;
+
+	rc = walk_dir_of(w, git_commit_id(c), c, &dir);
+	if (rc <= 0)
+		return rc;
+	pdirs = xcalloc(np ? np : 1, sizeof(*pdirs));
+	ppresent = xcalloc(np ? np : 1, sizeof(*ppresent));
+	for (unsigned p = 0; p < np; p++) {
+		rc = walk_dir_of(w, git_commit_parent_id(c, p), NULL, &pdirs[p]);
+		if (rc < 0)
+			goto out;
+		ppresent[p] = rc == 1;
+		/* The directory as a parent had it: no file can differ from every parent. */
+		if (ppresent[p] && git_oid_equal(&pdirs[p], &dir)) {
+			resolved = 0;
+			goto out;
+		}
+	}
+	if (!(t = walk_tree(w, &dir)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		cand[i] = !done[i] && tree_has(t, names[i], &blobs[i]);
+		ncand += cand[i];
+	}
+	for (unsigned p = 0; ncand && p < np; p++) {
+		if (!ppresent[p])
+			continue;
+		if (!(t = walk_tree(w, &pdirs[p])))
+			goto out;
+		for (size_t i = 0; i < n; i++)
+			if (cand[i] && tree_has(t, names[i], &blobs[i])) {
+				cand[i] = false;
+				ncand--;
+			}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (cand[i]) {
+			file_set_commit(&files[i], c);
+			done[i] = true;
+		}
+	resolved = (int)ncand;
+out:
+	free(pdirs);
+	free(ppresent);
+	return resolved;
+}
+
+/* Attributes every file of s to the commit that brought its content. */
+static int
+repo_attribute(struct repo *r, const char *dirpath, const git_oid *tip, struct repo_snapshot *s,
+	       const char *const *names, char *err, size_t errlen)
+{
+	struct walk w = { .git = r->git, .dirpath = dirpath };
+	git_revwalk *rw = NULL;
+	git_oid *blobs = xcalloc(s->n ? s->n : 1, sizeof(*blobs));
+	bool *done = xcalloc(s->n ? s->n : 1, sizeof(bool));
+	bool *cand = xcalloc(s->n ? s->n : 1, sizeof(bool));
+	size_t left = s->n;
+	git_oid id;
+	int rc = -1, wrc = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		(void)git_oid_fromstr(&blobs[i], s->files[i].blob);
+	if (left && (git_revwalk_new(&rw, r->git) < 0 ||
+		     git_revwalk_sorting(rw, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+		     git_revwalk_push(rw, tip) < 0))
+		goto giterr;
+	while (left && (wrc = git_revwalk_next(&id, rw)) == 0) {
+		git_commit *c;
+		int got;
+
+		if (git_commit_lookup(&c, r->git, &id) < 0)
+			goto giterr;
+		got = walk_commit(&w, c, s->files, names, blobs, done, cand, s->n);
+		git_commit_free(c);
+		if (got < 0)
+			goto giterr;
+		left -= (size_t)got;
+	}
+	if (left && wrc != GIT_ITEROVER)
+		goto giterr;
+	if (left) {
+		/* Only a cut history (graft, shallow) ends before a file began. */
+		git_commit *c;
+
+		if (git_commit_lookup(&c, r->git, tip) < 0)
+			goto giterr;
+		for (size_t i = 0; i < s->n; i++)
+			if (!done[i])
+				file_set_commit(&s->files[i], c);
+		git_commit_free(c);
+	}
+	rc = 0;
+	goto out;
+giterr:
+	rc = repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
+			 repo_giterr());
+out:
+	git_revwalk_free(rw);
+	walk_free(&w);
+	free(blobs);
+	free(done);
+	free(cand);
+	return rc;
+}
+
+static int
+cmp_entry_name(const void *a, const void *b)
+{
+	return strcmp(git_tree_entry_name(*(const git_tree_entry *const *)a),
+		      git_tree_entry_name(*(const git_tree_entry *const *)b));
+}
+
+/* migrations_dir without "./", leading or trailing slashes ("" for the root). */
+static char *
+repo_norm_dir(const char *dir)
+{
+	size_t n;
+
+	for (;;) {
+		if (dir[0] == '/')
+			dir++;
+		else if (dir[0] == '.' && dir[1] == '/')
+			dir += 2;
+		else if (dir[0] == '.' && !dir[1])
+			dir++;
+		else
+			break;
+	}
+	n = strlen(dir);
+	while (n && dir[n - 1] == '/')
+		n--;
+	return xstrndup(dir, n);
+}
+
+/* The plan entries of dir, sorted by name, borrowed from dir; *n their number. */
+static const git_tree_entry **
+repo_plan_entries(git_tree *dir, size_t *n)
+{
+	size_t cnt = git_tree_entrycount(dir), k = 0;
+	const git_tree_entry **v = xcalloc(cnt ? cnt : 1, sizeof(*v));
+
+	for (size_t i = 0; i < cnt; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(dir, i);
+		git_filemode_t m = git_tree_entry_filemode(e);
+
+		/* Regular files only: not symlinks, subdirectories or submodules. */
+		if ((m == GIT_FILEMODE_BLOB || m == GIT_FILEMODE_BLOB_EXECUTABLE) &&
+		    plan_dir_is_plan_name(git_tree_entry_name(e)))
+			v[k++] = e;
+	}
+	qsort(v, k, sizeof(*v), cmp_entry_name);
+	*n = k;
+	return v;
+}
+
+int
+repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out, char *err,
+	      size_t errlen)
+{
+	char *ref = xasprintf("refs/heads/%s", r->branch);
+	char *dirpath = repo_norm_dir(migrations_dir ? migrations_dir : "");
+	struct repo_snapshot *s = xcalloc(1, sizeof(*s));
+	const git_tree_entry **ents = NULL;
+	const char **names = NULL;
+	git_commit *commit = NULL;
+	git_tree *root = NULL, *dir = NULL;
+	git_tree_entry *de = NULL;
+	git_oid tip;
+	int rc;
+
+	rc = git_reference_name_to_id(&tip, r->git, ref);
+	if (rc == GIT_ENOTFOUND) {
+		repo_seterr(err, errlen, "branch '%s' not found in %s", r->branch, r->display);
+		goto fail;
+	}
+	if (rc < 0 || git_commit_lookup(&commit, r->git, &tip) < 0 ||
+	    git_commit_tree(&root, commit) < 0)
+		goto giterr;
+	git_oid_tostr(s->tip, sizeof(s->tip), &tip);
+	if (!*dirpath) {
+		dir = root;
+		root = NULL;
+	} else {
+		rc = git_tree_entry_bypath(&de, root, dirpath);
+		if (rc == GIT_ENOTFOUND) {
+			repo_seterr(err, errlen,
+				    "migrations directory '%s' not found at %s (branch '%s')",
+				    dirpath, s->tip, r->branch);
+			goto fail;
+		}
+		if (rc < 0)
+			goto giterr;
+		if (git_tree_entry_type(de) != GIT_OBJECT_TREE) {
+			repo_seterr(
+			    err, errlen,
+			    "migrations directory '%s' is not a directory at %s (branch '%s')",
+			    dirpath, s->tip, r->branch);
+			goto fail;
+		}
+		if (git_tree_lookup(&dir, r->git, git_tree_entry_id(de)) < 0)
+			goto giterr;
+	}
+	ents = repo_plan_entries(dir, &s->n);
+	s->files = xcalloc(s->n ? s->n : 1, sizeof(*s->files));
+	names = xcalloc(s->n ? s->n : 1, sizeof(*names));
+	for (size_t i = 0; i < s->n; i++) {
+		struct repo_plan_file *f = &s->files[i];
+		git_blob *blob;
+		size_t len;
+
+		names[i] = git_tree_entry_name(ents[i]);
+		f->path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
+		if (git_blob_lookup(&blob, r->git, git_tree_entry_id(ents[i])) < 0)
+			goto giterr;
+		len = (size_t)git_blob_rawsize(blob);
+		f->content = xmalloc(len + 1);
+		memcpy(f->content, git_blob_rawcontent(blob), len);
+		f->content[len] = '\0';
+		f->len = len;
+		git_blob_free(blob);
+	}
+	if (repo_attribute(r, dirpath, &tip, s, names, err, errlen) < 0)
+		goto fail;
+	*out = s;
+	s = NULL;
+	rc = 0;
+	goto out;
+giterr:
+	repo_seterr(err, errlen, "cannot read branch '%s' of %s: %s", r->branch, r->display,
+		    repo_giterr());
+fail:
+	rc = -1;
+out:
+	repo_snapshot_free(s);
+	free(names);
+	free(ents);
+	git_tree_entry_free(de);
+	git_tree_free(dir);
+	git_tree_free(root);
+	git_commit_free(commit);
+	free(dirpath);
+	free(ref);
+	return rc;
+}
+
+void
+repo_snapshot_free(struct repo_snapshot *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->files[i].path);
+		free(s->files[i].content);
+		free(s->files[i].author_name);
+		free(s->files[i].author_email);
+	}
+	free(s->files);
+	free(s);
+}
