@@ -263,8 +263,10 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 			continue;
 		}
 		if (exec_run_plan(ex, p, NULL, &res) < 0 || res.outcome != EXEC_APPLIED) {
-			fprintf(stderr, "taskslapsctl apply: %s %s: %s\n", p->id,
-				exec_outcome_name(res.outcome), res.message);
+			fprintf(stderr, "taskslapsctl apply: %s %s: %s%s%s%s\n", p->id,
+				exec_outcome_name(res.outcome), res.message,
+				res.sqlstate[0] ? " (SQLSTATE " : "", res.sqlstate,
+				res.sqlstate[0] ? ")" : "");
 			plan_free(p);
 			rc = CTL_FINDINGS;
 			break;

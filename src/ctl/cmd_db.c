@@ -1,6 +1,7 @@
 /*
  * The verbs that read or mend the audit tables directly (--db CONNINFO):
- * install-schema, events, history, resume, accept-drift.
+ * install-schema, events, history, resume, accept-drift. The last four also
+ * exist without --db, asking the daemon; cmd_daemon.c chooses.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -96,7 +97,7 @@ print_events(PGresult *r, struct render *rd)
 	"IS NULL OR plan_id = $2) "
 
 int
-cmd_events(const struct ctl_global *g, int argc, char **argv)
+cmd_db_events(const struct ctl_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = { { "plan", required_argument, NULL, 'p' },
 					      { "follow", no_argument, NULL, 'f' },
@@ -197,7 +198,7 @@ cmd_events(const struct ctl_global *g, int argc, char **argv)
 }
 
 int
-cmd_history(const struct ctl_global *g, int argc, char **argv)
+cmd_db_history(const struct ctl_global *g, int argc, char **argv)
 {
 	struct exec *ex = NULL;
 	struct db_error err;
@@ -238,7 +239,7 @@ cmd_history(const struct ctl_global *g, int argc, char **argv)
 }
 
 int
-cmd_resume(const struct ctl_global *g, int argc, char **argv)
+cmd_db_resume(const struct ctl_global *g, int argc, char **argv)
 {
 	struct exec *ex = NULL;
 	struct db_error err;
@@ -290,7 +291,7 @@ find_plan(const char *where, const char *id, struct plan **out)
 }
 
 int
-cmd_accept_drift(const struct ctl_global *g, int argc, char **argv)
+cmd_db_accept_drift(const struct ctl_global *g, int argc, char **argv)
 {
 	struct exec *ex = NULL;
 	struct db_error err;

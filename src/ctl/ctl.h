@@ -58,9 +58,20 @@ int cmd_plan(const struct ctl_global *g, int argc, char **argv);
 int cmd_lint(const struct ctl_global *g, int argc, char **argv);
 int cmd_apply(const struct ctl_global *g, int argc, char **argv);
 int cmd_install_schema(const struct ctl_global *g, int argc, char **argv);
+/* Verbs in both modes (cmd_daemon.c): with g->db the cmd_db_ variant, else the daemon. */
 int cmd_events(const struct ctl_global *g, int argc, char **argv);
 int cmd_history(const struct ctl_global *g, int argc, char **argv);
 int cmd_resume(const struct ctl_global *g, int argc, char **argv);
 int cmd_accept_drift(const struct ctl_global *g, int argc, char **argv);
+/* cmd_db.c: the --db variants */
+int cmd_db_events(const struct ctl_global *g, int argc, char **argv);
+int cmd_db_history(const struct ctl_global *g, int argc, char **argv);
+int cmd_db_resume(const struct ctl_global *g, int argc, char **argv);
+int cmd_db_accept_drift(const struct ctl_global *g, int argc, char **argv);
+/* The daemon's verbs (cmd_status.c, cmd_watch.c, cmd_daemon.c) */
+int cmd_status(const struct ctl_global *g, int argc, char **argv);
+int cmd_watch(const struct ctl_global *g, int argc, char **argv);
+int cmd_reconcile(const struct ctl_global *g, int argc, char **argv);
+int cmd_abort(const struct ctl_global *g, int argc, char **argv);
 
 #endif

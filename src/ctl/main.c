@@ -8,6 +8,14 @@
 #include "taskslaps/version.h"
 
 static const struct ctl_verb verbs[] = {
+	{ "status", cmd_status, "[--json]",
+	  "the daemon's state, health, plans and running step; exit 1 when degraded, failed "
+	  "or paused" },
+	{ "watch", cmd_watch, "",
+	  "live view of the daemon: waves, backfill progress, hazard badges, events" },
+	{ "reconcile", cmd_reconcile, "", "ask the daemon to reconcile with the branch tip now" },
+	{ "abort", cmd_abort, "",
+	  "ask the daemon to cancel the running statement (the plan is marked aborted)" },
 	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos] [--verbose]",
 	  "show each plan's waves, steps, hazards, SQL and obligations" },
 	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json]",
@@ -17,12 +25,17 @@ static const struct ctl_verb verbs[] = {
 	  "(DIR|FILE...) [--mode protected|chaos] [--dry-run] [--lock-wait SECONDS] "
 	  "[--lock-retries N] [--quiet]",
 	  "with --db: apply plans in order under the rails, once, without a daemon" },
-	{ "events", cmd_events, "[--plan ID] [--follow] [--limit N]",
-	  "with --db: the audit events of the target, newest last; --follow waits for more" },
-	{ "history", cmd_history, "", "with --db: every plan the target has seen, with its status" },
-	{ "resume", cmd_resume, "PLAN", "with --db: let an aborted or failed plan run again" },
-	{ "accept-drift", cmd_accept_drift, "PLAN FILE|DIR",
-	  "with --db: record an edited applied plan's new checksum, running nothing" },
+	{ "events", cmd_events, "[--plan ID] [--follow] [--limit N (with --db)]",
+	  "the daemon's recent events (--follow: and new ones until Ctrl-C); with --db, the "
+	  "audit table's last N (50)" },
+	{ "history", cmd_history, "",
+	  "the plans at the daemon's branch tip; with --db, every plan the target has seen" },
+	{ "resume", cmd_resume, "PLAN",
+	  "let an aborted or failed plan run again (the daemon's next pass; with --db, the "
+	  "next apply)" },
+	{ "accept-drift", cmd_accept_drift, "PLAN   (with --db: PLAN FILE|DIR)",
+	  "record an edited applied plan's new checksum, running nothing (the daemon reads "
+	  "the plan at its tip; --db reads it from FILE|DIR)" },
 	{ "install-schema", cmd_install_schema, "",
 	  "with --db: install or upgrade the taskslaps schema" },
 };
@@ -70,13 +83,16 @@ usage(FILE *out)
 		fprintf(out, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
 	fputs("\n"
 	      "Global options:\n"
-	      "  --socket PATH   the daemon's control socket\n"
-	      "  --target NAME   the daemon of target NAME (/run/taskslaps/NAME.sock)\n"
-	      "  --db CONNINFO   talk to the database instead of a daemon (else $TASKSLAPS_DB)\n"
+	      "  --socket PATH   the daemon's control socket (else --target, else\n"
+	      "                  $TASKSLAPS_SOCKET, else the only socket in /run/taskslaps/)\n"
+	      "  --target NAME   the daemon of target NAME (/run/taskslaps/NAME.sock); with\n"
+	      "                  --db, the target whose rows to read (else \"default\")\n"
+	      "  --db CONNINFO   talk to the database instead of a daemon (else $TASKSLAPS_DB,\n"
+	      "                  unless --socket is given)\n"
 	      "  --version       print the version\n"
 	      "  -h, --help      this help; VERB --help for a verb's\n"
 	      "\n"
-	      "Exit status: 0 ok, 1 findings or failure, 2 usage or invalid input,\n"
+	      "Exit status: 0 ok, 1 findings, failure or degraded, 2 usage or invalid input,\n"
 	      "3 daemon unreachable.\n",
 	      out);
 }
@@ -104,7 +120,7 @@ main(int argc, char **argv)
 		default: usage(stderr); return CTL_USAGE;
 		}
 	}
-	if (!g.db)
+	if (!g.db && !g.socket) /* an explicit --socket means the daemon */
 		g.db = getenv("TASKSLAPS_DB");
 	if (optind >= argc) {
 		usage(stderr);

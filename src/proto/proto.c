@@ -89,7 +89,8 @@ parse_line(const char *line, size_t len, char *msg, size_t msglen)
 			say(msg, msglen, "empty line: expected a JSON object");
 		else
 			say(msg, msglen, "not JSON: syntax error at byte %zu",
-			    end && end >= copy && end <= copy + len ? (size_t)(end - copy) : (size_t)0);
+			    end && end >= copy && end <= copy + len ? (size_t)(end - copy)
+								    : (size_t)0);
 		free(copy);
 		return NULL;
 	}
@@ -141,7 +142,8 @@ check_version(const cJSON *root, const char **code, char *msg, size_t msglen)
 		say(msg, msglen, "missing \"v\" (the protocol version, %d)", TS_PROTO_VERSION);
 		return -1;
 	}
-	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble)) {
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+	    v->valuedouble != floor(v->valuedouble)) {
 		say(msg, msglen, "\"v\": expected an integer (the protocol version, %d)",
 		    TS_PROTO_VERSION);
 		return -1;
@@ -244,9 +246,18 @@ static cJSON *
 header(long long id)
 {
 	cJSON *o = cJSON_CreateObject();
+	char buf[32];
 
 	cJSON_AddNumberToObject(o, "v", TS_PROTO_VERSION);
-	cJSON_AddNumberToObject(o, "id", (double)id);
+	/*
+	 * cJSON prints a double with 15 significant digits when that reads back
+	 * "close enough", which is not exact above 10^15: the id is written as
+	 * the integer it is
+	 */
+	if (id < 0 || id > PROTO_ID_MAX)
+		id = 0;
+	snprintf(buf, sizeof(buf), "%lld", id);
+	cJSON_AddRawToObject(o, "id", buf);
 	return o;
 }
 
@@ -350,8 +361,7 @@ proto_reply_kind_name(enum proto_reply_kind k)
 }
 
 int
-proto_reply_decode(const char *line, size_t len, struct proto_reply *out, char *msg,
-		   size_t msglen)
+proto_reply_decode(const char *line, size_t len, struct proto_reply *out, char *msg, size_t msglen)
 {
 	static const char *const keys[] = { "result", "error", "event", "end" };
 	cJSON *root, *item = NULL;
@@ -373,7 +383,8 @@ proto_reply_decode(const char *line, size_t len, struct proto_reply *out, char *
 		if (!it)
 			continue;
 		if (found >= 0) {
-			say(msg, msglen, "a reply has one of result, error, event, end: found %s and %s",
+			say(msg, msglen,
+			    "a reply has one of result, error, event, end: found %s and %s",
 			    keys[found], keys[k]);
 			goto fail;
 		}
@@ -381,8 +392,7 @@ proto_reply_decode(const char *line, size_t len, struct proto_reply *out, char *
 		item = it;
 	}
 	switch (found) {
-	case PROTO_RESULT:
-		break;
+	case PROTO_RESULT: break;
 	case PROTO_ERROR: {
 		cJSON *c = cJSON_GetObjectItemCaseSensitive(item, "code");
 		cJSON *m = cJSON_GetObjectItemCaseSensitive(item, "message");
@@ -412,9 +422,7 @@ proto_reply_decode(const char *line, size_t len, struct proto_reply *out, char *
 			goto fail;
 		}
 		break;
-	default:
-		say(msg, msglen, "expected one of result, error, event, end");
-		goto fail;
+	default: say(msg, msglen, "expected one of result, error, event, end"); goto fail;
 	}
 	if (found != PROTO_ERROR)
 		memset(out, 0, sizeof(*out));
@@ -467,7 +475,8 @@ reserve(struct proto_reader *r, size_t n)
 		r->len -= r->start;
 		r->start = 0;
 	}
-	if (r->cap - r->len < n + 1) { /* + 1: next() writes a NUL over a '\n' only, but keep one spare */
+	if (r->cap - r->len <
+	    n + 1) { /* + 1: next() writes a NUL over a '\n' only, but keep one spare */
 		size_t cap = r->cap ? r->cap : 4096;
 
 		while (cap - r->len < n + 1)
@@ -524,11 +533,12 @@ int
 proto_reader_next(struct proto_reader *r, const char **line, size_t *len)
 {
 	size_t avail = r->len - r->start;
-	char *base = r->buf + r->start, *nl;
+	char *base, *nl;
 	size_t n;
 
 	if (avail == 0)
-		return PROTO_NEED_MORE;
+		return PROTO_NEED_MORE; /* and buf may still be NULL */
+	base = r->buf + r->start;
 	nl = r->scanned < avail ? memchr(base + r->scanned, '\n', avail - r->scanned) : NULL;
 	if (!nl) {
 		r->scanned = avail;

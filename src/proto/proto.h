@@ -19,16 +19,19 @@
 
 #include "taskslaps/proto.h"
 
-/* Ids are JSON numbers: integers in 0 .. 2^53-1 survive the trip exactly. */
+/*
+ * Ids are JSON integers in 0 .. 2^53-1 (exact in a double); the encoders
+ * write them digit for digit, and send an id outside that range as 0.
+ */
 #define PROTO_ID_MAX 9007199254740991LL
 
 /* ---- requests ------------------------------------------------------------ */
 
 struct proto_request {
-	int v;              /* always TS_PROTO_VERSION after a successful decode */
-	long long id;       /* 0 .. PROTO_ID_MAX */
-	char *cmd;          /* owned; non-empty */
-	cJSON *args;        /* owned; an object, or NULL when the request had none (or null) */
+	int v;	      /* always TS_PROTO_VERSION after a successful decode */
+	long long id; /* 0 .. PROTO_ID_MAX */
+	char *cmd;    /* owned; non-empty */
+	cJSON *args;  /* owned; an object, or NULL when the request had none (or null) */
 };
 
 /*
@@ -45,8 +48,8 @@ struct proto_request {
  * one could be read (else 0) so the error reply can echo it, and nothing in
  * *out needs freeing.
  */
-int proto_request_decode(const char *line, size_t len, struct proto_request *out,
-			 const char **code, char *msg, size_t msglen);
+int proto_request_decode(const char *line, size_t len, struct proto_request *out, const char **code,
+			 char *msg, size_t msglen);
 /* Frees what a successful decode put in rq and zeroes it; NULL and repeats are fine. */
 void proto_request_free(struct proto_request *rq);
 /*
@@ -74,9 +77,9 @@ enum proto_reply_kind { PROTO_RESULT, PROTO_ERROR, PROTO_EVENT, PROTO_END };
 struct proto_reply {
 	enum proto_reply_kind kind;
 	long long id;
-	cJSON *payload;     /* owned: the result (any JSON value) or the event (an object); else NULL */
-	char *code;         /* owned, for PROTO_ERROR: error.code; else NULL */
-	char *message;      /* owned, for PROTO_ERROR: error.message ("" when absent); else NULL */
+	cJSON *payload; /* owned: the result (any JSON value) or the event (an object); else NULL */
+	char *code;	/* owned, for PROTO_ERROR: error.code; else NULL */
+	char *message;	/* owned, for PROTO_ERROR: error.message ("" when absent); else NULL */
 };
 
 /*
@@ -104,16 +107,16 @@ const char *proto_reply_kind_name(enum proto_reply_kind k);
  */
 struct proto_reader {
 	char *buf;
-	size_t start;       /* the unread bytes are buf[start .. len) */
+	size_t start; /* the unread bytes are buf[start .. len) */
 	size_t len, cap;
-	size_t scanned;     /* bytes after start already searched for '\n' */
-	size_t max;         /* longest line accepted, without its '\n' */
-	bool skipping;      /* dropping the rest of an oversized line */
+	size_t scanned; /* bytes after start already searched for '\n' */
+	size_t max;	/* longest line accepted, without its '\n' */
+	bool skipping;	/* dropping the rest of an oversized line */
 };
 
-#define PROTO_LINE 1            /* proto_reader_next: a line */
-#define PROTO_NEED_MORE 0       /* proto_reader_next: no complete line buffered */
-#define PROTO_TOO_LONG (-1)     /* proto_reader_next: a line past max was dropped */
+#define PROTO_LINE 1	    /* proto_reader_next: a line */
+#define PROTO_NEED_MORE 0   /* proto_reader_next: no complete line buffered */
+#define PROTO_TOO_LONG (-1) /* proto_reader_next: a line past max was dropped */
 
 /* max 0 means TS_PROTO_MAX_LINE. */
 void proto_reader_init(struct proto_reader *r, size_t max);
