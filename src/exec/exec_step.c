@@ -200,9 +200,9 @@ retry_lock(struct step_run *r, const struct db_error *err, int *attempt)
 		 *attempt, r->ex->cfg.lock_retries, (long long)wait,
 		 (long long)r->s->ob.max_lock_ms);
 	exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, metrics,
-		   "%s: lock not granted within %lld ms; retry %d of %d in %lld ms",
-		   plan_op_name(r->s->op), (long long)r->s->ob.max_lock_ms, *attempt,
-		   r->ex->cfg.lock_retries, (long long)wait);
+		   "%s: lock not granted within %lld ms (%s); retry %d of %d in %lld ms",
+		   plan_op_name(r->s->op), (long long)r->s->ob.max_lock_ms, err->message,
+		   *attempt, r->ex->cfg.lock_retries, (long long)wait);
 	return exec_sleep(r->ex, wait);
 }
 
@@ -303,6 +303,7 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 {
 	const char *params[1] = { idx };
 	bool exists, valid;
+	PGresult *res;
 	char *sql;
 	int rc;
 
@@ -311,6 +312,27 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 		return -1;
 	if (!exists || valid)
 		return 0;
+	/*
+	 * INVALID also while another backend is still building it (the backend of
+	 * a killed run finishes its statement alone). Dropping it then deadlocks
+	 * with that build or collides with its catalog update; wait like for a
+	 * lock instead: the caller retries with backoff.
+	 */
+	if (db_exec(r->ex->db, &res, err,
+		    "SELECT pid FROM pg_catalog.pg_stat_progress_create_index WHERE index_relid = "
+		    "taskslaps.lookup_relation($1)::oid AND pid <> pg_catalog.pg_backend_pid()",
+		    1, params) < 0)
+		return -1;
+	if (PQntuples(res) > 0) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", SQLSTATE_LOCK_NOT_AVAILABLE);
+		snprintf(err->message, sizeof(err->message),
+			 "index %s is INVALID because another session (pid %s) is still building it",
+			 idx, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
 	exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, NULL,
 		   "index %s is INVALID (left by an earlier build): dropping it concurrently to "
 		   "rebuild",

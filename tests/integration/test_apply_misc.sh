@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Integration test of the operator's side of the executor: drift and
+# accept-drift, fix-forward of a failed step, abort (SIGINT) and resume of a
+# throttled backfill, `events --follow`, and what a taskslaps_reader login
+# may and may not do.
+#
+#   bash tests/integration/test_apply_misc.sh   (TS_VERBOSE=1 prints passes)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/apply_env.sh
+. "$here/../lib/apply_env.sh"
+env_start
+
+###########################################################################
+section "drift"
+newdb drift
+q "CREATE TABLE t (id int PRIMARY KEY, v int);
+   INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;" >/dev/null
+P=$W/drift
+plan "$P/0001-cols.yaml" <<'EOF'
+id: 0001-cols
+title: Two columns
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: a, type: int }
+  - { op: add_column, table: t, name: b, type: int }
+EOF
+plan "$P/0003-next.yaml" <<'EOF'
+id: 0003-next
+title: The plan after
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: after_drift, type: int }
+EOF
+run_ctl apply "$P/0001-cols.yaml"
+assert_rc "first apply exits 0" 0 "$RC" "$ERR"
+checksum1=$(q "SELECT checksum FROM taskslaps.plans WHERE plan_id = '0001-cols'")
+ledger1=$(q "SELECT count(*) FROM taskslaps.step_ledger")
+# Edit an applied step: b becomes c.
+sed -i 's/name: b, type: int/name: c, type: bigint/' "$P/0001-cols.yaml"
+run_ctl apply "$P"
+assert_rc "apply of the edited plan exits 1" 1 "$RC" "$ERR"
+assert_contains "stderr says drift" "0001-cols drift" "$ERR"
+assert_contains "stderr says how to resolve it" "accept-drift 0001-cols" "$ERR"
+assert_contains "stderr names the edited step" "add_column expand #1" "$ERR"
+assert_sql "plans.status drift, old checksum kept" "drift|$checksum1" \
+    "SELECT status, checksum FROM taskslaps.plans WHERE plan_id = '0001-cols'"
+assert_sql "a plan.drift event" "1" "SELECT count(*) FROM taskslaps.events WHERE plan_id = '0001-cols' AND type = 'plan.drift'"
+assert_sql "nothing of the edited plan ran" "0|$ledger1" \
+    "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'c'),
+            (SELECT count(*) FROM taskslaps.step_ledger)"
+assert_sql "the plan after it waits" "0|0" \
+    "SELECT (SELECT count(*) FROM taskslaps.plans WHERE plan_id = '0003-next'),
+            (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'after_drift')"
+run_ctl apply "$P"
+assert_rc "apply again: still drift (exit 1)" 1 "$RC" "$ERR"
+assert_sql "still one plan.drift event (not repeated)" "1" \
+    "SELECT count(*) FROM taskslaps.events WHERE plan_id = '0001-cols' AND type = 'plan.drift'"
+run_ctl accept-drift 0001-cols "$P/0001-cols.yaml"
+assert_rc "accept-drift PLAN FILE exits 0" 0 "$RC" "$ERR"
+assert_contains "accept-drift says nothing ran" "nothing was run" "$OUT"
+checksum2=$(q "SELECT checksum FROM taskslaps.plans WHERE plan_id = '0001-cols'")
+assert_ne "accept-drift recorded a new checksum" "$checksum1" "$checksum2"
+assert_sql "accept-drift: status applied" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0001-cols'"
+run_ctl apply "$P"
+assert_rc "apply after accept-drift exits 0" 0 "$RC" "$ERR"
+assert_sql "the edited step did not run" "0" \
+    "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'c'"
+assert_sql "no step.start for 0001-cols after the accept" "0" \
+    "SELECT count(*) FROM taskslaps.events WHERE plan_id = '0001-cols' AND type = 'step.start'
+        AND id > (SELECT max(id) FROM taskslaps.events WHERE type = 'plan.drift')"
+assert_sql "the plan after it ran" "1|applied" \
+    "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'after_drift'),
+            (SELECT status FROM taskslaps.plans WHERE plan_id = '0003-next')"
+run_ctl accept-drift no-such-plan "$P"
+assert_rc "accept-drift of an unknown plan exits 2" 2 "$RC" "$ERR"
+
+# Restoring the file instead: drift of a plan whose file comes back is over.
+cp "$P/0003-next.yaml" "$W/0003-next.orig"
+sed -i 's/name: after_drift/name: after_drift2/' "$P/0003-next.yaml"
+run_ctl apply "$P"
+assert_rc "second drift exits 1" 1 "$RC" "$ERR"
+cp "$W/0003-next.orig" "$P/0003-next.yaml"
+run_ctl apply "$P"
+assert_rc "file restored: apply exits 0" 0 "$RC" "$ERR"
+assert_sql "file restored: status applied again" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0003-next'"
+
+###########################################################################
+section "fix-forward of a failed step"
+newdb fix
+q "CREATE TABLE t (id int PRIMARY KEY, v int);" >/dev/null
+plan "$W/fix/0001-fix.yaml" <<'EOF'
+id: 0001-fix
+title: The second step is wrong at first
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: a, type: int }
+  - { op: sql, sql: "ALTER TABLE t ADD COLUMN b int REFERENCES no_such_table (id)" }
+EOF
+plan "$W/fix/0002-later.yaml" <<'EOF'
+id: 0002-later
+title: Waits for the fix
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: later, type: int }
+EOF
+run_ctl apply "$W/fix"
+assert_rc "failing plan: exit 1" 1 "$RC" "$ERR"
+assert_contains "failing plan: SQLSTATE 42P01" "SQLSTATE 42P01" "$ERR"
+assert_sql "failing plan: failed, step 1 in the ledger, later plan not run" "failed|1|0" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0001-fix'),
+            (SELECT count(*) FROM taskslaps.step_ledger),
+            (SELECT count(*) FROM taskslaps.plans WHERE plan_id = '0002-later')"
+sed -i 's/REFERENCES no_such_table (id)/CHECK (b > 0)/' "$W/fix/0001-fix.yaml"
+run_ctl apply "$W/fix"
+assert_rc "fixed plan: exit 0" 0 "$RC" "$ERR"
+assert_sql "fixed plan: applied, both steps in the ledger, step 1 skipped" "applied|2|1" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0001-fix'),
+            (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0001-fix'),
+            (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0001-fix' AND type = 'step.skipped')"
+assert_sql "fixed plan: the new statement ran" "1" \
+    "SELECT count(*) FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'c'"
+assert_sql "the later plan ran too" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0002-later'"
+
+###########################################################################
+section "abort and resume"
+newdb abort
+q "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL DEFAULT 0, upd int NOT NULL DEFAULT 0);
+   INSERT INTO t (id) SELECT g FROM generate_series(1, 2000) g;
+   CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN NEW.upd := OLD.upd + 1; RETURN NEW; END \$\$;
+   CREATE TRIGGER t_count BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION count_update();" >/dev/null
+plan "$W/abort/0001-slow.yaml" <<'EOF'
+id: 0001-slow
+title: A throttled backfill to abort
+reason: integration test
+waves:
+  - name: backfill
+    limits: { batch_size: 100, rows_per_second: 1000 }
+    steps:
+      - { op: backfill_sql, sql: "UPDATE t SET v = v + 1" }
+EOF
+start_ctl_bg abort1 apply "$W/abort"
+APPLY=$BG_PID
+wait_for "SELECT EXISTS (SELECT 1 FROM taskslaps.backfill_progress WHERE rows_done >= 300)" 30 "$APPLY" ||
+    fail "the backfill got going" "$(cat "$W/abort1.err")"
+kill -INT "$APPLY"
+wait_bg "$APPLY" 30
+assert_rc "SIGINT: apply exits 1" 1 "$BG_RC" "$(cat "$W/abort1.err")"
+assert_contains "SIGINT: says aborted" "0001-slow aborted" "$(cat "$W/abort1.err")"
+assert_sql "plan status aborted" "aborted" "SELECT status FROM taskslaps.plans"
+assert_sql "a plan.aborted event" "1" "SELECT count(*) FROM taskslaps.events WHERE type = 'plan.aborted'"
+assert_sql "no step.error for an abort" "0" "SELECT count(*) FROM taskslaps.events WHERE type = 'step.error'"
+done_at_abort=$(q "SELECT rows_done FROM taskslaps.backfill_progress")
+assert_sql "checkpoint kept, mid-range" "t" \
+    "SELECT last_key IS NOT NULL AND rows_done BETWEEN 300 AND 1900 FROM taskslaps.backfill_progress"
+assert_sql "rows up to the checkpoint updated once, the rest not at all" "0" \
+    "SELECT count(*) FROM t WHERE upd <> CASE WHEN id <= (SELECT (last_key->>0)::int FROM taskslaps.backfill_progress) THEN 1 ELSE 0 END"
+assert_sql "no ledger row" "0" "SELECT count(*) FROM taskslaps.step_ledger"
+assert_sql "no advisory lock left" "0" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+run_ctl apply "$W/abort"
+assert_rc "apply of an aborted plan exits 1" 1 "$RC" "$ERR"
+assert_contains "apply of an aborted plan points to resume" "taskslapsctl resume 0001-slow" "$ERR"
+assert_sql "still aborted, checkpoint untouched" "aborted|$done_at_abort" \
+    "SELECT (SELECT status FROM taskslaps.plans), (SELECT rows_done FROM taskslaps.backfill_progress)"
+run_ctl resume 0001-slow
+assert_rc "resume exits 0" 0 "$RC" "$ERR"
+assert_sql "resume: pending" "pending" "SELECT status FROM taskslaps.plans"
+run_ctl resume 0001-slow
+assert_rc "resume of a pending plan exits 1" 1 "$RC" "$ERR"
+run_ctl apply "$W/abort"
+assert_rc "apply after resume exits 0" 0 "$RC" "$ERR"
+assert_sql "resumed from the checkpoint" "1" \
+    "SELECT count(*) FROM taskslaps.events WHERE type = 'step.progress' AND message LIKE 'resuming the backfill from its checkpoint: $done_at_abort rows done%'"
+assert_sql "every row updated exactly once" "2000|0" \
+    "SELECT count(*) FILTER (WHERE upd = 1 AND v = 1), count(*) FILTER (WHERE upd <> 1) FROM t"
+assert_sql "plan applied, one ledger row" "applied|1" \
+    "SELECT (SELECT status FROM taskslaps.plans), (SELECT count(*) FROM taskslaps.step_ledger)"
+
+###########################################################################
+section "events --follow"
+newdb follow
+q "CREATE TABLE t (id int PRIMARY KEY);" >/dev/null
+run_ctl install-schema
+assert_rc "install-schema" 0 "$RC" "$ERR"
+start_ctl_bg follow events --follow
+FOLLOW=$BG_PID
+wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN taskslaps_events')" 20 "$FOLLOW" ||
+    fail "events --follow listens" "$(cat "$W/follow.err")"
+plan "$W/follow/0001-f.yaml" <<'EOF'
+id: 0001-followed
+title: Watched
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: a, type: int }
+EOF
+run_ctl apply "$W/follow"
+assert_rc "apply exits 0" 0 "$RC" "$ERR"
+if wait_file "$W/follow.out" "plan.ok" 20; then
+    pass "events --follow printed plan.ok"
+else
+    fail "events --follow printed plan.ok" "$(cat "$W/follow.out" "$W/follow.err")"
+fi
+out=$(cat "$W/follow.out")
+assert_contains "follow: step.ok of the plan" "step.ok" "$out"
+assert_contains "follow: the plan id" "0001-followed" "$out"
+assert_eq "follow: each event once, in order" \
+    "plan.start wave.start step.start step.ok wave.ok plan.ok" \
+    "$(awk '{ print $4 }' "$W/follow.out" | tr '\n' ' ' | sed 's/ $//')"
+kill -TERM "$FOLLOW"
+wait_bg "$FOLLOW" 10
+assert_rc "events --follow stops on SIGTERM with exit 0" 0 "$BG_RC" "$(cat "$W/follow.err")"
+run_ctl events --plan 0001-followed
+assert_rc "events --plan exits 0" 0 "$RC" "$ERR"
+assert_eq "events --plan lists the plan's 6 events" 6 "$(grep -c '0001-followed' <<<"$OUT")"
+run_ctl history
+assert_rc "history exits 0" 0 "$RC" "$ERR"
+assert_match "history shows the plan applied" "0001-followed +applied" "$OUT"
+
+###########################################################################
+section "reader role"
+q "CREATE ROLE ts_reader LOGIN IN ROLE taskslaps_reader;
+   SELECT taskslaps.ensure_target_reader('default');
+   GRANT taskslaps_reader_default TO ts_reader;" >/dev/null
+rq() { "$PSQL" -X -At -v ON_ERROR_STOP=1 -d "$CURDB" -U ts_reader -c "$1" 2>&1; }
+assert_eq "reader can SELECT events" "$(q "SELECT count(*) FROM taskslaps.events")" \
+    "$(rq "SELECT count(*) FROM taskslaps.events")"
+assert_eq "reader can SELECT plans" "0001-followed|applied" "$(rq "SELECT plan_id, status FROM taskslaps.plans")"
+assert_eq "reader can SELECT step_ledger" "1" "$(rq "SELECT count(*) FROM taskslaps.step_ledger")"
+out=$(rq "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard)
+          VALUES ('forged', 'default', '0001-followed', 'expand', 9, 'sql', 'H3')")
+assert_contains "reader cannot INSERT into step_ledger" "permission denied" "$out"
+out=$(rq "DELETE FROM taskslaps.events")
+assert_contains "reader cannot DELETE events" "permission denied" "$out"
+out=$(rq "UPDATE taskslaps.plans SET status = 'pending'")
+assert_contains "reader cannot UPDATE plans" "permission denied" "$out"
+out=$(rq "SELECT * FROM taskslaps.backfill_progress")
+assert_contains "reader cannot read backfill_progress" "permission denied" "$out"
+assert_sql "the ledger is unchanged" "1" "SELECT count(*) FROM taskslaps.step_ledger"
+# taskslapsctl events/history as the reader.
+"$TASKSLAPSCTL" --db "$(pg_conninfo "$CURDB" ts_reader)" events >"$W/r.out" 2>"$W/r.err"
+assert_rc "events as the reader exits 0" 0 "$?" "$(cat "$W/r.err")"
+assert_contains "events as the reader shows plan.ok" "plan.ok" "$(cat "$W/r.out")"
+"$TASKSLAPSCTL" --db "$(pg_conninfo "$CURDB" ts_reader)" apply "$W/follow" >"$W/r.out" 2>"$W/r.err"
+assert_rc "apply as the reader fails" 1 "$?" "$(cat "$W/r.err")"
+assert_sql "... and changed nothing" "1|6" \
+    "SELECT (SELECT count(*) FROM taskslaps.step_ledger), (SELECT count(*) FROM taskslaps.events)"
+
+env_finish
