@@ -14,6 +14,7 @@ struct governor {
 	double factor;            /* share of the configured rate allowed now (0..1] */
 	int64_t last_probe_ms;
 	bool archive_ok;          /* pg_ls_archive_statusdir is allowed for us */
+	bool decided;             /* a first decision was made (and told) */
 	char last_metrics[512];
 };
 

@@ -143,7 +143,9 @@ governor_check(struct exec *ex, const char *plan_id, const char *table)
 		 "\"replication_lag_ms\": %.0f, \"wal_ready\": %ld, \"autovacuum\": %ld, "
 		 "\"oldest_xact_on_table_s\": %.1f, \"factor\": %.3f}",
 		 h.active, h.waiters, h.errors, h.lag_ms, h.wal_ready, h.vacuum, h.xact_s, g->factor);
-	tell = st != g->state;
+	/* the first decision of a run is told too, so the audit shows the governor was asked */
+	tell = st != g->state || !g->decided;
+	g->decided = true;
 	switch (st) {
 	case GOV_HEALTHY:
 		/* additive recovery: a tenth of the rate back per healthy probe */
