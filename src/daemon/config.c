@@ -287,18 +287,25 @@ int
 config_load(struct config **out, const char *path, struct diags *d)
 {
 	struct strbuf sb = STRBUF_INIT;
+	int rc;
+
+	if (read_file(path, &sb, d) < 0)
+		return -1;
+	rc = config_parse(out, path, sb.buf ? sb.buf : "", sb.len, d);
+	sb_free(&sb);
+	return rc;
+}
+
+int
+config_parse(struct config **out, const char *path, const char *buf, size_t len, struct diags *d)
+{
 	struct doc *doc = NULL;
 	struct config *c;
 	struct cctx x = { .file = path, .d = d };
 	size_t before = d->nerrors;
 
-	if (read_file(path, &sb, d) < 0)
+	if (doc_parse_yaml(&doc, path, buf, len, d) < 0)
 		return -1;
-	if (doc_parse_yaml(&doc, path, sb.buf ? sb.buf : "", sb.len, d) < 0) {
-		sb_free(&sb);
-		return -1;
-	}
-	sb_free(&sb);
 	c = xcalloc(1, sizeof(*c));
 	x.c = c;
 	c->path = xstrdup(path);

@@ -34,6 +34,9 @@ struct config {
 
 /* Reads path; every problem (with line:column) goes into d. Returns 0 and *out, or -1. */
 int config_load(struct config **out, const char *path, struct diags *d);
+/* The same from the file's text (path names it in messages and is kept for reloads). */
+int config_parse(struct config **out, const char *path, const char *buf, size_t len,
+		 struct diags *d);
 void config_free(struct config *c);
 /* Whether branch matches protected_branches. */
 bool config_branch_protected(const struct config *c, const char *branch);

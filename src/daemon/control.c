@@ -160,13 +160,14 @@ static void
 handle(struct client *c, const char *line, size_t len)
 {
 	struct daemon *d = c->d;
-	struct proto_request rq;
+	struct proto_request rq = { 0 };
 	const char *code = NULL;
 	char msg[256];
 	bool mutating;
 
 	if (proto_request_decode(line, len, &rq, &code, msg, sizeof(msg)) < 0) {
-		client_send_owned(c, proto_reply_error(0, code, msg));
+		/* the decoder keeps the id when it could read one, so the reply can echo it */
+		client_send_owned(c, proto_reply_error(rq.id, code, msg));
 		return;
 	}
 	mutating = !strcmp(rq.cmd, "reconcile") || !strcmp(rq.cmd, "abort") ||

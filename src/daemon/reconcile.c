@@ -624,7 +624,7 @@ int
 worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 {
 	struct db_error err;
-	char msg[512];
+	char msg[1200];
 
 	(void)d;
 	if (!strcmp(j->cmd, "resume")) {

@@ -232,6 +232,8 @@ ensure_exec(struct daemon *d, struct worker *w)
 		cJSON_ReplaceItemInObject(db, "connected", cJSON_CreateFalse());
 		cJSON_ReplaceItemInObject(db, "error", cJSON_CreateString(msg));
 		st_set_str(d, "state", "reconnecting");
+		/* nothing can be applied, and status must not read as fine */
+		st_set_str(d, "health", "degraded");
 		pthread_mutex_unlock(&d->mu);
 		if (!w->db_down_logged)
 			log_warnx("[%s] database unavailable: %s", w->cfg->target, msg);
