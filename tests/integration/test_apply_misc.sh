@@ -205,14 +205,14 @@ out=$(cat "$W/follow.out")
 assert_contains "follow: step.ok of the plan" "step.ok" "$out"
 assert_contains "follow: the plan id" "0001-followed" "$out"
 assert_eq "follow: each event once, in order" \
-    "plan.start wave.start step.start step.ok wave.ok plan.ok" \
+    "plan.start wave.start governor.healthy step.start step.ok wave.ok plan.ok" \
     "$(awk '{ print $4 }' "$W/follow.out" | tr '\n' ' ' | sed 's/ $//')"
 kill -TERM "$FOLLOW"
 wait_bg "$FOLLOW" 10
 assert_rc "events --follow stops on SIGTERM with exit 0" 0 "$BG_RC" "$(cat "$W/follow.err")"
 run_ctl events --plan 0001-followed
 assert_rc "events --plan exits 0" 0 "$RC" "$ERR"
-assert_eq "events --plan lists the plan's 6 events" 6 "$(grep -c '0001-followed' <<<"$OUT")"
+assert_eq "events --plan lists the plan's 7 events (with the governor's first decision)" 7 "$(grep -c '0001-followed' <<<"$OUT")"
 run_ctl history
 assert_rc "history exits 0" 0 "$RC" "$ERR"
 assert_match "history shows the plan applied" "0001-followed +applied" "$OUT"
@@ -243,7 +243,7 @@ assert_rc "events as the reader exits 0" 0 "$?" "$(cat "$W/r.err")"
 assert_contains "events as the reader shows plan.ok" "plan.ok" "$(cat "$W/r.out")"
 "$TASKSLAPSCTL" --db "$(pg_conninfo "$CURDB" ts_reader)" apply "$W/follow" >"$W/r.out" 2>"$W/r.err"
 assert_rc "apply as the reader fails" 1 "$?" "$(cat "$W/r.err")"
-assert_sql "... and changed nothing" "1|6" \
+assert_sql "... and changed nothing" "1|7" \
     "SELECT (SELECT count(*) FROM taskslaps.step_ledger), (SELECT count(*) FROM taskslaps.events)"
 
 env_finish

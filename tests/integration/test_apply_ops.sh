@@ -144,7 +144,7 @@ assert_sql "ledger: applied_by, target, time" "taskslapsctl apply|default|t" \
 assert_sql "plans: 0001 applied, H2, completed" "applied|H2|t|t" \
     "SELECT status, max_hazard, completed_at IS NOT NULL, checksum ~ '^[0-9a-f]{64}$' FROM taskslaps.plans WHERE plan_id = '0001-expand'"
 assert_eq "events of 0001" \
-    "plan.start wave.start $(printf 'step.start step.ok %.0s' 1 2 3 4 5 6 7 8 9)wave.ok plan.ok" \
+    "plan.start wave.start governor.healthy $(printf 'step.start step.ok %.0s' 1 2 3 4 5 6 7 8 9)wave.ok plan.ok" \
     "$(events_of 0001-expand | tr '\n' ' ' | sed 's/ $//')"
 assert_sql "step.ok events carry metrics" "9" \
     "SELECT count(*) FROM taskslaps.events WHERE plan_id = '0001-expand' AND type = 'step.ok'
