@@ -58,6 +58,7 @@ struct daemon {
 	cJSON *status;            /* the status document (under mu) */
 	cJSON *history;           /* last events, newest last (under mu) */
 	char notified[512];       /* the last STATUS= sent (under mu) */
+	long long event_seq;      /* ids of streamed events (under mu) */
 	struct config **retired;  /* configs replaced by reloads: the worker may still read one */
 	size_t nretired;
 

@@ -83,14 +83,13 @@ on_event(const struct exec_event *ev, void *arg)
 {
 	struct daemon *d = arg;
 	cJSON *e = cJSON_CreateObject(), *metrics = NULL;
-	static long long seq;
 	char at[32];
 
 	iso_now(at, sizeof(at));
 	if (ev->metrics)
 		metrics = cJSON_Parse(ev->metrics);
 	pthread_mutex_lock(&d->mu);
-	cJSON_AddNumberToObject(e, "id", (double)++seq);
+	cJSON_AddNumberToObject(e, "id", (double)++d->event_seq);
 	cJSON_AddStringToObject(e, "at", at);
 	cJSON_AddStringToObject(e, "type", ev->type);
 	if (ev->plan_id)
