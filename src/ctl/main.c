@@ -16,7 +16,7 @@ static const struct ctl_verb verbs[] = {
 	{ "reconcile", cmd_reconcile, "", "ask the daemon to reconcile with the branch tip now" },
 	{ "abort", cmd_abort, "",
 	  "ask the daemon to cancel the running statement (the plan is marked aborted)" },
-	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos] [--verbose]",
+	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos]",
 	  "show each plan's waves, steps, hazards, SQL and obligations" },
 	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json]",
 	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "

@@ -188,12 +188,18 @@ handle(struct client *c, const char *line, size_t len)
 		pthread_mutex_unlock(&d->mu);
 		client_send_owned(c, proto_reply_result(rq.id, s));
 	} else if (!strcmp(rq.cmd, "reconcile")) {
+		pthread_mutex_lock(&d->mu);
+		d->retry_failed = true;
+		pthread_mutex_unlock(&d->mu);
 		daemon_wake_worker(d);
 		client_send_owned(c, proto_reply_result(rq.id, message("reconciling now")));
 	} else if (!strcmp(rq.cmd, "abort")) {
 		bool running;
 		pthread_mutex_lock(&d->mu);
-		running = d->ex && cJSON_IsObject(cJSON_GetObjectItem(d->status, "running"));
+		/* a plan in progress, even between steps (the governor may be pausing it) */
+		running = d->ex && (cJSON_IsObject(cJSON_GetObjectItem(d->status, "running")) ||
+				    !strcmp(cJSON_GetObjectItem(d->status, "state")->valuestring,
+					    "applying"));
 		if (d->ex && running)
 			exec_abort(d->ex);
 		pthread_mutex_unlock(&d->mu);

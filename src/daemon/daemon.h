@@ -50,6 +50,7 @@ struct daemon {
 	pthread_t worker;
 	bool worker_started;
 	bool wake;                /* reconcile now */
+	bool retry_failed;        /* ... and try failed plans again (taskslapsctl reconcile) */
 	bool stopping;
 	bool worker_done;
 	struct job *jobs;

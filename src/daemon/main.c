@@ -54,7 +54,12 @@ status_init(struct daemon *d)
 	cJSON_AddNumberToObject(s, "pid", getpid());
 	cJSON_AddStringToObject(s, "version", TS_VERSION);
 	cJSON_AddStringToObject(s, "started_at", at);
-	cJSON_AddStringToObject(s, "repository", d->cfg->repository);
+	{
+		/* a URL may carry a password: status is readable by anyone on the socket */
+		char *shown = repo_url_redact(d->cfg->repository);
+		cJSON_AddStringToObject(s, "repository", shown);
+		free(shown);
+	}
 	cJSON_AddStringToObject(s, "branch", d->cfg->branch);
 	cJSON_AddBoolToObject(s, "protected", config_branch_protected(d->cfg, d->cfg->branch));
 	cJSON_AddStringToObject(s, "mode",
@@ -153,9 +158,20 @@ reload(struct daemon *d)
 		d->retired[d->nretired++] = d->cfg;
 		d->cfg = c;
 		d->wake = true;
+		{
+			char *shown = repo_url_redact(c->repository);
+			bool prot = config_branch_protected(c, c->branch);
+			cJSON_ReplaceItemInObject(d->status, "repository", cJSON_CreateString(shown));
+			cJSON_ReplaceItemInObject(d->status, "branch", cJSON_CreateString(c->branch));
+			cJSON_ReplaceItemInObject(d->status, "protected", cJSON_CreateBool(prot));
+			cJSON_ReplaceItemInObject(d->status, "mode",
+						  cJSON_CreateString(prot ? "protected" : "chaos"));
+			free(shown);
+		}
 		pthread_cond_signal(&d->cond);
 		pthread_mutex_unlock(&d->mu);
-		log_info("[%s] reload: configuration re-read", c->target);
+		log_info("[%s] reload: configuration re-read; it takes effect on the next pass",
+			 c->target);
 	}
 	diags_clear(&dg);
 	(void)sd_notify(0, "READY=1");
@@ -355,10 +371,12 @@ main(int argc, char **argv)
 	d.worker_started = true;
 	d.wake = true;
 	(void)sd_notify(0, "READY=1");
+	char *shown = repo_url_redact(d.cfg->repository);
 	log_info("[%s] following %s of %s (%s mode); control socket %s", d.cfg->target,
-		 d.cfg->branch, d.cfg->repository,
+		 d.cfg->branch, shown,
 		 config_branch_protected(d.cfg, d.cfg->branch) ? "protected" : "chaos",
 		 d.once ? "(none with --once)" : d.cfg->control_socket);
+	free(shown);
 	rc = sd_event_loop(d.loop);
 out:
 	begin_stop(&d);

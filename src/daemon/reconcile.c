@@ -469,6 +469,10 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	repo_snapshot_free(w->snap);
 	w->snap = snap;
+	if (strcmp(w->failed_tip, snap->tip) != 0) {
+		worker_forget_failures(w);
+		snprintf(w->failed_tip, sizeof(w->failed_tip), "%s", snap->tip);
+	}
 	plan_policy_default(&pol, config_branch_protected(w->cfg, w->cfg->branch) ? MODE_PROTECTED
 										  : MODE_CHAOS);
 	pthread_mutex_lock(&d->mu);
@@ -546,6 +550,17 @@ worker_pass(struct daemon *d, struct worker *w)
 				in_sync = false;
 				continue;
 			}
+			if (dbst && !strcmp(dbst, "failed") && w->failed &&
+			    plan_idset_find(w->failed, pi->id)) {
+				pi->status = "failed";
+				snprintf(pi->message, sizeof(pi->message),
+					 "%.1400s (not retried until a new commit, `taskslapsctl "
+					 "reconcile` or `resume`)",
+					 db_message(&v, pi->id));
+				stopped = true;
+				in_sync = false;
+				continue;
+			}
 			pthread_mutex_lock(&d->mu);
 			st_set_str(d, "state", "applying");
 			st_set_str(d, "health", "progressing");
@@ -559,6 +574,12 @@ worker_pass(struct daemon *d, struct worker *w)
 			snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%s", res.sqlstate);
 			stopped = true;
 			in_sync = false;
+		}
+		if (res.outcome == EXEC_FAILED) {
+			const char *first;
+			if (!w->failed)
+				w->failed = plan_idset_new();
+			plan_idset_add(w->failed, pi->id, "", &first);
 		}
 		if (res.outcome == EXEC_CONN_LOST) {
 			conn_lost = true;
@@ -633,6 +654,7 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 			cJSON_AddStringToObject(res, "message", err.message);
 			return -1;
 		}
+		worker_forget_failures(w);
 		snprintf(msg, sizeof(msg), "plan %s resumed: it runs on this pass", j->plan_id);
 		cJSON_AddStringToObject(res, "message", msg);
 		return 0;
@@ -673,8 +695,16 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 }
 
 void
+worker_forget_failures(struct worker *w)
+{
+	plan_idset_free(w->failed);
+	w->failed = NULL;
+}
+
+void
 worker_state_free(struct worker *w)
 {
+	worker_forget_failures(w);
 	repo_snapshot_free(w->snap);
 	w->snap = NULL;
 	free(w->repo_key);

@@ -309,7 +309,20 @@ worker_main(void *arg)
 		int rc;
 
 		pthread_mutex_lock(&d->mu);
-		w.cfg = d->cfg; /* a reload swaps it between passes (the old one lives on in w) */
+		if (w.cfg && w.cfg != d->cfg) {
+			/* reloaded: reconnect with the new database, governor and retry settings */
+			d->ex = NULL;
+			pthread_mutex_unlock(&d->mu);
+			exec_close(w.ex);
+			w.ex = NULL;
+			pthread_mutex_lock(&d->mu);
+		}
+		w.cfg = d->cfg; /* a reload swaps it between passes (the old one lives on in d) */
+		if (d->retry_failed) {
+			/* an operator asked to reconcile: failed plans get another try */
+			worker_forget_failures(&w);
+			d->retry_failed = false;
+		}
 		pthread_mutex_unlock(&d->mu);
 		run_jobs(d, &w);
 		rc = worker_pass(d, &w);

@@ -21,7 +21,16 @@ struct worker {
 	bool standby_logged;
 	char last_error[512];
 	struct repo_snapshot *snap;  /* the last tip read, for accept-drift */
+	/*
+	 * Plans that failed at failed_tip: not tried again on every poll (each try
+	 * is a burst of failure events and counts against the governor) but when
+	 * a new commit arrives — a fix — or an operator runs reconcile or resume.
+	 */
+	struct plan_idset *failed;
+	char failed_tip[41];
 };
+
+void worker_forget_failures(struct worker *w);
 
 /* worker.c: connects the executor if needed; false when the database is away. */
 bool ensure_exec(struct daemon *d, struct worker *w);

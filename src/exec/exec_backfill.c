@@ -458,6 +458,10 @@ exec_step_backfill(struct step_run *r)
 			int64_t spent = exec_now_ms() - bt0;
 			if (want > spent)
 				exec_sleep(r->ex, want - spent);
+		} else if (!done && r->ex->gov.factor < 1.0) {
+			/* unthrottled, but the governor says slow down: stretch each batch */
+			int64_t spent = exec_now_ms() - bt0;
+			exec_sleep(r->ex, (int64_t)((double)spent / r->ex->gov.factor) - spent);
 		}
 	}
 	r->rows = b.rows_updated;

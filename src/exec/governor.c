@@ -49,7 +49,9 @@ probe(struct exec *ex, const char *table, struct health *h)
 	if (db_exec(ex->db, &r, &err,
 		    "SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'active' "
 		    "AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()), "
-		    "(SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted), "
+		    "(SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted AND (database IS NULL "
+		    "OR database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
+		    "pg_catalog.current_database()))), "
 		    "(SELECT coalesce(max(extract(epoch FROM replay_lag)) * 1000, 0) FROM "
 		    "pg_catalog.pg_stat_replication), "
 		    "(SELECT count(*) FROM pg_catalog.pg_stat_progress_vacuum v WHERE $1::text IS "
