@@ -26,6 +26,7 @@ struct pinfo {
 	char applied_at[40];
 	size_t done, total;
 	size_t wdone[WAVE__COUNT], wtotal[WAVE__COUNT];
+	bool out_of_order;         /* ran although it sorts before a plan applied earlier */
 };
 
 /* The database's view of the target's plans. */
@@ -33,6 +34,7 @@ struct dbview {
 	PGresult *plans;   /* plan_id, status, checksum, completed_at */
 	PGresult *events;  /* plan_id, type, message: the last plan.* event of each plan */
 	struct plan_idset *ledger;  /* step_sha -> plan_id */
+	struct plan_idset *ooo;     /* plans that ran out of order */
 };
 
 static void
@@ -41,6 +43,7 @@ dbview_free(struct dbview *v)
 	PQclear(v->plans);
 	PQclear(v->events);
 	plan_idset_free(v->ledger);
+	plan_idset_free(v->ooo);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -73,6 +76,17 @@ dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *first;
 		plan_idset_add(v->ledger, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &first);
+	}
+	PQclear(r);
+	if (db_exec(exec_db(w->ex), &r, err,
+		    "SELECT DISTINCT plan_id FROM taskslaps.events WHERE target = $1 AND type = "
+		    "'plan.out_of_order' AND plan_id IS NOT NULL",
+		    1, params) < 0)
+		return -1;
+	v->ooo = plan_idset_new();
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *first;
+		plan_idset_add(v->ooo, PQgetvalue(r, i, 0), "", &first);
 	}
 	PQclear(r);
 	return 0;
@@ -121,6 +135,7 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 		pi->done += pi->wdone[w];
 	}
 	pi->total = pi->p->nsteps;
+	pi->out_of_order = plan_idset_find(v->ooo, pi->id) != NULL;
 	row = dbview_row(v, pi->id);
 	if (row >= 0)
 		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", PQgetvalue(v->plans, row, 3));
@@ -203,8 +218,9 @@ outcome_status(enum exec_outcome o)
 static void
 note_line(struct strbuf *sb, const char *target, const struct pinfo *pi)
 {
-	sb_printf(sb, "%s %s %s %zu/%zu steps", pi->status, pi->id,
-		  pi->p ? plan_hazard_name(pi->p->max_hazard) : "H?", pi->done, pi->total);
+	sb_printf(sb, "%s %s %s %zu/%zu steps%s", pi->status, pi->id,
+		  pi->p ? plan_hazard_name(pi->p->max_hazard) : "H?", pi->done, pi->total,
+		  pi->out_of_order ? " (out of order)" : "");
 	(void)target;
 }
 
@@ -225,6 +241,8 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	}
 	if (pi->applied_at[0] && !strcmp(pi->status, "applied"))
 		sb_printf(sb, "Applied-At: %s\n", pi->applied_at);
+	if (pi->out_of_order)
+		sb_puts(sb, "Warning: out of order: sorts before a plan that was applied earlier\n");
 	if (pi->sqlstate[0])
 		sb_printf(sb, "SQLSTATE: %s\n", pi->sqlstate);
 	if (pi->message[0] && strcmp(pi->status, "applied") != 0) {
