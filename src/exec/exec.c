@@ -148,8 +148,18 @@ exec_runner_lock(struct exec *ex, int *holder, struct db_error *err)
 	int attempt = 0;
 	bool got;
 
-	if (ex->lock_held)
-		return 1;
+	if (ex->lock_held) {
+		/*
+		 * A session-level lock lives as long as its session: make sure the
+		 * session does (a terminated backend, idle_session_timeout, a
+		 * restart). Without this check a runner whose lock session died
+		 * would go on as runner next to the one that took the lock.
+		 */
+		if (db_cmd(ex->lockdb, err, "SELECT 1") == 0)
+			return 1;
+		ex->lock_held = false;
+		return -1;
+	}
 	for (;;) {
 		if (db_bool(ex->lockdb, err, &got,
 			    "SELECT pg_catalog.pg_try_advisory_lock(" EXEC_RUNNER_LOCK_KEY ")", 0,

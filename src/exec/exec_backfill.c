@@ -54,6 +54,7 @@ struct backfill {
 	int64_t rows_done;     /* rows walked (keys) so far, all runs */
 	int64_t rows_updated;  /* rows the UPDATEs changed, this run */
 	int64_t rows_total;    /* estimate, for progress */
+	struct exec_proof pf;  /* each batch proves its locks before COMMIT */
 };
 
 static char *
@@ -103,6 +104,7 @@ backfill_free(struct backfill *b)
 	free(b->keylist);
 	free(b->last);
 	free(b->upper);
+	exec_proof_free(&b->pf);
 }
 
 /* "($1::bigint, $2::text)" with parameters numbered from first. */
@@ -190,8 +192,9 @@ load_progress(struct backfill *b, struct db_error *err)
 
 /*
  * One batch in one transaction: find the batch's upper key, update the rows
- * of (last, hi], move the checkpoint to hi. Returns 0 (and *done when this
- * was the last batch), or -1 with err (the transaction rolled back).
+ * of (last, hi], move the checkpoint to hi, prove the locks. Returns 0 (and
+ * *done when this was the last batch), -1 with err, or -2 when the proof
+ * failed (res says why); the transaction is rolled back on any failure.
  */
 static int
 run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
@@ -288,11 +291,33 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	params[0] = s->sha;
 	params[1] = hi;
 	params[2] = rows;
-	if (db_exec(r->ex->db, NULL, err,
+	params[3] = b->last;
+	/*
+	 * Only from the checkpoint this batch started at: were another runner
+	 * on the same backfill (its runner lock lost), its batch would have
+	 * moved the checkpoint, and this one rolls back instead of applying a
+	 * range twice.
+	 */
+	if (db_exec(r->ex->db, &res, err,
 		    "UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = "
-		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1",
-		    3, params) < 0)
+		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND last_key "
+		    "IS NOT DISTINCT FROM $4::jsonb",
+		    4, params) < 0)
 		goto out;
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "the checkpoint moved under this batch (another runner on this backfill?)");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	/* a batch is held to the step's lock_class_max like any step */
+	switch (exec_proof_after(r, &b->pf, true, err)) {
+	case 0: break;
+	case 1: rc = -2; goto out;
+	default: goto out;
+	}
 	if (db_cmd(r->ex->db, err, "COMMIT") < 0)
 		goto out;
 	free(b->last);
@@ -300,7 +325,7 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	hi = NULL;
 	rc = 0;
 out:
-	if (rc < 0 && db_ok(r->ex->db))
+	if (rc != 0 && db_ok(r->ex->db))
 		(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
 	PQclear(res);
 	cJSON_Delete(jlast);
@@ -409,7 +434,8 @@ exec_step_backfill(struct step_run *r)
 	}
 	b.keylist = sb_detach(&kl);
 	b.qtable = quote_table(r->ex->db->conn, r->s->bf_table);
-	if (load_progress(&b, &err) < 0 || estimate_rows(&b, &err) < 0) {
+	if (load_progress(&b, &err) < 0 || estimate_rows(&b, &err) < 0 ||
+	    exec_proof_before(r, &b.pf, &err) < 0) {
 		exec_fail_db(r, &err, "starting the backfill");
 		goto out;
 	}
@@ -432,7 +458,11 @@ exec_step_backfill(struct step_run *r)
 		    !governor_wait(r->ex, r->p->id, r->s->bf_table))
 			continue; /* aborted: the top of the loop says so */
 		rate *= r->ex->gov.factor;
-		if (run_batch(&b, &done, &walked, &err) < 0) {
+		int brc = run_batch(&b, &done, &walked, &err);
+
+		if (brc == -2)
+			goto out; /* the proof failed: res holds the evidence */
+		if (brc < 0) {
 			if (!strcmp(err.sqlstate, "55P03") && attempt < r->ex->cfg.lock_retries &&
 			    !r->ex->abort_req) {
 				int64_t wait = exec_backoff_ms(attempt++);

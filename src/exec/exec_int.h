@@ -63,6 +63,23 @@ int exec_checks(struct step_run *r, const struct plan_strv *checks, const char *
 /* Records the step in the ledger (inside the caller's transaction if one is open). */
 int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
 
+/*
+ * Proof of a step's obligations (exec_step.c): before the statement, the
+ * relations that exist and the touched tables' relfilenodes; after it,
+ * before COMMIT, the locks this backend holds on those relations against
+ * lock_class_max and the relfilenodes against the no-rewrite promise.
+ */
+struct exec_proof {
+	char *rels;          /* text form of oid[] of relations that existed before */
+	PGresult *nodes;     /* name, oid, relfilenode before the statement */
+};
+
+int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err);
+/* 0 proved; 1 violated (res filled with the evidence); -1 database error. */
+int exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks,
+		     struct db_error *err);
+void exec_proof_free(struct exec_proof *pf);
+
 /* exec_step.c: a transactional or a CONCURRENTLY step. Return 0 or -1 (res filled). */
 int exec_step_tx(struct step_run *r);
 int exec_step_nontx(struct step_run *r);

@@ -31,11 +31,6 @@
 	"SELECT t.name, c.oid::text, c.relfilenode::text FROM pg_catalog.unnest($1::text[]) " \
 	"AS t(name) JOIN pg_catalog.pg_class c ON c.oid = taskslaps.lookup_relation(t.name)"
 
-struct proof {
-	char *rels;          /* text form of oid[] of relations that existed before */
-	PGresult *nodes;     /* name, oid, relfilenode before the statement */
-};
-
 static char *
 strv_array(const struct plan_strv *v)
 {
@@ -48,8 +43,8 @@ strv_array(const struct plan_strv *v)
 	return sb_detach(&sb);
 }
 
-static int
-proof_before(struct step_run *r, struct proof *pf, struct db_error *err)
+int
+exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err)
 {
 	PGresult *res;
 	char *names = strv_array(&r->s->touched);
@@ -68,8 +63,8 @@ proof_before(struct step_run *r, struct proof *pf, struct db_error *err)
 	return rc;
 }
 
-static void
-proof_free(struct proof *pf)
+void
+exec_proof_free(struct exec_proof *pf)
 {
 	free(pf->rels);
 	PQclear(pf->nodes);
@@ -89,8 +84,8 @@ lock_rank(const char *mode)
  * rewritten (new relfilenode) unless the op may rewrite. with_locks is false
  * outside a transaction, where the locks are already gone.
  */
-static int
-proof_after(struct step_run *r, struct proof *pf, bool with_locks, struct db_error *err)
+int
+exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks, struct db_error *err)
 {
 	PGresult *res;
 	const char *params[1];
@@ -217,7 +212,7 @@ start_event(struct step_run *r)
 static int
 tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 {
-	struct proof pf = { 0 };
+	struct exec_proof pf = { 0 };
 	const char *failed = NULL, *failed_post = NULL;
 	PGresult *res;
 	int rc;
@@ -237,7 +232,7 @@ tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 		}
 		r->already_present = true;
 	} else {
-		if (proof_before(r, &pf, err) < 0)
+		if (exec_proof_before(r, &pf, err) < 0)
 			goto dberr;
 		if (db_exec(r->ex->db, &res, err, r->s->stmt, 0, NULL) < 0)
 			goto dberr;
@@ -247,25 +242,25 @@ tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 			goto dberr;
 		if (failed_post) {
 			rollback(r->ex);
-			proof_free(&pf);
+			exec_proof_free(&pf);
 			return exec_fail(r, NULL, "postcheck failed after the statement: %s; rolled back",
 					 failed_post);
 		}
-		rc = proof_after(r, &pf, true, err);
+		rc = exec_proof_after(r, &pf, true, err);
 		if (rc < 0)
 			goto dberr;
 		if (rc > 0) {
 			rollback(r->ex);
-			proof_free(&pf);
+			exec_proof_free(&pf);
 			return -1;
 		}
 	}
 	if (exec_ledger_insert(r, exec_now_ms() - t0, err) < 0 || db_cmd(r->ex->db, err, "COMMIT") < 0)
 		goto dberr;
-	proof_free(&pf);
+	exec_proof_free(&pf);
 	return 0;
 dberr:
-	proof_free(&pf);
+	exec_proof_free(&pf);
 	rollback(r->ex);
 	return 1;
 }
@@ -376,7 +371,7 @@ reset_timeouts(struct exec *ex)
 static int
 nontx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 {
-	struct proof pf = { 0 };
+	struct exec_proof pf = { 0 };
 	const char *failed = NULL, *failed_post = NULL;
 	char *idx = NULL;
 	int rc;
@@ -401,33 +396,33 @@ nontx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 		}
 		r->already_present = true;
 	} else {
-		if (proof_before(r, &pf, err) < 0 || db_exec(r->ex->db, NULL, err, r->s->stmt, 0, NULL) < 0)
+		if (exec_proof_before(r, &pf, err) < 0 || db_exec(r->ex->db, NULL, err, r->s->stmt, 0, NULL) < 0)
 			goto dberr;
 		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
 			goto dberr;
 		if (failed_post) {
-			proof_free(&pf);
+			exec_proof_free(&pf);
 			free(idx);
 			(void)reset_timeouts(r->ex);
 			return exec_fail(r, NULL, "postcheck failed after the statement: %s",
 					 failed_post);
 		}
-		rc = proof_after(r, &pf, false, err);
+		rc = exec_proof_after(r, &pf, false, err);
 		if (rc != 0) {
-			proof_free(&pf);
+			exec_proof_free(&pf);
 			free(idx);
 			(void)reset_timeouts(r->ex);
 			return rc < 0 ? 1 : -1;
 		}
 	}
-	proof_free(&pf);
+	exec_proof_free(&pf);
 	free(idx);
 	(void)reset_timeouts(r->ex);
 	if (exec_ledger_insert(r, exec_now_ms() - t0, err) < 0)
 		return 1;
 	return 0;
 dberr:
-	proof_free(&pf);
+	exec_proof_free(&pf);
 	free(idx);
 	if (db_ok(r->ex->db))
 		(void)reset_timeouts(r->ex);
