@@ -326,6 +326,20 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *arg)
 	return 0;
 }
 
+/* Whether something accepts connections at sa (a full backlog counts as in use). */
+static bool
+socket_in_use(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool used;
+
+	if (fd < 0)
+		return false;
+	used = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN;
+	close(fd);
+	return used;
+}
+
 int
 control_listen(struct daemon *d)
 {
@@ -343,12 +357,26 @@ control_listen(struct daemon *d)
 		log_warn("socket");
 		return -1;
 	}
-	/* a stale socket from a crash: connecting to it fails, so it can go */
+	/*
+	 * A stale socket from a crash: connecting to it fails, so it can go. One
+	 * a live daemon listens on stays: taking it over would leave that daemon
+	 * unreachable, and its socket would go when this one exits.
+	 */
+	if (socket_in_use(&sa)) {
+		log_warnx("[%s] another process listens on the control socket %s (is taskslapsd "
+			  "already running for this target?)",
+			  d->cfg->target, path);
+		close(d->listen_fd);
+		d->listen_fd = -1; /* not ours: control_close must not remove it */
+		return -1;
+	}
 	(void)unlink(path);
 	old = umask(0117); /* 0660 */
 	if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		umask(old);
 		log_warn("[%s] cannot bind the control socket %s", d->cfg->target, path);
+		close(d->listen_fd);
+		d->listen_fd = -1;
 		return -1;
 	}
 	umask(old);

@@ -20,7 +20,8 @@ struct pinfo {
 	struct plan *p;            /* NULL when invalid */
 	char *id;
 	char *diag;                /* the parse errors of an invalid plan */
-	const char *status;
+	const char *status;        /* a literal, or dbstatus */
+	char dbstatus[24];         /* the database's word for it, copied: the dbview is freed */
 	char message[1600];
 	char sqlstate[6];
 	char applied_at[40];
@@ -292,8 +293,12 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	}
 	if (repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
 			    w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err)) < 0) {
+		size_t used = strlen(w->last_error);
+
 		log_warnx("[%s] writing git notes: %s", w->cfg->target, err);
-		snprintf(w->last_error, sizeof(w->last_error), "writing git notes: %.480s", err);
+		/* after a failed fetch, that one comes first: it is the cause */
+		snprintf(w->last_error + used, sizeof(w->last_error) - used, "%swriting git notes: %s",
+			 used ? "; " : "", err);
 	}
 	for (size_t i = 0; i < nn; i++)
 		free(texts[i]);
@@ -333,6 +338,9 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const c
 	pthread_mutex_lock(&d->mu);
 	cJSON_ReplaceItemInObject(d->status, "plans", plans);
 	cJSON_ReplaceItemInObject(d->status, "drift", drift);
+	/* a pass that could not fetch or write notes applied what it had, but is not fine */
+	if (w->last_error[0] && !strcmp(health, "healthy"))
+		health = "degraded";
 	st_set_str(d, "health", health);
 	st_set_str(d, "sync", in_sync ? "in_sync" : "out_of_sync");
 	st_set_str(d, "last_attempted_commit", w->snap ? w->snap->tip : NULL);
@@ -345,8 +353,10 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const c
 		cJSON_AddNumberToObject(g, "factor", factor);
 		cJSON_ReplaceItemInObject(d->status, "governor", g);
 	}
-	st_set_str(d, "state", "idle");
+	st_set_str(d, "state", w->last_error[0] ? "error" : "idle");
 	st_set_str(d, "last_error", w->last_error[0] ? w->last_error : NULL);
+	/* before the STATUS= below, which carries it: not the previous pass's */
+	st_set_str(d, "last_result", in_sync ? "in sync: every plan applied" : "out of sync: see plans");
 	pthread_mutex_unlock(&d->mu);
 	daemon_notify_status(d);
 }
@@ -437,6 +447,30 @@ open_repo(struct daemon *d, struct worker *w)
 	return true;
 }
 
+/*
+ * The database went away during a pass (or the runner lock's session did):
+ * drop both connections, so the next pass reconnects and takes the lock
+ * anew, and say so in the status until then.
+ */
+static void
+lost_db(struct daemon *d, struct worker *w, const char *why)
+{
+	pthread_mutex_lock(&d->mu);
+	d->ex = NULL;
+	cJSON *db = cJSON_GetObjectItem(d->status, "database");
+	cJSON_ReplaceItemInObject(db, "connected", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(db, "error", cJSON_CreateString(why));
+	st_set_str(d, "state", "reconnecting");
+	st_set_str(d, "health", "degraded");
+	pthread_mutex_unlock(&d->mu);
+	exec_close(w->ex);
+	w->ex = NULL;
+	if (!w->db_down_logged)
+		log_warnx("[%s] lost the database connection: %s", w->cfg->target, why);
+	w->db_down_logged = true;
+	daemon_notify_status(d);
+}
+
 int
 worker_pass(struct daemon *d, struct worker *w)
 {
@@ -445,7 +479,7 @@ worker_pass(struct daemon *d, struct worker *w)
 	struct db_error err;
 	struct pinfo *pis = NULL;
 	struct repo_snapshot *snap = NULL;
-	char errbuf[512];
+	char errbuf[512], lost[1600] = "";
 	bool stopped = false, in_sync = true, conn_lost = false;
 	const char *health = "healthy";
 	int holder = 0, got, rc = PASS_OK;
@@ -455,8 +489,10 @@ worker_pass(struct daemon *d, struct worker *w)
 	if (!ensure_exec(d, w))
 		return PASS_DB_DOWN;
 	got = exec_runner_lock(w->ex, &holder, &err);
-	if (got < 0)
+	if (got < 0) {
+		lost_db(d, w, err.message[0] ? err.message : "the runner lock's session ended");
 		return PASS_DB_DOWN;
+	}
 	if (got == 0) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "another runner (pid %d) holds this database's runner lock",
@@ -502,6 +538,7 @@ worker_pass(struct daemon *d, struct worker *w)
 	n = snap->n;
 	pis = parse_all(snap);
 	if (dbview_load(w, &v, &err) < 0) {
+		snprintf(lost, sizeof(lost), "%s", err.message);
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
@@ -520,7 +557,8 @@ worker_pass(struct daemon *d, struct worker *w)
 		}
 		dbst = db_status(&v, pi->id);
 		if (stopped) {
-			pi->status = dbst ? dbst : "pending";
+			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst ? dbst : "pending");
+			pi->status = pi->dbstatus;
 			if (dbst && strcmp(dbst, "applied") != 0)
 				snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
 			else if (!dbst || strcmp(dbst, "applied") != 0)
@@ -600,6 +638,7 @@ worker_pass(struct daemon *d, struct worker *w)
 			plan_idset_add(w->failed, pi->id, "", &first);
 		}
 		if (res.outcome == EXEC_CONN_LOST) {
+			snprintf(lost, sizeof(lost), "%s", res.message);
 			conn_lost = true;
 			break;
 		}
@@ -611,6 +650,7 @@ worker_pass(struct daemon *d, struct worker *w)
 	/* the notes and the status are a projection of what the database now says */
 	dbview_free(&v);
 	if (dbview_load(w, &v, &err) < 0) {
+		snprintf(lost, sizeof(lost), "%s", err.message);
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
@@ -641,21 +681,11 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	write_notes(d, w, pis, n);
 	publish(d, w, pis, n, health, in_sync);
-	pthread_mutex_lock(&d->mu);
-	st_set_str(d, "last_result",
-		   in_sync ? "in sync: every plan applied" : "out of sync: see plans");
-	pthread_mutex_unlock(&d->mu);
 out:
 	dbview_free(&v);
 	pinfos_free(pis, n);
-	if (rc == PASS_DB_DOWN) {
-		pthread_mutex_lock(&d->mu);
-		d->ex = NULL;
-		pthread_mutex_unlock(&d->mu);
-		exec_close(w->ex);
-		w->ex = NULL;
-		st_set(d, "state", "reconnecting");
-	}
+	if (rc == PASS_DB_DOWN)
+		lost_db(d, w, lost[0] ? lost : "the connection was lost");
 	return rc;
 }
 

@@ -12,8 +12,10 @@
  */
 #include "repo/repo_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
@@ -368,6 +370,12 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 	int rc;
 
 	rc = git_reference_name_to_id(&tip, r->git, ref);
+	if (rc == GIT_ENOTFOUND && access(r->gitdir, F_OK) < 0) {
+		/* moved or deleted under us: say that, not that the branch is missing */
+		repo_seterr(err, errlen, "repository %s is gone: %s: %s", r->display, r->gitdir,
+			    strerror(errno));
+		goto fail;
+	}
 	if (rc == GIT_ENOTFOUND) {
 		repo_seterr(err, errlen, "branch '%s' not found in %s", r->branch, r->display);
 		goto fail;
