@@ -12,7 +12,8 @@
 #     default 200,000): the achieved rate and its error against the target.
 #
 #   bash bench/backfill/run.sh                 builds build/bench (Release)
-#   RUNS=5 ROWS=5000000 bash bench/backfill/run.sh
+#   RUNS=5 ROWS=5000000 bash bench/backfill/run.sh   (BACKFILL_ROWS wins over ROWS)
+#   BATCH=5000 RATE=50000 THROTTLED_ROWS=500000 THROTTLED_BATCH=500 bash bench/backfill/run.sh
 #   PROFILE=1 bash bench/backfill/run.sh       server time per batch statement even when
 #                                              the goals are met (PROFILE=0: never; default: on a miss)
 #
@@ -28,10 +29,11 @@
 # Goals: unthrottled within 1.2x the plain UPDATE; throttled within +-5% of
 # the target rate.
 set -euo pipefail
+# shellcheck source=bench/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
 bench_runs 3
-rows=${ROWS:-1000000}
+rows=${BACKFILL_ROWS:-${ROWS:-1000000}}
 batch=${BATCH:-10000}
 rate=${RATE:-20000}
 trows=${THROTTLED_ROWS:-200000}

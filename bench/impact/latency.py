@@ -3,12 +3,15 @@
 `client_id transaction_no time script_no time_epoch time_us [...]`, time in
 µs, or `failed` / `serialization` / `deadlock` for a failed transaction).
 
-  latency.py FROM_US TO_US LOGFILE...
+  latency.py [--phases FILE] FROM_US TO_US LOGFILE...
 
 Prints two lines of key=value pairs: `all` (every transaction) and `window`
 (transactions that ended between FROM_US and TO_US, epoch microseconds; the
 migration). Keys: n, tps, p50, p99, p999, max (ms), slow (transactions over
-100 ms) and failed.
+100 ms) and failed. Then one `slow` line per transaction over 100 ms: when
+it began and ended, relative to FROM_US, and with --phases (lines `START_US
+END_US LABEL`: the migration's steps) the phases it overlapped, else
+(before), (after) or (between steps).
 """
 import sys
 
@@ -29,10 +32,19 @@ def stats(name, lat, failed, t0, t1):
 
 
 def main(argv):
+    phases = []
+    if len(argv) > 2 and argv[1] == "--phases":
+        with open(argv[2]) as f:
+            for line in f:
+                p = line.split(None, 2)
+                if len(p) == 3:
+                    phases.append((int(float(p[0])), int(float(p[1])), p[2].strip().replace(" ", "_")))
+        argv = argv[:1] + argv[3:]
     if len(argv) < 4:
         sys.stderr.write(__doc__)
         return 2
     w0, w1 = int(argv[1]), int(argv[2])
+    slow = []
     lat_all, lat_win = [], []
     fail_all = fail_win = 0
     first, last = None, None
@@ -52,10 +64,18 @@ def main(argv):
                     continue
                 ms = int(p[2]) / 1000.0
                 lat_all.append(ms)
+                if ms > 100:
+                    slow.append((at - int(p[2]), at, ms))
                 if inside:
                     lat_win.append(ms)
     stats("all", lat_all, fail_all, first or 0, last or 0)
     stats("window", lat_win, fail_win, w0, w1)
+    for b, e, ms in sorted(slow):
+        over = [lab for (s0, s1, lab) in phases if s0 <= e and s1 >= b]
+        if not over:
+            over = ["(before)" if e < w0 else "(after)" if b > w1 else "(between steps)"]
+        print(f"slow from={(b - w0) / 1e6:+.3f}s to={(e - w0) / 1e6:+.3f}s ms={ms:.1f} "
+              f"during={','.join(over)}")
     return 0
 
 

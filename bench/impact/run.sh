@@ -11,24 +11,29 @@
 #              default 20000, batches of 1000); then add_check_not_valid
 #              (c IS NOT NULL) + validate_constraint + set_not_null; then
 #              add_index_concurrently on c;
-#   naive      the same change as plain statements, each its own transaction:
-#              ALTER TABLE t ADD COLUMN c integer; UPDATE t SET c = id % 97;
-#              ALTER TABLE t ALTER c SET NOT NULL; CREATE INDEX t_c_idx ON t (c).
+#   naive      the same change as plain statements, each its own transaction
+#              (one psql each): ALTER TABLE t ADD COLUMN c integer; UPDATE t SET
+#              c = id % 97; ALTER TABLE t ALTER c SET NOT NULL; CREATE INDEX
+#              t_c_idx ON t (c).
 #
 #   bash bench/impact/run.sh                 builds build/bench (Release)
-#   RUNS=5 SECONDS_=30 ROWS=500000 RATE=50000 bash bench/impact/run.sh
+#   RUNS=5 SECONDS_=30 ROWS=500000 RATE=50000 CLIENTS=8 MIGRATE_AT=3 bash bench/impact/run.sh
+#                                            (IMPACT_ROWS wins over ROWS)
 #
 # Latencies come from pgbench's per-transaction log (--log): p50, p99, p99.9
 # and max over the whole run and over the migration's own window (the
 # transactions that ended while it ran), transactions slower than 100 ms, and
 # failed transactions (pgbench's failures plus clients aborted by an error).
+# Each transaction over 100 ms is listed with the migration steps it
+# overlapped (taskslaps' from its step.start and step.ok events).
 # Every scenario of every run starts from a fresh copy of the table (CREATE
 # DATABASE ... TEMPLATE; not timed). Medians of RUNS (default 3).
 set -euo pipefail
+# shellcheck source=bench/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
 bench_runs 3
-rows=${ROWS:-200000}
+rows=${IMPACT_ROWS:-${ROWS:-200000}}
 rate=${RATE:-20000}
 clients=${CLIENTS:-4}
 secs=${SECONDS_:-20}
@@ -91,14 +96,33 @@ steps:
   - { op: add_index_concurrently, table: t, name: t_c_idx, columns: [c] }
 EOF
 
-migrate() { # SCENARIO DB
+naive_steps=('ALTER TABLE t ADD COLUMN c integer' 'UPDATE t SET c = id % 97'
+	'ALTER TABLE t ALTER COLUMN c SET NOT NULL' 'CREATE INDEX t_c_idx ON t (c)')
+naive_labels=(add_column update set_not_null create_index)
+# migrate SCENARIO DB PHASES: runs it; PHASES gets "START_US END_US LABEL" lines
+# for the naive statements (taskslaps' come from its events afterwards)
+migrate() {
+	local i t0
+	: >"$3"
 	case $1 in
-	none) sleep 0 ;;
+	none) ;;
 	taskslaps) "$CTL" --db "$(bench_conninfo "$2")" apply "$WORK/plans" --quiet ;;
-	naive) bench_psql -d "$2" -c 'ALTER TABLE t ADD COLUMN c integer' \
-		-c 'UPDATE t SET c = id % 97' -c 'ALTER TABLE t ALTER COLUMN c SET NOT NULL' \
-		-c 'CREATE INDEX t_c_idx ON t (c)' ;;
+	naive)
+		for i in "${!naive_steps[@]}"; do
+			t0=$(date +%s%6N)
+			bench_psql -d "$2" -c "${naive_steps[i]}" || return 1
+			printf '%s %s %s\n' "$t0" "$(date +%s%6N)" "${naive_labels[i]}" >>"$3"
+		done
+		;;
 	esac
+}
+# The steps of the taskslaps plans, from its audit events: "START_US END_US op".
+ts_phases() {
+	bench_psql -At -F ' ' -d "$1" -c "SELECT (extract(epoch FROM s.at) * 1e6)::bigint,
+		(extract(epoch FROM coalesce(o.at, s.at)) * 1e6)::bigint, rtrim(split_part(s.message, ' ', 2), ':')
+		FROM taskslaps.events s LEFT JOIN LATERAL (SELECT at FROM taskslaps.events o WHERE o.step_sha = s.step_sha
+		AND o.type IN ('step.ok', 'step.already_present', 'step.error') ORDER BY id LIMIT 1) o ON true
+		WHERE s.type = 'step.start' ORDER BY s.id"
 }
 
 # scenario NAME RUN: runs it; res[NAME,RUN] gets one line of its figures
@@ -113,13 +137,14 @@ scenario() {
 	bench_bg_pid "$pid"
 	sleep "$at"
 	m0=$(date +%s%6N)
-	migrate "$name" "$db" >"$out/migrate.out" 2>&1 || {
+	migrate "$name" "$db" "$out/phases" >"$out/migrate.out" 2>&1 || {
 		cat "$out/migrate.out" >&2
 		bench_die "$name migration failed"
 	}
 	m1=$(date +%s%6N)
 	wait "$pid" || true
 	bench_bg_done
+	[ "$name" = taskslaps ] && ts_phases "$db" >"$out/phases"
 	if [ "$name" != none ]; then
 		[ "$(bench_psql -At -d "$db" -c "SELECT count(*) FROM t WHERE c IS DISTINCT FROM id % 97")" = 0 ] ||
 			bench_die "$name: t.c not filled"
@@ -131,11 +156,12 @@ scenario() {
 	fi
 	local aborted
 	aborted=$(grep -c 'aborted' "$out/pgbench.err" || true)
-	[ "$name" = none ] && { m0=0; m1=0; }
+	[ "$name" = none ] && m1=$m0 # no window; slow transactions are timed from where a migration would start
+	python3 "$bench_top/bench/impact/latency.py" --phases "$out/phases" "$m0" "$m1" "$out"/tx.* >"$out/latency"
 	# one line: mig=S all_n=.. all_tps=.. ... window_n=.. ... aborted=N
 	res[$name,$r]=$(printf 'mig=%s %s aborted=%s\n' "$(bench_calc "($m1 - $m0) / 1e6" "%.3f")" \
-		"$(python3 "$bench_top/bench/impact/latency.py" "$m0" "$m1" "$out"/tx.* |
-			awk '{ for (i = 2; i <= NF; i++) printf "%s_%s ", $1, $i }')" "$aborted")
+		"$(grep -E '^(all|window) ' "$out/latency" | awk '{ for (i = 2; i <= NF; i++) printf "%s_%s ", $1, $i }')" "$aborted")
+	grep '^slow ' "$out/latency" | sed "s/^slow /run $((r + 1)): /" >>"$WORK/slow_$name" || true
 	bench_psql -c "DROP DATABASE $db"
 }
 
@@ -194,3 +220,8 @@ printf 'p99 over the whole run vs no migration: taskslaps %.2fx, naive %.2fx; ma
 	"$(bench_calc "$(get taskslaps all p99) / $(get none all p99)")" "$(bench_calc "$(get naive all p99) / $(get none all p99)")" \
 	"$(bench_calc "$(get taskslaps all max) / $(get none all max)")" "$(bench_calc "$(get naive all max) / $(get none all max)")"
 echo "failed/aborted: failed transactions / clients aborted by an error, summed over the runs"
+for s in none taskslaps naive; do
+	[ -s "$WORK/slow_$s" ] || continue
+	echo "transactions over 100 ms, $s (from/to: when each began and ended, seconds after the migration began; during: the steps it overlapped):"
+	sed 's/^/  /' "$WORK/slow_$s"
+done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # (variables set here are for the scripts that source it)
 # Shared helpers for the side-by-side benchmarks (bash; sourced, not run).
 #
 #   . "$(dirname "$0")/../lib/common.sh"
@@ -32,7 +33,7 @@ _bench_cleanup() {
 	done
 	[ -n "$_bench_pg_dir" ] && pg_stop "$_bench_pg_dir" >/dev/null 2>&1
 	[ -n "$_bench_work" ] && rm -rf -- "$_bench_work"
-	_bench_pg_dir= _bench_work=
+	_bench_pg_dir='' _bench_work=''
 }
 trap _bench_cleanup EXIT
 trap 'exit 130' INT TERM

@@ -5,7 +5,7 @@
 # (nothing to do: the no-op re-run).
 #
 #   bash bench/peers/apply.sh                     builds build/bench, installs the peers
-#   RUNS=9 MIGRATIONS=500 bash bench/peers/apply.sh
+#   RUNS=9 MIGRATIONS=500 bash bench/peers/apply.sh   (APPLY_MIGRATIONS wins over MIGRATIONS)
 #   SQITCH_VERIFY=0 bash bench/peers/apply.sh     leave out `sqitch deploy --verify`
 #   PROFILE=1 bash bench/peers/apply.sh           profile even when the goals are met
 #                                                 (PROFILE=0: never; default: on a miss)
@@ -25,10 +25,11 @@
 #
 # Goal: taskslaps faster than dbmate, and at least 5x faster than Sqitch.
 set -euo pipefail
+# shellcheck source=bench/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
 bench_runs 5
-n=${MIGRATIONS:-200}
+n=${APPLY_MIGRATIONS:-${MIGRATIONS:-200}}
 verify=${SQITCH_VERIFY:-1}
 profile=${PROFILE:-auto}
 

@@ -6,7 +6,7 @@
 # migration.
 #
 #   bash bench/peers/lint.sh                        builds build/bench, installs squawk-cli (npm)
-#   RUNS=9 MIGRATIONS=5000 bash bench/peers/lint.sh
+#   RUNS=9 MIGRATIONS=5000 bash bench/peers/lint.sh  (LINT_MIGRATIONS wins over MIGRATIONS)
 #
 # Each case runs once untimed (page cache warm), then RUNS times (default 5);
 # median wall time and median CPU time (user + system). Both
@@ -16,10 +16,11 @@
 #
 # Goal: taskslaps takes at least 10x less time per migration than squawk.
 set -euo pipefail
+# shellcheck source=bench/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
 bench_runs 5
-n=${MIGRATIONS:-1000}
+n=${LINT_MIGRATIONS:-${MIGRATIONS:-1000}}
 
 bench_ctl
 bench_need_squawk

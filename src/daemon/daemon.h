@@ -67,6 +67,7 @@ struct daemon {
 	int efd;                  /* eventfd: the worker has something for the loop */
 	int listen_fd;
 	int inotify_fd;
+	sd_event_source *inotify_src; /* the watch of a local repository (moved by a reload) */
 	sd_event_source *stop_timer;
 	struct client *clients;
 	unsigned next_serial;

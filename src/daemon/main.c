@@ -135,6 +135,8 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
 	return 0;
 }
 
+static int watch_repo(struct daemon *d);
+
 /* Some keys cannot change while running: say so and keep the old value's effect. */
 static void
 reload(struct daemon *d)
@@ -170,6 +172,9 @@ reload(struct daemon *d)
 		}
 		pthread_cond_signal(&d->cond);
 		pthread_mutex_unlock(&d->mu);
+		/* the repository or branch may be another now: pushes to it wake the worker */
+		if (!d->once)
+			watch_repo(d);
 		log_info("[%s] reload: configuration re-read; it takes effect on the next pass",
 			 c->target);
 	}
@@ -228,6 +233,21 @@ on_inotify(sd_event_source *s, int fd, uint32_t revents, void *arg)
 	return 0;
 }
 
+static void
+unwatch_repo(struct daemon *d)
+{
+	d->inotify_src = sd_event_source_disable_unref(d->inotify_src);
+	if (d->inotify_fd >= 0)
+		close(d->inotify_fd);
+	d->inotify_fd = -1;
+}
+
+/*
+ * Watches the configured repository, when it is a local path, for pushes
+ * (replacing an earlier watch: a reload may name another repository or
+ * branch). A URL is fetched every poll_interval by the worker, which owns
+ * its mirror: nothing to watch, and no fetch on this thread.
+ */
 static int
 watch_repo(struct daemon *d)
 {
@@ -236,6 +256,9 @@ watch_repo(struct daemon *d)
 	const char *const *paths;
 	int n = 0;
 
+	unwatch_repo(d);
+	if (repo_location_is_url(d->cfg->repository))
+		return 0;
 	/* a throwaway handle just for the paths; the worker opens its own */
 	if (repo_open(&r, d->cfg->repository, d->cfg->state_dir, d->cfg->branch, err, sizeof(err)) < 0) {
 		log_warnx("[%s] %s (changes are seen by polling only)", d->cfg->target, err);
@@ -248,8 +271,11 @@ watch_repo(struct daemon *d)
 			if (inotify_add_watch(d->inotify_fd, paths[i],
 					      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE) >= 0)
 				n++;
-		if (n)
-			sd_event_add_io(d->loop, NULL, d->inotify_fd, EPOLLIN, on_inotify, d);
+		if (n && sd_event_add_io(d->loop, &d->inotify_src, d->inotify_fd, EPOLLIN, on_inotify,
+					 d) < 0)
+			n = 0;
+		if (!n)
+			unwatch_repo(d);
 	}
 	repo_free(r);
 	return n;
@@ -390,8 +416,7 @@ out:
 		free(q->plan_id);
 		free(q);
 	}
-	if (d.inotify_fd >= 0)
-		close(d.inotify_fd);
+	unwatch_repo(&d);
 	if (d.efd >= 0)
 		close(d.efd);
 	sd_event_source_unref(d.stop_timer);

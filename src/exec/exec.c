@@ -506,7 +506,10 @@ run_step(struct step_run *r)
 {
 	const char *table = r->s->touched.n ? r->s->touched.v[0] : NULL;
 
-	if (!governor_wait(r->ex, r->p->id, table))
+	/* a healthy reading younger than 250 ms stands, as between backfill batches */
+	if ((r->ex->gov.state != GOV_HEALTHY || !r->ex->gov.decided ||
+	     exec_now_ms() - r->ex->gov.last_probe_ms >= 250) &&
+	    !governor_wait(r->ex, r->p->id, table))
 		return exec_fail(r, NULL, "aborted while the governor paused the run");
 	switch (r->s->exec) {
 	case EXEC_TX: return exec_step_tx(r);

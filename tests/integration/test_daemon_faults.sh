@@ -92,6 +92,31 @@ daemon_stop kill1
 assert_eq "exit 0" 0 "$DRC"
 assert_eq "no advisory lock left" 0 "$(advisory_locks)"
 
+section "SIGTERM mid-backfill"
+newdb term1
+big_table
+repo_new tr
+put_plan tr main dev@example.com 0001-flag.yaml < <(backfill_plan 6000)
+daemon_conf term1 "$W/tr.git"
+daemon_start term1 || exit 1
+assert_status "the backfill is running" term1 \
+    '(s.get("running") or {}).get("wave") == "backfill" and (s["running"].get("rows_done") or 0) > 0' 30 20
+t0=$(ms_now)
+daemon_stop term1 TERM 30
+stop_ms=$(($(ms_now) - t0))
+assert_eq "SIGTERM mid-backfill: exit 0" 0 "$DRC"
+assert_le "... after the current batch, not the whole backfill (${stop_ms} ms)" 3000 "$stop_ms"
+assert_eq "STOPPING=1 sent" 1 "$(notify_since term1 | grep -c '^STOPPING=1$')"
+assert_eq "the runner lock is released" 0 "$(advisory_locks)"
+assert_sql "the backfill is not done, its checkpoint kept" "1|t" \
+    "SELECT count(*), (SELECT rows_done BETWEEN 1 AND $ROWS - 1 FROM taskslaps.backfill_progress) FROM taskslaps.step_ledger"
+assert_sql "no row updated twice" 0 "SELECT count(*) FROM big WHERE upd > 1"
+daemon_start term1 || exit 1
+assert_status "started again, the plan completes" term1 "pst('0001-flag') == 'applied'" 60
+exactly_once 0001-flag
+daemon_stop term1
+assert_eq "exit 0" 0 "$DRC"
+
 # ------------------------------------------------------------------ 7
 section "PostgreSQL restarted mid-run"
 newdb restart1

@@ -420,22 +420,24 @@ check_run() {
 }
 
 # kill_point DB PID: waits for a random moment of the run: half of the
-# calls (by KILL_POINT_N's parity) a random time within what is left of the
-# run (T_REF scaled by the steps not yet in the ledger), the others a random
-# step boundary still ahead plus a random delay.
+# calls (by KILL_POINT_N's parity) a random time within what is likely left
+# of the run (80 % of T_REF, scaled by the steps not yet in the ledger), the
+# others a random step boundary still ahead (before the last step) plus a
+# random delay. Both aim before the end, so few points come too late.
 KILL_POINT_N=0
 kill_point() {
     local db=$1 pid=$2 done_steps want left
     KILL_POINT_N=$((KILL_POINT_N + 1))
     done_steps=$(qdb "$db" "SELECT count(*) FROM taskslaps.step_ledger" 2>/dev/null)
     done_steps=${done_steps:-0}
+    [ "$done_steps" -lt "$REF_STEPS" ] || done_steps=$((REF_STEPS - 1))
     if [ $((KILL_POINT_N % 2)) -eq 1 ]; then
-        left=$((T_REF * (REF_STEPS - done_steps) / REF_STEPS))
+        left=$((T_REF * 8 / 10 * (REF_STEPS - done_steps) / REF_STEPS))
         [ "$left" -ge 300 ] || left=300
         sleep_ms "$(rand "$left")"
     else
-        [ "$done_steps" -lt "$REF_STEPS" ] || done_steps=$((REF_STEPS - 1))
-        want=$((done_steps + 1 + $(rand $((REF_STEPS - done_steps)))))
+        want=$((REF_STEPS - 1))
+        [ "$done_steps" -ge "$want" ] || want=$((done_steps + 1 + $(rand $((REF_STEPS - 1 - done_steps)))))
         local end=$(($(ms_now) + 600000))
         while [ "$(qdb "$db" "SELECT count(*) >= $want FROM taskslaps.step_ledger" 2>/dev/null)" != t ]; do
             alive "$pid" && [ "$(ms_now)" -lt "$end" ] || return 0
