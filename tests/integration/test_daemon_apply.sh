@@ -45,15 +45,7 @@ assert_sql "the plan row says applied" "applied|$C1|dev@example.com" \
     "SELECT status, commit_sha, author FROM taskslaps.plans WHERE plan_id = '0001-users'"
 assert_sql "the table exists" t "SELECT to_regclass('public.users') IS NOT NULL"
 
-wait_for_note() { # REPO TARGET COMMIT TEXT: notes are written after the status is published
-    local i
-    for ((i = 0; i < 200; i++)); do
-        case "$(note_of "$1" "$2" "$3")" in *"$4"*) return 0 ;; esac
-        sleep 0.05
-    done
-    return 1
-}
-wait_for_note "$ORIGIN" t1 "$C1" "Status: applied"
+wait_note "$ORIGIN" t1 "$C1" "Status: applied"
 note=$(note_of "$ORIGIN" t1 "$C1")
 assert_eq "the note's first line" "taskslaps t1: applied 0001-users H1 1/1 steps" "$(head -n 1 <<<"$note")"
 assert_eq "a blank line after it" "" "$(sed -n 2p <<<"$note")"
@@ -82,8 +74,11 @@ lat=$((t1 - t0))
 assert_le "push to plan.ok in under 3 s with poll_interval 60 (${lat} ms)" 2999 "$lat"
 assert_status "0002 applied" t1 'pst("0002-users-name") == "applied"' 5
 assert_sql "its column exists" t "SELECT taskslaps.column_exists('users', 'name')"
-wait_for_note "$ORIGIN" t1 "$C2" "Status: applied" &&
-    pass "the second commit has its note" || fail "the second commit has its note" "$(note_of "$ORIGIN" t1 "$C2")"
+if wait_note "$ORIGIN" t1 "$C2" "Status: applied"; then
+    pass "the second commit has its note"
+else
+    fail "the second commit has its note" "$(note_of "$ORIGIN" t1 "$C2")"
+fi
 ctl t1 status
 assert_rc "status exits 0 when healthy" 0 "$RC" "$ERR"
 
@@ -99,7 +94,7 @@ C3=$COMMIT
 assert_status "the broken plan is invalid" t1 "s['tip'] == '$C3' and pst('0003-users-age') == 'invalid' and s['state'] in ('idle', 'error')"
 assert_match "status says where (file:line:col)" 'migrations/0003-users-age\.yaml:[0-9]+:[0-9]+' \
     "$(status_py t1 'plan("0003-users-age").get("message", "")')"
-wait_for_note "$ORIGIN" t1 "$C3" "Status: invalid"
+wait_note "$ORIGIN" t1 "$C3" "Status: invalid"
 note=$(note_of "$ORIGIN" t1 "$C3")
 assert_match "the invalid note's first line" "^taskslaps t1: invalid 0003-users-age " "$(head -n 1 <<<"$note")"
 assert_match "the note says file:line:col" 'Message: migrations/0003-users-age\.yaml:[0-9]+:[0-9]+: ' "$note"
@@ -132,13 +127,16 @@ assert_status "the fixed plan and the one behind it are applied" t1 \
     'pst("0003-users-age") == "applied" and pst("0004-users-city") == "applied" and s["sync"] == "in_sync"'
 assert_sql "both columns exist" t \
     "SELECT taskslaps.column_exists('users', 'age') AND taskslaps.column_exists('users', 'city')"
-wait_for_note "$ORIGIN" t1 "$C3b" "Status: applied" &&
-    pass "the fix commit's note says applied" || fail "the fix commit's note says applied" "$(note_of "$ORIGIN" t1 "$C3b")"
+if wait_note "$ORIGIN" t1 "$C3b" "Status: applied"; then
+    pass "the fix commit's note says applied"
+else
+    fail "the fix commit's note says applied" "$(note_of "$ORIGIN" t1 "$C3b")"
+fi
 
 # ------------------------------------------------------------------ 4
 section "drift"
 steps_before=$(q "SELECT count(*) FROM taskslaps.step_ledger")
-_checkout origin main
+repo_checkout origin main
 sed -i 's/^title: Users$/title: Users (edited after the fact)/' "$W/origin.wt/migrations/0001-users.yaml"
 cat >"$W/origin.wt/migrations/0005-orders.yaml" <<'EOF'
 title: Orders
@@ -188,7 +186,7 @@ if wait_notify t1 "STATUS=idle t1: failed, tip ${C6:0:12}, out of sync" 5; then
 else
     fail "sd_notify STATUS= says failed and out of sync" "$(notify_since t1 | tail -n 3)"
 fi
-wait_for_note "$ORIGIN" t1 "$C6" "Status: failed"
+wait_note "$ORIGIN" t1 "$C6" "Status: failed"
 note=$(note_of "$ORIGIN" t1 "$C6")
 assert_contains "the failed note's first line" "taskslaps t1: failed 0006-bad H3 0/1 steps" "$(head -n 1 <<<"$note")"
 assert_contains "the failed note has the SQLSTATE" "SQLSTATE: 42P01" "$note"

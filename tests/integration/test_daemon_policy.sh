@@ -14,15 +14,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib/daemon.sh"
 daemon_env_start
 
-wait_for_note() { # REPO TARGET COMMIT TEXT: notes are written after the status is published
-    local i
-    for ((i = 0; i < 200; i++)); do
-        case "$(note_of "$1" "$2" "$3")" in *"$4"*) return 0 ;; esac
-        sleep 0.05
-    done
-    return 1
-}
-
 # ------------------------------------------------------------------ 2
 section "H3 on a chaos branch"
 newdb chaos1
@@ -48,7 +39,7 @@ assert_status "the H3 plan is blocked" ch "pst('0001-drop-legacy') == 'blocked' 
 assert_eq "the catalog is unchanged (not even the H1 step ran)" "$before" "$(q "$catalog")"
 assert_sql "nothing in the ledger" 0 "SELECT count(*) FROM taskslaps.step_ledger"
 assert_sql "the plan row says blocked" blocked "SELECT status FROM taskslaps.plans WHERE target = 'ch' AND plan_id = '0001-drop-legacy'"
-wait_for_note "$W/origin.git" ch "$CCH" "Status: blocked"
+wait_note "$W/origin.git" ch "$CCH" "Status: blocked"
 note=$(note_of "$W/origin.git" ch "$CCH")
 assert_eq "the blocked note's first line" "taskslaps ch: blocked 0001-drop-legacy H3 0/2 steps" "$(head -n 1 <<<"$note")"
 assert_match "the note gives the reason" "^Message: .*H3" "$note"
@@ -64,8 +55,11 @@ daemon_start pr || exit 1
 assert_eq "main is protected" protected "$(status_py pr 's["mode"]')"
 assert_status "the same plan on the protected branch is applied" pr "pst('0001-drop-legacy') == 'applied'"
 assert_eq "the catalog changed" "id,note" "$(q "$catalog")"
-wait_for_note "$W/origin.git" pr "$CPR" "Status: applied" &&
-    pass "its note says applied" || fail "its note says applied" "$(note_of "$W/origin.git" pr "$CPR")"
+if wait_note "$W/origin.git" pr "$CPR" "Status: applied"; then
+    pass "its note says applied"
+else
+    fail "its note says applied" "$(note_of "$W/origin.git" pr "$CPR")"
+fi
 assert_contains "the chaos target's note is still there" "blocked" "$(note_of "$W/origin.git" ch "$CCH")"
 daemon_stop pr
 
@@ -97,7 +91,7 @@ assert_sql "and did not run" "f|rate_limited" \
     "SELECT to_regclass('public.t4') IS NOT NULL, (SELECT status FROM taskslaps.plans WHERE plan_id = '0004-t4')"
 assert_contains "status says why" "eve@example.com already has 3 plans" "$(status_py rl 'plan("0004-t4").get("message", "")')"
 assert_eq "health is degraded" degraded "$(status_py rl 's["health"]')"
-wait_for_note "$W/rl.git" rl "$C4" "Status: rate_limited"
+wait_note "$W/rl.git" rl "$C4" "Status: rate_limited"
 assert_eq "the rate_limited note's first line" "taskslaps rl: rate_limited 0004-t4 H1 0/1 steps" \
     "$(note_of "$W/rl.git" rl "$C4" | head -n 1)"
 assert_sql "one plan.rate_limited event, not one per pass" 1 \

@@ -12,6 +12,7 @@
 #   put_plan origin main dev@example.com 0001-x.yaml <<'EOF'   # commit, push; COMMIT is its sha
 #   ...
 #   EOF
+#   wait_note "$W/origin.git" t1 "$COMMIT" "Status: applied"    # note_of prints the note
 #   daemon_conf t1 "$W/origin.git" 'poll_interval: 60'         # $W/t1.yaml (database $CONNINFO)
 #   daemon_start t1                        # waits for READY=1; DPID; log $W/t1.log, sd_notify $W/t1.notify
 #   assert_status "applied" t1 'pst("0001-x") == "applied"' 30
@@ -94,7 +95,7 @@ repo_new() {
 # pushes. COMMIT is the new commit. Returns non-zero when the push failed.
 put_plan() {
     local name=$1 branch=$2 email=$3 file=$4 msg=${5:-"Add $4"}
-    _checkout "$name" "$branch" || return 1
+    repo_checkout "$name" "$branch" || return 1
     cat >"$W/$name.wt/migrations/$file"
     git_as "$name" "$email" add -A &&
         git_as "$name" "$email" commit -qm "$msg" &&
@@ -105,7 +106,8 @@ put_plan() {
     COMMIT=$(git -C "$W/$name.wt" rev-parse HEAD)
 }
 
-_checkout() {
+# repo_checkout NAME BRANCH: the clone of NAME on BRANCH as the remote has it.
+repo_checkout() {
     local name=$1 branch=$2 cur
     cur=$(git -C "$W/$name.wt" symbolic-ref --short HEAD 2>/dev/null)
     [ "$cur" = "$branch" ] && return 0
@@ -116,6 +118,18 @@ _checkout() {
 # note_of REPO_DIR TARGET COMMIT: the note taskslapsd wrote on COMMIT.
 note_of() {
     git -C "$1" log -1 --format=%N --notes="taskslaps/$2" "$3" 2>/dev/null
+}
+
+# wait_note REPO_DIR TARGET COMMIT TEXT [TIMEOUT]: waits until the note on
+# COMMIT contains TEXT (notes are written after the status is published).
+wait_note() {
+    local end
+    end=$(($(ms_now) + ${5:-10} * 1000))
+    while :; do
+        case "$(note_of "$1" "$2" "$3")" in *"$4"*) return 0 ;; esac
+        [ "$(ms_now)" -lt "$end" ] || return 1
+        sleep 0.05
+    done
 }
 
 # ---------------------------------------------------------------- daemons
