@@ -357,6 +357,9 @@ main(int argc, char **argv)
 		config_free(d.cfg);
 		return rc;
 	}
+	/* libgit2's last shutdown must happen on this thread (see repo.h) */
+	if (repo_global_init() < 0)
+		fatalx("cannot initialise libgit2");
 	pthread_mutex_init(&d.mu, NULL);
 	pthread_cond_init(&d.cond, NULL);
 	d.outq_tail = &d.outq;
@@ -426,6 +429,7 @@ out:
 	for (size_t i = 0; i < d.nretired; i++)
 		config_free(d.retired[i]);
 	free(d.retired);
+	repo_global_shutdown();
 	log_info("[%s] stopped", d.cfg->target);
 	config_free(d.cfg);
 	return rc < 0 ? 1 : rc;

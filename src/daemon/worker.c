@@ -204,8 +204,10 @@ ensure_exec(struct daemon *d, struct worker *w)
 	struct exec *ex = NULL;
 	char *msg;
 
-	if (w->ex && db_ok(exec_db(w->ex)))
+	if (w->ex && db_ok(exec_db(w->ex))) {
+		w->connected = true;
 		return true;
+	}
 	if (w->ex) {
 		pthread_mutex_lock(&d->mu);
 		d->ex = NULL;
@@ -253,6 +255,7 @@ ensure_exec(struct daemon *d, struct worker *w)
 	if (d->stopping)
 		exec_stop(ex);
 	pthread_mutex_unlock(&d->mu);
+	w->connected = true;
 	return true;
 }
 
@@ -324,12 +327,20 @@ worker_main(void *arg)
 			d->retry_failed = false;
 		}
 		pthread_mutex_unlock(&d->mu);
+		w.connected = false;
 		run_jobs(d, &w);
 		rc = worker_pass(d, &w);
 		if (d->once)
 			break;
 		next = (int64_t)w.cfg->poll_interval_s * 1000;
 		if (rc == PASS_DB_DOWN) {
+			/*
+			 * Lost after it had connected (a restart in the middle of a run):
+			 * a new outage, so the backoff starts over instead of going on
+			 * doubling from the last one.
+			 */
+			if (w.connected)
+				backoff = 1000;
 			next = backoff;
 			backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 		} else {

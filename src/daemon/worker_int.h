@@ -18,6 +18,7 @@ struct worker {
 	char *repo_key;           /* repository + branch the repo was opened for */
 	char *applied_by;
 	bool db_down_logged;
+	bool connected;           /* this pass had the database: a loss starts the backoff over */
 	bool standby_logged;
 	char last_error[512];
 	struct repo_snapshot *snap;  /* the last tip read, for accept-drift */

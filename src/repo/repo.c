@@ -449,6 +449,18 @@ repo_free(struct repo *r)
 	git_libgit2_shutdown();
 }
 
+int
+repo_global_init(void)
+{
+	return git_libgit2_init() < 0 ? -1 : 0;
+}
+
+void
+repo_global_shutdown(void)
+{
+	git_libgit2_shutdown();
+}
+
 bool
 repo_is_remote(const struct repo *r)
 {

@@ -45,6 +45,19 @@ int repo_open(struct repo **out, const char *location, const char *state_dir, co
 	      char *err, size_t errlen);
 void repo_free(struct repo *r);
 
+/*
+ * For a program that uses repositories from more than one thread (the
+ * daemon): keeps libgit2 initialised from repo_global_init, at the start of
+ * main, to repo_global_shutdown, at the end of main after the other threads
+ * have ended, so that libgit2's last shutdown happens on the main thread.
+ * libgit2 frees a thread's error state at that thread's exit, or at the last
+ * shutdown but only for the thread that calls it; the main thread never
+ * "exits", so its state leaked whenever a worker thread happened to free the
+ * last repository. Returns 0 or -1.
+ */
+int repo_global_init(void);
+void repo_global_shutdown(void);
+
 /* Whether location is a URL (fetched and pushed to) rather than a local path. */
 bool repo_is_remote(const struct repo *r);
 

@@ -432,7 +432,7 @@ kill_point() {
     done_steps=${done_steps:-0}
     [ "$done_steps" -lt "$REF_STEPS" ] || done_steps=$((REF_STEPS - 1))
     if [ $((KILL_POINT_N % 2)) -eq 1 ]; then
-        left=$((T_REF * 8 / 10 * (REF_STEPS - done_steps) / REF_STEPS))
+        left=$((T_REF * 8 * (REF_STEPS - done_steps) / (10 * REF_STEPS)))
         [ "$left" -ge 300 ] || left=300
         sleep_ms "$(rand "$left")"
     else

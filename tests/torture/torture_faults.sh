@@ -74,10 +74,10 @@ CLONE=$W/clone.a make_repo "$W/a.git" "$W/a.plans"
 SD=$W/a.sd
 how=
 if torture_mount_tmpfs "$SD" 8m; then
-    how=tmpfs
+    how="tmpfs"
 elif [ "$(id -u)" -ne 0 ]; then
     mkdir -p "$SD"
-    how=chmod
+    how="chmod"
 fi
 if [ -z "$how" ]; then
     echo "A skipped: running as root without the right to mount a tmpfs"

@@ -61,9 +61,10 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=OFF -DTS_FUZ
 export TASKSLAPSCTL=$build/taskslapsctl TASKSLAPSD=$build/taskslapsd
 # shellcheck source=tests/torture/lib.sh
 . "$here/lib.sh"
-torture_init
+torture_init --seed "${TS_TORTURE_SEED:-1}"
 LOGS=${TS_VALGRIND_LOGS:-$(mktemp -d /tmp/taskslaps-valgrind.XXXXXX)}
 mkdir -p "$LOGS"
+# shellcheck disable=SC2054 # the commas are valgrind's
 VG=(valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect,possible
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 --num-callers=30
     --track-origins=yes --suppressions="$here/valgrind.supp" --gen-suppressions=all)
