@@ -16,126 +16,183 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- Re-runs are the normal case; their "already exists, skipping" notices are noise.
 SET LOCAL client_min_messages = warning;
 
+-- They are PL/pgSQL, not SQL functions: PostgreSQL cannot inline these (a
+-- FROM in the body, or a call to another of them), so as SQL functions they
+-- were planned again at every call; PL/pgSQL keeps each statement's plan for
+-- the session (and drops it when search_path changes). A step's checks cost
+-- a quarter of what they did.
+
 -- NAME -> regclass, or NULL when it does not resolve or is not a plain name.
 CREATE OR REPLACE FUNCTION taskslaps.lookup_relation(name text)
 RETURNS pg_catalog.regclass
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT CASE
-             WHEN r.m IS NULL THEN NULL
-             WHEN r.m[2] IS NULL THEN
-                 pg_catalog.to_regclass(pg_catalog.quote_ident(r.m[1]))
-             ELSE
-                 pg_catalog.to_regclass(pg_catalog.concat(pg_catalog.quote_ident(r.m[1]), '.',
-                                                          pg_catalog.quote_ident(r.m[2])))
-           END
-      FROM pg_catalog.regexp_match(lookup_relation.name,
-               '^([A-Za-z_][A-Za-z0-9_]{0,62})(?:[.]([A-Za-z_][A-Za-z0-9_]{0,62}))?$') AS r(m)
+DECLARE
+    m text[] := pg_catalog.regexp_match(lookup_relation.name,
+                    '^([A-Za-z_][A-Za-z0-9_]{0,62})(?:[.]([A-Za-z_][A-Za-z0-9_]{0,62}))?$');
+BEGIN
+    IF m IS NULL THEN
+        RETURN NULL;
+    ELSIF m[2] IS NULL THEN
+        RETURN pg_catalog.to_regclass(pg_catalog.quote_ident(m[1]));
+    END IF;
+    RETURN pg_catalog.to_regclass(pg_catalog.concat(pg_catalog.quote_ident(m[1]), '.',
+                                                    pg_catalog.quote_ident(m[2])));
+END
+$fn$;
+
+-- The relkind of NAME, or NULL.
+CREATE OR REPLACE FUNCTION taskslaps.relation_kind(name text)
+RETURNS "char"
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+DECLARE
+    r pg_catalog.regclass := taskslaps.lookup_relation(relation_kind.name);
+BEGIN
+    IF r IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT c.relkind FROM pg_catalog.pg_class c
+             WHERE c.oid OPERATOR(pg_catalog.=) r);
+END
 $fn$;
 
 -- Ordinary or partitioned table.
 CREATE OR REPLACE FUNCTION taskslaps.table_exists(name text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_catalog.pg_class c
-         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(table_exists.name)
-           AND (c.relkind OPERATOR(pg_catalog.=) 'r' OR c.relkind OPERATOR(pg_catalog.=) 'p'))
+BEGIN
+    RETURN coalesce(taskslaps.relation_kind(table_exists.name) OPERATOR(pg_catalog.=) ANY
+                    ('{r,p}'::"char"[]), false);
+END
 $fn$;
 
 -- View or materialized view.
 CREATE OR REPLACE FUNCTION taskslaps.view_exists(name text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_catalog.pg_class c
-         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(view_exists.name)
-           AND (c.relkind OPERATOR(pg_catalog.=) 'v' OR c.relkind OPERATOR(pg_catalog.=) 'm'))
+BEGIN
+    RETURN coalesce(taskslaps.relation_kind(view_exists.name) OPERATOR(pg_catalog.=) ANY
+                    ('{v,m}'::"char"[]), false);
+END
 $fn$;
 
--- A live (not dropped, not system) column of a table, view or foreign table.
--- COL is compared exactly, so it is case-sensitive like the table name.
-CREATE OR REPLACE FUNCTION taskslaps.column_exists(tbl text, col text)
+-- A live (not dropped, not system) column of a table, view or foreign table,
+-- that is NOT NULL when NOT_NULL is true. COL is compared exactly, so it is
+-- case-sensitive like the table name.
+CREATE OR REPLACE FUNCTION taskslaps.column_is(tbl text, col text, not_null boolean)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
+DECLARE
+    r pg_catalog.regclass := taskslaps.lookup_relation(column_is.tbl);
+BEGIN
+    IF r IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
         SELECT 1 FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
-         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(column_exists.tbl)
+         WHERE c.oid OPERATOR(pg_catalog.=) r
            AND c.relkind OPERATOR(pg_catalog.<>) 'i'
            AND c.relkind OPERATOR(pg_catalog.<>) 'I'
-           AND a.attname OPERATOR(pg_catalog.=) column_exists.col
+           AND a.attname OPERATOR(pg_catalog.=) column_is.col
            AND a.attnum OPERATOR(pg_catalog.>) 0
-           AND NOT a.attisdropped)
+           AND NOT a.attisdropped
+           AND (a.attnotnull OR NOT column_is.not_null));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION taskslaps.column_exists(tbl text, col text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+BEGIN
+    RETURN taskslaps.column_is(column_exists.tbl, column_exists.col, false);
+END
 $fn$;
 
 -- The column exists and is NOT NULL.
 CREATE OR REPLACE FUNCTION taskslaps.column_not_null(tbl text, col text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
-         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(column_not_null.tbl)
-           AND c.relkind OPERATOR(pg_catalog.<>) 'i'
-           AND c.relkind OPERATOR(pg_catalog.<>) 'I'
-           AND a.attname OPERATOR(pg_catalog.=) column_not_null.col
-           AND a.attnum OPERATOR(pg_catalog.>) 0
-           AND NOT a.attisdropped
-           AND a.attnotnull)
+BEGIN
+    RETURN taskslaps.column_is(column_not_null.tbl, column_not_null.col, true);
+END
 $fn$;
 
 -- An index (plain or partitioned), valid or not. Indexes live in their
 -- table's schema, so a qualified NAME uses that schema.
 CREATE OR REPLACE FUNCTION taskslaps.index_exists(name text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_catalog.pg_class c
-         WHERE c.oid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(index_exists.name)
-           AND (c.relkind OPERATOR(pg_catalog.=) 'i' OR c.relkind OPERATOR(pg_catalog.=) 'I'))
+BEGIN
+    RETURN coalesce(taskslaps.relation_kind(index_exists.name) OPERATOR(pg_catalog.=) ANY
+                    ('{i,I}'::"char"[]), false);
+END
 $fn$;
 
 -- The index exists and is usable: a CREATE INDEX CONCURRENTLY that failed or
 -- was killed leaves it INVALID (indisvalid false), to be dropped and rebuilt.
 CREATE OR REPLACE FUNCTION taskslaps.index_valid(name text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
+DECLARE
+    r pg_catalog.regclass := taskslaps.lookup_relation(index_valid.name);
+BEGIN
+    IF r IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
         SELECT 1 FROM pg_catalog.pg_index i
-         WHERE i.indexrelid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(index_valid.name)
+         WHERE i.indexrelid OPERATOR(pg_catalog.=) r
            AND i.indisvalid
-           AND i.indisready)
+           AND i.indisready);
+END
 $fn$;
 
 -- A constraint named NAME on table TBL (CHECK, FOREIGN KEY, UNIQUE, PRIMARY
--- KEY, EXCLUDE), validated or NOT VALID.
+-- KEY, EXCLUDE), validated or NOT VALID; only a validated one when VALIDATED.
+CREATE OR REPLACE FUNCTION taskslaps.constraint_is(tbl text, name text, validated boolean)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+AS $fn$
+DECLARE
+    r pg_catalog.regclass := taskslaps.lookup_relation(constraint_is.tbl);
+BEGIN
+    IF r IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
+        SELECT 1 FROM pg_catalog.pg_constraint k
+         WHERE k.conrelid OPERATOR(pg_catalog.=) r
+           AND k.conname OPERATOR(pg_catalog.=) constraint_is.name
+           AND (k.convalidated OR NOT constraint_is.validated));
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION taskslaps.constraint_exists(tbl text, name text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_catalog.pg_constraint k
-         WHERE k.conrelid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(constraint_exists.tbl)
-           AND k.conname OPERATOR(pg_catalog.=) constraint_exists.name)
+BEGIN
+    RETURN taskslaps.constraint_is(constraint_exists.tbl, constraint_exists.name, false);
+END
 $fn$;
 
 -- The constraint exists and has been validated (not NOT VALID any more).
 CREATE OR REPLACE FUNCTION taskslaps.constraint_valid(tbl text, name text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_catalog.pg_constraint k
-         WHERE k.conrelid OPERATOR(pg_catalog.=) taskslaps.lookup_relation(constraint_valid.tbl)
-           AND k.conname OPERATOR(pg_catalog.=) constraint_valid.name
-           AND k.convalidated)
+BEGIN
+    RETURN taskslaps.constraint_is(constraint_valid.tbl, constraint_valid.name, true);
+END
 $fn$;
 
 ---------------------------------------------------------------------------

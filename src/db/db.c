@@ -7,6 +7,9 @@
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
+static void prep_clear(struct db *db);
+static void defer_free(struct db_deferred *d);
+
 static void
 err_from_conn(struct db_error *err, PGconn *conn, const char *what)
 {
@@ -59,6 +62,7 @@ db_connect(struct db **out, const char *conninfo, const char *appname, struct db
 	db = xcalloc(1, sizeof(*db));
 	db->conn = conn;
 	db->cancel = PQgetCancel(conn);
+	db->defer_tail = &db->defer;
 	*out = db;
 	return 0;
 }
@@ -68,6 +72,10 @@ db_close(struct db *db)
 {
 	if (!db)
 		return;
+	db_flush(db);
+	defer_free(db->defer);
+	prep_clear(db);
+	free(db->prep);
 	if (db->cancel)
 		PQfreeCancel(db->cancel);
 	PQfinish(db->conn);
@@ -89,23 +97,406 @@ db_cancel(struct db *db)
 		(void)PQcancel(db->cancel, buf, sizeof(buf));
 }
 
-int
-db_exec(struct db *db, PGresult **res, struct db_error *err, const char *sql, int nparams,
-	const char *const *params)
+struct db_prepared {
+	char *sql;
+	char name[32];
+};
+
+struct db_deferred {
+	struct db_deferred *next;
+	const char *sql;        /* a constant of this program */
+	bool fixed;             /* prepared (all but db_prepared_reset's DEALLOCATE) */
+	int nparams;
+	char **params;          /* copies; the strings follow the array in one block */
+};
+
+#define DB_DEFER_MAX 64
+#define SQLSTATE_NO_SUCH_PREPARED "26000"
+
+static const char *
+prep_find(const struct db *db, const char *sql)
 {
-	PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	for (size_t i = 0; i < db->nprep; i++)
+		if (db->prep[i].sql == sql || strcmp(db->prep[i].sql, sql) == 0)
+			return db->prep[i].name;
+	return NULL;
+}
+
+static size_t
+prep_add(struct db *db, const char *sql)
+{
+	struct db_prepared *p;
+
+	if (db->nprep == db->capprep) {
+		db->capprep = db->capprep ? db->capprep * 2 : 16;
+		db->prep = xrealloc(db->prep, db->capprep * sizeof(*db->prep));
+	}
+	p = &db->prep[db->nprep];
+	p->sql = xstrdup(sql);
+	snprintf(p->name, sizeof(p->name), "taskslaps_%u", ++db->prep_seq);
+	return db->nprep++;
+}
+
+static void
+prep_forget(struct db *db, const char *name)
+{
+	for (size_t i = 0; i < db->nprep; i++) {
+		if (strcmp(db->prep[i].name, name) != 0)
+			continue;
+		free(db->prep[i].sql);
+		db->prep[i] = db->prep[--db->nprep];
+		return;
+	}
+}
+
+/* After "prepared statement does not exist" (someone ran DEALLOCATE ALL): prepare anew. */
+static void
+prep_clear(struct db *db)
+{
+	for (size_t i = 0; i < db->nprep; i++)
+		free(db->prep[i].sql);
+	db->nprep = 0;
+}
+
+void
+db_prepared_reset(struct db *db)
+{
+	/* whatever is left of them goes too: a long-lived session must not pile them up */
+	struct db_deferred *d = xcalloc(1, sizeof(*d));
+
+	prep_clear(db);
+	/* first in the queue: the statements queued before it are prepared after it */
+	d->sql = "DEALLOCATE ALL";
+	d->next = db->defer;
+	db->defer = d;
+	if (db->defer_tail == &db->defer)
+		db->defer_tail = &d->next;
+	db->ndefer++;
+}
+
+static void
+check_deallocated(struct db *db, const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	if (st && strcmp(st, SQLSTATE_NO_SUCH_PREPARED) == 0)
+		prep_clear(db);
+}
+
+/* What one result of a pipeline belongs to. */
+struct slot {
+	enum { SLOT_DEFERRED, SLOT_PREPARE, SLOT_STMT, SLOT_SYNC } kind;
+	size_t stmt;            /* SLOT_STMT, SLOT_PREPARE: index in st */
+	char name[32];          /* SLOT_PREPARE: the name to forget if it fails */
+	PGresult *res;
+};
+
+struct pipe {
+	struct slot *slots;
+	size_t n, cap;
+};
+
+static struct slot *
+pipe_slot(struct pipe *pp, int kind, size_t stmt)
+{
+	struct slot *s;
+
+	if (pp->n == pp->cap) {
+		pp->cap = pp->cap ? pp->cap * 2 : 16;
+		pp->slots = xrealloc(pp->slots, pp->cap * sizeof(*pp->slots));
+	}
+	s = &pp->slots[pp->n++];
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->stmt = stmt;
+	return s;
+}
+
+/* Queues one statement (and its Parse when it is fixed and new); false when libpq refuses. */
+static bool
+pipe_send(struct db *db, struct pipe *pp, size_t stmt, int kind, const char *sql, int nparams,
+	  const char *const *params, bool fixed)
+{
+	const char *name = fixed ? prep_find(db, sql) : NULL;
+
+	if (fixed && !name) {
+		size_t i = prep_add(db, sql);
+		struct slot *s;
+
+		name = db->prep[i].name;
+		if (!PQsendPrepare(db->conn, name, sql, nparams, NULL)) {
+			prep_forget(db, name);
+			return false;
+		}
+		s = pipe_slot(pp, SLOT_PREPARE, stmt);
+		snprintf(s->name, sizeof(s->name), "%s", name);
+		name = s->name;
+	}
+	if (name ? !PQsendQueryPrepared(db->conn, name, nparams, params, NULL, NULL, 0)
+		 : !PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		return false;
+	pipe_slot(pp, kind, stmt);
+	return true;
+}
+
+static bool
+pipe_sync(struct db *db, struct pipe *pp)
+{
+	if (!PQpipelineSync(db->conn))
+		return false;
+	pipe_slot(pp, SLOT_SYNC, 0);
+	return true;
+}
+
+/*
+ * Reads every result the pipeline owes, in order: a result (PIPELINE_ABORTED
+ * for a statement skipped after an error) usually followed by a NULL per
+ * statement, and a PIPELINE_SYNC per Sync. Statements here return one result
+ * each (no COPY, one statement per query). Returns false when the connection
+ * broke first.
+ */
+static bool
+pipe_read(struct db *db, struct pipe *pp)
+{
+	size_t cur = 0;
+	bool have = false;
+	int nulls = 0;
+
+	while (cur < pp->n) {
+		PGresult *r = PQgetResult(db->conn);
+
+		if (!r) {
+			if (have) {
+				have = false;
+				cur++;
+				continue;
+			}
+			if (++nulls >= 2 || PQstatus(db->conn) != CONNECTION_OK)
+				return false;
+			continue;
+		}
+		nulls = 0;
+		if (have) { /* the statement before ended without its NULL */
+			have = false;
+			cur++;
+		}
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			while (cur < pp->n && pp->slots[cur].kind != SLOT_SYNC)
+				cur++; /* left without a result: reported as not run */
+			cur++;
+			continue;
+		}
+		if (cur >= pp->n || pp->slots[cur].kind == SLOT_SYNC) {
+			PQclear(r); /* nothing expects it */
+			continue;
+		}
+		pp->slots[cur].res = r;
+		have = true;
+	}
+	return true;
+}
+
+static void
+defer_free(struct db_deferred *d)
+{
+	while (d) {
+		struct db_deferred *next = d->next;
+		free(d->params);
+		free(d);
+		d = next;
+	}
+}
+
+static bool
+res_ok(const PGresult *r)
+{
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		err_from_result(err, db->conn, r);
-		PQclear(r);
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+int
+db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size_t *failed)
+{
+	struct pipe pp = { 0 };
+	struct db_deferred *d = db->defer;
+	bool sent = true, read;
+	size_t bad = n;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		st[i].res = NULL;
+	db->defer = NULL;
+	db->defer_tail = &db->defer;
+	db->ndefer = 0;
+	if (!PQenterPipelineMode(db->conn)) {
+		defer_free(d);
+		err_from_conn(err, db->conn, "");
+		if (failed)
+			*failed = 0;
 		return -1;
+	}
+	for (struct db_deferred *x = d; x && sent; x = x->next)
+		sent = pipe_send(db, &pp, 0, SLOT_DEFERRED, x->sql, x->nparams,
+				 (const char *const *)x->params, x->fixed) &&
+		       pipe_sync(db, &pp);
+	for (size_t i = 0; i < n && sent; i++) {
+		sent = pipe_send(db, &pp, i, SLOT_STMT, st[i].sql, st[i].nparams, st[i].params,
+				 st[i].fixed);
+		if (!sent) {
+			bad = i;
+			err_from_conn(err, db->conn, "");
+		}
+	}
+	if (!sent && bad == n) { /* refused while queueing the deferred statements */
+		bad = 0;
+		err_from_conn(err, db->conn, "");
+	}
+	/* what was queued is synced and read even after a refusal */
+	if (sent || pp.n == 0 || pp.slots[pp.n - 1].kind != SLOT_SYNC)
+		(void)pipe_sync(db, &pp);
+	read = pipe_read(db, &pp);
+	defer_free(d);
+	if (!sent)
+		rc = -1;
+	for (size_t k = 0; k < pp.n; k++) {
+		struct slot *s = &pp.slots[k];
+
+		if (s->kind == SLOT_SYNC)
+			continue;
+		if (!res_ok(s->res))
+			check_deallocated(db, s->res);
+		if (s->kind == SLOT_PREPARE && !res_ok(s->res))
+			prep_forget(db, s->name);
+		if (s->kind == SLOT_STMT && res_ok(s->res) && rc == 0) {
+			st[s->stmt].res = s->res;
+			s->res = NULL;
+			continue;
+		}
+		if ((s->kind == SLOT_STMT || s->kind == SLOT_PREPARE) && rc == 0 && !res_ok(s->res) &&
+		    !(s->res && PQresultStatus(s->res) == PGRES_PIPELINE_ABORTED)) {
+			/* the first failure of the batch: its own error, or a lost connection */
+			bad = s->stmt;
+			rc = -1;
+			if (s->res)
+				err_from_result(err, db->conn, s->res);
+			else
+				err_from_conn(err, db->conn, "");
+		}
+		PQclear(s->res);
+	}
+	free(pp.slots);
+	if (rc == 0 && !read) {
+		err_from_conn(err, db->conn, "");
+		rc = -1;
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (!st[i].res) { /* cannot happen when every slot was read */
+				err_from_conn(err, db->conn, "no result: ");
+				bad = i;
+				rc = -1;
+				break;
+			}
+	}
+	if (read)
+		(void)PQexitPipelineMode(db->conn);
+	if (rc < 0) {
+		for (size_t i = bad; i < n; i++) {
+			PQclear(st[i].res);
+			st[i].res = NULL;
+		}
+		if (failed)
+			*failed = bad;
+	}
+	return rc;
+}
+
+void
+db_defer(struct db *db, const char *sql, int nparams, const char *const *params)
+{
+	struct db_deferred *d;
+	size_t len = 0;
+	char *p;
+
+	for (int i = 0; i < nparams; i++)
+		len += params[i] ? strlen(params[i]) + 1 : 0;
+	d = xcalloc(1, sizeof(*d));
+	d->sql = sql;
+	d->fixed = true;
+	d->nparams = nparams;
+	d->params = xmalloc(nparams * sizeof(char *) + len + 1);
+	p = (char *)(d->params + nparams);
+	for (int i = 0; i < nparams; i++) {
+		if (!params[i]) {
+			d->params[i] = NULL;
+			continue;
+		}
+		d->params[i] = p;
+		len = strlen(params[i]) + 1;
+		memcpy(p, params[i], len);
+		p += len;
+	}
+	if (!db->defer_tail)
+		db->defer_tail = &db->defer;
+	*db->defer_tail = d;
+	db->defer_tail = &d->next;
+	if (++db->ndefer >= DB_DEFER_MAX)
+		db_flush(db);
+}
+
+void
+db_flush(struct db *db)
+{
+	struct db_error ignore;
+
+	if (db && db->defer && db_ok(db))
+		(void)db_batch(db, NULL, 0, &ignore, NULL);
+}
+
+static int
+exec_one(struct db *db, PGresult **res, struct db_error *err, const char *sql, int nparams,
+	 const char *const *params, bool fixed)
+{
+	const char *name = fixed ? prep_find(db, sql) : NULL;
+	struct db_stmt st;
+	PGresult *r;
+
+	if (db->defer || (fixed && !name)) {
+		st = (struct db_stmt){ .sql = sql, .nparams = nparams, .params = params, .fixed = fixed };
+		if (db_batch(db, &st, 1, err, NULL) < 0)
+			return -1;
+		r = st.res;
+	} else {
+		r = name ? PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0)
+			 : PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		if (!res_ok(r)) {
+			check_deallocated(db, r);
+			err_from_result(err, db->conn, r);
+			PQclear(r);
+			return -1;
+		}
 	}
 	if (res)
 		*res = r;
 	else
 		PQclear(r);
 	return 0;
+}
+
+int
+db_exec(struct db *db, PGresult **res, struct db_error *err, const char *sql, int nparams,
+	const char *const *params)
+{
+	return exec_one(db, res, err, sql, nparams, params, false);
+}
+
+int
+db_execf(struct db *db, PGresult **res, struct db_error *err, const char *sql, int nparams,
+	 const char *const *params)
+{
+	return exec_one(db, res, err, sql, nparams, params, true);
 }
 
 int
@@ -130,9 +521,12 @@ db_bool(struct db *db, struct db_error *err, bool *out, const char *sql, int npa
 int
 db_script(struct db *db, struct db_error *err, const char *sql)
 {
-	PGresult *r = PQexec(db->conn, sql);
-	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	PGresult *r;
+	ExecStatusType st;
 
+	db_flush(db);
+	r = PQexec(db->conn, sql);
+	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
 		err_from_result(err, db->conn, r);
 		PQclear(r);

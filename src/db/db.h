@@ -17,9 +17,31 @@ struct db_error {
 	bool conn_lost;     /* the connection is gone; reconnect */
 };
 
+struct db_prepared;
+struct db_deferred;
+
 struct db {
 	PGconn *conn;
 	PGcancel *cancel;   /* for db_cancel, from another thread or a signal handler */
+	struct db_prepared *prep;   /* this connection's prepared statements */
+	size_t nprep, capprep;
+	unsigned prep_seq;
+	struct db_deferred *defer;  /* statements waiting for the next round trip */
+	struct db_deferred **defer_tail;
+	size_t ndefer;
+};
+
+/*
+ * One statement of a batch (db_batch). sql is prepared once per connection
+ * when fixed is set: only for this program's own constant statements, never
+ * for text that comes from a plan (the cache would grow without bound).
+ */
+struct db_stmt {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+	bool fixed;
+	PGresult *res;      /* out: its result (caller PQclears), NULL when not run */
 };
 
 /*
@@ -39,6 +61,40 @@ void db_cancel(struct db *db);
  */
 int db_exec(struct db *db, PGresult **res, struct db_error *err, const char *sql, int nparams,
 	    const char *const *params);
+/* db_exec for a constant statement of this program: prepared once per connection. */
+int db_execf(struct db *db, PGresult **res, struct db_error *err, const char *sql, int nparams,
+	     const char *const *params);
+
+/*
+ * Runs n statements in one round trip (libpq pipeline mode, one Sync at the
+ * end: outside an explicit transaction they share one implicit transaction).
+ * Statements after the first error are not run. Returns 0 with every st[i].res
+ * set, or -1 with err filled, *failed (may be NULL) the index of the failing
+ * statement, and the results of the statements before it set (the caller
+ * PQclears st[i].res in both cases; the rest are NULL).
+ */
+int db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size_t *failed);
+
+/*
+ * Queues a constant statement whose result nobody waits for (an event
+ * record): it is sent ahead of the next statement, in the same round trip,
+ * with a Sync of its own, so it commits on its own and its failure touches
+ * nothing else. Its errors are ignored, as are those of the statement it
+ * stands for. Params are copied. The order of statements on the connection
+ * is the order of the calls, so a deferred statement never lands inside a
+ * transaction that was opened after it.
+ */
+void db_defer(struct db *db, const char *sql, int nparams, const char *const *params);
+/* Sends the queued statements now and waits for them (before waiting, sleeping or exiting). */
+void db_flush(struct db *db);
+
+/*
+ * Forgets this connection's prepared statements, after SQL that may have
+ * deallocated them (DEALLOCATE ALL in a step): they are prepared again, under
+ * new names, when next used.
+ */
+void db_prepared_reset(struct db *db);
+
 /* Runs a fixed statement with no parameters and no result. */
 int db_cmd(struct db *db, struct db_error *err, const char *sql);
 /* Runs a query that returns one boolean; *out gets it (NULL is false). */

@@ -66,6 +66,7 @@ exec_sleep(struct exec *ex, int64_t ms)
 {
 	int64_t end = exec_now_ms() + ms;
 
+	db_flush(ex->db); /* the events so far are seen before the wait */
 	while (!ex->abort_req) {
 		int64_t left = end - exec_now_ms();
 		struct timespec ts;
@@ -243,7 +244,6 @@ exec_event(struct exec *ex, const char *type, const char *plan_id, const char *w
 	   const char *step_sha, const char *metrics, const char *fmt, ...)
 {
 	struct exec_event ev = { 0 };
-	struct db_error err;
 	va_list ap;
 	char *msg;
 	const char *params[7];
@@ -259,12 +259,15 @@ exec_event(struct exec *ex, const char *type, const char *plan_id, const char *w
 	params[4] = type;
 	params[5] = msg;
 	params[6] = metrics;
-	/* an event that cannot be recorded (database down) is still shown */
+	/*
+	 * Sent with the next statement, in the same round trip (db_defer); an
+	 * event that cannot be recorded (database down) is still shown.
+	 */
 	if (db_ok(ex->db))
-		(void)db_exec(ex->db, NULL, &err,
-			      "INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, "
-			      "message, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-			      7, params);
+		db_defer(ex->db,
+			 "INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, "
+			 "message, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+			 7, params);
 	if (ex->cfg.on_event) {
 		ev.type = type;
 		ev.plan_id = plan_id;
@@ -277,14 +280,22 @@ exec_event(struct exec *ex, const char *type, const char *plan_id, const char *w
 	free(msg);
 }
 
-int
-exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
-		 const char *status, struct db_error *err)
-{
-	char hv[16];
-	const char *params[9];
+#define SQL_PLAN_STATUS                                                                      \
+	"INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, file_path, "  \
+	"commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, "   \
+	"$9) ON CONFLICT (target, plan_id) DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN " \
+	"p.checksum ELSE EXCLUDED.checksum END, hash_version = EXCLUDED.hash_version, "          \
+	"file_path = EXCLUDED.file_path, commit_sha = coalesce(EXCLUDED.commit_sha, "            \
+	"p.commit_sha), author = coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, " \
+	"max_hazard = EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "    \
+	"'applied' THEN now() ELSE p.completed_at END"
 
-	snprintf(hv, sizeof(hv), "%d", PLAN_HASH_VERSION);
+/* The checksum is kept while a plan is in drift: it is what was applied. */
+static void
+plan_status_params(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		   const char *status, char hv[16], const char *params[9])
+{
+	snprintf(hv, 16, "%d", PLAN_HASH_VERSION);
 	params[0] = ex->target;
 	params[1] = p->id;
 	params[2] = p->checksum;
@@ -294,18 +305,29 @@ exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_m
 	params[6] = meta ? meta->author : NULL;
 	params[7] = status;
 	params[8] = plan_hazard_name(p->max_hazard);
-	/* the checksum is kept while a plan is in drift: it is what was applied */
-	return db_exec(ex->db, NULL, err,
-		       "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, "
-		       "file_path, commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, "
-		       "$4::int, $5, $6, $7, $8, $9) ON CONFLICT (target, plan_id) DO UPDATE SET "
-		       "checksum = CASE WHEN $8 = 'drift' THEN p.checksum ELSE EXCLUDED.checksum "
-		       "END, hash_version = EXCLUDED.hash_version, file_path = EXCLUDED.file_path, "
-		       "commit_sha = coalesce(EXCLUDED.commit_sha, p.commit_sha), author = "
-		       "coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, max_hazard = "
-		       "EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "
-		       "'applied' THEN now() ELSE p.completed_at END",
-		       9, params);
+}
+
+int
+exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		 const char *status, struct db_error *err)
+{
+	char hv[16];
+	const char *params[9];
+
+	plan_status_params(ex, p, meta, status, hv, params);
+	return db_execf(ex->db, NULL, err, SQL_PLAN_STATUS, 9, params);
+}
+
+/* The same, when nothing waits for it: a plan's final status. */
+static void
+plan_status_deferred(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		     const char *status)
+{
+	char hv[16];
+	const char *params[9];
+
+	plan_status_params(ex, p, meta, status, hv, params);
+	db_defer(ex->db, SQL_PLAN_STATUS, 9, params);
 }
 
 int
@@ -391,13 +413,46 @@ exec_fail_db(struct step_run *r, const struct db_error *err, const char *what)
 	return -1;
 }
 
+size_t
+exec_checks_computed(const struct step_run *r, const struct plan_strv *checks)
+{
+	size_t user = checks == &r->s->ob.prechecks ? r->s->user_prechecks.n
+						    : r->s->user_postchecks.n;
+
+	return checks->n > user ? checks->n - user : 0;
+}
+
+char *
+exec_checks_sql(const struct plan_strv *checks, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (n == 0)
+		return NULL;
+	sb_puts(&sb, "SELECT ");
+	/* the newline lets a trailing -- comment end before the parenthesis */
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&sb, "%s(%s\n)::boolean", i ? ", " : "", checks->v[i]);
+	return sb_detach(&sb);
+}
+
+const char *
+exec_checks_first_false(const PGresult *res, const struct plan_strv *checks)
+{
+	int n = PQnfields(res);
+
+	for (int i = 0; i < n && (size_t)i < checks->n; i++)
+		if (PQntuples(res) < 1 || PQgetisnull(res, 0, i) || PQgetvalue(res, 0, i)[0] != 't')
+			return checks->v[i];
+	return NULL;
+}
+
 int
-exec_checks(struct step_run *r, const struct plan_strv *checks, const char **failed,
-	    struct db_error *err)
+exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t from,
+		 const char **failed, struct db_error *err)
 {
 	*failed = NULL;
-	for (size_t i = 0; i < checks->n; i++) {
-		/* the newline lets a trailing -- comment end before the parenthesis */
+	for (size_t i = from; i < checks->n; i++) {
 		char *sql = xasprintf("SELECT (%s\n)::boolean", checks->v[i]);
 		bool ok;
 		int rc = db_bool(r->ex->db, err, &ok, sql, 0, NULL);
@@ -414,14 +469,40 @@ exec_checks(struct step_run *r, const struct plan_strv *checks, const char **fai
 }
 
 int
-exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err)
+exec_checks(struct step_run *r, const struct plan_strv *checks, const char **failed,
+	    struct db_error *err)
 {
-	char idx[16], msbuf[24], rows[24];
-	const char *params[12];
+	size_t n = exec_checks_computed(r, checks);
+	char *sql = exec_checks_sql(checks, n);
+	PGresult *res;
 
-	snprintf(idx, sizeof(idx), "%u", r->s->index);
-	snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ms);
-	snprintf(rows, sizeof(rows), "%lld", (long long)r->rows);
+	*failed = NULL;
+	if (sql) {
+		/*
+		 * The computed checks (the helpers of sql/002, which never raise) in one
+		 * statement; the author's own, which may name relations that do not
+		 * exist yet, one at a time after them, in order, up to the first false.
+		 */
+		int rc = db_exec(r->ex->db, &res, err, sql, 0, NULL);
+
+		free(sql);
+		if (rc < 0)
+			return -1;
+		*failed = exec_checks_first_false(res, checks);
+		PQclear(res);
+		if (*failed)
+			return 0;
+	}
+	return exec_checks_user(r, checks, n, failed, err);
+}
+
+void
+exec_ledger_params(struct step_run *r, int64_t ms, const char *params[12], char idx[16],
+		   char msbuf[24], char rows[24])
+{
+	snprintf(idx, 16, "%u", r->s->index);
+	snprintf(msbuf, 24, "%lld", (long long)ms);
+	snprintf(rows, 24, "%lld", (long long)r->rows);
 	params[0] = r->s->sha;
 	params[1] = r->ex->target;
 	params[2] = r->p->id;
@@ -434,12 +515,16 @@ exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err)
 	params[9] = msbuf;
 	params[10] = rows;
 	params[11] = r->already_present ? "already_present" : "applied";
-	return db_exec(r->ex->db, NULL, err,
-		       "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, "
-		       "step_index, op, hazard, commit_sha, applied_by, execution_time_ms, "
-		       "rows_affected, outcome) VALUES ($1, $2, $3, $4, $5::int, $6, $7, $8, $9, "
-		       "$10::bigint, $11::bigint, $12)",
-		       12, params);
+}
+
+int
+exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err)
+{
+	char idx[16], msbuf[24], rows[24];
+	const char *params[12];
+
+	exec_ledger_params(r, ms, params, idx, msbuf, rows);
+	return db_execf(r->ex->db, NULL, err, SQL_LEDGER_INSERT, 12, params);
 }
 
 /* The plan's step shas as a PostgreSQL text[] literal. */
@@ -467,26 +552,26 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 {
 	char *shas = sha_array(p);
 	const char *params[3] = { ex->target, p->id, shas };
-	int rc = -1;
+	struct db_stmt st[3] = {
+		{ .sql = "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
+			 "plan_id = $2",
+		  .nparams = 2, .params = params, .fixed = true },
+		{ .sql = "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE step_sha = "
+			 "ANY($1::text[])",
+		  .nparams = 1, .params = params + 2, .fixed = true },
+		{ .sql = "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE "
+			 "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) ORDER BY "
+			 "applied_at LIMIT 1",
+		  .nparams = 3, .params = params, .fixed = true },
+	};
+	int rc;
 
+	/* one round trip for the three */
 	*plan_row = *ledger = *stale = NULL;
-	if (db_exec(ex->db, plan_row, err,
-		    "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND plan_id = $2",
-		    2, params) < 0)
-		goto out;
-	if (db_exec(ex->db, ledger, err,
-		    "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE step_sha = "
-		    "ANY($1::text[])",
-		    1, params + 2) < 0)
-		goto out;
-	if (db_exec(ex->db, stale, err,
-		    "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE target "
-		    "= $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) ORDER BY applied_at "
-		    "LIMIT 1",
-		    3, params) < 0)
-		goto out;
-	rc = 0;
-out:
+	rc = db_batch(ex->db, st, 3, err, NULL);
+	*plan_row = st[0].res;
+	*ledger = st[1].res;
+	*stale = st[2].res;
 	free(shas);
 	return rc;
 }
@@ -523,11 +608,9 @@ static int
 finish(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
        struct exec_result *res, const char *status, const char *event)
 {
-	struct db_error err;
-
 	if (res->outcome == EXEC_CONN_LOST || !db_ok(ex->db))
 		return 0;
-	(void)exec_plan_status(ex, p, meta, status, &err);
+	plan_status_deferred(ex, p, meta, status);
 	if (res->sqlstate[0])
 		exec_event(ex, event, p->id, NULL, res->step_sha[0] ? res->step_sha : NULL, NULL,
 			   "%s (SQLSTATE %s)", res->message, res->sqlstate);
@@ -662,6 +745,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		 (long long)(exec_now_ms() - t0));
 	finish(ex, p, meta, res, "applied", "plan.ok");
 out:
+	db_flush(ex->db); /* the plan's last events and status, before the caller goes on */
 	/* an abort stops the plan that was running, not the ones a later pass runs */
 	if (!ex->stop_req)
 		ex->abort_req = 0;

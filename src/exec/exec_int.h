@@ -23,7 +23,7 @@ struct exec {
 	char *target;
 	char *applied_by;
 	struct db *db;            /* the work connection */
-	struct db *lockdb;        /* holds the runner lock; does nothing else */
+	struct db *lockdb;        /* the runner lock; and the proof: which relations existed */
 	volatile sig_atomic_t abort_req;  /* stop at the next boundary (abort or stop) */
 	volatile sig_atomic_t stop_req;   /* ... and it is a shutdown, not an abort */
 	bool lock_held;
@@ -57,21 +57,43 @@ int exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
 /* Fills res from a database error; detects aborts and lost connections. */
 int exec_fail_db(struct step_run *r, const struct db_error *err, const char *what);
 
-/* Runs each check as SELECT (expr)::boolean; *failed gets the first false one (borrowed). */
+/*
+ * Runs checks (a step's ob.prechecks or ob.postchecks): the computed ones in
+ * one statement, then the author's one at a time; *failed gets the first
+ * false one (borrowed), or NULL.
+ */
 int exec_checks(struct step_run *r, const struct plan_strv *checks, const char **failed,
 		struct db_error *err);
+/* How many of checks are computed by the planner (they come first). */
+size_t exec_checks_computed(const struct step_run *r, const struct plan_strv *checks);
+/* "SELECT (c1)::boolean, (c2)::boolean ..." for the first n checks; NULL when n is 0. */
+char *exec_checks_sql(const struct plan_strv *checks, size_t n);
+/* The first check whose column in res is not true, or NULL. */
+const char *exec_checks_first_false(const PGresult *res, const struct plan_strv *checks);
+/* The checks from index from on, one statement each, up to the first false. */
+int exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t from,
+		     const char **failed, struct db_error *err);
 /* Records the step in the ledger (inside the caller's transaction if one is open). */
 int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
+#define SQL_LEDGER_INSERT                                                                     \
+	"INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, "  \
+	"hazard, commit_sha, applied_by, execution_time_ms, rows_affected, outcome) VALUES ($1, " \
+	"$2, $3, $4, $5::int, $6, $7, $8, $9, $10::bigint, $11::bigint, $12)"
+/* exec_ledger_insert's parameters, for a batch (the buffers hold the numbers). */
+void exec_ledger_params(struct step_run *r, int64_t ms, const char *params[12], char idx[16],
+			char msbuf[24], char rows[24]);
 
 /*
  * Proof of a step's obligations (exec_step.c): before the statement, the
- * relations that exist and the touched tables' relfilenodes; after it,
- * before COMMIT, the locks this backend holds on those relations against
- * lock_class_max and the relfilenodes against the no-rewrite promise.
+ * touched tables' relfilenodes; after it, before COMMIT, the locks this
+ * backend holds on user relations against lock_class_max (a stronger one
+ * counts when the relation existed before the step: when the runner lock's
+ * connection, outside the step's transaction, sees it), and the relfilenodes
+ * against the no-rewrite promise.
  */
 struct exec_proof {
-	char *rels;          /* text form of oid[] of relations that existed before */
 	PGresult *nodes;     /* name, oid, relfilenode before the statement */
+	char *oids;          /* their oids, as an oid[] literal */
 };
 
 int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err);

@@ -12,24 +12,42 @@
 
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 
-/* Relations that existed before the statement: the only ones whose locks count. */
-#define SQL_USER_RELATIONS                                                                   \
-	"SELECT coalesce(pg_catalog.array_agg(c.oid), '{}')::text FROM pg_catalog.pg_class c " \
-	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN "        \
-	"('r','p','m','v','f','i','I','S') AND n.nspname NOT IN ('pg_catalog', "               \
-	"'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE "   \
+/*
+ * The locks this backend holds on user relations (not the system catalogs,
+ * TOAST or temporary tables): oid, name, mode.
+ */
+#define SQL_MY_LOCKS                                                                          \
+	"SELECT l.relation::text, l.relation::regclass::text, l.mode FROM pg_catalog.pg_locks l " \
+	"JOIN pg_catalog.pg_class c ON c.oid = l.relation JOIN pg_catalog.pg_namespace n ON "     \
+	"n.oid = c.relnamespace WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = "      \
+	"'relation' AND l.granted AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d "  \
+	"WHERE d.datname = pg_catalog.current_database()) AND c.relkind IN "                      \
+	"('r','p','m','v','f','i','I','S') AND n.nspname NOT IN ('pg_catalog', "                  \
+	"'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE "      \
 	"'pg\\_temp%'"
 
-/* Strongest lock this backend holds on each of those relations. */
-#define SQL_MY_LOCKS                                                                   \
-	"SELECT l.relation::regclass::text, l.mode FROM pg_catalog.pg_locks l WHERE l.pid = " \
-	"pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted AND "         \
-	"l.relation = ANY($1::oid[])"
+/*
+ * Of the given relations, those that other sessions see: asked on the runner
+ * lock's connection, outside the step's transaction, so a relation the step
+ * itself created (uncommitted) is not there, and one that existed before is,
+ * even when the step altered or dropped it.
+ */
+#define SQL_COMMITTED_RELATIONS \
+	"SELECT c.oid::text FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])"
 
 /* The touched tables' oid and relfilenode, by name (missing ones are left out). */
 #define SQL_RELFILENODES                                                                   \
 	"SELECT t.name, c.oid::text, c.relfilenode::text FROM pg_catalog.unnest($1::text[]) " \
 	"AS t(name) JOIN pg_catalog.pg_class c ON c.oid = taskslaps.lookup_relation(t.name)"
+
+/* The same tables' relfilenode now, by oid (a dropped one is left out). */
+#define SQL_RELFILENODES_AFTER                                                          \
+	"SELECT c.oid::text, c.relfilenode::text FROM pg_catalog.pg_class c WHERE c.oid = " \
+	"ANY($1::oid[])"
+
+#define SQL_SET_TIMEOUTS                                                                      \
+	"SELECT pg_catalog.set_config('lock_timeout', $1, $3::bool), "                       \
+	"pg_catalog.set_config('statement_timeout', $2, $3::bool)"
 
 static char *
 strv_array(const struct plan_strv *v)
@@ -43,30 +61,58 @@ strv_array(const struct plan_strv *v)
 	return sb_detach(&sb);
 }
 
+/* The oids of the touched tables found before, as an oid[] literal. */
+static char *
+node_oids(const PGresult *nodes)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	sb_putc(&sb, '{');
+	for (int i = 0; i < PQntuples(nodes); i++)
+		sb_printf(&sb, "%s%s", i ? "," : "", PQgetvalue(nodes, i, 1));
+	sb_putc(&sb, '}');
+	return sb_detach(&sb);
+}
+
+/* The statement of the proof's "before", for a batch; *names to free. */
+static void
+proof_before_stmt(struct step_run *r, struct db_stmt *st, char **names)
+{
+	*names = strv_array(&r->s->touched);
+	*st = (struct db_stmt){ .sql = SQL_RELFILENODES, .nparams = 1,
+				.params = (const char *const *)names, .fixed = true };
+}
+
+/* Takes the result of proof_before_stmt (moved out of st). */
+static void
+proof_before_take(struct exec_proof *pf, struct db_stmt *st)
+{
+	pf->nodes = st->res;
+	st->res = NULL;
+	pf->oids = node_oids(pf->nodes);
+}
+
 int
 exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err)
 {
-	PGresult *res;
-	char *names = strv_array(&r->s->touched);
-	const char *params[1] = { names };
+	struct db_stmt st;
+	char *names;
 	int rc;
 
 	memset(pf, 0, sizeof(*pf));
-	if (db_exec(r->ex->db, &res, err, SQL_USER_RELATIONS, 0, NULL) < 0) {
-		free(names);
-		return -1;
-	}
-	pf->rels = xstrdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	rc = db_exec(r->ex->db, &pf->nodes, err, SQL_RELFILENODES, 1, params);
+	proof_before_stmt(r, &st, &names);
+	rc = db_batch(r->ex->db, &st, 1, err, NULL);
 	free(names);
-	return rc;
+	if (rc < 0)
+		return -1;
+	proof_before_take(pf, &st);
+	return 0;
 }
 
 void
 exec_proof_free(struct exec_proof *pf)
 {
-	free(pf->rels);
+	free(pf->oids);
 	PQclear(pf->nodes);
 	memset(pf, 0, sizeof(*pf));
 }
@@ -78,58 +124,111 @@ lock_rank(const char *mode)
 	return l < 0 ? LOCK_ACCESS_EXCLUSIVE : l;
 }
 
+/* The statements of the proof's "after": locks (when in a transaction), relfilenodes. */
+static size_t
+proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
+{
+	size_t n = 0;
+
+	static const char *const none[1];
+
+	(void)pf;
+	if (with_locks)
+		st[n++] = (struct db_stmt){ .sql = SQL_MY_LOCKS, .params = none, .fixed = true };
+	st[n++] = (struct db_stmt){ .sql = SQL_RELFILENODES_AFTER, .nparams = 1,
+				    .params = (const char *const *)&pf->oids, .fixed = true };
+	return n;
+}
+
 /*
- * Proves the obligations after the statement, before COMMIT: no lock on a
- * relation that existed before stronger than lock_class_max, and no table
- * rewritten (new relfilenode) unless the op may rewrite. with_locks is false
- * outside a transaction, where the locks are already gone.
+ * Judges the obligations from the proof's results: no lock on a relation that
+ * existed before stronger than lock_class_max, and no table rewritten (new
+ * relfilenode) unless the op may rewrite. 0 proved; 1 violated (res filled);
+ * -1 database error (err filled).
+ */
+static int
+proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *locks,
+	    const PGresult *after, struct db_error *err)
+{
+	struct strbuf over = STRBUF_INIT;
+	PGresult *seen = NULL;
+
+	/* locks stronger than lock_class_max: they count on relations that existed before */
+	for (int i = 0; locks && i < PQntuples(locks); i++)
+		if (lock_rank(PQgetvalue(locks, i, 2)) > (int)r->s->ob.lock_class_max)
+			sb_printf(&over, "%s%s", over.len ? "," : "{", PQgetvalue(locks, i, 0));
+	if (over.len) {
+		const char *params[1];
+
+		sb_putc(&over, '}');
+		params[0] = sb_str(&over);
+		if (db_execf(r->ex->lockdb, &seen, err, SQL_COMMITTED_RELATIONS, 1, params) < 0) {
+			sb_free(&over);
+			return -1;
+		}
+	}
+	sb_free(&over);
+	for (int i = 0; seen && i < PQntuples(locks); i++) {
+		const char *oid = PQgetvalue(locks, i, 0), *rel = PQgetvalue(locks, i, 1);
+		const char *mode = PQgetvalue(locks, i, 2);
+		bool existed = false;
+
+		if (lock_rank(mode) <= (int)r->s->ob.lock_class_max)
+			continue;
+		for (int j = 0; j < PQntuples(seen) && !existed; j++)
+			existed = strcmp(PQgetvalue(seen, j, 0), oid) == 0;
+		if (existed) {
+			exec_fail(r, NULL,
+				  "obligation violated: the step took %s on %s, but its "
+				  "lock_class_max is %s; rolled back",
+				  mode, rel, pg_lock_name(r->s->ob.lock_class_max));
+			PQclear(seen);
+			return 1;
+		}
+	}
+	PQclear(seen);
+	if (r->s->ob.may_rewrite)
+		return 0;
+	for (int i = 0; i < PQntuples(pf->nodes); i++) {
+		const char *name = PQgetvalue(pf->nodes, i, 0), *oid = PQgetvalue(pf->nodes, i, 1);
+		const char *before = PQgetvalue(pf->nodes, i, 2);
+
+		/* a dropped table has no relfilenode, and is not a rewrite */
+		for (int j = 0; j < PQntuples(after); j++) {
+			const char *now = PQgetvalue(after, j, 1);
+
+			if (strcmp(PQgetvalue(after, j, 0), oid) != 0 || strcmp(now, before) == 0)
+				continue;
+			exec_fail(r, NULL,
+				  "obligation violated: the step rewrote table %s (relfilenode %s -> "
+				  "%s), which %s must not do; rolled back",
+				  name, before, now, plan_op_name(r->s->op));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Proves the obligations after the statement, before COMMIT. with_locks is
+ * false outside a transaction, where the locks are already gone.
  */
 int
 exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks, struct db_error *err)
 {
-	PGresult *res;
-	const char *params[1];
+	struct db_stmt st[2];
+	size_t n = proof_after_stmts(pf, with_locks, st);
+	int rc;
 
-	if (with_locks) {
-		params[0] = pf->rels;
-		if (db_exec(r->ex->db, &res, err, SQL_MY_LOCKS, 1, params) < 0)
-			return -1;
-		for (int i = 0; i < PQntuples(res); i++) {
-			const char *rel = PQgetvalue(res, i, 0), *mode = PQgetvalue(res, i, 1);
-
-			if (lock_rank(mode) > (int)r->s->ob.lock_class_max) {
-				exec_fail(r, NULL,
-					  "obligation violated: the step took %s on %s, but its "
-					  "lock_class_max is %s; rolled back",
-					  mode, rel, pg_lock_name(r->s->ob.lock_class_max));
-				PQclear(res);
-				return 1;
-			}
-		}
-		PQclear(res);
+	if (db_batch(r->ex->db, st, n, err, NULL) < 0) {
+		for (size_t i = 0; i < n; i++)
+			PQclear(st[i].res);
+		return -1;
 	}
-	for (int i = 0; i < PQntuples(pf->nodes); i++) {
-		const char *name = PQgetvalue(pf->nodes, i, 0), *oid = PQgetvalue(pf->nodes, i, 1);
-		const char *before = PQgetvalue(pf->nodes, i, 2);
-		const char *p1[1] = { oid };
-
-		if (db_exec(r->ex->db, &res, err,
-			    "SELECT relfilenode::text FROM pg_catalog.pg_class WHERE oid = $1::oid", 1,
-			    p1) < 0)
-			return -1;
-		/* a dropped table has no relfilenode, and is not a rewrite */
-		if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), before) != 0 &&
-		    !r->s->ob.may_rewrite) {
-			exec_fail(r, NULL,
-				  "obligation violated: the step rewrote table %s (relfilenode %s -> "
-				  "%s), which %s must not do; rolled back",
-				  name, before, PQgetvalue(res, 0, 0), plan_op_name(r->s->op));
-			PQclear(res);
-			return 1;
-		}
-		PQclear(res);
-	}
-	return 0;
+	rc = proof_judge(r, pf, with_locks ? st[0].res : NULL, st[n - 1].res, err);
+	for (size_t i = 0; i < n; i++)
+		PQclear(st[i].res);
+	return rc;
 }
 
 static int
@@ -143,10 +242,7 @@ set_timeouts(struct step_run *r, bool local, struct db_error *err)
 	params[0] = lock;
 	params[1] = stmt;
 	params[2] = local ? "true" : "false";
-	return db_exec(r->ex->db, NULL, err,
-		       "SELECT pg_catalog.set_config('lock_timeout', $1, $3::bool), "
-		       "pg_catalog.set_config('statement_timeout', $2, $3::bool)",
-		       3, params);
+	return db_execf(r->ex->db, NULL, err, SQL_SET_TIMEOUTS, 3, params);
 }
 
 static void
@@ -208,37 +304,130 @@ start_event(struct step_run *r)
 		   plan_hazard_name(r->s->hazard), plan_op_name(r->s->op), r->s->stmt);
 }
 
-/* One attempt; 0 done, -1 failed (res filled), 1 lock timeout to retry (err filled). */
+static void
+clear_stmts(struct db_stmt *st, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		PQclear(st[i].res);
+		st[i].res = NULL;
+	}
+}
+
+/*
+ * The prechecks failed: when the postchecks already hold the step's effect
+ * is there (a run killed after COMMIT but before it was recorded, or a hand
+ * change), and it is adopted; otherwise the step fails. 0 adopt, -1 failed
+ * (res filled, transaction rolled back), 1 database error (err filled).
+ */
+static int
+adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
+{
+	const char *failed_post = NULL;
+
+	if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
+		return 1;
+	if (failed_post || r->s->ob.postchecks.n == 0) {
+		rollback(r->ex);
+		return exec_fail(r, NULL, "precheck failed: %s", failed);
+	}
+	r->already_present = true;
+	return 0;
+}
+
+/*
+ * One attempt; 0 done, -1 failed (res filled), 1 lock timeout to retry (err
+ * filled). Three round trips when nothing fails, each a pipelined batch:
+ *   1. BEGIN, the timeouts, the computed prechecks, the proof's "before";
+ *   2. the statement, the computed postchecks, the proof's "after";
+ *   3. the ledger row and COMMIT.
+ * The author's own checks, if any, run one at a time after the computed ones.
+ * A statement after a failing one in a batch does not run, so a failed
+ * statement is never followed by its checks or its ledger row.
+ */
 static int
 tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 {
 	struct exec_proof pf = { 0 };
+	const struct plan_strv *pre = &r->s->ob.prechecks, *post = &r->s->ob.postchecks;
+	size_t npre = exec_checks_computed(r, pre), npost = exec_checks_computed(r, post);
+	char *pre_sql = exec_checks_sql(pre, npre), *post_sql = NULL, *names = NULL;
 	const char *failed = NULL, *failed_post = NULL;
-	PGresult *res;
+	char lock[24], stmt[24], idx[16], msbuf[24], rows[24];
+	const char *tparams[3] = { lock, stmt, "true" };
+	const char *lparams[12];
+	struct db_stmt st[5];
+	size_t n = 0, ipre = 0, iproof, ipost = 0;
+	/*
+	 * After an author's SQL, in the same transaction, this program's statements
+	 * are not the prepared ones: that SQL may have run DEALLOCATE ALL.
+	 */
+	bool user_sql = r->s->op == OP_SQL;
 	int rc;
 
 	r->already_present = false;
 	r->rows = 0;
-	if (db_cmd(r->ex->db, err, "BEGIN") < 0 || set_timeouts(r, true, err) < 0)
+	snprintf(lock, sizeof(lock), "%lldms", (long long)r->s->ob.max_lock_ms);
+	snprintf(stmt, sizeof(stmt), "%lldms", (long long)r->s->ob.max_stmt_ms);
+
+	/* 1: open, timeouts, prechecks, proof before */
+	st[n++] = (struct db_stmt){ .sql = "BEGIN", .fixed = true };
+	st[n++] = (struct db_stmt){ .sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams,
+				    .fixed = true };
+	if (pre_sql) {
+		ipre = n;
+		st[n++] = (struct db_stmt){ .sql = pre_sql };
+	}
+	iproof = n;
+	proof_before_stmt(r, st + n, &names);
+	n++;
+	rc = db_batch(r->ex->db, st, n, err, NULL);
+	free(pre_sql);
+	free(names);
+	if (rc < 0) {
+		clear_stmts(st, n);
 		goto dberr;
-	if (exec_checks(r, &r->s->ob.prechecks, &failed, err) < 0)
+	}
+	if (npre)
+		failed = exec_checks_first_false(st[ipre].res, pre);
+	proof_before_take(&pf, st + iproof);
+	clear_stmts(st, n);
+	if (!failed && exec_checks_user(r, pre, npre, &failed, err) < 0)
 		goto dberr;
 	if (failed) {
-		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
+		exec_proof_free(&pf);
+		rc = adopt_or_fail(r, failed, err);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
 			goto dberr;
-		if (failed_post || r->s->ob.postchecks.n == 0) {
-			rollback(r->ex);
-			return exec_fail(r, NULL, "precheck failed: %s", failed);
-		}
-		r->already_present = true;
 	} else {
-		if (exec_proof_before(r, &pf, err) < 0)
+		/* 2: the statement, postchecks, proof after */
+		n = 0;
+		st[n++] = (struct db_stmt){ .sql = r->s->stmt };
+		post_sql = exec_checks_sql(post, npost);
+		if (post_sql) {
+			ipost = n;
+			st[n++] = (struct db_stmt){ .sql = post_sql };
+		}
+		iproof = n;
+		n += proof_after_stmts(&pf, true, st + n);
+		for (size_t i = iproof; i < n; i++)
+			st[i].fixed = !user_sql;
+		rc = db_batch(r->ex->db, st, n, err, NULL);
+		free(post_sql);
+		if (rc < 0) {
+			clear_stmts(st, n);
 			goto dberr;
-		if (db_exec(r->ex->db, &res, err, r->s->stmt, 0, NULL) < 0)
+		}
+		r->rows = strtoll(PQcmdTuples(st[0].res)[0] ? PQcmdTuples(st[0].res) : "0", NULL, 10);
+		if (npost)
+			failed_post = exec_checks_first_false(st[ipost].res, post);
+		rc = failed_post ? 0 : proof_judge(r, &pf, st[iproof].res, st[iproof + 1].res, err);
+		clear_stmts(st, n);
+		if (rc < 0)
 			goto dberr;
-		r->rows = strtoll(PQcmdTuples(res)[0] ? PQcmdTuples(res) : "0", NULL, 10);
-		PQclear(res);
-		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
+		if (!failed_post && rc == 0 &&
+		    exec_checks_user(r, post, npost, &failed_post, err) < 0)
 			goto dberr;
 		if (failed_post) {
 			rollback(r->ex);
@@ -246,17 +435,24 @@ tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 			return exec_fail(r, NULL, "postcheck failed after the statement: %s; rolled back",
 					 failed_post);
 		}
-		rc = exec_proof_after(r, &pf, true, err);
-		if (rc < 0)
-			goto dberr;
 		if (rc > 0) {
 			rollback(r->ex);
 			exec_proof_free(&pf);
 			return -1;
 		}
 	}
-	if (exec_ledger_insert(r, exec_now_ms() - t0, err) < 0 || db_cmd(r->ex->db, err, "COMMIT") < 0)
+	/* 3: record and commit */
+	exec_ledger_params(r, exec_now_ms() - t0, lparams, idx, msbuf, rows);
+	n = 0;
+	st[n++] = (struct db_stmt){ .sql = SQL_LEDGER_INSERT, .nparams = 12, .params = lparams,
+				    .fixed = !user_sql };
+	st[n++] = (struct db_stmt){ .sql = "COMMIT", .fixed = !user_sql };
+	rc = db_batch(r->ex->db, st, n, err, NULL);
+	clear_stmts(st, n);
+	if (rc < 0)
 		goto dberr;
+	if (user_sql)
+		db_prepared_reset(r->ex->db);
 	exec_proof_free(&pf);
 	return 0;
 dberr:

@@ -46,7 +46,7 @@ probe(struct exec *ex, const char *table, struct health *h)
 
 	memset(h, 0, sizeof(*h));
 	h->errors = recent_errors(ex);
-	if (db_exec(ex->db, &r, &err,
+	if (db_execf(ex->db, &r, &err,
 		    "SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'active' "
 		    "AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()), "
 		    "(SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted AND (database IS NULL "

@@ -222,6 +222,32 @@ EOF
 run_ctl apply "$W/lockok"
 assert_rc "kept lock promise: exit 0" 0 "$RC" "$ERR"
 assert_sql "kept lock promise: applied" "1" "SELECT count(*) FROM t WHERE honest = 1"
+
+# The locks on a relation the step itself creates do not count (nobody else
+# can see it before COMMIT); a strong lock on one that existed still does,
+# in the same statement's step.
+plan "$W/lockfresh/0001-fresh.yaml" <<'EOF'
+id: 0004-lock-fresh
+title: A new table's own AccessExclusiveLock is not a broken promise
+reason: integration test
+steps:
+  - { op: sql, sql: "CREATE TABLE fresh (id int PRIMARY KEY)", lock_class_max: RowExclusiveLock }
+EOF
+run_ctl apply "$W/lockfresh"
+assert_rc "lock on a new relation: exit 0" 0 "$RC" "$ERR"
+assert_sql "lock on a new relation: table and its index created" "r|i" \
+    "SELECT (SELECT relkind FROM pg_class WHERE oid = 'fresh'::regclass), (SELECT relkind FROM pg_class WHERE oid = 'fresh_pkey'::regclass)"
+plan "$W/lockfresh2/0001-fresh.yaml" <<'EOF'
+id: 0005-lock-fresh-and-old
+title: A new table that references an old one locks the old one too
+reason: integration test
+steps:
+  - { op: sql, sql: "CREATE TABLE fresh2 (id int REFERENCES fresh (id))", lock_class_max: RowExclusiveLock }
+EOF
+run_ctl apply "$W/lockfresh2"
+assert_rc "strong lock on an existing relation beside a new one: exit 1" 1 "$RC" "$ERR"
+assert_contains "strong lock on an existing relation: names it" "ShareRowExclusiveLock on fresh," "$ERR"
+assert_sql "strong lock on an existing relation: rolled back" "" "SELECT to_regclass('fresh2')"
 before=$(shape)
 
 relfile=$(q "SELECT relfilenode FROM pg_class WHERE oid = 't'::regclass")

@@ -123,6 +123,38 @@ assert_sql "fixed plan: the new statement ran" "1" \
 assert_sql "the later plan ran too" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0002-later'"
 
 ###########################################################################
+# taskslaps prepares its own statements once per connection; a step's SQL
+# that deallocates them must not break that step or the ones after it.
+section "a step that runs DEALLOCATE ALL"
+newdb dealloc
+q "CREATE TABLE t (id int PRIMARY KEY);" >/dev/null
+plan "$W/dealloc/0001-dealloc.yaml" <<'EOF'
+id: 0001-dealloc
+title: Deallocates every prepared statement of the session
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: a, type: int }
+  - { op: sql, sql: "DEALLOCATE ALL" }
+  - { op: add_column, table: t, name: b, type: int }
+EOF
+plan "$W/dealloc/0002-after.yaml" <<'EOF'
+id: 0002-after
+title: Runs after it
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: c, type: int }
+EOF
+run_ctl apply "$W/dealloc"
+assert_rc "DEALLOCATE ALL in a step: exit 0" 0 "$RC" "$ERR"
+assert_sql "DEALLOCATE ALL in a step: every step in the ledger, both plans applied" "4|2" \
+    "SELECT (SELECT count(*) FROM taskslaps.step_ledger),
+            (SELECT count(*) FROM taskslaps.plans WHERE status = 'applied')"
+assert_sql "DEALLOCATE ALL in a step: every event recorded (the plans' start, ok; 4 steps' start, ok)" "2|2|4|4" \
+    "SELECT count(*) FILTER (WHERE type = 'plan.start'), count(*) FILTER (WHERE type = 'plan.ok'),
+            count(*) FILTER (WHERE type = 'step.start'), count(*) FILTER (WHERE type = 'step.ok')
+       FROM taskslaps.events"
+
+###########################################################################
 section "abort and resume"
 newdb abort
 q "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL DEFAULT 0, upd int NOT NULL DEFAULT 0);
