@@ -133,7 +133,7 @@ ctl_open_exec(const struct ctl_global *g, struct exec **ex, struct exec_config *
 		fprintf(stderr, "taskslapsctl: %s\n", err.message);
 		return CTL_FINDINGS;
 	}
-	if (install && exec_install_schema(*ex, &err) < 0) {
+	if (install && exec_install_schema(*ex, false, &err) < 0) {
 		fprintf(stderr, "taskslapsctl: %s\n", err.message);
 		exec_close(*ex);
 		*ex = NULL;

@@ -63,12 +63,19 @@ int
 cmd_install_schema(const struct ctl_global *g, int argc, char **argv)
 {
 	struct exec *ex = NULL;
+	struct db_error err;
 	int rc = only_help("install-schema", argc, argv, 0, 0);
 
 	if (rc)
 		return rc == -2 ? CTL_OK : CTL_USAGE;
-	if ((rc = open_for(g, &ex, true)) != CTL_OK)
+	if ((rc = open_for(g, &ex, false)) != CTL_OK)
 		return rc;
+	/* always the whole install: it also repairs a schema edited by hand */
+	if (exec_install_schema(ex, true, &err) < 0) {
+		fprintf(stderr, "taskslapsctl: %s\n", err.message);
+		exec_close(ex);
+		return CTL_FINDINGS;
+	}
 	printf("taskslaps schema installed (version %d)\n", db_schema_version());
 	exec_close(ex);
 	return CTL_OK;

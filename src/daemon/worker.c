@@ -224,7 +224,7 @@ ensure_exec(struct daemon *d, struct worker *w)
 	ec.on_event = on_event;
 	ec.event_arg = d;
 	if (exec_open(&ex, w->cfg->database, &ec, &err) < 0 ||
-	    exec_install_schema(ex, &err) < 0) {
+	    exec_install_schema(ex, false, &err) < 0) {
 		exec_close(ex);
 		/* libpq's messages never carry the password */
 		msg = xasprintf("%s", err.message);

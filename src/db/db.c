@@ -108,9 +108,12 @@ struct db_deferred {
 	bool fixed;             /* prepared (all but db_prepared_reset's DEALLOCATE) */
 	int nparams;
 	char **params;          /* copies; the strings follow the array in one block */
+	struct strbuf *cols;    /* db_defer_row: one array literal per parameter */
+	size_t nrows;
 };
 
 #define DB_DEFER_MAX 64
+#define DB_DEFER_ROWS_MAX 256
 #define SQLSTATE_NO_SUCH_PREPARED "26000"
 
 static const char *
@@ -187,6 +190,7 @@ check_deallocated(struct db *db, const PGresult *r)
 struct slot {
 	enum { SLOT_DEFERRED, SLOT_PREPARE, SLOT_STMT, SLOT_SYNC } kind;
 	size_t stmt;            /* SLOT_STMT, SLOT_PREPARE: index in st */
+	bool deferred;          /* SLOT_PREPARE: of a deferred statement */
 	char name[32];          /* SLOT_PREPARE: the name to forget if it fails */
 	PGresult *res;
 };
@@ -229,6 +233,7 @@ pipe_send(struct db *db, struct pipe *pp, size_t stmt, int kind, const char *sql
 			return false;
 		}
 		s = pipe_slot(pp, SLOT_PREPARE, stmt);
+		s->deferred = kind == SLOT_DEFERRED;
 		snprintf(s->name, sizeof(s->name), "%s", name);
 		name = s->name;
 	}
@@ -302,6 +307,9 @@ defer_free(struct db_deferred *d)
 {
 	while (d) {
 		struct db_deferred *next = d->next;
+		for (int i = 0; d->cols && i < d->nparams; i++)
+			sb_free(&d->cols[i]);
+		free(d->cols);
 		free(d->params);
 		free(d);
 		d = next;
@@ -337,10 +345,18 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 			*failed = 0;
 		return -1;
 	}
-	for (struct db_deferred *x = d; x && sent; x = x->next)
+	for (struct db_deferred *x = d; x && sent; x = x->next) {
+		if (x->cols && !x->params) { /* the rows' arrays are complete now */
+			x->params = xcalloc((size_t)x->nparams, sizeof(char *));
+			for (int i = 0; i < x->nparams; i++) {
+				sb_putc(&x->cols[i], '}');
+				x->params[i] = (char *)sb_str(&x->cols[i]);
+			}
+		}
 		sent = pipe_send(db, &pp, 0, SLOT_DEFERRED, x->sql, x->nparams,
 				 (const char *const *)x->params, x->fixed) &&
 		       pipe_sync(db, &pp);
+	}
 	for (size_t i = 0; i < n && sent; i++) {
 		sent = pipe_send(db, &pp, i, SLOT_STMT, st[i].sql, st[i].nparams, st[i].params,
 				 st[i].fixed);
@@ -374,7 +390,8 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 			s->res = NULL;
 			continue;
 		}
-		if ((s->kind == SLOT_STMT || s->kind == SLOT_PREPARE) && rc == 0 && !res_ok(s->res) &&
+		if ((s->kind == SLOT_STMT || (s->kind == SLOT_PREPARE && !s->deferred)) && rc == 0 &&
+		    !res_ok(s->res) &&
 		    !(s->res && PQresultStatus(s->res) == PGRES_PIPELINE_ABORTED)) {
 			/* the first failure of the batch: its own error, or a lost connection */
 			bad = s->stmt;
@@ -443,6 +460,53 @@ db_defer(struct db *db, const char *sql, int nparams, const char *const *params)
 	*db->defer_tail = d;
 	db->defer_tail = &d->next;
 	if (++db->ndefer >= DB_DEFER_MAX)
+		db_flush(db);
+}
+
+/* One element of an array literal: NULL, or double-quoted with \\ and \" escaped. */
+static void
+array_elem(struct strbuf *sb, const char *v, bool first)
+{
+	if (!first)
+		sb_putc(sb, ',');
+	if (!v) {
+		sb_puts(sb, "NULL");
+		return;
+	}
+	sb_putc(sb, '"');
+	for (const char *c = v; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			sb_putc(sb, '\\');
+		sb_putc(sb, *c);
+	}
+	sb_putc(sb, '"');
+}
+
+void
+db_defer_row(struct db *db, const char *sql, int nparams, const char *const *params)
+{
+	struct db_deferred *d = NULL;
+
+	/* the last queued entry, when it gathers rows for the same statement */
+	for (struct db_deferred *x = db->defer; x; x = x->next)
+		d = x;
+	if (!d || !d->cols || d->sql != sql || d->nrows >= DB_DEFER_ROWS_MAX) {
+		d = xcalloc(1, sizeof(*d));
+		d->sql = sql;
+		d->fixed = true;
+		d->nparams = nparams;
+		d->cols = xcalloc((size_t)nparams, sizeof(*d->cols));
+		for (int i = 0; i < nparams; i++) {
+			sb_putc(&d->cols[i], '{');
+		}
+		*db->defer_tail = d;
+		db->defer_tail = &d->next;
+		db->ndefer++;
+	}
+	for (int i = 0; i < nparams; i++)
+		array_elem(&d->cols[i], params[i], d->nrows == 0);
+	d->nrows++;
+	if (db->ndefer >= DB_DEFER_MAX)
 		db_flush(db);
 }
 

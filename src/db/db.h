@@ -85,6 +85,13 @@ int db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, 
  * transaction that was opened after it.
  */
 void db_defer(struct db *db, const char *sql, int nparams, const char *const *params);
+/*
+ * db_defer for rows of one INSERT: consecutive rows for the same sql (the same
+ * pointer) are gathered and sent as one statement whose every parameter is
+ * the array of that column's values (sql takes $1::T[], ... and unnests
+ * them), so they cost one statement and one commit. NULL values stay NULL.
+ */
+void db_defer_row(struct db *db, const char *sql, int nparams, const char *const *params);
 /* Sends the queued statements now and waits for them (before waiting, sleeping or exiting). */
 void db_flush(struct db *db);
 

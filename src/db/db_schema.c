@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
+#include "util/sha256.h"
+#include "util/strbuf.h"
+
 int
 db_schema_version(void)
 {
@@ -17,11 +21,44 @@ db_schema_version(void)
 	return v;
 }
 
+/* "taskslaps schema V sha256:HEX", HEX over every file's name and text. */
+static void
+schema_mark(char *out, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char hex[SHA256_HEX_LEN + 1];
+
+	for (const struct db_sql_file *f = db_sql_files; f->name; f++) {
+		sb_add(&sb, f->name, strlen(f->name) + 1);
+		sb_add(&sb, f->text, strlen(f->text) + 1);
+	}
+	if (sha256_hex(sb_str(&sb), sb.len, hex) < 0)
+		hex[0] = '\0';
+	sb_free(&sb);
+	snprintf(out, len, "taskslaps schema %d sha256:%s", db_schema_version(), hex);
+}
+
 int
-db_schema_install(struct db *db, struct db_error *err)
+db_schema_install(struct db *db, bool force, struct db_error *err)
 {
 	struct db_error ignore;
+	char mark[128], *sql;
+	PGresult *r;
+	bool same;
 
+	schema_mark(mark, sizeof(mark));
+	if (!force) {
+		/* installed by this very binary (or one with the same sql/): nothing to do */
+		if (db_execf(db, &r, err,
+			     "SELECT pg_catalog.obj_description(pg_catalog.to_regnamespace("
+			     "'taskslaps')::pg_catalog.oid, 'pg_namespace')",
+			     0, NULL) < 0)
+			return -1;
+		same = !PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 0), mark) == 0;
+		PQclear(r);
+		if (same)
+			return 0;
+	}
 	if (db_cmd(db, err, "BEGIN") < 0)
 		return -1;
 	for (const struct db_sql_file *f = db_sql_files; f->name; f++) {
@@ -33,5 +70,13 @@ db_schema_install(struct db *db, struct db_error *err)
 			return -1;
 		}
 	}
+	/* the mark is hex and digits only: no quoting to get wrong */
+	sql = xasprintf("COMMENT ON SCHEMA taskslaps IS '%s'", mark);
+	if (db_cmd(db, err, sql) < 0) {
+		free(sql);
+		(void)db_cmd(db, &ignore, "ROLLBACK");
+		return -1;
+	}
+	free(sql);
 	return db_cmd(db, err, "COMMIT");
 }

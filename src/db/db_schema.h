@@ -14,10 +14,13 @@ extern const struct db_sql_file db_sql_files[];
 
 /*
  * Installs or upgrades the schema: every file in one transaction (the files
- * serialise concurrent installers themselves). Returns 0, or -1 with err
- * (err->message names the file).
+ * serialise concurrent installers themselves), then a comment on the schema
+ * with the version and a SHA-256 of the files. Unless force, a schema that
+ * already carries this binary's comment is left as it is (one query instead
+ * of the whole install). Returns 0, or -1 with err (err->message names the
+ * file).
  */
-int db_schema_install(struct db *db, struct db_error *err);
+int db_schema_install(struct db *db, bool force, struct db_error *err);
 /* The highest schema version this binary installs. */
 int db_schema_version(void);
 

@@ -113,6 +113,16 @@ exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg
 		exec_close(ex);
 		return -1;
 	}
+	/*
+	 * This program's statements are prepared once (db_execf) and their
+	 * parameters are keys: a generic plan is always right for them, and
+	 * planning again at every call is what they would cost otherwise. The
+	 * steps' own SQL is not prepared, so this does not touch it.
+	 */
+	if (db_cmd(ex->db, err, "SET plan_cache_mode = force_generic_plan") < 0) {
+		exec_close(ex);
+		return -1;
+	}
 	snprintf(app, sizeof(app), "taskslaps-lock:%.40s", ex->target);
 	if (db_connect(&ex->lockdb, conninfo, app, err) < 0) {
 		exec_close(ex);
@@ -137,9 +147,9 @@ exec_close(struct exec *ex)
 }
 
 int
-exec_install_schema(struct exec *ex, struct db_error *err)
+exec_install_schema(struct exec *ex, bool force, struct db_error *err)
 {
-	return db_schema_install(ex->db, err);
+	return db_schema_install(ex->db, force, err);
 }
 
 int
@@ -239,6 +249,19 @@ exec_aborting(const struct exec *ex)
 	return ex->abort_req != 0;
 }
 
+/*
+ * The events gathered since the last round trip, in one statement (one
+ * commit): each parameter an array, unnested in order, so the ids keep the
+ * order of the calls. The NOTIFY trigger still fires for each row.
+ */
+static const char SQL_EVENTS_INSERT[] =
+	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
+	"SELECT u.t, u.p, u.w, u.s, u.ty, u.m, u.me FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+	"pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
+	"pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
+	"pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::jsonb[])) WITH ORDINALITY AS "
+	"u(t, p, w, s, ty, m, me, o) ORDER BY u.o";
+
 void
 exec_event(struct exec *ex, const char *type, const char *plan_id, const char *wave,
 	   const char *step_sha, const char *metrics, const char *fmt, ...)
@@ -264,10 +287,7 @@ exec_event(struct exec *ex, const char *type, const char *plan_id, const char *w
 	 * event that cannot be recorded (database down) is still shown.
 	 */
 	if (db_ok(ex->db))
-		db_defer(ex->db,
-			 "INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, "
-			 "message, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-			 7, params);
+		db_defer_row(ex->db, SQL_EVENTS_INSERT, 7, params);
 	if (ex->cfg.on_event) {
 		ev.type = type;
 		ev.plan_id = plan_id;

@@ -92,8 +92,11 @@ int exec_open(struct exec **out, const char *conninfo, const struct exec_config 
 	      struct db_error *err);
 void exec_close(struct exec *ex);
 
-/* Installs or upgrades the taskslaps schema. */
-int exec_install_schema(struct exec *ex, struct db_error *err);
+/*
+ * Installs or upgrades the taskslaps schema; unless force, only when it is
+ * not already the one this binary carries (db_schema_install).
+ */
+int exec_install_schema(struct exec *ex, bool force, struct db_error *err);
 
 /*
  * Takes the runner lock (pg_try_advisory_lock, polled with backoff: never a

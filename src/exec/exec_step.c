@@ -35,10 +35,14 @@
 #define SQL_COMMITTED_RELATIONS \
 	"SELECT c.oid::text FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])"
 
-/* The touched tables' oid and relfilenode, by name (missing ones are left out). */
-#define SQL_RELFILENODES                                                                   \
-	"SELECT t.name, c.oid::text, c.relfilenode::text FROM pg_catalog.unnest($1::text[]) " \
-	"AS t(name) JOIN pg_catalog.pg_class c ON c.oid = taskslaps.lookup_relation(t.name)"
+/*
+ * The touched tables' name, oid and relfilenode (missing ones are left out):
+ * the names are resolved once, then pg_class is read by oid.
+ */
+#define SQL_RELFILENODES                                                                      \
+	"SELECT c.oid::pg_catalog.regclass::text, c.oid::text, c.relfilenode::text FROM "        \
+	"pg_catalog.pg_class c WHERE c.oid = ANY (ARRAY(SELECT "                                 \
+	"taskslaps.lookup_relation(t.name)::oid FROM pg_catalog.unnest($1::text[]) AS t(name)))"
 
 /* The same tables' relfilenode now, by oid (a dropped one is left out). */
 #define SQL_RELFILENODES_AFTER                                                          \

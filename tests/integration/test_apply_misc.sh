@@ -155,6 +155,61 @@ assert_sql "DEALLOCATE ALL in a step: every event recorded (the plans' start, ok
        FROM taskslaps.events"
 
 ###########################################################################
+# Events are written several rows to a statement (arrays, unnested in order):
+# quotes, backslashes, braces, commas and the word NULL survive as they are,
+# and the ids follow the order in which they happened.
+section "events: exact text and order"
+plan "$W/evtext/0001-evtext.yaml" <<'EOF'
+id: 0001-evtext
+title: 'Quotes " and \ backslashes, {braces}, commas, NULL'
+reason: integration test
+steps:
+  - { op: sql, sql: "UPDATE t SET a = a WHERE 'x\"y\\z{,}' <> 'NULL'", lock_class_max: RowExclusiveLock }
+EOF
+run_ctl apply "$W/evtext"
+assert_rc "events text: exit 0" 0 "$RC" "$ERR"
+assert_sql "events text: plan.start message kept exactly" \
+    '0001-evtext: Quotes " and \ backslashes, {braces}, commas, NULL (H3, 1 steps)' \
+    "SELECT message FROM taskslaps.events WHERE plan_id = '0001-evtext' AND type = 'plan.start'"
+assert_sql "events text: step.start message kept exactly" \
+    "H3 sql: UPDATE t SET a = a WHERE 'x\"y\\z{,}' <> 'NULL'" \
+    "SELECT message FROM taskslaps.events WHERE plan_id = '0001-evtext' AND type = 'step.start'"
+assert_sql "events: in the order they happened, no NULL where a value was given" \
+    "plan.start,wave.start,step.start,step.ok,wave.ok,plan.ok|0" \
+    "SELECT string_agg(type, ',' ORDER BY id) FILTER (WHERE type NOT LIKE 'governor.%'),
+            count(*) FILTER (WHERE target IS NULL OR plan_id IS NULL OR message IS NULL)
+       FROM taskslaps.events WHERE plan_id = '0001-evtext'"
+
+###########################################################################
+# The install is skipped when the schema's comment says it is this binary's;
+# install-schema always runs it, which repairs a helper edited by hand.
+section "schema install: skipped when current, forced by install-schema"
+assert_match "the schema carries its version and digest" "^taskslaps schema [0-9]+ sha256:[0-9a-f]{64}$" \
+    "$(q "SELECT obj_description('taskslaps'::regnamespace, 'pg_namespace')")"
+q "CREATE OR REPLACE FUNCTION taskslaps.view_exists(name text) RETURNS boolean LANGUAGE sql AS 'SELECT true'" >/dev/null
+plan "$W/dealloc/0003-third.yaml" <<'EOF'
+id: 0003-third
+title: One more
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: d, type: int }
+EOF
+run_ctl apply "$W/dealloc"
+assert_rc "apply with a current schema: exit 0" 0 "$RC" "$ERR"
+assert_sql "apply left the hand-edited helper alone (install skipped)" "sql" \
+    "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'taskslaps.view_exists'::regproc"
+run_ctl install-schema
+assert_rc "install-schema: exit 0" 0 "$RC" "$ERR"
+assert_sql "install-schema restored the helper" "plpgsql|f" \
+    "SELECT l.lanname, taskslaps.view_exists('t') FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'taskslaps.view_exists'::regproc"
+q "COMMENT ON SCHEMA taskslaps IS 'taskslaps schema 0 sha256:old'" >/dev/null
+q "CREATE OR REPLACE FUNCTION taskslaps.view_exists(name text) RETURNS boolean LANGUAGE sql AS 'SELECT true'" >/dev/null
+run_ctl apply "$W/dealloc"
+assert_rc "apply over another version's schema: exit 0" 0 "$RC" "$ERR"
+assert_sql "apply installed the schema when its comment differed" "plpgsql" \
+    "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'taskslaps.view_exists'::regproc"
+
+###########################################################################
 section "abort and resume"
 newdb abort
 q "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL DEFAULT 0, upd int NOT NULL DEFAULT 0);
@@ -273,9 +328,24 @@ assert_sql "the ledger is unchanged" "1" "SELECT count(*) FROM taskslaps.step_le
 "$TASKSLAPSCTL" --db "$(pg_conninfo "$CURDB" ts_reader)" events >"$W/r.out" 2>"$W/r.err"
 assert_rc "events as the reader exits 0" 0 "$?" "$(cat "$W/r.err")"
 assert_contains "events as the reader shows plan.ok" "plan.ok" "$(cat "$W/r.out")"
+# Nothing to do: the reader may confirm it (the schema is current, so no
+# install is attempted), and writes nothing.
 "$TASKSLAPSCTL" --db "$(pg_conninfo "$CURDB" ts_reader)" apply "$W/follow" >"$W/r.out" 2>"$W/r.err"
-assert_rc "apply as the reader fails" 1 "$?" "$(cat "$W/r.err")"
-assert_sql "... and changed nothing" "1|7" \
-    "SELECT (SELECT count(*) FROM taskslaps.step_ledger), (SELECT count(*) FROM taskslaps.events)"
+assert_rc "apply as the reader of applied plans: exit 0" 0 "$?" "$(cat "$W/r.err")"
+assert_contains "... says they are applied" "1 of 1 plan applied or already applied" "$(cat "$W/r.out")"
+# Something to do: refused, and nothing changes.
+plan "$W/follow/0002-more.yaml" <<'EOF'
+id: 0002-more
+title: Needs a writer
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: more, type: int }
+EOF
+"$TASKSLAPSCTL" --db "$(pg_conninfo "$CURDB" ts_reader)" apply "$W/follow" >"$W/r.out" 2>"$W/r.err"
+assert_rc "apply of a new plan as the reader fails" 1 "$?" "$(cat "$W/r.err")"
+assert_contains "... with permission denied" "permission denied" "$(cat "$W/r.err")"
+assert_sql "... and changed nothing" "1|7|" \
+    "SELECT (SELECT count(*) FROM taskslaps.step_ledger), (SELECT count(*) FROM taskslaps.events),
+            (SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'more')"
 
 env_finish
