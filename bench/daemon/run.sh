@@ -16,7 +16,8 @@
 # Idle: after the pushes the daemon is left alone for IDLE_SECONDS (default
 # 60): its CPU time (utime + stime of /proc/PID/stat), its wake-ups
 # (context switches of all its threads) and its resident memory (VmRSS,
-# VmHWM of /proc/PID/status) are read before and after.
+# VmHWM of /proc/PID/status) are read before and after, and the resident
+# memory is broken down per mapping (bench/daemon/smaps.py).
 #
 # Goals: no busy polling while idle (the CPU time of an idle minute is the
 # cost of the poll passes alone, well under 0.1 s); RSS under 10 MB.
@@ -70,10 +71,11 @@ EOF
 DPID=$!
 bench_bg_pid "$DPID"
 
-python3 - "$WORK" "$DPID" "$PUSHES" "$IDLE_SECONDS" "$TASKSLAPSD" <<'PY'
+python3 - "$WORK" "$DPID" "$PUSHES" "$IDLE_SECONDS" "$TASKSLAPSD" "$here/smaps.py" <<'PY'
 import json, os, socket, statistics, subprocess, sys, time
 
 work, pid, pushes, idle_s, daemon = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+smaps_py = sys.argv[6]
 sock_path = os.path.join(work, "bench.sock")
 wt = os.path.join(work, "wt")
 git = ["git", "-C", wt, "-c", "user.name=Bench", "-c", "user.email=bench@example.com",
@@ -221,6 +223,10 @@ print("%-44s %12.1f" % ("  of RSS: shared library pages, MB", mb(roll["Shared_Cl
 print("%-44s %12.1f" % ("  of RSS: private (heap, stacks, data), MB", mb(roll["Private_Clean"] + roll["Private_Dirty"])))
 print("%-44s %12.1f" % ("Pss (proportional set size), MB", mb(roll["Pss"])))
 print("%-44s %12d" % ("threads", mem1["Threads"]))
+print()
+print("resident memory per mapping, after the idle time (bench/daemon/smaps.py):")
+sys.stdout.flush()
+subprocess.run([sys.executable, smaps_py, str(pid)], check=False)
 print()
 p50 = pct(lat, 50)
 print("goal: no busy polling: %s (%.3f s CPU in %.0f s idle, %d wake-ups)" %

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,6 +348,16 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("taskslapsd", lvl);
+	/*
+	 * One malloc arena for both threads. glibc gives every thread that
+	 * allocates its own arena (a 64 MiB reservation of which the worker
+	 * touched about 1 MiB), and each arena keeps its own free memory, so
+	 * the worker's pass leaves pages behind that the main thread cannot
+	 * reuse. The two threads rarely allocate at the same moment: the lock
+	 * of the one arena costs nothing measurable, and the worker's free
+	 * memory goes back to the kernel after each pass (worker.c).
+	 */
+	(void)mallopt(M_ARENA_MAX, 1);
 	if (config_load(&d.cfg, path, &dg) < 0) {
 		diags_print(&dg, stderr);
 		diags_clear(&dg);
