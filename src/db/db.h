@@ -1,7 +1,9 @@
 /*
  * A thin libpq wrapper: every statement goes through the extended query
- * protocol (PQexecParams), which refuses more than one statement, so a step's
- * SQL can never smuggle a second one. Errors keep their SQLSTATE.
+ * protocol (PQexecParams, or pipeline mode's PQsendQueryParams and
+ * PQsendQueryPrepared), which refuses more than one statement, so a step's
+ * SQL can never smuggle a second one. Errors keep their SQLSTATE. Batches
+ * (db_batch) and statements nobody waits for (db_defer) share round trips.
  */
 #ifndef TS_DB_H
 #define TS_DB_H
