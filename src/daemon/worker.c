@@ -349,6 +349,7 @@ worker_main(void *arg)
 		}
 		if (rc == PASS_STANDBY && next > 5000)
 			next = 5000;
+		exec_flush(w.ex); /* no event waits in the queue while the worker sleeps */
 		/*
 		 * A pass frees what it parsed, but glibc only gives back free
 		 * memory at the top of the heap: the free pages in between (the

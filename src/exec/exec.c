@@ -146,6 +146,13 @@ exec_close(struct exec *ex)
 	free(ex);
 }
 
+void
+exec_flush(struct exec *ex)
+{
+	if (ex)
+		db_flush(ex->db);
+}
+
 int
 exec_install_schema(struct exec *ex, bool force, struct db_error *err)
 {
@@ -372,6 +379,7 @@ exec_resume(struct exec *ex, const char *plan_id, struct db_error *err)
 		return -1;
 	}
 	exec_event(ex, "plan.start", plan_id, NULL, NULL, NULL, "resumed by an operator");
+	db_flush(ex->db);
 	return 0;
 }
 
@@ -399,6 +407,7 @@ exec_accept_drift(struct exec *ex, const char *plan_id, const char *checksum,
 	}
 	exec_event(ex, "plan.ok", plan_id, NULL, NULL, NULL,
 		   "drift accepted by an operator: checksum %.16s recorded, nothing run", checksum);
+	db_flush(ex->db);
 	return 0;
 }
 

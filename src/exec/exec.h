@@ -91,6 +91,12 @@ struct exec;
 int exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg,
 	      struct db_error *err);
 void exec_close(struct exec *ex);
+/*
+ * Sends the events still queued (they ride with the next statement
+ * otherwise): before a caller waits with nothing more to run. exec_close,
+ * the end of exec_run_plan and every wait inside the executor do it too.
+ */
+void exec_flush(struct exec *ex);
 
 /*
  * Installs or upgrades the taskslaps schema; unless force, only when it is
