@@ -26,7 +26,7 @@ static const struct ctl_verb verbs[] = {
 	  "ask the daemon to cancel the running statement (the plan is marked aborted)" },
 	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos]",
 	  "show each plan's waves, steps, hazards, SQL and obligations" },
-	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json]",
+	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json] [--jobs N]",
 	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "
 	  "blocked, 2 invalid)" },
 	{ "apply", cmd_apply,
