@@ -18,6 +18,7 @@ struct ctl_global {
 	const char *socket;
 	const char *target;
 	const char *db;
+	char **argv;  /* main's, unchanged: what ctl_forward runs taskslapsctl-full with */
 };
 
 struct ctl_verb {
@@ -30,6 +31,13 @@ struct ctl_verb {
 /* Prints "usage: taskslapsctl VERB USAGE" and the summary to out. */
 void ctl_usage(FILE *out, const struct ctl_verb *v);
 const struct ctl_verb *ctl_verb_find(const char *name);
+
+/*
+ * taskslapsctl (forward.c): executes taskslapsctl-full with all (main's argv)
+ * for verb, which needs a daemon or a database. Returns only on failure, with
+ * a message printed, and CTL_USAGE.
+ */
+int ctl_forward(char **all, const char *verb);
 
 /* Parses "protected"/"chaos"; prints an error and returns -1 otherwise. */
 int ctl_parse_mode(const char *s, enum plan_mode *out);

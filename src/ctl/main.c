@@ -1,4 +1,12 @@
-/* taskslapsctl: the operator's tool. Global options, then a verb. */
+/*
+ * taskslapsctl: the operator's tool. Global options, then a verb.
+ *
+ * Linked twice. taskslapsctl-full has every verb. taskslapsctl runs the
+ * offline verbs, plan and lint, and has the others from forward.c, which
+ * executes taskslapsctl-full: it does not link libpq, whose libraries would
+ * otherwise cost more at start-up than linting a hundred plans (CI runs lint
+ * on every push).
+ */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +26,7 @@ static const struct ctl_verb verbs[] = {
 	  "ask the daemon to cancel the running statement (the plan is marked aborted)" },
 	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos]",
 	  "show each plan's waves, steps, hazards, SQL and obligations" },
-	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json]",
+	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json] [--jobs N]",
 	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "
 	  "blocked, 2 invalid)" },
 	{ "apply", cmd_apply,
@@ -105,7 +113,7 @@ main(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },     { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 }
 	};
-	struct ctl_global g = { 0 };
+	struct ctl_global g = { .argv = argv }; /* "+" below: getopt does not permute it */
 	const struct ctl_verb *v;
 	int c;
 

@@ -31,12 +31,30 @@ plain_kind(const char *s)
 	const char *p = s;
 	int digits = 0;
 
-	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	    !strcmp(s, "NULL"))
-		return DOC_NULL;
-	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") ||
-	    !strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
-		return DOC_BOOL;
+	/* the first byte rules out the words for most scalars: no strcmp for them */
+	switch (*s) {
+	case '\0': return DOC_NULL;
+	case '~':
+		if (!s[1])
+			return DOC_NULL;
+		break;
+	case 'n':
+	case 'N':
+		if (!strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
+			return DOC_NULL;
+		break;
+	case 't':
+	case 'T':
+		if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+			return DOC_BOOL;
+		break;
+	case 'f':
+	case 'F':
+		if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+			return DOC_BOOL;
+		break;
+	default: break;
+	}
 	if (*p == '-' || *p == '+')
 		p++;
 	if (is_digits(p))

@@ -1104,8 +1104,14 @@ out:
 int
 plan_load(struct plan **out, const char *path, struct diags *d)
 {
-	struct strbuf sb = STRBUF_INIT;
+	/*
+	 * A plan is a few KiB: read it into this buffer and parse it there, with
+	 * no fstat, no allocation and no copy; only a larger file goes to sb.
+	 * The size limit is checked on what was read.
+	 */
 	char chunk[65536];
+	struct strbuf sb = STRBUF_INIT;
+	size_t len = 0;
 	ssize_t n;
 	int fd, rc;
 	struct stat st;
@@ -1115,14 +1121,12 @@ plan_load(struct plan **out, const char *path, struct diags *d)
 		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) == 0 && st.st_size > DOC_MAX_BYTES) {
-		diags_add(d, DIAG_ERROR, path, 0, 0, "file is %lld bytes; a plan may be at most %d bytes",
-			  (long long)st.st_size, DOC_MAX_BYTES);
-		close(fd);
-		return -1;
-	}
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-		sb_add(&sb, chunk, (size_t)n);
+	while ((n = read(fd, chunk + len, sizeof(chunk) - len)) > 0) {
+		len += (size_t)n;
+		if (len < sizeof(chunk))
+			continue;
+		sb_add(&sb, chunk, len);
+		len = 0;
 		if (sb.len > DOC_MAX_BYTES)
 			break;
 	}
@@ -1132,8 +1136,20 @@ plan_load(struct plan **out, const char *path, struct diags *d)
 		sb_free(&sb);
 		return -1;
 	}
+	if (sb.len > DOC_MAX_BYTES && fstat(fd, &st) == 0 && st.st_size > DOC_MAX_BYTES) {
+		diags_add(d, DIAG_ERROR, path, 0, 0, "file is %lld bytes; a plan may be at most %d bytes",
+			  (long long)st.st_size, DOC_MAX_BYTES);
+		close(fd);
+		sb_free(&sb);
+		return -1;
+	}
 	close(fd);
-	rc = plan_parse(out, path, sb.buf ? sb.buf : "", sb.len, d);
+	if (sb.len) {
+		sb_add(&sb, chunk, len);
+		rc = plan_parse(out, path, sb.buf, sb.len, d);
+	} else {
+		rc = plan_parse(out, path, chunk, len, d);
+	}
 	sb_free(&sb);
 	return rc;
 }

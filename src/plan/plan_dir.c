@@ -31,41 +31,48 @@ plan_dir_list(struct plan_dir *out, const char *dir, struct diags *d)
 {
 	DIR *dh = opendir(dir);
 	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	char **paths = NULL;
+	size_t n = 0, cap = 0, dl = strlen(dir);
+	size_t sl = dl && dir[dl - 1] == '/' ? 0 : 1; /* a '/' between dir and name */
 
 	if (!dh) {
 		diags_add(d, DIAG_ERROR, dir, 0, 0, "cannot open the directory: %s", strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(dh)) != NULL) {
+		size_t nl;
+		char *path;
+
 		if (!plan_dir_is_plan_name(de->d_name))
 			continue;
+		/* a directory named x.yaml is not a plan; d_type spares a stat when it is known */
+		if (de->d_type == DT_DIR)
+			continue;
+		nl = strlen(de->d_name);
+		path = xmalloc(dl + sl + nl + 1);
+		memcpy(path, dir, dl);
+		path[dl] = '/';
+		memcpy(path + dl + sl, de->d_name, nl + 1);
+		if (de->d_type != DT_REG) { /* DT_LNK, DT_UNKNOWN: follow it */
+			struct stat st;
+
+			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+				free(path);
+				continue;
+			}
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
-			names = xrealloc(names, cap * sizeof(*names));
+			paths = xrealloc(paths, cap * sizeof(*paths));
 		}
-		names[n++] = xstrdup(de->d_name);
+		paths[n++] = path;
 	}
 	closedir(dh);
-	if (n) /* names is NULL then, and qsort(NULL, 0, ...) is undefined */
-		qsort(names, n, sizeof(*names), cmp_str);
-	out->paths = xcalloc(n ? n : 1, sizeof(char *));
-	out->n = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t dl = strlen(dir);
-		char *path = xasprintf("%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names[i]);
-		struct stat st;
-
-		free(names[i]);
-		/* a directory named x.yaml is not a plan */
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			free(path);
-			continue;
-		}
-		out->paths[out->n++] = path;
-	}
-	free(names);
+	/* every path has the same prefix, so this is the order of the names */
+	if (n) /* paths is NULL then, and qsort(NULL, 0, ...) is undefined */
+		qsort(paths, n, sizeof(*paths), cmp_str);
+	out->paths = n ? paths : xcalloc(1, sizeof(char *));
+	out->n = n;
 	return 0;
 }
 

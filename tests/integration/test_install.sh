@@ -18,11 +18,17 @@ for f in usr/bin/taskslapsctl usr/sbin/taskslapsd \
 	usr/lib/tmpfiles.d/taskslaps.conf usr/share/man/man1/taskslapsctl.1 \
 	usr/share/man/man5/taskslaps.yaml.5 usr/share/man/man5/taskslaps-plan.5 \
 	usr/share/man/man8/taskslapsd.8 usr/share/taskslaps/sql/001_schema.sql \
-	usr/share/taskslaps/examples/prod.yaml usr/share/taskslaps/hooks/post-receive; do
+	usr/share/taskslaps/examples/prod.yaml usr/share/taskslaps/hooks/post-receive \
+	usr/libexec/taskslaps/taskslapsctl-full; do
 	if [ -e "$stage/root/$f" ]; then pass "installed $f"; else fail "missing $f"; fi
 done
 "$stage/root/usr/bin/taskslapsctl" --version | grep -q '^taskslapsctl ' && pass "installed ctl runs" ||
 	fail "installed ctl does not run"
+# the verbs that need libpq are taskslapsctl-full's, found from the installed taskslapsctl
+out=$("$stage/root/usr/bin/taskslapsctl" install-schema --help 2>&1)
+assert_contains "installed ctl runs taskslapsctl-full" "usage: taskslapsctl install-schema" "$out"
+ldd "$stage/root/usr/bin/taskslapsctl" | grep -q libpq && fail "installed ctl links libpq" ||
+	pass "installed ctl does not link libpq"
 "$stage/root/usr/sbin/taskslapsd" --version | grep -q '^taskslapsd ' && pass "installed daemon runs" ||
 	fail "installed daemon does not run"
 
@@ -51,7 +57,8 @@ assert_ne "the .deb exists" "" "$deb"
 if [ -n "$deb" ]; then
 	files=$(dpkg-deb -c "$deb")
 	for f in ./usr/bin/taskslapsctl ./usr/sbin/taskslapsd ./usr/lib/systemd/system/taskslaps@.service \
-		./usr/lib/sysusers.d/taskslaps.conf ./usr/share/man/man8/taskslapsd.8; do
+		./usr/lib/sysusers.d/taskslaps.conf ./usr/share/man/man8/taskslapsd.8 \
+		./usr/libexec/taskslaps/taskslapsctl-full; do
 		assert_contains "package holds $f" "$f" "$files"
 	done
 	info=$(dpkg-deb -I "$deb")

@@ -117,6 +117,36 @@ test_plan_dir__many_files(void **state)
 }
 
 static void
+test_plan_dir__symlinks_followed(void **state)
+{
+	/* readdir says DT_LNK: a link to a directory is skipped, one to a file listed */
+	char dir[] = "/tmp/ts_plan_dir_XXXXXX", sub[128], link[128];
+	struct plan_dir pd = {NULL, 0};
+	struct diags d = DIAGS_INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	touch(dir, "0001-a.yaml");
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(link, sizeof(link), "%s/0002-dir.yaml", dir);
+	assert_int_equal(symlink("sub", link), 0);
+	snprintf(link, sizeof(link), "%s/0003-file.yaml", dir);
+	assert_int_equal(symlink("0001-a.yaml", link), 0);
+	snprintf(link, sizeof(link), "%s/0004-dangling.yaml", dir);
+	assert_int_equal(symlink("nowhere", link), 0);
+
+	assert_int_equal(plan_dir_list(&pd, dir, &d), 0);
+	assert_int_equal(pd.n, 3);
+	assert_non_null(strstr(pd.paths[0], "/0001-a.yaml"));
+	assert_non_null(strstr(pd.paths[1], "/0003-file.yaml"));
+	/* listed: reading it says why it is not a plan */
+	assert_non_null(strstr(pd.paths[2], "/0004-dangling.yaml"));
+	plan_dir_free(&pd);
+	remove_tree(dir);
+}
+
+static void
 test_plan_dir__empty_and_missing(void **state)
 {
 	char dir[] = "/tmp/ts_plan_dir_XXXXXX", missing[128];
@@ -190,6 +220,7 @@ main(void)
 	    cmocka_unit_test(test_plan_dir__is_plan_name),
 	    cmocka_unit_test(test_plan_dir__lists_plans_in_byte_order),
 	    cmocka_unit_test(test_plan_dir__many_files),
+	    cmocka_unit_test(test_plan_dir__symlinks_followed),
 	    cmocka_unit_test(test_plan_dir__empty_and_missing),
 	    cmocka_unit_test(test_plan_dir__idset_detects_duplicates),
 	    cmocka_unit_test(test_plan_dir__idset_grows),
