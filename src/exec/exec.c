@@ -742,7 +742,9 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 				continue;
 			}
 			if (ex->abort_req) {
-				exec_fail(&r, NULL, "aborted by an operator before step %.16s",
+				exec_fail(&r, NULL, "%s before step %.16s",
+					  ex->stop_req ? "interrupted by a stop of the runner"
+						       : "aborted by an operator",
 					  r.s->sha);
 				res->outcome = EXEC_ABORTED;
 			} else if (run_step(&r) == 0) {

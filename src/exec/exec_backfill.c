@@ -448,7 +448,9 @@ exec_step_backfill(struct step_run *r)
 		int64_t bt0 = exec_now_ms(), walked = 0;
 
 		if (r->ex->abort_req) {
-			exec_fail(r, NULL, "aborted by an operator after %lld rows (checkpoint kept)",
+			exec_fail(r, NULL, "%s after %lld rows (checkpoint kept)",
+				  r->ex->stop_req ? "interrupted by a stop of the runner"
+						  : "aborted by an operator",
 				  (long long)b.rows_done);
 			r->res->outcome = EXEC_ABORTED;
 			goto out;

@@ -111,6 +111,12 @@ assert_eq "the runner lock is released" 0 "$(advisory_locks)"
 assert_sql "the backfill is not done, its checkpoint kept" "1|t" \
     "SELECT count(*), (SELECT rows_done BETWEEN 1 AND $ROWS - 1 FROM taskslaps.backfill_progress) FROM taskslaps.step_ledger"
 assert_sql "no row updated twice" 0 "SELECT count(*) FROM big WHERE upd > 1"
+assert_sql "the stop is recorded as plan.interrupted, not as an operator's abort" \
+    "1|0|pending" \
+    "SELECT count(*) FILTER (WHERE type = 'plan.interrupted' AND message LIKE 'interrupted by a stop of the runner after % rows (checkpoint kept)'),
+            count(*) FILTER (WHERE message LIKE '%aborted by an operator%'),
+            (SELECT status FROM taskslaps.plans)
+       FROM taskslaps.events"
 daemon_start term1 || exit 1
 assert_status "started again, the plan completes" term1 "pst('0001-flag') == 'applied'" 60
 exactly_once 0001-flag
