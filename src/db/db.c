@@ -85,7 +85,7 @@ db_close(struct db *db)
 bool
 db_ok(const struct db *db)
 {
-	return db && PQstatus(db->conn) == CONNECTION_OK;
+	return db && !db->broken && PQstatus(db->conn) == CONNECTION_OK;
 }
 
 void
@@ -406,6 +406,7 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 	free(pp.slots);
 	if (rc == 0 && !read) {
 		err_from_conn(err, db->conn, "");
+		bad = 0;
 		rc = -1;
 	}
 	if (rc == 0) {
@@ -417,8 +418,20 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 				break;
 			}
 	}
-	if (read)
-		(void)PQexitPipelineMode(db->conn);
+	/*
+	 * A pipeline not read to its end (the connection broke) or that cannot be
+	 * left leaves the connection out of step with the server: it is not used
+	 * again, and the caller reconnects as after any lost connection.
+	 */
+	if (!read || !PQexitPipelineMode(db->conn)) {
+		db->broken = true;
+		if (rc == 0) {
+			err_from_conn(err, db->conn, "connection out of step: ");
+			bad = 0;
+			rc = -1;
+		}
+		err->conn_lost = true;
+	}
 	if (rc < 0) {
 		for (size_t i = bad; i < n; i++) {
 			PQclear(st[i].res);

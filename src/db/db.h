@@ -31,6 +31,7 @@ struct db {
 	struct db_deferred *defer;  /* statements waiting for the next round trip */
 	struct db_deferred **defer_tail;
 	size_t ndefer;
+	bool broken;        /* a pipeline was left unfinished: reconnect */
 };
 
 /*
@@ -52,7 +53,7 @@ struct db_stmt {
  */
 int db_connect(struct db **out, const char *conninfo, const char *appname, struct db_error *err);
 void db_close(struct db *db);
-/* Whether the connection is usable. */
+/* Whether the connection is usable (connected, and no pipeline left out of step). */
 bool db_ok(const struct db *db);
 /* Cancels the statement running on db; safe from a signal handler. */
 void db_cancel(struct db *db);
