@@ -224,6 +224,12 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 			rc = CTL_FINDINGS;
 			goto out;
 		}
+		/* one query for what is already applied, instead of one per plan */
+		if (exec_prefetch_applied(ex, &err) < 0) {
+			fprintf(stderr, "taskslapsctl apply: reading the plans: %s\n", err.message);
+			rc = CTL_FINDINGS;
+			goto out;
+		}
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

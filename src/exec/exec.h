@@ -97,6 +97,15 @@ void exec_close(struct exec *ex);
  * the end of exec_run_plan and every wait inside the executor do it too.
  */
 void exec_flush(struct exec *ex);
+/*
+ * Reads, in one query, which of the target's plans are applied and with which
+ * checksum, so that exec_run_plan answers "applied and unchanged" for them
+ * without asking the database again. Only while the runner lock is held (no
+ * one else can change that meanwhile), and for one run of a directory
+ * (taskslapsctl apply); exec_run_plan still reads everything else. Returns 0
+ * or -1 with err.
+ */
+int exec_prefetch_applied(struct exec *ex, struct db_error *err);
 
 /*
  * Installs or upgrades the taskslaps schema; unless force, only when it is

@@ -30,6 +30,7 @@ struct exec {
 	struct governor gov;
 	int64_t err_times[16];    /* monotonic ms of recent step errors (ring) */
 	unsigned nerr;
+	struct plan_idset *applied;  /* exec_prefetch_applied: plan id -> checksum */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -86,6 +86,39 @@ assert_rc "file restored: apply exits 0" 0 "$RC" "$ERR"
 assert_sql "file restored: status applied again" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0003-next'"
 
 ###########################################################################
+# A re-run with nothing to do reads what is applied in one query, not three
+# queries a plan: counted in the server's log of this database's statements.
+section "no-op re-run: one query for the applied plans"
+newdb noop
+q "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY);" >/dev/null
+for t in a b c; do
+    plan "$W/noop/0001-$t.yaml" <<EOF
+id: 0001-$t
+title: Column x on $t
+reason: integration test
+steps:
+  - { op: add_column, table: $t, name: x, type: int }
+EOF
+done
+run_ctl apply "$W/noop"
+assert_rc "no-op: first run applies" 0 "$RC" "$ERR"
+q "ALTER DATABASE noop SET log_statement = 'all'" >/dev/null
+log_lines=$(wc -l <"$_env_pgdir/log")
+run_ctl apply "$W/noop"
+assert_rc "no-op: second run exit 0" 0 "$RC" "$ERR"
+assert_contains "no-op: second run says all applied" "3 of 3 plans applied or already applied" "$OUT"
+noop_log=$(tail -n +"$((log_lines + 1))" "$_env_pgdir/log" | grep '@noop ')
+assert_eq "no-op: the applied plans read in one statement" 1 \
+    "$(grep -c "FROM taskslaps.plans WHERE target = \$1 AND status = 'applied'" <<<"$noop_log")"
+assert_eq "no-op: no plan's state read one by one" 0 "$(grep -c 'taskslaps.step_ledger' <<<"$noop_log")"
+q "ALTER DATABASE noop RESET log_statement" >/dev/null
+# An applied plan edited since: the prefetched checksum differs, so it is read and found in drift.
+sed -i 's/name: x, type: int/name: x, type: bigint/' "$W/noop/0001-b.yaml"
+run_ctl apply "$W/noop"
+assert_rc "no-op: an edited applied plan is still drift" 1 "$RC" "$ERR"
+assert_contains "no-op: ... named" "plan 0001-b was edited after step" "$ERR"
+
+###########################################################################
 section "fix-forward of a failed step"
 newdb fix
 q "CREATE TABLE t (id int PRIMARY KEY, v int);" >/dev/null
