@@ -335,6 +335,15 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 
 	for (size_t i = 0; i < n; i++)
 		st[i].res = NULL;
+	if (db->broken) { /* out of step since an unfinished pipeline: never used again */
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "the connection is out of step after an earlier failure");
+		err->conn_lost = true;
+		if (failed)
+			*failed = 0;
+		return -1;
+	}
 	db->defer = NULL;
 	db->defer_tail = &db->defer;
 	db->ndefer = 0;
@@ -540,7 +549,7 @@ exec_one(struct db *db, PGresult **res, struct db_error *err, const char *sql, i
 	struct db_stmt st;
 	PGresult *r;
 
-	if (db->defer || (fixed && !name)) {
+	if (db->defer || (fixed && !name) || db->broken) {
 		st = (struct db_stmt){ .sql = sql, .nparams = nparams, .params = params, .fixed = fixed };
 		if (db_batch(db, &st, 1, err, NULL) < 0)
 			return -1;

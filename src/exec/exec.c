@@ -114,16 +114,6 @@ exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg
 		exec_close(ex);
 		return -1;
 	}
-	/*
-	 * This program's statements are prepared once (db_execf) and their
-	 * parameters are keys: a generic plan is always right for them, and
-	 * planning again at every call is what they would cost otherwise. The
-	 * steps' own SQL is not prepared, so this does not touch it.
-	 */
-	if (db_cmd(ex->db, err, "SET plan_cache_mode = force_generic_plan") < 0) {
-		exec_close(ex);
-		return -1;
-	}
 	snprintf(app, sizeof(app), "taskslaps-lock:%.40s", ex->target);
 	if (db_connect(&ex->lockdb, conninfo, app, err) < 0) {
 		exec_close(ex);

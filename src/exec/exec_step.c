@@ -349,7 +349,28 @@ adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
  * statement is never followed by its checks or its ledger row.
  */
 static int
+tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran);
+
+/*
+ * After an author's `sql` statement was sent, whatever the outcome, the
+ * transaction is over (committed or rolled back) when tx_attempt_run returns:
+ * the prepared statements, which that SQL may have deallocated, are dropped
+ * and prepared again from then on, so that the failure's own events and
+ * status are recorded too.
+ */
+static int
 tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
+{
+	bool user_ran = false;
+	int rc = tx_attempt_run(r, err, t0, &user_ran);
+
+	if (user_ran)
+		db_prepared_reset(r->ex->db);
+	return rc;
+}
+
+static int
+tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran)
 {
 	struct exec_proof pf = { 0 };
 	const struct plan_strv *pre = &r->s->ob.prechecks, *post = &r->s->ob.postchecks;
@@ -417,6 +438,7 @@ tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 		n += proof_after_stmts(&pf, true, st + n);
 		for (size_t i = iproof; i < n; i++)
 			st[i].fixed = !user_sql;
+		*user_ran = user_sql;
 		rc = db_batch(r->ex->db, st, n, err, NULL);
 		free(post_sql);
 		if (rc < 0) {
@@ -455,8 +477,6 @@ tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 	clear_stmts(st, n);
 	if (rc < 0)
 		goto dberr;
-	if (user_sql)
-		db_prepared_reset(r->ex->db);
 	exec_proof_free(&pf);
 	return 0;
 dberr:

@@ -187,6 +187,39 @@ assert_sql "DEALLOCATE ALL in a step: every event recorded (the plans' start, ok
             count(*) FILTER (WHERE type = 'step.start'), count(*) FILTER (WHERE type = 'step.ok')
        FROM taskslaps.events"
 
+# The same when the step then fails: its failure is recorded all the same
+# (status failed, step.error and plan.failed), whether a postcheck fails or
+# the SQL itself raises after deallocating.
+plan "$W/dealloc2/0001-dealloc-fails.yaml" <<'EOF'
+id: 0003-dealloc-fails
+title: Deallocates, then its postcheck fails
+reason: integration test
+steps:
+  - { op: sql, sql: "DEALLOCATE ALL", lock_class_max: AccessShareLock, postchecks: ["false"] }
+EOF
+run_ctl apply "$W/dealloc2"
+assert_rc "DEALLOCATE ALL, then a failing postcheck: exit 1" 1 "$RC" "$ERR"
+assert_sql "... the plan is failed and its failure recorded" "failed|1|1" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0003-dealloc-fails'),
+            (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0003-dealloc-fails' AND type = 'step.error'),
+            (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0003-dealloc-fails' AND type = 'plan.failed')"
+plan "$W/dealloc3/0001-dealloc-raises.yaml" <<'EOF'
+id: 0004-dealloc-raises
+title: Deallocates, then raises
+reason: integration test
+steps:
+  - op: sql
+    sql: "DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; RAISE EXCEPTION 'boom'; END$$"
+    lock_class_max: AccessShareLock
+EOF
+run_ctl apply "$W/dealloc3"
+assert_rc "DEALLOCATE ALL, then an error: exit 1" 1 "$RC" "$ERR"
+assert_contains "... with the error" "boom" "$ERR"
+assert_sql "... the plan is failed and its failure recorded" "failed|1|1" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0004-dealloc-raises'),
+            (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0004-dealloc-raises' AND type = 'step.error'),
+            (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0004-dealloc-raises' AND type = 'plan.failed')"
+
 ###########################################################################
 # Events are written several rows to a statement (arrays, unnested in order):
 # quotes, backslashes, braces, commas and the word NULL survive as they are,
