@@ -31,7 +31,20 @@ err_from_result(struct db_error *err, PGconn *conn, const PGresult *res)
 	const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *d = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 
-	if (!m) {
+	if (!m && res && PQresultErrorMessage(res)[0]) {
+		/*
+		 * No server message (the connection broke): the result's own text,
+		 * not PQerrorMessage, which in pipeline mode also holds the errors of
+		 * earlier statements of the same round trip.
+		 */
+		size_t n;
+
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message), "%s", PQresultErrorMessage(res));
+		n = strlen(err->message);
+		while (n && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
+			err->message[--n] = '\0';
+	} else if (!m) {
 		err_from_conn(err, conn, "");
 	} else {
 		memset(err, 0, sizeof(*err));
