@@ -16,34 +16,8 @@ if [ ! -x "$ctl" ]; then
     exit 2
 fi
 
-passed=0
-failed=0
-pass() {
-    passed=$((passed + 1))
-    [ -z "${TS_VERBOSE:-}" ] || printf 'ok   %s\n' "$1"
-}
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL %s\n' "$1"
-    [ $# -lt 2 ] || printf '     %s\n' "${@:2}"
-}
-# check DESC EXPECTED ACTUAL
-check() {
-    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $2" "actual:   $3"; fi
-}
-# check_contains DESC NEEDLE HAYSTACK
-check_contains() {
-    case "$3" in
-    *"$2"*) pass "$1" ;;
-    *) fail "$1" "expected to contain: $2" "actual: $(printf '%s' "$3" | head -c 800)" ;;
-    esac
-}
-check_lacks() {
-    case "$3" in
-    *"$2"*) fail "$1" "expected not to contain: $2" "actual: $(printf '%s' "$3" | head -c 800)" ;;
-    *) pass "$1" ;;
-    esac
-}
+# shellcheck source=tests/lib/assert.sh
+. "$here/../lib/assert.sh"
 # run CMD...: sets $out (stdout and stderr together) and $rc.
 run() {
     out=$("$@" 2>&1)
@@ -82,41 +56,41 @@ EOF
 ###########################################################################
 # 1. The examples: clean in protected mode.
 run "$ctl" lint "$examples"
-check "lint examples/plans (protected) exits 0" 0 "$rc"
-check_contains "lint examples/plans reports no problems" ", 0 blocked, 0 with findings, 0 invalid" "$out"
-check_lacks "lint examples/plans prints no warning" "warning:" "$out"
+assert_eq "lint examples/plans (protected) exits 0" 0 "$rc"
+assert_contains "lint examples/plans reports no problems" ", 0 blocked, 0 with findings, 0 invalid" "$out"
+assert_not_contains "lint examples/plans prints no warning" "warning:" "$out"
 n_examples=$(find "$examples" -maxdepth 1 \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) | wc -l)
-check_contains "lint counts every example" "$n_examples plans (protected mode)" "$out"
+assert_contains "lint counts every example" "$n_examples plans (protected mode)" "$out"
 
 cp -r "$examples" "$tmp/copy"
 run "$ctl" lint --mode protected "$tmp/copy"
-check "lint of a copy, --mode protected, exits 0" 0 "$rc"
+assert_eq "lint of a copy, --mode protected, exits 0" 0 "$rc"
 
 for f in "$examples"/*; do
     run "$ctl" plan "$f"
-    check "plan $(basename "$f") exits 0" 0 "$rc"
+    assert_eq "plan $(basename "$f") exits 0" 0 "$rc"
 done
 
 ###########################################################################
 # 2. Chaos mode: H3 plans are blocked, H2 plans are not.
 run "$ctl" lint --mode chaos "$tmp/chaos"
-check "lint --mode chaos with an H3 plan exits 1" 1 "$rc"
-check_contains "chaos: the H3 plan is blocked" "0002-drop-badge  blocked" "$out"
-check_contains "chaos: the reason names the mode" "chaos" "$out"
-check_contains "chaos: the H2 plan is ok" "0001-coffee-dependency  ok" "$out"
-check_contains "chaos: summary" "2 plans (chaos mode): 1 ok, 1 blocked" "$out"
+assert_eq "lint --mode chaos with an H3 plan exits 1" 1 "$rc"
+assert_contains "chaos: the H3 plan is blocked" "0002-drop-badge  blocked" "$out"
+assert_contains "chaos: the reason names the mode" "chaos" "$out"
+assert_contains "chaos: the H2 plan is ok" "0001-coffee-dependency  ok" "$out"
+assert_contains "chaos: summary" "2 plans (chaos mode): 1 ok, 1 blocked" "$out"
 
 run "$ctl" lint --mode chaos "$examples"
-check "lint --mode chaos examples/plans exits 1" 1 "$rc"
-check_contains "chaos: examples have blocked plans" "blocked" "$out"
+assert_eq "lint --mode chaos examples/plans exits 1" 1 "$rc"
+assert_contains "chaos: examples have blocked plans" "blocked" "$out"
 
 run "$ctl" lint "$tmp/chaos"
-check "the same directory in protected mode exits 0" 0 "$rc"
+assert_eq "the same directory in protected mode exits 0" 0 "$rc"
 
 mkdir -p "$tmp/chaos-ok"
 cp "$coffee" "$tmp/chaos-ok/"
 run "$ctl" lint --mode chaos "$tmp/chaos-ok"
-check "lint --mode chaos with only H2 plans exits 0" 0 "$rc"
+assert_eq "lint --mode chaos with only H2 plans exits 0" 0 "$rc"
 
 ###########################################################################
 # 3. A finding: an sql step without lock_class_max (line 5, column 5).
@@ -133,11 +107,11 @@ steps:
     sql: ALTER TABLE employee DROP CONSTRAINT employee_nickname_check
 EOF
 run "$ctl" lint "$tmp/finding"
-check "lint with a finding exits 1" 1 "$rc"
-check_contains "finding has file:line:col: warning:" \
+assert_eq "lint with a finding exits 1" 1 "$rc"
+assert_contains "finding has file:line:col: warning:" \
     "$tmp/finding/0001-raw.yaml:8:5: warning: sql: no lock_class_max" "$out"
-check_contains "finding: the plan's status" "0001-raw  findings" "$out"
-check_contains "finding: summary" "1 with findings" "$out"
+assert_contains "finding: the plan's status" "0001-raw  findings" "$out"
+assert_contains "finding: summary" "1 with findings" "$out"
 
 cat >"$tmp/finding/0002-not-null.yaml" <<'EOF'
 title: NOT NULL the blocking way
@@ -146,8 +120,8 @@ steps:
   - { op: set_not_null, table: employee, column: nickname }
 EOF
 run "$ctl" lint "$tmp/finding"
-check "lint with two findings exits 1" 1 "$rc"
-check_contains "set_not_null without a validated CHECK is a finding" \
+assert_eq "lint with two findings exits 1" 1 "$rc"
+assert_contains "set_not_null without a validated CHECK is a finding" \
     "$tmp/finding/0002-not-null.yaml:4:5: warning: set_not_null" "$out"
 
 ###########################################################################
@@ -161,34 +135,34 @@ steps:
   - { op: add_colum, table: employee, name: x, type: text }
 EOF
 run "$ctl" lint "$tmp/invalid"
-check "lint with an invalid plan exits 2" 2 "$rc"
-check_contains "invalid: file:line:col: error:" "$tmp/invalid/0002-typo.yaml:4:11: error: op: unknown op 'add_colum'" "$out"
-check_contains "invalid: status" "0002-typo.yaml: invalid" "$out"
-check_contains "invalid: the plans before it are still checked" "0001-coffee-dependency  ok" "$out"
+assert_eq "lint with an invalid plan exits 2" 2 "$rc"
+assert_contains "invalid: file:line:col: error:" "$tmp/invalid/0002-typo.yaml:4:11: error: op: unknown op 'add_colum'" "$out"
+assert_contains "invalid: status" "0002-typo.yaml: invalid" "$out"
+assert_contains "invalid: the plans before it are still checked" "0001-coffee-dependency  ok" "$out"
 
 # An invalid plan outranks findings and blocked plans.
 cp "$tmp/finding/0001-raw.yaml" "$tmp/invalid/0003-raw.yaml"
 run "$ctl" lint --mode chaos "$tmp/invalid"
-check "invalid + finding + chaos exits 2" 2 "$rc"
+assert_eq "invalid + finding + chaos exits 2" 2 "$rc"
 
 mkdir -p "$tmp/invalid-json"
 printf '{ "title": "t", "reason": "r", "steps": [ { "op": "drop_table", "table": "a b" } ] }\n' \
     >"$tmp/invalid-json/0001-bad.json"
 run "$ctl" lint "$tmp/invalid-json"
-check "lint with an invalid JSON plan exits 2" 2 "$rc"
-check_contains "invalid JSON: file:line:col: error:" "$tmp/invalid-json/0001-bad.json:1:" "$out"
-check_contains "invalid JSON: names the field" "error: table: expected a plain SQL identifier" "$out"
+assert_eq "lint with an invalid JSON plan exits 2" 2 "$rc"
+assert_contains "invalid JSON: file:line:col: error:" "$tmp/invalid-json/0001-bad.json:1:" "$out"
+assert_contains "invalid JSON: names the field" "error: table: expected a plain SQL identifier" "$out"
 
 mkdir -p "$tmp/yaml-syntax"
 printf 'title: t\nreason: r\nsteps: [\n' >"$tmp/yaml-syntax/0001-open.yaml"
 run "$ctl" lint "$tmp/yaml-syntax"
-check "lint of a YAML syntax error exits 2" 2 "$rc"
-check_contains "YAML syntax error has a position" "$tmp/yaml-syntax/0001-open.yaml:4:1: error: YAML syntax" "$out"
+assert_eq "lint of a YAML syntax error exits 2" 2 "$rc"
+assert_contains "YAML syntax error has a position" "$tmp/yaml-syntax/0001-open.yaml:4:1: error: YAML syntax" "$out"
 
 if [ -d "$src/examples/plans-broken" ]; then
     run "$ctl" lint "$src/examples/plans-broken"
-    check "lint examples/plans-broken exits 2" 2 "$rc"
-    check_lacks "examples/plans-broken: no plan is ok" "  ok" "$out"
+    assert_eq "lint examples/plans-broken exits 2" 2 "$rc"
+    assert_not_contains "examples/plans-broken: no plan is ok" "  ok" "$out"
 fi
 
 ###########################################################################
@@ -197,23 +171,23 @@ mkdir -p "$tmp/dup"
 cp "$coffee" "$tmp/dup/0001-coffee-dependency.yaml"
 sed 's/^title: .*/title: Coffee, again/' "$coffee" >"$tmp/dup/0002-coffee-again.yaml"
 run "$ctl" lint "$tmp/dup"
-check "duplicate plan ids exit 2" 2 "$rc"
-check_contains "duplicate id: names the id and the first file" \
+assert_eq "duplicate plan ids exit 2" 2 "$rc"
+assert_contains "duplicate id: names the id and the first file" \
     "duplicate plan id '0001-coffee-dependency': $tmp/dup/0001-coffee-dependency.yaml has it already" "$out"
-check_contains "duplicate id: points at the id: field" "$tmp/dup/0002-coffee-again.yaml:2:5: error:" "$out"
+assert_contains "duplicate id: points at the id: field" "$tmp/dup/0002-coffee-again.yaml:2:5: error:" "$out"
 
 # An id from the file name clashes with an explicit id too.
 mkdir -p "$tmp/dup2"
 cp "$coffee" "$tmp/dup2/a.yaml"
 grep -v '^id:' "$coffee" >"$tmp/dup2/0001-coffee-dependency.yaml"
 run "$ctl" lint "$tmp/dup2"
-check "duplicate id (file name vs id:) exits 2" 2 "$rc"
-check_contains "duplicate id (file name vs id:) reported" "duplicate plan id '0001-coffee-dependency'" "$out"
+assert_eq "duplicate id (file name vs id:) exits 2" 2 "$rc"
+assert_contains "duplicate id (file name vs id:) reported" "duplicate plan id '0001-coffee-dependency'" "$out"
 
 ###########################################################################
 # 6. --json
 run "$ctl" lint --json "$examples"
-check "lint --json examples exits 0" 0 "$rc"
+assert_eq "lint --json examples exits 0" 0 "$rc"
 json_ok "lint --json parses, one entry per plan" "isinstance(d, list) and len(d) == $n_examples"
 json_ok "lint --json: status ok for every plan" "all(p['status'] == 'ok' for p in d)"
 json_ok "lint --json: plan_id, max_hazard, checksum" \
@@ -221,7 +195,7 @@ json_ok "lint --json: plan_id, max_hazard, checksum" \
 
 out=$("$ctl" lint --json --mode chaos "$tmp/chaos" 2>/dev/null)
 rc=$?
-check "lint --json --mode chaos exits 1" 1 "$rc"
+assert_eq "lint --json --mode chaos exits 1" 1 "$rc"
 json_ok "lint --json chaos: statuses" \
     "[p['status'] for p in d] == ['ok', 'blocked'] and 'blocked_reason' in d[1]"
 
@@ -231,7 +205,7 @@ json_ok "lint --json: findings with their line" \
 
 out=$("$ctl" lint --json "$tmp/invalid" 2>/dev/null)
 rc=$?
-check "lint --json with an invalid plan exits 2" 2 "$rc"
+assert_eq "lint --json with an invalid plan exits 2" 2 "$rc"
 json_ok "lint --json: invalid plan status and diagnostics" \
     "[p['status'] for p in d] == ['ok', 'invalid', 'findings'] and len(d[1]['diagnostics']) >= 1"
 
@@ -242,7 +216,7 @@ json_ok "lint --json: duplicate id is invalid" "[p['status'] for p in d] == ['ok
 # 7. plan --json of the coffee plan.
 out=$("$ctl" plan --json "$coffee" 2>/dev/null)
 rc=$?
-check "plan --json exits 0" 0 "$rc"
+assert_eq "plan --json exits 0" 0 "$rc"
 json_ok "plan --json: plan_id" "d[0]['plan_id'] == '0001-coffee-dependency'"
 json_ok "plan --json: checksum is 64 hex digits" \
     "len(d[0]['checksum']) == 64 and all(c in '0123456789abcdef' for c in d[0]['checksum'])"
@@ -253,15 +227,15 @@ json_ok "plan --json: steps have step_sha and obligations" \
     "all(len(s['step_sha']) == 64 and 'lock_class_max' in s['obligations'] for w in d[0]['waves'] for s in w['steps'])"
 sum1=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["checksum"])')
 sum2=$("$ctl" plan --json --mode chaos "$coffee" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["checksum"])')
-check "checksum does not depend on the mode" "$sum1" "$sum2"
+assert_eq "checksum does not depend on the mode" "$sum1" "$sum2"
 
 out=$("$ctl" plan --json "$examples"/0004-email-not-null.yaml 2>/dev/null)
 json_ok "plan --json: an H3 plan is not chaos compatible" \
     "d[0]['max_hazard'] == 'H3' and d[0]['chaos_compatible'] is False"
 
 run "$ctl" plan "$tmp/invalid/0002-typo.yaml"
-check "plan of an invalid file exits 2" 2 "$rc"
-check_contains "plan of an invalid file: error with position" "0002-typo.yaml:4:11: error:" "$out"
+assert_eq "plan of an invalid file exits 2" 2 "$rc"
+assert_contains "plan of an invalid file: error with position" "0002-typo.yaml:4:11: error:" "$out"
 
 ###########################################################################
 # 8. Colour: never when piped or with NO_COLOR; on a terminal, yes.
@@ -269,54 +243,53 @@ esc=$(printf '\033')
 for args in "lint $examples" "lint --mode chaos $tmp/chaos" "plan $coffee" "lint $tmp/invalid"; do
     # shellcheck disable=SC2086
     out=$("$ctl" $args 2>&1)
-    check_lacks "piped output has no escape bytes ($args)" "$esc" "$out"
+    assert_not_contains "piped output has no escape bytes ($args)" "$esc" "$out"
     # shellcheck disable=SC2086
     out=$(NO_COLOR=1 "$ctl" $args 2>&1)
-    check_lacks "NO_COLOR output has no escape bytes ($args)" "$esc" "$out"
+    assert_not_contains "NO_COLOR output has no escape bytes ($args)" "$esc" "$out"
 done
 if command -v script >/dev/null 2>&1; then
     out=$(script -qec "'$ctl' lint '$examples'" /dev/null 2>&1)
-    check_contains "a terminal gets coloured badges" "$esc[" "$out"
+    assert_contains "a terminal gets coloured badges" "$esc[" "$out"
     out=$(NO_COLOR=1 script -qec "'$ctl' lint '$examples'" /dev/null 2>&1)
-    check_lacks "NO_COLOR on a terminal: no escape bytes" "$esc" "$out"
+    assert_not_contains "NO_COLOR on a terminal: no escape bytes" "$esc" "$out"
 fi
 
 ###########################################################################
 # 9. Usage: unknown verbs and flags, missing arguments, --help.
 run "$ctl" frobnicate
-check "unknown verb exits 2" 2 "$rc"
-check_contains "unknown verb is named" "unknown verb 'frobnicate'" "$out"
+assert_eq "unknown verb exits 2" 2 "$rc"
+assert_contains "unknown verb is named" "unknown verb 'frobnicate'" "$out"
 run "$ctl" --frobnicate lint "$examples"
-check "unknown global flag exits 2" 2 "$rc"
+assert_eq "unknown global flag exits 2" 2 "$rc"
 run "$ctl" lint --frobnicate "$examples"
-check "unknown lint flag exits 2" 2 "$rc"
+assert_eq "unknown lint flag exits 2" 2 "$rc"
 run "$ctl" plan --frobnicate "$coffee"
-check "unknown plan flag exits 2" 2 "$rc"
+assert_eq "unknown plan flag exits 2" 2 "$rc"
 run "$ctl" lint --mode yolo "$examples"
-check "lint --mode with a bad value exits 2" 2 "$rc"
-check_contains "bad --mode is explained" "expected protected or chaos" "$out"
+assert_eq "lint --mode with a bad value exits 2" 2 "$rc"
+assert_contains "bad --mode is explained" "expected protected or chaos" "$out"
 run "$ctl" lint
-check "lint without DIR exits 2" 2 "$rc"
+assert_eq "lint without DIR exits 2" 2 "$rc"
 run "$ctl" plan
-check "plan without FILE exits 2" 2 "$rc"
+assert_eq "plan without FILE exits 2" 2 "$rc"
 run "$ctl"
-check "no verb exits 2" 2 "$rc"
+assert_eq "no verb exits 2" 2 "$rc"
 run "$ctl" lint "$tmp/no-such-dir"
-check "lint of a missing directory exits 2" 2 "$rc"
+assert_eq "lint of a missing directory exits 2" 2 "$rc"
 
 run "$ctl" --help
-check "taskslapsctl --help exits 0" 0 "$rc"
-check_contains "--help lists verbs" "Verbs:" "$out"
+assert_eq "taskslapsctl --help exits 0" 0 "$rc"
+assert_contains "--help lists verbs" "Verbs:" "$out"
 run "$ctl" -h
-check "taskslapsctl -h exits 0" 0 "$rc"
+assert_eq "taskslapsctl -h exits 0" 0 "$rc"
 # Every verb the tool lists has its own --help.
 verbs=$("$ctl" --help | awk '/^Verbs:/ { on = 1; next } on && /^$/ { exit } on { print $1 }')
 [ -n "$verbs" ] || fail "--help lists at least one verb"
 for v in $verbs; do
     run "$ctl" "$v" --help
-    check "taskslapsctl $v --help exits 0" 0 "$rc"
-    check_contains "taskslapsctl $v --help shows its usage" "usage: taskslapsctl $v" "$out"
+    assert_eq "taskslapsctl $v --help exits 0" 0 "$rc"
+    assert_contains "taskslapsctl $v --help shows its usage" "usage: taskslapsctl $v" "$out"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+assert_finish

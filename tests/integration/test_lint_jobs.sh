@@ -19,20 +19,8 @@ if [ ! -x "$ctl" ]; then
     exit 2
 fi
 
-passed=0
-failed=0
-pass() {
-    passed=$((passed + 1))
-    [ -z "${TS_VERBOSE:-}" ] || printf 'ok   %s\n' "$1"
-}
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL %s\n' "$1"
-    [ $# -lt 2 ] || printf '     %s\n' "${@:2}"
-}
-check() {
-    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $2" "actual:   $3"; fi
-}
+# shellcheck source=tests/lib/assert.sh
+. "$here/../lib/assert.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -81,7 +69,7 @@ run_all() {
             out=$("$ctl" lint -j "$j" "$@" 2>&1)
         fi
         rc=$?
-        check "$name: exit status with --jobs $j" "$refrc" "$rc"
+        assert_eq "$name: exit status with --jobs $j" "$refrc" "$rc"
         if [ "$out" = "$ref" ]; then
             pass "$name: output with --jobs $j is the same as with 1"
         else
@@ -93,7 +81,7 @@ run_all() {
 }
 
 run_all "text" "$dir"
-check "text: invalid plans exit 2" 2 "$REFRC"
+assert_eq "text: invalid plans exit 2" 2 "$REFRC"
 case "$REF" in
 *"duplicate plan id '0018-p18': $dir/0018-p18.yaml has it already"*) pass "text: the duplicate is reported against the first file" ;;
 *) fail "text: the duplicate is reported against the first file" ;;
@@ -108,16 +96,15 @@ run_all "json chaos" --json --mode chaos "$dir"
 run_all "directories and files" "$tmp/0001-coffee-dependency.yaml" "$dir" "$src/examples/plans" \
     "$dir/0019-p19.yaml"
 run_all "clean examples" "$src/examples/plans"
-check "clean examples exit 0" 0 "$REFRC"
+assert_eq "clean examples exit 0" 0 "$REFRC"
 
 out=$("$ctl" lint --jobs 0 "$dir" 2>&1)
-check "--jobs 0 is a usage error" 2 "$?"
+assert_eq "--jobs 0 is a usage error" 2 "$?"
 case "$out" in
 *"--jobs: expected a number from 1 to 256, found '0'"*) pass "--jobs 0 is explained" ;;
 *) fail "--jobs 0 is explained" "$out" ;;
 esac
 "$ctl" lint --jobs x "$dir" >/dev/null 2>&1
-check "--jobs x is a usage error" 2 "$?"
+assert_eq "--jobs x is a usage error" 2 "$?"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+assert_finish

@@ -12,28 +12,8 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=tests/lib/pg.sh
 . "$root/tests/lib/pg.sh"
 
-passed=0
-failed=0
-pass() {
-    passed=$((passed + 1))
-    [ -z "${TS_VERBOSE:-}" ] || printf 'ok   %s\n' "$1"
-}
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL %s\n' "$1"
-    [ $# -lt 2 ] || printf '     %s\n' "${@:2}"
-}
-# check DESC EXPECTED ACTUAL
-check() {
-    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $2" "actual:   $3"; fi
-}
-# check_contains DESC NEEDLE HAYSTACK
-check_contains() {
-    case "$3" in
-    *"$2"*) pass "$1" ;;
-    *) fail "$1" "expected to contain: $2" "actual: $(printf '%s' "$3" | head -c 600)" ;;
-    esac
-}
+# shellcheck source=tests/lib/assert.sh
+. "$here/../lib/assert.sh"
 # expect_error DESC PATTERN CMD...: CMD must fail with PATTERN on stderr.
 expect_error() {
     local desc=$1 pattern=$2 err rc
@@ -88,49 +68,49 @@ pg_createdb plaindb ts_plain
 # 1. Installer without CREATEROLE, before taskslaps_reader exists: the schema
 #    installs, the role is skipped with a warning.
 err=$(install plaindb ts_plain 2>&1)
-check "install without CREATEROLE succeeds" 0 $?
-check_contains "install without CREATEROLE warns" "role taskslaps_reader not created" "$err"
-check "no taskslaps_reader role yet" 0 "$(q postgres postgres "SELECT count(*) FROM pg_roles WHERE rolname = 'taskslaps_reader'")"
-check "versions recorded (plain installer)" "$expected_versions" \
+assert_eq "install without CREATEROLE succeeds" 0 $?
+assert_contains "install without CREATEROLE warns" "role taskslaps_reader not created" "$err"
+assert_eq "no taskslaps_reader role yet" 0 "$(q postgres postgres "SELECT count(*) FROM pg_roles WHERE rolname = 'taskslaps_reader'")"
+assert_eq "versions recorded (plain installer)" "$expected_versions" \
     "$(q plaindb ts_plain "SELECT string_agg(version::text, ',' ORDER BY version) FROM taskslaps.schema_version")"
-check "RLS enabled even without reader role" 3 \
+assert_eq "RLS enabled even without reader role" 3 \
     "$(q plaindb ts_plain "SELECT count(*) FROM pg_class WHERE relnamespace = 'taskslaps'::regnamespace AND relrowsecurity")"
 
 ###########################################################################
 # 2. Normal install by a CREATEROLE owner; again; compare the schema.
 install tsdb ts_owner
-check "first install" 0 $?
+assert_eq "first install" 0 $?
 dump1=$(dump tsdb)
 install tsdb ts_owner
-check "second install (idempotent)" 0 $?
+assert_eq "second install (idempotent)" 0 $?
 dump2=$(dump tsdb)
 if [ "$dump1" = "$dump2" ]; then pass "schema unchanged by second install"; else
     fail "schema unchanged by second install" "$(diff <(echo "$dump1") <(echo "$dump2") | head -20)"
 fi
-check "versions recorded" "$expected_versions" \
+assert_eq "versions recorded" "$expected_versions" \
     "$(q tsdb ts_owner "SELECT string_agg(version::text, ',' ORDER BY version) FROM taskslaps.schema_version")"
-check "taskslaps_reader created NOLOGIN" "f" \
+assert_eq "taskslaps_reader created NOLOGIN" "f" \
     "$(q postgres postgres "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'taskslaps_reader'")"
-check "one notify trigger" 1 \
+assert_eq "one notify trigger" 1 \
     "$(q tsdb ts_owner "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'taskslaps.events'::regclass AND NOT tgisinternal")"
-check "owner owns the schema" ts_owner \
+assert_eq "owner owns the schema" ts_owner \
     "$(q tsdb ts_owner "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'taskslaps'")"
 
 # Now that the role exists, re-installing the plain database grants to it.
 install plaindb ts_plain 2>/dev/null
-check "re-install (plain) grants to reader" "t" \
+assert_eq "re-install (plain) grants to reader" "t" \
     "$(q plaindb ts_plain "SELECT has_table_privilege('taskslaps_reader', 'taskslaps.events', 'SELECT')")"
 
 # An older database: only 001 ran (and has data), then the whole set.
 install olddb ts_owner "${sql_files[0]}"
 q olddb ts_owner "INSERT INTO taskslaps.plans (target, plan_id, checksum) VALUES ('a', 'p1', 'x')" >/dev/null
 install olddb ts_owner
-check "upgrade from version 1" 0 $?
+assert_eq "upgrade from version 1" 0 $?
 dump3=$(dump olddb)
 if [ "$dump1" = "$dump3" ]; then pass "upgraded schema equals fresh schema"; else
     fail "upgraded schema equals fresh schema" "$(diff <(echo "$dump1") <(echo "$dump3") | head -20)"
 fi
-check "data kept across upgrade" 1 "$(q olddb ts_owner "SELECT count(*) FROM taskslaps.plans")"
+assert_eq "data kept across upgrade" 1 "$(q olddb ts_owner "SELECT count(*) FROM taskslaps.plans")"
 
 # Concurrent installs on a fresh database serialize on the advisory lock.
 pids=()
@@ -140,12 +120,12 @@ for i in 1 2 3 4; do
 done
 race_fail=0
 for pid in "${pids[@]}"; do wait "$pid" || race_fail=$((race_fail + 1)); done
-check "4 concurrent installs all succeed" 0 "$race_fail" || true
+assert_eq "4 concurrent installs all succeed" 0 "$race_fail" || true
 [ "$race_fail" -eq 0 ] || cat "$tmp"/race.* >&2
 
 ###########################################################################
 # 3. Function properties.
-check "helpers are STABLE SECURITY INVOKER with no pinned search_path" \
+assert_eq "helpers are STABLE SECURITY INVOKER with no pinned search_path" \
     "column_exists|s|f|
 column_not_null|s|f|
 constraint_exists|s|f|
@@ -161,7 +141,7 @@ view_exists|s|f|" \
                                          'index_exists','index_valid','constraint_exists','constraint_valid',
                                          'lookup_relation')
                         ORDER BY proname")"
-check "ensure_target_reader is SECURITY DEFINER with pinned search_path" \
+assert_eq "ensure_target_reader is SECURITY DEFINER with pinned search_path" \
     "t|search_path=pg_catalog, pg_temp" \
     "$(q tsdb ts_owner "SELECT prosecdef, array_to_string(proconfig, ',') FROM pg_proc
                         WHERE oid = 'taskslaps.ensure_target_reader(text)'::regprocedure")"
@@ -184,14 +164,14 @@ q tsdb ts_owner "
     ALTER TABLE public.employee ADD CONSTRAINT employee_coffee_nv CHECK (coffee < 100) NOT VALID;" >/dev/null
 # Duplicate data: the concurrent unique build fails and leaves an INVALID index.
 pg_psql -d tsdb -U ts_owner -c "CREATE UNIQUE INDEX CONCURRENTLY things_id_uq ON app.things (id)" >/dev/null 2>&1
-check "CREATE UNIQUE INDEX CONCURRENTLY on duplicates left an index" 1 \
+assert_eq "CREATE UNIQUE INDEX CONCURRENTLY on duplicates left an index" 1 \
     "$(q tsdb ts_owner "SELECT count(*) FROM pg_class WHERE relname = 'things_id_uq'")"
 
 # Each line: expected result, then the expression (search_path: default).
 while IFS='|' read -r want expr; do
     [ -n "$want" ] || continue
     got=$(q tsdb ts_owner "SELECT $expr" 2>&1)
-    check "$expr" "$want" "$got"
+    assert_eq "$expr" "$want" "$got"
 done <<'EOF'
 t|taskslaps.table_exists('employee')
 t|taskslaps.table_exists('public.employee')
@@ -264,13 +244,13 @@ f|taskslaps.constraint_valid('no_such_table', 'employee_pkey')
 EOF
 
 # Unqualified names follow the caller's search_path.
-check "table_exists('things') with search_path app" "t" \
+assert_eq "table_exists('things') with search_path app" "t" \
     "$(q tsdb ts_owner "SET search_path = app; SELECT taskslaps.table_exists('things')")"
-check "index_valid('things_id_uq') with search_path app" "f" \
+assert_eq "index_valid('things_id_uq') with search_path app" "f" \
     "$(q tsdb ts_owner "SET search_path = app; SELECT taskslaps.index_valid('things_id_uq')")"
-check "table_exists('employee') with empty search_path" "f" \
+assert_eq "table_exists('employee') with empty search_path" "f" \
     "$(q tsdb ts_owner "SET search_path = ''; SELECT taskslaps.table_exists('employee')")"
-check "table_exists('public.employee') with empty search_path" "t" \
+assert_eq "table_exists('public.employee') with empty search_path" "t" \
     "$(q tsdb ts_owner "SET search_path = ''; SELECT taskslaps.table_exists('public.employee')")"
 
 ###########################################################################
@@ -284,7 +264,7 @@ expect_error "step_ledger.outcome is checked" "step_ledger_outcome_check" \
                      VALUES ('s', 'a', 'p', 'expand', 0, 'add_column', 'H1', 'maybe')"
 expect_error "backfill_progress.last_key must be an array" "backfill_progress_last_key_check" \
     q tsdb ts_owner "INSERT INTO taskslaps.backfill_progress (step_sha, target, last_key) VALUES ('s', 'a', '{\"id\": 1}')"
-check "event defaults" "t|t" \
+assert_eq "event defaults" "t|t" \
     "$(q tsdb ts_owner "WITH e AS (INSERT INTO taskslaps.events (target, type) VALUES ('a', 'governor.healthy') RETURNING *)
                         SELECT id > 0, at IS NOT NULL FROM e")"
 
@@ -298,10 +278,10 @@ LISTEN taskslaps_events;
 SELECT 1;
 EOF
 )
-check_contains "LISTEN session got the event" 'Asynchronous notification "taskslaps_events" with payload' "$out"
-check_contains "payload has the message" '"message": "hello notify"' "$out"
-check_contains "payload has the target" '"target": "a"' "$out"
-check_contains "payload has the metrics" '"metrics": {"rows": 3}' "$out"
+assert_contains "LISTEN session got the event" 'Asynchronous notification "taskslaps_events" with payload' "$out"
+assert_contains "payload has the message" '"message": "hello notify"' "$out"
+assert_contains "payload has the target" '"target": "a"' "$out"
+assert_contains "payload has the metrics" '"metrics": {"rows": 3}' "$out"
 
 out=$(pg_psql -d tsdb -U ts_owner 2>&1 <<EOF
 LISTEN taskslaps_events;
@@ -311,26 +291,26 @@ INSERT INTO taskslaps.events (target, type, metrics) VALUES ('a', 'step.progress
 EOF
 )
 n=$(printf '%s\n' "$out" | grep -c 'Asynchronous notification "taskslaps_events"')
-check "three oversized events notified" 3 "$n"
-check "oversized payloads are marked truncated" 3 "$(printf '%s\n' "$out" | grep -c '"truncated": true')"
+assert_eq "three oversized events notified" 3 "$n"
+assert_eq "oversized payloads are marked truncated" 3 "$(printf '%s\n' "$out" | grep -c '"truncated": true')"
 line=$(printf '%s\n' "$out" | grep -F '"kept": 1' || true)
-check_contains "long message is cut, not dropped" '"message": "xxxxxxxxxx' "$line"
-check_contains "metrics kept when only the message was long" '"metrics": {"kept": 1}' "$line"
+assert_contains "long message is cut, not dropped" '"message": "xxxxxxxxxx' "$line"
+assert_contains "metrics kept when only the message was long" '"metrics": {"kept": 1}' "$line"
 line=$(printf '%s\n' "$out" | grep -F 'step.progress' || true)
-check_contains "oversized metrics dropped" '"metrics": null' "$line"
+assert_contains "oversized metrics dropped" '"metrics": null' "$line"
 maxlen=$(printf '%s\n' "$out" | grep 'Asynchronous notification' | awk '{ print length($0) }' | sort -n | tail -1)
 if [ "${maxlen:-0}" -gt 0 ] && [ "$maxlen" -lt 8100 ]; then pass "notification lines stay under the limit"; else
     fail "notification lines stay under the limit" "longest line: $maxlen"
 fi
-check "full message kept in the table" 20000 \
+assert_eq "full message kept in the table" 20000 \
     "$(q tsdb ts_owner "SELECT max(length(message)) FROM taskslaps.events WHERE type = 'step.error'")"
 
 ###########################################################################
 # 7. Readers and row-level security.
-check "ensure_target_reader('a')" taskslaps_reader_a "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('a')")"
-check "ensure_target_reader('a') again" taskslaps_reader_a "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('a')")"
-check "ensure_target_reader('b')" taskslaps_reader_b "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('b')")"
-check "per-target role is NOLOGIN and in taskslaps_reader" "f|t" \
+assert_eq "ensure_target_reader('a')" taskslaps_reader_a "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('a')")"
+assert_eq "ensure_target_reader('a') again" taskslaps_reader_a "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('a')")"
+assert_eq "ensure_target_reader('b')" taskslaps_reader_b "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('b')")"
+assert_eq "per-target role is NOLOGIN and in taskslaps_reader" "f|t" \
     "$(q postgres postgres "SELECT rolcanlogin, pg_has_role(oid, 'taskslaps_reader', 'MEMBER') FROM pg_roles WHERE rolname = 'taskslaps_reader_a'")"
 for bad in "'Bad'" "'a-b'" "'a; DROP ROLE x'" "''" "NULL" "'1a'" "'$(printf 'a%.0s' $(seq 42))'"; do
     expect_error "ensure_target_reader($bad) refused" "invalid target name" \
@@ -352,15 +332,15 @@ q tsdb ts_owner "
         VALUES ('sha-a', 'a', '[\"42\"]', 42);" >/dev/null
 
 na=$(q tsdb ts_owner "SELECT count(*) FROM taskslaps.events WHERE target = 'a'")
-check "reader sees target a's events" "$na" "$(q tsdb ts_reader "SELECT count(*) FROM taskslaps.events WHERE target = 'a'")"
-check "reader sees no events of target b" 0 "$(q tsdb ts_reader "SELECT count(*) FROM taskslaps.events WHERE target = 'b'")"
-check "reader sees only target a in events" "a" "$(q tsdb ts_reader "SELECT string_agg(DISTINCT target, ',') FROM taskslaps.events")"
-check "reader sees only target a in plans" "a" "$(q tsdb ts_reader "SELECT string_agg(target, ',') FROM taskslaps.plans")"
-check "reader sees only target a in step_ledger" "sha-a" "$(q tsdb ts_reader "SELECT string_agg(step_sha, ',') FROM taskslaps.step_ledger")"
-check "reader of no target sees nothing" 0 "$(q tsdb ts_reader_all_targets_none "SELECT count(*) FROM taskslaps.events")"
-check "owner sees every target (RLS not forced)" "Aa,a,b,c" \
+assert_eq "reader sees target a's events" "$na" "$(q tsdb ts_reader "SELECT count(*) FROM taskslaps.events WHERE target = 'a'")"
+assert_eq "reader sees no events of target b" 0 "$(q tsdb ts_reader "SELECT count(*) FROM taskslaps.events WHERE target = 'b'")"
+assert_eq "reader sees only target a in events" "a" "$(q tsdb ts_reader "SELECT string_agg(DISTINCT target, ',') FROM taskslaps.events")"
+assert_eq "reader sees only target a in plans" "a" "$(q tsdb ts_reader "SELECT string_agg(target, ',') FROM taskslaps.plans")"
+assert_eq "reader sees only target a in step_ledger" "sha-a" "$(q tsdb ts_reader "SELECT string_agg(step_sha, ',') FROM taskslaps.step_ledger")"
+assert_eq "reader of no target sees nothing" 0 "$(q tsdb ts_reader_all_targets_none "SELECT count(*) FROM taskslaps.events")"
+assert_eq "owner sees every target (RLS not forced)" "Aa,a,b,c" \
     "$(q tsdb ts_owner "SELECT string_agg(DISTINCT target, ',' ORDER BY target) FROM taskslaps.events")"
-check "reader may call the check helpers" "t" "$(q tsdb ts_reader "SELECT taskslaps.table_exists('taskslaps.events')")"
+assert_eq "reader may call the check helpers" "t" "$(q tsdb ts_reader "SELECT taskslaps.table_exists('taskslaps.events')")"
 
 expect_error "reader cannot INSERT into step_ledger" "permission denied" \
     q tsdb ts_reader "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard)
@@ -389,12 +369,11 @@ expect_error "non-reader cannot use the schema" "permission denied" \
 # Re-install with data present: nothing changes, no rows lost, grants kept.
 before=$(q tsdb ts_owner "SELECT count(*) FROM taskslaps.events")
 install tsdb ts_owner
-check "re-install with data" 0 $?
-check "events kept" "$before" "$(q tsdb ts_owner "SELECT count(*) FROM taskslaps.events")"
-check "reader still sees target a only after re-install" "a" \
+assert_eq "re-install with data" 0 $?
+assert_eq "events kept" "$before" "$(q tsdb ts_owner "SELECT count(*) FROM taskslaps.events")"
+assert_eq "reader still sees target a only after re-install" "a" \
     "$(q tsdb ts_reader "SELECT string_agg(DISTINCT target, ',') FROM taskslaps.events")"
-check "policy definitions unchanged" "3" \
+assert_eq "policy definitions unchanged" "3" \
     "$(q tsdb ts_owner "SELECT count(*) FROM pg_policy WHERE polname = 'reader_by_target'")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+assert_finish
