@@ -107,4 +107,18 @@ esac
 "$ctl" lint --jobs x "$dir" >/dev/null 2>&1
 assert_eq "--jobs x is a usage error" 2 "$?"
 
+# The threads are really there: --jobs N starts N-1 helper threads (clone
+# with CLONE_THREAD, as strace sees it), --jobs 1 none. Identical output
+# alone would also hold for a lint that ignored --jobs.
+threads() {
+    strace -f -qq -e trace=clone,clone3 -o "$tmp/strace.out" "$ctl" lint --jobs "$1" "$dir" >/dev/null 2>&1
+    grep -c CLONE_THREAD "$tmp/strace.out"
+}
+if command -v strace >/dev/null; then
+    assert_eq "--jobs 3 starts 2 helper threads" 2 "$(threads 3)"
+    assert_eq "--jobs 1 starts none" 0 "$(threads 1)"
+else
+    fail "strace is needed to count the threads (scripts/deps.sh installs it)"
+fi
+
 assert_finish
