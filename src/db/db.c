@@ -101,6 +101,14 @@ db_ok(const struct db *db)
 	return db && !db->broken && PQstatus(db->conn) == CONNECTION_OK;
 }
 
+bool
+db_in_transaction(const struct db *db)
+{
+	PGTransactionStatusType t = PQtransactionStatus(db->conn);
+
+	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
 void
 db_cancel(struct db *db)
 {

@@ -55,6 +55,8 @@ int db_connect(struct db **out, const char *conninfo, const char *appname, struc
 void db_close(struct db *db);
 /* Whether the connection is usable (connected, and no pipeline left out of step). */
 bool db_ok(const struct db *db);
+/* Whether the session is inside a transaction block (open or failed). */
+bool db_in_transaction(const struct db *db);
 /* Cancels the statement running on db; safe from a signal handler. */
 void db_cancel(struct db *db);
 

@@ -493,15 +493,42 @@ int
 exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t from,
 		 const char **failed, struct db_error *err)
 {
+	/*
+	 * An author's check runs inside a savepoint (in a transaction) or a
+	 * transaction of its own (outside one) that is rolled back at once:
+	 * whatever it changes, a setting such as lock_timeout or search_path
+	 * included, is undone before the step's statement runs.
+	 */
+	bool in_tx = db_in_transaction(r->ex->db);
+
 	*failed = NULL;
 	for (size_t i = from; i < checks->n; i++) {
 		char *sql = xasprintf("SELECT (%s\n)::boolean", checks->v[i]);
+		struct db_stmt st[4];
+		size_t n = 0, ich;
 		bool ok;
-		int rc = db_bool(r->ex->db, err, &ok, sql, 0, NULL);
+		int rc;
 
+		st[n++] = (struct db_stmt){ .sql = in_tx ? "SAVEPOINT taskslaps_check" : "BEGIN" };
+		ich = n;
+		st[n++] = (struct db_stmt){ .sql = sql };
+		st[n++] = (struct db_stmt){ .sql = in_tx ? "ROLLBACK TO SAVEPOINT taskslaps_check"
+							 : "ROLLBACK" };
+		if (in_tx)
+			st[n++] = (struct db_stmt){ .sql = "RELEASE SAVEPOINT taskslaps_check" };
+		rc = db_batch(r->ex->db, st, n, err, NULL);
 		free(sql);
-		if (rc < 0)
+		ok = rc == 0 && PQntuples(st[ich].res) == 1 && !PQgetisnull(st[ich].res, 0, 0) &&
+		     PQgetvalue(st[ich].res, 0, 0)[0] == 't';
+		for (size_t k = 0; k < n; k++)
+			PQclear(st[k].res);
+		if (rc < 0) {
+			struct db_error ignore;
+			/* outside a transaction, leave none open behind a failed check */
+			if (!in_tx && db_ok(r->ex->db) && db_in_transaction(r->ex->db))
+				(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
 			return -1;
+		}
 		if (!ok) {
 			*failed = checks->v[i];
 			return 0;

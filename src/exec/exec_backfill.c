@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "exec/exec_int.h"
-#include "plan/plan_lex.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -268,7 +268,7 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	sb_printf(&q, "UPDATE %s SET %s WHERE ", b->qtable, s->bf_set);
 	if (s->bf_where)
 		sb_printf(&q, "(%s%s) AND ", s->bf_where,
-			  sqllex_has_line_comment(s->bf_where) ? "\n" : "");
+			  strstr(s->bf_where, "--") ? "\n" : "");
 	if (b->last) {
 		sb_printf(&q, "(%s) > ", b->keylist);
 		key_params(&q, b, 1);
@@ -278,6 +278,16 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	sb_printf(&q, "(%s) <= ", b->keylist);
 	key_params(&q, b, np + 1);
 	np += (int)b->nk;
+	{
+		/* parse what we generate: one UPDATE of the table, bounded by its WHERE */
+		struct sql_msg m;
+		if (!sql_is_batch_update(sb_str(&q), s->bf_table, &m)) {
+			memset(err, 0, sizeof(*err));
+			snprintf(err->message, sizeof(err->message), "backfill batch refused: %s",
+				 m.text);
+			goto out;
+		}
+	}
 	if (db_exec(r->ex->db, &res, err, sb_str(&q), np, params) < 0)
 		goto out;
 	b->rows_updated += strtoll(PQcmdTuples(res)[0] ? PQcmdTuples(res) : "0", NULL, 10);

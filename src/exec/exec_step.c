@@ -342,9 +342,10 @@ adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
  * One attempt; 0 done, -1 failed (res filled), 1 lock timeout to retry (err
  * filled). Three round trips when nothing fails, each a pipelined batch:
  *   1. BEGIN, the timeouts, the computed prechecks, the proof's "before";
- *   2. the statement, the computed postchecks, the proof's "after";
+ *   2. the timeouts again, the statement, the computed postchecks, the proof's "after";
  *   3. the ledger row and COMMIT.
- * The author's own checks, if any, run one at a time after the computed ones.
+ * The author's own checks, if any, run one at a time after the computed ones,
+ * each in a savepoint rolled back at once (exec_checks_user).
  * A statement after a failing one in a batch does not run, so a failed
  * statement is never followed by its checks or its ledger row.
  */
@@ -426,8 +427,15 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 		if (rc > 0)
 			goto dberr;
 	} else {
-		/* 2: the statement, postchecks, proof after */
+		/*
+		 * 2: the timeouts again (nothing that ran before, an author's check
+		 * included, can have lifted them), the statement, postchecks, proof
+		 * after. In one pipeline, the statement runs only if the timeouts
+		 * were set just before it.
+		 */
 		n = 0;
+		st[n++] = (struct db_stmt){ .sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams,
+					    .fixed = true };
 		st[n++] = (struct db_stmt){ .sql = r->s->stmt };
 		post_sql = exec_checks_sql(post, npost);
 		if (post_sql) {
@@ -445,7 +453,8 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 			clear_stmts(st, n);
 			goto dberr;
 		}
-		r->rows = strtoll(PQcmdTuples(st[0].res)[0] ? PQcmdTuples(st[0].res) : "0", NULL, 10);
+		r->rows = strtoll(PQcmdTuples(st[1].res)[0] ? PQcmdTuples(st[1].res) : "0", NULL, 10);
+
 		if (npost)
 			failed_post = exec_checks_first_false(st[ipost].res, post);
 		rc = failed_post ? 0 : proof_judge(r, &pf, st[iproof].res, st[iproof + 1].res, err);
@@ -616,6 +625,9 @@ nontx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 		}
 		r->already_present = true;
 	} else {
+		/* again after the checks: the statement runs under the step's own timeouts */
+		if (set_timeouts(r, false, err) < 0)
+			goto dberr;
 		if (exec_proof_before(r, &pf, err) < 0 || db_exec(r->ex->db, NULL, err, r->s->stmt, 0, NULL) < 0)
 			goto dberr;
 		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)

@@ -77,12 +77,15 @@ struct plan_strv {
 	char **v;
 };
 
-/* A constant default: kind tells how to write it as SQL. */
-enum plan_const_kind { CONST_NONE, CONST_NULL, CONST_BOOL, CONST_NUMBER, CONST_STRING };
+/* A default: a constant (kind tells how to write it as SQL) or an expression (default_sql). */
+enum plan_const_kind { CONST_NONE, CONST_NULL, CONST_BOOL, CONST_NUMBER, CONST_STRING, CONST_SQL };
 
 struct plan_const {
 	enum plan_const_kind kind;
-	char *text;  /* number as written, "true"/"false", or the string's value */
+	char *text;  /* number as written, "true"/"false", the string's value, or the expression */
+	/* CONST_SQL: PostgreSQL evaluates it for every existing row (a volatile or unknown function) */
+	bool per_row;
+	char *per_row_fn;  /* the function that makes it so */
 };
 
 struct plan_coldef {

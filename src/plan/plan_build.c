@@ -15,7 +15,7 @@
 #include "plan/doc.h"
 #include "plan/plan.h"
 #include "plan/plan_int.h"
-#include "plan/plan_lex.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/canon.h"
 #include "util/sha256.h"
@@ -31,6 +31,7 @@ enum ftype {
 	FT_STMT,       /* one statement, for sql */
 	FT_UPDATE,     /* one UPDATE, for backfill_sql */
 	FT_CONST,
+	FT_DEFAULT_SQL, /* a default as an SQL expression */
 	FT_IDENTS,     /* list of plain identifiers */
 	FT_COLDEFS,    /* create_table's columns */
 	FT_LOCK,
@@ -51,7 +52,7 @@ static const struct fspec opspecs[OP__COUNT][MAXF] = {
 			      { "primary_key", FT_IDENTS, false } },
 	[OP_ADD_COLUMN] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
 			    { "type", FT_TYPE, true }, { "nullable", FT_BOOL, false },
-			    { "default", FT_CONST, false } },
+			    { "default", FT_CONST, false }, { "default_sql", FT_DEFAULT_SQL, false } },
 	[OP_ADD_INDEX_CONCURRENTLY] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
 					{ "columns", FT_IDENTS, true }, { "unique", FT_BOOL, false },
 					{ "where", FT_EXPR, false } },
@@ -169,22 +170,104 @@ char_number(const char *s, size_t off)
 	return n;
 }
 
-/* Checks SQL text; reports at the value's position with the offset inside it. */
-static char *
-get_sql(struct bctx *c, const struct doc_node *n, const char *field, bool stmt)
+/* A message of the SQL reader, at the value's position with the offset inside it. */
+static void
+sql_err(struct bctx *c, const struct doc_node *n, const char *field, const char *s,
+	const struct sql_msg *m)
 {
-	const char *s = get_string(c, n, field, stmt ? "an SQL statement" : "an SQL expression");
-	const char *why;
-	size_t off = 0, len = 0;
+	err(c, n, "%s: %s (at character %zu of the SQL)", field, m->text, char_number(s, m->off));
+}
+
+/*
+ * An SQL expression, read by PostgreSQL's parser: one value and nothing
+ * around it. Checks (no_volatile) may not call a volatile built-in function.
+ */
+static char *
+get_expr(struct bctx *c, const struct doc_node *n, const char *field, bool no_volatile)
+{
+	const char *s = get_string(c, n, field, "an SQL expression");
+	struct sql_msg m;
 
 	if (!s)
 		return NULL;
-	why = sqllex_check(s, stmt, &off, &len);
-	if (why) {
-		err(c, n, "%s: %s (at character %zu of the SQL)", field, why, char_number(s, off));
+	if (!sql_check_expr(s, no_volatile, &m)) {
+		sql_err(c, n, field, s, &m);
+		return NULL;
+	}
+	return arena_strdup(c->p->arena, s);
+}
+
+/*
+ * One SQL statement, read by PostgreSQL's parser; the text kept without its
+ * `;`. *t holds the parse tree on success (free with sql_tree_free).
+ */
+static char *
+get_stmt(struct bctx *c, const struct doc_node *n, const char *field, struct sql_tree *t,
+	 const PgQuery__Node **stmt)
+{
+	const char *s = get_string(c, n, field, "an SQL statement");
+	struct sql_msg m;
+	size_t len;
+
+	if (!s)
+		return NULL;
+	if (!sql_check_stmt(s, t, stmt, &len, &m)) {
+		sql_err(c, n, field, s, &m);
 		return NULL;
 	}
 	return arena_strndup(c->p->arena, s, len);
+}
+
+/* A column type, read by PostgreSQL's parser: a type name and no column clause. */
+static char *
+get_type(struct bctx *c, const struct doc_node *n, const char *field)
+{
+	const char *t = get_string(c, n, field, "a type name");
+	struct sql_msg m;
+	bool serial;
+
+	if (!t)
+		return NULL;
+	if (!sql_check_type(t, &serial, &m)) {
+		err(c, n, "%s: %s (at character %zu of the type)", field, m.text,
+		    char_number(t, m.off));
+		return NULL;
+	}
+	if (!plan_type_ok(t)) {
+		err(c, n,
+		    "%s: expected a plain type name (words, optional (n[,m]), optional []; no "
+		    "quotes, semicolons or comments), found %s",
+		    field, found(c, n));
+		return NULL;
+	}
+	return arena_strdup(c->p->arena, t);
+}
+
+/* default_sql: an expression, classified by the volatility of what it calls. */
+static bool
+get_default_sql(struct bctx *c, const struct doc_node *n, const char *field,
+		struct plan_const *out)
+{
+	const char *s = get_string(c, n, field, "an SQL expression");
+	enum sql_volatility vol;
+	char fn[64];
+	struct sql_msg m;
+
+	if (!s)
+		return false;
+	if (out->kind != CONST_NONE) {
+		err(c, n, "%s: expected either default or default_sql, found both", field);
+		return false;
+	}
+	if (!sql_check_default(s, &vol, fn, sizeof(fn), &m)) {
+		sql_err(c, n, field, s, &m);
+		return false;
+	}
+	out->kind = CONST_SQL;
+	out->text = arena_strdup(c->p->arena, s);
+	out->per_row = vol != SQL_IMMUTABLE_OR_STABLE;
+	out->per_row_fn = out->per_row ? arena_strdup(c->p->arena, fn) : NULL;
+	return true;
 }
 
 static bool
@@ -230,7 +313,7 @@ get_checks(struct bctx *c, const struct doc_node *n, const char *field, struct p
 	}
 	out->v = arena_alloc(c->p->arena, (n->n ? n->n : 1) * sizeof(char *));
 	for (size_t i = 0; i < n->n; i++) {
-		char *s = get_sql(c, n->items[i], field, false);
+		char *s = get_expr(c, n->items[i], field, true);
 		if (s)
 			out->v[out->n++] = s;
 		else
@@ -265,6 +348,14 @@ get_const(struct bctx *c, const struct doc_node *n, const char *field, struct pl
 		return true;
 	}
 	case DOC_STRING:
+		if (sql_string_looks_evaluated(n->str)) {
+			err(c, n,
+			    "%s: expected a constant, found %s, which PostgreSQL would store as "
+			    "the text itself or freeze at the moment of the migration; write an "
+			    "expression to evaluate as default_sql",
+			    field, found(c, n));
+			return false;
+		}
 		out->kind = CONST_STRING;
 		out->text = arena_strdup(c->p->arena, n->str);
 		return true;
@@ -375,25 +466,24 @@ get_coldefs(struct bctx *c, const struct doc_node *n, struct plan_step *s)
 				have_name = (cd->name = get_ident(c, v, "columns.name", false));
 				ok &= have_name;
 			} else if (!strcmp(key, "type")) {
-				const char *t = get_string(c, v, "columns.type", "a type name");
-				if (t && !plan_type_ok(t)) {
-					err(c, v,
-					    "columns.type: expected a plain type name (words, "
-					    "optional (n[,m]), optional []), found %s",
-					    found(c, v));
-					t = NULL;
-				}
-				have_type = t != NULL;
-				cd->type = arena_strdup(c->p->arena, t);
+				have_type = (cd->type = get_type(c, v, "columns.type")) != NULL;
 				ok &= have_type;
 			} else if (!strcmp(key, "nullable")) {
 				ok &= get_bool(c, v, "columns.nullable", &cd->nullable);
 			} else if (!strcmp(key, "default")) {
-				ok &= get_const(c, v, "columns.default", &cd->def);
+				if (cd->def.kind != CONST_NONE) {
+					err(c, v, "columns.default: expected either default or "
+						  "default_sql, found both");
+					ok = false;
+				} else {
+					ok &= get_const(c, v, "columns.default", &cd->def);
+				}
+			} else if (!strcmp(key, "default_sql")) {
+				ok &= get_default_sql(c, v, "columns.default_sql", &cd->def);
 			} else {
 				err(c, m->keys[k],
 				    "columns: unknown field '%s' (expected name, type, nullable, "
-				    "default)",
+				    "default, default_sql)",
 				    key);
 				ok = false;
 			}
@@ -419,19 +509,102 @@ get_coldefs(struct bctx *c, const struct doc_node *n, struct plan_step *s)
 	return ok;
 }
 
-static bool
-contains_keyword(const char *sql, const char *kw)
+/* A short name of a statement's kind, for messages: "VACUUM", "CREATE DATABASE". */
+static const char *
+stmt_keyword(const PgQuery__Node *q)
 {
-	/* good enough for a refusal message: the keyword anywhere, as a word */
-	size_t n = strlen(kw);
-
-	for (const char *p = sql; (p = strcasestr(p, kw)) != NULL; p += n) {
-		bool before = p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-		bool after = !(isalnum((unsigned char)p[n]) || p[n] == '_');
-		if (before && after)
-			return true;
+	switch (q->node_case) {
+	case PG_QUERY__NODE__NODE_VACUUM_STMT:
+		return q->vacuum_stmt->is_vacuumcmd ? "VACUUM" : "ANALYZE";
+	case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT: return "ALTER SYSTEM";
+	case PG_QUERY__NODE__NODE_CREATEDB_STMT: return "CREATE DATABASE";
+	case PG_QUERY__NODE__NODE_DROPDB_STMT: return "DROP DATABASE";
+	case PG_QUERY__NODE__NODE_ALTER_DATABASE_STMT: return "ALTER DATABASE";
+	case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT: return "CREATE TABLESPACE";
+	case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT: return "DROP TABLESPACE";
+	case PG_QUERY__NODE__NODE_INSERT_STMT: return "INSERT";
+	case PG_QUERY__NODE__NODE_UPDATE_STMT: return "UPDATE";
+	case PG_QUERY__NODE__NODE_DELETE_STMT: return "DELETE";
+	case PG_QUERY__NODE__NODE_CREATE_STMT: return "CREATE TABLE";
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: return "ALTER TABLE";
+	case PG_QUERY__NODE__NODE_DROP_STMT: return "DROP";
+	case PG_QUERY__NODE__NODE_INDEX_STMT: return "CREATE INDEX";
+	default: return "a statement that is not a query";
 	}
+}
+
+/* What the transaction statement is called in SQL. */
+static const char *
+tx_keyword(const PgQuery__TransactionStmt *t)
+{
+	switch (t->kind) {
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN: return "BEGIN";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START: return "START TRANSACTION";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT: return "COMMIT";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK: return "ROLLBACK";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT: return "SAVEPOINT";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_RELEASE: return "RELEASE";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO: return "ROLLBACK TO";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE: return "PREPARE TRANSACTION";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT_PREPARED: return "COMMIT PREPARED";
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED:
+		return "ROLLBACK PREPARED";
+	default: return "transaction control";
+	}
+}
+
+static bool
+has_concurrently_option(size_t n, PgQuery__Node **params)
+{
+	for (size_t i = 0; i < n; i++)
+		if (params[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
+		    !strcmp(params[i]->def_elem->defname, "concurrently"))
+			return true;
 	return false;
+}
+
+/* Why an `sql` step's statement cannot run as a step, or NULL. */
+static const char *
+stmt_refused(struct bctx *c, const PgQuery__Node *q)
+{
+	switch (q->node_case) {
+	case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+		return arena_printf(c->a,
+				    "expected a statement, found transaction control ('%s'): the "
+				    "executor runs each step in its own transaction",
+				    tx_keyword(q->transaction_stmt));
+	case PG_QUERY__NODE__NODE_VACUUM_STMT:
+		if (!q->vacuum_stmt->is_vacuumcmd)
+			return NULL;
+		return arena_printf(c->a,
+				    "expected a statement that can run in a transaction, found "
+				    "'VACUUM': the executor runs each step in its own transaction");
+	case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT:
+	case PG_QUERY__NODE__NODE_CREATEDB_STMT:
+	case PG_QUERY__NODE__NODE_DROPDB_STMT:
+	case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT:
+	case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT:
+		return arena_printf(c->a,
+				    "expected a statement that can run in a transaction, found "
+				    "'%s': the executor runs each step in its own transaction",
+				    stmt_keyword(q));
+	case PG_QUERY__NODE__NODE_INDEX_STMT:
+		if (!q->index_stmt->concurrent)
+			return NULL;
+		break;
+	case PG_QUERY__NODE__NODE_DROP_STMT:
+		if (!q->drop_stmt->concurrent)
+			return NULL;
+		break;
+	case PG_QUERY__NODE__NODE_REINDEX_STMT:
+		if (!has_concurrently_option(q->reindex_stmt->n_params, q->reindex_stmt->params))
+			return NULL;
+		break;
+	default:
+		return NULL;
+	}
+	return "expected a statement that can run in a transaction, found CONCURRENTLY: use "
+	       "add_index_concurrently or drop_index_concurrently";
 }
 
 /* Reads one op-specific field into the step. */
@@ -439,7 +612,6 @@ static bool
 store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const struct doc_node *v)
 {
 	const char *name = f->name;
-	char word[16], word2[16];
 
 	switch (f->t) {
 	case FT_IDENT:
@@ -461,24 +633,12 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 			s->ref_table = id;
 		return true;
 	}
-	case FT_TYPE: {
-		const char *t = get_string(c, v, name, "a type name");
-		if (!t)
-			return false;
-		if (!plan_type_ok(t)) {
-			err(c, v,
-			    "type: expected a plain type name (words, optional (n[,m]), optional "
-			    "[]; no quotes, semicolons or comments), found %s",
-			    found(c, v));
-			return false;
-		}
-		s->type = arena_strdup(c->p->arena, t);
-		return true;
-	}
+	case FT_TYPE:
+		return (s->type = get_type(c, v, name)) != NULL;
 	case FT_BOOL:
 		return get_bool(c, v, name, !strcmp(name, "unique") ? &s->unique : &s->nullable);
 	case FT_EXPR: {
-		char *e = get_sql(c, v, name, false);
+		char *e = get_expr(c, v, name, true);
 		if (!e)
 			return false;
 		if (!strcmp(name, "where"))
@@ -487,72 +647,64 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 			s->check = e;
 		return true;
 	}
-	case FT_QUERY:
-		if (!(s->sql = get_sql(c, v, name, true)))
+	case FT_QUERY: {
+		struct sql_tree t;
+		const PgQuery__Node *q;
+		const PgQuery__SelectStmt *sel;
+		if (!(s->sql = get_stmt(c, v, name, &t, &q)))
 			return false;
-		sqllex_first_word(s->sql, word, sizeof(word));
-		if (strcmp(word, "SELECT") && strcmp(word, "WITH") && strcmp(word, "VALUES") &&
-		    strcmp(word, "TABLE")) {
+		sel = q->node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? q->select_stmt : NULL;
+		if (!sel || sel->into_clause) {
 			err(c, v, "sql: expected a query (SELECT, WITH, VALUES or TABLE), found %s",
-			    word[0] ? arena_printf(c->a, "'%s'", word) : "no keyword");
+			    sel ? "SELECT INTO" : arena_printf(c->a, "'%s'", stmt_keyword(q)));
+			sql_tree_free(&t);
 			return false;
 		}
+		sql_tree_free(&t);
 		return true;
-	case FT_STMT:
-		if (!(s->sql = get_sql(c, v, name, true)))
-			return false;
-		sqllex_first_word(s->sql, word, sizeof(word));
-		if (!strcmp(word, "BEGIN") || !strcmp(word, "COMMIT") || !strcmp(word, "ROLLBACK") ||
-		    !strcmp(word, "START") || !strcmp(word, "END") || !strcmp(word, "SAVEPOINT") ||
-		    !strcmp(word, "RELEASE") || !strcmp(word, "ABORT")) {
-			err(c, v,
-			    "sql: expected a statement, found transaction control ('%s'): the "
-			    "executor runs each step in its own transaction",
-			    word);
-			return false;
-		}
-		sqllex_word(s->sql, 1, word2, sizeof(word2));
-		if (!strcmp(word, "PREPARE") && !strcmp(word2, "TRANSACTION")) {
-			err(c, v,
-			    "sql: expected a statement, found transaction control ('PREPARE "
-			    "TRANSACTION'): the executor runs each step in its own transaction");
-			return false;
-		}
-		/* what PostgreSQL refuses to run inside a transaction block */
-		if (!strcmp(word, "VACUUM") ||
-		    (!strcmp(word, "ALTER") && !strcmp(word2, "SYSTEM")) ||
-		    ((!strcmp(word, "CREATE") || !strcmp(word, "DROP")) &&
-		     (!strcmp(word2, "DATABASE") || !strcmp(word2, "TABLESPACE")))) {
-			err(c, v,
-			    "sql: expected a statement that can run in a transaction, found "
-			    "'%s%s%s': the executor runs each step in its own transaction",
-			    word, strcmp(word, "VACUUM") ? " " : "",
-			    strcmp(word, "VACUUM") ? word2 : "");
-			return false;
-		}
-		if (contains_keyword(s->sql, "CONCURRENTLY")) {
-			err(c, v,
-			    "sql: expected a statement that can run in a transaction, found "
-			    "CONCURRENTLY: use add_index_concurrently or drop_index_concurrently");
-			return false;
-		}
-		return true;
-	case FT_UPDATE: {
+	}
+	case FT_STMT: {
+		struct sql_tree t;
+		const PgQuery__Node *q;
 		const char *why;
-		size_t off = 0;
-		if (!(s->sql = get_sql(c, v, name, true)))
+		if (!(s->sql = get_stmt(c, v, name, &t, &q)))
 			return false;
-		why = sqllex_split_update(c->p->arena, s->sql, &s->bf_table, &s->bf_set,
-					  &s->bf_where, &off);
+		why = stmt_refused(c, q);
+		sql_tree_free(&t);
 		if (why) {
-			err(c, v, "sql: %s (at character %zu of the SQL)", why,
-			    char_number(s->sql, off));
+			err(c, v, "sql: %s", why);
+			return false;
+		}
+		return true;
+	}
+	case FT_UPDATE: {
+		struct sql_tree t;
+		struct sql_msg m;
+		if (!(s->sql = get_stmt(c, v, name, &t, NULL)))
+			return false;
+		sql_tree_free(&t);
+		if (!sql_split_update(c->p->arena, s->sql, &s->bf_table, &s->bf_set, &s->bf_where,
+				      &m)) {
+			sql_err(c, v, name, s->sql, &m);
+			return false;
+		}
+		if (!plan_ident_ok(s->bf_table, true)) {
+			err(c, v,
+			    "sql: expected a plain table name after UPDATE (letters, digits, _, "
+			    "optionally schema.name), found '%s'",
+			    s->bf_table);
 			return false;
 		}
 		return true;
 	}
 	case FT_CONST:
+		if (s->def.kind != CONST_NONE) {
+			err(c, v, "%s: expected either default or default_sql, found both", name);
+			return false;
+		}
 		return get_const(c, v, name, &s->def);
+	case FT_DEFAULT_SQL:
+		return get_default_sql(c, v, name, &s->def);
 	case FT_IDENTS:
 		if (!strcmp(name, "columns"))
 			return get_idents(c, v, name, &s->columns);
@@ -902,6 +1054,7 @@ seal(struct bctx *c, bool *ok)
 	struct strbuf *canon = xcalloc(n ? n : 1, sizeof(*canon));
 	const struct plan_step **steps = xcalloc(n ? n : 1, sizeof(*steps));
 	struct strbuf sb = STRBUF_INIT, id = STRBUF_INIT;
+	struct sql_msg sm;
 	bool first_wave = true;
 
 	for (int w = 0; w < WAVE__COUNT; w++) {
@@ -955,6 +1108,11 @@ seal(struct bctx *c, bool *ok)
 			struct plan_step *s = &wv->steps[i];
 
 			plan_step_finish(p, s);
+			if (!plan_shape_check(s, &sm)) {
+				diags_add(c->d, DIAG_ERROR, c->file, s->line, s->col, "%s: %s",
+					  plan_op_name(s->op), sm.text);
+				*ok = false;
+			}
 			/* {"index":N,"plan_id":...,"step":{...},"wave":...} */
 			sb_reset(&id);
 			sb_printf(&id, "{\"index\":%u,\"plan_id\":", s->index);

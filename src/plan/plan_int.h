@@ -9,6 +9,13 @@
 /* Computes a built step's hazard, exec kind, SQL, lock and checks (plan_ops.c). */
 void plan_step_finish(struct plan *p, struct plan_step *s);
 
+struct sql_msg;
+/*
+ * Reads a finished step's statement and checks back with PostgreSQL's parser
+ * and checks the tree is the op's promise (plan_shape.c). False with *m when not.
+ */
+bool plan_shape_check(const struct plan_step *s, struct sql_msg *m);
+
 /*
  * The step as written, defaults filled in: the "step" of its step_sha and the
  * plan checksum (plan_json.c). Caller owns the result.

@@ -31,6 +31,8 @@ add_const(cJSON *obj, const char *key, const struct plan_const *c)
 	case CONST_BOOL: cJSON_AddBoolToObject(obj, key, c->text[0] == 't'); break;
 	case CONST_NUMBER: cJSON_AddRawToObject(obj, key, c->text); break;
 	case CONST_STRING: cJSON_AddStringToObject(obj, key, c->text); break;
+	/* an expression is its own field, so the canonical form tells it from a string */
+	case CONST_SQL: cJSON_AddStringToObject(obj, "default_sql", c->text); break;
 	}
 }
 

@@ -11,7 +11,7 @@
 
 #include "plan/plan.h"
 #include "plan/plan_int.h"
-#include "plan/plan_lex.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -323,6 +323,14 @@ ident_list(struct plan *p, const struct plan_strv *v)
 	return out;
 }
 
+/* A closing parenthesis after a fragment goes on its own line if a -- comment could eat it. */
+static const char *
+close_paren(const char *frag)
+{
+	/* PostgreSQL ends a -- comment at a new line or a carriage return */
+	return strstr(frag, "--") ? "\n)" : ")";
+}
+
 static char *
 const_sql(struct plan *p, const struct plan_const *c)
 {
@@ -331,16 +339,10 @@ const_sql(struct plan *p, const struct plan_const *c)
 	case CONST_BOOL: return c->text[0] == 't' ? "true" : "false";
 	case CONST_NUMBER: return c->text;
 	case CONST_STRING: return lit(p, c->text);
+	case CONST_SQL: return arena_printf(p->arena, "(%s%s", c->text, close_paren(c->text));
 	case CONST_NONE: break;
 	}
 	return NULL;
-}
-
-/* A closing parenthesis after a fragment goes on its own line if a -- comment could eat it. */
-static const char *
-close_paren(const char *frag)
-{
-	return sqllex_has_line_comment(frag) ? "\n)" : ")";
 }
 
 static bool
@@ -407,6 +409,14 @@ plan_step_finish(struct plan *p, struct plan_step *s)
 			s->hazard = H3;
 			s->hazard_reason = "a serial column's default (nextval) is volatile: "
 					   "PostgreSQL rewrites the whole table under ACCESS EXCLUSIVE";
+		} else if (s->def.kind == CONST_SQL && s->def.per_row) {
+			s->hazard = H3;
+			s->hazard_reason = arena_printf(
+				a,
+				"default_sql calls %s(), which is volatile or not built in: "
+				"PostgreSQL rewrites the whole table under ACCESS EXCLUSIVE",
+				s->def.per_row_fn);
+			s->ob.may_rewrite = true;
 		} else if (!s->nullable) {
 			s->hazard = H2;
 			s->hazard_reason = "a NOT NULL column must be filled for every existing row";

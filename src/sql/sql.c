@@ -1,0 +1,701 @@
+/*
+ * The SQL reader over libpg_query: parse, walk, classify, and the checks of
+ * the fragments an author writes. See sql.h.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sql/sql.h"
+#include "util/alloc.h"
+#include "util/strbuf.h"
+
+static void msg(struct sql_msg *m, size_t off, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+msg(struct sql_msg *m, size_t off, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!m)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(m->text, sizeof(m->text), fmt, ap);
+	va_end(ap);
+	m->off = off;
+}
+
+/* The byte offset of the 1-based character number pos in s (UTF-8). */
+static size_t
+char_to_byte(const char *s, int pos)
+{
+	size_t i = 0;
+	int c = 1;
+
+	if (pos <= 1)
+		return 0;
+	for (; s[i]; i++) {
+		if (((unsigned char)s[i] & 0xc0) != 0x80) {
+			if (c == pos)
+				return i;
+			c++;
+		}
+	}
+	return i;
+}
+
+int
+sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m)
+{
+	PgQueryProtobufParseResult r = pg_query_parse_protobuf(text);
+
+	out->tree = NULL;
+	if (r.error) {
+		msg(m, char_to_byte(text, r.error->cursorpos), "%s", r.error->message);
+		pg_query_free_protobuf_parse_result(r);
+		return -1;
+	}
+	out->tree = pg_query__parse_result__unpack(NULL, r.parse_tree.len,
+						   (const uint8_t *)r.parse_tree.data);
+	pg_query_free_protobuf_parse_result(r);
+	if (!out->tree) {
+		msg(m, 0, "the SQL parser's result could not be read");
+		return -1;
+	}
+	return 0;
+}
+
+void
+sql_tree_free(struct sql_tree *t)
+{
+	if (t && t->tree) {
+		pg_query__parse_result__free_unpacked(t->tree, NULL);
+		t->tree = NULL;
+	}
+}
+
+/* The first byte of text that is not blank or inside a comment, from i. */
+static size_t
+skip_blank(const char *s, size_t i)
+{
+	for (;;) {
+		while (isspace((unsigned char)s[i]))
+			i++;
+		if (s[i] == '-' && s[i + 1] == '-') {
+			/* PostgreSQL ends a -- comment at \n or \r */
+			while (s[i] && s[i] != '\n' && s[i] != '\r')
+				i++;
+		} else if (s[i] == '/' && s[i + 1] == '*') {
+			const char *e = strstr(s + i + 2, "*/");
+			if (!e)
+				return i;
+			i = (size_t)(e - s) + 2;
+		} else {
+			return i;
+		}
+	}
+}
+
+const PgQuery__Node *
+sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m)
+{
+	const PgQuery__ParseResult *r = t->tree;
+
+	if (r->n_stmts == 0) {
+		msg(m, 0, "expected SQL, found nothing but blanks and comments");
+		return NULL;
+	}
+	if (r->n_stmts > 1) {
+		const PgQuery__RawStmt *a = r->stmts[0];
+		size_t end = (size_t)a->stmt_location + (size_t)a->stmt_len;
+		msg(m, end, "expected one statement, found ';' followed by more SQL");
+		return NULL;
+	}
+	if (r->stmts[0]->stmt_len) {
+		/* one ';' may end the statement; another, even of an empty statement, may not */
+		size_t end = (size_t)r->stmts[0]->stmt_location + (size_t)r->stmts[0]->stmt_len;
+		if (text[end] == ';' && text[skip_blank(text, end + 1)] != '\0') {
+			msg(m, end, "expected one statement, found ';' followed by more SQL");
+			return NULL;
+		}
+	}
+	return r->stmts[0]->stmt;
+}
+
+bool
+sql_walk(const ProtobufCMessage *m, sql_visit_fn fn, void *ctx)
+{
+	const ProtobufCMessageDescriptor *d;
+
+	if (!m)
+		return true;
+	d = m->descriptor;
+	if (d == &pg_query__node__descriptor && !fn((const PgQuery__Node *)m, ctx))
+		return false;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
+			if (which != f->id)
+				continue;
+		}
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+			for (size_t k = 0; k < n; k++)
+				if (!sql_walk(v[k], fn, ctx))
+					return false;
+		} else {
+			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+			if (!sql_walk(sub, fn, ctx))
+				return false;
+		}
+	}
+	return true;
+}
+
+const char *
+sql_node_str(const PgQuery__Node *n)
+{
+	if (n && n->node_case == PG_QUERY__NODE__NODE_STRING && n->string)
+		return n->string->sval;
+	return NULL;
+}
+
+/* --- volatility ----------------------------------------------------------- */
+
+struct builtin_fn {
+	const char *name;
+	bool vol;
+};
+
+static const struct builtin_fn builtins[] = {
+#include "sql/sql_funcs.inc"
+};
+
+static int
+builtin_cmp(const void *k, const void *e)
+{
+	return strcmp((const char *)k, ((const struct builtin_fn *)e)->name);
+}
+
+static const struct builtin_fn *
+builtin_find(const char *name)
+{
+	return bsearch(name, builtins, sizeof(builtins) / sizeof(*builtins), sizeof(*builtins),
+		       builtin_cmp);
+}
+
+bool
+sql_builtin_volatile(const char *name)
+{
+	const struct builtin_fn *b = builtin_find(name);
+
+	return b && b->vol;
+}
+
+struct vol_ctx {
+	enum sql_volatility worst;
+	const char *fname;
+	int loc;
+};
+
+static void
+vol_note(struct vol_ctx *c, enum sql_volatility v, const char *name, int loc)
+{
+	if (v > c->worst) {
+		c->worst = v;
+		c->fname = name;
+		c->loc = loc;
+	}
+}
+
+static bool
+vol_visit(const PgQuery__Node *n, void *ctx)
+{
+	struct vol_ctx *c = ctx;
+
+	if (n->node_case == PG_QUERY__NODE__NODE_FUNC_CALL) {
+		const PgQuery__FuncCall *f = n->func_call;
+		const char *schema = f->n_funcname == 2 ? sql_node_str(f->funcname[0]) : NULL;
+		const char *name = f->n_funcname ? sql_node_str(f->funcname[f->n_funcname - 1]) : NULL;
+		const struct builtin_fn *b = NULL;
+
+		if (!name)
+			return true;
+		/*
+		 * A built-in is known by its name, unqualified or in pg_catalog.
+		 * The helpers of our own schema read the catalogs and change nothing.
+		 */
+		if (f->n_funcname == 1 || (schema && !strcmp(schema, "pg_catalog")))
+			b = builtin_find(name);
+		if (schema && !strcmp(schema, "taskslaps"))
+			return true;
+		if (!b)
+			vol_note(c, SQL_UNKNOWN_FUNCTION, name, f->location);
+		else if (b->vol)
+			vol_note(c, SQL_VOLATILE, name, f->location);
+		if (c->worst == SQL_VOLATILE)
+			return false;
+	}
+	/* a sequence's nextval through NEXT VALUE FOR does not exist in PostgreSQL; nothing else calls */
+	return true;
+}
+
+enum sql_volatility
+sql_volatility(const ProtobufCMessage *expr, const char **fname, int *loc)
+{
+	struct vol_ctx c = { SQL_IMMUTABLE_OR_STABLE, NULL, -1 };
+
+	(void)sql_walk(expr, vol_visit, &c);
+	if (fname)
+		*fname = c.fname;
+	if (loc)
+		*loc = c.loc;
+	return c.worst;
+}
+
+/* --- fragments -------------------------------------------------------------- */
+
+/* "SELECT <frag>" parsed: the one target's value, or NULL with *m (offsets in frag). */
+#define SELECT_PREFIX "SELECT "
+
+static const PgQuery__Node *
+one_value(struct sql_tree *t, const char *frag, const char *what, struct sql_msg *m)
+{
+	size_t plen = sizeof(SELECT_PREFIX) - 1, flen = strlen(frag);
+	char *text = xmalloc(plen + flen + 1);
+	const PgQuery__SelectStmt *sel;
+	const PgQuery__RawStmt *raw;
+	const PgQuery__ResTarget *rt;
+	struct sql_msg pm;
+
+	memcpy(text, SELECT_PREFIX, plen);
+	memcpy(text + plen, frag, flen + 1);
+	if (sql_parse(t, text, &pm) < 0) {
+		msg(m, pm.off > plen ? pm.off - plen : 0, "%s", pm.text);
+		free(text);
+		return NULL;
+	}
+	free(text);
+	if (skip_blank(frag, 0) == flen) {
+		msg(m, 0, "expected %s, found nothing but blanks and comments", what);
+		goto bad;
+	}
+	if (t->tree->n_stmts != 1) {
+		const PgQuery__RawStmt *a = t->tree->stmts[0];
+		size_t end = (size_t)a->stmt_location + (size_t)a->stmt_len;
+		msg(m, end > plen ? end - plen : 0, "expected %s, found ';' followed by more SQL",
+		    what);
+		goto bad;
+	}
+	raw = t->tree->stmts[0];
+	if (raw->stmt_len != 0) {
+		/* the statement ends before the text does: a ';' */
+		size_t end = (size_t)raw->stmt_len;
+		msg(m, end > plen ? end - plen : 0, "expected %s, found ';'", what);
+		goto bad;
+	}
+	if (raw->stmt->node_case != PG_QUERY__NODE__NODE_SELECT_STMT)
+		goto shape;
+	sel = raw->stmt->select_stmt;
+	if (sel->n_target_list != 1 || sel->n_from_clause || sel->where_clause ||
+	    sel->n_group_clause || sel->having_clause || sel->n_window_clause ||
+	    sel->n_values_lists || sel->n_sort_clause || sel->limit_count || sel->limit_offset ||
+	    sel->n_locking_clause || sel->with_clause || sel->n_distinct_clause ||
+	    sel->into_clause || sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
+		goto shape;
+	rt = sel->target_list[0]->res_target;
+	if (!rt || (rt->name && rt->name[0]) || rt->n_indirection || !rt->val)
+		goto shape;
+	return rt->val;
+shape:
+	msg(m, 0, "expected %s alone, found more SQL around it (a list, a clause or a label)",
+	    what);
+bad:
+	sql_tree_free(t);
+	return NULL;
+}
+
+/* Turns a location in "SELECT <frag>" into an offset in frag. */
+static size_t
+frag_off(int loc)
+{
+	size_t plen = sizeof(SELECT_PREFIX) - 1;
+
+	return loc > (int)plen ? (size_t)loc - plen : 0;
+}
+
+bool
+sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m)
+{
+	struct sql_tree t;
+	const PgQuery__Node *v = one_value(&t, frag, "one SQL expression", m);
+	const char *fname;
+	int loc;
+
+	if (!v)
+		return false;
+	if (no_volatile &&
+	    sql_volatility(&v->base, &fname, &loc) == SQL_VOLATILE) {
+		msg(m, frag_off(loc),
+		    "expected a check without side effects, found a call of the volatile function "
+		    "%s()",
+		    fname);
+		sql_tree_free(&t);
+		return false;
+	}
+	sql_tree_free(&t);
+	return true;
+}
+
+bool
+sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt, size_t *len,
+	       struct sql_msg *m)
+{
+	const PgQuery__Node *n;
+	const PgQuery__RawStmt *raw;
+	size_t end;
+
+	if (sql_parse(t, frag, m) < 0)
+		return false;
+	n = sql_tree_one(t, frag, m);
+	if (!n) {
+		sql_tree_free(t);
+		return false;
+	}
+	raw = t->tree->stmts[0];
+	end = raw->stmt_len ? (size_t)raw->stmt_location + (size_t)raw->stmt_len : strlen(frag);
+	while (end > 0 && isspace((unsigned char)frag[end - 1]))
+		end--;
+	if (stmt)
+		*stmt = n;
+	if (len)
+		*len = end;
+	return true;
+}
+
+/* --- the scanner, for the author's text of a parse tree's parts ----------- */
+
+struct tokens {
+	PgQuery__ScanResult *r;
+};
+
+static int
+scan(struct tokens *tk, const char *text)
+{
+	PgQueryScanResult s = pg_query_scan(text);
+
+	tk->r = NULL;
+	if (!s.error)
+		tk->r = pg_query__scan_result__unpack(NULL, s.pbuf.len, (const uint8_t *)s.pbuf.data);
+	pg_query_free_scan_result(s);
+	return tk->r ? 0 : -1;
+}
+
+static bool
+is_comment(const PgQuery__ScanToken *t)
+{
+	return t->token == PG_QUERY__TOKEN__SQL_COMMENT || t->token == PG_QUERY__TOKEN__C_COMMENT;
+}
+
+static char *
+copy_trim(struct arena *a, const char *s, size_t from, size_t to)
+{
+	while (from < to && isspace((unsigned char)s[from]))
+		from++;
+	while (to > from && isspace((unsigned char)s[to - 1]))
+		to--;
+	return arena_strndup(a, s + from, to - from);
+}
+
+bool
+sql_split_update(struct arena *a, const char *sql, char **table, char **set, char **where,
+		 struct sql_msg *m)
+{
+	struct sql_tree t;
+	struct tokens tk = { 0 };
+	const PgQuery__Node *n;
+	const PgQuery__UpdateStmt *u;
+	const PgQuery__RangeVar *rv;
+	size_t set_end = 0, where_at = 0, last_end = 0, set_at = 0;
+	int depth = 0;
+	bool ok = false;
+
+	if (sql_parse(&t, sql, m) < 0)
+		return false;
+	if (!(n = sql_tree_one(&t, sql, m)))
+		goto out;
+	if (n->node_case != PG_QUERY__NODE__NODE_UPDATE_STMT) {
+		msg(m, (size_t)t.tree->stmts[0]->stmt_location + skip_blank(sql, 0),
+		    "expected a single UPDATE statement");
+		goto out;
+	}
+	u = n->update_stmt;
+	rv = u->relation;
+	if (u->with_clause) {
+		msg(m, skip_blank(sql, 0), "expected a single UPDATE statement (without WITH)");
+		goto out;
+	}
+	if (u->n_from_clause || u->n_returning_list) {
+		msg(m, 0,
+		    "expected UPDATE table SET ... [WHERE ...]; found a clause a batched backfill "
+		    "cannot keep (FROM, RETURNING)");
+		goto locate;
+	}
+	if (rv->alias || !rv->inh || (rv->catalogname && rv->catalogname[0])) {
+		msg(m, (size_t)rv->location,
+		    "expected SET after the table name (a backfill updates its table without an "
+		    "alias or ONLY)");
+		goto out;
+	}
+	if (u->where_clause && u->where_clause->node_case == PG_QUERY__NODE__NODE_CURRENT_OF_EXPR) {
+		msg(m, 0, "expected a condition after WHERE, found CURRENT OF");
+		goto out;
+	}
+	*table = rv->schemaname && rv->schemaname[0]
+			 ? arena_printf(a, "%s.%s", rv->schemaname, rv->relname)
+			 : arena_strdup(a, rv->relname);
+	if (scan(&tk, sql) < 0) {
+		msg(m, 0, "the SQL scanner could not read the statement");
+		goto out;
+	}
+	for (size_t i = 0; i < tk.r->n_tokens; i++) {
+		const PgQuery__ScanToken *k = tk.r->tokens[i];
+		if (is_comment(k))
+			continue;
+		if (k->token == PG_QUERY__TOKEN__ASCII_59)
+			break; /* the trailing ; */
+		if (k->token == PG_QUERY__TOKEN__ASCII_40)
+			depth++;
+		else if (k->token == PG_QUERY__TOKEN__ASCII_41)
+			depth--;
+		else if (depth == 0 && !set_at && k->token == PG_QUERY__TOKEN__SET)
+			set_at = (size_t)k->end;
+		else if (depth == 0 && set_at && !where_at && k->token == PG_QUERY__TOKEN__WHERE) {
+			where_at = (size_t)k->end;
+			set_end = last_end;
+		}
+		last_end = (size_t)k->end;
+	}
+	if (!set_at) {
+		msg(m, 0, "expected SET after the table name");
+		goto out;
+	}
+	if (!where_at)
+		set_end = last_end;
+	*set = copy_trim(a, sql, set_at, set_end);
+	*where = where_at ? copy_trim(a, sql, where_at, last_end) : NULL;
+	ok = true;
+	goto out;
+locate:
+	/* point at the clause: the first FROM or RETURNING at depth 0 */
+	if (scan(&tk, sql) == 0) {
+		for (size_t i = 0; i < tk.r->n_tokens; i++) {
+			const PgQuery__ScanToken *k = tk.r->tokens[i];
+			if (k->token == PG_QUERY__TOKEN__ASCII_40)
+				depth++;
+			else if (k->token == PG_QUERY__TOKEN__ASCII_41)
+				depth--;
+			else if (depth == 0 && (k->token == PG_QUERY__TOKEN__FROM ||
+						k->token == PG_QUERY__TOKEN__RETURNING)) {
+				m->off = (size_t)k->start;
+				break;
+			}
+		}
+	}
+out:
+	if (tk.r)
+		pg_query__scan_result__free_unpacked(tk.r, NULL);
+	sql_tree_free(&t);
+	return ok;
+}
+
+bool
+sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m)
+{
+	struct sql_tree t;
+	const PgQuery__Node *n;
+	bool ok;
+
+	if (sql_parse(&t, sql, m) < 0)
+		return false;
+	n = sql_tree_one(&t, sql, m);
+	ok = n && n->node_case == PG_QUERY__NODE__NODE_UPDATE_STMT &&
+	     sql_rangevar_is(n->update_stmt->relation, table) && n->update_stmt->where_clause &&
+	     !n->update_stmt->n_from_clause && !n->update_stmt->n_returning_list &&
+	     !n->update_stmt->with_clause && !n->update_stmt->relation->alias;
+	if (n && !ok)
+		msg(m, 0, "the batch statement does not read back as one UPDATE of %s with a WHERE",
+		    table);
+	sql_tree_free(&t);
+	return ok;
+}
+
+bool
+sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
+{
+	static const char *const serials[] = { "serial", "bigserial", "smallserial", "serial2",
+					       "serial4", "serial8" };
+	size_t plen = sizeof("SELECT NULL::") - 1, flen = strlen(frag);
+	char *text = xmalloc(plen + flen + 1);
+	struct sql_tree t;
+	struct sql_msg pm;
+	const PgQuery__SelectStmt *sel;
+	const PgQuery__ResTarget *rt;
+	const PgQuery__TypeName *tn;
+	const char *last;
+	bool ok = false;
+
+	*serial = false;
+	memcpy(text, "SELECT NULL::", plen);
+	memcpy(text + plen, frag, flen + 1);
+	if (sql_parse(&t, text, &pm) < 0) {
+		msg(m, pm.off > plen ? pm.off - plen : 0, "%s", pm.text);
+		free(text);
+		return false;
+	}
+	free(text);
+	if (t.tree->n_stmts != 1 || t.tree->stmts[0]->stmt_len != 0) {
+		size_t end = t.tree->n_stmts ? (size_t)t.tree->stmts[0]->stmt_len : 0;
+		msg(m, end > plen ? end - plen : 0, "expected a type name alone, found ';'");
+		goto out;
+	}
+	if (t.tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_SELECT_STMT)
+		goto shape;
+	sel = t.tree->stmts[0]->stmt->select_stmt;
+	if (sel->n_target_list != 1 || sel->n_from_clause || sel->where_clause || sel->with_clause ||
+	    sel->n_group_clause || sel->having_clause || sel->n_sort_clause || sel->limit_count ||
+	    sel->n_locking_clause || sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
+		goto shape;
+	rt = sel->target_list[0]->res_target;
+	if (!rt || (rt->name && rt->name[0]) || !rt->val ||
+	    rt->val->node_case != PG_QUERY__NODE__NODE_TYPE_CAST)
+		goto shape;
+	tn = rt->val->type_cast->type_name;
+	if (!tn || tn->setof || tn->pct_type || !tn->n_names)
+		goto shape;
+	last = sql_node_str(tn->names[tn->n_names - 1]);
+	for (size_t i = 0; last && tn->n_names == 1 && i < sizeof(serials) / sizeof(*serials); i++)
+		if (strcasecmp(last, serials[i]) == 0)
+			*serial = true;
+	ok = true;
+	goto out;
+shape:
+	msg(m, 0, "expected a type name alone, found more SQL after it (a column clause such as "
+		  "UNIQUE, PRIMARY KEY, DEFAULT, GENERATED or a COLLATE, is not part of a type)");
+out:
+	sql_tree_free(&t);
+	return ok;
+}
+
+bool
+sql_check_default(const char *frag, enum sql_volatility *vol, char *fname, size_t fname_len,
+		  struct sql_msg *m)
+{
+	struct sql_tree t;
+	const PgQuery__Node *v = one_value(&t, frag, "one SQL expression", m);
+	const char *f = NULL;
+
+	if (!v)
+		return false;
+	*vol = sql_volatility(&v->base, &f, NULL);
+	snprintf(fname, fname_len, "%s", f ? f : "");
+	sql_tree_free(&t);
+	return true;
+}
+
+bool
+sql_string_looks_evaluated(const char *s)
+{
+	static const char *const specials[] = { "now", "today", "tomorrow", "yesterday" };
+	struct sql_tree t;
+	const PgQuery__Node *v;
+	size_t b = 0, e = strlen(s);
+	bool yes;
+
+	while (b < e && isspace((unsigned char)s[b]))
+		b++;
+	while (e > b && isspace((unsigned char)s[e - 1]))
+		e--;
+	for (size_t i = 0; i < sizeof(specials) / sizeof(*specials); i++)
+		if (e - b == strlen(specials[i]) && strncasecmp(s + b, specials[i], e - b) == 0)
+			return true;
+	if (!memchr(s, '(', strlen(s)) && strncasecmp(s + b, "current_", 8) != 0 &&
+	    strncasecmp(s + b, "local", 5) != 0)
+		return false;
+	if (!(v = one_value(&t, s, "an expression", NULL)))
+		return false;
+	yes = v->node_case == PG_QUERY__NODE__NODE_FUNC_CALL ||
+	      v->node_case == PG_QUERY__NODE__NODE_SQLVALUE_FUNCTION;
+	sql_tree_free(&t);
+	return yes;
+}
+
+/* --- names ---------------------------------------------------------------- */
+
+bool
+sql_rangevar_is(const PgQuery__RangeVar *rv, const char *ident)
+{
+	const char *dot = strchr(ident, '.');
+
+	if (!rv || !rv->relname || (rv->catalogname && rv->catalogname[0]))
+		return false;
+	if (!dot)
+		return !(rv->schemaname && rv->schemaname[0]) && strcmp(rv->relname, ident) == 0;
+	return rv->schemaname && strlen(rv->schemaname) == (size_t)(dot - ident) &&
+	       strncmp(rv->schemaname, ident, (size_t)(dot - ident)) == 0 &&
+	       strcmp(rv->relname, dot + 1) == 0;
+}
+
+char *
+sql_quote_ident(struct arena *a, const char *ident)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *out;
+
+	sb_putc(&sb, '"');
+	for (const char *p = ident; *p; p++) {
+		if (*p == '.') {
+			sb_puts(&sb, "\".\"");
+		} else {
+			if (*p == '"')
+				sb_putc(&sb, '"');
+			sb_putc(&sb, *p);
+		}
+	}
+	sb_putc(&sb, '"');
+	out = arena_strdup(a, sb_str(&sb));
+	sb_free(&sb);
+	return out;
+}
+
+char *
+sql_quote_literal(struct arena *a, const char *text)
+{
+	struct strbuf sb = STRBUF_INIT;
+	bool bs = strchr(text, '\\') != NULL;
+	char *out;
+
+	if (bs)
+		sb_putc(&sb, 'E');
+	sb_putc(&sb, '\'');
+	for (const char *p = text; *p; p++) {
+		if (*p == '\'' || (bs && *p == '\\'))
+			sb_putc(&sb, *p);
+		sb_putc(&sb, *p);
+	}
+	sb_putc(&sb, '\'');
+	out = arena_strdup(a, sb_str(&sb));
+	sb_free(&sb);
+	return out;
+}

@@ -1,0 +1,119 @@
+/*
+ * The SQL reader: PostgreSQL 15's own grammar, through libpg_query. Every SQL
+ * text a plan carries, and every statement the planner and executor build
+ * from it, is read here before it can reach a database.
+ *
+ * A text is parsed into PostgreSQL's raw parse tree (libpg_query's protobuf
+ * form, unpacked into C structs by protobuf-c). Callers inspect the tree with
+ * the PgQuery__* types; sql_walk visits every node of a subtree.
+ *
+ * Errors are PostgreSQL's own messages ("syntax error at or near ...") or
+ * ours, with the byte offset in the text they point at.
+ */
+#ifndef TS_SQL_SQL_H
+#define TS_SQL_SQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+
+struct arena;
+
+/* A message about a text, and the byte offset in that text it points at. */
+struct sql_msg {
+	char text[320];
+	size_t off;
+};
+
+/* A parsed text. tree is NULL when parsing failed. */
+struct sql_tree {
+	PgQuery__ParseResult *tree;
+};
+
+/*
+ * Parses text (NUL-terminated). Returns 0 and fills *out (free with
+ * sql_tree_free), or -1 with PostgreSQL's message and its position in *m.
+ */
+int sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m);
+void sql_tree_free(struct sql_tree *t);
+
+/* The one statement of t, or NULL (with *m) when t holds none or several. */
+const PgQuery__Node *sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m);
+
+/* Visits every Node below (and including) msg, depth first; stops when fn returns false. */
+typedef bool (*sql_visit_fn)(const PgQuery__Node *n, void *ctx);
+bool sql_walk(const ProtobufCMessage *msg, sql_visit_fn fn, void *ctx);
+
+/* Volatility of an expression, as PostgreSQL would judge the functions it calls. */
+enum sql_volatility { SQL_IMMUTABLE_OR_STABLE, SQL_VOLATILE, SQL_UNKNOWN_FUNCTION };
+
+/*
+ * The most volatile function an expression tree calls: SQL_VOLATILE for a
+ * built-in volatile one (set_config, nextval, random, ...), SQL_UNKNOWN_FUNCTION
+ * for one that is not built in (its volatility is not known offline).
+ * *fname (may be NULL) names the first such function; *loc its location.
+ */
+enum sql_volatility sql_volatility(const ProtobufCMessage *expr, const char **fname, int *loc);
+/* Whether name is a built-in function of PostgreSQL 15 that is volatile. */
+bool sql_builtin_volatile(const char *name);
+
+/* --- fragments an author writes ----------------------------------------- */
+
+/*
+ * An expression (check, where, pre/postcheck): exactly one value expression,
+ * nothing around it. no_volatile refuses calls of built-in volatile functions
+ * (checks must not change what they check). Returns true when fine.
+ */
+bool sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m);
+
+/*
+ * One statement (an `sql` step, a view's query), an optional `;` after it.
+ * *len is the length of the statement without the `;` and trailing blanks.
+ * *stmt (may be NULL) gets the statement node, valid while *t lives: t is
+ * filled only when the function returns true (free it with sql_tree_free).
+ */
+bool sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt,
+		    size_t *len, struct sql_msg *m);
+
+/*
+ * A backfill's `UPDATE table SET ... [WHERE ...]`, taken apart by its parse
+ * tree: the table as written (schema.name), and the author's text of the SET
+ * list and of the WHERE condition (NULL when absent), copied into a.
+ */
+bool sql_split_update(struct arena *a, const char *sql, char **table, char **set, char **where,
+		      struct sql_msg *m);
+
+/*
+ * Whether sql is exactly one UPDATE of table (schema.name as validated) with
+ * a WHERE, no FROM, RETURNING or WITH: a backfill batch as the executor builds it.
+ */
+bool sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m);
+
+/* A column type: one TypeName and nothing else. *serial: serial, bigserial, ... */
+bool sql_check_type(const char *frag, bool *serial, struct sql_msg *m);
+
+/*
+ * A column default expression (default_sql). *volatility says whether
+ * PostgreSQL must evaluate it for every existing row (a table rewrite);
+ * fname gets the name of the function that decided it ("" when none).
+ */
+bool sql_check_default(const char *frag, enum sql_volatility *volatility, char *fname,
+		       size_t fname_len, struct sql_msg *m);
+
+/* Whether a string constant looks like an expression meant to be evaluated ("now()", "today"). */
+bool sql_string_looks_evaluated(const char *s);
+
+/* --- names ---------------------------------------------------------------- */
+
+/* "name" or "schema"."name" for a validated identifier. */
+char *sql_quote_ident(struct arena *a, const char *ident);
+/* 'text' (E'...' when it holds a backslash), quotes doubled. */
+char *sql_quote_literal(struct arena *a, const char *text);
+/* Whether rv names ident ("name" or "schema.name", as the planner validated it). */
+bool sql_rangevar_is(const PgQuery__RangeVar *rv, const char *ident);
+/* The string of a String node, or NULL. */
+const char *sql_node_str(const PgQuery__Node *n);
+
+#endif
