@@ -190,6 +190,8 @@ int plan_parse(struct plan **out, const char *path, const char *buf, size_t len,
 /* Reads path and calls plan_parse. Returns -1 (with a diagnostic) if it cannot be read. */
 int plan_load(struct plan **out, const char *path, struct diags *d);
 void plan_free(struct plan *p);
+/* Frees what the planner's SQL reader keeps for the calling thread; call before a thread that planned ends. */
+void plan_thread_done(void);
 
 /* The policy a mode applies; plan_policy_default fills the SPEC's defaults. */
 struct plan_policy {

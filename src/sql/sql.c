@@ -71,6 +71,12 @@ sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m)
 }
 
 void
+sql_thread_done(void)
+{
+	pg_query_exit();
+}
+
+void
 sql_tree_free(struct sql_tree *t)
 {
 	if (t && t->tree) {
@@ -317,6 +323,13 @@ one_value(struct sql_tree *t, const char *frag, const char *what, struct sql_msg
 	rt = sel->target_list[0]->res_target;
 	if (!rt || (rt->name && rt->name[0]) || rt->n_indirection || !rt->val)
 		goto shape;
+	/* `*` and `t.*` are target lists, not values */
+	if (rt->val->node_case == PG_QUERY__NODE__NODE_COLUMN_REF) {
+		const PgQuery__ColumnRef *cr = rt->val->column_ref;
+		if (cr->n_fields && cr->fields[cr->n_fields - 1]->node_case ==
+					    PG_QUERY__NODE__NODE_A_STAR)
+			goto shape;
+	}
 	return rt->val;
 shape:
 	msg(m, 0, "expected %s alone, found more SQL around it (a list, a clause or a label)",
@@ -580,6 +593,11 @@ sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 	rt = sel->target_list[0]->res_target;
 	if (!rt || (rt->name && rt->name[0]) || !rt->val ||
 	    rt->val->node_case != PG_QUERY__NODE__NODE_TYPE_CAST)
+		goto shape;
+	/* NULL::a::b is two casts: the type is only the one right after NULL */
+	if (!rt->val->type_cast->arg ||
+	    rt->val->type_cast->arg->node_case != PG_QUERY__NODE__NODE_A_CONST ||
+	    !rt->val->type_cast->arg->a_const->isnull)
 		goto shape;
 	tn = rt->val->type_cast->type_name;
 	if (!tn || tn->setof || tn->pct_type || !tn->n_names)

@@ -167,6 +167,18 @@ test_plan_hostile__expression_alone(void **state)
 	pt_expect_error(Y, CHECK("\"a > 0 UNION SELECT true\""), 7, 12,
 			"expected one SQL expression alone");
 	pt_expect_error(Y, CHECK("\"a > 0 AS ok\""), 7, 12, "expected one SQL expression alone");
+	/* found by fuzz_sql (tests/fuzz/regressions/sql): a star is a target list */
+	pt_expect_error(Y, CHECK("\"* \""), 7, 12, "expected one SQL expression alone");
+	pt_expect_error(Y, CHECK("\"employee.*\""), 7, 12, "expected one SQL expression alone");
+}
+
+static void
+test_plan_hostile__type_is_one_cast(void **state)
+{
+	(void)state;
+	/* found by fuzz_sql: NULL::a::b reads as two casts, and a::b is no type */
+	pt_expect_error(Y, ADD_COLUMN_TYPE("\"int::text\""), 7, 11,
+			"type: expected a type name alone");
 }
 
 int
@@ -181,6 +193,7 @@ main(void)
 	    cmocka_unit_test(test_plan_hostile__default_sql_classified),
 	    cmocka_unit_test(test_plan_hostile__check_cannot_lift_the_rails),
 	    cmocka_unit_test(test_plan_hostile__expression_alone),
+	    cmocka_unit_test(test_plan_hostile__type_is_one_cast),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,116 @@
+/*
+ * libFuzzer target for the SQL reader (src/sql): the first byte of an input
+ * picks what the rest is read as (a check expression, a column type, a
+ * backfill UPDATE, an `sql` statement, a default_sql expression). Beyond "no
+ * crash, no leak", it checks the reader's promise: a fragment it accepts
+ * stays in its place in the statement built around it. An accepted check
+ * inside `ALTER TABLE ... CHECK (<check>) NOT VALID` must read back as one
+ * AlterTableStmt with one subcommand; an accepted type inside ADD COLUMN the
+ * same; an accepted UPDATE split into SET and WHERE must rebuild as one UPDATE
+ * of the same table. A violation aborts (a finding).
+ *
+ *   build/asan/tests/fuzz/fuzz_sql corpus tests/fuzz/seeds/sql -dict=tests/fuzz/sql.dict
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sql/sql.h"
+#include "util/alloc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Whether text is one statement whose node is kind, with (for ALTER TABLE) one subcommand. */
+static bool
+one_of(const char *text, PgQuery__Node__NodeCase kind)
+{
+	struct sql_tree t;
+	struct sql_msg m;
+	const PgQuery__Node *n;
+	bool ok;
+
+	if (sql_parse(&t, text, &m) < 0)
+		return false;
+	n = sql_tree_one(&t, text, &m);
+	ok = n && n->node_case == kind &&
+	     (kind != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT || n->alter_table_stmt->n_cmds == 1);
+	sql_tree_free(&t);
+	return ok;
+}
+
+/* The concatenation of up to five strings (NULL ends the list early). */
+static char *
+cat5(const char *a, const char *b, const char *c, const char *d, const char *e)
+{
+	const char *v[5] = { a, b, c, d, e };
+	size_t n = 0;
+	char *out;
+
+	for (int i = 0; i < 5 && v[i]; i++)
+		n += strlen(v[i]);
+	out = xmalloc(n + 1);
+	out[0] = '\0';
+	for (int i = 0; i < 5 && v[i]; i++)
+		strcat(out, v[i]);
+	return out;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sql_msg m;
+	struct arena *a;
+	char *s, *built = NULL, *table, *set, *where;
+	bool serial;
+	enum sql_volatility vol;
+	char fn[64];
+
+	if (size < 1 || size > 4096)
+		return 0;
+	s = xmalloc(size);
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = '\0';
+	switch (data[0] % 5) {
+	case 0:
+		if (sql_check_expr(s, true, &m)) {
+			built = cat5("ALTER TABLE t ADD CONSTRAINT c CHECK (", s,
+				     strstr(s, "--") ? "\n)" : ")", " NOT VALID", NULL);
+			if (!one_of(built, PG_QUERY__NODE__NODE_ALTER_TABLE_STMT))
+				abort();
+		}
+		break;
+	case 1:
+		if (sql_check_type(s, &serial, &m)) {
+			built = cat5("ALTER TABLE t ADD COLUMN c ", s, NULL, NULL, NULL);
+			if (!one_of(built, PG_QUERY__NODE__NODE_ALTER_TABLE_STMT))
+				abort();
+		}
+		break;
+	case 2:
+		a = arena_new();
+		if (sql_split_update(a, s, &table, &set, &where, &m)) {
+			built = cat5("UPDATE t SET ", set, " WHERE (", where ? where : "true",
+				     strstr(where ? where : "", "--") ? "\n) AND id <= 1"
+								      : ") AND id <= 1");
+			if (!sql_is_batch_update(built, "t", &m))
+				abort();
+		}
+		arena_free(a);
+		break;
+	case 3: {
+		struct sql_tree t;
+		size_t len;
+		if (sql_check_stmt(s, &t, NULL, &len, &m))
+			sql_tree_free(&t);
+		break;
+	}
+	case 4:
+		(void)sql_check_default(s, &vol, fn, sizeof(fn), &m);
+		(void)sql_string_looks_evaluated(s);
+		break;
+	}
+	free(built);
+	free(s);
+	return 0;
+}
