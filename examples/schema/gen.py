@@ -99,6 +99,9 @@ D('column', {
         ('type', {'$ref': '#/definitions/type'}),
         ('nullable', {'description': 'default true', 'type': 'boolean'}),
         ('default', {'$ref': '#/definitions/const'}),
+        ('default_sql', {'description': 'an SQL expression for the default (excludes default); '
+                         'a volatile or unknown function makes the step H3',
+                         '$ref': '#/definitions/expr'}),
     ])})
 
 tx_words = ['BEGIN', 'COMMIT', 'ROLLBACK', 'START', 'END', 'SAVEPOINT', 'RELEASE', 'ABORT',
@@ -138,7 +141,10 @@ op('add_column', 'expand', 'H1', 'ALTER TABLE table ADD COLUMN name type [NOT NU
     ('name', {'$ref': '#/definitions/ident'}),
     ('type', {'$ref': '#/definitions/type'}),
     ('nullable', {'description': 'default true', 'type': 'boolean'}),
-    ('default', {'$ref': '#/definitions/const'})], ['table', 'name', 'type'])
+    ('default', {'$ref': '#/definitions/const'}),
+    ('default_sql', {'description': 'an SQL expression for the default (excludes default); '
+                     'a volatile or unknown function makes the step H3',
+                     '$ref': '#/definitions/expr'})], ['table', 'name', 'type'])
 op('add_index_concurrently', 'expand', 'H1', 'CREATE [UNIQUE] INDEX CONCURRENTLY name ON table (columns) [WHERE (where)], '
    'outside a transaction. H1, expand wave.',
    [('table', {'$ref': '#/definitions/qident'}),
