@@ -190,6 +190,10 @@ plan_to_json(const struct plan *p)
 			cJSON_AddStringToObject(sj, "hazard_reason", s->hazard_reason);
 			cJSON_AddStringToObject(sj, "sql", s->stmt);
 			cJSON_AddNumberToObject(sj, "line", s->line);
+			cJSON_AddStringToObject(sj, "exec",
+						s->exec == EXEC_NONTX     ? "outside_transaction"
+						: s->exec == EXEC_BATCHED ? "batched"
+									  : "transaction");
 			ob = cJSON_AddObjectToObject(sj, "obligations");
 			cJSON_AddStringToObject(ob, "lock_class_max", pg_lock_name(s->ob.lock_class_max));
 			cJSON_AddBoolToObject(ob, "may_rewrite", s->ob.may_rewrite);
