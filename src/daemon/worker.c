@@ -368,7 +368,6 @@ worker_main(void *arg)
 	repo_free(w.repo);
 	worker_state_free(&w);
 	free(w.applied_by);
-	plan_thread_done();
 	pthread_mutex_lock(&d->mu);
 	d->worker_done = true;
 	st_set_str(d, "state", "stopping");

@@ -93,7 +93,8 @@ run "$ctl" lint --mode chaos "$tmp/chaos-ok"
 assert_eq "lint --mode chaos with only H2 plans exits 0" 0 "$rc"
 
 ###########################################################################
-# 3. A finding: an sql step without lock_class_max (line 5, column 5).
+# 3. A finding: an sql step whose statement builds an index the blocking way
+# (line 8, column 5): rule S001, and its fix.
 mkdir -p "$tmp/finding"
 cat >"$tmp/finding/0001-raw.yaml" <<'EOF'
 title: Raw SQL
@@ -104,12 +105,12 @@ steps:
     name: nickname
     type: text
   - op: sql
-    sql: ALTER TABLE employee DROP CONSTRAINT employee_nickname_check
+    sql: CREATE INDEX employee_nickname ON employee (nickname)
 EOF
 run "$ctl" lint "$tmp/finding"
 assert_eq "lint with a finding exits 1" 1 "$rc"
 assert_contains "finding has file:line:col: warning:" \
-    "$tmp/finding/0001-raw.yaml:8:5: warning: sql: no lock_class_max" "$out"
+    "$tmp/finding/0001-raw.yaml:8:5: warning: sql: [S001 index-not-concurrent] CREATE INDEX without CONCURRENTLY blocks writes for the whole build; fix: build it with CREATE INDEX CONCURRENTLY" "$out"
 assert_contains "finding: the plan's status" "0001-raw  findings" "$out"
 assert_contains "finding: summary" "1 with findings" "$out"
 
