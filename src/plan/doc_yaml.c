@@ -93,8 +93,8 @@ refuse_properties(struct yctx *c, const char *tag, const char *anchor, unsigned 
 {
 	if (anchor) {
 		diags_add(c->d, DIAG_ERROR, c->file, line, col,
-			  "expected a value without an anchor, found the anchor &%s: anchors are not "
-			  "supported",
+			  "expected a value without an anchor, found the anchor &%s: anchors "
+			  "are not supported",
 			  anchor);
 	}
 	if (tag) {

@@ -81,8 +81,9 @@ plan_dir_open(const char *path, struct diags *d)
 		target = realpath(path, NULL);
 		if (!rdir || !target || !beneath(target, rdir)) {
 			diags_add(d, DIAG_ERROR, path, 0, 0,
-				  "refused: a symbolic link that does not lead to a file inside its "
-				  "directory %s (a plan is a file of the migrations directory)",
+				  "refused: a symbolic link that does not lead to a file inside "
+				  "its directory %s (a plan is a file of the migrations "
+				  "directory)",
 				  dir);
 			goto out;
 		}

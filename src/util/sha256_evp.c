@@ -44,8 +44,8 @@ sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
 
 	pthread_once(&sha256_once, sha256_fetch);
 	/* EVP_Digest wants a valid pointer even for no bytes */
-	if (EVP_Digest(data ? data : &empty, len, md, &mdlen,
-		       sha256_md ? sha256_md : EVP_sha256(), NULL) != 1 ||
+	if (EVP_Digest(data ? data : &empty, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(),
+		       NULL) != 1 ||
 	    mdlen != 32)
 		sha256_fatal();
 	for (unsigned i = 0; i < 32; i++) {

@@ -147,7 +147,7 @@ test_plan_dir__symlinks_followed(void **state)
 	remove_tree(dir);
 }
 
-/* path = dir/name; returns what plan_dir_open says: 0 opened (and closed), -1 refused (d filled). */
+/* plan_dir_open of dir/name: 0 opened (and closed again), -1 refused (d filled). */
 static int
 try_open(const char *dir, const char *name, struct diags *d)
 {

@@ -94,8 +94,10 @@ test_plan_errors_doc__yaml_tags(void **state)
 			"not supported (quote a value to make it a string)");
 	pt_expect_error(Y, "title: ! 2024\nreason: r\n" STEPS, 1, 8,
 			"expected an untagged value, found the tag !");
-	pt_expect_error(Y, "title: t\nreason: !!str r\n" STEPS, 2, 9, "found the tag tag:yaml.org,2002:str");
-	pt_expect_error(Y, "title: t\n!!str reason: r\n" STEPS, 2, 1, "found the tag tag:yaml.org,2002:str");
+	pt_expect_error(Y, "title: t\nreason: !!str r\n" STEPS, 2, 9,
+			"found the tag tag:yaml.org,2002:str");
+	pt_expect_error(Y, "title: t\n!!str reason: r\n" STEPS, 2, 1,
+			"found the tag tag:yaml.org,2002:str");
 	pt_expect_error(Y, "title: t\nreason: r\nsteps: !!seq [{op: drop_table, table: t}]\n", 3, 8,
 			"found the tag tag:yaml.org,2002:seq");
 	p = pt_parse_ok(Y, "title: '2024'\nreason: r\n" STEPS);

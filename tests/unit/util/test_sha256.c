@@ -34,9 +34,9 @@ test_util_sha256__fips_examples(void **state)
 	gives(NULL, 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	gives("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	gives("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
-		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 	gives(two_blocks, strlen(two_blocks),
-		  "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+	      "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 	assert_non_null(million);
 	memset(million, 'a', 1000000);
 	gives(million, 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
@@ -47,7 +47,7 @@ test_util_sha256__fips_examples(void **state)
 static const char lengths_want[] =
 	"d7a9b90d98debd1b5175288331c6bd26e947bf41f61bb9808d40b97606258ca9";
 
-/* Returns whether the digest of the 301 digests is lengths_want (cmocka asserts on the caller's thread only). */
+/* Whether the digest of the 301 digests is lengths_want (cmocka asserts on one thread only). */
 static int
 lengths_ok(void)
 {
