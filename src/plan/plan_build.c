@@ -14,6 +14,7 @@
 
 #include "plan/doc.h"
 #include "plan/plan.h"
+#include "plan/plan_dir.h"
 #include "plan/plan_int.h"
 #include "sql/sql.h"
 #include "util/alloc.h"
@@ -1302,8 +1303,9 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 		goto out;
 	}
 	if (root->kind != DOC_MAP) {
+		/* the kind only: a file that is no plan at all is not quoted */
 		err(&c, root, "plan: expected a map with title, reason and waves or steps, found %s",
-		    found(&c, root));
+		    doc_kind_name(root->kind));
 		ok = false;
 		goto out;
 	}
@@ -1406,11 +1408,9 @@ plan_load(struct plan **out, const char *path, struct diags *d)
 	int fd, rc;
 	struct stat st;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
+	fd = plan_dir_open(path, d); /* a regular file; no link out of its directory, no FIFO */
+	if (fd < 0)
 		return -1;
-	}
 	while ((n = read(fd, chunk + len, sizeof(chunk) - len)) > 0) {
 		len += (size_t)n;
 		if (len < sizeof(chunk))

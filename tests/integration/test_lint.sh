@@ -257,6 +257,46 @@ if command -v script >/dev/null 2>&1; then
 fi
 
 ###########################################################################
+# 8b. Links and special files. A pushed symbolic link to a file outside the
+# directory (~/.pgpass) must not be read, let alone shown; a FIFO, or a link
+# to /proc/kmsg, must not make lint wait. `timeout` turns a wait into a
+# failure (exit 124) instead of a hung test.
+mkdir -p "$tmp/links/sub" "$tmp/outside"
+printf 'db.example:5432:*:app:s3cret-pgpass\n' >"$tmp/outside/pgpass"
+mkfifo "$tmp/outside/fifo"
+cp "$coffee" "$tmp/links/sub/coffee.yaml"
+ln -s sub/coffee.yaml "$tmp/links/0001-coffee-dependency.yaml"
+ln -s "$tmp/outside/pgpass" "$tmp/links/0002-pgpass.yaml"
+ln -s ../outside/pgpass "$tmp/links/0003-dotdot.yaml"
+ln -s /proc/kmsg "$tmp/links/0004-kmsg.yaml"
+ln -s "$tmp/outside/fifo" "$tmp/links/0005-fifo-out.yaml"
+mkfifo "$tmp/links/0006-fifo.yaml"
+run timeout 30 "$ctl" lint "$tmp/links"
+assert_eq "lint of a directory with links out and a FIFO exits 2, without waiting" 2 "$rc"
+assert_contains "a link inside the directory is followed" "0001-coffee-dependency  ok" "$out"
+for f in 0002-pgpass 0003-dotdot 0004-kmsg 0005-fifo-out; do
+    assert_contains "a link out of the directory is refused by name ($f)" \
+        "$tmp/links/$f.yaml: error: refused: a symbolic link that does not lead to a file inside its directory" "$out"
+done
+assert_contains "a FIFO is refused by name" \
+    "$tmp/links/0006-fifo.yaml: error: refused: a FIFO, not a regular file" "$out"
+assert_not_contains "the linked file's content is not shown" "s3cret" "$out"
+assert_contains "lint counts them invalid" "6 plans (protected mode): 1 ok, 0 blocked, 0 with findings, 5 invalid" "$out"
+out=$(timeout 30 "$ctl" lint --json "$tmp/links" 2>&1)
+assert_not_contains "lint --json does not show it either" "s3cret" "$out"
+run timeout 30 "$ctl" plan "$tmp/links/0002-pgpass.yaml" "$tmp/links/0006-fifo.yaml"
+assert_eq "plan of a link out and of a FIFO exits 2" 2 "$rc"
+assert_contains "plan names the link" "$tmp/links/0002-pgpass.yaml: error: refused: a symbolic link" "$out"
+assert_contains "plan names the FIFO" "$tmp/links/0006-fifo.yaml: error: refused: a FIFO" "$out"
+assert_not_contains "plan does not show the linked file's content" "s3cret" "$out"
+# Named directly (the operator's choice, no link): read as a file, but the
+# text of a file that is no plan is not quoted back.
+run timeout 30 "$ctl" plan "$tmp/outside/pgpass"
+assert_eq "plan of a file that is no plan exits 2" 2 "$rc"
+assert_contains "it is said to be no plan" "expected a map with title, reason and waves or steps, found a string" "$out"
+assert_not_contains "its content is not quoted" "s3cret" "$out"
+
+###########################################################################
 # 9. Usage: unknown verbs and flags, missing arguments, --help.
 run "$ctl" frobnicate
 assert_eq "unknown verb exits 2" 2 "$rc"
