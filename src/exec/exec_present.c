@@ -80,6 +80,10 @@ probe_column(PGconn *conn, struct strbuf *sb, size_t i, const struct want_col *c
 		sb_printf(sb, " DEFAULT %s", lit);
 		PQfreemem(lit);
 		break;
+	case CONST_SQL:
+		/* an expression the planner's parser read as one value */
+		sb_printf(sb, " DEFAULT (%s\n)", c->def->text);
+		break;
 	}
 	return 0;
 }
