@@ -285,6 +285,8 @@ read_root(struct cctx *x, const struct doc_node *root)
 			get_bool(x, v, k, &c->require_signed_h3);
 		} else if (!strcmp(k, "poll_interval")) {
 			GET_INT(v, "poll_interval", 1, 86400, c->poll_interval_s);
+		} else if (!strcmp(k, "control_max_clients")) {
+			GET_INT(v, "control_max_clients", 1, 10000, c->control_max_clients);
 		} else if (!strcmp(k, "lock_retries")) {
 			GET_INT(v, "lock_retries", 0, 1000, c->lock_retries);
 		} else if (!strcmp(k, "out_of_order")) {
@@ -335,8 +337,9 @@ read_root(struct cctx *x, const struct doc_node *root)
 			cerr(x, root->keys[i],
 			     "unknown key '%s' (expected target, repository, branch, migrations_dir, "
 			     "state_dir, protected_branches, database, poll_interval, notes_ref, "
-			     "push_notes, governor, chaos, lock_retries, control_socket, admin_group, "
-			     "require_signed_h3, allowed_signers, out_of_order)",
+			     "push_notes, governor, chaos, lock_retries, control_socket, "
+			     "control_max_clients, admin_group, require_signed_h3, allowed_signers, "
+			     "out_of_order)",
 			     k);
 		}
 	}
@@ -391,6 +394,7 @@ config_parse(struct config **out, const char *path, const char *buf, size_t len,
 	c->path = xstrdup(path);
 	c->poll_interval_s = 30;
 	c->lock_retries = 10;
+	c->control_max_clients = 64;
 	c->chaos_max_plans_per_author_per_day = 3;
 	c->push_notes = true;
 	governor_config_default(&c->governor);
