@@ -93,11 +93,12 @@ for s in held:
     s.close()
 ' "$1" "$2" "$3" "$4")
     _env_bg_pids+=("$IDLE_PID")
+    IDLE_IN=${IDLE[1]}
 }
 
 # stop_idle_clients: closes the connections of start_idle_clients.
 stop_idle_clients() {
-    exec {IDLE[1]}>&-
+    exec {IDLE_IN}>&-
     wait "$IDLE_PID" 2>/dev/null
 }
 
@@ -117,6 +118,7 @@ assert_status "the daemon is in sync" c1 "s['sync'] == 'in_sync'"
 # ------------------------------------------------------------------ 7
 section "more connections than the descriptors allow"
 base_fds=$(fds "$PID")
+soft_limit=$(awk '/^Max open files/ { print $4 }' "/proc/$PID/limits")
 prlimit --pid "$PID" --nofile=160:
 # 160 descriptors, 64 kept for the rest of the daemon: 96 clients at most
 start_idle_clients "$W/c1.sock" 300 "$W/idle.ready" "$W/idle.msgs"
@@ -164,7 +166,7 @@ t1=$(cpu_ticks "$PID")
 assert_le "the daemon does not spin on a listening socket it cannot accept from ($((t1 - t0)) ticks in 1 s)" 10 "$((t1 - t0))"
 assert_contains "it says so in the log" "cannot accept a connection: Too many open files" "$(cat "$W/c1.log")"
 stop_idle_clients
-prlimit --pid "$PID" --nofile=1024:
+prlimit --pid "$PID" --nofile="$soft_limit":
 ctl c1 status
 assert_eq "status answers once they are gone" 0 "$RC"
 
