@@ -2,8 +2,9 @@
 # Integration test of taskslapsd's control socket under misbehaving clients,
 # against a running daemon whose descriptor limit is lowered with prlimit:
 #   - more idle connections than it serves: the rest are refused with an
-#     error line, the daemon does not spin, the worker keeps its descriptors
-#     and applies a push meanwhile; status answers once they are gone;
+#     error line (taskslapsctl says so and exits 3), the daemon does not
+#     spin, the worker keeps its descriptors and applies a push meanwhile;
+#     status answers once they are gone;
 #   - out of descriptors altogether (accept fails with EMFILE): no spin,
 #     and accepting resumes when clients leave;
 #   - clients that send thousands of requests and read nothing are
@@ -134,6 +135,12 @@ t0=$(cpu_ticks "$PID")
 sleep 1
 t1=$(cpu_ticks "$PID")
 assert_le "the daemon does not spin while they are held ($((t1 - t0)) ticks in 1 s)" 10 "$((t1 - t0))"
+for i in 1 2 3; do
+    ctl c1 status
+    assert_eq "taskslapsctl status meanwhile exits 3 (try $i)" 3 "$RC"
+    assert_contains "... saying it was turned away, and why" \
+        "turned the connection away: too many control connections (96, the most served at once)" "$ERR"
+done
 assert_le "its descriptors stay under the limit" 150 "$(fds "$PID")"
 put_plan origin main dev@example.com 0002-u.yaml <<'EOF'
 title: U
