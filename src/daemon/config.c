@@ -188,12 +188,17 @@ check_branch(struct cctx *x, const struct doc_node *n, const char *name)
 {
 	int valid = 0;
 
+	if (!strncmp(name, "refs/heads/", 11)) {
+		cerr(x, n,
+		     "branch: expected a branch name such as 'main', found the full ref name '%s' "
+		     "(write '%s')",
+		     name, name + 11);
+		return;
+	}
 	if (!strncmp(name, "refs/", 5)) {
 		cerr(x, n,
-		     "branch: expected a branch name such as 'main', found the full ref name '%s'%s%s%s",
-		     name, strncmp(name, "refs/heads/", 11) ? "" : " (write '",
-		     strncmp(name, "refs/heads/", 11) ? "" : name + 11,
-		     strncmp(name, "refs/heads/", 11) ? "" : "')");
+		     "branch: expected a branch name such as 'main', found the full ref name '%s'",
+		     name);
 		return;
 	}
 	if (git_libgit2_init() < 0) {
