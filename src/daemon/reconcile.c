@@ -517,6 +517,9 @@ worker_pass(struct daemon *d, struct worker *w)
 		st_set_str(d, "state", "error");
 		st_set_str(d, "last_error", errbuf);
 		st_set_str(d, "health", "failed");
+		/* no tip to compare with (a deleted branch): not in sync, whatever the last pass said */
+		st_set_str(d, "sync", "out_of_sync");
+		st_set_str(d, "last_result", errbuf);
 		pthread_mutex_unlock(&d->mu);
 		daemon_notify_status(d);
 		return PASS_ERROR;
