@@ -372,6 +372,22 @@ pinfos_free(struct pinfo *pis, size_t n)
 	free(pis);
 }
 
+/*
+ * Parses one plan file of the snapshot. One too large to be read is refused
+ * with the planner's own words for it, from the size alone.
+ */
+static int
+parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
+{
+	if (f->too_large) {
+		diags_add(dg, DIAG_ERROR, f->path, 0, 0,
+			  "file is %zu bytes; a plan may be at most %d bytes", f->len,
+			  REPO_PLAN_MAX_BYTES);
+		return -1;
+	}
+	return plan_parse(out, f->path, f->content, f->len, dg);
+}
+
 /* Parses every plan at the tip; duplicate ids make the later file invalid. */
 static struct pinfo *
 parse_all(const struct repo_snapshot *s)
@@ -385,7 +401,7 @@ parse_all(const struct repo_snapshot *s)
 		const char *first;
 
 		pi->f = &s->files[i];
-		if (plan_parse(&pi->p, pi->f->path, pi->f->content, pi->f->len, &dg) == 0 &&
+		if (parse_file(pi->f, &pi->p, &dg) == 0 &&
 		    !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
 			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
 				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
@@ -714,9 +730,7 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 			struct plan *p = NULL;
 			int rc = -1;
 
-			if (plan_parse(&p, s->files[i].path, s->files[i].content, s->files[i].len, &dg) ==
-				    0 &&
-			    !strcmp(p->id, j->plan_id)) {
+			if (parse_file(&s->files[i], &p, &dg) == 0 && !strcmp(p->id, j->plan_id)) {
 				rc = exec_accept_drift(w->ex, p->id, p->checksum, &err);
 				snprintf(msg, sizeof(msg),
 					 rc == 0 ? "plan %s: checksum %.16s accepted; nothing was run"

@@ -14,13 +14,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "plan/doc.h"
+
 struct repo;
 
 /* One plan file at the tip of the followed branch. */
+/* A plan file larger than this is not read: its content stays NULL (too_large). */
+#define REPO_PLAN_MAX_BYTES DOC_MAX_BYTES
+
 struct repo_plan_file {
 	char *path;            /* path in the repository, e.g. "migrations/0001-x.yaml" */
-	char *content;         /* the blob's bytes (NUL-terminated for convenience) */
-	size_t len;
+	char *content;         /* the blob's bytes (NUL-terminated for convenience); NULL
+				  when too_large */
+	size_t len;            /* the blob's size, read or not */
+	bool too_large;        /* over REPO_PLAN_MAX_BYTES: refused without being read */
 	char blob[41];         /* blob id, hex */
 	char commit[41];       /* newest commit reachable from the tip that changed this path */
 	char *author_name;     /* of that commit */

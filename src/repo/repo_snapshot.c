@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plan/doc.h"
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
 
@@ -366,6 +367,7 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 	git_commit *commit = NULL;
 	git_tree *root = NULL, *dir = NULL;
 	git_tree_entry *de = NULL;
+	git_odb *odb = NULL;
 	git_oid tip;
 	int rc;
 
@@ -407,17 +409,34 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 		if (git_tree_lookup(&dir, r->git, git_tree_entry_id(de)) < 0)
 			goto giterr;
 	}
+	if (git_repository_odb(&odb, r->git) < 0)
+		goto giterr;
 	ents = repo_plan_entries(dir, &s->n);
 	s->files = xcalloc(s->n ? s->n : 1, sizeof(*s->files));
 	names = xcalloc(s->n ? s->n : 1, sizeof(*names));
 	for (size_t i = 0; i < s->n; i++) {
 		struct repo_plan_file *f = &s->files[i];
+		git_object_t type;
 		git_blob *blob;
 		size_t len;
 
 		names[i] = git_tree_entry_name(ents[i]);
 		f->path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
 		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
+		/*
+		 * The size from the object's header first: looking the blob up
+		 * inflates all of it, and a plan of 512 MiB of spaces is 4 MB in
+		 * the repository. git_odb_read_header reads a loose object's first
+		 * bytes, or a packed one's entry header (a delta's result size is
+		 * at the start of the delta), and inflates nothing else.
+		 */
+		if (git_odb_read_header(&len, &type, odb, git_tree_entry_id(ents[i])) < 0)
+			goto giterr;
+		if (len > REPO_PLAN_MAX_BYTES) {
+			f->len = len;
+			f->too_large = true;
+			continue;
+		}
 		if (git_blob_lookup(&blob, r->git, git_tree_entry_id(ents[i])) < 0)
 			goto giterr;
 		len = (size_t)git_blob_rawsize(blob);
@@ -442,6 +461,7 @@ out:
 	repo_snapshot_free(s);
 	free(names);
 	free(ents);
+	git_odb_free(odb);
 	git_tree_entry_free(de);
 	git_tree_free(dir);
 	git_tree_free(root);

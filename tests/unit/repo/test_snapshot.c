@@ -1,6 +1,8 @@
 /* The plans at a branch tip: which files, in which order, with what bytes; and the errors. */
 #include "repo_test.h"
 
+#include <sys/resource.h>
+
 static char *home;
 
 static int
@@ -217,6 +219,64 @@ test_repo_snapshot__watch_paths(void **state)
 	rt_rm_rf(d);
 }
 
+/* Peak resident set of this process, in KiB. */
+static long
+peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_maxrss;
+}
+
+/* Snapshot of d's migrations/ with 0002-big.yaml too large: not read, and the small one is. */
+static void
+check_big(const char *d, size_t big)
+{
+	struct repo *r = rt_open(d, NULL, "main");
+	long before = peak_rss_kib(), grew;
+	struct repo_snapshot *s = rt_snap(r, "migrations");
+	const struct repo_plan_file *f = rt_file(s, "migrations/0002-big.yaml");
+
+	grew = peak_rss_kib() - before;
+	/* reading it would have taken at least its size (libgit2's copy, then ours) */
+	if (grew > 16 * 1024)
+		print_message("the snapshot grew the peak RSS by %ld KiB\n", grew);
+	assert_true(grew <= 16 * 1024);
+	assert_true(f->too_large);
+	assert_null(f->content);
+	assert_int_equal(f->len, big);
+	assert_string_equal(rt_file(s, "migrations/0001-small.yaml")->content, "title: small\n");
+	assert_false(rt_file(s, "migrations/0001-small.yaml")->too_large);
+	repo_snapshot_free(s);
+	repo_free(r);
+}
+
+/*
+ * A plan far over the size limit (128 MiB of spaces: a few hundred KB in
+ * git) is refused from its size, never inflated: loose, packed, and as a
+ * packed delta of another big blob.
+ */
+static void
+test_repo_snapshot__too_large_not_read(void **state)
+{
+	const size_t big = 128u * 1024 * 1024;
+	char *d = rt_init();
+
+	(void)state;
+	rt_write(d, "migrations/0001-small.yaml", "title: small\n");
+	rt_sh("head -c %zu /dev/zero | tr '\\0' ' ' > '%s/migrations/0002-big.yaml'", big, d);
+	free(rt_commit(d, "alice", "a big plan"));
+	check_big(d, big); /* loose */
+	rt_sh("printf x | dd of='%s/migrations/0002-big.yaml' bs=1 seek=1000 conv=notrunc "
+	      "status=none",
+	      d);
+	free(rt_commit(d, "alice", "a big plan, edited"));
+	rt_sh("git -C '%s' -c pack.window=2 repack -q -a -d", d);
+	check_big(d, big); /* packed, and the newer one a delta or the base of one */
+	rt_rm_rf(d);
+}
+
 int
 main(void)
 {
@@ -228,6 +288,7 @@ main(void)
 		cmocka_unit_test(test_repo_snapshot__missing_dir),
 		cmocka_unit_test(test_repo_snapshot__open_errors),
 		cmocka_unit_test(test_repo_snapshot__watch_paths),
+		cmocka_unit_test(test_repo_snapshot__too_large_not_read),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
