@@ -179,23 +179,30 @@ check_signature(struct worker *w, struct pinfo *pi)
 					     pi->f->commit, why[0] ? why : "not verified");
 }
 
-/* Chaos mode: at most N plans per author e-mail in 24 h. Returns true when over. */
-static bool
-rate_limited(struct worker *w, struct pinfo *pi)
+/*
+ * Chaos mode: at most N plans per author e-mail in 24 h. Returns 1 when over,
+ * 0 when not (or not in chaos mode), -1 when it could not be told (why says
+ * why): the caller blocks the plan then, a check that fails must not let
+ * the plan through.
+ */
+static int
+rate_limited(struct worker *w, struct pinfo *pi, char *why, size_t whylen)
 {
 	const char *params[3] = { w->cfg->target, pi->f->author_email, pi->id };
 	struct db_error err;
 	PGresult *r;
 	long n;
 
-	if (pi->p->mode != MODE_CHAOS || !pi->f->author_email)
-		return false;
+	if (pi->p->mode != MODE_CHAOS)
+		return 0;
 	if (db_exec(exec_db(w->ex), &r, &err,
 		    "SELECT count(*) FROM taskslaps.plans WHERE target = $1 AND author = $2 AND "
 		    "plan_id <> $3 AND first_seen > now() - interval '24 hours' AND status NOT IN "
 		    "('rate_limited', 'invalid', 'blocked', 'pending')",
-		    3, params) < 0)
-		return false;
+		    3, params) < 0) {
+		snprintf(why, whylen, "%.500s", err.message);
+		return -1;
+	}
 	n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return n >= w->cfg->chaos_max_plans_per_author_per_day;
@@ -563,6 +570,8 @@ worker_pass(struct daemon *d, struct worker *w)
 		struct exec_plan_meta meta = { pi->f->commit, pi->f->author_email };
 		struct exec_result res;
 		const char *dbst;
+		char why[600];
+		int limited;
 
 		if (!pi->p) {
 			if (!stopped)
@@ -607,7 +616,16 @@ worker_pass(struct daemon *d, struct worker *w)
 				break;
 			}
 			check_signature(w, pi);
-			if (!pi->p->blocked && rate_limited(w, pi)) {
+			limited = pi->p->blocked ? 0 : rate_limited(w, pi, why, sizeof(why));
+			if (limited < 0) {
+				pi->p->blocked = true;
+				pi->p->blocked_reason = arena_printf(
+					pi->p->arena,
+					"the chaos rate limit could not be checked (%s); blocked "
+					"until it can be",
+					why);
+			}
+			if (limited > 0) {
 				pi->status = "rate_limited";
 				snprintf(pi->message, sizeof(pi->message),
 					 "%s already has %d plans in the last 24 h on this chaos "

@@ -26,6 +26,8 @@ repo_seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* a path or an ssh-keygen line may carry any bytes; errors reach JSON and SQL */
+	repo_text_clean_inplace(err);
 	return -1;
 }
 

@@ -22,6 +22,7 @@ struct repo;
 /* A plan file larger than this is not read: its content stays NULL (too_large). */
 #define REPO_PLAN_MAX_BYTES DOC_MAX_BYTES
 
+/* Texts from git in here (path, author) are cleaned as by repo_text_clean. */
 struct repo_plan_file {
 	char *path;            /* path in the repository, e.g. "migrations/0001-x.yaml" */
 	char *content;         /* the blob's bytes (NUL-terminated for convenience); NULL
@@ -41,6 +42,15 @@ struct repo_snapshot {
 					  migrations_dir, sorted by file name in byte order */
 	size_t n;
 };
+
+/*
+ * Text from git (a name, an e-mail, a path, a message: any bytes) as one
+ * line of valid UTF-8: each byte that is not part of well-formed UTF-8, and
+ * each control character (newline included), becomes the four characters
+ * \xNN. Valid text without control characters comes back unchanged. Never
+ * NULL; caller frees.
+ */
+char *repo_text_clean(const char *s, size_t len);
 
 /*
  * Opens location (a local path, or a URL mirrored into state_dir/mirror.git)

@@ -33,9 +33,16 @@ struct repo_cred {
 	char reject_msg[256];
 };
 
-/* snprintf into err (when err and errlen); always returns -1. */
+/* snprintf into err (when err and errlen), cleaned by repo_text_clean_inplace; returns -1. */
 int repo_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * s with every byte that is not well-formed UTF-8, and every control
+ * character, replaced by '?' in place: for messages that may quote git's
+ * bytes (repo_seterr applies it to every error).
+ */
+void repo_text_clean_inplace(char *s);
 
 /* The message of libgit2's last error on this thread, or "unknown error" (borrowed). */
 const char *repo_giterr(void);

@@ -175,8 +175,8 @@ file_set_commit(struct repo_plan_file *f, const git_commit *c)
 	const git_signature *a = git_commit_author(c);
 
 	git_oid_tostr(f->commit, sizeof(f->commit), git_commit_id(c));
-	f->author_name = xstrdup(a && a->name ? a->name : "");
-	f->author_email = xstrdup(a && a->email ? a->email : "");
+	f->author_name = a && a->name ? repo_text_clean(a->name, strlen(a->name)) : xstrdup("");
+	f->author_email = a && a->email ? repo_text_clean(a->email, strlen(a->email)) : xstrdup("");
 	f->commit_time = a ? (int64_t)a->when.time : (int64_t)git_commit_time(c);
 }
 
@@ -418,10 +418,14 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 		struct repo_plan_file *f = &s->files[i];
 		git_object_t type;
 		git_blob *blob;
+		char *raw;
 		size_t len;
 
 		names[i] = git_tree_entry_name(ents[i]);
-		f->path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		raw = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		/* a file name may be any bytes but '/' and NUL */
+		f->path = repo_text_clean(raw, strlen(raw));
+		free(raw);
 		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
 		/*
 		 * The size from the object's header first: looking the blob up

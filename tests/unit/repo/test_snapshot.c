@@ -277,6 +277,66 @@ test_repo_snapshot__too_large_not_read(void **state)
 	rt_rm_rf(d);
 }
 
+/* The cleaning itself: bad bytes and control characters become \xNN, valid text stays. */
+static void
+test_repo_snapshot__text_clean(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "bob@x.test", "bob@x.test" },
+		{ "b\xffob@x.test", "b\\xffob@x.test" },
+		{ "J\xc3\xb6rg \xe2\x82\xac", "J\xc3\xb6rg \xe2\x82\xac" },   /* valid: kept */
+		{ "a\nStatus: applied", "a\\x0aStatus: applied" },
+		{ "tab\tdel\x7f", "tab\\x09del\\x7f" },
+		{ "\xc3", "\\xc3" },                           /* cut short */
+		{ "\xc0\xaf", "\\xc0\\xaf" },                   /* overlong */
+		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" },           /* surrogate */
+		{ "", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = repo_text_clean(cases[i].in, strlen(cases[i].in));
+
+		assert_string_equal(got, cases[i].want);
+		free(got);
+	}
+}
+
+/*
+ * An author e-mail and name that are not UTF-8, and a file name that is not
+ * either, come out of the snapshot as valid one-line UTF-8.
+ */
+static void
+test_repo_snapshot__author_not_utf8(void **state)
+{
+	char *d = rt_init();
+	struct repo *r;
+	struct repo_snapshot *s;
+	const struct repo_plan_file *f;
+
+	(void)state;
+	rt_write(d, "migrations/0001-a.yaml", "title: a\n");
+	rt_sh("cd '%s' && printf 'title: b\\n' > \"migrations/0002-$(printf 'b\\377')\".yaml", d);
+	/* git commit would re-encode the bytes as Latin-1: write the object as it is */
+	rt_sh("cd '%s' && git add -A && printf 'tree %%s\\nauthor Bo\\001b <b\\377ob@x.test> "
+	      "1700000000 +0000\\ncommitter c <c@x.test> 1700000000 +0000\\n\\nplans\\n' "
+	      "\"$(git write-tree)\" | git hash-object -t commit -w --stdin > .c && "
+	      "git update-ref refs/heads/main \"$(cat .c)\"",
+	      d);
+	r = rt_open(d, NULL, "main");
+	s = rt_snap(r, "migrations");
+	f = rt_file(s, "migrations/0001-a.yaml");
+	assert_string_equal(f->author_email, "b\\xffob@x.test");
+	assert_string_equal(f->author_name, "Bo\\x01b");
+	f = rt_file(s, "migrations/0002-b\\xff.yaml");
+	assert_string_equal(f->content, "title: b\n");
+	repo_snapshot_free(s);
+	repo_free(r);
+	rt_rm_rf(d);
+}
+
 int
 main(void)
 {
@@ -289,6 +349,8 @@ main(void)
 		cmocka_unit_test(test_repo_snapshot__open_errors),
 		cmocka_unit_test(test_repo_snapshot__watch_paths),
 		cmocka_unit_test(test_repo_snapshot__too_large_not_read),
+		cmocka_unit_test(test_repo_snapshot__text_clean),
+		cmocka_unit_test(test_repo_snapshot__author_not_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
