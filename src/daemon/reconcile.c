@@ -270,6 +270,7 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	char **texts = xcalloc(n ? n : 1, sizeof(char *));
 	size_t nn = 0;
 	char err[512];
+	int rc;
 
 	for (size_t i = 0; i < n; i++) {
 		struct strbuf sb = STRBUF_INIT;
@@ -298,8 +299,12 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		notes[nn].text = texts[nn];
 		nn++;
 	}
-	if (repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
-			    w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err)) < 0) {
+	rc = repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
+			     w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err));
+	if (rc > 0) {
+		/* somebody pointed our notes ref at something else: said once, when repaired */
+		exec_event(w->ex, "notes.repaired", NULL, NULL, NULL, NULL, "%s", err);
+	} else if (rc < 0) {
 		size_t used = strlen(w->last_error);
 
 		log_warnx("[%s] writing git notes: %s", w->cfg->target, err);

@@ -148,7 +148,8 @@ struct repo_note {
  * they are); writes a notes commit only when something changed. With push
  * (and a URL), fetches the remote notes ref, rewrites on top of it, and
  * pushes without force, retrying a bounded number of times when the remote
- * moved meanwhile. Returns 0, or -1 with err.
+ * moved meanwhile. Returns 0, 1 (done, after a repair: see below), or -1
+ * with err.
  *
  * All the changes of one call go into a single notes commit, by
  * "taskslaps <taskslaps@localhost>". A local repository gets its notes
@@ -157,6 +158,12 @@ struct repo_note {
  * the remote's is, so the notes other writers added survive; the push is
  * never forced (5 attempts). Pushing over file:// needs a bare remote
  * (libgit2's local transport).
+ *
+ * The notes are a projection of the database, so a notes ref of ours that
+ * points at something other than a commit (a blob force-pushed there, say)
+ * is replaced, and 1 returned with err saying what it was. Not on the
+ * remote: replacing it there would take a forced push, so a remote notes ref
+ * that is not a commit is an error (-1) that says so.
  */
 int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
 		    bool push, char *err, size_t errlen);
