@@ -27,6 +27,7 @@ struct repo_plan_file {
 	char *path;            /* path in the repository, e.g. "migrations/0001-x.yaml" */
 	char *content;         /* the blob's bytes (NUL-terminated for convenience); NULL
 				  when too_large */
+	char *git_path;        /* the path's bytes as git has them (path may differ: cleaned) */
 	size_t len;            /* the blob's size, read or not */
 	bool too_large;        /* over REPO_PLAN_MAX_BYTES: refused without being read */
 	char blob[41];         /* blob id, hex */
@@ -170,6 +171,30 @@ int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_not
 
 /* The note on commit under notes_ref, or NULL (caller frees). */
 char *repo_note_read(struct repo *r, const char *notes_ref, const char *commit);
+
+/*
+ * The commit that brought f's content onto the branch whose tip is tip (f
+ * from a snapshot at that tip): the newest commit on the first-parent line
+ * from the tip that has the file's blob at its path while its first parent
+ * has not (or that has no parent). For a plan committed on the branch that
+ * is f->commit itself; for one merged from a side branch, the merge — the
+ * approval, where f->commit is the authorship. Returns 0 with the id (hex)
+ * in out (at least 41 bytes), or -1 with err.
+ */
+int repo_landed_commit(struct repo *r, const char *tip, const struct repo_plan_file *f, char *out,
+		       size_t outlen, char *err, size_t errlen);
+
+/*
+ * The key that signed commit, when it carries an SSH signature that holds
+ * for the data with the key the signature names (`ssh-keygen -Y
+ * check-novalidate`, namespace "git"): whose key it is, nobody vouches, but
+ * the signature cannot be borrowed from another commit. Returns 1 with the
+ * key's fingerprint ("SHA256:...") in out, 0 when the commit is unsigned, not
+ * SSH-signed, the signature does not hold, or the commit is not in the
+ * repository (why in err), -1 when it could not be told (err). Runs ssh-keygen as repo_verify_commit does.
+ */
+int repo_commit_signer(struct repo *r, const char *commit, char *out, size_t outlen, char *err,
+		       size_t errlen);
 
 /*
  * Verifies commit's SSH signature against an allowed_signers file (the format

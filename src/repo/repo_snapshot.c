@@ -418,14 +418,12 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 		struct repo_plan_file *f = &s->files[i];
 		git_object_t type;
 		git_blob *blob;
-		char *raw;
 		size_t len;
 
 		names[i] = git_tree_entry_name(ents[i]);
-		raw = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
 		/* a file name may be any bytes but '/' and NUL */
-		f->path = repo_text_clean(raw, strlen(raw));
-		free(raw);
+		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
 		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
 		/*
 		 * The size from the object's header first: looking the blob up
@@ -482,10 +480,77 @@ repo_snapshot_free(struct repo_snapshot *s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->files[i].path);
+		free(s->files[i].git_path);
 		free(s->files[i].content);
 		free(s->files[i].author_name);
 		free(s->files[i].author_email);
 	}
 	free(s->files);
 	free(s);
+}
+
+/* Whether commit's tree has blob at path: 1 yes, 0 no, -1 error. */
+static int
+commit_has(git_commit *c, const char *path, const git_oid *blob)
+{
+	git_tree *tree = NULL;
+	git_tree_entry *e = NULL;
+	int rc;
+
+	if (git_commit_tree(&tree, c) < 0)
+		return -1;
+	rc = git_tree_entry_bypath(&e, tree, path);
+	if (rc == 0)
+		rc = git_oid_equal(git_tree_entry_id(e), blob);
+	else if (rc == GIT_ENOTFOUND)
+		rc = 0;
+	else
+		rc = -1;
+	git_tree_entry_free(e);
+	git_tree_free(tree);
+	return rc;
+}
+
+int
+repo_landed_commit(struct repo *r, const char *tip, const struct repo_plan_file *f, char *out,
+		   size_t outlen, char *err, size_t errlen)
+{
+	git_commit *c = NULL, *parent = NULL;
+	git_oid id, blob;
+	int rc;
+
+	if (!tip || strlen(tip) != GIT_OID_HEXSZ || git_oid_fromstr(&id, tip) < 0 ||
+	    git_oid_fromstr(&blob, f->blob) < 0)
+		return repo_seterr(err, errlen, "invalid commit id '%s'", tip ? tip : "(null)");
+	if (git_commit_lookup(&c, r->git, &id) < 0)
+		goto giterr;
+	if ((rc = commit_has(c, f->git_path, &blob)) <= 0) {
+		if (rc < 0)
+			goto giterr;
+		git_commit_free(c);
+		return repo_seterr(err, errlen, "%s is not at %.12s as it was read", f->path, tip);
+	}
+	for (;;) {
+		if (git_commit_parentcount(c) == 0)
+			break;
+		/* a cut history (shallow, graft) ends here as a root does */
+		if (git_commit_parent(&parent, c, 0) < 0)
+			break;
+		if ((rc = commit_has(parent, f->git_path, &blob)) < 0)
+			goto giterr;
+		if (rc == 0)
+			break;
+		git_commit_free(c);
+		c = parent;
+		parent = NULL;
+	}
+	git_oid_tostr(out, outlen, git_commit_id(c));
+	git_commit_free(parent);
+	git_commit_free(c);
+	return 0;
+giterr:
+	git_commit_free(parent);
+	git_commit_free(c);
+	return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
+			   repo_giterr());
 }
