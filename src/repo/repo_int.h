@@ -62,6 +62,17 @@ void repo_callbacks_init(git_remote_callbacks *cb, struct repo_cred *cred);
 #define REPO_NOTES_FETCHSPEC "refs/notes/taskslaps/*:refs/notes/taskslaps/*"
 
 /*
+ * What repo_fetch actually fetches the notes with: forced, into a staging
+ * namespace, from which each notes ref moves only when it is a commit that
+ * fast-forwards ours (REPO_NOTES_FETCHSPEC's meaning, checked by us). libgit2
+ * 1.5 leaks on every fetch whose non-forced refspec meets a remote ref that
+ * is not a commit (a blob pushed over the notes), which a hostile pusher
+ * could make happen on every poll.
+ */
+#define REPO_NOTES_STAGE "refs/taskslaps/notes-fetched/"
+#define REPO_NOTES_STAGESPEC "+refs/notes/taskslaps/*:" REPO_NOTES_STAGE "*"
+
+/*
  * An in-memory remote for r->url (no configured refspecs: pass them to each
  * fetch or push). -1 with err. Free with git_remote_free.
  */

@@ -280,6 +280,13 @@ test_repo_notes__remote_ref_not_a_commit(void **state)
 	out = rt_rev(repo_gitdir(r), "refs/heads/main");
 	assert_string_equal(out, c2);
 	free(out);
+	/* the mirror's notes stay ours, and nothing staged is left */
+	out = rt_out("git --git-dir='%s' cat-file -t " NREF, repo_gitdir(r));
+	assert_string_equal(out, "commit");
+	free(out);
+	out = rt_out("git --git-dir='%s' for-each-ref refs/taskslaps", repo_gitdir(r));
+	assert_string_equal(out, "");
+	free(out);
 
 	repo_free(r);
 	free(c1), free(c2), free(blob), free(url);
