@@ -473,6 +473,8 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		break;
 	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
 		const PgQuery__ReindexStmt *r = n->reindex_stmt;
+		/* either way the index gets a new relfilenode */
+		e->rewrites = true;
 		if (has_option(r->n_params, r->params, "concurrently")) {
 			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 			e->nontx = true;
@@ -663,6 +665,7 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		break;
 	case PG_QUERY__NODE__NODE_ALTER_SEQ_STMT:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE); /* on the sequence */
+		e->rewrites = true;              /* RESTART and others give it a new relfilenode */
 		haz(&f, H1, "changes a sequence");
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_POLICY_STMT:

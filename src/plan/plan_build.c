@@ -612,17 +612,13 @@ stmt_refused(struct bctx *c, const PgQuery__Node *q)
 }
 
 static bool
-collect_rangevar(const PgQuery__Node *n, void *ctx)
+collect_rangevar(const PgQuery__RangeVar *rv, void *ctx)
 {
 	void **a = ctx;
 	struct bctx *c = a[0];
 	struct plan_step *s = a[1];
-	const PgQuery__RangeVar *rv;
 	char *name, **nv;
 
-	if (n->node_case != PG_QUERY__NODE__NODE_RANGE_VAR)
-		return true;
-	rv = n->range_var;
 	if (!rv->relname || (rv->catalogname && rv->catalogname[0]))
 		return true;
 	name = rv->schemaname && rv->schemaname[0]
@@ -650,7 +646,7 @@ touched_of(struct bctx *c, const PgQuery__Node *q, struct plan_step *s)
 {
 	void *ctx[2] = { c, s };
 
-	(void)sql_walk(&q->base, collect_rangevar, ctx);
+	(void)sql_walk_rangevars(&q->base, collect_rangevar, ctx);
 }
 
 /* allow: [{rule: S001 | index-not-concurrent, reason: ...}, ...] */

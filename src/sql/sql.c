@@ -163,6 +163,42 @@ sql_walk(const ProtobufCMessage *m, sql_visit_fn fn, void *ctx)
 	return true;
 }
 
+bool
+sql_walk_rangevars(const ProtobufCMessage *m, sql_rangevar_fn fn, void *ctx)
+{
+	const ProtobufCMessageDescriptor *d;
+
+	if (!m)
+		return true;
+	d = m->descriptor;
+	if (d == &pg_query__range_var__descriptor && !fn((const PgQuery__RangeVar *)m, ctx))
+		return false;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
+			if (which != f->id)
+				continue;
+		}
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+			for (size_t k = 0; k < n; k++)
+				if (!sql_walk_rangevars(v[k], fn, ctx))
+					return false;
+		} else {
+			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+			if (!sql_walk_rangevars(sub, fn, ctx))
+				return false;
+		}
+	}
+	return true;
+}
+
 const char *
 sql_node_str(const PgQuery__Node *n)
 {

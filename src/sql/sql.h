@@ -51,6 +51,12 @@ const PgQuery__Node *sql_tree_one(const struct sql_tree *t, const char *text, st
 /* Visits every Node below (and including) msg, depth first; stops when fn returns false. */
 typedef bool (*sql_visit_fn)(const PgQuery__Node *n, void *ctx);
 bool sql_walk(const ProtobufCMessage *msg, sql_visit_fn fn, void *ctx);
+/*
+ * Visits every RangeVar below msg, wrapped in a Node or not (a statement's
+ * own relation is a field of its own, not a Node); stops when fn returns false.
+ */
+typedef bool (*sql_rangevar_fn)(const PgQuery__RangeVar *rv, void *ctx);
+bool sql_walk_rangevars(const ProtobufCMessage *msg, sql_rangevar_fn fn, void *ctx);
 
 /* Volatility of an expression, as PostgreSQL would judge the functions it calls. */
 enum sql_volatility { SQL_IMMUTABLE_OR_STABLE, SQL_VOLATILE, SQL_UNKNOWN_FUNCTION };

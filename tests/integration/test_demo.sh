@@ -22,7 +22,7 @@ for p in "$top"/examples/plans/*; do
 done
 assert_match "chaos blocks the H3 plan" "0002-foreign-keys +blocked" "$text"
 assert_contains "the broken plan gets an invalid note" "taskslaps prod: invalid" "$text"
-assert_contains "the invalid note has file:line:col" "migrations/0010-typo-in-op.yaml:9:15: error" "$text"
+assert_contains "the invalid note has file:line:col" "migrations/0020-typo-in-op.yaml:9:15: error" "$text"
 assert_contains "notes are shown with git log" "taskslaps prod: applied 0001-coffee-dependency H2 2/2 steps" "$text"
 assert_contains "the audit tables are queried" "plan.ok" "$text"
 assert_match "it ends with taskslapsctl status" "== taskslapsctl status" "$(tail -40 "$out")"

@@ -523,6 +523,28 @@ test_plan_ops__sql_without_lock_is_held_to_derived_lock(void **state)
 }
 
 static void
+test_plan_ops__sql_touched_tables(void **state)
+{
+	struct plan_step *s;
+	struct plan *p;
+
+	(void)state;
+	/* the statement's own relation is a field, not a node: it counts too */
+	p = one_step("{op: sql, sql: 'ALTER TABLE app.employee ADD COLUMN x int'}", WAVE_CONTRACT, &s);
+	pt_assert_strv(&s->touched, PT_STRV("app.employee"));
+	assert_false(s->ob.may_rewrite);
+	plan_free(p);
+	p = one_step("{op: sql, sql: 'UPDATE t SET a = u.a FROM u WHERE u.id = t.id'}", WAVE_CONTRACT,
+		     &s);
+	pt_assert_strv(&s->touched, PT_STRV("t", "u"));
+	plan_free(p);
+	/* a rebuilt index gets a new relfilenode: REINDEX promises a rewrite */
+	p = one_step("{op: sql, sql: 'REINDEX INDEX CONCURRENTLY i'}", WAVE_CONTRACT, &s);
+	assert_true(s->ob.may_rewrite);
+	plan_free(p);
+}
+
+static void
 test_plan_ops__sql_promise_lower_than_derived(void **state)
 {
 	(void)state;
@@ -806,6 +828,7 @@ main(void)
 	    cmocka_unit_test(test_plan_ops__sql_with_declared_lock),
 	    cmocka_unit_test(test_plan_ops__sql_lock_spellings),
 	    cmocka_unit_test(test_plan_ops__sql_without_lock_is_held_to_derived_lock),
+	    cmocka_unit_test(test_plan_ops__sql_touched_tables),
 	    cmocka_unit_test(test_plan_ops__sql_promise_lower_than_derived),
 	    cmocka_unit_test(test_plan_ops__user_checks_come_after_computed),
 	    cmocka_unit_test(test_plan_ops__user_checks_on_backfill_and_sql),
