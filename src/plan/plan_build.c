@@ -1261,8 +1261,9 @@ seal(struct bctx *c, bool *ok)
 			sb_putc(&id, '}');
 			sha256_hex(id.buf, id.len, s->sha);
 			if (*ok && plan_inverse_build(p, s, &sm) < 0) {
-				diags_add(c->d, DIAG_ERROR, c->file, s->inverse->line, s->inverse->col,
-					  "%s: its inverse: %s", plan_op_name(s->op), sm.text);
+				diags_add(c->d, DIAG_ERROR, c->file, s->inverse->line,
+					  s->inverse->col, "%s: its inverse: %s",
+					  plan_op_name(s->op), sm.text);
 				*ok = false;
 			}
 			if (i)

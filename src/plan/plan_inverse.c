@@ -147,8 +147,8 @@ out:
 				    by->line);
 	if (all)
 		return arena_printf(p->arena,
-				    "data left as is: harmless, the inverse of the add_column at line "
-				    "%u drops the column it filled",
+				    "data left as is: harmless, the inverse of the add_column at "
+				    "line %u drops the column it filled",
 				    by->line);
 	return "data left as is: the rows keep what the backfill wrote (a revert_sql would "
 	       "undo it)";
@@ -197,15 +197,15 @@ generated_inverse(struct plan *p, struct plan_step *s)
 		inv->to = s->from;
 		break;
 	case OP_RENAME_TABLE:
-		/* the table stays in its schema: from "app.a" to "b" is undone from "app.b" to "a" */
+		/* it stays in its schema: from "app.a" to "b" is undone from "app.b" to "a" */
 		inv = inverse_new(p, s, OP_RENAME_TABLE);
 		inv->from = beside(p, s->from, s->to);
 		inv->to = (char *)unqualified(s->from);
 		break;
 	case OP_VALIDATE_CONSTRAINT:
 		s->undo = UNDO_NOTHING;
-		s->undo_reason = "nothing to undo: validating changed no row and no definition (the "
-				 "inverse of the step that added the constraint drops it)";
+		s->undo_reason = "nothing to undo: validating changed no row and no definition "
+				 "(the inverse of the step that added the constraint drops it)";
 		break;
 	case OP_BACKFILL_SQL:
 		s->undo = UNDO_NOTHING;

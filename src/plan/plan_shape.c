@@ -217,7 +217,8 @@ shape_ok(const node *n, const struct plan_step *s)
 		return c && !strcmp(c->name, s->name) && !c->missing_ok &&
 		       c->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
 	case OP_DROP_INDEX_CONCURRENTLY:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_INDEX, true) && drop_names(n, s->name);
+		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_INDEX, true) &&
+		       drop_names(n, s->name);
 	case OP_DROP_TABLE:
 		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_TABLE, false) &&
 		       drop_names(n, s->table);
@@ -242,7 +243,8 @@ shape_ok(const node *n, const struct plan_step *s)
 	case OP_SQL:
 		return true;
 	case OP_DROP_VIEW:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_VIEW, false) && drop_names(n, s->name);
+		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_VIEW, false) &&
+		       drop_names(n, s->name);
 	case OP_DROP_CONSTRAINT:
 		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint);
 		return c && !strcmp(c->name, s->name) && !c->missing_ok &&
