@@ -177,7 +177,11 @@ op('add_check_not_valid', 'expand', 'H1', 'ALTER TABLE table ADD CONSTRAINT name
 op('backfill_sql', 'backfill', 'H2', 'One UPDATE table SET ... [WHERE ...], run in keyset batches over the '
    'primary key, paced. No FROM, no RETURNING, no alias. H2, backfill wave.',
    [('sql', {'description': 'UPDATE table SET ... [WHERE ...]', 'type': 'string',
-             'pattern': update_re})], ['sql'])
+             'pattern': update_re}),
+    ('revert_sql', {'description': 'The step\'s inverse: an UPDATE of the same form, run in '
+                                   'batches like sql. Without it the data the backfill wrote '
+                                   'stays when the plan is undone.',
+                    'type': 'string', 'pattern': update_re})], ['sql'])
 op('validate_constraint', 'validate', 'H3', 'ALTER TABLE table VALIDATE CONSTRAINT name. H3, validate wave.',
    [('table', {'$ref': '#/definitions/qident'}),
     ('name', {'$ref': '#/definitions/ident'})], ['table', 'name'])
@@ -212,7 +216,11 @@ op('sql', None, 'H3', 'One SQL statement, read by PostgreSQL\'s parser: its lock
                      'type': 'boolean'}),
     ('wave', {'description': 'The wave of the step in a flat steps: list (default contract); '
                              'inside waves: it must name the enclosing wave.',
-              '$ref': '#/definitions/wave_name'})], ['sql'])
+              '$ref': '#/definitions/wave_name'}),
+    ('revert_sql', {'description': 'The step\'s inverse: one statement that undoes it, read '
+                                   'and analysed like sql. Without it the step is '
+                                   'irreversible.',
+                    'type': 'string', 'pattern': '\\S', 'not': {'pattern': stmt_not}})], ['sql'])
 
 for name, (wave, hazard, desc, fields, required) in OPS.items():
     props = collections.OrderedDict([('op', {'const': name})])

@@ -69,6 +69,34 @@ print_ms(FILE *out, const char *what, int64_t ms)
 		fprintf(out, "%s %lld ms", what, (long long)ms);
 }
 
+/* How a step is undone: its inverse (statement, hazard, lock, checks), or why there is none. */
+static void
+render_undo(const struct render *r, const struct plan_step *s)
+{
+	FILE *o = r->out;
+	const struct plan_step *v = s->inverse;
+
+	if (s->undo != UNDO_INVERSE || !v) {
+		fprintf(o, "         undo: %s\n", s->undo_reason ? s->undo_reason : "?");
+		return;
+	}
+	fprintf(o, "         undo: %s %s  step %.16s  %s\n", render_badge(r, v->hazard),
+		plan_op_name(v->op), v->sha, v->hazard_reason);
+	fprintf(o, "               ");
+	print_indented(o, v->stmt, 15);
+	fputc('\n', o);
+	fprintf(o, "               lock <= %s", pg_lock_name(v->ob.lock_class_max));
+	if (v->exec == EXEC_NONTX)
+		fputs(", outside a transaction", o);
+	else if (v->exec == EXEC_BATCHED)
+		fprintf(o, ", batches of %lld rows", (long long)v->ob.batch_size);
+	fputc('\n', o);
+	for (size_t k = 0; k < v->ob.prechecks.n; k++)
+		fprintf(o, "               %s %s\n", k ? "     " : "pre: ", v->ob.prechecks.v[k]);
+	for (size_t k = 0; k < v->ob.postchecks.n; k++)
+		fprintf(o, "               %s %s\n", k ? "     " : "post:", v->ob.postchecks.v[k]);
+}
+
 void
 render_plan(const struct render *r, const struct plan *p, bool verbose)
 {
@@ -122,6 +150,7 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 			for (size_t k = 0; k < s->ob.postchecks.n; k++)
 				fprintf(o, "         %s %s\n", k ? "     " : "post:",
 					s->ob.postchecks.v[k]);
+			render_undo(r, s);
 		}
 	}
 }

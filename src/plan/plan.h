@@ -35,7 +35,12 @@ enum plan_op {
 	OP_RENAME_COLUMN,
 	OP_RENAME_TABLE,
 	OP_SQL,
-	OP__COUNT
+	OP__COUNT, /* a plan may name the ops above; the ones below it may not */
+	/* written only by the planner, as the inverse of a step (plan_inverse.c) */
+	OP_DROP_VIEW,
+	OP_DROP_CONSTRAINT,
+	OP_DROP_NOT_NULL,
+	OP__ALL
 };
 
 enum plan_wave { WAVE_EXPAND, WAVE_BACKFILL, WAVE_VALIDATE, WAVE_CONTRACT, WAVE__COUNT };
@@ -62,6 +67,14 @@ enum plan_exec_kind {
 	EXEC_TX,       /* one transaction: checks, statement, proof, ledger row */
 	EXEC_NONTX,    /* CREATE/DROP INDEX CONCURRENTLY: outside a transaction */
 	EXEC_BATCHED,  /* backfill_sql: keyset batches, a transaction each */
+};
+
+/* How a step is undone (plan_inverse.c); the zero value means "not worked out". */
+enum plan_undo {
+	UNDO_UNSET,
+	UNDO_INVERSE,       /* by its inverse, a step of its own */
+	UNDO_NOTHING,       /* there is nothing to undo (undo_reason says why) */
+	UNDO_IRREVERSIBLE,  /* it cannot be undone (undo_reason says why) */
 };
 
 /* -1 means "not set here" (inherit); 0 means "none" for timeouts and rate. */
@@ -202,6 +215,17 @@ struct plan_step {
 	struct plan_strv touched;     /* existing tables the step reads or changes */
 	char sha[65];
 	struct plan_obligations ob;   /* filled by plan_apply_policy */
+
+	/*
+	 * Undoing it, worked out when the plan is sealed. The inverse is a step
+	 * like any other (its own op, statement, hazard, checks, obligations and
+	 * step_sha), in the plan's arena. For backfill_sql and sql it is read
+	 * from the revert_sql field, so its sql is that field as written.
+	 */
+	enum plan_undo undo;
+	struct plan_step *inverse;    /* UNDO_INVERSE */
+	const char *undo_reason;      /* UNDO_NOTHING, UNDO_IRREVERSIBLE */
+	const char *inverse_of;       /* on an inverse: the step_sha of the step it undoes */
 };
 
 struct plan_wave_s {
@@ -260,11 +284,12 @@ void plan_policy_default(struct plan_policy *pol, enum plan_mode mode);
 void plan_apply_policy(struct plan *p, const struct plan_policy *pol);
 
 /* Names, for messages and JSON. */
-const char *plan_op_name(enum plan_op op);
-int plan_op_from_name(const char *name);   /* -1 if unknown */
+const char *plan_op_name(enum plan_op op);  /* the inverse-only ops too */
+int plan_op_from_name(const char *name);   /* the ops a plan may name; -1 if unknown */
 const char *plan_wave_name(enum plan_wave w);
 int plan_wave_from_name(const char *name); /* -1 if unknown */
 const char *plan_hazard_name(enum plan_hazard h); /* "H0".."H3" */
+const char *plan_undo_name(enum plan_undo u);      /* "inverse", "nothing", "irreversible" */
 const char *plan_hazard_label(enum plan_hazard h);  /* "metadata only", ... */
 const char *pg_lock_name(enum pg_lock l);  /* "AccessExclusiveLock", as pg_locks.mode */
 int pg_lock_from_name(const char *name);   /* accepts pg_locks names and SQL spellings; -1 */

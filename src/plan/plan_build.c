@@ -64,7 +64,7 @@ static const struct fspec opspecs[OP__COUNT][MAXF] = {
 					   { "on_delete", FT_ONDELETE, false } },
 	[OP_ADD_CHECK_NOT_VALID] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true },
 				     { "check", FT_EXPR, true } },
-	[OP_BACKFILL_SQL] = { { "sql", FT_UPDATE, true } },
+	[OP_BACKFILL_SQL] = { { "sql", FT_UPDATE, true }, { "revert_sql", FT_UPDATE, false } },
 	[OP_VALIDATE_CONSTRAINT] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true } },
 	[OP_SET_NOT_NULL] = { { "table", FT_QIDENT, true }, { "column", FT_IDENT, true } },
 	[OP_DROP_COLUMN] = { { "table", FT_QIDENT, true }, { "name", FT_IDENT, true } },
@@ -74,7 +74,8 @@ static const struct fspec opspecs[OP__COUNT][MAXF] = {
 			       { "to", FT_IDENT, true } },
 	[OP_RENAME_TABLE] = { { "from", FT_QIDENT, true }, { "to", FT_IDENT, true } },
 	[OP_SQL] = { { "sql", FT_STMT, true }, { "lock_class_max", FT_LOCK, false },
-		     { "may_rewrite", FT_BOOL, false }, { "wave", FT_WAVE, false } },
+		     { "may_rewrite", FT_BOOL, false }, { "wave", FT_WAVE, false },
+		     { "revert_sql", FT_STMT, false } },
 };
 
 #define IDENT_RULE "a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)"
@@ -709,6 +710,9 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 {
 	const char *name = f->name;
 
+	/* revert_sql is read like the op's own sql, into the step that undoes this one */
+	if (!strcmp(name, "revert_sql"))
+		s = plan_inverse_revert(c->p, s, v->line, v->col);
 	switch (f->t) {
 	case FT_IDENT:
 	case FT_QIDENT: {
@@ -782,7 +786,7 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 		}
 		sql_tree_free(&t);
 		if (why) {
-			err(c, v, "sql: %s", why);
+			err(c, v, "%s: %s", name, why);
 			return false;
 		}
 		return true;
@@ -800,9 +804,9 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 		}
 		if (!plan_ident_ok(s->bf_table, true)) {
 			err(c, v,
-			    "sql: expected a plain table name after UPDATE (letters, digits, _, "
+			    "%s: expected a plain table name after UPDATE (letters, digits, _, "
 			    "optionally schema.name), found '%s'",
-			    s->bf_table);
+			    name, s->bf_table);
 			return false;
 		}
 		return true;
@@ -1258,6 +1262,12 @@ seal(struct bctx *c, bool *ok)
 			canon_string(plan_wave_name(s->wave), &id);
 			sb_putc(&id, '}');
 			sha256_hex(id.buf, id.len, s->sha);
+			if (*ok && plan_inverse_build(p, s, &sm) < 0) {
+				diags_add(c->d, DIAG_ERROR, c->file, s->inverse->line,
+					  s->inverse->col, "%s: its inverse: %s",
+					  plan_op_name(s->op), sm.text);
+				*ok = false;
+			}
 			if (i)
 				sb_putc(&sb, ',');
 			sb_add(&sb, canon[k].buf, canon[k].len);

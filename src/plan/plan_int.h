@@ -21,6 +21,20 @@ void plan_sql_analyze(struct arena *a, const PgQuery__Node *stmt, struct plan_sq
 bool plan_shape_check(const struct plan_step *s, struct sql_msg *m);
 
 /*
+ * The step a revert_sql field is read into (plan_build.c reads it like the
+ * op's own sql): s's inverse to be, of the same op, at line:col. In p's arena.
+ */
+struct plan_step *plan_inverse_revert(struct plan *p, struct plan_step *s, unsigned line,
+				      unsigned col);
+/*
+ * Works out how a finished step (its sha set) is undone (plan_inverse.c):
+ * builds, finishes, reads back and hashes its inverse, or says why there is
+ * none. Returns 0, or -1 with *m when the inverse does not read back as its
+ * op (s->inverse then says where).
+ */
+int plan_inverse_build(struct plan *p, struct plan_step *s, struct sql_msg *m);
+
+/*
  * The step as written, defaults filled in: the "step" of its step_sha and the
  * plan checksum (plan_json.c). Caller owns the result.
  */

@@ -111,6 +111,12 @@ plan_step_fields_json(const struct plan_step *s)
 			add_str(o, "sql_tokens", s->sql_tokens);
 		else
 			add_str(o, "sql", s->sql);
+		/*
+		 * Only when written, so steps without it keep their step_sha. These
+		 * two ops have an inverse only when revert_sql was given (read into it).
+		 */
+		if (!s->inverse_of && s->inverse)
+			add_str(o, "revert_sql", s->inverse->sql);
 		if (s->op == OP_SQL && s->declared_lock != LOCK_NONE)
 			add_str(o, "lock_class_max", pg_lock_name(s->declared_lock));
 		if (s->op == OP_SQL && s->declared_rewrite >= 0)
@@ -140,7 +146,20 @@ plan_step_fields_json(const struct plan_step *s)
 		add_str(o, "from", s->from);
 		add_str(o, "to", s->to);
 		break;
+	case OP_DROP_VIEW:
+		add_str(o, "name", s->name);
+		break;
+	case OP_DROP_CONSTRAINT:
+		add_str(o, "table", s->table);
+		add_str(o, "name", s->name);
+		add_str(o, "ref_table", s->ref_table);
+		break;
+	case OP_DROP_NOT_NULL:
+		add_str(o, "table", s->table);
+		add_str(o, "column", s->column);
+		break;
 	case OP__COUNT:
+	case OP__ALL:
 		break;
 	}
 	add_strv(o, "prechecks", &s->user_prechecks);
@@ -153,6 +172,48 @@ static void
 add_int(cJSON *o, const char *key, int64_t v)
 {
 	cJSON_AddNumberToObject(o, key, (double)v);
+}
+
+/* A planned step as the --json view shows it; an inverse is shown inside its step. */
+static cJSON *
+step_json(const struct plan_step *s)
+{
+	cJSON *sj = cJSON_CreateObject(), *ob;
+
+	cJSON_AddStringToObject(sj, "step_sha", s->sha);
+	if (s->inverse_of)
+		cJSON_AddStringToObject(sj, "inverse_of", s->inverse_of);
+	else
+		cJSON_AddNumberToObject(sj, "index", s->index);
+	cJSON_AddStringToObject(sj, "op", plan_op_name(s->op));
+	cJSON_AddStringToObject(sj, "hazard", plan_hazard_name(s->hazard));
+	cJSON_AddStringToObject(sj, "hazard_reason", s->hazard_reason);
+	cJSON_AddStringToObject(sj, "sql", s->stmt);
+	cJSON_AddNumberToObject(sj, "line", s->line);
+	cJSON_AddStringToObject(sj, "exec",
+				s->exec == EXEC_NONTX     ? "outside_transaction"
+				: s->exec == EXEC_BATCHED ? "batched"
+							  : "transaction");
+	ob = cJSON_AddObjectToObject(sj, "obligations");
+	cJSON_AddStringToObject(ob, "lock_class_max", pg_lock_name(s->ob.lock_class_max));
+	cJSON_AddBoolToObject(ob, "may_rewrite", s->ob.may_rewrite);
+	add_int(ob, "max_lock_ms", s->ob.max_lock_ms);
+	add_int(ob, "max_stmt_ms", s->ob.max_stmt_ms);
+	if (s->op == OP_BACKFILL_SQL) {
+		add_int(ob, "rows_per_second", s->ob.rows_per_second);
+		add_int(ob, "batch_size", s->ob.batch_size);
+	}
+	add_strv(ob, "prechecks", &s->ob.prechecks);
+	add_strv(ob, "postchecks", &s->ob.postchecks);
+	if (s->inverse_of)
+		return sj;
+	/* how the step is undone: its inverse, or why there is none */
+	cJSON_AddStringToObject(sj, "undo", plan_undo_name(s->undo));
+	if (s->undo == UNDO_INVERSE && s->inverse)
+		cJSON_AddItemToObject(sj, "inverse", step_json(s->inverse));
+	else if (s->undo_reason)
+		cJSON_AddStringToObject(sj, "undo_reason", s->undo_reason);
+	return sj;
 }
 
 cJSON *
@@ -185,34 +246,8 @@ plan_to_json(const struct plan *p)
 		cJSON_AddStringToObject(wj, "max_hazard", plan_hazard_name(wv->max_hazard));
 		cJSON_AddBoolToObject(wj, "can_run_in_chaos", wv->max_hazard <= H2);
 		steps = cJSON_AddArrayToObject(wj, "steps");
-		for (size_t i = 0; i < wv->nsteps; i++) {
-			const struct plan_step *s = &wv->steps[i];
-			cJSON *sj = cJSON_CreateObject(), *ob;
-
-			cJSON_AddStringToObject(sj, "step_sha", s->sha);
-			cJSON_AddNumberToObject(sj, "index", s->index);
-			cJSON_AddStringToObject(sj, "op", plan_op_name(s->op));
-			cJSON_AddStringToObject(sj, "hazard", plan_hazard_name(s->hazard));
-			cJSON_AddStringToObject(sj, "hazard_reason", s->hazard_reason);
-			cJSON_AddStringToObject(sj, "sql", s->stmt);
-			cJSON_AddNumberToObject(sj, "line", s->line);
-			cJSON_AddStringToObject(sj, "exec",
-						s->exec == EXEC_NONTX     ? "outside_transaction"
-						: s->exec == EXEC_BATCHED ? "batched"
-									  : "transaction");
-			ob = cJSON_AddObjectToObject(sj, "obligations");
-			cJSON_AddStringToObject(ob, "lock_class_max", pg_lock_name(s->ob.lock_class_max));
-			cJSON_AddBoolToObject(ob, "may_rewrite", s->ob.may_rewrite);
-			add_int(ob, "max_lock_ms", s->ob.max_lock_ms);
-			add_int(ob, "max_stmt_ms", s->ob.max_stmt_ms);
-			if (s->op == OP_BACKFILL_SQL) {
-				add_int(ob, "rows_per_second", s->ob.rows_per_second);
-				add_int(ob, "batch_size", s->ob.batch_size);
-			}
-			add_strv(ob, "prechecks", &s->ob.prechecks);
-			add_strv(ob, "postchecks", &s->ob.postchecks);
-			cJSON_AddItemToArray(steps, sj);
-		}
+		for (size_t i = 0; i < wv->nsteps; i++)
+			cJSON_AddItemToArray(steps, step_json(&wv->steps[i]));
 		cJSON_AddItemToArray(waves, wj);
 	}
 	return o;

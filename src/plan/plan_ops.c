@@ -33,6 +33,13 @@ static const char *const op_names[OP__COUNT] = {
 	[OP_SQL] = "sql",
 };
 
+/* The ops only the planner writes, as inverses; never accepted in a plan file. */
+static const char *const inverse_op_names[OP__ALL - OP__COUNT - 1] = {
+	[OP_DROP_VIEW - OP__COUNT - 1] = "drop_view",
+	[OP_DROP_CONSTRAINT - OP__COUNT - 1] = "drop_constraint",
+	[OP_DROP_NOT_NULL - OP__COUNT - 1] = "drop_not_null",
+};
+
 static const enum plan_wave op_waves[OP__COUNT] = {
 	[OP_CREATE_VIEW] = WAVE_EXPAND,
 	[OP_CREATE_TABLE] = WAVE_EXPAND,
@@ -82,7 +89,11 @@ static const char *const lock_sql_names[] = {
 const char *
 plan_op_name(enum plan_op op)
 {
-	return op < OP__COUNT ? op_names[op] : "?";
+	if (op < OP__COUNT)
+		return op_names[op];
+	if (op > OP__COUNT && op < OP__ALL)
+		return inverse_op_names[op - OP__COUNT - 1];
+	return "?";
 }
 
 int
@@ -120,6 +131,13 @@ plan_hazard_name(enum plan_hazard h)
 {
 	static const char *const n[] = { "H0", "H1", "H2", "H3" };
 	return h <= H3 ? n[h] : "H?";
+}
+
+const char *
+plan_undo_name(enum plan_undo u)
+{
+	static const char *const n[] = { "?", "inverse", "nothing", "irreversible" };
+	return u <= UNDO_IRREVERSIBLE ? n[u] : "?";
 }
 
 const char *
@@ -578,7 +596,42 @@ plan_step_finish(struct plan *p, struct plan_step *s)
 		sb_puts(&sb, s->sql);
 		break;
 	}
+	/* the inverse-only ops (plan_inverse.c makes them) */
+	case OP_DROP_VIEW:
+		s->hazard = H3;
+		s->hazard_reason = "readers of the view break";
+		s->ob.lock_class_max = LOCK_ACCESS_EXCLUSIVE; /* on the view */
+		sb_printf(&sb, "DROP VIEW %s", q(p, s->name));
+		pre(p, s, "taskslaps.view_exists(%s)%s", lit(p, s->name), "");
+		post(p, s, "NOT taskslaps.view_exists(%s)%s", lit(p, s->name), "");
+		break;
+	case OP_DROP_CONSTRAINT:
+		s->hazard = H1;
+		s->hazard_reason = "drops a constraint: ACCESS EXCLUSIVE for an instant, nothing "
+				   "is scanned";
+		/* a foreign key's triggers go from both tables, each under ACCESS EXCLUSIVE */
+		s->ob.lock_class_max = LOCK_ACCESS_EXCLUSIVE;
+		sb_printf(&sb, "ALTER TABLE %s DROP CONSTRAINT %s", q(p, t), q(p, s->name));
+		pre(p, s, "taskslaps.constraint_exists(%s, %s)", lit(p, t), lit(p, s->name));
+		post(p, s, "NOT taskslaps.constraint_exists(%s, %s)", lit(p, t), lit(p, s->name));
+		strv_push(p, &s->touched, t);
+		if (s->ref_table && strcmp(s->ref_table, t) != 0)
+			strv_push(p, &s->touched, s->ref_table);
+		break;
+	case OP_DROP_NOT_NULL:
+		s->hazard = H1;
+		s->hazard_reason = "drops NOT NULL: ACCESS EXCLUSIVE for an instant, nothing is "
+				   "scanned";
+		s->ob.lock_class_max = LOCK_ACCESS_EXCLUSIVE;
+		sb_printf(&sb, "ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", q(p, t),
+			  q(p, s->column));
+		pre(p, s, "taskslaps.column_not_null(%s, %s)", lit(p, t), lit(p, s->column));
+		post(p, s, "taskslaps.column_exists(%s, %s)", lit(p, t), lit(p, s->column));
+		post(p, s, "NOT taskslaps.column_not_null(%s, %s)", lit(p, t), lit(p, s->column));
+		strv_push(p, &s->touched, t);
+		break;
 	case OP__COUNT:
+	case OP__ALL:
 		break;
 	}
 	s->stmt = arena_strdup(a, sb_str(&sb));

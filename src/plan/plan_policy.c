@@ -30,6 +30,22 @@ pick(int64_t step, int64_t wave, int64_t dflt)
 	return step >= 0 ? step : wave >= 0 ? wave : dflt;
 }
 
+/* A step's timeouts and pace: its own limit, else its wave's, else the mode's. */
+static void
+step_obligations(struct plan_step *s, const struct plan_wave_s *wv, const struct plan_policy *pol)
+{
+	/* index builds, backfill batches, and sql run outside a transaction (CONCURRENTLY, VACUUM) */
+	bool long_op = s->op == OP_ADD_INDEX_CONCURRENTLY || s->op == OP_BACKFILL_SQL ||
+		       (s->op == OP_SQL && s->exec == EXEC_NONTX);
+
+	s->ob.max_lock_ms = pick(s->limits.max_lock_ms, wv->limits.max_lock_ms, pol->max_lock_ms);
+	s->ob.max_stmt_ms = pick(s->limits.max_stmt_ms, wv->limits.max_stmt_ms,
+				 long_op ? pol->max_stmt_ms_long : pol->max_stmt_ms);
+	s->ob.rows_per_second =
+		pick(s->limits.rows_per_second, wv->limits.rows_per_second, pol->rows_per_second);
+	s->ob.batch_size = pick(s->limits.batch_size, wv->limits.batch_size, pol->batch_size);
+}
+
 void
 plan_apply_policy(struct plan *p, const struct plan_policy *pol)
 {
@@ -47,19 +63,10 @@ plan_apply_policy(struct plan *p, const struct plan_policy *pol)
 		const struct plan_wave_s *wv = &p->waves[w];
 
 		for (size_t i = 0; i < wv->nsteps; i++) {
-			struct plan_step *s = &wv->steps[i];
-			/* index builds, backfill batches, and sql run outside a transaction (CONCURRENTLY, VACUUM) */
-			bool long_op = s->op == OP_ADD_INDEX_CONCURRENTLY || s->op == OP_BACKFILL_SQL ||
-				       (s->op == OP_SQL && s->exec == EXEC_NONTX);
-
-			s->ob.max_lock_ms =
-				pick(s->limits.max_lock_ms, wv->limits.max_lock_ms, pol->max_lock_ms);
-			s->ob.max_stmt_ms = pick(s->limits.max_stmt_ms, wv->limits.max_stmt_ms,
-						 long_op ? pol->max_stmt_ms_long : pol->max_stmt_ms);
-			s->ob.rows_per_second = pick(s->limits.rows_per_second,
-						     wv->limits.rows_per_second, pol->rows_per_second);
-			s->ob.batch_size =
-				pick(s->limits.batch_size, wv->limits.batch_size, pol->batch_size);
+			step_obligations(&wv->steps[i], wv, pol);
+			/* an inverse runs under the same limits as the step it undoes */
+			if (wv->steps[i].inverse)
+				step_obligations(wv->steps[i].inverse, wv, pol);
 		}
 	}
 }

@@ -100,6 +100,23 @@ drop_ok(const node *n, PgQuery__ObjectType type, bool concurrent)
 	       d->concurrent == concurrent && d->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
 }
 
+/* Whether the one object of a DropStmt is ident ("name" or "schema.name"). */
+static bool
+drop_names(const node *n, const char *ident)
+{
+	const node *o = n->drop_stmt->objects[0];
+	const char *dot = strchr(ident, '.'), *a, *b;
+
+	if (o->node_case != PG_QUERY__NODE__NODE_LIST || o->list->n_items != (dot ? 2u : 1u))
+		return false;
+	a = sql_node_str(o->list->items[0]);
+	if (!dot)
+		return a && !strcmp(a, ident);
+	b = sql_node_str(o->list->items[1]);
+	return a && b && strlen(a) == (size_t)(dot - ident) && !strncmp(a, ident, strlen(a)) &&
+	       !strcmp(b, dot + 1);
+}
+
 static bool
 index_ok(const node *n, const struct plan_step *s)
 {
@@ -200,9 +217,11 @@ shape_ok(const node *n, const struct plan_step *s)
 		return c && !strcmp(c->name, s->name) && !c->missing_ok &&
 		       c->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
 	case OP_DROP_INDEX_CONCURRENTLY:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_INDEX, true);
+		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_INDEX, true) &&
+		       drop_names(n, s->name);
 	case OP_DROP_TABLE:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_TABLE, false);
+		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_TABLE, false) &&
+		       drop_names(n, s->table);
 	case OP_RENAME_COLUMN: {
 		const PgQuery__RenameStmt *r;
 		if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
@@ -223,7 +242,18 @@ shape_ok(const node *n, const struct plan_step *s)
 	}
 	case OP_SQL:
 		return true;
+	case OP_DROP_VIEW:
+		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_VIEW, false) &&
+		       drop_names(n, s->name);
+	case OP_DROP_CONSTRAINT:
+		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint);
+		return c && !strcmp(c->name, s->name) && !c->missing_ok &&
+		       c->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
+	case OP_DROP_NOT_NULL:
+		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull);
+		return c && !strcmp(c->name, s->column);
 	case OP__COUNT:
+	case OP__ALL:
 		break;
 	}
 	return false;

@@ -1,0 +1,283 @@
+/*
+ * How each step is undone: its inverse, a step of its own that the executor
+ * can run like any other, or why there is none.
+ *
+ *   create_view                 -> drop_view
+ *   create_table                -> drop_table
+ *   add_column                  -> drop_column
+ *   add_index_concurrently      -> drop_index_concurrently
+ *   add_foreign_key_not_valid,
+ *   add_check_not_valid         -> drop_constraint
+ *   validate_constraint         -> nothing to undo
+ *   set_not_null                -> drop_not_null
+ *   rename_column, rename_table -> the rename back
+ *   backfill_sql                -> its revert_sql (an UPDATE, in batches), else the data stays
+ *   sql                         -> its revert_sql, else irreversible
+ *   drop_column, drop_table,
+ *   drop_index_concurrently     -> irreversible
+ *
+ * An inverse is built in the plan's arena and finished by plan_step_finish
+ * like a step the author wrote: its statement is read back by PostgreSQL's
+ * parser (plan_shape_check), and its step_sha is the SHA-256 of the canonical
+ * JSON {"inverse_of":<the step's step_sha>,"step":<its fields>}, which can
+ * never be the canonical form of a forward step.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "plan/plan.h"
+#include "plan/plan_int.h"
+#include "sql/sql.h"
+#include "util/alloc.h"
+#include "util/canon.h"
+
+/* A blank step of op that undoes s, at the same place in the file. */
+static struct plan_step *
+inverse_new(struct plan *p, const struct plan_step *s, enum plan_op op)
+{
+	struct plan_step *inv = arena_alloc(p->arena, sizeof(*inv));
+
+	inv->op = op;
+	inv->line = s->line;
+	inv->col = s->col;
+	inv->nullable = true;
+	inv->declared_rewrite = -1;
+	return inv;
+}
+
+struct plan_step *
+plan_inverse_revert(struct plan *p, struct plan_step *s, unsigned line, unsigned col)
+{
+	struct plan_step *inv = inverse_new(p, s, s->op);
+
+	inv->line = line;
+	inv->col = col;
+	s->inverse = inv;
+	return inv;
+}
+
+/* The schema-qualified name of an object that lives beside table ("app.t", "x" -> "app.x"). */
+static char *
+beside(struct plan *p, const char *table, const char *name)
+{
+	const char *dot = strchr(table, '.');
+
+	if (!dot)
+		return arena_strdup(p->arena, name);
+	return arena_printf(p->arena, "%.*s.%s", (int)(dot - table), table, name);
+}
+
+/* The name without its schema. */
+static const char *
+unqualified(const char *ident)
+{
+	const char *dot = strchr(ident, '.');
+
+	return dot ? dot + 1 : ident;
+}
+
+/* Whether step e comes before step s in the order the plan applies them. */
+static bool
+before(const struct plan_step *e, const struct plan_step *s)
+{
+	return e->wave < s->wave || (e->wave == s->wave && e->index < s->index);
+}
+
+/*
+ * The earlier step of p whose inverse drops column col of table (an
+ * add_column of it, or the create_table of table), or NULL.
+ */
+static const struct plan_step *
+dropped_by(const struct plan *p, const struct plan_step *s, const char *table, const char *col)
+{
+	for (int w = 0; w <= (int)s->wave; w++) {
+		for (size_t i = 0; i < p->waves[w].nsteps; i++) {
+			const struct plan_step *e = &p->waves[w].steps[i];
+
+			if (!before(e, s))
+				break;
+			if (e->op == OP_CREATE_TABLE && !strcmp(e->table, table))
+				return e;
+			if (e->op == OP_ADD_COLUMN && !strcmp(e->table, table) &&
+			    !strcmp(e->name, col))
+				return e;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A backfill without revert_sql leaves what it wrote. Harmless when every
+ * column it sets is dropped anyway by the inverse of an earlier step (which
+ * a revert runs after this one): say which; else say the data stays.
+ */
+static const char *
+backfill_left(struct plan *p, const struct plan_step *s)
+{
+	struct sql_tree t;
+	struct sql_msg m;
+	const PgQuery__Node *n;
+	const struct plan_step *by = NULL;
+	bool all = false;
+
+	if (sql_parse(&t, s->sql, &m) < 0)
+		goto out;
+	n = sql_tree_one(&t, s->sql, &m);
+	if (n && n->node_case == PG_QUERY__NODE__NODE_UPDATE_STMT &&
+	    n->update_stmt->n_target_list > 0) {
+		all = true;
+		for (size_t i = 0; all && i < n->update_stmt->n_target_list; i++) {
+			const PgQuery__Node *r = n->update_stmt->target_list[i];
+			const struct plan_step *e;
+
+			e = r->node_case == PG_QUERY__NODE__NODE_RES_TARGET && r->res_target->name
+				    ? dropped_by(p, s, s->bf_table, r->res_target->name)
+				    : NULL;
+			all = e != NULL;
+			if (e && (!by || e->op == OP_CREATE_TABLE))
+				by = e;
+		}
+	}
+	sql_tree_free(&t);
+out:
+	if (all && by->op == OP_CREATE_TABLE)
+		return arena_printf(p->arena,
+				    "data left as is: harmless, the inverse of the create_table at "
+				    "line %u drops the table it filled",
+				    by->line);
+	if (all)
+		return arena_printf(p->arena,
+				    "data left as is: harmless, the inverse of the add_column at "
+				    "line %u drops the column it filled",
+				    by->line);
+	return "data left as is: the rows keep what the backfill wrote (a revert_sql would "
+	       "undo it)";
+}
+
+/* The generated inverse of s, or NULL with s->undo and s->undo_reason set. */
+static struct plan_step *
+generated_inverse(struct plan *p, struct plan_step *s)
+{
+	struct plan_step *inv = NULL;
+
+	switch (s->op) {
+	case OP_CREATE_VIEW:
+		inv = inverse_new(p, s, OP_DROP_VIEW);
+		inv->name = s->name;
+		break;
+	case OP_CREATE_TABLE:
+		inv = inverse_new(p, s, OP_DROP_TABLE);
+		inv->table = s->table;
+		break;
+	case OP_ADD_COLUMN:
+		inv = inverse_new(p, s, OP_DROP_COLUMN);
+		inv->table = s->table;
+		inv->name = s->name;
+		break;
+	case OP_ADD_INDEX_CONCURRENTLY:
+		inv = inverse_new(p, s, OP_DROP_INDEX_CONCURRENTLY);
+		inv->name = beside(p, s->table, s->name);
+		break;
+	case OP_ADD_FOREIGN_KEY_NOT_VALID:
+	case OP_ADD_CHECK_NOT_VALID:
+		inv = inverse_new(p, s, OP_DROP_CONSTRAINT);
+		inv->table = s->table;
+		inv->name = s->name;
+		inv->ref_table = s->ref_table;
+		break;
+	case OP_SET_NOT_NULL:
+		inv = inverse_new(p, s, OP_DROP_NOT_NULL);
+		inv->table = s->table;
+		inv->column = s->column;
+		break;
+	case OP_RENAME_COLUMN:
+		inv = inverse_new(p, s, OP_RENAME_COLUMN);
+		inv->table = s->table;
+		inv->from = s->to;
+		inv->to = s->from;
+		break;
+	case OP_RENAME_TABLE:
+		/* it stays in its schema: from "app.a" to "b" is undone from "app.b" to "a" */
+		inv = inverse_new(p, s, OP_RENAME_TABLE);
+		inv->from = beside(p, s->from, s->to);
+		inv->to = (char *)unqualified(s->from);
+		break;
+	case OP_VALIDATE_CONSTRAINT:
+		s->undo = UNDO_NOTHING;
+		s->undo_reason = "nothing to undo: validating changed no row and no definition "
+				 "(the inverse of the step that added the constraint drops it)";
+		break;
+	case OP_BACKFILL_SQL:
+		s->undo = UNDO_NOTHING;
+		s->undo_reason = backfill_left(p, s);
+		break;
+	case OP_SQL:
+		s->undo = UNDO_IRREVERSIBLE;
+		s->undo_reason = "irreversible: an sql step is undone only by its revert_sql, and "
+				 "it has none";
+		break;
+	case OP_DROP_COLUMN:
+		s->undo = UNDO_IRREVERSIBLE;
+		s->undo_reason = "irreversible: the column and its data are gone";
+		break;
+	case OP_DROP_TABLE:
+		s->undo = UNDO_IRREVERSIBLE;
+		s->undo_reason = "irreversible: the table and its rows are gone";
+		break;
+	case OP_DROP_INDEX_CONCURRENTLY:
+		s->undo = UNDO_IRREVERSIBLE;
+		s->undo_reason = "irreversible: the index's definition is gone (the step does not "
+				 "say how it was built)";
+		break;
+	case OP_DROP_VIEW:
+	case OP_DROP_CONSTRAINT:
+	case OP_DROP_NOT_NULL:
+	case OP__COUNT:
+	case OP__ALL:
+		s->undo = UNDO_IRREVERSIBLE;
+		s->undo_reason = "irreversible: an inverse is not undone in turn";
+		break;
+	}
+	return inv;
+}
+
+int
+plan_inverse_build(struct plan *p, struct plan_step *s, struct sql_msg *m)
+{
+	struct plan_step *inv = s->inverse; /* read from revert_sql, or NULL */
+	cJSON *j;
+
+	if (!inv)
+		inv = generated_inverse(p, s);
+	if (!inv)
+		return 0;
+	/* its wave, position and limits are the step's, known only now */
+	inv->wave = s->wave;
+	inv->index = s->index;
+	inv->limits = s->limits;
+	inv->inverse_of = arena_strdup(p->arena, s->sha);
+	inv->undo = UNDO_IRREVERSIBLE;
+	inv->undo_reason = "irreversible: an inverse is not undone in turn";
+	plan_step_finish(p, inv);
+	/* the same reading back as a step the author wrote */
+	if (!plan_shape_check(inv, m)) {
+		s->inverse = inv;
+		return -1;
+	}
+	j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "inverse_of", s->sha);
+	cJSON_AddItemToObject(j, "step", plan_step_fields_json(inv));
+	if (canon_sha256(j, inv->sha) < 0) {
+		/* only integers are in a step's fields: this cannot happen */
+		cJSON_Delete(j);
+		snprintf(m->text, sizeof(m->text), "its canonical form has no single spelling");
+		m->off = 0;
+		s->inverse = inv;
+		return -1;
+	}
+	cJSON_Delete(j);
+	s->inverse = inv;
+	s->undo = UNDO_INVERSE;
+	s->undo_reason = NULL;
+	return 0;
+}
