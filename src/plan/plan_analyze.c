@@ -377,13 +377,14 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 		haz(f, H2, "enables or disables triggers: what writes do changes");
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition:
+		/*
+		 * CONCURRENTLY spares the parent (ShareUpdateExclusiveLock) but not
+		 * the partition, which is locked ACCESS EXCLUSIVE either way
+		 */
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_PARTITION_CMD &&
-		    c->def->partition_cmd->concurrent) {
-			lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+		    c->def->partition_cmd->concurrent)
 			f->e->nontx = true;
-		} else {
-			lock(f, LOCK_ACCESS_EXCLUSIVE);
-		}
 		haz(f, H3, "detaches a partition: its rows leave the table");
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
@@ -595,6 +596,8 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE);
 		e->rewrites = true;
+		/* CLUSTER of every clustered table refuses a transaction block */
+		e->nontx = !n->cluster_stmt->relation;
 		rule(&f, RULE_TABLE_REWRITE);
 		haz(&f, H3, "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
 		break;
