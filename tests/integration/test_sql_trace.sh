@@ -356,18 +356,20 @@ section "derived against measured"
 doc_args=()
 [ "$WRITE_DOC" -eq 0 ] || doc_args=(--write-doc "$DOC")
 [ -n "$ONLY" ] || doc_args+=(--check-doc "$DOC")
-python3 - "$W" "$MIN_EXACT" "$UNKNOWN_RE" "$PGVERSION" "$KNOWN_FAILURES" "${doc_args[@]}" >"$W/compare.out" 2>&1 <<'PY'
+cat >"$W/compare.py" <<'PY'
 import json, os, re, sys
 
 work, min_exact, unknown_re, pgversion = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 known = set(sys.argv[5].split())
-write_doc = check_doc = None
+write_doc = check_doc = derive_as = None
 rest = sys.argv[6:]
 while rest:
     if rest[0] == "--write-doc":
         write_doc = rest[1]
     elif rest[0] == "--check-doc":
         check_doc = rest[1]
+    elif rest[0] == "--derive-as":
+        derive_as = rest[1]
     rest = rest[2:]
 
 MODES = ["none", "AccessShareLock", "RowShareLock", "RowExclusiveLock",
@@ -440,6 +442,12 @@ def failure(name, text):
 analyser_in = False
 for id, name, stmt in corpus:
     d, m = derived_of(id), measured_of(id)
+    # The self-checks: a planner that derives what was measured, or nothing.
+    if derive_as == "measured" and "error" not in m:
+        d = {"lock": m["lock"], "rewrite": bool(m["rewritten"]), "exec": m["exec"],
+             "reason": "self-check"}
+    elif derive_as == "none":
+        d = {"lock": "none", "rewrite": False, "exec": "transaction", "reason": "self-check"}
     if "refused" not in d and (d["lock"] != "AccessExclusiveLock" or d["reason"] != OLD_REASON):
         analyser_in = True
     rows.append((id, name, stmt, d, m))
@@ -645,7 +653,28 @@ for f in failures:
     print("FAILURE: " + f)
 sys.exit(1 if failures else 0)
 PY
+python3 - "$W" "$MIN_EXACT" "$UNKNOWN_RE" "$PGVERSION" "$KNOWN_FAILURES" "${doc_args[@]}" \
+    >"$W/compare.out" 2>&1 <"$W/compare.py"
 rc=$?
+
+# The comparison itself, on the same measurements: it must fail a planner
+# that derives nothing, and pass one that derives what was measured.
+python3 - "$W" "$MIN_EXACT" "$UNKNOWN_RE" "$PGVERSION" "" --derive-as none \
+    >"$W/self-none.out" 2>&1 <"$W/compare.py"
+assert_rc "self-check: a planner that derives no lock fails" 1 $? "$(tail -n 3 "$W/self-none.out")"
+self=$(cat "$W/self-none.out")
+assert_contains "self-check: ... with its locks weaker than measured" "is weaker than measured" "$self"
+assert_contains "self-check: ... with its rewrites missed" "but may_rewrite is false" "$self"
+assert_contains "self-check: ... with its exec wrong" "refuses it in a transaction block" "$self"
+assert_contains "self-check: ... and below the exact-lock threshold" "below the threshold of $MIN_EXACT%" "$self"
+python3 - "$W" "$MIN_EXACT" "$UNKNOWN_RE" "$PGVERSION" "" --derive-as measured \
+    >"$W/self-measured.out" 2>&1 <"$W/compare.py"
+assert_rc "self-check: a planner that derives what was measured passes" 0 $? "$(tail -n 3 "$W/self-measured.out")"
+assert_contains "self-check: ... with every lock exact, the threshold enforced" \
+    "exact lock $n (100%)" "$(cat "$W/self-measured.out")"
+assert_contains "self-check: ... the threshold enforced" "enforced (the analyser is in)" \
+    "$(cat "$W/self-measured.out")"
+
 if [ "$rc" -eq 0 ]; then
     pass "derived never weaker than measured, every rewrite predicted, exec right"
     [ -z "${TS_VERBOSE:-}" ] || cat "$W/compare.out"
