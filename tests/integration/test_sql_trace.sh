@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration test of the planner's view of `sql` steps against what
 # PostgreSQL 15 really does. For each statement of the corpus
-# (tests/sql-corpus/corpus.txt), on a fresh copy of the fixture
+# (tests/sql-corpus/corpus.txt), on the fixture as loaded
 # (tests/sql-corpus/fixture.sql):
 #
 #   measured  the statement runs in a transaction, or outside one when
@@ -12,7 +12,12 @@
 #             transaction; outside one, the locks are trapped (below). Only
 #             relations that existed in the fixture count. A table or
 #             materialized view of the fixture whose relfilenode changed was
-#             rewritten.
+#             rewritten. Each worker (TS_SQL_TRACE_JOBS) has its own copy of
+#             the fixture (CREATE DATABASE ... TEMPLATE) and rolls each
+#             statement's transaction back, then checks that every table of
+#             the fixture has its relfilenode again; a statement that runs
+#             outside a transaction gets a fresh copy of its own, since its
+#             effects stay.
 #   derived   `taskslapsctl plan --json` of a one-step plan holding the
 #             statement: obligations.lock_class_max, obligations.may_rewrite,
 #             exec, hazard_reason.
@@ -91,6 +96,10 @@ CORPUS=$root/tests/sql-corpus/corpus.txt
 FIXTURE=$root/tests/sql-corpus/fixture.sql
 DOC=$root/docs/sql-locks.md
 
+if [ "$WRITE_DOC" -eq 1 ] && [ -n "$ONLY" ]; then
+    echo "test_sql_trace.sh: --write-doc needs the whole corpus: unset TS_SQL_TRACE_ONLY" >&2
+    exit 2
+fi
 case $MIN_EXACT in '' | *[!0-9]*) echo "TS_SQL_TRACE_MIN_EXACT must be a whole percentage, got '$MIN_EXACT'" >&2; exit 2 ;; esac
 case $JOBS in '' | *[!0-9]* | 0) echo "TS_SQL_TRACE_JOBS must be a positive integer, got '$JOBS'" >&2; exit 2 ;; esac
 
@@ -553,7 +562,9 @@ For each statement of the SQL corpus (`tests/sql-corpus/corpus.txt`, run
 against `tests/sql-corpus/fixture.sql`), what the planner derives for an
 `sql` step holding it (`taskslapsctl plan --json`: `obligations.lock_class_max`,
 `obligations.may_rewrite`, `exec`) and what PostgreSQL %s does (measured by
-`tests/integration/test_sql_trace.sh` on a fresh copy of the fixture). The
+`tests/integration/test_sql_trace.sh` on the fixture as loaded: in a
+transaction rolled back afterwards, or on a fresh copy for a statement that
+cannot run in one). The
 test fails when a derived lock is weaker than the measured one, when a
 measured rewrite is not predicted, or when the planner would run in a
 transaction a statement PostgreSQL refuses there.
