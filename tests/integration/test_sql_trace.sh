@@ -409,7 +409,11 @@ def derived_of(id):
                 open(os.path.join(work, "plan", id + ".err")).read().strip()[:200])}
     if not doc.get("valid", True) or "waves" not in doc:
         msgs = "; ".join(e.get("message", "") for e in doc.get("errors", []))
+        if rc != 2:
+            return {"crash": "taskslapsctl plan exited %d on a plan it refuses (expected 2)" % rc}
         return {"refused": msgs or "refused"}
+    if rc != 0:
+        return {"crash": "taskslapsctl plan exited %d on a valid plan (expected 0)" % rc}
     step = doc["waves"][0]["steps"][0]
     ob = step["obligations"]
     return {"lock": ob["lock_class_max"], "rewrite": bool(ob["may_rewrite"]),
@@ -457,7 +461,7 @@ for id, name, stmt in corpus:
              "reason": "self-check"}
     elif derive_as == "none":
         d = {"lock": "none", "rewrite": False, "exec": "transaction", "reason": "self-check"}
-    if "refused" not in d and (d["lock"] != "AccessExclusiveLock" or d["reason"] != OLD_REASON):
+    if "lock" in d and (d["lock"] != "AccessExclusiveLock" or d["reason"] != OLD_REASON):
         analyser_in = True
     rows.append((id, name, stmt, d, m))
 
@@ -468,6 +472,10 @@ table = []
 for id, name, stmt, d, m in rows:
     if "error" in m:
         failure(None, "%s: the statement does not run on the fixture: %s" % (name, m["error"]))
+        continue
+    if "crash" in d:
+        failure(None, "%s: %s: %s" % (name, d["crash"], "\n".join(
+            lines(os.path.join(work, "plan", id + ".err"))[:5])))
         continue
     notes = []
     if "refused" in d:
