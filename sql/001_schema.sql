@@ -195,6 +195,7 @@ SELECT taskslaps._install_check('taskslaps.events', 'events_type_check',
                'wave.start', 'wave.ok',
                'step.start', 'step.ok', 'step.skipped', 'step.already_present',
                'step.retry', 'step.error', 'step.progress',
-               'governor.degraded', 'governor.critical', 'governor.healthy')$$);
+               'governor.degraded', 'governor.critical', 'governor.healthy',
+               'notes.repaired')$$);
 
 INSERT INTO taskslaps.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -105,7 +105,7 @@ D('column', {
     ])})
 
 tx_words = ['BEGIN', 'COMMIT', 'ROLLBACK', 'START', 'END', 'SAVEPOINT', 'RELEASE', 'ABORT',
-            'VACUUM', 'PREPARE TRANSACTION', 'ALTER SYSTEM', 'CREATE DATABASE', 'DROP DATABASE',
+            'PREPARE TRANSACTION', 'ALTER SYSTEM', 'SET', 'RESET', 'DISCARD', 'CREATE DATABASE', 'DROP DATABASE',
             'CREATE TABLESPACE', 'DROP TABLESPACE']
 
 def ci_words(w):
@@ -114,13 +114,22 @@ def ci_words(w):
 query_re = '^' + SKIP + '*(?:' + '|'.join(ci(w) for w in ['SELECT', 'WITH', 'VALUES', 'TABLE']) + ')(?![A-Za-z0-9_])'
 update_re = ('^' + SKIP + '*' + ci('UPDATE') + SKIP + '+' + QIDENT + SKIP + '+' + ci('SET') +
              '(?![A-Za-z0-9_"])')
-stmt_not = ('^' + SKIP + '*(?:' + '|'.join(ci_words(w) for w in tx_words) + ')(?![A-Za-z0-9_])'
-            '|(?<![A-Za-z0-9_])' + ci('CONCURRENTLY') + '(?![A-Za-z0-9_])')
+stmt_not = ('^' + SKIP + '*(?:' + '|'.join(ci_words(w) for w in tx_words) + ')(?![A-Za-z0-9_])')
 
 common = collections.OrderedDict([
     ('prechecks', {'$ref': '#/definitions/checks'}),
     ('postchecks', {'$ref': '#/definitions/checks'}),
     ('limits', {'$ref': '#/definitions/limits'}),
+    ('allow', {'description': 'Findings of the SQL analysis silenced on this step, each with '
+                              'its reason (shown by lint as a note, never hidden).',
+               'type': 'array', 'minItems': 1,
+               'items': {'type': 'object', 'additionalProperties': False,
+                         'required': ['rule', 'reason'],
+                         'properties': {
+                             'rule': {'description': 'A rule id (S001 ...) or name '
+                                                     '(index-not-concurrent ...)',
+                                      'type': 'string', 'pattern': '\\S'},
+                             'reason': {'type': 'string', 'minLength': 1}}}}),
 ])
 
 OPS = collections.OrderedDict()
@@ -189,12 +198,18 @@ op('rename_column', 'contract', 'H3', 'ALTER TABLE table RENAME COLUMN from TO t
 op('rename_table', 'contract', 'H3', 'ALTER TABLE from RENAME TO to (to stays in from\'s schema). H3, contract wave.',
    [('from', {'$ref': '#/definitions/qident'}),
     ('to', {'$ref': '#/definitions/ident'})], ['from', 'to'])
-op('sql', None, 'H3', 'The escape hatch: one statement that can run in a transaction. Always H3. '
+op('sql', None, 'H3', 'One SQL statement, read by PostgreSQL\'s parser: its lock, rewrite, '
+   'transaction mode and hazard are derived from the parse tree (a statement the planner '
+   'does not know is H3 under AccessExclusiveLock). '
    'In a flat steps: list it goes to its wave: field, else contract.',
-   [('sql', {'description': 'One statement; no transaction control, VACUUM, '
-                            'CREATE/DROP DATABASE or TABLESPACE, ALTER SYSTEM or CONCURRENTLY.',
+   [('sql', {'description': 'One statement; no transaction control, SET/RESET/DISCARD, '
+                            'CREATE/DROP DATABASE or TABLESPACE, or ALTER SYSTEM. '
+                            'CONCURRENTLY and VACUUM run outside a transaction.',
              'type': 'string', 'pattern': '\\S', 'not': {'pattern': stmt_not}}),
     ('lock_class_max', {'$ref': '#/definitions/lock'}),
+    ('may_rewrite', {'description': 'A promise: false refuses a statement that may rewrite a '
+                                    'table (default: what the parse tree says)',
+                     'type': 'boolean'}),
     ('wave', {'description': 'The wave of the step in a flat steps: list (default contract); '
                              'inside waves: it must name the enclosing wave.',
               '$ref': '#/definitions/wave_name'})], ['sql'])

@@ -285,11 +285,41 @@ ctl_client_recv(struct ctl_client *c, struct proto_reply *rep, int timeout_ms)
 	}
 }
 
+/*
+ * A daemon that turns a connection away (too many clients) writes an error
+ * line and closes it, often before the request is even sent, so the send
+ * fails with EPIPE. The line is still there to read: whether it is, into
+ * rep (caller frees).
+ */
+static bool
+read_refusal(struct ctl_client *c, struct proto_reply *rep)
+{
+	int saved = c->error;
+
+	if (saved == EPIPE || saved == ECONNRESET) {
+		c->error = 0;
+		if (ctl_client_recv(c, rep, 0) == CTL_RECV_OK) {
+			if (rep->kind == PROTO_ERROR && rep->id == 0)
+				return true;
+			proto_reply_free(rep);
+		}
+		c->error = saved;
+	}
+	return false;
+}
+
 int
-ctl_client_recv_error(const struct ctl_client *c, enum ctl_recv what)
+ctl_client_recv_error(struct ctl_client *c, enum ctl_recv what)
 {
 	const char *path = c->path ? c->path : "?";
+	struct proto_reply rep;
 
+	if (what == CTL_RECV_GONE && read_refusal(c, &rep)) {
+		int rc = ctl_client_error_status(c, &rep);
+
+		proto_reply_free(&rep);
+		return rc;
+	}
 	if (what == CTL_RECV_BAD)
 		fprintf(
 		    stderr,
@@ -311,8 +341,15 @@ ctl_client_recv_error(const struct ctl_client *c, enum ctl_recv what)
 int
 ctl_client_error_status(const struct ctl_client *c, const struct proto_reply *rep)
 {
-	fprintf(stderr, "taskslapsctl %s: %s\n", c->verb,
-		rep->message && rep->message[0] ? rep->message : rep->code);
+	const char *m = rep->message && rep->message[0] ? rep->message : rep->code;
+
+	/* "unavailable" before any request was read: the connection was turned away */
+	if (rep->id == 0 && !strcmp(rep->code, TS_PROTO_E_UNAVAILABLE)) {
+		fprintf(stderr, "taskslapsctl %s: the daemon at %s turned the connection away: %s\n",
+			c->verb, c->path ? c->path : "?", m);
+		return CTL_UNREACHABLE;
+	}
+	fprintf(stderr, "taskslapsctl %s: %s\n", c->verb, m);
 	if (!strcmp(rep->code, TS_PROTO_E_BAD_REQUEST))
 		return CTL_USAGE;
 	return CTL_FINDINGS;

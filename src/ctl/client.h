@@ -58,13 +58,19 @@ enum ctl_recv {
  * nothing; for GONE and BAD, ctl_client_recv_error says what happened.
  */
 enum ctl_recv ctl_client_recv(struct ctl_client *c, struct proto_reply *rep, int timeout_ms);
-/* Prints why a receive failed ("the daemon at PATH closed the connection"); CTL_UNREACHABLE. */
-int ctl_client_recv_error(const struct ctl_client *c, enum ctl_recv what);
+/*
+ * Prints why a receive failed ("the daemon at PATH closed the connection");
+ * CTL_UNREACHABLE. For a connection that broke, a refusal the daemon wrote
+ * before closing it (too many clients) is read and shown instead.
+ */
+int ctl_client_recv_error(struct ctl_client *c, enum ctl_recv what);
 
 /*
  * The CTL_ exit status for an error reply, after printing
- * "taskslapsctl VERB: MESSAGE" to stderr: bad_request → CTL_USAGE, every
- * other code (forbidden, not_found, conflict, unavailable, ...) → CTL_FINDINGS.
+ * "taskslapsctl VERB: MESSAGE" to stderr: bad_request → CTL_USAGE; unavailable
+ * with id 0 (the connection turned away: too many clients) → CTL_UNREACHABLE;
+ * every other code (forbidden, not_found, conflict, unavailable, ...) →
+ * CTL_FINDINGS.
  */
 int ctl_client_error_status(const struct ctl_client *c, const struct proto_reply *rep);
 

@@ -129,7 +129,7 @@ ctl_open_exec(const struct ctl_global *g, struct exec **ex, struct exec_config *
 		return CTL_USAGE;
 	}
 	if (exec_open(ex, g->db, cfg, &err) < 0) {
-		/* libpq's message never holds the password; the conninfo is not printed */
+		/* db_connect scrubbed the password out of libpq's message */
 		fprintf(stderr, "taskslapsctl: %s\n", err.message);
 		return CTL_FINDINGS;
 	}

@@ -81,7 +81,6 @@ worker(void *arg)
 		load(j, j->next++);
 	}
 	pthread_mutex_unlock(&j->mu);
-	plan_thread_done();
 	return NULL;
 }
 

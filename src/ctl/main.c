@@ -25,10 +25,11 @@ static const struct ctl_verb verbs[] = {
 	{ "abort", cmd_abort, "",
 	  "ask the daemon to cancel the running statement (the plan is marked aborted)" },
 	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos]",
-	  "show each plan's waves, steps, hazards, SQL and obligations" },
+	  "show each plan's waves, steps, hazards, SQL and obligations; a FILE that links out "
+	  "of its directory is refused" },
 	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json] [--jobs N]",
 	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "
-	  "blocked, 2 invalid)" },
+	  "blocked, 2 invalid); links out of DIR, FIFOs and devices are refused" },
 	{ "apply", cmd_apply,
 	  "(DIR|FILE...) [--mode protected|chaos] [--dry-run] [--lock-wait SECONDS] "
 	  "[--lock-retries N] [--quiet]",

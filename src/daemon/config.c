@@ -9,12 +9,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <git2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "db/db.h"
 #include "plan/doc.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
@@ -104,6 +106,25 @@ get_int(struct cctx *x, const struct doc_node *n, const char *key, long long min
 			field = (__typeof__(field))v_;                       \
 	} while (0)
 
+/*
+ * A degraded threshold above its critical one (as set, or by default): the
+ * governor tests critical first, so degraded would never slow anything down
+ * before the full stop.
+ */
+static void
+check_pair(struct cctx *x, const struct doc_node *m, const char *dkey, long long dv,
+	   const char *ckey, long long cv)
+{
+	const struct doc_node *dn = doc_map_get(m, dkey), *cn = doc_map_get(m, ckey);
+
+	if (dv <= cv)
+		return;
+	cerr(x, dn ? dn : cn ? cn : m,
+	     "governor.%s (%lld) is above governor.%s (%lld%s): the degraded threshold must not "
+	     "be above the critical one",
+	     dkey, dv, ckey, cv, cn ? "" : ", the default");
+}
+
 static void
 read_governor(struct cctx *x, const struct doc_node *m)
 {
@@ -147,6 +168,65 @@ read_governor(struct cctx *x, const struct doc_node *m)
 			     "critical_xact_s, probe_interval_ms)",
 			     k);
 	}
+	check_pair(x, m, "degraded_active", g->degraded_active, "critical_active",
+		   g->critical_active);
+	check_pair(x, m, "degraded_lock_waiters", g->degraded_lock_waiters,
+		   "critical_lock_waiters", g->critical_lock_waiters);
+	check_pair(x, m, "degraded_lag_ms", g->degraded_lag_ms, "critical_lag_ms",
+		   g->critical_lag_ms);
+	check_pair(x, m, "degraded_xact_s", g->degraded_xact_s, "critical_xact_s",
+		   g->critical_xact_s);
+}
+
+/*
+ * git's rules for a branch name (libgit2's git_branch_name_is_valid), and
+ * not a full ref name: "refs/heads/main" would be read as the branch
+ * refs/heads/refs/heads/main, which anyone who may push could create.
+ */
+static void
+check_branch(struct cctx *x, const struct doc_node *n, const char *name)
+{
+	int valid = 0;
+
+	if (!strncmp(name, "refs/heads/", 11)) {
+		cerr(x, n,
+		     "branch: expected a branch name such as 'main', found the full ref name '%s' "
+		     "(write '%s')",
+		     name, name + 11);
+		return;
+	}
+	if (!strncmp(name, "refs/", 5)) {
+		cerr(x, n,
+		     "branch: expected a branch name such as 'main', found the full ref name '%s'",
+		     name);
+		return;
+	}
+	if (git_libgit2_init() < 0) {
+		cerr(x, n, "branch: cannot check '%s': libgit2 did not initialise", name);
+		return;
+	}
+	if (git_branch_name_is_valid(&valid, name) < 0 || !valid)
+		cerr(x, n, "branch: '%s' is not a valid git branch name", name);
+	git_libgit2_shutdown();
+}
+
+/* A ref under refs/notes/, valid by git's rules (libgit2's git_reference_name_is_valid). */
+static void
+check_notes_ref(struct cctx *x, const struct doc_node *n, const char *ref)
+{
+	int valid = 0;
+
+	if (strncmp(ref, "refs/notes/", 11) || !ref[11]) {
+		cerr(x, n, "notes_ref: expected a ref under refs/notes/, found '%s'", ref);
+		return;
+	}
+	if (git_libgit2_init() < 0) {
+		cerr(x, n, "notes_ref: cannot check '%s': libgit2 did not initialise", ref);
+		return;
+	}
+	if (git_reference_name_is_valid(&valid, ref) < 0 || !valid)
+		cerr(x, n, "notes_ref: '%s' is not a valid git ref name", ref);
+	git_libgit2_shutdown();
 }
 
 static bool
@@ -180,17 +260,22 @@ read_root(struct cctx *x, const struct doc_node *root)
 		} else if (!strcmp(k, "repository")) {
 			get_str(x, v, k, &c->repository);
 		} else if (!strcmp(k, "branch")) {
-			get_str(x, v, k, &c->branch);
+			if (get_str(x, v, k, &c->branch))
+				check_branch(x, v, c->branch);
 		} else if (!strcmp(k, "migrations_dir")) {
 			get_str(x, v, k, &c->migrations_dir);
 		} else if (!strcmp(k, "state_dir")) {
 			get_str(x, v, k, &c->state_dir);
 		} else if (!strcmp(k, "database")) {
-			get_str(x, v, k, &c->database);
+			char why[512];
+
+			/* read now, as libpq will: a bad one fails -n, not the first pass */
+			if (get_str(x, v, k, &c->database) &&
+			    db_conninfo_check(c->database, why, sizeof(why)) < 0)
+				cerr(x, v, "database: not a connection string libpq can read: %s", why);
 		} else if (!strcmp(k, "notes_ref")) {
-			if (get_str(x, v, k, &c->notes_ref) && strncmp(c->notes_ref, "refs/notes/", 11))
-				cerr(x, v, "notes_ref: expected a ref under refs/notes/, found '%s'",
-				     c->notes_ref);
+			if (get_str(x, v, k, &c->notes_ref))
+				check_notes_ref(x, v, c->notes_ref);
 		} else if (!strcmp(k, "control_socket")) {
 			if (get_str(x, v, k, &c->control_socket) && c->control_socket[0] != '/')
 				cerr(x, v, "control_socket: expected an absolute path, found '%s'",
@@ -205,6 +290,8 @@ read_root(struct cctx *x, const struct doc_node *root)
 			get_bool(x, v, k, &c->require_signed_h3);
 		} else if (!strcmp(k, "poll_interval")) {
 			GET_INT(v, "poll_interval", 1, 86400, c->poll_interval_s);
+		} else if (!strcmp(k, "control_max_clients")) {
+			GET_INT(v, "control_max_clients", 1, 10000, c->control_max_clients);
 		} else if (!strcmp(k, "lock_retries")) {
 			GET_INT(v, "lock_retries", 0, 1000, c->lock_retries);
 		} else if (!strcmp(k, "out_of_order")) {
@@ -255,8 +342,9 @@ read_root(struct cctx *x, const struct doc_node *root)
 			cerr(x, root->keys[i],
 			     "unknown key '%s' (expected target, repository, branch, migrations_dir, "
 			     "state_dir, protected_branches, database, poll_interval, notes_ref, "
-			     "push_notes, governor, chaos, lock_retries, control_socket, admin_group, "
-			     "require_signed_h3, allowed_signers, out_of_order)",
+			     "push_notes, governor, chaos, lock_retries, control_socket, "
+			     "control_max_clients, admin_group, require_signed_h3, allowed_signers, "
+			     "out_of_order)",
 			     k);
 		}
 	}
@@ -311,6 +399,7 @@ config_parse(struct config **out, const char *path, const char *buf, size_t len,
 	c->path = xstrdup(path);
 	c->poll_interval_s = 30;
 	c->lock_retries = 10;
+	c->control_max_clients = 64;
 	c->chaos_max_plans_per_author_per_day = 3;
 	c->push_notes = true;
 	governor_config_default(&c->governor);

@@ -26,6 +26,7 @@ struct config {
 	int chaos_max_plans_per_author_per_day;
 	int lock_retries;
 	char *control_socket;        /* /run/taskslaps/<target>.sock unless set */
+	int control_max_clients;     /* connections served at once; more are refused */
 	char *admin_group;           /* may be NULL: root (and the daemon's own user) only */
 	bool require_signed_h3;
 	char *allowed_signers;

@@ -8,10 +8,12 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,8 +27,19 @@
 
 /* A client that sends more than this without a newline is cut off. */
 #define CLIENT_MAX_INPUT (64 * 1024)
-/* A subscriber that does not read is cut off rather than let the daemon's memory grow. */
-#define CLIENT_MAX_OUTPUT (8 * 1024 * 1024)
+/*
+ * A client that does not read what it asked for, or the events it follows,
+ * is disconnected when this much waits for it (one reply, however long, is
+ * always queued), rather than let the daemon's memory grow with every
+ * request it sends.
+ */
+#define CLIENT_MAX_OUTPUT (256 * 1024)
+/* File descriptors kept for the rest of the daemon (libpq, libgit2's packs, inotify...). */
+#define CONTROL_FD_RESERVE 64
+/* Out of descriptors: accept again after this long, or when a client leaves. */
+#define ACCEPT_RETRY_USEC (250 * 1000ULL)
+/* At most one log line this often for refused or slow clients. */
+#define RATELOG_USEC (10 * 1000000ULL)
 
 struct client {
 	struct client *next;
@@ -41,6 +54,7 @@ struct client {
 	long long follow_id;
 	char *follow_plan;
 	bool closing;           /* close once the output is written */
+	bool dead;              /* disconnected: freed as soon as the caller is done with it */
 };
 
 static void client_free(struct client *c);
@@ -56,14 +70,74 @@ client_update_events(struct client *c)
 	(void)sd_event_source_set_io_events(c->src, ev);
 }
 
+/*
+ * Whether a line about a kind of trouble may be logged now; otherwise it is
+ * counted. When it may, more gets " (and N more since the last line)" for
+ * the lines left out, or "".
+ */
+static bool
+ratelog_ok(struct daemon *d, struct ratelog *rl, char *more, size_t morelen)
+{
+	uint64_t now = 0;
+
+	(void)sd_event_now(d->loop, CLOCK_MONOTONIC, &now);
+	if (now < rl->next_usec) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->next_usec = now + RATELOG_USEC;
+	if (rl->suppressed)
+		snprintf(more, morelen, " (and %u more since the last line)", rl->suppressed);
+	else
+		more[0] = '\0';
+	rl->suppressed = 0;
+	return true;
+}
+
+/*
+ * Disconnects c now: nothing more is read from it or written to it, its
+ * descriptor is closed, and the struct is freed by whoever holds it
+ * (on_client, control_flush) when it is done with it.
+ */
+static void
+client_kill(struct client *c)
+{
+	bool big;
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	c->follow = false;
+	c->src = sd_event_source_disable_unref(c->src);
+	close(c->fd);
+	c->fd = -1;
+	big = c->out.cap > CLIENT_MAX_OUTPUT / 2;
+	sb_free(&c->in);
+	sb_free(&c->out);
+	c->out_off = 0;
+	/*
+	 * What a client left unread goes back to the system, not only to the
+	 * heap: a burst of such clients should not leave the daemon's RSS up
+	 */
+	if (big)
+		(void)malloc_trim(0);
+}
+
 static void
 client_send(struct client *c, const char *line)
 {
-	if (c->out.len - c->out_off + strlen(line) > CLIENT_MAX_OUTPUT) {
-		log_warnx("[%s] control client pid %d does not read its events: disconnecting",
-			  c->d->cfg->target, (int)c->cred.pid);
-		c->closing = true;
-		c->follow = false;
+	size_t pending = c->out.len - c->out_off;
+	char more[64];
+
+	if (c->dead)
+		return;
+	if (pending > 0 && pending + strlen(line) > CLIENT_MAX_OUTPUT) {
+		if (ratelog_ok(c->d, &c->d->slow_log, more, sizeof(more)))
+			log_warnx("[%s] control client pid %d uid %d does not read its replies or "
+				  "events (%zu bytes waiting): disconnected%s",
+				  c->d->cfg->target, (int)c->cred.pid, (int)c->cred.uid, pending,
+				  more);
+		client_kill(c);
 		return;
 	}
 	sb_puts(&c->out, line);
@@ -246,6 +320,8 @@ on_client(sd_event_source *s, int fd, uint32_t revents, void *arg)
 	ssize_t n;
 
 	(void)s;
+	if (c->dead)
+		return 0;
 	if (revents & EPOLLOUT) {
 		n = write(fd, c->out.buf + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && errno != EAGAIN) {
@@ -270,7 +346,8 @@ on_client(sd_event_source *s, int fd, uint32_t revents, void *arg)
 			client_free(c);
 			return 0;
 		}
-		if (n > 0)
+		/* a client being closed (its line was too long) gets no more answers */
+		if (n > 0 && !c->closing)
 			sb_add(&c->in, buf, (size_t)n);
 		for (;;) {
 			char *nl = c->in.buf ? memchr(c->in.buf, '\n', c->in.len) : NULL;
@@ -280,6 +357,11 @@ on_client(sd_event_source *s, int fd, uint32_t revents, void *arg)
 				break;
 			len = (size_t)(nl - c->in.buf);
 			handle(c, c->in.buf, len);
+			if (c->dead) {
+				/* disconnected for not reading: its other requests go unanswered */
+				client_free(c);
+				return 0;
+			}
 			memmove(c->in.buf, nl + 1, c->in.len - len - 1);
 			c->in.len -= len + 1;
 			c->in.buf[c->in.len] = '\0';
@@ -291,7 +373,90 @@ on_client(sd_event_source *s, int fd, uint32_t revents, void *arg)
 			sb_reset(&c->in);
 		}
 	}
+	if (c->dead)
+		client_free(c);
 	return 0;
+}
+
+static int
+on_accept_retry(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)s;
+	(void)usec;
+	(void)sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
+	return 0;
+}
+
+/*
+ * accept(2) found no descriptor to give. The connection stays in the
+ * backlog and the socket stays readable: left on, the loop would spin on
+ * it. So stop listening until a client leaves or a short while has passed.
+ */
+static void
+accept_pause(struct daemon *d, int err)
+{
+	uint64_t now = 0;
+	char more[64];
+
+	(void)sd_event_source_set_enabled(d->listen_src, SD_EVENT_OFF);
+	(void)sd_event_now(d->loop, CLOCK_MONOTONIC, &now);
+	if (d->accept_timer) {
+		(void)sd_event_source_set_time(d->accept_timer, now + ACCEPT_RETRY_USEC);
+		(void)sd_event_source_set_enabled(d->accept_timer, SD_EVENT_ONESHOT);
+	} else if (sd_event_add_time(d->loop, &d->accept_timer, CLOCK_MONOTONIC,
+				     now + ACCEPT_RETRY_USEC, 0, on_accept_retry, d) < 0) {
+		/* without the timer, only a leaving client turns listening back on */
+		d->accept_timer = NULL;
+	}
+	if (ratelog_ok(d, &d->nofd_log, more, sizeof(more)))
+		log_warnx("[%s] control socket: cannot accept a connection: %s (%u clients "
+			  "connected); not accepting for a moment%s",
+			  d->cfg->target, strerror(err), d->nclients, more);
+}
+
+/*
+ * How many clients may be connected at once: control_max_clients, and no
+ * more than the descriptors left when CONTROL_FD_RESERVE are kept for the
+ * rest of the daemon (read each time: the limit may be lowered while
+ * running, with prlimit).
+ */
+static unsigned
+max_clients(const struct daemon *d)
+{
+	struct rlimit rl;
+	unsigned max = (unsigned)d->cfg->control_max_clients;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		rlim_t room = rl.rlim_cur > 2 * CONTROL_FD_RESERVE ? rl.rlim_cur - CONTROL_FD_RESERVE
+								   : rl.rlim_cur / 2;
+		if (room < max)
+			max = room ? (unsigned)room : 1;
+	}
+	return max;
+}
+
+/* One line telling a client over the limit why, then the connection is closed. */
+static void
+refuse(struct daemon *d, int cfd, unsigned max)
+{
+	char msg[192], more[64], *line;
+
+	snprintf(msg, sizeof(msg),
+		 "too many control connections (%u, the most served at once): try again later",
+		 max);
+	line = proto_reply_error(0, TS_PROTO_E_UNAVAILABLE, msg);
+	/* a new socket's buffer is empty: a short line goes in whole or not at all */
+	if (write(cfd, line, strlen(line)) < 0) {
+		/* the client is gone already: nothing to tell */
+	}
+	free(line);
+	close(cfd);
+	if (ratelog_ok(d, &d->refused_log, more, sizeof(more)))
+		log_warnx("[%s] control socket: refused a connection: %u clients connected, the "
+			  "most served at once (control_max_clients)%s",
+			  d->cfg->target, max, more);
 }
 
 static int
@@ -300,13 +465,21 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *arg)
 	struct daemon *d = arg;
 	struct client *c;
 	socklen_t len = sizeof(struct ucred);
+	unsigned max;
 	int cfd;
 
 	(void)s;
 	(void)revents;
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_pause(d, errno);
 		return 0;
+	}
+	if (d->nclients >= (max = max_clients(d))) {
+		refuse(d, cfd, max);
+		return 0;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->d = d;
 	c->fd = cfd;
@@ -323,6 +496,7 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *arg)
 	}
 	c->next = d->clients;
 	d->clients = c;
+	d->nclients++;
 	return 0;
 }
 
@@ -383,7 +557,7 @@ control_listen(struct daemon *d)
 	if (d->have_admin_gid && chown(path, (uid_t)-1, d->admin_gid) < 0)
 		log_warn("[%s] chown %s to the admin group", d->cfg->target, path);
 	if (listen(d->listen_fd, 16) < 0 ||
-	    sd_event_add_io(d->loop, NULL, d->listen_fd, EPOLLIN, on_accept, d) < 0) {
+	    sd_event_add_io(d->loop, &d->listen_src, d->listen_fd, EPOLLIN, on_accept, d) < 0) {
 		log_warn("[%s] listen on %s", d->cfg->target, path);
 		return -1;
 	}
@@ -401,12 +575,13 @@ client_free(struct client *c)
 			break;
 		}
 	}
-	sd_event_source_disable_unref(c->src);
-	close(c->fd);
-	sb_free(&c->in);
-	sb_free(&c->out);
+	client_kill(c);
 	free(c->follow_plan);
 	free(c);
+	d->nclients--;
+	/* a descriptor is free again: if accepting was paused for want of one, go on */
+	if (d->listen_src)
+		(void)sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
 }
 
 void
@@ -414,6 +589,8 @@ control_close(struct daemon *d)
 {
 	while (d->clients)
 		client_free(d->clients);
+	d->listen_src = sd_event_source_disable_unref(d->listen_src);
+	d->accept_timer = sd_event_source_disable_unref(d->accept_timer);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
 		(void)unlink(d->cfg->control_socket);
@@ -449,5 +626,14 @@ control_flush(struct daemon *d)
 		free(q->plan_id);
 		free(q);
 		q = next;
+	}
+	/* the clients this delivery found not reading */
+	for (struct client **p = &d->clients; *p;) {
+		struct client *c = *p;
+
+		if (c->dead)
+			client_free(c); /* unlinks c: *p is the next one now */
+		else
+			p = &c->next;
 	}
 }

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "daemon/config.h"
@@ -37,6 +38,12 @@ struct outq {
 	unsigned client_serial;   /* 0: an event for every subscriber (and the log) */
 	char *plan_id;            /* for subscribers that filter by plan */
 	char *line;               /* for a reply: a whole protocol line; for an event: the event JSON */
+};
+
+/* At most one log line per interval for one kind of trouble, and a count of the lines left out. */
+struct ratelog {
+	uint64_t next_usec;       /* CLOCK_MONOTONIC: the next line may be written from then */
+	unsigned suppressed;
 };
 
 struct daemon {
@@ -66,6 +73,12 @@ struct daemon {
 	sd_event *loop;
 	int efd;                  /* eventfd: the worker has something for the loop */
 	int listen_fd;
+	sd_event_source *listen_src;  /* off while accept(2) has no file descriptor to give */
+	sd_event_source *accept_timer; /* turns listen_src back on */
+	unsigned nclients;
+	struct ratelog refused_log;   /* connections refused: too many clients */
+	struct ratelog nofd_log;      /* connections not accepted: no descriptor left */
+	struct ratelog slow_log;      /* clients disconnected for not reading */
 	int inotify_fd;
 	sd_event_source *inotify_src; /* the watch of a local repository (moved by a reload) */
 	sd_event_source *stop_timer;

@@ -301,7 +301,12 @@ check_only(struct daemon *d)
 		struct diags dg = DIAGS_INIT;
 		struct plan *p = NULL;
 
-		if (plan_parse(&p, s->files[i].path, s->files[i].content, s->files[i].len, &dg) < 0) {
+		if (s->files[i].too_large) {
+			fprintf(stderr, "%s: file is %zu bytes; a plan may be at most %d bytes\n",
+				s->files[i].path, s->files[i].len, REPO_PLAN_MAX_BYTES);
+			bad++;
+		} else if (plan_parse(&p, s->files[i].path, s->files[i].content, s->files[i].len,
+				      &dg) < 0) {
 			diags_print(&dg, stderr);
 			bad++;
 		}

@@ -28,11 +28,21 @@ struct pinfo {
 	size_t done, total;
 	size_t wdone[WAVE__COUNT], wtotal[WAVE__COUNT];
 	bool out_of_order;         /* ran although it sorts before a plan applied earlier */
+	/*
+	 * An applied plan that no file at the tip has (removed, say by a
+	 * force-push): drift, shown in its old place in the order, noted on
+	 * the tip. own_f is its stand-in file (path from the database, the
+	 * tip as commit), freed with it.
+	 */
+	bool missing;
+	struct repo_plan_file *own_f;
+	char hazard[4];
 };
 
 /* The database's view of the target's plans. */
 struct dbview {
-	PGresult *plans;   /* plan_id, status, checksum, completed_at */
+	PGresult *plans;   /* plan_id, status, checksum, completed_at, file_path, max_hazard */
+	PGresult *steps;   /* plan_id, count: the ledger's steps of each plan */
 	PGresult *events;  /* plan_id, type, message: the last plan.* event of each plan */
 	struct plan_idset *ledger;  /* step_sha -> plan_id */
 	struct plan_idset *ooo;     /* plans that ran out of order */
@@ -42,6 +52,7 @@ static void
 dbview_free(struct dbview *v)
 {
 	PQclear(v->plans);
+	PQclear(v->steps);
 	PQclear(v->events);
 	plan_idset_free(v->ledger);
 	plan_idset_free(v->ooo);
@@ -57,8 +68,14 @@ dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
 	memset(v, 0, sizeof(*v));
 	if (db_exec(exec_db(w->ex), &v->plans, err,
 		    "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char(completed_at "
-		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') FROM "
+		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+		    "coalesce(file_path, ''), coalesce(max_hazard, '') FROM "
 		    "taskslaps.plans WHERE target = $1",
+		    1, params) < 0)
+		return -1;
+	if (db_exec(exec_db(w->ex), &v->steps, err,
+		    "SELECT plan_id, count(*) FROM taskslaps.step_ledger WHERE target = $1 GROUP BY "
+		    "plan_id",
 		    1, params) < 0)
 		return -1;
 	if (db_exec(exec_db(w->ex), &v->events, err,
@@ -118,6 +135,100 @@ db_message(const struct dbview *v, const char *plan_id)
 	return "";
 }
 
+/* The number of a plan's steps in the ledger. */
+static size_t
+db_steps(const struct dbview *v, const char *plan_id)
+{
+	for (int i = 0; v->steps && i < PQntuples(v->steps); i++)
+		if (!strcmp(PQgetvalue(v->steps, i, 0), plan_id))
+			return (size_t)strtoull(PQgetvalue(v->steps, i, 1), NULL, 10);
+	return 0;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/*
+ * Adds a stand-in for each plan the database has as applied (or in drift)
+ * with a checksum, that no file at the tip has, by plan id or by path: a
+ * plan removed from the branch. Each goes where its file name sorts, so the
+ * plans after it wait as they do behind an edited one. Returns the new
+ * array (pis is consumed) and its length in *n.
+ */
+static struct pinfo *
+add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, const struct dbview *v)
+{
+	for (int r = 0; v->plans && r < PQntuples(v->plans); r++) {
+		const char *id = PQgetvalue(v->plans, r, 0), *st = PQgetvalue(v->plans, r, 1);
+		const char *path = PQgetvalue(v->plans, r, 4);
+		struct repo_plan_file *f;
+		struct pinfo *pi;
+		bool here = false;
+		size_t at;
+
+		/* an accepted removal leaves the row applied with no checksum */
+		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0) ||
+		    !*PQgetvalue(v->plans, r, 2))
+			continue;
+		for (size_t k = 0; k < *n && !here; k++)
+			here = !strcmp(pis[k].id, id) || (*path && !strcmp(pis[k].f->path, path));
+		if (here)
+			continue;
+		f = xcalloc(1, sizeof(*f));
+		f->path = xstrdup(*path ? path : id);
+		snprintf(f->commit, sizeof(f->commit), "%s", snap->tip);
+		for (at = 0; at < *n; at++)
+			if (strcmp(base_name(pis[at].f->path), base_name(f->path)) > 0)
+				break;
+		pis = xrealloc(pis, (*n + 1) * sizeof(*pis));
+		memmove(&pis[at + 1], &pis[at], (*n - at) * sizeof(*pis));
+		pi = &pis[at];
+		memset(pi, 0, sizeof(*pi));
+		pi->f = pi->own_f = f;
+		pi->id = xstrdup(id);
+		pi->missing = true;
+		pi->status = "drift";
+		pi->done = pi->total = db_steps(v, id);
+		snprintf(pi->hazard, sizeof(pi->hazard), "%s", PQgetvalue(v->plans, r, 5));
+		snprintf(pi->message, sizeof(pi->message),
+			 "plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
+			 "removing an applied plan is drift, as editing one is; restore the file, "
+			 "or run `taskslapsctl accept-drift %s` to accept its removal (nothing is "
+			 "undone)",
+			 id, f->path, snap->tip, id);
+		(*n)++;
+	}
+	return pis;
+}
+
+/* A removed plan, the first time it is seen: the database says drift, with an event. */
+static void
+record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
+{
+	const char *params[2] = { w->cfg->target, pi->id };
+	const char *st = db_status(v, pi->id);
+	struct db_error err;
+	PGresult *r;
+	int changed;
+
+	if (!st || strcmp(st, "applied") != 0)
+		return;
+	if (db_exec(exec_db(w->ex), &r, &err,
+		    "UPDATE taskslaps.plans SET status = 'drift', updated_at = now() WHERE target = "
+		    "$1 AND plan_id = $2 AND status = 'applied' RETURNING 1",
+		    2, params) < 0)
+		return; /* said again on the next pass, which tries again */
+	changed = PQntuples(r);
+	PQclear(r);
+	if (changed)
+		exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi->message);
+}
+
 /* Counts a plan's steps in the ledger, per wave, and its recorded status. */
 static void
 fill_from_db(struct pinfo *pi, const struct dbview *v)
@@ -162,43 +273,123 @@ record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v)
 	exec_event(w->ex, "plan.invalid", pi->id, NULL, NULL, NULL, "%s", pi->diag);
 }
 
-/* H3 from a protected branch with require_signed_h3: the commit must be signed. */
+/* Blocks pi's plan: H3 under require_signed_h3 without the signatures it needs. */
+static void
+block_unsigned(struct pinfo *pi, const char *which, const char *commit, const char *why)
+{
+	pi->p->blocked = true;
+	pi->p->blocked_reason = arena_printf(
+	    pi->p->arena,
+	    "H3 plan needs the commit that wrote it and the commit that brought it onto the "
+	    "branch signed by keys in allowed_signers; %s %.12s: %s",
+	    which, commit, why[0] ? why : "not verified");
+}
+
+/*
+ * H3 with require_signed_h3: authorship and approval. The commit that wrote
+ * the plan's content must be signed by an allowed key, and so must the
+ * first-parent commit that brought it onto the followed branch (the merge,
+ * for a plan from a side branch): a signed commit on a rejected branch is
+ * not approved by whoever merges it unsigned. Anything that cannot be
+ * checked blocks.
+ */
 static void
 check_signature(struct worker *w, struct pinfo *pi)
 {
-	char why[512] = "";
+	char why[512] = "", landed[41];
 
 	if (!w->cfg->require_signed_h3 || pi->p->blocked || pi->p->max_hazard < H3)
 		return;
-	if (repo_verify_commit(w->repo, pi->f->commit, w->cfg->allowed_signers, why, sizeof(why)) == 1)
+	if (repo_verify_commit(w->repo, pi->f->commit, w->cfg->allowed_signers, why,
+			       sizeof(why)) != 1) {
+		block_unsigned(pi, "commit", pi->f->commit, why);
 		return;
-	pi->p->blocked = true;
-	pi->p->blocked_reason = arena_printf(pi->p->arena,
-					     "H3 plan needs a commit signed by a key in "
-					     "allowed_signers; commit %.12s: %s",
-					     pi->f->commit, why[0] ? why : "not verified");
+	}
+	if (repo_landed_commit(w->repo, w->snap->tip, pi->f, landed, sizeof(landed), why,
+			       sizeof(why)) < 0) {
+		block_unsigned(pi, "the commit that brought", pi->f->commit, why);
+		return;
+	}
+	if (strcmp(landed, pi->f->commit) != 0 &&
+	    repo_verify_commit(w->repo, landed, w->cfg->allowed_signers, why, sizeof(why)) != 1)
+		block_unsigned(pi, "commit", landed, why);
 }
 
-/* Chaos mode: at most N plans per author e-mail in 24 h. Returns true when over. */
-static bool
-rate_limited(struct worker *w, struct pinfo *pi)
+/*
+ * Who a commit counts as for the chaos rate limit: its signing key when it
+ * carries an SSH signature that holds ("key SHA256:..."), else its author's
+ * e-mail (email, as recorded). Keys are looked up once per commit. Returns
+ * 0 and *out (caller frees), or -1 with why.
+ */
+static int
+rate_identity(struct worker *w, const char *commit, const char *email, char **out, char *why,
+	      size_t whylen)
 {
-	const char *params[3] = { w->cfg->target, pi->f->author_email, pi->id };
+	const char *known = w->signers && *commit ? plan_idset_find(w->signers, commit) : NULL;
+	char fp[128];
+	int rc;
+
+	if (!known && *commit) {
+		/* a commit gone from the repository (force-pushed away) counts by e-mail */
+		rc = repo_commit_signer(w->repo, commit, fp, sizeof(fp), why, whylen);
+		if (rc < 0)
+			return -1;
+		if (!w->signers)
+			w->signers = plan_idset_new();
+		known = rc == 1 ? fp : "";
+		(void)plan_idset_add(w->signers, commit, known, &known);
+	}
+	*out = known && *known ? xasprintf("key %s", known) : xstrdup(email);
+	return 0;
+}
+
+/*
+ * Chaos mode: at most N plans per signing key (signed commits) or author
+ * e-mail (the others) in 24 h. Returns 1 when over (who says whose), 0 when
+ * not (or not in chaos mode), -1 when it could not be told (why says why):
+ * the caller blocks the plan then, a check that fails must not let the plan
+ * through.
+ */
+static int
+rate_limited(struct worker *w, struct pinfo *pi, char **who, char *why, size_t whylen)
+{
+	const char *params[2] = { w->cfg->target, pi->id };
 	struct db_error err;
 	PGresult *r;
-	long n;
+	char *mine = NULL;
+	long n = 0;
+	int rc = -1;
 
-	if (pi->p->mode != MODE_CHAOS || !pi->f->author_email)
-		return false;
+	if (pi->p->mode != MODE_CHAOS)
+		return 0;
+	if (rate_identity(w, pi->f->commit, pi->f->author_email, &mine, why, whylen) < 0)
+		return -1;
 	if (db_exec(exec_db(w->ex), &r, &err,
-		    "SELECT count(*) FROM taskslaps.plans WHERE target = $1 AND author = $2 AND "
-		    "plan_id <> $3 AND first_seen > now() - interval '24 hours' AND status NOT IN "
-		    "('rate_limited', 'invalid', 'blocked', 'pending')",
-		    3, params) < 0)
-		return false;
-	n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		    "SELECT coalesce(commit_sha, ''), coalesce(author, '') FROM taskslaps.plans "
+		    "WHERE target = $1 AND plan_id <> $2 AND first_seen > now() - interval '24 "
+		    "hours' AND status NOT IN ('rate_limited', 'invalid', 'blocked', 'pending')",
+		    2, params) < 0) {
+		snprintf(why, whylen, "%.500s", err.message);
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		char *theirs;
+
+		if (rate_identity(w, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &theirs, why,
+				  whylen) < 0) {
+			PQclear(r);
+			goto out;
+		}
+		n += !strcmp(theirs, mine);
+		free(theirs);
+	}
 	PQclear(r);
-	return n >= w->cfg->chaos_max_plans_per_author_per_day;
+	rc = n >= w->cfg->chaos_max_plans_per_author_per_day;
+	if (rc)
+		*who = mine, mine = NULL;
+out:
+	free(mine);
+	return rc;
 }
 
 static const char *
@@ -220,7 +411,8 @@ static void
 note_line(struct strbuf *sb, const char *target, const struct pinfo *pi)
 {
 	sb_printf(sb, "%s %s %s %zu/%zu steps%s", pi->status, pi->id,
-		  pi->p ? plan_hazard_name(pi->p->max_hazard) : "H?", pi->done, pi->total,
+		  pi->p ? plan_hazard_name(pi->p->max_hazard) : pi->hazard[0] ? pi->hazard : "H?",
+		  pi->done, pi->total,
 		  pi->out_of_order ? " (out of order)" : "");
 	(void)target;
 }
@@ -263,6 +455,7 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	char **texts = xcalloc(n ? n : 1, sizeof(char *));
 	size_t nn = 0;
 	char err[512];
+	int rc;
 
 	for (size_t i = 0; i < n; i++) {
 		struct strbuf sb = STRBUF_INIT;
@@ -291,8 +484,12 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		notes[nn].text = texts[nn];
 		nn++;
 	}
-	if (repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
-			    w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err)) < 0) {
+	rc = repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
+			     w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err));
+	if (rc > 0) {
+		/* somebody pointed our notes ref at something else: said once, when repaired */
+		exec_event(w->ex, "notes.repaired", NULL, NULL, NULL, NULL, "%s", err);
+	} else if (rc < 0) {
 		size_t used = strlen(w->last_error);
 
 		log_warnx("[%s] writing git notes: %s", w->cfg->target, err);
@@ -368,8 +565,27 @@ pinfos_free(struct pinfo *pis, size_t n)
 		plan_free(pis[i].p);
 		free(pis[i].id);
 		free(pis[i].diag);
+		if (pis[i].own_f)
+			free(pis[i].own_f->path);
+		free(pis[i].own_f);
 	}
 	free(pis);
+}
+
+/*
+ * Parses one plan file of the snapshot. One too large to be read is refused
+ * with the planner's own words for it, from the size alone.
+ */
+static int
+parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
+{
+	if (f->too_large) {
+		diags_add(dg, DIAG_ERROR, f->path, 0, 0,
+			  "file is %zu bytes; a plan may be at most %d bytes", f->len,
+			  REPO_PLAN_MAX_BYTES);
+		return -1;
+	}
+	return plan_parse(out, f->path, f->content, f->len, dg);
 }
 
 /* Parses every plan at the tip; duplicate ids make the later file invalid. */
@@ -385,7 +601,7 @@ parse_all(const struct repo_snapshot *s)
 		const char *first;
 
 		pi->f = &s->files[i];
-		if (plan_parse(&pi->p, pi->f->path, pi->f->content, pi->f->len, &dg) == 0 &&
+		if (parse_file(pi->f, &pi->p, &dg) == 0 &&
 		    !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
 			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
 				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
@@ -517,6 +733,9 @@ worker_pass(struct daemon *d, struct worker *w)
 		st_set_str(d, "state", "error");
 		st_set_str(d, "last_error", errbuf);
 		st_set_str(d, "health", "failed");
+		/* no tip to compare with (a deleted branch): not in sync, whatever the last pass said */
+		st_set_str(d, "sync", "out_of_sync");
+		st_set_str(d, "last_result", errbuf);
 		pthread_mutex_unlock(&d->mu);
 		daemon_notify_status(d);
 		return PASS_ERROR;
@@ -542,12 +761,22 @@ worker_pass(struct daemon *d, struct worker *w)
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
+	pis = add_missing(pis, &n, snap, &v);
 	for (size_t i = 0; i < n; i++) {
 		struct pinfo *pi = &pis[i];
 		struct exec_plan_meta meta = { pi->f->commit, pi->f->author_email };
 		struct exec_result res;
 		const char *dbst;
+		char why[600], *who = NULL;
+		int limited;
 
+		if (pi->missing) {
+			/* a verdict that does not depend on the queue: recorded wherever it is */
+			record_missing(w, pi, &v);
+			stopped = true;
+			in_sync = false;
+			continue;
+		}
 		if (!pi->p) {
 			if (!stopped)
 				record_invalid(w, pi, &v);
@@ -591,12 +820,22 @@ worker_pass(struct daemon *d, struct worker *w)
 				break;
 			}
 			check_signature(w, pi);
-			if (!pi->p->blocked && rate_limited(w, pi)) {
+			limited = pi->p->blocked ? 0 : rate_limited(w, pi, &who, why, sizeof(why));
+			if (limited < 0) {
+				pi->p->blocked = true;
+				pi->p->blocked_reason = arena_printf(
+					pi->p->arena,
+					"the chaos rate limit could not be checked (%s); blocked "
+					"until it can be",
+					why);
+			}
+			if (limited > 0) {
 				pi->status = "rate_limited";
 				snprintf(pi->message, sizeof(pi->message),
 					 "%s already has %d plans in the last 24 h on this chaos "
 					 "branch; retried when the window allows",
-					 pi->f->author_email, w->cfg->chaos_max_plans_per_author_per_day);
+					 who, w->cfg->chaos_max_plans_per_author_per_day);
+				free(who);
 				if (!dbst || strcmp(dbst, "rate_limited") != 0) {
 					(void)exec_plan_status(w->ex, pi->p, &meta, "rate_limited", &err);
 					exec_event(w->ex, "plan.rate_limited", pi->id, NULL, NULL, NULL, "%s",
@@ -689,6 +928,59 @@ out:
 	return rc;
 }
 
+/*
+ * accept-drift of a plan that is in drift because no file at the tip has it
+ * any more: its removal is accepted. The row stays applied (its steps ran),
+ * without a checksum, which add_missing takes as "gone, and that is known";
+ * should the file come back, it is checked against the ledger like any plan.
+ */
+static int
+accept_removal(struct worker *w, const char *plan_id, cJSON *res)
+{
+	const char *params[2] = { w->cfg->target, plan_id };
+	const struct repo_snapshot *s = w->snap;
+	struct db_error err;
+	char msg[1200];
+	PGresult *r;
+	int n;
+
+	if (db_exec(exec_db(w->ex), &r, &err,
+		    "SELECT coalesce(file_path, '') FROM taskslaps.plans WHERE target = $1 AND "
+		    "plan_id = $2 AND status = 'drift' AND checksum IS NOT NULL",
+		    2, params) < 0) {
+		cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
+		cJSON_AddStringToObject(res, "message", err.message);
+		return -1;
+	}
+	n = PQntuples(r);
+	for (size_t i = 0; n && s && i < s->n; i++)
+		if (!strcmp(s->files[i].path, PQgetvalue(r, 0, 0)))
+			n = 0; /* there, but invalid: not a removal */
+	PQclear(r);
+	if (n == 0) {
+		snprintf(msg, sizeof(msg), "no valid plan %s at the branch tip", plan_id);
+		cJSON_AddStringToObject(res, "code", TS_PROTO_E_NOT_FOUND);
+		cJSON_AddStringToObject(res, "message", msg);
+		return -1;
+	}
+	if (db_exec(exec_db(w->ex), NULL, &err,
+		    "UPDATE taskslaps.plans SET checksum = NULL, status = 'applied', updated_at = "
+		    "now() WHERE target = $1 AND plan_id = $2 AND status = 'drift'",
+		    2, params) < 0) {
+		cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
+		cJSON_AddStringToObject(res, "message", err.message);
+		return -1;
+	}
+	exec_event(w->ex, "plan.ok", plan_id, NULL, NULL, NULL,
+		   "removal from the branch accepted by an operator: nothing run, nothing undone");
+	exec_flush(w->ex);
+	snprintf(msg, sizeof(msg),
+		 "plan %s: its removal from the branch is accepted; nothing was run or undone",
+		 plan_id);
+	cJSON_AddStringToObject(res, "message", msg);
+	return 0;
+}
+
 int
 worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 {
@@ -714,9 +1006,7 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 			struct plan *p = NULL;
 			int rc = -1;
 
-			if (plan_parse(&p, s->files[i].path, s->files[i].content, s->files[i].len, &dg) ==
-				    0 &&
-			    !strcmp(p->id, j->plan_id)) {
+			if (parse_file(&s->files[i], &p, &dg) == 0 && !strcmp(p->id, j->plan_id)) {
 				rc = exec_accept_drift(w->ex, p->id, p->checksum, &err);
 				snprintf(msg, sizeof(msg),
 					 rc == 0 ? "plan %s: checksum %.16s accepted; nothing was run"
@@ -732,10 +1022,7 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 			plan_free(p);
 			diags_clear(&dg);
 		}
-		snprintf(msg, sizeof(msg), "no valid plan %s at the branch tip", j->plan_id);
-		cJSON_AddStringToObject(res, "code", TS_PROTO_E_NOT_FOUND);
-		cJSON_AddStringToObject(res, "message", msg);
-		return -1;
+		return accept_removal(w, j->plan_id, res);
 	}
 	cJSON_AddStringToObject(res, "code", TS_PROTO_E_UNKNOWN_CMD);
 	cJSON_AddStringToObject(res, "message", "unknown job");
@@ -753,6 +1040,8 @@ void
 worker_state_free(struct worker *w)
 {
 	worker_forget_failures(w);
+	plan_idset_free(w->signers);
+	w->signers = NULL;
 	repo_snapshot_free(w->snap);
 	w->snap = NULL;
 	free(w->repo_key);

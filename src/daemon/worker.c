@@ -227,7 +227,7 @@ ensure_exec(struct daemon *d, struct worker *w)
 	if (exec_open(&ex, w->cfg->database, &ec, &err) < 0 ||
 	    exec_install_schema(ex, false, &err) < 0) {
 		exec_close(ex);
-		/* libpq's messages never carry the password */
+		/* db_connect scrubbed the password out of libpq's message */
 		msg = xasprintf("%s", err.message);
 		pthread_mutex_lock(&d->mu);
 		cJSON *db = cJSON_GetObjectItem(d->status, "database");
@@ -368,7 +368,6 @@ worker_main(void *arg)
 	repo_free(w.repo);
 	worker_state_free(&w);
 	free(w.applied_by);
-	plan_thread_done();
 	pthread_mutex_lock(&d->mu);
 	d->worker_done = true;
 	st_set_str(d, "state", "stopping");

@@ -29,6 +29,8 @@ struct worker {
 	 */
 	struct plan_idset *failed;
 	char failed_tip[41];
+	/* commit -> the fingerprint of the key that signed it, or "": for the rate limit */
+	struct plan_idset *signers;
 };
 
 void worker_forget_failures(struct worker *w);

@@ -69,6 +69,8 @@ db_connect(struct db **out, const char *conninfo, const char *appname, struct db
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
 		err_from_conn(err, conn, "cannot connect to the database: ");
+		/* libpq quotes a connection string it cannot read, password and all */
+		db_conninfo_scrub(conninfo, err->message, sizeof(err->message));
 		PQfinish(conn);
 		return -1;
 	}
@@ -641,26 +643,4 @@ db_script(struct db *db, struct db_error *err, const char *sql)
 	}
 	PQclear(r);
 	return 0;
-}
-
-char *
-db_conninfo_redact(const char *conninfo)
-{
-	PQconninfoOption *opts, *o;
-	struct strbuf sb = STRBUF_INIT;
-	char *errmsg = NULL;
-
-	opts = PQconninfoParse(conninfo, &errmsg);
-	if (!opts) {
-		PQfreemem(errmsg);
-		return xstrdup("(unparsable connection string)");
-	}
-	for (o = opts; o->keyword; o++) {
-		if (!o->val || !o->val[0])
-			continue;
-		sb_printf(&sb, "%s%s=%s", sb.len ? " " : "", o->keyword,
-			  strcmp(o->keyword, "password") == 0 ? "********" : o->val);
-	}
-	PQconninfoFree(opts);
-	return sb_detach(&sb);
 }

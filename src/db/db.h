@@ -49,7 +49,8 @@ struct db_stmt {
 
 /*
  * Connects with conninfo (never logged: it may hold a password). Sets
- * application_name. Returns 0, or -1 with err filled.
+ * application_name. Returns 0, or -1 with err filled; the message is
+ * scrubbed of the password (db_conninfo_scrub).
  */
 int db_connect(struct db **out, const char *conninfo, const char *appname, struct db_error *err);
 void db_close(struct db *db);
@@ -118,7 +119,23 @@ int db_bool(struct db *db, struct db_error *err, bool *out, const char *sql, int
  */
 int db_script(struct db *db, struct db_error *err, const char *sql);
 
-/* The connection string with any password=... value masked, for messages. */
+/* db_conninfo.c */
+
+/*
+ * Checks conninfo with libpq's parser (PQconninfoParse), as a connection
+ * would read it. Returns 0, or -1 with libpq's reason in msg (may be NULL
+ * when msglen is 0), scrubbed by db_conninfo_scrub: libpq quotes what it
+ * could not read, and that may be the password.
+ */
+int db_conninfo_check(const char *conninfo, char *msg, size_t msglen);
+/*
+ * Replaces, in the NUL-terminated msg (in place, cut at msglen), every
+ * password and sslpassword that conninfo holds, as written and as decoded,
+ * whether or not libpq can parse conninfo. For any message built from
+ * libpq's text about a connection before it is logged, stored or sent.
+ */
+void db_conninfo_scrub(const char *conninfo, char *msg, size_t msglen);
+/* The connection string with any password=... value masked, for messages. Caller frees. */
 char *db_conninfo_redact(const char *conninfo);
 
 #endif

@@ -165,6 +165,12 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 					goto dberr;
 				if (failed && !failed_post && s->ob.postchecks.n) {
 					state = "already_present";
+					/* READ ONLY: no exec_present probe here */
+					if (s->op == OP_ADD_COLUMN || s->op == OP_CREATE_TABLE)
+						snprintf(detail, sizeof(detail),
+							 "if the columns' type, nullability and "
+							 "default are the step's (compared when "
+							 "applied)");
 				} else if (failed && earlier_would_run) {
 					state = "would_run";
 					snprintf(detail, sizeof(detail),

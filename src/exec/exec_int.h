@@ -85,6 +85,17 @@ void exec_ledger_params(struct step_run *r, int64_t ms, const char *params[12], 
 			char msbuf[24], char rows[24]);
 
 /*
+ * exec_present.c: before a step whose postchecks already hold is adopted as
+ * already_present, compares each column it defines (add_column,
+ * create_table) with the database's: type as format_type() gives it,
+ * nullability, default. 0 with *why NULL when they match (or the op defines
+ * no column), 0 with *why (malloc'ed, the differences) when they do not, -1
+ * with err when the database failed. The caller's transaction, if one is
+ * open, is left as it was.
+ */
+int exec_present_compare(struct step_run *r, char **why, struct db_error *err);
+
+/*
  * Proof of a step's obligations (exec_step.c): before the statement, the
  * touched tables' relfilenodes; after it, before COMMIT, the locks this
  * backend holds on user relations against lock_class_max (a stronger one

@@ -327,12 +327,22 @@ static int
 adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
 {
 	const char *failed_post = NULL;
+	char *why = NULL;
 
 	if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
 		return 1;
 	if (failed_post || r->s->ob.postchecks.n == 0) {
 		rollback(r->ex);
 		return exec_fail(r, NULL, "precheck failed: %s", failed);
+	}
+	if (exec_present_compare(r, &why, err) < 0) /* type, nullability, default */
+		return 1;
+	if (why) {
+		rollback(r->ex);
+		exec_fail(r, NULL, "precheck failed: %s; not adopted as already present: %s",
+			  failed, why);
+		free(why);
+		return -1;
 	}
 	r->already_present = true;
 	return 0;

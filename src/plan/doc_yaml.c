@@ -82,6 +82,29 @@ plain_kind(const char *s)
 
 static int parse_node(struct yctx *c, yaml_event_t *ev, struct doc_node **out);
 
+/*
+ * A plan is plain maps, lists and scalars: every tag is refused, `!!str` and
+ * the bare `!` included (a quoted scalar is the way to write a string), and
+ * so is every anchor. Aliases are refused where they occur, so an anchor
+ * could only ever be unused; it is refused too, where it is written.
+ */
+static void
+refuse_properties(struct yctx *c, const char *tag, const char *anchor, unsigned line, unsigned col)
+{
+	if (anchor) {
+		diags_add(c->d, DIAG_ERROR, c->file, line, col,
+			  "expected a value without an anchor, found the anchor &%s: anchors "
+			  "are not supported",
+			  anchor);
+	}
+	if (tag) {
+		diags_add(c->d, DIAG_ERROR, c->file, line, col,
+			  "expected an untagged value, found the tag %s: tags are not supported "
+			  "(quote a value to make it a string)",
+			  tag);
+	}
+}
+
 static int
 next_event(struct yctx *c, yaml_event_t *ev)
 {
@@ -167,10 +190,7 @@ parse_node(struct yctx *c, yaml_event_t *ev, struct doc_node **out)
 			node = doc_node_new(c->doc, plain_kind(v), line, col);
 		else
 			node = doc_node_new(c->doc, DOC_STRING, line, col);
-		if (tag && strcmp(tag, YAML_STR_TAG) != 0 && strcmp(tag, "!") != 0) {
-			diags_add(c->d, DIAG_ERROR, c->file, line, col,
-				  "expected an untagged value, found the tag %s", tag);
-		}
+		refuse_properties(c, tag, (const char *)ev->data.scalar.anchor, line, col);
 		node->str = arena_strndup(c->doc->arena, v, ev->data.scalar.length);
 		if (strlen(node->str) != ev->data.scalar.length) {
 			diags_add(c->d, DIAG_ERROR, c->file, line, col,
@@ -186,11 +206,10 @@ parse_node(struct yctx *c, yaml_event_t *ev, struct doc_node **out)
 		int is_map = ev->type == YAML_MAPPING_START_EVENT;
 		const char *tag = is_map ? (const char *)ev->data.mapping_start.tag
 					 : (const char *)ev->data.sequence_start.tag;
+		const char *anchor = is_map ? (const char *)ev->data.mapping_start.anchor
+					    : (const char *)ev->data.sequence_start.anchor;
 
-		if (tag) {
-			diags_add(c->d, DIAG_ERROR, c->file, line, col,
-				  "expected an untagged value, found the tag %s", tag);
-		}
+		refuse_properties(c, tag, anchor, line, col);
 		yaml_event_delete(ev);
 		if (++c->depth > DOC_MAX_DEPTH) {
 			diags_add(c->d, DIAG_ERROR, c->file, line, col,

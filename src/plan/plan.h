@@ -95,6 +95,53 @@ struct plan_coldef {
 	struct plan_const def;
 };
 
+/* The rules of findings on SQL statements (plan_analyze.c); documented in taskslaps-plan(5). */
+enum plan_rule_id {
+	RULE_INDEX_NOT_CONCURRENT,
+	RULE_CONSTRAINT_NOT_VALID,
+	RULE_SET_NOT_NULL,
+	RULE_VOLATILE_DEFAULT,
+	RULE_COLUMN_TYPE,
+	RULE_RENAME,
+	RULE_DROP,
+	RULE_TRUNCATE,
+	RULE_SERIAL_COLUMN,
+	RULE_UNIQUE_WITHOUT_INDEX,
+	RULE_DML_IN_SQL,
+	RULE_TABLE_REWRITE,
+	PLAN_RULE__COUNT
+};
+
+struct plan_rule {
+	const char *id;      /* stable: "S001" */
+	const char *name;    /* "index-not-concurrent" */
+	const char *what;    /* the risk, one line */
+	const char *fix;     /* the fix, one line */
+};
+
+/* A rule silenced on a step, and why (shown, never hidden). */
+struct plan_allow {
+	enum plan_rule_id rule;
+	char *reason;
+	unsigned line, col;
+};
+
+/* What an sql step's statement does, derived from its parse tree. */
+struct plan_sql_effect {
+	bool known;             /* the planner knows the statement */
+	enum pg_lock lock;      /* strongest lock on a relation that existed before */
+	bool rewrites;          /* may give a table a new relfilenode */
+	bool scans;             /* scans a table under its lock */
+	bool nontx;             /* must run outside a transaction block */
+	bool destructive;       /* destroys data or a relation */
+	enum plan_hazard hazard;
+	const char *reason;
+	uint32_t rules;         /* bit per enum plan_rule_id: findings */
+};
+
+const struct plan_rule *plan_rule(enum plan_rule_id id);
+int plan_rule_find(const char *id_or_name); /* -1 if unknown */
+
 struct plan_obligations {
 	enum pg_lock lock_class_max;  /* strongest lock on any relation that existed before */
 	bool may_rewrite;             /* may the step give an existing table a new relfilenode */
@@ -132,6 +179,10 @@ struct plan_step {
 	struct plan_coldef *coldefs;  /* create_table */
 	size_t ncoldefs;
 	enum pg_lock declared_lock;   /* sql: lock_class_max as promised; LOCK_NONE if not given */
+	int declared_rewrite;         /* sql: may_rewrite as promised: 0 false, 1 true, -1 not given */
+	struct plan_sql_effect eff;   /* sql: what the statement does, derived */
+	struct plan_allow *allows;    /* findings silenced on this step */
+	size_t nallows;
 	struct plan_strv user_prechecks;
 	struct plan_strv user_postchecks;
 	struct plan_limits limits;    /* as written on the step */
@@ -190,8 +241,6 @@ int plan_parse(struct plan **out, const char *path, const char *buf, size_t len,
 /* Reads path and calls plan_parse. Returns -1 (with a diagnostic) if it cannot be read. */
 int plan_load(struct plan **out, const char *path, struct diags *d);
 void plan_free(struct plan *p);
-/* Frees what the planner's SQL reader keeps for the calling thread; call before a thread that planned ends. */
-void plan_thread_done(void);
 
 /* The policy a mode applies; plan_policy_default fills the SPEC's defaults. */
 struct plan_policy {

@@ -14,6 +14,7 @@
 
 #include "plan/doc.h"
 #include "plan/plan.h"
+#include "plan/plan_dir.h"
 #include "plan/plan_int.h"
 #include "sql/sql.h"
 #include "util/alloc.h"
@@ -73,7 +74,7 @@ static const struct fspec opspecs[OP__COUNT][MAXF] = {
 			       { "to", FT_IDENT, true } },
 	[OP_RENAME_TABLE] = { { "from", FT_QIDENT, true }, { "to", FT_IDENT, true } },
 	[OP_SQL] = { { "sql", FT_STMT, true }, { "lock_class_max", FT_LOCK, false },
-		     { "wave", FT_WAVE, false } },
+		     { "may_rewrite", FT_BOOL, false }, { "wave", FT_WAVE, false } },
 };
 
 #define IDENT_RULE "a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)"
@@ -554,13 +555,28 @@ tx_keyword(const PgQuery__TransactionStmt *t)
 }
 
 static bool
-has_concurrently_option(size_t n, PgQuery__Node **params)
+is_set_config(const PgQuery__Node *n, void *ctx)
 {
-	for (size_t i = 0; i < n; i++)
-		if (params[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
-		    !strcmp(params[i]->def_elem->defname, "concurrently"))
-			return true;
-	return false;
+	bool *found = ctx;
+
+	if (n->node_case == PG_QUERY__NODE__NODE_FUNC_CALL && n->func_call->n_funcname &&
+	    sql_node_str(n->func_call->funcname[n->func_call->n_funcname - 1]) &&
+	    !strcmp(sql_node_str(n->func_call->funcname[n->func_call->n_funcname - 1]),
+		    "set_config")) {
+		*found = true;
+		return false;
+	}
+	return true;
+}
+
+/* Whether the statement calls set_config anywhere (a function body is not looked into). */
+static bool
+calls_set_config(const PgQuery__Node *q)
+{
+	bool found = false;
+
+	(void)sql_walk(&q->base, is_set_config, &found);
+	return found;
 }
 
 /* Why an `sql` step's statement cannot run as a step, or NULL. */
@@ -573,38 +589,122 @@ stmt_refused(struct bctx *c, const PgQuery__Node *q)
 				    "expected a statement, found transaction control ('%s'): the "
 				    "executor runs each step in its own transaction",
 				    tx_keyword(q->transaction_stmt));
-	case PG_QUERY__NODE__NODE_VACUUM_STMT:
-		if (!q->vacuum_stmt->is_vacuumcmd)
-			return NULL;
-		return arena_printf(c->a,
-				    "expected a statement that can run in a transaction, found "
-				    "'VACUUM': the executor runs each step in its own transaction");
 	case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT:
 	case PG_QUERY__NODE__NODE_CREATEDB_STMT:
 	case PG_QUERY__NODE__NODE_DROPDB_STMT:
 	case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT:
 	case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT:
 		return arena_printf(c->a,
-				    "expected a statement that can run in a transaction, found "
-				    "'%s': the executor runs each step in its own transaction",
+				    "expected a statement on this database's objects, found '%s', "
+				    "which changes the server or another database",
 				    stmt_keyword(q));
-	case PG_QUERY__NODE__NODE_INDEX_STMT:
-		if (!q->index_stmt->concurrent)
-			return NULL;
-		break;
-	case PG_QUERY__NODE__NODE_DROP_STMT:
-		if (!q->drop_stmt->concurrent)
-			return NULL;
-		break;
-	case PG_QUERY__NODE__NODE_REINDEX_STMT:
-		if (!has_concurrently_option(q->reindex_stmt->n_params, q->reindex_stmt->params))
-			return NULL;
-		break;
+	case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
+	case PG_QUERY__NODE__NODE_DISCARD_STMT:
+		return "expected a statement that leaves the session as it was, found SET, RESET "
+		       "or DISCARD: a setting would outlive the step (use limits: for timeouts)";
 	default:
-		return NULL;
+		break;
 	}
-	return "expected a statement that can run in a transaction, found CONCURRENTLY: use "
-	       "add_index_concurrently or drop_index_concurrently";
+	if (calls_set_config(q))
+		return "expected a statement that leaves the session as it was, found a call of "
+		       "set_config(): a setting would outlive the step (use limits: for timeouts)";
+	return NULL;
+}
+
+static bool
+collect_rangevar(const PgQuery__Node *n, void *ctx)
+{
+	void **a = ctx;
+	struct bctx *c = a[0];
+	struct plan_step *s = a[1];
+	const PgQuery__RangeVar *rv;
+	char *name, **nv;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_RANGE_VAR)
+		return true;
+	rv = n->range_var;
+	if (!rv->relname || (rv->catalogname && rv->catalogname[0]))
+		return true;
+	name = rv->schemaname && rv->schemaname[0]
+		       ? arena_printf(c->p->arena, "%s.%s", rv->schemaname, rv->relname)
+		       : arena_strdup(c->p->arena, rv->relname);
+	if (!plan_ident_ok(name, true))
+		return true;
+	for (size_t i = 0; i < s->touched.n; i++)
+		if (!strcmp(s->touched.v[i], name))
+			return true;
+	nv = arena_alloc(c->p->arena, (s->touched.n + 1) * sizeof(*nv));
+	if (s->touched.n)
+		memcpy(nv, s->touched.v, s->touched.n * sizeof(*nv));
+	nv[s->touched.n++] = name;
+	s->touched.v = nv;
+	return true;
+}
+
+/*
+ * The relations an sql step's statement names: their relfilenodes are
+ * compared before and after the statement when it promises no rewrite.
+ */
+static void
+touched_of(struct bctx *c, const PgQuery__Node *q, struct plan_step *s)
+{
+	void *ctx[2] = { c, s };
+
+	(void)sql_walk(&q->base, collect_rangevar, ctx);
+}
+
+/* allow: [{rule: S001 | index-not-concurrent, reason: ...}, ...] */
+static bool
+get_allows(struct bctx *c, const struct doc_node *n, struct plan_step *s)
+{
+	bool ok = true;
+
+	if (n->kind != DOC_SEQ || n->n == 0) {
+		err(c, n, "allow: expected a list of {rule, reason}, found %s", found(c, n));
+		return false;
+	}
+	s->allows = arena_alloc(c->p->arena, n->n * sizeof(*s->allows));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct doc_node *m = n->items[i], *r, *why;
+		int id;
+
+		if (m->kind != DOC_MAP) {
+			err(c, m, "allow: expected a map {rule, reason}, found %s", found(c, m));
+			ok = false;
+			continue;
+		}
+		for (size_t k = 0; k < m->n; k++)
+			if (strcmp(m->keys[k]->str, "rule") && strcmp(m->keys[k]->str, "reason")) {
+				err(c, m->keys[k], "allow: unknown field '%s' (expected rule, reason)",
+				    m->keys[k]->str);
+				ok = false;
+			}
+		r = doc_map_get(m, "rule");
+		why = doc_map_get(m, "reason");
+		if (!r || !why) {
+			err(c, m,
+			    "allow: missing field '%s' (a finding is silenced only with a reason)",
+			    r ? "reason" : "rule");
+			ok = false;
+			continue;
+		}
+		if (r->kind != DOC_STRING || (id = plan_rule_find(r->str)) < 0) {
+			err(c, r, "allow: rule: expected a rule id (S001 ...) or name, found %s",
+			    found(c, r));
+			ok = false;
+			continue;
+		}
+		if (why->kind != DOC_STRING || !why->str[0]) {
+			err(c, why, "allow: reason: expected a non-empty string, found %s",
+			    found(c, why));
+			ok = false;
+			continue;
+		}
+		s->allows[s->nallows++] = (struct plan_allow){ (enum plan_rule_id)id,
+							       arena_strdup(c->p->arena, why->str),
+							       m->line, m->col };
+	}
+	return ok;
 }
 
 /* Reads one op-specific field into the step. */
@@ -635,8 +735,16 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 	}
 	case FT_TYPE:
 		return (s->type = get_type(c, v, name)) != NULL;
-	case FT_BOOL:
+	case FT_BOOL: {
+		bool b;
+		if (!strcmp(name, "may_rewrite")) {
+			if (!get_bool(c, v, name, &b))
+				return false;
+			s->declared_rewrite = b;
+			return true;
+		}
 		return get_bool(c, v, name, !strcmp(name, "unique") ? &s->unique : &s->nullable);
+	}
 	case FT_EXPR: {
 		char *e = get_expr(c, v, name, true);
 		if (!e)
@@ -670,6 +778,10 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 		if (!(s->sql = get_stmt(c, v, name, &t, &q)))
 			return false;
 		why = stmt_refused(c, q);
+		if (!why) {
+			plan_sql_analyze(c->p->arena, q, &s->eff);
+			touched_of(c, q, s);
+		}
 		sql_tree_free(&t);
 		if (why) {
 			err(c, v, "sql: %s", why);
@@ -804,6 +916,7 @@ build_step(struct bctx *c, const struct doc_node *n, int wave, struct plan_step 
 	s->line = n->line;
 	s->col = n->col;
 	s->nullable = true;
+	s->declared_rewrite = -1;
 	limits_unset(&s->limits);
 	if (n->kind != DOC_MAP) {
 		err(c, n, "step: expected a map with an 'op' field, found %s", found(c, n));
@@ -846,6 +959,10 @@ build_step(struct bctx *c, const struct doc_node *n, int wave, struct plan_step 
 			ok &= get_limits(c, v, &s->limits);
 			continue;
 		}
+		if (!strcmp(key, "allow")) {
+			ok &= get_allows(c, v, s);
+			continue;
+		}
 		for (int k = 0; k < MAXF && opspecs[op][k].name; k++)
 			if (!strcmp(opspecs[op][k].name, key))
 				f = &opspecs[op][k];
@@ -875,6 +992,22 @@ build_step(struct bctx *c, const struct doc_node *n, int wave, struct plan_step 
 			err(c, opn, "%s belongs to the %s wave, found in the %s wave", opn->str,
 			    plan_wave_name(s->wave), plan_wave_name((enum plan_wave)wave));
 		ok = false;
+	}
+	if (ok && s->op == OP_SQL && s->eff.known) {
+		if (s->declared_lock != LOCK_NONE && s->declared_lock < s->eff.lock) {
+			err(c, doc_map_get(n, "lock_class_max"),
+			    "lock_class_max: the statement takes %s (%s), stronger than the %s "
+			    "promised",
+			    pg_lock_name(s->eff.lock), s->eff.reason, pg_lock_name(s->declared_lock));
+			ok = false;
+		}
+		if (s->declared_rewrite == 0 && s->eff.rewrites) {
+			err(c, doc_map_get(n, "may_rewrite"),
+			    "may_rewrite: the statement may rewrite a table (%s), but false was "
+			    "promised",
+			    s->eff.reason);
+			ok = false;
+		}
 	}
 	if (ok && s->op == OP_CREATE_TABLE) {
 		for (size_t i = 0; i < s->primary_key.n; i++) {
@@ -1170,8 +1303,9 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 		goto out;
 	}
 	if (root->kind != DOC_MAP) {
+		/* the kind only: a file that is no plan at all is not quoted */
 		err(&c, root, "plan: expected a map with title, reason and waves or steps, found %s",
-		    found(&c, root));
+		    doc_kind_name(root->kind));
 		ok = false;
 		goto out;
 	}
@@ -1274,11 +1408,9 @@ plan_load(struct plan **out, const char *path, struct diags *d)
 	int fd, rc;
 	struct stat st;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
+	fd = plan_dir_open(path, d); /* a regular file; no link out of its directory, no FIFO */
+	if (fd < 0)
 		return -1;
-	}
 	while ((n = read(fd, chunk + len, sizeof(chunk) - len)) > 0) {
 		len += (size_t)n;
 		if (len < sizeof(chunk))

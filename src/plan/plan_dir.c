@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 
@@ -18,6 +20,96 @@ plan_dir_is_plan_name(const char *name)
 		return false;
 	return (n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml")) ||
 	       (n > 5 && !strcmp(name + n - 5, ".json"));
+}
+
+/* What a file that is not a regular one is, for a message. */
+static const char *
+file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	return "a special file";
+}
+
+/* Whether the resolved path is inside the resolved directory dir. */
+static bool
+beneath(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+int
+plan_dir_open(const char *path, struct diags *d)
+{
+	/*
+	 * O_NOFOLLOW: a symbolic link is not opened here, whatever it points to.
+	 * O_NONBLOCK: a FIFO (or a device) someone left in the directory is opened
+	 * without waiting for a writer, and refused below; reading a regular file
+	 * is the same with or without it.
+	 */
+	const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+	const char *slash = strrchr(path, '/');
+	char *dir = NULL, *rdir = NULL, *target = NULL;
+	struct stat st;
+	int fd = open(path, flags);
+
+	if (fd < 0 && errno == ELOOP) {
+		/*
+		 * The link is followed only to a file inside the directory that holds
+		 * it (resolved: `..`, absolute targets and links to links included),
+		 * so a plan cannot make lint read ~/.pgpass or /proc/kmsg and show it
+		 * in an error. A dangling link gets the same message: the output does
+		 * not tell which files exist outside the directory.
+		 */
+		if (!slash)
+			dir = xstrdup(".");
+		else
+			dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+		rdir = realpath(dir, NULL);
+		target = realpath(path, NULL);
+		if (!rdir || !target || !beneath(target, rdir)) {
+			diags_add(d, DIAG_ERROR, path, 0, 0,
+				  "refused: a symbolic link that does not lead to a file inside "
+				  "its directory %s (a plan is a file of the migrations "
+				  "directory)",
+				  dir);
+			goto out;
+		}
+		fd = open(target, flags);
+	}
+	if (fd < 0) {
+		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	} else if (!S_ISREG(st.st_mode)) {
+		diags_add(d, DIAG_ERROR, path, 0, 0,
+			  "refused: %s, not a regular file (a plan is a file of the migrations "
+			  "directory)",
+			  file_kind(st.st_mode));
+		close(fd);
+		fd = -1;
+	}
+out:
+	free(dir);
+	free(rdir);
+	free(target);
+	return fd;
 }
 
 static int

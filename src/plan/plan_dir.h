@@ -17,6 +17,14 @@ bool plan_dir_is_plan_name(const char *name);
 /* Lists dir's plan files (not recursive; hidden files skipped). Returns 0, or -1 with a diagnostic. */
 int plan_dir_list(struct plan_dir *out, const char *dir, struct diags *d);
 void plan_dir_free(struct plan_dir *pd);
+/*
+ * Opens path to read it as a plan: a regular file, or a symbolic link that
+ * leads to one inside the directory holding the link. Anything else (a
+ * link out of the directory or to nothing, a FIFO, a device, a directory)
+ * is refused by name, without reading a byte of it and without blocking.
+ * Returns the descriptor (the caller closes it), or -1 with a diagnostic.
+ */
+int plan_dir_open(const char *path, struct diags *d);
 
 /* A set of plan ids with where each was first seen, to refuse duplicates. */
 struct plan_idset;

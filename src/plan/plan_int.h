@@ -10,6 +10,10 @@
 void plan_step_finish(struct plan *p, struct plan_step *s);
 
 struct sql_msg;
+struct arena;
+typedef struct PgQuery__Node PgQuery__Node;
+/* Derives what an sql step's statement does (plan_analyze.c). */
+void plan_sql_analyze(struct arena *a, const PgQuery__Node *stmt, struct plan_sql_effect *e);
 /*
  * Reads a finished step's statement and checks back with PostgreSQL's parser
  * and checks the tree is the op's promise (plan_shape.c). False with *m when not.

@@ -109,6 +109,8 @@ plan_step_fields_json(const struct plan_step *s)
 		add_str(o, "sql", s->sql);
 		if (s->op == OP_SQL && s->declared_lock != LOCK_NONE)
 			add_str(o, "lock_class_max", pg_lock_name(s->declared_lock));
+		if (s->op == OP_SQL && s->declared_rewrite >= 0)
+			cJSON_AddBoolToObject(o, "may_rewrite", s->declared_rewrite == 1);
 		break;
 	case OP_VALIDATE_CONSTRAINT:
 	case OP_DROP_COLUMN:

@@ -51,6 +51,45 @@ check_validated_before(const struct plan *p, const char *table, const struct pla
 	return false;
 }
 
+/*
+ * The findings of an sql step's statement, by rule: "[S001 index-not-
+ * concurrent] what; fix: how". One silenced with `allow:` is a note that
+ * says so and why, never dropped.
+ */
+static void
+sql_findings(const struct plan *p, const struct plan_step *s, struct diags *d)
+{
+	for (int r = 0; r < PLAN_RULE__COUNT; r++) {
+		const struct plan_rule *ru = plan_rule((enum plan_rule_id)r);
+		const struct plan_allow *al = NULL;
+
+		if (!(s->eff.rules & (1u << r)))
+			continue;
+		for (size_t k = 0; k < s->nallows; k++)
+			if (s->allows[k].rule == (enum plan_rule_id)r)
+				al = &s->allows[k];
+		if (al)
+			diags_add(d, DIAG_NOTE, p->path, s->line, s->col,
+				  "sql: [%s %s] allowed: %s (%s)", ru->id, ru->name, al->reason,
+				  ru->what);
+		else
+			diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+				  "sql: [%s %s] %s; fix: %s", ru->id, ru->name, ru->what, ru->fix);
+	}
+	if (!s->eff.known)
+		diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
+			  "sql: %s; it is held to AccessExclusiveLock and may rewrite. Declare "
+			  "lock_class_max and may_rewrite: false if it does less, so the executor "
+			  "can prove it",
+			  s->hazard_reason);
+	/* an allow that silences nothing is a slip */
+	for (size_t k = 0; k < s->nallows; k++)
+		if (!(s->eff.rules & (1u << s->allows[k].rule)))
+			diags_add(d, DIAG_WARNING, p->path, s->allows[k].line, s->allows[k].col,
+				  "allow: rule %s (%s) has no finding on this step",
+				  plan_rule(s->allows[k].rule)->id, plan_rule(s->allows[k].rule)->name);
+}
+
 size_t
 plan_lint(const struct plan *p, struct diags *d)
 {
@@ -105,11 +144,7 @@ plan_lint(const struct plan *p, struct diags *d)
 						  s->table, s->column);
 				break;
 			case OP_SQL:
-				if (s->declared_lock == LOCK_NONE)
-					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
-						  "sql: no lock_class_max; the step is held to "
-						  "AccessExclusiveLock. Declare the lock it needs so "
-						  "the executor can prove it");
+				sql_findings(p, s, d);
 				break;
 			default:
 				break;

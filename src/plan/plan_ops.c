@@ -560,14 +560,24 @@ plan_step_finish(struct plan *p, struct plan_step *s)
 		strv_push(p, &s->touched, s->from);
 		break;
 	}
-	case OP_SQL:
-		s->hazard = H3;
-		s->hazard_reason = "raw SQL: the planner cannot see what it does";
-		s->ob.lock_class_max =
-			s->declared_lock != LOCK_NONE ? s->declared_lock : LOCK_ACCESS_EXCLUSIVE;
-		s->ob.may_rewrite = true;
+	case OP_SQL: {
+		/* what the parse tree says it does; a promise may only be stronger */
+		enum pg_lock l = s->eff.lock > LOCK_ACCESS_SHARE ? s->eff.lock : LOCK_ACCESS_SHARE;
+		s->hazard = s->eff.hazard;
+		s->hazard_reason = (char *)s->eff.reason;
+		s->ob.lock_class_max = s->declared_lock > l ? s->declared_lock : l;
+		s->ob.may_rewrite = s->eff.rewrites || s->declared_rewrite == 1;
+		if (!s->eff.known) {
+			/* the author's promise, proved at run time, is all there is to go by */
+			if (s->declared_lock != LOCK_NONE)
+				s->ob.lock_class_max = s->declared_lock;
+			if (s->declared_rewrite == 0)
+				s->ob.may_rewrite = false;
+		}
+		s->exec = s->eff.nontx ? EXEC_NONTX : EXEC_TX;
 		sb_puts(&sb, s->sql);
 		break;
+	}
 	case OP__COUNT:
 		break;
 	}

@@ -258,12 +258,6 @@ checks_ok(const struct plan_strv *v, struct sql_msg *m)
 	return ok;
 }
 
-void
-plan_thread_done(void)
-{
-	sql_thread_done();
-}
-
 bool
 plan_shape_check(const struct plan_step *s, struct sql_msg *m)
 {

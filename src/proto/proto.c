@@ -157,10 +157,48 @@ check_version(const cJSON *root, const char **code, char *msg, size_t msglen)
 	return 0;
 }
 
+static int
+cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * A key that appears twice in one object of the tree under item, or NULL.
+ * cJSON keeps both and its lookups find the first, while another reader
+ * may take the last: a request that says two things is refused instead.
+ * Each object's keys are sorted, so a long line costs n log n, not n².
+ */
+static const char *
+duplicate_key(const cJSON *item)
+{
+	const char *dup = NULL;
+	const char **keys;
+	size_t n = 0, i = 0;
+
+	for (const cJSON *c = item->child; c; c = c->next) {
+		n++;
+		if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && (dup = duplicate_key(c)) != NULL)
+			return dup;
+	}
+	if (!cJSON_IsObject(item) || n < 2)
+		return NULL;
+	keys = xcalloc(n, sizeof(*keys));
+	for (const cJSON *c = item->child; c; c = c->next)
+		keys[i++] = c->string ? c->string : "";
+	qsort(keys, n, sizeof(*keys), cmp_key);
+	for (i = 1; i < n && !dup; i++)
+		if (!strcmp(keys[i - 1], keys[i]))
+			dup = keys[i];
+	free(keys);
+	return dup;
+}
+
 int
 proto_request_decode(const char *line, size_t len, struct proto_request *out, const char **code,
 		     char *msg, size_t msglen)
 {
+	const char *dup;
 	cJSON *root, *id, *cmd, *args;
 	long long idv = 0;
 
@@ -175,6 +213,11 @@ proto_request_decode(const char *line, size_t len, struct proto_request *out, co
 	if (check_version(root, code, msg, msglen) < 0)
 		goto fail;
 	*code = TS_PROTO_E_BAD_REQUEST;
+	if ((dup = duplicate_key(root)) != NULL) {
+		say(msg, msglen, "duplicate key \"%.64s\": each key may appear once in an object",
+		    dup);
+		goto fail;
+	}
 	if (!id) {
 		say(msg, msglen, "missing \"id\"");
 		goto fail;

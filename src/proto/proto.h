@@ -39,8 +39,10 @@ struct proto_request {
  * line need not be NUL-terminated). Checks, in this order: length (at most
  * TS_PROTO_MAX_LINE), no NUL byte, valid UTF-8, JSON, an object, "v" an
  * integer equal to TS_PROTO_VERSION, "id" an integer in 0..PROTO_ID_MAX,
- * "cmd" a non-empty string, "args" absent, null or an object. Unknown keys
- * are ignored (a later version may add some).
+ * "cmd" a non-empty string, "args" absent, null or an object, and no key
+ * twice in any object (after the version check, so the code of a request
+ * from another version stays unsupported_version). Unknown keys are
+ * ignored (a later version may add some).
  *
  * Returns 0 and fills *out (release with proto_request_free). Returns -1 with
  * *code set to a TS_PROTO_E_* string (static) and a one-line message in msg

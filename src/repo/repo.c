@@ -26,6 +26,8 @@ repo_seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* a path or an ssh-keygen line may carry any bytes; errors reach JSON and SQL */
+	repo_text_clean_inplace(err);
 	return -1;
 }
 
@@ -515,10 +517,54 @@ out:
 	return rc;
 }
 
+/*
+ * Moves each staged notes ref to refs/notes/taskslaps/ when it is a commit
+ * that fast-forwards ours (or we have none), and deletes the staged refs. A
+ * remote notes ref that is not a commit is left for repo_notes_sync to
+ * report. 0, or -1 with err (when err).
+ */
+static int
+repo_notes_unstage(struct repo *r, char *err, size_t errlen)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *staged;
+	int rc = 0;
+
+	if (git_reference_iterator_glob_new(&it, r->git, REPO_NOTES_STAGE "*") < 0)
+		return repo_seterr(err, errlen, "cannot list the fetched notes: %s", repo_giterr());
+	while (git_reference_next(&staged, it) == 0) {
+		const git_oid *id = git_reference_target(staged);
+		char *name = xasprintf("refs/notes/taskslaps/%s",
+				       git_reference_name(staged) + strlen(REPO_NOTES_STAGE));
+		git_reference *ref = NULL;
+		git_object *obj = NULL;
+		git_oid ours;
+		int have = git_reference_name_to_id(&ours, r->git, name);
+
+		if (id && git_object_lookup(&obj, r->git, id, GIT_OBJECT_COMMIT) == 0 &&
+		    (have == GIT_ENOTFOUND ||
+		     (have == 0 && !git_oid_equal(&ours, id) &&
+		      git_graph_descendant_of(r->git, id, &ours) == 1))) {
+			if (git_reference_create(&ref, r->git, name, id, 1, "taskslaps: fetch notes") < 0)
+				rc = repo_seterr(err, errlen, "cannot update %s: %s", name, repo_giterr());
+			git_reference_free(ref);
+		}
+		git_error_clear();
+		git_object_free(obj);
+		free(name);
+		if (git_reference_delete(staged) < 0)
+			rc = repo_seterr(err, errlen, "cannot delete %s: %s",
+					 git_reference_name(staged), repo_giterr());
+		git_reference_free(staged);
+	}
+	git_reference_iterator_free(it);
+	return rc;
+}
+
 int
 repo_fetch(struct repo *r, char *err, size_t errlen)
 {
-	char *specv[] = { r->fetchspec, REPO_NOTES_FETCHSPEC };
+	char *specv[] = { r->fetchspec, REPO_NOTES_STAGESPEC };
 	git_strarray specs = { specv, 2 };
 	git_remote *remote = NULL;
 	git_fetch_options opts;
@@ -538,6 +584,8 @@ repo_fetch(struct repo *r, char *err, size_t errlen)
 	} else {
 		rc = repo_prune_branch(r, remote, err, errlen);
 	}
+	if (repo_notes_unstage(r, rc < 0 ? NULL : err, errlen) < 0)
+		rc = -1;
 	git_remote_free(remote);
 	return rc < 0 ? -1 : 0;
 }

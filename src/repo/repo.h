@@ -14,13 +14,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "plan/doc.h"
+
 struct repo;
 
 /* One plan file at the tip of the followed branch. */
+/* A plan file larger than this is not read: its content stays NULL (too_large). */
+#define REPO_PLAN_MAX_BYTES DOC_MAX_BYTES
+
+/* Texts from git in here (path, author) are cleaned as by repo_text_clean. */
 struct repo_plan_file {
 	char *path;            /* path in the repository, e.g. "migrations/0001-x.yaml" */
-	char *content;         /* the blob's bytes (NUL-terminated for convenience) */
-	size_t len;
+	char *content;         /* the blob's bytes (NUL-terminated for convenience); NULL
+				  when too_large */
+	char *git_path;        /* the path's bytes as git has them (path may differ: cleaned) */
+	size_t len;            /* the blob's size, read or not */
+	bool too_large;        /* over REPO_PLAN_MAX_BYTES: refused without being read */
 	char blob[41];         /* blob id, hex */
 	char commit[41];       /* newest commit reachable from the tip that changed this path */
 	char *author_name;     /* of that commit */
@@ -34,6 +43,15 @@ struct repo_snapshot {
 					  migrations_dir, sorted by file name in byte order */
 	size_t n;
 };
+
+/*
+ * Text from git (a name, an e-mail, a path, a message: any bytes) as one
+ * line of valid UTF-8: each byte that is not part of well-formed UTF-8, and
+ * each control character (newline included), becomes the four characters
+ * \xNN. Valid text without control characters comes back unchanged. Never
+ * NULL; caller frees.
+ */
+char *repo_text_clean(const char *s, size_t len);
 
 /*
  * Opens location (a local path, or a URL mirrored into state_dir/mirror.git)
@@ -131,7 +149,8 @@ struct repo_note {
  * they are); writes a notes commit only when something changed. With push
  * (and a URL), fetches the remote notes ref, rewrites on top of it, and
  * pushes without force, retrying a bounded number of times when the remote
- * moved meanwhile. Returns 0, or -1 with err.
+ * moved meanwhile. Returns 0, 1 (done, after a repair: see below), or -1
+ * with err.
  *
  * All the changes of one call go into a single notes commit, by
  * "taskslaps <taskslaps@localhost>". A local repository gets its notes
@@ -140,12 +159,42 @@ struct repo_note {
  * the remote's is, so the notes other writers added survive; the push is
  * never forced (5 attempts). Pushing over file:// needs a bare remote
  * (libgit2's local transport).
+ *
+ * The notes are a projection of the database, so a notes ref of ours that
+ * points at something other than a commit (a blob force-pushed there, say)
+ * is replaced, and 1 returned with err saying what it was. Not on the
+ * remote: replacing it there would take a forced push, so a remote notes ref
+ * that is not a commit is an error (-1) that says so.
  */
 int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
 		    bool push, char *err, size_t errlen);
 
 /* The note on commit under notes_ref, or NULL (caller frees). */
 char *repo_note_read(struct repo *r, const char *notes_ref, const char *commit);
+
+/*
+ * The commit that brought f's content onto the branch whose tip is tip (f
+ * from a snapshot at that tip): the newest commit on the first-parent line
+ * from the tip that has the file's blob at its path while its first parent
+ * has not (or that has no parent). For a plan committed on the branch that
+ * is f->commit itself; for one merged from a side branch, the merge — the
+ * approval, where f->commit is the authorship. Returns 0 with the id (hex)
+ * in out (at least 41 bytes), or -1 with err.
+ */
+int repo_landed_commit(struct repo *r, const char *tip, const struct repo_plan_file *f, char *out,
+		       size_t outlen, char *err, size_t errlen);
+
+/*
+ * The key that signed commit, when it carries an SSH signature that holds
+ * for the data with the key the signature names (`ssh-keygen -Y
+ * check-novalidate`, namespace "git"): whose key it is, nobody vouches, but
+ * the signature cannot be borrowed from another commit. Returns 1 with the
+ * key's fingerprint ("SHA256:...") in out, 0 when the commit is unsigned, not
+ * SSH-signed, the signature does not hold, or the commit is not in the
+ * repository (why in err), -1 when it could not be told (err). Runs ssh-keygen as repo_verify_commit does.
+ */
+int repo_commit_signer(struct repo *r, const char *commit, char *out, size_t outlen, char *err,
+		       size_t errlen);
 
 /*
  * Verifies commit's SSH signature against an allowed_signers file (the format

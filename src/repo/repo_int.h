@@ -33,9 +33,16 @@ struct repo_cred {
 	char reject_msg[256];
 };
 
-/* snprintf into err (when err and errlen); always returns -1. */
+/* snprintf into err (when err and errlen), cleaned by repo_text_clean_inplace; returns -1. */
 int repo_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * s with every byte that is not well-formed UTF-8, and every control
+ * character, replaced by '?' in place: for messages that may quote git's
+ * bytes (repo_seterr applies it to every error).
+ */
+void repo_text_clean_inplace(char *s);
 
 /* The message of libgit2's last error on this thread, or "unknown error" (borrowed). */
 const char *repo_giterr(void);
@@ -53,6 +60,17 @@ void repo_callbacks_init(git_remote_callbacks *cb, struct repo_cred *cred);
  * works from a fresh fetch of the remote's notes anyway.
  */
 #define REPO_NOTES_FETCHSPEC "refs/notes/taskslaps/*:refs/notes/taskslaps/*"
+
+/*
+ * What repo_fetch actually fetches the notes with: forced, into a staging
+ * namespace, from which each notes ref moves only when it is a commit that
+ * fast-forwards ours (REPO_NOTES_FETCHSPEC's meaning, checked by us). libgit2
+ * 1.5 leaks on every fetch whose non-forced refspec meets a remote ref that
+ * is not a commit (a blob pushed over the notes), which a hostile pusher
+ * could make happen on every poll.
+ */
+#define REPO_NOTES_STAGE "refs/taskslaps/notes-fetched/"
+#define REPO_NOTES_STAGESPEC "+refs/notes/taskslaps/*:" REPO_NOTES_STAGE "*"
 
 /*
  * An in-memory remote for r->url (no configured refspecs: pass them to each

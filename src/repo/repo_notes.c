@@ -109,33 +109,83 @@ out:
 	return rc;
 }
 
-/* The target of ref into *out: 1 found, 0 absent, -1 error. */
+/*
+ * The target of ref into *out: 1 a commit, 0 absent, 2 something else (a
+ * blob, a tree, a tag: its type in *type), -1 error. The type comes from the
+ * object's header: a ref pushed at a huge blob is not read.
+ */
 static int
-notes_ref_id(git_repository *git, const char *ref, git_oid *out)
+notes_ref_id(git_repository *git, const char *ref, git_oid *out, git_object_t *type)
 {
+	git_odb *odb = NULL;
+	size_t len;
 	int rc = git_reference_name_to_id(out, git, ref);
 
 	if (rc == GIT_ENOTFOUND)
 		return 0;
-	return rc < 0 ? -1 : 1;
+	if (rc < 0 || git_repository_odb(&odb, git) < 0)
+		return -1;
+	rc = git_odb_read_header(&len, type, odb, out);
+	git_odb_free(odb);
+	if (rc < 0)
+		return -1;
+	return *type == GIT_OBJECT_COMMIT ? 1 : 2;
 }
 
-/* Writes notes into the repository itself; retries when a local writer races us. */
+/* What replaced says of a notes ref that was not a notes commit. */
+static void
+notes_say_replaced(char *what, size_t whatlen, const char *ref, const git_oid *id,
+		   git_object_t type)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), id);
+	repo_seterr(what, whatlen,
+		    "%s pointed at a %s (%.12s), not a notes commit: replaced by notes written "
+		    "anew from the database",
+		    ref, git_object_type2string(type), hex);
+}
+
+/*
+ * Writes notes into the repository itself; retries when a local writer races
+ * us. A ref that is not a commit is replaced (1, what says so).
+ */
 static int
 notes_sync_local(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
-		 char *err, size_t errlen)
+		 char *what, size_t whatlen, char *err, size_t errlen)
 {
+	bool replaced = false;
+
 	for (int attempt = 0; attempt < REPO_NOTES_ATTEMPTS; attempt++) {
 		git_reference *ref = NULL;
+		git_object_t type = GIT_OBJECT_INVALID;
 		git_oid old, new;
 		int have, rc;
 
-		if ((have = notes_ref_id(r->git, notes_ref, &old)) < 0)
+		if ((have = notes_ref_id(r->git, notes_ref, &old, &type)) < 0)
 			return repo_seterr(err, errlen, "cannot read %s: %s", notes_ref,
 					   repo_giterr());
-		rc = notes_apply(r->git, have ? &old : NULL, notes, n, &new, err, errlen);
-		if (rc <= 0)
+		if (have == 2) {
+			/* the notes are the database's projection: nothing in there to keep */
+			notes_say_replaced(what, whatlen, notes_ref, &old, type);
+			replaced = true;
+		}
+		rc = notes_apply(r->git, have == 1 ? &old : NULL, notes, n, &new, err, errlen);
+		if (rc < 0)
 			return rc;
+		if (rc == 0 && have == 2) {
+			/* no note to write: the ref goes, as if there had been none */
+			if (git_reference_lookup(&ref, r->git, notes_ref) < 0 ||
+			    git_reference_delete(ref) < 0) {
+				git_reference_free(ref);
+				return repo_seterr(err, errlen, "cannot delete %s: %s", notes_ref,
+						   repo_giterr());
+			}
+			git_reference_free(ref);
+			return 1;
+		}
+		if (rc == 0)
+			return replaced ? 1 : 0;
 		if (have)
 			rc = git_reference_create_matching(&ref, r->git, notes_ref, &new, 1, &old,
 							   "taskslaps: notes");
@@ -144,7 +194,7 @@ notes_sync_local(struct repo *r, const char *notes_ref, const struct repo_note *
 						  "taskslaps: notes");
 		git_reference_free(ref);
 		if (rc == 0)
-			return 0;
+			return replaced ? 1 : 0;
 		if (rc != GIT_EMODIFIED && rc != GIT_EEXISTS)
 			return repo_seterr(err, errlen, "cannot update %s: %s", notes_ref,
 					   repo_giterr());
@@ -192,12 +242,14 @@ notes_fetch(struct repo *r, git_remote *remote, const char *notes_ref, const cha
 
 /*
  * One round of fetch, rewrite, push. Returns 0 done, 1 refused because the
- * remote moved (try again; why says how), -1 with err.
+ * remote moved (try again; why says how), -1 with err. Our notes ref, when
+ * it is not a commit, is replaced (*replaced, what says so); the remote's is
+ * an error.
  */
 static int
 notes_push_round(struct repo *r, git_remote *remote, const char *notes_ref, const char *tmp,
-		 const struct repo_note *notes, size_t n, char *why, size_t whylen, char *err,
-		 size_t errlen)
+		 const struct repo_note *notes, size_t n, bool *replaced, char *what, size_t whatlen,
+		 char *why, size_t whylen, char *err, size_t errlen)
 {
 	git_oid remote_id, local_id, new_id;
 	const git_oid *base = NULL;
@@ -206,13 +258,32 @@ notes_push_round(struct repo *r, git_remote *remote, const char *notes_ref, cons
 	struct repo_cred cred;
 	char *spec;
 	git_strarray specs = { &spec, 1 };
+	git_object_t rtype = GIT_OBJECT_INVALID, ltype = GIT_OBJECT_INVALID;
 	int have_remote, have_local, rc;
 
 	if (notes_fetch(r, remote, notes_ref, tmp, err, errlen) < 0)
 		return -1;
-	if ((have_remote = notes_ref_id(r->git, tmp, &remote_id)) < 0 ||
-	    (have_local = notes_ref_id(r->git, notes_ref, &local_id)) < 0)
+	if ((have_remote = notes_ref_id(r->git, tmp, &remote_id, &rtype)) < 0 ||
+	    (have_local = notes_ref_id(r->git, notes_ref, &local_id, &ltype)) < 0)
 		return repo_seterr(err, errlen, "cannot read notes refs: %s", repo_giterr());
+	if (have_remote == 2) {
+		char hex[GIT_OID_HEXSZ + 1];
+
+		git_oid_tostr(hex, sizeof(hex), &remote_id);
+		repo_seterr(err, errlen,
+			    "%s on %s points at a %s (%.12s), not a notes commit; it would take a "
+			    "forced push to replace it, which taskslaps never does: delete it there "
+			    "and the next pass writes the notes anew",
+			    notes_ref, r->display, git_object_type2string(rtype), hex);
+		repo_scrub_err(r, err);
+		return -1;
+	}
+	if (have_local == 2) {
+		/* ours, in the mirror: the database's projection, replaced */
+		notes_say_replaced(what, whatlen, notes_ref, &local_id, ltype);
+		*replaced = true;
+		have_local = 0;
+	}
 	/* Our notes commit serves as base only when it already contains the remote's. */
 	if (have_local && (!have_remote || git_oid_equal(&local_id, &remote_id) ||
 			   git_graph_descendant_of(r->git, &local_id, &remote_id) == 1))
@@ -223,6 +294,15 @@ notes_push_round(struct repo *r, git_remote *remote, const char *notes_ref, cons
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
+		if (!base && *replaced) {
+			if (git_reference_lookup(&ref, r->git, notes_ref) == 0 &&
+			    git_reference_delete(ref) < 0) {
+				git_reference_free(ref);
+				return repo_seterr(err, errlen, "cannot delete %s: %s", notes_ref,
+						   repo_giterr());
+			}
+			git_reference_free(ref);
+		}
 		if (!base)
 			return 0;
 		git_oid_cpy(&new_id, base);
@@ -257,8 +337,9 @@ notes_push_round(struct repo *r, git_remote *remote, const char *notes_ref, cons
 
 static int
 notes_sync_push(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
-		char *err, size_t errlen)
+		char *what, size_t whatlen, char *err, size_t errlen)
 {
+	bool replaced = false;
 	char *tmp = xasprintf("refs/taskslaps/fetch/%s", notes_ref + 5);
 	char why[256] = "";
 	git_remote *remote = NULL;
@@ -268,8 +349,8 @@ notes_sync_push(struct repo *r, const char *notes_ref, const struct repo_note *n
 	if (repo_remote_new(r, &remote, err, errlen) < 0)
 		goto out;
 	for (attempt = 0; attempt < REPO_NOTES_ATTEMPTS; attempt++) {
-		rc = notes_push_round(r, remote, notes_ref, tmp, notes, n, why, sizeof(why), err,
-				      errlen);
+		rc = notes_push_round(r, remote, notes_ref, tmp, notes, n, &replaced, what,
+				      whatlen, why, sizeof(why), err, errlen);
 		if (rc <= 0)
 			break;
 	}
@@ -283,18 +364,25 @@ out:
 	}
 	git_remote_free(remote);
 	free(tmp);
-	return rc;
+	return rc == 0 && replaced ? 1 : rc;
 }
 
 int
 repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
 		bool push, char *err, size_t errlen)
 {
+	char what[512] = "";
+	int rc;
+
 	if (notes_check_ref(notes_ref, err, errlen) < 0)
 		return -1;
 	if (push && r->url)
-		return notes_sync_push(r, notes_ref, notes, n, err, errlen);
-	return notes_sync_local(r, notes_ref, notes, n, err, errlen);
+		rc = notes_sync_push(r, notes_ref, notes, n, what, sizeof(what), err, errlen);
+	else
+		rc = notes_sync_local(r, notes_ref, notes, n, what, sizeof(what), err, errlen);
+	if (rc == 1)
+		repo_seterr(err, errlen, "%s", what);
+	return rc;
 }
 
 char *

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plan/doc.h"
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
 
@@ -174,8 +175,8 @@ file_set_commit(struct repo_plan_file *f, const git_commit *c)
 	const git_signature *a = git_commit_author(c);
 
 	git_oid_tostr(f->commit, sizeof(f->commit), git_commit_id(c));
-	f->author_name = xstrdup(a && a->name ? a->name : "");
-	f->author_email = xstrdup(a && a->email ? a->email : "");
+	f->author_name = a && a->name ? repo_text_clean(a->name, strlen(a->name)) : xstrdup("");
+	f->author_email = a && a->email ? repo_text_clean(a->email, strlen(a->email)) : xstrdup("");
 	f->commit_time = a ? (int64_t)a->when.time : (int64_t)git_commit_time(c);
 }
 
@@ -366,6 +367,7 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 	git_commit *commit = NULL;
 	git_tree *root = NULL, *dir = NULL;
 	git_tree_entry *de = NULL;
+	git_odb *odb = NULL;
 	git_oid tip;
 	int rc;
 
@@ -407,17 +409,36 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 		if (git_tree_lookup(&dir, r->git, git_tree_entry_id(de)) < 0)
 			goto giterr;
 	}
+	if (git_repository_odb(&odb, r->git) < 0)
+		goto giterr;
 	ents = repo_plan_entries(dir, &s->n);
 	s->files = xcalloc(s->n ? s->n : 1, sizeof(*s->files));
 	names = xcalloc(s->n ? s->n : 1, sizeof(*names));
 	for (size_t i = 0; i < s->n; i++) {
 		struct repo_plan_file *f = &s->files[i];
+		git_object_t type;
 		git_blob *blob;
 		size_t len;
 
 		names[i] = git_tree_entry_name(ents[i]);
-		f->path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		/* a file name may be any bytes but '/' and NUL */
+		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
 		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
+		/*
+		 * The size from the object's header first: looking the blob up
+		 * inflates all of it, and a plan of 512 MiB of spaces is 4 MB in
+		 * the repository. git_odb_read_header reads a loose object's first
+		 * bytes, or a packed one's entry header (a delta's result size is
+		 * at the start of the delta), and inflates nothing else.
+		 */
+		if (git_odb_read_header(&len, &type, odb, git_tree_entry_id(ents[i])) < 0)
+			goto giterr;
+		if (len > REPO_PLAN_MAX_BYTES) {
+			f->len = len;
+			f->too_large = true;
+			continue;
+		}
 		if (git_blob_lookup(&blob, r->git, git_tree_entry_id(ents[i])) < 0)
 			goto giterr;
 		len = (size_t)git_blob_rawsize(blob);
@@ -442,6 +463,7 @@ out:
 	repo_snapshot_free(s);
 	free(names);
 	free(ents);
+	git_odb_free(odb);
 	git_tree_entry_free(de);
 	git_tree_free(dir);
 	git_tree_free(root);
@@ -458,10 +480,77 @@ repo_snapshot_free(struct repo_snapshot *s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->files[i].path);
+		free(s->files[i].git_path);
 		free(s->files[i].content);
 		free(s->files[i].author_name);
 		free(s->files[i].author_email);
 	}
 	free(s->files);
 	free(s);
+}
+
+/* Whether commit's tree has blob at path: 1 yes, 0 no, -1 error. */
+static int
+commit_has(git_commit *c, const char *path, const git_oid *blob)
+{
+	git_tree *tree = NULL;
+	git_tree_entry *e = NULL;
+	int rc;
+
+	if (git_commit_tree(&tree, c) < 0)
+		return -1;
+	rc = git_tree_entry_bypath(&e, tree, path);
+	if (rc == 0)
+		rc = git_oid_equal(git_tree_entry_id(e), blob);
+	else if (rc == GIT_ENOTFOUND)
+		rc = 0;
+	else
+		rc = -1;
+	git_tree_entry_free(e);
+	git_tree_free(tree);
+	return rc;
+}
+
+int
+repo_landed_commit(struct repo *r, const char *tip, const struct repo_plan_file *f, char *out,
+		   size_t outlen, char *err, size_t errlen)
+{
+	git_commit *c = NULL, *parent = NULL;
+	git_oid id, blob;
+	int rc;
+
+	if (!tip || strlen(tip) != GIT_OID_HEXSZ || git_oid_fromstr(&id, tip) < 0 ||
+	    git_oid_fromstr(&blob, f->blob) < 0)
+		return repo_seterr(err, errlen, "invalid commit id '%s'", tip ? tip : "(null)");
+	if (git_commit_lookup(&c, r->git, &id) < 0)
+		goto giterr;
+	if ((rc = commit_has(c, f->git_path, &blob)) <= 0) {
+		if (rc < 0)
+			goto giterr;
+		git_commit_free(c);
+		return repo_seterr(err, errlen, "%s is not at %.12s as it was read", f->path, tip);
+	}
+	for (;;) {
+		if (git_commit_parentcount(c) == 0)
+			break;
+		/* a cut history (shallow, graft) ends here as a root does */
+		if (git_commit_parent(&parent, c, 0) < 0)
+			break;
+		if ((rc = commit_has(parent, f->git_path, &blob)) < 0)
+			goto giterr;
+		if (rc == 0)
+			break;
+		git_commit_free(c);
+		c = parent;
+		parent = NULL;
+	}
+	git_oid_tostr(out, outlen, git_commit_id(c));
+	git_commit_free(parent);
+	git_commit_free(c);
+	return 0;
+giterr:
+	git_commit_free(parent);
+	git_commit_free(c);
+	return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
+			   repo_giterr());
 }

@@ -130,13 +130,19 @@ run_capture(char *const argv[], int in_fd, struct strbuf *out)
 	return 256 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-/* Runs ssh-keygen -Y verify; 1 good, 0 bad (message in err), -1 error. */
+/*
+ * Runs ssh-keygen on a signature and the signed data: `-Y verify` against
+ * allowed_signers for principal, or, with allowed_signers NULL, `-Y
+ * check-novalidate` (the signature is checked against the key it carries,
+ * which is trusted for nothing). Returns ssh-keygen's exit status (0-255),
+ * 256+signal, or -1 with err when it could not run; its output in out.
+ */
 static int
-verify_ssh(const char *sig, size_t siglen, const char *data, size_t datalen, const char *principal,
-	   const char *allowed_signers, char *err, size_t errlen)
+keygen_check(const char *sig, size_t siglen, const char *data, size_t datalen,
+	     const char *principal, const char *allowed_signers, struct strbuf *out, char *err,
+	     size_t errlen)
 {
 	char *sigpath = NULL, *datapath = NULL;
-	struct strbuf out = STRBUF_INIT;
 	int sigfd, datafd = -1, rc;
 
 	sigfd = temp_with(sig, siglen, &sigpath);
@@ -149,20 +155,46 @@ verify_ssh(const char *sig, size_t siglen, const char *data, size_t datalen, con
 				 strerror(-datafd));
 		goto out;
 	}
-	{
+	if (allowed_signers) {
 		char *argv[] = { "ssh-keygen", "-Y", "verify", "-f", (char *)allowed_signers,
 				 "-I", (char *)principal, "-n", "git", "-s", sigpath, NULL };
 
-		rc = run_capture(argv, datafd, &out);
+		rc = run_capture(argv, datafd, out);
+	} else {
+		char *argv[] = { "ssh-keygen", "-Y", "check-novalidate", "-n", "git", "-s",
+				 sigpath, NULL };
+
+		rc = run_capture(argv, datafd, out);
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		rc = repo_seterr(err, errlen, "cannot run ssh-keygen: %s", strerror(-rc));
-	} else if (rc == 127) {
+	else if (rc == 127)
 		rc = repo_seterr(err, errlen, "cannot run ssh-keygen: not found (openssh-client)");
-	} else if (rc == 126 || rc > 255) {
+	else if (rc == 126 || rc > 255)
 		rc = repo_seterr(err, errlen, "ssh-keygen failed (%s %d)",
 				 rc > 255 ? "signal" : "status", rc > 255 ? rc - 256 : rc);
-	} else {
+out:
+	if (datafd >= 0)
+		(void)close(datafd);
+	(void)close(sigfd);
+	if (datapath)
+		(void)unlink(datapath);
+	(void)unlink(sigpath);
+	free(datapath);
+	free(sigpath);
+	return rc;
+}
+
+/* Runs ssh-keygen -Y verify; 1 good, 0 bad (message in err), -1 error. */
+static int
+verify_ssh(const char *sig, size_t siglen, const char *data, size_t datalen, const char *principal,
+	   const char *allowed_signers, char *err, size_t errlen)
+{
+	struct strbuf out = STRBUF_INIT;
+	int rc = keygen_check(sig, siglen, data, datalen, principal, allowed_signers, &out, err,
+			      errlen);
+
+	if (rc >= 0) {
 		char *msg = one_line(sb_str(&out));
 
 		if (rc == 0)
@@ -173,16 +205,93 @@ verify_ssh(const char *sig, size_t siglen, const char *data, size_t datalen, con
 		free(msg);
 		rc = rc == 0;
 	}
-out:
 	sb_free(&out);
-	if (datafd >= 0)
-		(void)close(datafd);
-	(void)close(sigfd);
-	if (datapath)
-		(void)unlink(datapath);
-	(void)unlink(sigpath);
-	free(datapath);
-	free(sigpath);
+	return rc;
+}
+
+/*
+ * The signature of commit and the signed bytes, when it has an SSH one.
+ * Returns 1 (caller disposes of both), 0 unsigned or not SSH (why in err),
+ * -1 with err.
+ */
+static int
+commit_ssh_signature(struct repo *r, const char *commit, git_buf *sig, git_buf *data, char *err,
+		     size_t errlen)
+{
+	git_commit *c = NULL;
+	git_oid id;
+	int rc;
+
+	if (!commit || strlen(commit) != GIT_OID_HEXSZ || git_oid_fromstr(&id, commit) < 0)
+		return repo_seterr(err, errlen, "invalid commit id '%s'",
+				   commit ? commit : "(null)");
+	/* extract_signature says ENOTFOUND for a missing commit as for an unsigned one */
+	rc = git_commit_lookup(&c, r->git, &id);
+	git_commit_free(c);
+	if (rc == GIT_ENOTFOUND) {
+		repo_seterr(err, errlen, "commit %.12s is not in the repository", commit);
+		return 0;
+	}
+	if (rc < 0)
+		return repo_seterr(err, errlen, "cannot read commit %s: %s", commit, repo_giterr());
+	rc = git_commit_extract_signature(sig, data, r->git, &id, NULL);
+	if (rc == GIT_ENOTFOUND) {
+		repo_seterr(err, errlen, "commit %.12s is not signed", commit);
+		return 0;
+	}
+	if (rc < 0)
+		return repo_seterr(err, errlen, "cannot read the signature of %s: %s", commit,
+				   repo_giterr());
+	if (sig->size < sizeof(SSH_SIG_BEGIN) - 1 ||
+	    memcmp(sig->ptr, SSH_SIG_BEGIN, sizeof(SSH_SIG_BEGIN) - 1)) {
+		repo_seterr(err, errlen, "commit %.12s is not signed with an SSH key", commit);
+		git_buf_dispose(sig);
+		git_buf_dispose(data);
+		return 0;
+	}
+	return 1;
+}
+
+int
+repo_commit_signer(struct repo *r, const char *commit, char *out, size_t outlen, char *err,
+		   size_t errlen)
+{
+	git_buf sig = GIT_BUF_INIT, data = GIT_BUF_INIT;
+	struct strbuf said = STRBUF_INIT;
+	const char *key;
+	size_t n;
+	int rc;
+
+	rc = commit_ssh_signature(r, commit, &sig, &data, err, errlen);
+	if (rc <= 0) {
+		git_buf_dispose(&sig);
+		git_buf_dispose(&data);
+		return rc;
+	}
+	rc = keygen_check(sig.ptr, sig.size, data.ptr, data.size, NULL, NULL, &said, err, errlen);
+	if (rc > 0) {
+		char *msg = one_line(sb_str(&said));
+
+		repo_seterr(err, errlen, "commit %.12s: bad signature: %s", commit, msg);
+		free(msg);
+		rc = 0;
+	} else if (rc == 0) {
+		/* "Good "git" signature with ED25519 key SHA256:..." */
+		key = strstr(sb_str(&said), " key SHA256:");
+		n = key ? strcspn(key + 5, " \t\r\n") : 0;
+		if (!key || n + 1 > outlen) {
+			rc = repo_seterr(err, errlen,
+					 "commit %.12s: no key fingerprint in ssh-keygen's answer",
+					 commit);
+		} else {
+			memcpy(out, key + 5, n);
+			out[n] = '\0';
+			rc = 1;
+		}
+	}
+	sb_free(&said);
+	git_buf_dispose(&sig);
+	git_buf_dispose(&data);
 	return rc;
 }
 
@@ -209,23 +318,9 @@ repo_verify_commit(struct repo *r, const char *commit, const char *allowed_signe
 	author = git_commit_author(c);
 	principal = xstrdup(author && author->email ? author->email : "");
 	git_commit_free(c);
-	rc = git_commit_extract_signature(&sig, &data, r->git, &id, NULL);
-	if (rc == GIT_ENOTFOUND) {
-		repo_seterr(err, errlen, "commit %.12s is not signed", commit);
-		rc = 0;
+	rc = commit_ssh_signature(r, commit, &sig, &data, err, errlen);
+	if (rc <= 0)
 		goto out;
-	}
-	if (rc < 0) {
-		rc = repo_seterr(err, errlen, "cannot read the signature of %s: %s", commit,
-				 repo_giterr());
-		goto out;
-	}
-	if (sig.size < sizeof(SSH_SIG_BEGIN) - 1 ||
-	    memcmp(sig.ptr, SSH_SIG_BEGIN, sizeof(SSH_SIG_BEGIN) - 1)) {
-		repo_seterr(err, errlen, "commit %.12s is not signed with an SSH key", commit);
-		rc = 0;
-		goto out;
-	}
 	if (!*principal) {
 		repo_seterr(err, errlen, "commit %.12s has no author e-mail to verify", commit);
 		rc = 0;

@@ -71,12 +71,6 @@ sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m)
 }
 
 void
-sql_thread_done(void)
-{
-	pg_query_exit();
-}
-
-void
 sql_tree_free(struct sql_tree *t)
 {
 	if (t && t->tree) {

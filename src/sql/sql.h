@@ -40,10 +40,10 @@ int sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m);
 void sql_tree_free(struct sql_tree *t);
 
 /*
- * Frees what the parser keeps for the calling thread (its memory context).
- * A thread that parsed calls it before it ends.
+ * The parser keeps a memory context per thread, which libpg_query frees
+ * itself when the thread ends (a thread-specific key's destructor): calling
+ * pg_query_exit() as well would free it twice.
  */
-void sql_thread_done(void);
 
 /* The one statement of t, or NULL (with *m) when t holds none or several. */
 const PgQuery__Node *sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m);

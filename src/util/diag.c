@@ -28,7 +28,7 @@ diags_add(struct diags *d, enum diag_level level, const char *file, unsigned lin
 	va_end(ap);
 	if (level == DIAG_ERROR)
 		d->nerrors++;
-	else
+	else if (level == DIAG_WARNING)
 		d->nwarnings++;
 }
 
@@ -42,7 +42,10 @@ diag_format(const struct diag *dg)
 	if (dg->line)
 		sb_printf(&sb, "%u:%u:", dg->line, dg->col);
 	sb_printf(&sb, "%s%s: %s", sb.len ? " " : "",
-		  dg->level == DIAG_ERROR ? "error" : "warning", dg->msg);
+		  dg->level == DIAG_ERROR     ? "error"
+		  : dg->level == DIAG_WARNING ? "warning"
+					      : "note",
+		  dg->msg);
 	return sb_detach(&sb);
 }
 

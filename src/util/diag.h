@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum diag_level { DIAG_ERROR, DIAG_WARNING };
+/* A note is said and counted as neither (a finding silenced with a reason). */
+enum diag_level { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE };
 
 struct diag {
 	enum diag_level level;

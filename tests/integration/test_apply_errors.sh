@@ -190,14 +190,30 @@ assert_sql "refused plans: nothing in the ledger" "0" "SELECT count(*) FROM task
 section "obligation proofs"
 newdb proofs
 q "$SETUP" >/dev/null
+# A function the planner cannot see into: what it runs is proved at run time.
+q "CREATE FUNCTION run_ddl(text) RETURNS void LANGUAGE plpgsql AS \$\$ BEGIN EXECUTE \$1; END \$\$" >/dev/null
 before=$(shape)
+# The statement itself: the planner reads it and refuses the low promise.
+plan "$W/lock0/0001-lock.yaml" <<'EOF'
+id: 0001-lock
+title: A sql step that promises less than its statement takes
+reason: integration test
+steps:
+  - op: sql
+    sql: ALTER TABLE t ADD COLUMN sneaky int
+    lock_class_max: ShareUpdateExclusiveLock
+EOF
+run_ctl apply "$W/lock0"
+assert_rc "lock promise below the parse tree's: invalid" 2 "$RC" "$ERR"
+assert_contains "... naming both locks" \
+    "lock_class_max: the statement takes AccessExclusiveLock (adds a column: ACCESS EXCLUSIVE for an instant, no rewrite), stronger than the ShareUpdateExclusiveLock promised" "$ERR"
 plan "$W/lock/0001-lock.yaml" <<'EOF'
 id: 0001-lock
 title: A sql step that takes a stronger lock than it promised
 reason: integration test
 steps:
   - op: sql
-    sql: ALTER TABLE t ADD COLUMN sneaky int
+    sql: SELECT run_ddl('ALTER TABLE t ADD COLUMN sneaky int')
     lock_class_max: ShareUpdateExclusiveLock
 EOF
 run_ctl apply "$W/lock"
@@ -242,7 +258,7 @@ id: 0005-lock-fresh-and-old
 title: A new table that references an old one locks the old one too
 reason: integration test
 steps:
-  - { op: sql, sql: "CREATE TABLE fresh2 (id int REFERENCES fresh (id))", lock_class_max: RowExclusiveLock }
+  - { op: sql, sql: "SELECT run_ddl('CREATE TABLE fresh2 (id int REFERENCES fresh (id))')", lock_class_max: RowExclusiveLock }
 EOF
 run_ctl apply "$W/lockfresh2"
 assert_rc "strong lock on an existing relation beside a new one: exit 1" 1 "$RC" "$ERR"

@@ -235,10 +235,10 @@ EOF
 run_ctl apply "$W/evtext"
 assert_rc "events text: exit 0" 0 "$RC" "$ERR"
 assert_sql "events text: plan.start message kept exactly" \
-    '0001-evtext: Quotes " and \ backslashes, {braces}, commas, NULL (H3, 1 steps)' \
+    '0001-evtext: Quotes " and \ backslashes, {braces}, commas, NULL (H2, 1 steps)' \
     "SELECT message FROM taskslaps.events WHERE plan_id = '0001-evtext' AND type = 'plan.start'"
 assert_sql "events text: step.start message kept exactly" \
-    "H3 sql: UPDATE t SET a = a WHERE 'x\"y\\z{,}' <> 'NULL'" \
+    "H2 sql: UPDATE t SET a = a WHERE 'x\"y\\z{,}' <> 'NULL'" \
     "SELECT message FROM taskslaps.events WHERE plan_id = '0001-evtext' AND type = 'step.start'"
 assert_sql "events: in the order they happened, no NULL where a value was given" \
     "plan.start,wave.start,step.start,step.ok,wave.ok,plan.ok|0" \

@@ -253,6 +253,98 @@ assert_sql "the new column was added" "1" \
     "SELECT count(*) FROM pg_attribute WHERE attrelid = 'account'::regclass AND attname = 'really_new'"
 assert_sql "plan 0004 applied" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0004-adopt'"
 
+# Adopted only when the column is there as the step would make it: type (as
+# format_type gives it, so int is integer), nullability and default.
+q "ALTER TABLE account ADD COLUMN hand_int integer;
+   ALTER TABLE account ADD COLUMN hand_money numeric(12,2) DEFAULT 0;
+   ALTER TABLE account ADD COLUMN hand_name varchar(20) NOT NULL DEFAULT 'x';
+   CREATE TABLE hand_table2 (id int PRIMARY KEY, note text);" >/dev/null
+plan "$P/0006-adopt-same.yaml" <<'EOF'
+id: 0006-adopt-same
+title: Hand-made columns that are what the steps say
+reason: integration test
+steps:
+  - { op: add_column, table: account, name: hand_int, type: int }
+  - { op: add_column, table: account, name: hand_money, type: "numeric(12, 2)", default: 0 }
+  - { op: add_column, table: account, name: hand_name, type: "varchar(20)", nullable: false, default: x }
+  - { op: create_table, table: hand_table2, columns: [{ name: id, type: integer }, { name: note, type: text }], primary_key: [id] }
+EOF
+run_ctl apply "$P"
+assert_rc "hand-made columns of the same type, nullability and default: exit 0" 0 "$RC" "$ERR"
+assert_sql "they are adopted" "4" \
+    "SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0006-adopt-same' AND outcome = 'already_present'"
+assert_sql "the comparison's probe leaves no table behind" "0" \
+    "SELECT count(*) FROM pg_class WHERE relname = 'taskslaps_present_probe'"
+
+# differ NAME YAML-STEP WANT...: the step is not adopted, the plan fails with
+# each WANT in the message, and nothing is recorded.
+differ() {
+    local name=$1 step=$2 want
+    shift 2
+    plan "$W/differ-$name/0001-$name.yaml" <<EOF
+id: 0007-differ-$name
+title: A hand-made object that is not what the step says
+reason: integration test
+steps:
+  - $step
+EOF
+    run_ctl apply "$W/differ-$name"
+    assert_rc "$name: not adopted, exit 1" 1 "$RC" "$ERR"
+    assert_contains "$name: says why" "not adopted as already present" "$ERR"
+    for want in "$@"; do
+        assert_contains "$name: names the difference ($want)" "$want" "$ERR"
+    done
+    assert_sql "$name: no ledger row, plan failed" "0|failed" \
+        "SELECT (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0007-differ-$name'),
+                (SELECT status FROM taskslaps.plans WHERE plan_id = '0007-differ-$name')"
+}
+# the issue's case: an integer column without default is not numeric(12,2) default 0
+differ score '{ op: add_column, table: account, name: score, type: "numeric(12,2)", default: 0 }' \
+    "column account.score differs: type numeric(12,2) in the step, integer in the database, default 0 in the step, none in the database"
+assert_sql "score is still an integer without default" "integer|" \
+    "SELECT format_type(atttypid, atttypmod), pg_get_expr(adbin, adrelid) FROM pg_attribute
+       LEFT JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum
+      WHERE attrelid = 'account'::regclass AND attname = 'score'"
+differ typmod '{ op: add_column, table: account, name: hand_money, type: "numeric(12,3)", default: 0 }' \
+    "type numeric(12,3) in the step, numeric(12,2) in the database"
+differ varchar '{ op: add_column, table: account, name: hand_name, type: text, nullable: false, default: x }' \
+    "type text in the step, character varying(20) in the database" \
+    "default 'x'::text in the step, 'x'::character varying in the database"
+differ nullable '{ op: add_column, table: account, name: hand_name, type: "varchar(20)", default: x }' \
+    "nullable in the step, NOT NULL in the database"
+differ default '{ op: add_column, table: account, name: hand_money, type: "numeric(12,2)", default: 1 }' \
+    "default 1 in the step, 0 in the database"
+differ nodefault '{ op: add_column, table: account, name: hand_money, type: "numeric(12,2)" }' \
+    "default none in the step, 0 in the database"
+differ table '{ op: create_table, table: hand_table2, columns: [{ name: id, type: bigint }, { name: note, type: text }], primary_key: [id] }' \
+    "column hand_table2.id differs: type bigint in the step, integer in the database"
+differ badtype '{ op: add_column, table: account, name: hand_int, type: no_such_type }' \
+    "cannot be compared" "no_such_type"
+# serial: the integer type, NOT NULL, and a sequence's nextval() as the default
+q "CREATE TABLE ser_t (id int, hand_serial serial, plain_int int NOT NULL DEFAULT 0);" >/dev/null
+plan "$W/serial/0001-serial.yaml" <<'EOF'
+id: 0008-serial
+title: A hand-made serial column
+reason: integration test
+steps:
+  - { op: add_column, table: ser_t, name: hand_serial, type: serial }
+EOF
+run_ctl apply "$W/serial"
+assert_rc "a serial column made by hand is adopted" 0 "$RC" "$ERR"
+differ serial '{ op: add_column, table: ser_t, name: plain_int, type: serial }' \
+    "column ser_t.plain_int differs: default nextval() of a sequence in the step (serial), 0 in the database"
+# the dry run cannot create the probe (READ ONLY): it says what it did not compare
+plan "$W/dry/0001-dry.yaml" <<'EOF'
+id: 0009-dry
+title: A dry run over a hand-made column
+reason: integration test
+steps:
+  - { op: add_column, table: account, name: hand_int, type: bigint }
+EOF
+run_ctl apply --dry-run "$W/dry"
+assert_contains "dry run: already_present, with what is compared only when applied" \
+    "type, nullability and default are the step's (compared when applied)" "$OUT$ERR"
+
 # A step whose prechecks fail and whose postchecks do not hold either is a failure.
 plan "$W/bad/0001-missing.yaml" <<'EOF'
 id: 0005-missing-table

@@ -188,7 +188,7 @@ else
 fi
 wait_note "$ORIGIN" t1 "$C6" "Status: failed"
 note=$(note_of "$ORIGIN" t1 "$C6")
-assert_contains "the failed note's first line" "taskslaps t1: failed 0006-bad H3 0/1 steps" "$(head -n 1 <<<"$note")"
+assert_contains "the failed note's first line" "taskslaps t1: failed 0006-bad H1 0/1 steps" "$(head -n 1 <<<"$note")"
 assert_contains "the failed note has the SQLSTATE" "SQLSTATE: 42P01" "$note"
 "$TASKSLAPSCTL" --socket "$W/no-such.sock" status >/dev/null 2>"$W/.err"
 assert_rc "status exits 3 when the socket does not exist" 3 "$?" "$(cat "$W/.err")"

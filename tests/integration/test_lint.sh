@@ -93,7 +93,8 @@ run "$ctl" lint --mode chaos "$tmp/chaos-ok"
 assert_eq "lint --mode chaos with only H2 plans exits 0" 0 "$rc"
 
 ###########################################################################
-# 3. A finding: an sql step without lock_class_max (line 5, column 5).
+# 3. A finding: an sql step whose statement builds an index the blocking way
+# (line 8, column 5): rule S001, and its fix.
 mkdir -p "$tmp/finding"
 cat >"$tmp/finding/0001-raw.yaml" <<'EOF'
 title: Raw SQL
@@ -104,12 +105,12 @@ steps:
     name: nickname
     type: text
   - op: sql
-    sql: ALTER TABLE employee DROP CONSTRAINT employee_nickname_check
+    sql: CREATE INDEX employee_nickname ON employee (nickname)
 EOF
 run "$ctl" lint "$tmp/finding"
 assert_eq "lint with a finding exits 1" 1 "$rc"
 assert_contains "finding has file:line:col: warning:" \
-    "$tmp/finding/0001-raw.yaml:8:5: warning: sql: no lock_class_max" "$out"
+    "$tmp/finding/0001-raw.yaml:8:5: warning: sql: [S001 index-not-concurrent] CREATE INDEX without CONCURRENTLY blocks writes for the whole build; fix: build it with CREATE INDEX CONCURRENTLY" "$out"
 assert_contains "finding: the plan's status" "0001-raw  findings" "$out"
 assert_contains "finding: summary" "1 with findings" "$out"
 
@@ -254,6 +255,46 @@ if command -v script >/dev/null 2>&1; then
     out=$(NO_COLOR=1 script -qec "'$ctl' lint '$examples'" /dev/null 2>&1)
     assert_not_contains "NO_COLOR on a terminal: no escape bytes" "$esc" "$out"
 fi
+
+###########################################################################
+# 8b. Links and special files. A pushed symbolic link to a file outside the
+# directory (~/.pgpass) must not be read, let alone shown; a FIFO, or a link
+# to /proc/kmsg, must not make lint wait. `timeout` turns a wait into a
+# failure (exit 124) instead of a hung test.
+mkdir -p "$tmp/links/sub" "$tmp/outside"
+printf 'db.example:5432:*:app:s3cret-pgpass\n' >"$tmp/outside/pgpass"
+mkfifo "$tmp/outside/fifo"
+cp "$coffee" "$tmp/links/sub/coffee.yaml"
+ln -s sub/coffee.yaml "$tmp/links/0001-coffee-dependency.yaml"
+ln -s "$tmp/outside/pgpass" "$tmp/links/0002-pgpass.yaml"
+ln -s ../outside/pgpass "$tmp/links/0003-dotdot.yaml"
+ln -s /proc/kmsg "$tmp/links/0004-kmsg.yaml"
+ln -s "$tmp/outside/fifo" "$tmp/links/0005-fifo-out.yaml"
+mkfifo "$tmp/links/0006-fifo.yaml"
+run timeout 30 "$ctl" lint "$tmp/links"
+assert_eq "lint of a directory with links out and a FIFO exits 2, without waiting" 2 "$rc"
+assert_contains "a link inside the directory is followed" "0001-coffee-dependency  ok" "$out"
+for f in 0002-pgpass 0003-dotdot 0004-kmsg 0005-fifo-out; do
+    assert_contains "a link out of the directory is refused by name ($f)" \
+        "$tmp/links/$f.yaml: error: refused: a symbolic link that does not lead to a file inside its directory" "$out"
+done
+assert_contains "a FIFO is refused by name" \
+    "$tmp/links/0006-fifo.yaml: error: refused: a FIFO, not a regular file" "$out"
+assert_not_contains "the linked file's content is not shown" "s3cret" "$out"
+assert_contains "lint counts them invalid" "6 plans (protected mode): 1 ok, 0 blocked, 0 with findings, 5 invalid" "$out"
+out=$(timeout 30 "$ctl" lint --json "$tmp/links" 2>&1)
+assert_not_contains "lint --json does not show it either" "s3cret" "$out"
+run timeout 30 "$ctl" plan "$tmp/links/0002-pgpass.yaml" "$tmp/links/0006-fifo.yaml"
+assert_eq "plan of a link out and of a FIFO exits 2" 2 "$rc"
+assert_contains "plan names the link" "$tmp/links/0002-pgpass.yaml: error: refused: a symbolic link" "$out"
+assert_contains "plan names the FIFO" "$tmp/links/0006-fifo.yaml: error: refused: a FIFO" "$out"
+assert_not_contains "plan does not show the linked file's content" "s3cret" "$out"
+# Named directly (the operator's choice, no link): read as a file, but the
+# text of a file that is no plan is not quoted back.
+run timeout 30 "$ctl" plan "$tmp/outside/pgpass"
+assert_eq "plan of a file that is no plan exits 2" 2 "$rc"
+assert_contains "it is said to be no plan" "expected a map with title, reason and waves or steps, found a string" "$out"
+assert_not_contains "its content is not quoted" "s3cret" "$out"
 
 ###########################################################################
 # 9. Usage: unknown verbs and flags, missing arguments, --help.

@@ -139,7 +139,7 @@ for op, fields in specs.items():
     d = schema['definitions'].get('op_' + op)
     if d is None:
         print('no definition op_%s' % op); bad = 1; continue
-    props = set(d['properties']) - {'op', 'prechecks', 'postchecks', 'limits'}
+    props = set(d['properties']) - {'op', 'prechecks', 'postchecks', 'limits', 'allow'}
     if props != {f for f, _ in fields}:
         print('%s: schema fields %s, opspecs %s' % (op, sorted(props), sorted(f for f, _ in fields))); bad = 1
     req = set(d['required']) - {'op'}
@@ -255,8 +255,12 @@ case_ long-ident.yaml invalid "$head
 steps: [{ op: drop_table, table: a234567890123456789012345678901234567890123456789012345678901234 }]"
 case_ tx-control.yaml invalid "$head
 steps: [{ op: sql, sql: 'COMMIT' }]"
-case_ concurrently.yaml invalid "$head
+case_ concurrently.yaml valid "$head
 steps: [{ op: sql, sql: 'REINDEX INDEX CONCURRENTLY i' }]"
+case_ allow.yaml valid "$head
+steps: [{ op: sql, sql: 'TRUNCATE t', allow: [{ rule: S008, reason: refilled nightly }] }]"
+case_ allow-no-reason.yaml invalid "$head
+steps: [{ op: sql, sql: 'TRUNCATE t', allow: [{ rule: S008 }] }]"
 case_ view-not-query.yaml invalid "$head
 steps: [{ op: create_view, name: v, sql: 'DELETE FROM t' }]"
 case_ backfill-alias.yaml invalid "$head

@@ -4,6 +4,7 @@
  */
 #include "plan_test.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +147,141 @@ test_plan_dir__symlinks_followed(void **state)
 	remove_tree(dir);
 }
 
+/* plan_dir_open of dir/name: 0 opened (and closed again), -1 refused (d filled). */
+static int
+try_open(const char *dir, const char *name, struct diags *d)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = plan_dir_open(path, d);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* The one diagnostic in d is an error about dir/name containing want, and nothing of "s3cret". */
+static void
+refused_with(struct diags *d, const char *dir, const char *name, const char *want)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (d->n != 1 || strcmp(d->v[0].file, path) || !strstr(d->v[0].msg, want))
+		pt_dump(d);
+	assert_int_equal(d->nerrors, 1);
+	assert_int_equal(d->n, 1);
+	assert_string_equal(d->v[0].file, path);
+	assert_int_equal(d->v[0].line, 0);
+	assert_non_null(strstr(d->v[0].msg, want));
+	assert_null(strstr(d->v[0].msg, "s3cret"));
+	diags_clear(d);
+}
+
+static void
+link_at(const char *dir, const char *name, const char *target)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(symlink(target, path), 0);
+}
+
+/*
+ * A plan file is a regular file, or a link to one inside its directory: a
+ * link out of it (absolute, through .., to nothing) and a FIFO are refused
+ * by name, and nothing of what they point to is read or shown. Before, lint
+ * followed the links, quoted the secret file in its error, and waited
+ * forever on a FIFO: the alarm turns such a wait into a failure.
+ */
+static void
+test_plan_dir__open_refuses_links_out_and_special_files(void **state)
+{
+	char dir[] = "/tmp/ts_plan_dir_XXXXXX", out[] = "/tmp/ts_plan_out_XXXXXX";
+	char path[256], secret[256];
+	const char *link_out = "refused: a symbolic link that does not lead to a file inside";
+	struct diags d = DIAGS_INIT;
+	struct plan *p = NULL;
+	FILE *f;
+
+	(void)state;
+	alarm(20);
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(out));
+	snprintf(secret, sizeof(secret), "%s/pgpass", out);
+	f = fopen(secret, "w");
+	assert_non_null(f);
+	fputs("db.example:5432:*:app:s3cret\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/fifo", out);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	touch(dir, "0001-a.yaml");
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	touch(path, "x.yaml");
+
+	/* inside the directory: followed, also through a subdirectory, .. and a chain */
+	assert_int_equal(try_open(dir, "0001-a.yaml", &d), 0);
+	link_at(dir, "0002-same.yaml", "0001-a.yaml");
+	assert_int_equal(try_open(dir, "0002-same.yaml", &d), 0);
+	link_at(dir, "0003-sub.yaml", "sub/../sub/x.yaml");
+	assert_int_equal(try_open(dir, "0003-sub.yaml", &d), 0);
+	link_at(dir, "0004-chain.yaml", "0002-same.yaml");
+	assert_int_equal(try_open(dir, "0004-chain.yaml", &d), 0);
+	snprintf(path, sizeof(path), "%s/0001-a.yaml", dir);
+	link_at(dir, "0005-absolute-inside.yaml", path);
+	assert_int_equal(try_open(dir, "0005-absolute-inside.yaml", &d), 0);
+	assert_int_equal(d.n, 0);
+
+	/* out of it: refused, whether the target exists or not */
+	link_at(dir, "0010-pgpass.yaml", secret);
+	assert_int_equal(try_open(dir, "0010-pgpass.yaml", &d), -1);
+	refused_with(&d, dir, "0010-pgpass.yaml", link_out);
+	snprintf(path, sizeof(path), "../%s/pgpass", strrchr(out, '/') + 1);
+	link_at(dir, "0011-dotdot.yaml", path);
+	assert_int_equal(try_open(dir, "0011-dotdot.yaml", &d), -1);
+	refused_with(&d, dir, "0011-dotdot.yaml", link_out);
+	link_at(dir, "0012-chain-out.yaml", "0010-pgpass.yaml");
+	assert_int_equal(try_open(dir, "0012-chain-out.yaml", &d), -1);
+	refused_with(&d, dir, "0012-chain-out.yaml", link_out);
+	link_at(dir, "0013-dangling.yaml", "nowhere");
+	assert_int_equal(try_open(dir, "0013-dangling.yaml", &d), -1);
+	refused_with(&d, dir, "0013-dangling.yaml", link_out);
+	link_at(dir, "0014-kmsg.yaml", "/proc/kmsg");
+	assert_int_equal(try_open(dir, "0014-kmsg.yaml", &d), -1);
+	refused_with(&d, dir, "0014-kmsg.yaml", link_out);
+	snprintf(path, sizeof(path), "%s/fifo", out);
+	link_at(dir, "0015-fifo-out.yaml", path);
+	assert_int_equal(try_open(dir, "0015-fifo-out.yaml", &d), -1);
+	refused_with(&d, dir, "0015-fifo-out.yaml", link_out);
+
+	/* not a regular file: refused without waiting for a writer */
+	snprintf(path, sizeof(path), "%s/0020-fifo.yaml", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(try_open(dir, "0020-fifo.yaml", &d), -1);
+	refused_with(&d, dir, "0020-fifo.yaml", "refused: a FIFO, not a regular file");
+	link_at(dir, "0021-fifo-in.yaml", "0020-fifo.yaml");
+	assert_int_equal(try_open(dir, "0021-fifo-in.yaml", &d), -1);
+	refused_with(&d, dir, "0021-fifo-in.yaml", "refused: a FIFO, not a regular file");
+	assert_int_equal(try_open(dir, "sub", &d), -1);
+	refused_with(&d, dir, "sub", "refused: a directory, not a regular file");
+
+	/* plan_load goes through it: the secret is neither read nor shown */
+	snprintf(path, sizeof(path), "%s/0010-pgpass.yaml", dir);
+	assert_int_equal(plan_load(&p, path, &d), -1);
+	assert_null(p);
+	refused_with(&d, dir, "0010-pgpass.yaml", link_out);
+	snprintf(path, sizeof(path), "%s/0020-fifo.yaml", dir);
+	assert_int_equal(plan_load(&p, path, &d), -1);
+	refused_with(&d, dir, "0020-fifo.yaml", "a FIFO");
+
+	alarm(0);
+	remove_tree(dir);
+	remove_tree(out);
+}
+
 static void
 test_plan_dir__empty_and_missing(void **state)
 {
@@ -221,6 +357,7 @@ main(void)
 	    cmocka_unit_test(test_plan_dir__lists_plans_in_byte_order),
 	    cmocka_unit_test(test_plan_dir__many_files),
 	    cmocka_unit_test(test_plan_dir__symlinks_followed),
+	    cmocka_unit_test(test_plan_dir__open_refuses_links_out_and_special_files),
 	    cmocka_unit_test(test_plan_dir__empty_and_missing),
 	    cmocka_unit_test(test_plan_dir__idset_detects_duplicates),
 	    cmocka_unit_test(test_plan_dir__idset_grows),

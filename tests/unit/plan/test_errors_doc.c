@@ -42,9 +42,30 @@ test_plan_errors_doc__yaml_tab_indentation(void **state)
 static void
 test_plan_errors_doc__yaml_alias(void **state)
 {
+	static const struct pt_err both[] = {
+		{ 1, 8, "found the anchor &t: anchors are not supported" },
+		{ 2, 9, "expected a value, found an alias (*t): aliases are not supported" },
+	};
+	static const char text[] = "title: &t Coffee\nreason: *t\n" STEPS;
+
 	(void)state;
-	pt_expect_error(Y, "title: &t Coffee\nreason: *t\n" STEPS, 2, 9,
-			"expected a value, found an alias (*t): aliases are not supported");
+	pt_expect_errors_n(Y, text, strlen(text), 2, both);
+}
+
+/* An anchor nothing refers to is refused too, on a scalar, a map or a list */
+static void
+test_plan_errors_doc__yaml_unused_anchor(void **state)
+{
+	(void)state;
+	pt_expect_error(Y, "title: &t Coffee\nreason: r\n" STEPS, 1, 8,
+			"expected a value without an anchor, found the anchor &t: anchors are "
+			"not supported");
+	pt_expect_error(Y, PT_HEAD "  - &step {op: drop_table, table: t}\n", 4, 5,
+			"found the anchor &step");
+	pt_expect_error(Y, "title: t\nreason: r\nsteps: &all\n  - {op: drop_table, table: t}\n", 3,
+			8, "found the anchor &all");
+	/* on a key too */
+	pt_expect_error(Y, "&k title: t\nreason: r\n" STEPS, 1, 1, "found the anchor &k");
 }
 
 static void
@@ -67,8 +88,19 @@ test_plan_errors_doc__yaml_tags(void **state)
 			"expected an untagged value, found the tag tag:yaml.org,2002:binary");
 	pt_expect_error(Y, "title: t\nreason: r\nsteps: !!set [{op: drop_table, table: t}]\n", 3, 8,
 			"expected an untagged value, found the tag tag:yaml.org,2002:set");
-	/* !!str is what a string is anyway */
-	p = pt_parse_ok(Y, "title: !!str 2024\nreason: r\n" STEPS);
+	/* every tag, !!str and the bare ! included: a string is written in quotes */
+	pt_expect_error(Y, "title: !!str 2024\nreason: r\n" STEPS, 1, 8,
+			"expected an untagged value, found the tag tag:yaml.org,2002:str: tags are "
+			"not supported (quote a value to make it a string)");
+	pt_expect_error(Y, "title: ! 2024\nreason: r\n" STEPS, 1, 8,
+			"expected an untagged value, found the tag !");
+	pt_expect_error(Y, "title: t\nreason: !!str r\n" STEPS, 2, 9,
+			"found the tag tag:yaml.org,2002:str");
+	pt_expect_error(Y, "title: t\n!!str reason: r\n" STEPS, 2, 1,
+			"found the tag tag:yaml.org,2002:str");
+	pt_expect_error(Y, "title: t\nreason: r\nsteps: !!seq [{op: drop_table, table: t}]\n", 3, 8,
+			"found the tag tag:yaml.org,2002:seq");
+	p = pt_parse_ok(Y, "title: '2024'\nreason: r\n" STEPS);
 	assert_string_equal(p->title, "2024");
 	plan_free(p);
 }
@@ -371,6 +403,7 @@ main(void)
 	    cmocka_unit_test(test_plan_errors_doc__yaml_syntax),
 	    cmocka_unit_test(test_plan_errors_doc__yaml_tab_indentation),
 	    cmocka_unit_test(test_plan_errors_doc__yaml_alias),
+	    cmocka_unit_test(test_plan_errors_doc__yaml_unused_anchor),
 	    cmocka_unit_test(test_plan_errors_doc__yaml_second_document),
 	    cmocka_unit_test(test_plan_errors_doc__yaml_tags),
 	    cmocka_unit_test(test_plan_errors_doc__yaml_too_deep),

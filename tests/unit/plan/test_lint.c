@@ -172,23 +172,98 @@ test_plan_lint__serial_add_column(void **state)
 }
 
 static void
-test_plan_lint__sql_without_lock_class_max(void **state)
+test_plan_lint__sql_rules(void **state)
 {
-	static const struct pt_err e[] = {
-	    {4, 5, "sql: no lock_class_max; the step is held to AccessExclusiveLock"},
+	static const struct {
+		const char *sql, *want;
+	} cases[] = {
+	    {"CREATE INDEX i ON t (a)", "[S001 index-not-concurrent]"},
+	    {"REINDEX TABLE t", "[S001 index-not-concurrent]"},
+	    {"ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)", "[S002 constraint-without-not-valid]"},
+	    {"ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+	     "[S002 constraint-without-not-valid]"},
+	    {"ALTER TABLE t ALTER COLUMN a SET NOT NULL", "[S003 set-not-null-scan]"},
+	    {"ALTER TABLE t ADD COLUMN b float8 DEFAULT random()", "[S004 volatile-default]"},
+	    {"ALTER TABLE t ALTER COLUMN a TYPE bigint", "[S005 column-type-change]"},
+	    {"ALTER TABLE t RENAME COLUMN a TO b", "[S006 rename]"},
+	    {"ALTER TABLE t RENAME TO u", "[S006 rename]"},
+	    {"ALTER TABLE t DROP COLUMN a", "[S007 drop]"},
+	    {"DROP TABLE t", "[S007 drop]"},
+	    {"TRUNCATE t", "[S008 truncate]"},
+	    {"ALTER TABLE t ADD COLUMN id bigserial", "[S009 serial-or-identity-column]"},
+	    {"ALTER TABLE t ADD COLUMN id int GENERATED ALWAYS AS IDENTITY",
+	     "[S009 serial-or-identity-column]"},
+	    {"ALTER TABLE t ADD CONSTRAINT k UNIQUE (a)", "[S010 unique-without-index]"},
+	    {"UPDATE t SET a = 1", "[S011 dml-in-sql-step]"},
+	    {"DELETE FROM t WHERE a IS NULL", "[S011 dml-in-sql-step]"},
+	    {"VACUUM FULL t", "[S012 table-rewrite]"},
+	    {"CLUSTER t USING i", "[S012 table-rewrite]"},
 	};
 
 	(void)state;
-	expect_findings(PT_HEAD
-			"  - {op: sql, sql: 'ANALYZE t'}\n"
-			"  - {op: sql, sql: 'ANALYZE u', lock_class_max: ACCESS EXCLUSIVE}\n",
-			1, e);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char text[512];
+		struct pt_err e = {4, 5, cases[i].want};
+
+		snprintf(text, sizeof(text), PT_HEAD "  - {op: sql, sql: '%s'}\n", cases[i].sql);
+		expect_findings(text, 1, &e);
+	}
+	/* what is done the safe way has no finding */
+	expect_findings(PT_HEAD "  - {op: sql, sql: 'CREATE INDEX CONCURRENTLY i ON t (a)'}\n"
+				"  - {op: sql, sql: 'ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) "
+				"NOT VALID'}\n"
+				"  - {op: sql, sql: 'ALTER TABLE t ADD CONSTRAINT k UNIQUE USING INDEX "
+				"i'}\n"
+				"  - {op: sql, sql: 'COMMENT ON TABLE t IS $$x$$'}\n"
+				"  - {op: sql, sql: 'ALTER TABLE t ADD COLUMN b timestamptz DEFAULT "
+				"now()'}\n",
+			0, NULL);
+}
+
+static void
+test_plan_lint__allow_is_a_note_with_its_reason(void **state)
+{
+	struct plan *p = pt_parse_ok(
+	    "lint.yaml", PT_HEAD "  - op: sql\n    sql: TRUNCATE scratch\n    allow:\n"
+			     "      - {rule: S008, reason: scratch is refilled nightly}\n"
+			     "      - {rule: rename, reason: no rename here}\n");
+	struct diags d = DIAGS_INIT;
+
+	(void)state;
+	/* the allowed finding is said, as a note; the allow that silences nothing warns */
+	assert_int_equal(plan_lint(p, &d), 1);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.v[0].level, DIAG_NOTE);
+	assert_non_null(strstr(d.v[0].msg, "[S008 truncate] allowed: scratch is refilled nightly"));
+	assert_int_equal(d.v[1].level, DIAG_WARNING);
+	assert_non_null(strstr(d.v[1].msg, "allow: rule S006 (rename) has no finding"));
+	assert_int_equal(d.v[1].line, 8);
+	diags_clear(&d);
+	plan_free(p);
+	pt_expect_error("lint.yaml",
+			PT_HEAD "  - {op: sql, sql: TRUNCATE t, allow: [{rule: S008}]}\n", 4, 40,
+			"allow: missing field 'reason'");
+	pt_expect_error("lint.yaml",
+			PT_HEAD "  - {op: sql, sql: TRUNCATE t, allow: [{rule: S999, reason: x}]}\n",
+			4, 47, "allow: rule: expected a rule id");
+}
+
+static void
+test_plan_lint__unknown_sql_statement(void **state)
+{
+	static const struct pt_err e[] = {
+	    {4, 5, "sql: the planner does not know what a DO block does; it is held to "
+		   "AccessExclusiveLock"},
+	};
+
+	(void)state;
+	expect_findings(PT_HEAD "  - {op: sql, sql: 'DO $$BEGIN NULL; END$$'}\n", 1, e);
 }
 
 static void
 test_plan_lint__findings_add_to_existing_diags(void **state)
 {
-	struct plan *p = pt_parse_ok("lint.yaml", PT_HEAD "  - {op: sql, sql: 'ANALYZE t'}\n");
+	struct plan *p = pt_parse_ok("lint.yaml", PT_HEAD "  - {op: sql, sql: 'TRUNCATE t'}\n");
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -214,7 +289,9 @@ main(void)
 	    cmocka_unit_test(test_plan_lint__set_not_null_after_validation_on_other_table),
 	    cmocka_unit_test(test_plan_lint__validated_foreign_key_does_not_prove_not_null),
 	    cmocka_unit_test(test_plan_lint__serial_add_column),
-	    cmocka_unit_test(test_plan_lint__sql_without_lock_class_max),
+	    cmocka_unit_test(test_plan_lint__sql_rules),
+	    cmocka_unit_test(test_plan_lint__allow_is_a_note_with_its_reason),
+	    cmocka_unit_test(test_plan_lint__unknown_sql_statement),
 	    cmocka_unit_test(test_plan_lint__findings_add_to_existing_diags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

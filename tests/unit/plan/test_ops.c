@@ -464,11 +464,12 @@ test_plan_ops__sql_with_declared_lock(void **state)
 
 	(void)state;
 	assert_string_equal(s->stmt, "ALTER TABLE employee ALTER COLUMN cups SET STATISTICS 500");
-	assert_int_equal(s->hazard, H3);
+	/* derived from the parse tree: a planner setting, no rewrite */
+	assert_int_equal(s->hazard, H1);
 	assert_int_equal(s->exec, EXEC_TX);
 	assert_int_equal(s->declared_lock, LOCK_SHARE_UPDATE_EXCLUSIVE);
 	assert_int_equal(s->ob.lock_class_max, LOCK_SHARE_UPDATE_EXCLUSIVE);
-	assert_true(s->ob.may_rewrite);
+	assert_false(s->ob.may_rewrite);
 	pt_assert_strv(&s->ob.prechecks, PT_NONE);
 	pt_assert_strv(&s->ob.postchecks, PT_NONE);
 	plan_free(p);
@@ -493,7 +494,7 @@ test_plan_ops__sql_lock_spellings(void **state)
 		struct plan_step *s;
 		struct plan *p;
 
-		snprintf(step, sizeof(step), "{op: sql, sql: 'ANALYZE t', lock_class_max: '%s'}",
+		snprintf(step, sizeof(step), "{op: sql, sql: 'SELECT 1', lock_class_max: '%s'}",
 			 cases[i].written);
 		p = one_step(step, WAVE_CONTRACT, &s);
 		assert_int_equal(s->ob.lock_class_max, cases[i].lock);
@@ -502,16 +503,39 @@ test_plan_ops__sql_lock_spellings(void **state)
 }
 
 static void
-test_plan_ops__sql_without_lock_is_held_to_access_exclusive(void **state)
+test_plan_ops__sql_without_lock_is_held_to_derived_lock(void **state)
 {
 	struct plan_step *s;
 	struct plan *p = one_step("{op: sql, sql: 'ANALYZE employee'}", WAVE_CONTRACT, &s);
 
 	(void)state;
 	assert_int_equal(s->declared_lock, LOCK_NONE);
-	assert_int_equal(s->ob.lock_class_max, LOCK_ACCESS_EXCLUSIVE);
-	assert_int_equal(s->hazard, H3);
+	assert_int_equal(s->ob.lock_class_max, LOCK_SHARE_UPDATE_EXCLUSIVE);
+	assert_int_equal(s->hazard, H1);
 	plan_free(p);
+	/* a statement the planner does not know is held to the strongest lock, H3 */
+	p = one_step("{op: sql, sql: 'DO $$BEGIN NULL; END$$'}", WAVE_CONTRACT, &s);
+	assert_int_equal(s->ob.lock_class_max, LOCK_ACCESS_EXCLUSIVE);
+	assert_true(s->ob.may_rewrite);
+	assert_int_equal(s->hazard, H3);
+	assert_string_equal(s->hazard_reason, "the planner does not know what a DO block does");
+	plan_free(p);
+}
+
+static void
+test_plan_ops__sql_promise_lower_than_derived(void **state)
+{
+	(void)state;
+	pt_expect_error("ops.yaml",
+			PT_HEAD "  - {op: sql, sql: 'CREATE INDEX i ON t (a)', lock_class_max: "
+				"RowExclusiveLock}\n",
+			4, 63,
+			"lock_class_max: the statement takes ShareLock (builds an index without "
+			"CONCURRENTLY: writes wait for the whole build), stronger than the "
+			"RowExclusiveLock promised");
+	pt_expect_error("ops.yaml",
+			PT_HEAD "  - {op: sql, sql: 'TRUNCATE t', may_rewrite: false}\n", 4, 47,
+			"may_rewrite: the statement may rewrite a table");
 }
 
 static void
@@ -579,12 +603,12 @@ test_plan_ops__flat_steps_sorted_into_waves(void **state)
 	struct plan *p = pt_parse_ok("flat.yaml", PT_HEAD
 				     "  - {op: drop_table, table: a}\n"			    /* 4 */
 				     "  - {op: add_column, table: t, name: b, type: int}\n" /* 5 */
-				     "  - {op: sql, sql: 'ANALYZE x'}\n"		    /* 6 */
+				     "  - {op: sql, sql: 'TRUNCATE x'}\n"		    /* 6 */
 				     "  - {op: backfill_sql, sql: 'UPDATE t SET b = 1'}\n"  /* 7 */
 				     "  - {op: add_column, table: t, name: c, type: int}\n" /* 8 */
-				     "  - {op: sql, sql: 'ANALYZE y', wave: expand}\n"	    /* 9 */
+				     "  - {op: sql, sql: 'TRUNCATE y', wave: expand}\n"	    /* 9 */
 				     "  - {op: validate_constraint, table: t, name: k}\n"   /* 10 */
-				     "  - {op: sql, sql: 'ANALYZE z', wave: backfill}\n"    /* 11 */
+				     "  - {op: sql, sql: 'TRUNCATE z', wave: backfill}\n"    /* 11 */
 				     "  - {op: set_not_null, table: t, column: b}\n");	    /* 12 */
 	static const struct {
 		enum plan_wave w;
@@ -620,7 +644,7 @@ test_plan_ops__flat_steps_sorted_into_waves(void **state)
 	}
 	assert_string_equal(pt_step(p, WAVE_EXPAND, 0)->name, "b");
 	assert_string_equal(pt_step(p, WAVE_EXPAND, 1)->name, "c");
-	/* every wave's hazard is its steps' highest; sql is H3 wherever it goes */
+	/* every wave's hazard is its steps' highest; TRUNCATE is H3 wherever it goes */
 	assert_int_equal(p->waves[WAVE_EXPAND].max_hazard, H3);
 	assert_int_equal(p->waves[WAVE_BACKFILL].max_hazard, H3);
 	assert_int_equal(p->max_hazard, H3);
@@ -781,7 +805,8 @@ main(void)
 	    cmocka_unit_test(test_plan_ops__rename_table),
 	    cmocka_unit_test(test_plan_ops__sql_with_declared_lock),
 	    cmocka_unit_test(test_plan_ops__sql_lock_spellings),
-	    cmocka_unit_test(test_plan_ops__sql_without_lock_is_held_to_access_exclusive),
+	    cmocka_unit_test(test_plan_ops__sql_without_lock_is_held_to_derived_lock),
+	    cmocka_unit_test(test_plan_ops__sql_promise_lower_than_derived),
 	    cmocka_unit_test(test_plan_ops__user_checks_come_after_computed),
 	    cmocka_unit_test(test_plan_ops__user_checks_on_backfill_and_sql),
 	    cmocka_unit_test(test_plan_ops__identifiers_are_quoted_in_sql),

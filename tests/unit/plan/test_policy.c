@@ -131,7 +131,8 @@ test_plan_policy__every_h3_op_is_blocked_in_chaos(void **state)
 	    "{op: drop_table, table: t}",
 	    "{op: rename_column, table: t, from: a, to: b}",
 	    "{op: rename_table, from: a, to: b}",
-	    "{op: sql, sql: 'ANALYZE t', lock_class_max: ShareUpdateExclusiveLock}",
+	    "{op: sql, sql: 'CREATE INDEX i ON t (a)', lock_class_max: ShareLock}",
+	    "{op: sql, sql: 'DO $$BEGIN NULL; END$$'}",
 	};
 	struct plan_policy chaos;
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "proto/proto.h"
+#include "util/strbuf.h"
 #include "util/utf8.h"
 
 /* Decodes s (a C string) and expects failure with code and a message containing want. */
@@ -233,6 +234,45 @@ test_proto_request__bad_fields(void **state)
 				 TS_PROTO_E_BAD_REQUEST, "\"args\": expected an object");
 	expect_request_error_str("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":false}",
 				 TS_PROTO_E_BAD_REQUEST, "\"args\"");
+}
+
+static void
+test_proto_request__duplicate_keys(void **state)
+{
+	struct proto_request rq;
+	struct strbuf sb = STRBUF_INIT;
+	const char *code = NULL;
+	char msg[256];
+
+	(void)state;
+	/* first-wins would run "status" here; another reader would run "abort" */
+	expect_request_error_str("{\"v\":1,\"id\":3,\"cmd\":\"status\",\"cmd\":\"abort\"}",
+				 TS_PROTO_E_BAD_REQUEST, "duplicate key \"cmd\"");
+	expect_request_error_str("{\"v\":1,\"id\":3,\"id\":4,\"cmd\":\"status\"}",
+				 TS_PROTO_E_BAD_REQUEST, "duplicate key \"id\"");
+	/* inside args, and deeper */
+	expect_request_error_str("{\"v\":1,\"id\":1,\"cmd\":\"resume\",\"args\":{\"plan\":\"a\","
+				 "\"plan\":\"b\"}}",
+				 TS_PROTO_E_BAD_REQUEST, "duplicate key \"plan\"");
+	expect_request_error_str("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"l\":[{\"k\":1},"
+				 "{\"k\":1,\"k\":2}]}}",
+				 TS_PROTO_E_BAD_REQUEST, "duplicate key \"k\"");
+	/* the same key in different objects is fine */
+	assert_int_equal(proto_request_decode("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"id\":1,"
+					      "\"l\":[{\"k\":1},{\"k\":2}]}}",
+					      strlen("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"id\":1,"
+						     "\"l\":[{\"k\":1},{\"k\":2}]}}"),
+					      &rq, &code, msg, sizeof(msg)),
+			 0);
+	proto_request_free(&rq);
+
+	/* many keys, the duplicate last: found (and fast: the keys are sorted) */
+	sb_puts(&sb, "{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{");
+	for (int i = 0; i < 50000; i++)
+		sb_printf(&sb, "\"k%d\":0,", i);
+	sb_puts(&sb, "\"k0\":1}}");
+	expect_request_error(sb.buf, sb.len, TS_PROTO_E_BAD_REQUEST, "duplicate key \"k0\"");
+	sb_free(&sb);
 }
 
 static void
@@ -646,6 +686,7 @@ main(void)
 		cmocka_unit_test(test_proto_request__bad_json),
 		cmocka_unit_test(test_proto_request__bad_bytes),
 		cmocka_unit_test(test_proto_request__bad_fields),
+		cmocka_unit_test(test_proto_request__duplicate_keys),
 		cmocka_unit_test(test_proto_request__error_keeps_id),
 		cmocka_unit_test(test_proto_request__message_fits_small_buffer),
 		cmocka_unit_test(test_proto_reply__encode),

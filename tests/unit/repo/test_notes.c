@@ -178,6 +178,123 @@ test_repo_notes__bare_local(void **state)
 	rt_rm_rf(d);
 }
 
+/* Points ref in gitdir at a new blob; returns the blob's id (caller frees). */
+static char *
+ref_to_blob(const char *gitdir, const char *ref)
+{
+	char *blob = rt_out("echo 'not notes' | git --git-dir='%s' hash-object -w --stdin", gitdir);
+
+	rt_sh("git --git-dir='%s' update-ref '%s' '%s'", gitdir, ref, blob);
+	return blob;
+}
+
+/*
+ * A notes ref pushed to point at a blob: the next sync replaces it with
+ * notes written anew (returning 1 and saying what it was), and the one
+ * after is an ordinary sync again.
+ */
+static void
+test_repo_notes__ref_not_a_commit_replaced(void **state)
+{
+	char *d = rt_init(), *bare, *c1, *blob, *out;
+	struct repo *r;
+	struct repo_note n;
+	char err[512] = "";
+
+	(void)state;
+	c1 = rt_commit(d, "alice", "empty");
+	bare = xasprintf("%s.git", d);
+	rt_sh("git clone -q --bare '%s' '%s'", d, bare);
+	r = rt_open(bare, NULL, "main");
+	sync_ok(r, c1, "v1\n", false);
+	blob = ref_to_blob(bare, NREF);
+
+	n = (struct repo_note){ c1, "v2\n" };
+	assert_int_equal(repo_notes_sync(r, NREF, &n, 1, false, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, NREF " pointed at a blob"));
+	assert_non_null(strstr(err, "replaced"));
+	assert_note(r, c1, "v2\n");
+	out = rt_out("git --git-dir='%s' cat-file -t " NREF, bare);
+	assert_string_equal(out, "commit");
+	free(out);
+	/* repaired: the next one is ordinary */
+	sync_ok(r, c1, "v3\n", false);
+	assert_note(r, c1, "v3\n");
+
+	/* nothing to write: the bad ref just goes */
+	free(ref_to_blob(bare, NREF));
+	assert_int_equal(repo_notes_sync(r, NREF, NULL, 0, false, err, sizeof(err)), 1);
+	out = notes_tip(bare);
+	assert_string_equal(out, "");
+	free(out);
+
+	repo_free(r);
+	free(c1), free(blob);
+	rt_rm_rf(bare);
+	rt_rm_rf(d);
+}
+
+/*
+ * With a URL: the mirror's own notes ref at a blob is replaced and pushed;
+ * the remote's at a blob is reported, never forced, and fetching the branch
+ * still works meanwhile.
+ */
+static void
+test_repo_notes__remote_ref_not_a_commit(void **state)
+{
+	char *work = rt_init(), *st = rt_tmpdir(), *origin, *url, *c1, *c2, *blob, *out;
+	struct repo *r;
+	struct repo_note n;
+	char err[512] = "";
+
+	(void)state;
+	c1 = rt_commit(work, "alice", "one");
+	origin = xasprintf("%s.git", work);
+	rt_sh("git clone -q --bare '%s' '%s'", work, origin);
+	url = xasprintf("file://%s", origin);
+	r = rt_open(url, st, "main");
+	sync_ok(r, c1, "v1\n", true);
+
+	/* ours at a blob: replaced, and the push is an ordinary fast-forward */
+	free(ref_to_blob(repo_gitdir(r), NREF));
+	n = (struct repo_note){ c1, "v2\n" };
+	assert_int_equal(repo_notes_sync(r, NREF, &n, 1, true, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "pointed at a blob"));
+	out = rt_out("git --git-dir='%s' notes --ref=taskslaps/prod show '%s'", origin, c1);
+	assert_string_equal(out, "v2");
+	free(out);
+
+	/* the remote's at a blob: an error that says so, and the blob stays */
+	blob = ref_to_blob(origin, NREF);
+	n = (struct repo_note){ c1, "v3\n" };
+	assert_int_equal(repo_notes_sync(r, NREF, &n, 1, true, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "points at a blob"));
+	assert_non_null(strstr(err, "never does"));
+	out = rt_rev(origin, NREF);
+	assert_string_equal(out, blob);
+	free(out);
+	/* and the branch is still followed */
+	c2 = rt_commit(work, "bob", "two");
+	rt_sh("git -C '%s' push -q '%s' main", work, origin);
+	assert_int_equal(repo_fetch(r, err, sizeof(err)), 0);
+	out = rt_rev(repo_gitdir(r), "refs/heads/main");
+	assert_string_equal(out, c2);
+	free(out);
+	/* the mirror's notes stay ours, and nothing staged is left */
+	out = rt_out("git --git-dir='%s' cat-file -t " NREF, repo_gitdir(r));
+	assert_string_equal(out, "commit");
+	free(out);
+	out = rt_out("git --git-dir='%s' for-each-ref refs/taskslaps", repo_gitdir(r));
+	assert_string_equal(out, "");
+	free(out);
+
+	repo_free(r);
+	free(c1), free(c2), free(blob), free(url);
+	rt_rm_rf(st);
+	rt_rm_rf(origin);
+	rt_rm_rf(work);
+}
+
 static void
 test_repo_notes__push_over_other_writer(void **state)
 {
@@ -407,6 +524,8 @@ main(void)
 		cmocka_unit_test(test_repo_notes__write_rewrite_identical),
 		cmocka_unit_test(test_repo_notes__errors),
 		cmocka_unit_test(test_repo_notes__bare_local),
+		cmocka_unit_test(test_repo_notes__ref_not_a_commit_replaced),
+		cmocka_unit_test(test_repo_notes__remote_ref_not_a_commit),
 		cmocka_unit_test(test_repo_notes__push_over_other_writer),
 		cmocka_unit_test(test_repo_notes__fetch_keeps_local_notes),
 		cmocka_unit_test(test_repo_notes__push_retries_when_remote_moves),

@@ -1,6 +1,8 @@
 /* The plans at a branch tip: which files, in which order, with what bytes; and the errors. */
 #include "repo_test.h"
 
+#include <sys/resource.h>
+
 static char *home;
 
 static int
@@ -217,6 +219,124 @@ test_repo_snapshot__watch_paths(void **state)
 	rt_rm_rf(d);
 }
 
+/* Peak resident set of this process, in KiB. */
+static long
+peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_maxrss;
+}
+
+/* Snapshot of d's migrations/ with 0002-big.yaml too large: not read, and the small one is. */
+static void
+check_big(const char *d, size_t big)
+{
+	struct repo *r = rt_open(d, NULL, "main");
+	long before = peak_rss_kib(), grew;
+	struct repo_snapshot *s = rt_snap(r, "migrations");
+	const struct repo_plan_file *f = rt_file(s, "migrations/0002-big.yaml");
+
+	grew = peak_rss_kib() - before;
+	/* reading it would have taken at least its size (libgit2's copy, then ours) */
+	if (grew > 16 * 1024)
+		print_message("the snapshot grew the peak RSS by %ld KiB\n", grew);
+	assert_true(grew <= 16 * 1024);
+	assert_true(f->too_large);
+	assert_null(f->content);
+	assert_int_equal(f->len, big);
+	assert_string_equal(rt_file(s, "migrations/0001-small.yaml")->content, "title: small\n");
+	assert_false(rt_file(s, "migrations/0001-small.yaml")->too_large);
+	repo_snapshot_free(s);
+	repo_free(r);
+}
+
+/*
+ * A plan far over the size limit (128 MiB of spaces: a few hundred KB in
+ * git) is refused from its size, never inflated: loose, packed, and as a
+ * packed delta of another big blob.
+ */
+static void
+test_repo_snapshot__too_large_not_read(void **state)
+{
+	const size_t big = 128u * 1024 * 1024;
+	char *d = rt_init();
+
+	(void)state;
+	rt_write(d, "migrations/0001-small.yaml", "title: small\n");
+	rt_sh("head -c %zu /dev/zero | tr '\\0' ' ' > '%s/migrations/0002-big.yaml'", big, d);
+	free(rt_commit(d, "alice", "a big plan"));
+	check_big(d, big); /* loose */
+	rt_sh("printf x | dd of='%s/migrations/0002-big.yaml' bs=1 seek=1000 conv=notrunc "
+	      "status=none",
+	      d);
+	free(rt_commit(d, "alice", "a big plan, edited"));
+	rt_sh("git -C '%s' -c pack.window=2 repack -q -a -d", d);
+	check_big(d, big); /* packed, and the newer one a delta or the base of one */
+	rt_rm_rf(d);
+}
+
+/* The cleaning itself: bad bytes and control characters become \xNN, valid text stays. */
+static void
+test_repo_snapshot__text_clean(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "bob@x.test", "bob@x.test" },
+		{ "b\xffob@x.test", "b\\xffob@x.test" },
+		{ "J\xc3\xb6rg \xe2\x82\xac", "J\xc3\xb6rg \xe2\x82\xac" },   /* valid: kept */
+		{ "a\nStatus: applied", "a\\x0aStatus: applied" },
+		{ "tab\tdel\x7f", "tab\\x09del\\x7f" },
+		{ "\xc3", "\\xc3" },                           /* cut short */
+		{ "\xc0\xaf", "\\xc0\\xaf" },                   /* overlong */
+		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" },           /* surrogate */
+		{ "", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = repo_text_clean(cases[i].in, strlen(cases[i].in));
+
+		assert_string_equal(got, cases[i].want);
+		free(got);
+	}
+}
+
+/*
+ * An author e-mail and name that are not UTF-8, and a file name that is not
+ * either, come out of the snapshot as valid one-line UTF-8.
+ */
+static void
+test_repo_snapshot__author_not_utf8(void **state)
+{
+	char *d = rt_init();
+	struct repo *r;
+	struct repo_snapshot *s;
+	const struct repo_plan_file *f;
+
+	(void)state;
+	rt_write(d, "migrations/0001-a.yaml", "title: a\n");
+	rt_sh("cd '%s' && printf 'title: b\\n' > \"migrations/0002-$(printf 'b\\377')\".yaml", d);
+	/* git commit would re-encode the bytes as Latin-1: write the object as it is */
+	rt_sh("cd '%s' && git add -A && printf 'tree %%s\\nauthor Bo\\001b <b\\377ob@x.test> "
+	      "1700000000 +0000\\ncommitter c <c@x.test> 1700000000 +0000\\n\\nplans\\n' "
+	      "\"$(git write-tree)\" | git hash-object -t commit -w --stdin > .c && "
+	      "git update-ref refs/heads/main \"$(cat .c)\"",
+	      d);
+	r = rt_open(d, NULL, "main");
+	s = rt_snap(r, "migrations");
+	f = rt_file(s, "migrations/0001-a.yaml");
+	assert_string_equal(f->author_email, "b\\xffob@x.test");
+	assert_string_equal(f->author_name, "Bo\\x01b");
+	f = rt_file(s, "migrations/0002-b\\xff.yaml");
+	assert_string_equal(f->content, "title: b\n");
+	repo_snapshot_free(s);
+	repo_free(r);
+	rt_rm_rf(d);
+}
+
 int
 main(void)
 {
@@ -228,6 +348,9 @@ main(void)
 		cmocka_unit_test(test_repo_snapshot__missing_dir),
 		cmocka_unit_test(test_repo_snapshot__open_errors),
 		cmocka_unit_test(test_repo_snapshot__watch_paths),
+		cmocka_unit_test(test_repo_snapshot__too_large_not_read),
+		cmocka_unit_test(test_repo_snapshot__text_clean),
+		cmocka_unit_test(test_repo_snapshot__author_not_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

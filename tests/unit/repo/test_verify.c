@@ -137,12 +137,124 @@ test_repo_verify__principal_is_the_author(void **state)
 	keys_free(&k);
 }
 
+/* The fingerprint of a private key's public half, as ssh-keygen -l prints it (caller frees). */
+static char *
+fingerprint(const char *key)
+{
+	return rt_out("ssh-keygen -lf '%s.pub' | cut -d' ' -f2", key);
+}
+
+/*
+ * The signing key of a commit, for the rate limit: the fingerprint when the
+ * signature holds (whoever the key belongs to), none when unsigned, missing,
+ * or when the signature was moved from another commit.
+ */
+static void
+test_repo_verify__commit_signer(void **state)
+{
+	struct keys k;
+	char *d, *by_alice, *by_mallory, *plain, *fa, *fm, *forged, *raw;
+	struct repo *r;
+	char err[512] = "", fp[128] = "";
+
+	(void)state;
+	if (!have_keygen)
+		skip();
+	keys_make(&k);
+	d = rt_init();
+	by_alice = commit_signed(d, k.alice, "one");
+	by_mallory = commit_signed(d, k.mallory, "two");
+	plain = commit_signed(d, NULL, "three");
+	/* alice's signature under another message: it cannot hold */
+	raw = rt_out("git -C '%s' cat-file commit '%s' | sed 's/^one$/one, edited/' | "
+		     "git -C '%s' hash-object -t commit -w --stdin",
+		     d, by_alice, d);
+	forged = raw;
+	fa = fingerprint(k.alice);
+	fm = fingerprint(k.mallory);
+	r = rt_open(d, NULL, "main");
+	assert_int_equal(repo_commit_signer(r, by_alice, fp, sizeof(fp), err, sizeof(err)), 1);
+	assert_string_equal(fp, fa);
+	assert_int_equal(repo_commit_signer(r, by_mallory, fp, sizeof(fp), err, sizeof(err)), 1);
+	assert_string_equal(fp, fm);
+	assert_int_equal(repo_commit_signer(r, plain, fp, sizeof(fp), err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not signed"));
+	assert_int_equal(repo_commit_signer(r, forged, fp, sizeof(fp), err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "bad signature"));
+	assert_int_equal(repo_commit_signer(r, "0123456789012345678901234567890123456789", fp,
+					    sizeof(fp), err, sizeof(err)),
+			 0);
+	assert_non_null(strstr(err, "not in the repository"));
+	repo_free(r);
+	free(by_alice), free(by_mallory), free(plain), free(forged), free(fa), free(fm);
+	rt_rm_rf(d);
+	keys_free(&k);
+}
+
+/*
+ * The commit that brought a plan onto the branch: the plan's own commit on
+ * a straight line, the merge for a plan from a side branch (whose own
+ * commit stays the side's), and the side's commit again after a
+ * fast-forward.
+ */
+static void
+test_repo_verify__landed_commit(void **state)
+{
+	char *d = rt_init(), *base, *side, *merge, *lin, *git;
+	struct repo *r;
+	struct repo_snapshot *s;
+	char err[512] = "", out[41];
+
+	(void)state;
+	rt_write(d, "migrations/README", "plans\n");
+	base = rt_commit(d, "alice", "base");
+	rt_sh("git -C '%s' checkout -q -b side", d);
+	rt_write(d, "migrations/0001-a.yaml", "title: a\n");
+	side = rt_commit(d, "alice", "a, on the side");
+	rt_sh("git -C '%s' checkout -q main", d);
+	rt_write(d, "migrations/0002-b.yaml", "title: b\n");
+	lin = rt_commit(d, "bob", "b, on main");
+	git = rt_who("mallory");
+	rt_sh("cd '%s' && %s merge -q --no-ff -m merge side", d, git);
+	free(git);
+	merge = rt_rev(d, "HEAD");
+
+	r = rt_open(d, NULL, "main");
+	s = rt_snap(r, "migrations");
+	assert_string_equal(rt_file(s, "migrations/0001-a.yaml")->commit, side);
+	assert_int_equal(repo_landed_commit(r, s->tip, rt_file(s, "migrations/0001-a.yaml"), out,
+					    sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, merge);
+	assert_int_equal(repo_landed_commit(r, s->tip, rt_file(s, "migrations/0002-b.yaml"), out,
+					    sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, lin);
+	repo_snapshot_free(s);
+	repo_free(r);
+
+	/* a fast-forward leaves no commit of its own: the side's commit brought it */
+	rt_sh("git -C '%s' branch -q -f ff '%s' && git -C '%s' checkout -q ff", d, side, d);
+	r = rt_open(d, NULL, "ff");
+	s = rt_snap(r, "migrations");
+	assert_int_equal(repo_landed_commit(r, s->tip, rt_file(s, "migrations/0001-a.yaml"), out,
+					    sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, side);
+	repo_snapshot_free(s);
+	repo_free(r);
+	free(base), free(side), free(merge), free(lin);
+	rt_rm_rf(d);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_repo_verify__signatures),
 		cmocka_unit_test(test_repo_verify__principal_is_the_author),
+		cmocka_unit_test(test_repo_verify__commit_signer),
+		cmocka_unit_test(test_repo_verify__landed_commit),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,712 @@
+/*
+ * What an `sql` step's statement does, derived from its parse tree: the
+ * strongest lock it takes on a relation that existed before it (PostgreSQL
+ * 15's lock levels, as its own AlterTableGetLockLevel and the documentation's
+ * "Explicit Locking" table give them), whether it gives a table a new
+ * relfilenode (a rewrite), whether it scans a table under its lock, whether
+ * it must run outside a transaction block, its hazard and the findings of
+ * the rules a reviewer would raise (docs in taskslaps-plan(5), RULES).
+ *
+ * The derivation errs upwards: where PostgreSQL's lock depends on what only
+ * the database knows (the column's current type, an option's kind), the
+ * stronger lock or the rewrite is assumed. A statement this file does not
+ * know stays H3 under AccessExclusiveLock. The executor proves the result at
+ * run time like any step's promise.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "plan/plan.h"
+#include "plan/plan_int.h"
+#include "sql/sql.h"
+#include "util/alloc.h"
+
+typedef PgQuery__Node node;
+
+static const struct plan_rule rules[PLAN_RULE__COUNT] = {
+	[RULE_INDEX_NOT_CONCURRENT] = { "S001", "index-not-concurrent",
+					"CREATE INDEX without CONCURRENTLY blocks writes for the "
+					"whole build",
+					"build it with CREATE INDEX CONCURRENTLY "
+					"(add_index_concurrently)" },
+	[RULE_CONSTRAINT_NOT_VALID] = { "S002", "constraint-without-not-valid",
+					"a CHECK or FOREIGN KEY added without NOT VALID scans the "
+					"table under its lock",
+					"add it NOT VALID, then VALIDATE CONSTRAINT in a later wave" },
+	[RULE_SET_NOT_NULL] = { "S003", "set-not-null-scan",
+				"SET NOT NULL scans the table under ACCESS EXCLUSIVE unless a valid "
+				"CHECK (col IS NOT NULL) proves it",
+				"add CHECK (col IS NOT NULL) NOT VALID, validate it, then SET NOT "
+				"NULL" },
+	[RULE_VOLATILE_DEFAULT] = { "S004", "volatile-default",
+				    "a column added with a volatile default rewrites the table "
+				    "under ACCESS EXCLUSIVE",
+				    "add the column without a default (or a constant one) and "
+				    "fill it with backfill_sql" },
+	[RULE_COLUMN_TYPE] = { "S005", "column-type-change",
+			       "ALTER COLUMN TYPE rewrites the table and its indexes under ACCESS "
+			       "EXCLUSIVE unless the types are binary-coercible",
+			       "add a new column, backfill it, and switch readers over" },
+	[RULE_RENAME] = { "S006", "rename",
+			  "renaming a table or column breaks every reader and writer of the old "
+			  "name",
+			  "add the new name beside the old one (a view or a column) and move "
+			  "clients first" },
+	[RULE_DROP] = { "S007", "drop", "dropping a table or column destroys its data",
+			"stop every reader first; drop in a contract wave" },
+	[RULE_TRUNCATE] = { "S008", "truncate",
+			    "TRUNCATE empties the table under ACCESS EXCLUSIVE",
+			    "delete in batches with backfill_sql, or make sure it is meant" },
+	[RULE_SERIAL_COLUMN] = { "S009", "serial-or-identity-column",
+				 "a serial or identity column added to an existing table "
+				 "rewrites it under ACCESS EXCLUSIVE",
+				 "add a nullable column, backfill it, then attach the sequence "
+				 "as its default" },
+	[RULE_UNIQUE_WITHOUT_INDEX] = { "S010", "unique-without-index",
+					"a UNIQUE or PRIMARY KEY constraint builds its index under "
+					"ACCESS EXCLUSIVE",
+					"CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT "
+					"... USING INDEX" },
+	[RULE_DML_IN_SQL] = { "S011", "dml-in-sql-step",
+			      "a plain UPDATE or DELETE changes every matching row in one "
+			      "transaction, without batches or pacing",
+			      "use backfill_sql, which runs in throttled batches" },
+	[RULE_TABLE_REWRITE] = { "S012", "table-rewrite",
+				 "the statement rewrites the table under ACCESS EXCLUSIVE "
+				 "(CLUSTER, VACUUM FULL, SET LOGGED/UNLOGGED, SET TABLESPACE, "
+				 "REFRESH MATERIALIZED VIEW)",
+				 "run it in a maintenance window, or use a tool that rebuilds "
+				 "online" },
+};
+
+const struct plan_rule *
+plan_rule(enum plan_rule_id id)
+{
+	return id < PLAN_RULE__COUNT ? &rules[id] : NULL;
+}
+
+int
+plan_rule_find(const char *s)
+{
+	for (int i = 0; i < PLAN_RULE__COUNT; i++)
+		if (strcasecmp(s, rules[i].id) == 0 || strcmp(s, rules[i].name) == 0)
+			return i;
+	return -1;
+}
+
+/* The effect being derived. */
+struct fx {
+	struct plan_sql_effect *e;
+	struct arena *a;
+};
+
+static void
+lock(struct fx *f, enum pg_lock l)
+{
+	if (l > f->e->lock)
+		f->e->lock = l;
+}
+
+/* Raises the hazard to h with its reason; the first reason of the highest hazard stays. */
+static void
+haz(struct fx *f, enum plan_hazard h, const char *why)
+{
+	if (h > f->e->hazard || !f->e->reason) {
+		f->e->hazard = h > f->e->hazard ? h : f->e->hazard;
+		f->e->reason = why;
+	}
+}
+
+static void
+rule(struct fx *f, enum plan_rule_id r)
+{
+	f->e->rules |= 1u << r;
+}
+
+/* Whether a list of DefElem options holds name (as PostgreSQL lower-cases it). */
+static bool
+has_option(size_t n, PgQuery__Node **v, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
+		    v[i]->def_elem->defname && !strcmp(v[i]->def_elem->defname, name))
+			return true;
+	return false;
+}
+
+/* Storage parameters whose change PostgreSQL takes under ShareUpdateExclusiveLock. */
+static bool
+reloptions_light(size_t n, PgQuery__Node **v)
+{
+	static const char *const light[] = {
+		"fillfactor", "parallel_workers", "vacuum_truncate", "vacuum_index_cleanup",
+		"log_autovacuum_min_duration", "toast_tuple_target", "user_catalog_table",
+	};
+
+	for (size_t i = 0; i < n; i++) {
+		const char *name;
+		bool ok = false;
+
+		if (v[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM)
+			return false;
+		name = v[i]->def_elem->defname;
+		if (!name)
+			return false;
+		if (!strncmp(name, "autovacuum_", 11))
+			ok = true;
+		for (size_t k = 0; !ok && k < sizeof(light) / sizeof(*light); k++)
+			ok = !strcmp(name, light[k]);
+		if (v[i]->def_elem->defnamespace && v[i]->def_elem->defnamespace[0] &&
+		    strcmp(v[i]->def_elem->defnamespace, "toast") != 0)
+			ok = false;
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool
+is_serial_type(const PgQuery__TypeName *t)
+{
+	static const char *const serials[] = { "serial", "bigserial", "smallserial", "serial2",
+					       "serial4", "serial8" };
+	const char *last;
+
+	if (!t || t->n_names != 1 || !(last = sql_node_str(t->names[0])))
+		return false;
+	for (size_t i = 0; i < sizeof(serials) / sizeof(*serials); i++)
+		if (!strcasecmp(last, serials[i]))
+			return true;
+	return false;
+}
+
+/* A constraint added with a table or a column: its lock, scan and findings. */
+static void
+constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
+{
+	switch (k->contype) {
+	case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
+		lock(f, LOCK_SHARE_ROW_EXCLUSIVE); /* both tables: it adds triggers to each */
+		if (!on_new_table && !k->skip_validation) {
+			f->e->scans = true;
+			rule(f, RULE_CONSTRAINT_NOT_VALID);
+			haz(f, H3, "adds a foreign key without NOT VALID: every row is checked "
+				   "under the lock");
+		} else {
+			haz(f, H1, "adds a foreign key NOT VALID: nothing is scanned");
+		}
+		break;
+	case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		if (!on_new_table && !k->skip_validation) {
+			f->e->scans = true;
+			rule(f, RULE_CONSTRAINT_NOT_VALID);
+			haz(f, H3, "adds a CHECK without NOT VALID: the table is scanned under "
+				   "ACCESS EXCLUSIVE");
+		} else {
+			haz(f, H1, "adds a CHECK NOT VALID: nothing is scanned");
+		}
+		break;
+	case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
+	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
+	case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		if (!on_new_table && !(k->indexname && k->indexname[0])) {
+			f->e->scans = true;
+			rule(f, RULE_UNIQUE_WITHOUT_INDEX);
+			haz(f, H3, "builds a unique index under ACCESS EXCLUSIVE");
+		} else {
+			haz(f, H1, "attaches an existing unique index as a constraint");
+		}
+		break;
+	case PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		if (!on_new_table) {
+			f->e->scans = true;
+			haz(f, H3, "NOT NULL is checked by a scan under ACCESS EXCLUSIVE");
+		}
+		break;
+	case PG_QUERY__CONSTR_TYPE__CONSTR_IDENTITY:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		if (!on_new_table) {
+			f->e->rewrites = true;
+			rule(f, RULE_SERIAL_COLUMN);
+			haz(f, H3, "an identity column is filled for every row: the table is "
+				   "rewritten");
+		}
+		break;
+	case PG_QUERY__CONSTR_TYPE__CONSTR_GENERATED:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		if (!on_new_table) {
+			f->e->rewrites = true;
+			haz(f, H3, "a stored generated column is computed for every row: the "
+				   "table is rewritten");
+		}
+		break;
+	case PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT:
+		if (!on_new_table && k->raw_expr) {
+			if (sql_volatility(&k->raw_expr->base, NULL, NULL) !=
+			    SQL_IMMUTABLE_OR_STABLE) {
+				f->e->rewrites = true;
+				rule(f, RULE_VOLATILE_DEFAULT);
+				haz(f, H3, "the default calls a volatile or unknown function: "
+					   "every row gets its own value, the table is rewritten");
+			}
+		}
+		break;
+	default:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		break;
+	}
+}
+
+static void
+add_column(struct fx *f, const PgQuery__ColumnDef *c)
+{
+	lock(f, LOCK_ACCESS_EXCLUSIVE);
+	haz(f, H1, "adds a column: ACCESS EXCLUSIVE for an instant, no rewrite");
+	if (is_serial_type(c->type_name)) {
+		f->e->rewrites = true;
+		rule(f, RULE_SERIAL_COLUMN);
+		haz(f, H3, "a serial column's default (nextval) is volatile: the table is "
+			   "rewritten under ACCESS EXCLUSIVE");
+	}
+	if (c->raw_default) {
+		if (sql_volatility(&c->raw_default->base, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE) {
+			f->e->rewrites = true;
+			rule(f, RULE_VOLATILE_DEFAULT);
+			haz(f, H3, "the default calls a volatile or unknown function: the "
+				   "table is rewritten");
+		}
+	}
+	for (size_t i = 0; i < c->n_constraints; i++)
+		if (c->constraints[i]->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
+			constraint(f, c->constraints[i]->constraint, false);
+}
+
+static void
+alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
+{
+	switch (c->subtype) {
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumnRecurse:
+		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
+			add_column(f, c->def->column_def);
+		else
+			lock(f, LOCK_ACCESS_EXCLUSIVE);
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse:
+		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
+			constraint(f, c->def->constraint, false);
+		else
+			lock(f, LOCK_ACCESS_EXCLUSIVE);
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraintRecurse:
+		lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+		f->e->scans = true;
+		haz(f, H3, "scans the whole table to validate");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		f->e->scans = true;
+		rule(f, RULE_SET_NOT_NULL);
+		haz(f, H3, "ACCESS EXCLUSIVE while the table is scanned (unless a valid CHECK "
+			   "(col IS NOT NULL) proves it)");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		f->e->destructive = true;
+		rule(f, RULE_DROP);
+		haz(f, H3, "destroys data; readers of the column break");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		f->e->rewrites = true;
+		rule(f, RULE_COLUMN_TYPE);
+		haz(f, H3, "changes a column's type: the table and its indexes may be rewritten "
+			   "under ACCESS EXCLUSIVE");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetLogged:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetUnLogged:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetAccessMethod:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		f->e->rewrites = true;
+		rule(f, RULE_TABLE_REWRITE);
+		haz(f, H3, "rewrites the table under ACCESS EXCLUSIVE");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AttachPartition:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartitionFinalize:
+		lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+		haz(f, H1, "changes a planner or maintenance setting");
+		if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AttachPartition) {
+			/* the partition itself is locked harder, and checked by a scan */
+			lock(f, LOCK_ACCESS_EXCLUSIVE);
+			f->e->scans = true;
+			haz(f, H3, "attaches a partition: its rows are checked under its lock");
+		}
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions:
+		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_LIST &&
+		    reloptions_light(c->def->list->n_items, c->def->list->items)) {
+			lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+			haz(f, H1, "changes a storage parameter");
+		} else {
+			lock(f, LOCK_ACCESS_EXCLUSIVE);
+			haz(f, H1, "changes a storage parameter under ACCESS EXCLUSIVE");
+		}
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrig:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigAll:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigAll:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigUser:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigUser:
+		lock(f, LOCK_SHARE_ROW_EXCLUSIVE);
+		haz(f, H2, "enables or disables triggers: what writes do changes");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition:
+		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_PARTITION_CMD &&
+		    c->def->partition_cmd->concurrent) {
+			lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+			f->e->nontx = true;
+		} else {
+			lock(f, LOCK_ACCESS_EXCLUSIVE);
+		}
+		haz(f, H3, "detaches a partition: its rows leave the table");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraintRecurse:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		haz(f, H1, "drops a constraint: ACCESS EXCLUSIVE for an instant");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ReplicaIdentity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableRowSecurity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableRowSecurity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ForceRowSecurity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_NoForceRowSecurity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_ChangeOwner:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStorage:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetCompression:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterConstraint:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropIdentity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetIdentity:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropExpression:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		haz(f, H1, "changes the table's definition: ACCESS EXCLUSIVE for an instant");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIdentity:
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		haz(f, H1, "makes an existing column an identity: ACCESS EXCLUSIVE for an "
+			   "instant");
+		break;
+	default:
+		/* PostgreSQL takes ACCESS EXCLUSIVE for every other subcommand */
+		lock(f, LOCK_ACCESS_EXCLUSIVE);
+		haz(f, H3, "changes the table under ACCESS EXCLUSIVE");
+		break;
+	}
+}
+
+static void
+unknown(struct fx *f, const char *what)
+{
+	f->e->known = false;
+	f->e->lock = LOCK_ACCESS_EXCLUSIVE;
+	f->e->rewrites = true;
+	f->e->hazard = H3;
+	f->e->reason = arena_printf(f->a, "the planner does not know what %s does", what);
+}
+
+static bool
+drop_table_like(PgQuery__ObjectType t)
+{
+	return t == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE || t == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
+	       t == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW ||
+	       t == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ||
+	       t == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE;
+}
+
+void
+plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
+{
+	struct fx f = { e, a };
+
+	memset(e, 0, sizeof(*e));
+	e->known = true;
+	e->hazard = H0;
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: {
+		const PgQuery__AlterTableStmt *s = n->alter_table_stmt;
+		for (size_t i = 0; i < s->n_cmds; i++)
+			if (s->cmds[i]->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
+				alter_cmd(&f, s->cmds[i]->alter_table_cmd);
+		if (!s->n_cmds)
+			unknown(&f, "an empty ALTER TABLE");
+		break;
+	}
+	case PG_QUERY__NODE__NODE_INDEX_STMT:
+		if (n->index_stmt->concurrent) {
+			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+			e->nontx = true;
+			haz(&f, H1, "builds the index concurrently: writes go on");
+		} else {
+			lock(&f, LOCK_SHARE);
+			e->scans = true;
+			rule(&f, RULE_INDEX_NOT_CONCURRENT);
+			haz(&f, H3, "builds an index without CONCURRENTLY: writes wait for the "
+				    "whole build");
+		}
+		break;
+	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
+		const PgQuery__ReindexStmt *r = n->reindex_stmt;
+		if (has_option(r->n_params, r->params, "concurrently")) {
+			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+			e->nontx = true;
+			haz(&f, H1, "rebuilds concurrently: writes go on");
+		} else {
+			lock(&f, LOCK_ACCESS_EXCLUSIVE); /* on the index; SHARE on its table */
+			e->scans = true;
+			rule(&f, RULE_INDEX_NOT_CONCURRENT);
+			haz(&f, H3, "rebuilds without CONCURRENTLY: the index is locked ACCESS "
+				    "EXCLUSIVE and writes wait");
+		}
+		if (r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX &&
+		    r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_TABLE)
+			e->nontx = true; /* SCHEMA, SYSTEM, DATABASE */
+		break;
+	}
+	case PG_QUERY__NODE__NODE_DROP_STMT: {
+		const PgQuery__DropStmt *d = n->drop_stmt;
+		if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
+			if (d->concurrent) {
+				lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+				e->nontx = true;
+			} else {
+				lock(&f, LOCK_ACCESS_EXCLUSIVE);
+			}
+			haz(&f, H3, "queries that use the index slow down or change plans");
+		} else if (drop_table_like(d->remove_type) ||
+			   d->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE ||
+			   d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA) {
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+			e->destructive = true;
+			if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+				rule(&f, RULE_DROP);
+			haz(&f, H3, "destroys a relation and its data");
+		} else if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_TRIGGER ||
+			   d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_POLICY ||
+			   d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_RULE) {
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+			haz(&f, H3, "drops what writes or reads of a table depend on");
+		} else {
+			/* functions, types, domains, sequences' kin: no table is locked */
+			haz(&f, H3, "drops an object that others may depend on");
+		}
+		break;
+	}
+	case PG_QUERY__NODE__NODE_RENAME_STMT: {
+		const PgQuery__RenameStmt *r = n->rename_stmt;
+		if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX)
+			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+		else if (r->relation)
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+		if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
+		    r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN)
+			rule(&f, RULE_RENAME);
+		haz(&f, H3, "readers and writers of the old name break");
+		break;
+	}
+	case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
+		if (n->alter_object_schema_stmt->relation)
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+		haz(&f, H3, "moves an object to another schema: readers of the old name break");
+		break;
+	case PG_QUERY__NODE__NODE_COMMENT_STMT:
+		lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+		haz(&f, H0, "a comment: metadata only");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+		lock(&f, LOCK_SHARE_ROW_EXCLUSIVE);
+		haz(&f, H2, "adds a trigger: every later write runs it");
+		break;
+	case PG_QUERY__NODE__NODE_VIEW_STMT:
+		lock(&f, n->view_stmt->replace ? LOCK_ACCESS_EXCLUSIVE : LOCK_ACCESS_SHARE);
+		haz(&f, n->view_stmt->replace ? H1 : H0,
+		    n->view_stmt->replace ? "replaces a view: its readers wait for an instant"
+					  : "creates a view: metadata only");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+		lock(&f, LOCK_ACCESS_SHARE);
+		haz(&f, H1, "creates a table or materialized view from a query: reads its sources");
+		break;
+	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
+		if (n->refresh_mat_view_stmt->concurrent) {
+			lock(&f, LOCK_EXCLUSIVE);
+			haz(&f, H2, "refreshes concurrently: readers go on, writes of the view wait");
+		} else {
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+			e->rewrites = true;
+			rule(&f, RULE_TABLE_REWRITE);
+			haz(&f, H3, "refreshes under ACCESS EXCLUSIVE: readers wait");
+		}
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_STMT: {
+		const PgQuery__CreateStmt *c = n->create_stmt;
+		bool fk = false;
+		for (size_t i = 0; i < c->n_table_elts; i++) {
+			const node *el = c->table_elts[i];
+			if (el->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
+			    el->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+				fk = true;
+			if (el->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
+				for (size_t k = 0; k < el->column_def->n_constraints; k++) {
+					const node *cn = el->column_def->constraints[k];
+					if (cn->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
+					    cn->constraint->contype ==
+						    PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+						fk = true;
+				}
+		}
+		if (c->partbound || c->n_inh_relations) {
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+			haz(&f, H3, "creates a partition or child: the parent is locked");
+		} else {
+			lock(&f, fk ? LOCK_SHARE_ROW_EXCLUSIVE : LOCK_ACCESS_SHARE);
+			haz(&f, H1, "creates a new table: nothing existing is locked for long");
+		}
+		break;
+	}
+	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
+		lock(&f, LOCK_ACCESS_EXCLUSIVE);
+		e->rewrites = true;
+		rule(&f, RULE_TABLE_REWRITE);
+		haz(&f, H3, "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
+		break;
+	case PG_QUERY__NODE__NODE_VACUUM_STMT: {
+		const PgQuery__VacuumStmt *v = n->vacuum_stmt;
+		if (v->is_vacuumcmd && has_option(v->n_options, v->options, "full")) {
+			lock(&f, LOCK_ACCESS_EXCLUSIVE);
+			e->rewrites = true;
+			e->nontx = true;
+			rule(&f, RULE_TABLE_REWRITE);
+			haz(&f, H3, "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE");
+		} else {
+			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+			e->nontx = v->is_vacuumcmd;
+			haz(&f, H1, v->is_vacuumcmd ? "VACUUM: reads and writes go on"
+						    : "ANALYZE: reads and writes go on");
+		}
+		break;
+	}
+	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
+		lock(&f, LOCK_ACCESS_EXCLUSIVE);
+		e->rewrites = true;
+		e->destructive = true;
+		rule(&f, RULE_TRUNCATE);
+		haz(&f, H3, "TRUNCATE destroys every row under ACCESS EXCLUSIVE");
+		break;
+	case PG_QUERY__NODE__NODE_LOCK_STMT: {
+		int m = n->lock_stmt->mode;
+		enum pg_lock l = m >= LOCK_ACCESS_SHARE && m <= LOCK_ACCESS_EXCLUSIVE
+					 ? (enum pg_lock)m
+					 : LOCK_ACCESS_EXCLUSIVE;
+		lock(&f, l);
+		haz(&f, l >= LOCK_SHARE ? H3 : H1,
+		    l >= LOCK_SHARE ? "LOCK TABLE holds a lock that blocks writes until the step "
+				      "ends"
+				    : "LOCK TABLE in a mode that lets writes go on");
+		break;
+	}
+	case PG_QUERY__NODE__NODE_GRANT_STMT:
+		haz(&f, H1, "changes privileges: who may read or write changes");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_ENUM_STMT:
+	case PG_QUERY__NODE__NODE_DEFINE_STMT:
+	case PG_QUERY__NODE__NODE_COMPOSITE_TYPE_STMT:
+	case PG_QUERY__NODE__NODE_CREATE_RANGE_STMT:
+	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
+	case PG_QUERY__NODE__NODE_CREATE_SCHEMA_STMT:
+	case PG_QUERY__NODE__NODE_CREATE_SEQ_STMT:
+		haz(&f, H0, "creates a new object: metadata only");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT:
+		haz(&f, n->create_function_stmt->replace ? H1 : H0,
+		    n->create_function_stmt->replace
+			    ? "replaces a function: its callers get the new body"
+			    : "creates a function: metadata only");
+		break;
+	case PG_QUERY__NODE__NODE_ALTER_FUNCTION_STMT:
+		haz(&f, H1, "changes a function's properties");
+		break;
+	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
+		if (n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0]) {
+			haz(&f, H3, "renames an enum value: readers and writers of the old value break");
+		} else {
+			/* a value added in a transaction cannot be used before it commits */
+			e->nontx = true;
+			haz(&f, H1, "adds an enum value: metadata only");
+		}
+		break;
+	case PG_QUERY__NODE__NODE_ALTER_SEQ_STMT:
+		lock(&f, LOCK_ACCESS_EXCLUSIVE); /* on the sequence */
+		haz(&f, H1, "changes a sequence");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_POLICY_STMT:
+	case PG_QUERY__NODE__NODE_ALTER_POLICY_STMT:
+		lock(&f, LOCK_ACCESS_EXCLUSIVE);
+		haz(&f, H2, "changes row-level security: which rows roles see changes");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
+		lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
+		haz(&f, H0, "creates extended statistics: metadata only");
+		break;
+	case PG_QUERY__NODE__NODE_INSERT_STMT:
+		lock(&f, LOCK_ROW_EXCLUSIVE);
+		haz(&f, H2, "inserts rows");
+		break;
+	case PG_QUERY__NODE__NODE_UPDATE_STMT:
+	case PG_QUERY__NODE__NODE_DELETE_STMT:
+	case PG_QUERY__NODE__NODE_MERGE_STMT:
+		lock(&f, LOCK_ROW_EXCLUSIVE);
+		rule(&f, RULE_DML_IN_SQL);
+		haz(&f, H2, "changes rows in one transaction, without batches");
+		break;
+	case PG_QUERY__NODE__NODE_SELECT_STMT:
+		lock(&f, n->select_stmt->n_locking_clause ? LOCK_ROW_SHARE : LOCK_ACCESS_SHARE);
+		haz(&f, H0, "a query: reads only");
+		break;
+	case PG_QUERY__NODE__NODE_DO_STMT:
+		unknown(&f, "a DO block");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_EXTENSION_STMT:
+		unknown(&f, "CREATE EXTENSION");
+		break;
+	default:
+		{
+			const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
+				&pg_query__node__descriptor, (unsigned)n->node_case);
+			unknown(&f, arena_printf(a, "this statement (%s)", fd ? fd->name : "?"));
+		}
+		break;
+	}
+	/* a data-modifying function call anywhere is a side effect the tree does not show */
+	if (e->known && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
+	    sql_volatility(&n->base, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE)
+		unknown(&f, "a query that calls a volatile or unknown function");
+	if (!e->reason)
+		e->reason = "metadata only";
+}
