@@ -89,6 +89,17 @@ if os.path.exists(doc):
             c = [x.strip() for x in re.split(r"(?<!\\) \| ", r.strip()[2:-2])]
             measured[c[1]] = (c[6].split(" ")[0], c[7] != "no")
 
+def rule_of(msg):
+    """A short name for a taskslaps lint message: its rule id, when it has one."""
+    m = re.search(r"\[(S\d+ [a-z-]+)\]", msg)
+    if m:
+        return m.group(1)
+    if "lock_class_max" in msg:
+        return "no lock_class_max"
+    if "expected a statement" in msg:
+        return "refused"
+    return msg[:30]
+
 def squawk_mode(text):
     m = re.search(r"requires: ([A-Z ]+?) lock", text or "")
     return "".join(w.capitalize() for w in m.group(1).lower().split()) + "Lock" if m else None
@@ -114,9 +125,7 @@ for f in sorted(os.listdir(os.path.join(work, "plans"))):
     except (KeyError, IndexError, ValueError):
         ts, ts_flag = "refused", True
     diags = lint.get(id, {}).get("diagnostics", [])
-    ts_lint = sorted({"no lock_class_max" if "lock_class_max" in d["message"] else
-                      "refused" if "expected a statement" in d["message"] else d["message"][:30]
-                      for d in diags})
+    ts_lint = sorted({rule_of(d["message"]) for d in diags})
     ts_flag = ts_flag or bool(diags)
     s = sq.get(id, {"rules": set(), "lock": None})
     rules = sorted(s["rules"] - HYGIENE)
@@ -126,7 +135,7 @@ for f in sorted(os.listdir(os.path.join(work, "plans"))):
 print("\nmeasured: PostgreSQL's lock (docs/sql-locks.md); taskslaps: hazard, lock_class_max, may_rewrite, lint;")
 print("squawk: the lock it names (require-lock-timeout), rules other than %s" % ", ".join(sorted(HYGIENE)))
 print("locks: AS RS RX SUX S SRX X AX = AccessShare ... AccessExclusive; - none; ? not named\n")
-fmt = "%-38s %-11s | %-14s %-18s | %-4s %s"
+fmt = "%-38s %-11s | %-14s %-31s | %-4s %s"
 print(fmt % ("statement", "measured", "taskslaps", "lint", "lock", "squawk rules"))
 print(fmt % ("---------", "--------", "---------", "----", "----", "------------"))
 both = only_t = only_s = neither = 0
