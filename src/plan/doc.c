@@ -42,6 +42,8 @@ doc_parse(struct doc **out, const char *file, const char *buf, size_t len, struc
 
 	if (n >= 5 && strcmp(file + n - 5, ".json") == 0)
 		return doc_parse_json(out, file, buf, len, d);
+	if (n >= 4 && strcmp(file + n - 4, ".sql") == 0)
+		return doc_parse_sql(out, file, buf, len, d);
 	return doc_parse_yaml(out, file, buf, len, d);
 }
 

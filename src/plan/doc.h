@@ -46,7 +46,13 @@ int doc_parse_yaml(struct doc **out, const char *file, const char *buf, size_t l
 		   struct diags *d);
 int doc_parse_json(struct doc **out, const char *file, const char *buf, size_t len,
 		   struct diags *d);
-/* Picks the reader by the file name's extension (.json, else YAML). */
+/*
+ * A plain SQL migration (doc_sql.c): one `sql` step per statement, each at
+ * its own line and column, in the wave of what it does.
+ */
+int doc_parse_sql(struct doc **out, const char *file, const char *buf, size_t len,
+		  struct diags *d);
+/* Picks the reader by the file name's extension (.json, .sql, else YAML). */
 int doc_parse(struct doc **out, const char *file, const char *buf, size_t len, struct diags *d);
 void doc_free(struct doc *doc);
 

@@ -181,6 +181,8 @@ struct plan_step {
 	enum pg_lock declared_lock;   /* sql: lock_class_max as promised; LOCK_NONE if not given */
 	int declared_rewrite;         /* sql: may_rewrite as promised: 0 false, 1 true, -1 not given */
 	struct plan_sql_effect eff;   /* sql: what the statement does, derived */
+	bool from_sql_file;           /* sql: a statement of a plain .sql plan (checksummed by tokens) */
+	char *sql_tokens;             /* ... its token stream (sql_token_stream) */
 	struct plan_allow *allows;    /* findings silenced on this step */
 	size_t nallows;
 	struct plan_strv user_prechecks;

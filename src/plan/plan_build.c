@@ -781,6 +781,8 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 		if (!why) {
 			plan_sql_analyze(c->p->arena, q, &s->eff);
 			touched_of(c, q, s);
+			if (s->from_sql_file)
+				s->sql_tokens = sql_token_stream(c->p->arena, s->sql);
 		}
 		sql_tree_free(&t);
 		if (why) {
@@ -917,6 +919,10 @@ build_step(struct bctx *c, const struct doc_node *n, int wave, struct plan_step 
 	s->col = n->col;
 	s->nullable = true;
 	s->declared_rewrite = -1;
+	{
+		size_t fl = strlen(c->file);
+		s->from_sql_file = fl > 4 && !strcmp(c->file + fl - 4, ".sql");
+	}
 	limits_unset(&s->limits);
 	if (n->kind != DOC_MAP) {
 		err(c, n, "step: expected a map with an 'op' field, found %s", found(c, n));

@@ -19,7 +19,7 @@ plan_dir_is_plan_name(const char *name)
 	if (name[0] == '.')
 		return false;
 	return (n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml")) ||
-	       (n > 5 && !strcmp(name + n - 5, ".json"));
+	       (n > 5 && !strcmp(name + n - 5, ".json")) || (n > 4 && !strcmp(name + n - 4, ".sql"));
 }
 
 /* What a file that is not a regular one is, for a message. */

@@ -106,7 +106,11 @@ plan_step_fields_json(const struct plan_step *s)
 		break;
 	case OP_BACKFILL_SQL:
 	case OP_SQL:
-		add_str(o, "sql", s->sql);
+		if (s->from_sql_file && s->sql_tokens)
+			/* a .sql plan's statement: reformatting it is no drift, editing a value is */
+			add_str(o, "sql_tokens", s->sql_tokens);
+		else
+			add_str(o, "sql", s->sql);
 		if (s->op == OP_SQL && s->declared_lock != LOCK_NONE)
 			add_str(o, "lock_class_max", pg_lock_name(s->declared_lock));
 		if (s->op == OP_SQL && s->declared_rewrite >= 0)

@@ -48,7 +48,9 @@ plan_apply_policy(struct plan *p, const struct plan_policy *pol)
 
 		for (size_t i = 0; i < wv->nsteps; i++) {
 			struct plan_step *s = &wv->steps[i];
-			bool long_op = s->op == OP_ADD_INDEX_CONCURRENTLY || s->op == OP_BACKFILL_SQL;
+			/* index builds, backfill batches, and sql run outside a transaction (CONCURRENTLY, VACUUM) */
+			bool long_op = s->op == OP_ADD_INDEX_CONCURRENTLY || s->op == OP_BACKFILL_SQL ||
+				       (s->op == OP_SQL && s->exec == EXEC_NONTX);
 
 			s->ob.max_lock_ms =
 				pick(s->limits.max_lock_ms, wv->limits.max_lock_ms, pol->max_lock_ms);

@@ -653,6 +653,36 @@ sql_string_looks_evaluated(const char *s)
 	return yes;
 }
 
+char *
+sql_token_stream(struct arena *a, const char *sql)
+{
+	struct tokens tk;
+	struct strbuf sb = STRBUF_INIT;
+	char *out;
+
+	if (scan(&tk, sql) < 0)
+		return NULL;
+	for (size_t i = 0; i < tk.r->n_tokens; i++) {
+		const PgQuery__ScanToken *k = tk.r->tokens[i];
+		size_t s = (size_t)k->start, e = (size_t)k->end;
+		bool fold = k->keyword_kind != PG_QUERY__KEYWORD_KIND__NO_KEYWORD ||
+			    (k->token == PG_QUERY__TOKEN__IDENT && sql[s] != '"');
+
+		if (is_comment(k))
+			continue;
+		if (k->token == PG_QUERY__TOKEN__ASCII_59 && i + 1 == tk.r->n_tokens)
+			break; /* the statement's own trailing ; */
+		if (sb.len)
+			sb_putc(&sb, ' ');
+		for (size_t j = s; j < e; j++)
+			sb_putc(&sb, fold ? (char)tolower((unsigned char)sql[j]) : sql[j]);
+	}
+	pg_query__scan_result__free_unpacked(tk.r, NULL);
+	out = arena_strdup(a, sb_str(&sb));
+	sb_free(&sb);
+	return out;
+}
+
 /* --- names ---------------------------------------------------------------- */
 
 bool

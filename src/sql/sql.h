@@ -111,6 +111,15 @@ bool sql_check_default(const char *frag, enum sql_volatility *volatility, char *
 /* Whether a string constant looks like an expression meant to be evaluated ("now()", "today"). */
 bool sql_string_looks_evaluated(const char *s);
 
+/*
+ * The statement as PostgreSQL's scanner reads it, for a checksum that a
+ * reformatting does not change: its tokens, comments and blanks dropped,
+ * keywords and unquoted identifiers lower-cased (PostgreSQL folds them),
+ * constants and quoted identifiers exactly as written, one space between.
+ * Copied into a; NULL when the scanner refuses the text.
+ */
+char *sql_token_stream(struct arena *a, const char *sql);
+
 /* --- names ---------------------------------------------------------------- */
 
 /* "name" or "schema"."name" for a validated identifier. */
