@@ -83,17 +83,13 @@ MIN_EXACT=${TS_SQL_TRACE_MIN_EXACT:-80}
 # What a hazard_reason says when the analyser does not know a statement.
 UNKNOWN_RE=${TS_SQL_TRACE_UNKNOWN_RE:-cannot see|does not know|unknown|not recogni[sz]ed|unrecogni[sz]ed|not understood}
 ONLY=${TS_SQL_TRACE_ONLY:-}
-# Known failures of the planner, found by this test, to be fixed in src/plan
-# (outside this test), as NAME:KIND (KIND: lock, rewrite or exec). Each is
-# shown as KNOWN and marked "(known)" in docs/sql-locks.md instead of
-# failing the test; a note says when one passes, so that it can be taken off.
-#   detach_partition_concurrently:lock  PostgreSQL 15 asks for ACCESS
-#       EXCLUSIVE on the partition it detaches, also with CONCURRENTLY; the
-#       planner derives SHARE UPDATE EXCLUSIVE (that of the parent).
-#   cluster_all:exec  a bare CLUSTER refuses a transaction block (SQLSTATE
-#       25001); the planner plans it as a transactional step, which fails
-#       when applied.
-KNOWN_FAILURES="detach_partition_concurrently:lock cluster_all:exec"
+# Known failures of the planner, found by this test, to be fixed in src/plan,
+# as NAME:KIND (KIND: lock, rewrite or exec), space-separated. Each is shown
+# as KNOWN and marked "(known)" in docs/sql-locks.md instead of failing the
+# test; a note says when one passes, so that it can be taken off. Empty: the
+# two this test found (DETACH PARTITION CONCURRENTLY's lock on the
+# partition, a bare CLUSTER outside a transaction) are fixed.
+KNOWN_FAILURES=""
 JOBS=${TS_SQL_TRACE_JOBS:-2}
 CORPUS=$root/tests/sql-corpus/corpus.txt
 FIXTURE=$root/tests/sql-corpus/fixture.sql
