@@ -585,11 +585,20 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 	return rc;
 }
 
-/* The index an add_index_concurrently step builds, schema-qualified like its table. */
+/*
+ * The index an add_index_concurrently step (or an sql step's CREATE INDEX
+ * CONCURRENTLY) builds, schema-qualified like its table; NULL for others.
+ */
 static char *
 step_index_name(const struct plan_step *s)
 {
-	const char *dot = strchr(s->table, '.');
+	const char *dot;
+
+	if (s->op == OP_SQL)
+		return s->cic_index ? xstrdup(s->cic_index) : NULL;
+	if (s->op != OP_ADD_INDEX_CONCURRENTLY)
+		return NULL;
+	dot = strchr(s->table, '.');
 
 	if (!dot)
 		return xstrdup(s->name);
@@ -618,11 +627,9 @@ nontx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
 	r->already_present = false;
 	if (set_timeouts(r, false, err) < 0)
 		goto dberr;
-	if (r->s->op == OP_ADD_INDEX_CONCURRENTLY) {
-		idx = step_index_name(r->s);
-		if (drop_invalid_index(r, idx, err) < 0)
-			goto dberr;
-	}
+	idx = step_index_name(r->s);
+	if (idx && drop_invalid_index(r, idx, err) < 0)
+		goto dberr;
 	if (exec_checks(r, &r->s->ob.prechecks, &failed, err) < 0)
 		goto dberr;
 	if (failed) {
@@ -691,11 +698,12 @@ exec_step_nontx(struct step_run *r)
 		if (!retry_lock(r, &err, &attempt))
 			break;
 	}
-	if (r->s->op == OP_ADD_INDEX_CONCURRENTLY && db_ok(r->ex->db)) {
+	if (db_ok(r->ex->db)) {
 		/* leave no INVALID index behind a failed build */
 		struct db_error ignore;
 		char *idx = step_index_name(r->s);
-		(void)drop_invalid_index(r, idx, &ignore);
+		if (idx)
+			(void)drop_invalid_index(r, idx, &ignore);
 		free(idx);
 	}
 	if (!strcmp(err.sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) && !r->ex->abort_req)

@@ -195,6 +195,12 @@ struct plan_step {
 	int declared_rewrite;         /* sql: may_rewrite as promised: 0 false, 1 true, -1 not given */
 	struct plan_sql_effect eff;   /* sql: what the statement does, derived */
 	bool from_sql_file;           /* sql: a statement of a plain .sql plan (checksummed by tokens) */
+	/*
+	 * sql: the index a CREATE INDEX CONCURRENTLY builds or a DROP INDEX
+	 * CONCURRENTLY drops, schema-qualified like its table: computed checks
+	 * make a retry after a crash find it (and an INVALID one is rebuilt)
+	 */
+	char *cic_index, *dic_index;
 	char *sql_tokens;             /* ... its token stream (sql_token_stream) */
 	struct plan_allow *allows;    /* findings silenced on this step */
 	size_t nallows;

@@ -650,6 +650,46 @@ touched_of(struct bctx *c, const PgQuery__Node *q, struct plan_step *s)
 	(void)sql_walk_rangevars(&q->base, collect_rangevar, ctx);
 }
 
+/*
+ * The index a CREATE or DROP INDEX CONCURRENTLY names, for the checks that let
+ * a retry after a crash find what the killed run left (a CONCURRENTLY
+ * statement is not rolled back). Returns why the statement is refused, or NULL.
+ */
+static const char *
+concurrent_index(struct bctx *c, const PgQuery__Node *q, struct plan_step *s)
+{
+	if (q->node_case == PG_QUERY__NODE__NODE_INDEX_STMT && q->index_stmt->concurrent) {
+		const PgQuery__IndexStmt *x = q->index_stmt;
+		const char *schema = x->relation ? x->relation->schemaname : NULL;
+
+		if (!x->idxname || !x->idxname[0])
+			return "expected CREATE INDEX CONCURRENTLY to name its index: a build "
+			       "killed half-way leaves an INVALID index that a retry must find";
+		s->cic_index = schema && schema[0]
+				       ? arena_printf(c->p->arena, "%s.%s", schema, x->idxname)
+				       : arena_strdup(c->p->arena, x->idxname);
+		if (!plan_ident_ok(s->cic_index, true))
+			return arena_printf(c->a,
+					    "expected a plain index name ([A-Za-z_][A-Za-z0-9_]*), "
+					    "found '%s'",
+					    s->cic_index);
+	}
+	if (q->node_case == PG_QUERY__NODE__NODE_DROP_STMT && q->drop_stmt->concurrent &&
+	    q->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX &&
+	    q->drop_stmt->n_objects == 1 &&
+	    q->drop_stmt->objects[0]->node_case == PG_QUERY__NODE__NODE_LIST) {
+		const PgQuery__List *l = q->drop_stmt->objects[0]->list;
+		const char *a = l->n_items > 0 ? sql_node_str(l->items[0]) : NULL;
+		const char *b = l->n_items > 1 ? sql_node_str(l->items[1]) : NULL;
+		char *name = l->n_items == 2 && a && b ? arena_printf(c->p->arena, "%s.%s", a, b)
+			     : l->n_items == 1 && a   ? arena_strdup(c->p->arena, a)
+						      : NULL;
+		if (name && plan_ident_ok(name, true))
+			s->dic_index = name;
+	}
+	return NULL;
+}
+
 /* allow: [{rule: S001 | index-not-concurrent, reason: ...}, ...] */
 static bool
 get_allows(struct bctx *c, const struct doc_node *n, struct plan_step *s)
@@ -778,6 +818,8 @@ store_field(struct bctx *c, struct plan_step *s, const struct fspec *f, const st
 		if (!(s->sql = get_stmt(c, v, name, &t, &q)))
 			return false;
 		why = stmt_refused(c, q);
+		if (!why)
+			why = concurrent_index(c, q, s);
 		if (!why) {
 			plan_sql_analyze(c->p->arena, q, &s->eff);
 			touched_of(c, q, s);

@@ -594,6 +594,15 @@ plan_step_finish(struct plan *p, struct plan_step *s)
 		}
 		s->exec = s->eff.nontx ? EXEC_NONTX : EXEC_TX;
 		sb_puts(&sb, s->sql);
+		/* CONCURRENTLY is not rolled back: the checks let a retry see what is there */
+		if (s->cic_index) {
+			pre(p, s, "NOT taskslaps.index_exists(%s)%s", lit(p, s->cic_index), "");
+			post(p, s, "taskslaps.index_valid(%s)%s", lit(p, s->cic_index), "");
+		}
+		if (s->dic_index) {
+			pre(p, s, "taskslaps.index_exists(%s)%s", lit(p, s->dic_index), "");
+			post(p, s, "NOT taskslaps.index_exists(%s)%s", lit(p, s->dic_index), "");
+		}
 		break;
 	}
 	/* the inverse-only ops (plan_inverse.c makes them) */

@@ -59,7 +59,7 @@ run "$ctl" lint "$examples"
 assert_eq "lint examples/plans (protected) exits 0" 0 "$rc"
 assert_contains "lint examples/plans reports no problems" ", 0 blocked, 0 with findings, 0 invalid" "$out"
 assert_not_contains "lint examples/plans prints no warning" "warning:" "$out"
-n_examples=$(find "$examples" -maxdepth 1 \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) | wc -l)
+n_examples=$(find "$examples" -maxdepth 1 \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' -o -name '*.sql' \) | wc -l)
 assert_contains "lint counts every example" "$n_examples plans (protected mode)" "$out"
 
 cp -r "$examples" "$tmp/copy"

@@ -215,6 +215,22 @@ test_plan_errors_sql__concurrently(void **state)
 		assert_int_equal(s->ob.lock_class_max, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		plan_free(p);
 	}
+	/* a retry after a crash must find the index a killed build left: named, and checked */
+	p = pt_parse_ok(Y, SQL("CREATE INDEX CONCURRENTLY i ON app.t (a)"));
+	{
+		const struct plan_step *s = pt_step(p, WAVE_CONTRACT, 0);
+		assert_string_equal(s->cic_index, "app.i");
+		assert_int_equal(s->ob.prechecks.n, 1);
+		assert_string_equal(s->ob.prechecks.v[0], "NOT taskslaps.index_exists('app.i')");
+		assert_string_equal(s->ob.postchecks.v[0], "taskslaps.index_valid('app.i')");
+	}
+	plan_free(p);
+	pt_expect_error(Y, SQL("CREATE INDEX CONCURRENTLY ON t (a)"), 5, 10,
+			"sql: expected CREATE INDEX CONCURRENTLY to name its index");
+	p = pt_parse_ok(Y, SQL("DROP INDEX CONCURRENTLY app.i"));
+	assert_string_equal(pt_step(p, WAVE_CONTRACT, 0)->ob.postchecks.v[0],
+			    "NOT taskslaps.index_exists('app.i')");
+	plan_free(p);
 	/* a word that merely contains it is no such statement */
 	p = pt_parse_ok(Y, SQL("ALTER TABLE t RENAME COLUMN concurrently_x TO y"));
 	assert_int_equal(pt_step(p, WAVE_CONTRACT, 0)->exec, EXEC_TX);
