@@ -190,6 +190,11 @@ EOF
 done
 sync
 
+# the .sql files lint clean too (CREATE INDEX CONCURRENTLY, a nullable column: no finding)
+"$CTL" lint "$WORK/sql" >"$WORK/lint-sql.out" 2>&1 || {
+	tail -n 5 "$WORK/lint-sql.out" >&2
+	bench_die "taskslapsctl lint of the generated .sql plans did not exit 0"
+}
 "$CTL" lint "$WORK/plans" >"$WORK/lint.out" 2>&1 || {
 	tail -n 5 "$WORK/lint.out" >&2
 	bench_die "taskslapsctl lint of the generated plans did not exit 0"
@@ -230,6 +235,10 @@ measure "$CTL" lint --json plans
 TJW=$WALL TJC=$CPU
 measure "$SQUAWK" --pg-version=15 --reporter json sql/*.sql
 SJW=$WALL SJC=$CPU
+# the very files squawk reads, as plain .sql plans (each statement parsed,
+# analysed and its generated checks read back by PostgreSQL's parser)
+measure "$CTL" lint sql
+TQW=$WALL TQC=$CPU
 
 row() { # label taskslaps-wall squawk-wall taskslaps-cpu squawk-cpu
 	printf '%-30s %11.1f %11.1f %9.1f %12.3f %10.3f\n' "$1" \
@@ -245,6 +254,7 @@ printf '%-30s %11s %11s %9s %12s %10s\n' "" "µs/migr." "µs/migr." "taskslaps" 
 printf '%-30s %11s %11s %9s %12s %10s\n' "----" "---------" "---------" "---------" "-----" "-----"
 row "lint DIR vs --reporter gcc" "$TW" "$SW" "$TC" "$SC"
 row "lint --json vs --reporter json" "$TJW" "$SJW" "$TJC" "$SJC"
+row "lint sql/ (same .sql files)" "$TQW" "$SW" "$TQC" "$SC"
 printf '%-30s %11.1f %11s %9s %12.3f %10s\n' "floor: cat the plan files" "$(bench_calc "$CW * 1e6 / $n")" "" "" "$CC" ""
 echo
 printf 'wall: taskslaps %.3f s, squawk %.3f s for %d migrations\n' "$TW" "$SW" "$n"

@@ -288,8 +288,25 @@ checks_ok(const struct plan_strv *v, struct sql_msg *m)
 	return ok;
 }
 
-bool
-plan_shape_check(const struct plan_step *s, struct sql_msg *m)
+static bool
+checks_node_ok(const node *n, size_t want)
+{
+	return n && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
+	       n->select_stmt->n_target_list == want && !n->select_stmt->n_from_clause &&
+	       !n->select_stmt->where_clause;
+}
+
+static void
+checks_text(struct strbuf *sb, const struct plan_strv *v)
+{
+	sb_puts(sb, "SELECT ");
+	for (size_t i = 0; i < v->n; i++)
+		sb_printf(sb, "%s(%s\n)::boolean", i ? ", " : "", v->v[i]);
+}
+
+/* The statement alone, then each list of checks alone: slower, for the message. */
+static bool
+shape_check_apart(const struct plan_step *s, struct sql_msg *m)
 {
 	struct sql_tree t;
 	const node *n;
@@ -306,4 +323,43 @@ plan_shape_check(const struct plan_step *s, struct sql_msg *m)
 			 plan_op_name(s->op), s->stmt);
 	sql_tree_free(&t);
 	return ok && checks_ok(&s->ob.prechecks, m) && checks_ok(&s->ob.postchecks, m);
+}
+
+bool
+plan_shape_check(const struct plan_step *s, struct sql_msg *m)
+{
+	/*
+	 * One parse for the step: its statement, then its prechecks and its
+	 * postchecks as the executor sends them, each a statement of its own
+	 * (libpg_query's cost is per call as much as per node). The first
+	 * statement must be exactly the step's, to its last byte; when anything
+	 * is off, the pieces are read again apart for a precise message.
+	 */
+	const struct plan_strv *pre = &s->ob.prechecks, *post = &s->ob.postchecks;
+	size_t want = 1 + (pre->n ? 1 : 0) + (post->n ? 1 : 0), len = strlen(s->stmt), k = 1;
+	struct strbuf sb = STRBUF_INIT;
+	struct sql_tree t;
+	bool ok;
+
+	sb_puts(&sb, s->stmt);
+	sb_puts(&sb, "\n;\n"); /* a new line ends a -- comment at the statement's end */
+	if (pre->n) {
+		checks_text(&sb, pre);
+		sb_puts(&sb, ";\n");
+	}
+	if (post->n)
+		checks_text(&sb, post);
+	ok = sql_parse(&t, sb_str(&sb), m) == 0;
+	sb_free(&sb);
+	if (ok) {
+		const PgQuery__ParseResult *r = t.tree;
+		ok = r->n_stmts == want && r->stmts[0]->stmt_location == 0 &&
+		     (size_t)r->stmts[0]->stmt_len == len + 1 && shape_ok(r->stmts[0]->stmt, s);
+		if (ok && pre->n)
+			ok = checks_node_ok(r->stmts[k++]->stmt, pre->n);
+		if (ok && post->n)
+			ok = checks_node_ok(r->stmts[k]->stmt, post->n);
+		sql_tree_free(&t);
+	}
+	return ok || shape_check_apart(s, m);
 }
