@@ -134,6 +134,18 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 			if (s->exec == EXEC_NONTX)
 				fputs(", outside a transaction", o);
 			fputc('\n', o);
+			for (int ru = 0; s->op == OP_SQL && ru < PLAN_RULE__COUNT; ru++) {
+				const struct plan_rule *rule = plan_rule((enum plan_rule_id)ru);
+				const char *why = plan_step_allowed(s, (enum plan_rule_id)ru);
+				if (!(s->eff.rules & (1u << ru)))
+					continue;
+				if (why)
+					fprintf(o, "         [%s %s] allowed: %s\n", rule->id, rule->name,
+						why);
+				else
+					fprintf(o, "         [%s %s] %s; fix: %s\n", rule->id, rule->name,
+						rule->what, rule->fix);
+			}
 			if (s->op == OP_BACKFILL_SQL) {
 				fprintf(o, "         batches of %lld rows, ", (long long)s->ob.batch_size);
 				if (s->ob.rows_per_second)

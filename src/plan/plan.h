@@ -153,6 +153,9 @@ struct plan_sql_effect {
 };
 
 const struct plan_rule *plan_rule(enum plan_rule_id id);
+struct plan_step;
+/* The reason a step silences rule with (allow:), or NULL when it does not. */
+const char *plan_step_allowed(const struct plan_step *s, enum plan_rule_id rule);
 int plan_rule_find(const char *id_or_name); /* -1 if unknown */
 
 struct plan_obligations {

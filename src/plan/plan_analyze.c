@@ -85,6 +85,15 @@ plan_rule(enum plan_rule_id id)
 	return id < PLAN_RULE__COUNT ? &rules[id] : NULL;
 }
 
+const char *
+plan_step_allowed(const struct plan_step *s, enum plan_rule_id rule)
+{
+	for (size_t k = 0; k < s->nallows; k++)
+		if (s->allows[k].rule == rule)
+			return s->allows[k].reason;
+	return NULL;
+}
+
 int
 plan_rule_find(const char *s)
 {

@@ -205,6 +205,27 @@ step_json(const struct plan_step *s)
 	}
 	add_strv(ob, "prechecks", &s->ob.prechecks);
 	add_strv(ob, "postchecks", &s->ob.postchecks);
+	if (s->op == OP_SQL) {
+		/* the rules the statement's parse tree raises; an allowed one says why */
+		cJSON *fa = cJSON_AddArrayToObject(sj, "findings");
+		for (int r = 0; r < PLAN_RULE__COUNT; r++) {
+			const struct plan_rule *ru = plan_rule((enum plan_rule_id)r);
+			const char *why = plan_step_allowed(s, (enum plan_rule_id)r);
+			cJSON *f;
+			if (!(s->eff.rules & (1u << r)))
+				continue;
+			f = cJSON_CreateObject();
+			cJSON_AddStringToObject(f, "rule", ru->id);
+			cJSON_AddStringToObject(f, "name", ru->name);
+			cJSON_AddStringToObject(f, "message", ru->what);
+			cJSON_AddStringToObject(f, "fix", ru->fix);
+			if (why)
+				cJSON_AddStringToObject(f, "allowed", why);
+			else
+				cJSON_AddNullToObject(f, "allowed");
+			cJSON_AddItemToArray(fa, f);
+		}
+	}
 	if (s->inverse_of)
 		return sj;
 	/* how the step is undone: its inverse, or why there is none */

@@ -61,17 +61,14 @@ sql_findings(const struct plan *p, const struct plan_step *s, struct diags *d)
 {
 	for (int r = 0; r < PLAN_RULE__COUNT; r++) {
 		const struct plan_rule *ru = plan_rule((enum plan_rule_id)r);
-		const struct plan_allow *al = NULL;
+		const char *al;
 
 		if (!(s->eff.rules & (1u << r)))
 			continue;
-		for (size_t k = 0; k < s->nallows; k++)
-			if (s->allows[k].rule == (enum plan_rule_id)r)
-				al = &s->allows[k];
+		al = plan_step_allowed(s, (enum plan_rule_id)r);
 		if (al)
 			diags_add(d, DIAG_NOTE, p->path, s->line, s->col,
-				  "sql: [%s %s] allowed: %s (%s)", ru->id, ru->name, al->reason,
-				  ru->what);
+				  "sql: [%s %s] allowed: %s (%s)", ru->id, ru->name, al, ru->what);
 		else
 			diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
 				  "sql: [%s %s] %s; fix: %s", ru->id, ru->name, ru->what, ru->fix);

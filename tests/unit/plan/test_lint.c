@@ -3,6 +3,7 @@
  * line and column, and that a careful plan has none.
  */
 #include "plan_test.h"
+#include "plan/plan_json.h"
 
 #include "plan/plan_lint.h"
 
@@ -249,6 +250,31 @@ test_plan_lint__allow_is_a_note_with_its_reason(void **state)
 }
 
 static void
+test_plan_lint__plan_json_shows_findings(void **state)
+{
+	struct plan *p = pt_parse_ok(
+	    "lint.yaml", PT_HEAD "  - {op: sql, sql: 'CREATE INDEX i ON t (a)'}\n"
+			     "  - {op: sql, sql: 'TRUNCATE t', allow: [{rule: truncate, reason: "
+			     "scratch}]}\n");
+	cJSON *j = plan_to_json(p);
+	cJSON *steps = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "waves"), 0),
+					   "steps");
+	cJSON *f0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 0), "findings"), 0);
+	cJSON *f1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 1), "findings"), 0);
+
+	(void)state;
+	assert_non_null(f0);
+	assert_string_equal(cJSON_GetObjectItem(f0, "rule")->valuestring, "S001");
+	assert_string_equal(cJSON_GetObjectItem(f0, "name")->valuestring, "index-not-concurrent");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(f0, "allowed")));
+	assert_non_null(f1);
+	assert_string_equal(cJSON_GetObjectItem(f1, "rule")->valuestring, "S008");
+	assert_string_equal(cJSON_GetObjectItem(f1, "allowed")->valuestring, "scratch");
+	cJSON_Delete(j);
+	plan_free(p);
+}
+
+static void
 test_plan_lint__unknown_sql_statement(void **state)
 {
 	static const struct pt_err e[] = {
@@ -292,6 +318,7 @@ main(void)
 	    cmocka_unit_test(test_plan_lint__sql_rules),
 	    cmocka_unit_test(test_plan_lint__allow_is_a_note_with_its_reason),
 	    cmocka_unit_test(test_plan_lint__unknown_sql_statement),
+	    cmocka_unit_test(test_plan_lint__plan_json_shows_findings),
 	    cmocka_unit_test(test_plan_lint__findings_add_to_existing_diags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
