@@ -6,10 +6,11 @@
 # rollback_wave: the end of expand, as an expand-only plan leaves it;
 # rollback_plan: as before the plan), with the rollback's events, the ledger
 # rows of the inverses (outcome undone) and the plan failed with "rolled back
-# to" in its message. Then: a range with an irreversible step is refused
-# before anything runs; a rollback whose own inverse fails stops with both
-# errors; a SIGKILL in the middle of a rollback (a batched revert_sql, paced)
-# resumes where it stopped and undoes no row twice.
+# to" in its message; a step adopted as already present is kept. Then: a
+# range with an irreversible step is refused before anything runs; a
+# rollback whose own inverse fails stops with both errors; a SIGKILL in the
+# middle of a rollback (a batched revert_sql, paced) resumes where it stopped
+# and undoes no row twice.
 #
 #   bash tests/integration/test_apply_rollback.sh   (TS_VERBOSE=1 prints passes)
 
@@ -166,6 +167,19 @@ assert_eq "the rollback's events" "rollback.start rollback.step rollback.step ro
 assert_sql "only inverses are left in the ledger, last step first" "drop_not_null,drop_constraint,drop_index_concurrently,drop_column" \
     "SELECT string_agg(op, ',' ORDER BY applied_at, execution_time_ms) FROM taskslaps.step_ledger WHERE outcome = 'undone'"
 assert_sql "no forward row is left" 0 "SELECT count(*) FROM taskslaps.step_ledger WHERE outcome <> 'undone'"
+
+section "rollback_plan keeps a step adopted as already present"
+setup_db adopt
+q "ALTER TABLE acct ADD COLUMN score int" >/dev/null
+fp0=$(fingerprint)
+rb_plan "$W/adopt" rollback_plan
+run_ctl apply "$W/adopt"
+assert_ne "apply fails" 0 "$RC"
+assert_contains "three steps undone, the adopted one kept" "rolled back to the start of the plan (3 steps undone)" "$OUT$ERR"
+assert_eq "the schema is as before the plan, the column that was there included" "$fp0" "$(fingerprint)"
+assert_sql "the rollback says it kept it" 1 \
+    "SELECT count(*) FROM taskslaps.events WHERE type = 'rollback.step' AND message LIKE 'add_column%kept%already present%'"
+assert_sql "its ledger row stays" already_present "SELECT outcome FROM taskslaps.step_ledger WHERE op = 'add_column'"
 
 section "an irreversible step in the range is refused before anything runs"
 setup_db irrev
