@@ -138,8 +138,10 @@ COMMENT ON TABLE taskslaps.step_ledger IS 'taskslaps: steps applied (or adopted 
 CREATE INDEX IF NOT EXISTS step_ledger_target_plan_idx
     ON taskslaps.step_ledger (target, plan_id);
 
+-- 'undone': the row of an inverse that a rollback ran (its own step_sha); the
+-- row of the step it undid is removed in the same transaction.
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_outcome_check',
-    $$outcome IN ('applied', 'already_present')$$);
+    $$outcome IN ('applied', 'already_present', 'undone')$$);
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_hazard_check',
     $$hazard IN ('H0', 'H1', 'H2', 'H3')$$);
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_wave_check',
@@ -196,6 +198,7 @@ SELECT taskslaps._install_check('taskslaps.events', 'events_type_check',
                'step.start', 'step.ok', 'step.skipped', 'step.already_present',
                'step.retry', 'step.error', 'step.progress',
                'governor.degraded', 'governor.critical', 'governor.healthy',
+               'rollback.start', 'rollback.step', 'rollback.ok', 'rollback.failed',
                'notes.repaired')$$);
 
 INSERT INTO taskslaps.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

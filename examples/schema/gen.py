@@ -281,6 +281,11 @@ schema = collections.OrderedDict([
         ('reason', {'description': 'Why the change exists, for the audit. Visible to every '
                                    'LISTENer of the database: no secrets.',
                     'type': 'string', 'minLength': 1}),
+        ('on_failure', {'description': 'What happens when a step fails: stop (the default), '
+                                       'rollback_wave (undo the failing wave\'s completed steps) '
+                                       'or rollback_plan (undo every completed step). lint '
+                                       'refuses a rollback that may meet an irreversible step.',
+                        'enum': ['stop', 'rollback_wave', 'rollback_plan']}),
         ('waves', {'description': 'The plan as waves (or use a flat steps: list).',
                    'type': 'array', 'minItems': 1, 'maxItems': 4,
                    'items': {'$ref': '#/definitions/wave'}}),

@@ -565,9 +565,17 @@ exec_checks(struct step_run *r, const struct plan_strv *checks, const char **fai
 	return exec_checks_user(r, checks, n, failed, err);
 }
 
-void
-exec_ledger_params(struct step_run *r, int64_t ms, const char *params[12], char idx[16],
-		   char msbuf[24], char rows[24])
+const char *
+exec_ledger_outcome(const struct step_run *r)
+{
+	if (r->s->inverse_of)
+		return "undone";
+	return r->already_present ? "already_present" : "applied";
+}
+
+const char *
+exec_ledger_params(struct step_run *r, int64_t ms, const char *params[13], int *nparams,
+		   char idx[16], char msbuf[24], char rows[24])
 {
 	snprintf(idx, 16, "%u", r->s->index);
 	snprintf(msbuf, 24, "%lld", (long long)ms);
@@ -583,17 +591,21 @@ exec_ledger_params(struct step_run *r, int64_t ms, const char *params[12], char 
 	params[8] = r->ex->applied_by;
 	params[9] = msbuf;
 	params[10] = rows;
-	params[11] = r->already_present ? "already_present" : "applied";
+	params[11] = exec_ledger_outcome(r);
+	params[12] = r->s->inverse_of;
+	*nparams = r->s->inverse_of ? 13 : 12;
+	return r->s->inverse_of ? SQL_LEDGER_UNDO : SQL_LEDGER_INSERT;
 }
 
 int
 exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err)
 {
 	char idx[16], msbuf[24], rows[24];
-	const char *params[12];
+	const char *params[13], *sql;
+	int n;
 
-	exec_ledger_params(r, ms, params, idx, msbuf, rows);
-	return db_execf(r->ex->db, NULL, err, SQL_LEDGER_INSERT, 12, params);
+	sql = exec_ledger_params(r, ms, params, &n, idx, msbuf, rows);
+	return db_execf(r->ex->db, NULL, err, sql, n, params);
 }
 
 /* The plan's step shas as a PostgreSQL text[] literal. */
@@ -629,7 +641,8 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 			 "ANY($1::text[])",
 		  .nparams = 1, .params = params + 2, .fixed = true },
 		{ .sql = "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE "
-			 "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) ORDER BY "
+			 "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) AND outcome "
+			 "<> 'undone' ORDER BY "
 			 "applied_at LIMIT 1",
 		  .nparams = 3, .params = params, .fixed = true },
 	};
@@ -654,9 +667,8 @@ in_ledger(const PGresult *ledger, const char *sha)
 	return false;
 }
 
-/* Runs one step by its kind; the governor is asked first. */
-static int
-run_step(struct step_run *r)
+int
+exec_run_step(struct step_run *r)
 {
 	const char *table = r->s->touched.n ? r->s->touched.v[0] : NULL;
 
@@ -687,6 +699,19 @@ finish(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 		exec_event(ex, event, p->id, NULL, res->step_sha[0] ? res->step_sha : NULL, NULL,
 			   "%s", res->message);
 	return 0;
+}
+
+/* The end of a plan that did not complete: failed, aborted, or left pending by a stop. */
+static void
+end_failed(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+	   struct exec_result *res)
+{
+	if (res->outcome == EXEC_ABORTED && ex->stop_req)
+		finish(ex, p, meta, res, "pending", "plan.interrupted");
+	else if (res->outcome == EXEC_ABORTED)
+		finish(ex, p, meta, res, "aborted", "plan.aborted");
+	else
+		finish(ex, p, meta, res, "failed", "plan.failed");
 }
 
 int
@@ -768,6 +793,18 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	}
 	exec_event(ex, "plan.start", p->id, NULL, NULL, NULL, "%s: %s (%s, %zu steps)", p->id,
 		   p->title, plan_hazard_name(p->max_hazard), p->nsteps);
+	/* a rollback that a crash or a stop interrupted goes on; the plan does not */
+	if (p->on_failure != ON_FAILURE_STOP) {
+		int rb = exec_rollback_resume(ex, p, meta, res);
+		if (rb < 0) {
+			rc = -1;
+			goto out;
+		}
+		if (rb > 0) {
+			end_failed(ex, p, meta, res);
+			goto out;
+		}
+	}
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		const struct plan_wave_s *wv = &p->waves[w];
 		const char *wname = plan_wave_name((enum plan_wave)w);
@@ -795,7 +832,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 						       : "aborted by an operator",
 					  r.s->sha);
 				res->outcome = EXEC_ABORTED;
-			} else if (run_step(&r) == 0) {
+			} else if (exec_run_step(&r) == 0) {
 				res->steps_done++;
 				continue;
 			}
@@ -806,13 +843,10 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 				exec_event(ex, "step.error", p->id, wname, r.s->sha, NULL, "%s%s%s%s",
 					   res->message, res->sqlstate[0] ? " (SQLSTATE " : "",
 					   res->sqlstate, res->sqlstate[0] ? ")" : "");
+				if (p->on_failure != ON_FAILURE_STOP)
+					exec_rollback(ex, p, meta, (enum plan_wave)w, res);
 			}
-			if (res->outcome == EXEC_ABORTED && ex->stop_req)
-				finish(ex, p, meta, res, "pending", "plan.interrupted");
-			else if (res->outcome == EXEC_ABORTED)
-				finish(ex, p, meta, res, "aborted", "plan.aborted");
-			else
-				finish(ex, p, meta, res, "failed", "plan.failed");
+			end_failed(ex, p, meta, res);
 			goto out;
 		}
 		exec_event(ex, "wave.ok", p->id, wname, NULL, NULL, "%s wave done in %lld ms", wname,

@@ -76,13 +76,46 @@ int exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t 
 		     const char **failed, struct db_error *err);
 /* Records the step in the ledger (inside the caller's transaction if one is open). */
 int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
-#define SQL_LEDGER_INSERT                                                                     \
+#define SQL_LEDGER_COLUMNS                                                                    \
 	"INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, "  \
 	"hazard, commit_sha, applied_by, execution_time_ms, rows_affected, outcome) VALUES ($1, " \
 	"$2, $3, $4, $5::int, $6, $7, $8, $9, $10::bigint, $11::bigint, $12)"
-/* exec_ledger_insert's parameters, for a batch (the buffers hold the numbers). */
-void exec_ledger_params(struct step_run *r, int64_t ms, const char *params[12], char idx[16],
-			char msbuf[24], char rows[24]);
+#define SQL_LEDGER_INSERT SQL_LEDGER_COLUMNS
+/*
+ * The row of an inverse (a rollback): the row of the step it undoes ($13)
+ * goes in the same statement, so that a crash leaves either both changes or
+ * neither; the row of an earlier rollback of the same step is replaced.
+ */
+#define SQL_LEDGER_UNDO                                                                       \
+	"WITH undone AS (DELETE FROM taskslaps.step_ledger WHERE target = $2 AND step_sha = " \
+	"$13) " SQL_LEDGER_COLUMNS " ON CONFLICT ON CONSTRAINT step_ledger_pkey DO UPDATE SET "  \
+	"commit_sha = EXCLUDED.commit_sha, applied_by = EXCLUDED.applied_by, applied_at = "     \
+	"now(), execution_time_ms = EXCLUDED.execution_time_ms, rows_affected = "              \
+	"EXCLUDED.rows_affected, outcome = EXCLUDED.outcome"
+/*
+ * exec_ledger_insert's statement and parameters, for a batch (the buffers
+ * hold the numbers): SQL_LEDGER_INSERT, or SQL_LEDGER_UNDO for an inverse;
+ * *nparams gets how many of params it takes.
+ */
+const char *exec_ledger_params(struct step_run *r, int64_t ms, const char *params[13],
+			       int *nparams, char idx[16], char msbuf[24], char rows[24]);
+/* The ledger outcome of a step that is done: "applied", "already_present" or "undone". */
+const char *exec_ledger_outcome(const struct step_run *r);
+/* Runs one step by its kind (the governor is asked first). 0, or -1 with r->res filled. */
+int exec_run_step(struct step_run *r);
+
+/*
+ * exec_rollback.c: a plan's on_failure. exec_rollback undoes the completed
+ * steps of the range (wave: the wave that failed) after res's failure, and
+ * rewrites res (still failed: "rolled back to ...", or both errors).
+ * exec_rollback_resume finishes a rollback that a crash or a stop
+ * interrupted: 1 when there was one (res filled), 0 when there was none, -1
+ * with res->message when the database failed.
+ */
+void exec_rollback(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		   enum plan_wave wave, struct exec_result *res);
+int exec_rollback_resume(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+			 struct exec_result *res);
 
 /*
  * exec_present.c: before a step whose postchecks already hold is adopted as

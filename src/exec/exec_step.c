@@ -267,7 +267,7 @@ step_ok_event(struct step_run *r, int64_t ms, int attempts)
 		 "{\"execution_time_ms\": %lld, \"rows_affected\": %lld, \"attempts\": %d, "
 		 "\"outcome\": \"%s\"}",
 		 (long long)ms, (long long)r->rows, attempts,
-		 r->already_present ? "already_present" : "applied");
+		 exec_ledger_outcome(r));
 	if (r->already_present)
 		exec_event(r->ex, "step.already_present", r->p->id, r->wave, r->s->sha, metrics,
 			   "%s: prechecks fail but postchecks hold: adopted as already present",
@@ -390,7 +390,8 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	const char *failed = NULL, *failed_post = NULL;
 	char lock[24], stmt[24], idx[16], msbuf[24], rows[24];
 	const char *tparams[3] = { lock, stmt, "true" };
-	const char *lparams[12];
+	const char *lparams[13], *lsql;
+	int lnparams;
 	struct db_stmt st[5];
 	size_t n = 0, ipre = 0, iproof, ipost = 0;
 	/*
@@ -487,9 +488,9 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 		}
 	}
 	/* 3: record and commit */
-	exec_ledger_params(r, exec_now_ms() - t0, lparams, idx, msbuf, rows);
+	lsql = exec_ledger_params(r, exec_now_ms() - t0, lparams, &lnparams, idx, msbuf, rows);
 	n = 0;
-	st[n++] = (struct db_stmt){ .sql = SQL_LEDGER_INSERT, .nparams = 12, .params = lparams,
+	st[n++] = (struct db_stmt){ .sql = lsql, .nparams = lnparams, .params = lparams,
 				    .fixed = !user_sql };
 	st[n++] = (struct db_stmt){ .sql = "COMMIT", .fixed = !user_sql };
 	rc = db_batch(r->ex->db, st, n, err, NULL);

@@ -62,6 +62,13 @@ enum pg_lock {
 
 enum plan_mode { MODE_PROTECTED, MODE_CHAOS };
 
+/* What the executor does when a step fails (the plan's on_failure field). */
+enum plan_on_failure {
+	ON_FAILURE_STOP,           /* stop where it failed (the default) */
+	ON_FAILURE_ROLLBACK_WAVE,  /* undo the failing wave's completed steps */
+	ON_FAILURE_ROLLBACK_PLAN,  /* undo every completed step of the plan */
+};
+
 /* How the executor runs a step. */
 enum plan_exec_kind {
 	EXEC_TX,       /* one transaction: checks, statement, proof, ledger row */
@@ -260,6 +267,9 @@ struct plan {
 	size_t nsteps;
 	enum plan_hazard max_hazard;
 	char checksum[65];
+	enum plan_on_failure on_failure;
+	bool on_failure_given;        /* written in the file (only then part of the checksum) */
+	unsigned on_failure_line, on_failure_col;
 	/* set by plan_apply_policy */
 	enum plan_mode mode;
 	bool blocked;
@@ -299,6 +309,7 @@ const char *plan_wave_name(enum plan_wave w);
 int plan_wave_from_name(const char *name); /* -1 if unknown */
 const char *plan_hazard_name(enum plan_hazard h); /* "H0".."H3" */
 const char *plan_undo_name(enum plan_undo u);      /* "inverse", "nothing", "irreversible" */
+const char *plan_on_failure_name(enum plan_on_failure f); /* "stop", "rollback_wave", ... */
 const char *plan_hazard_label(enum plan_hazard h);  /* "metadata only", ... */
 const char *pg_lock_name(enum pg_lock l);  /* "AccessExclusiveLock", as pg_locks.mode */
 int pg_lock_from_name(const char *name);   /* accepts pg_locks names and SQL spellings; -1 */

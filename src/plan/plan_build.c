@@ -1220,6 +1220,41 @@ build_waves(struct bctx *c, const struct doc_node *waves, bool *ok)
 }
 
 /*
+ * A plan that rolls back on failure may undo any completed step in the range
+ * of its on_failure: every step of a wave but its last (rollback_wave: once
+ * the last step is done the wave is), every step of the plan but its last
+ * (rollback_plan). Each irreversible step in that range is an error of its
+ * own, at the step, so that the author sees every one at once.
+ */
+static void
+check_on_failure(struct bctx *c, bool *ok)
+{
+	const struct plan *p = c->p;
+	size_t k = 0;
+
+	if (p->on_failure == ON_FAILURE_STOP)
+		return;
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		for (size_t i = 0; i < p->waves[w].nsteps; i++, k++) {
+			const struct plan_step *s = &p->waves[w].steps[i];
+			bool last = p->on_failure == ON_FAILURE_ROLLBACK_WAVE
+					    ? i + 1 == p->waves[w].nsteps
+					    : k + 1 == p->nsteps;
+
+			if (last || s->undo != UNDO_IRREVERSIBLE)
+				continue;
+			diags_add(c->d, DIAG_ERROR, c->file, s->line, s->col,
+				  "%s: on_failure: %s (line %u) may have to undo this step, which "
+				  "cannot be undone (%s); use on_failure: stop, or move the step to a "
+				  "plan of its own",
+				  plan_op_name(s->op), plan_on_failure_name(p->on_failure),
+				  p->on_failure_line, s->undo_reason ? s->undo_reason : "irreversible");
+			*ok = false;
+		}
+	}
+}
+
+/*
  * Seals a sound plan: computes each step's hazard, SQL and obligations, and
  * the ids. Each step's canonical form is made once and reused three times: to
  * refuse duplicate steps (two steps with the same content are almost surely
@@ -1263,6 +1298,11 @@ seal(struct bctx *c, bool *ok)
 
 	sb_printf(&sb, "{\"hash_version\":%d,\"id\":", PLAN_HASH_VERSION);
 	canon_string(p->id, &sb);
+	/* only when written: the checksums of plans without it stay as they were */
+	if (p->on_failure_given) {
+		sb_puts(&sb, ",\"on_failure\":");
+		canon_string(plan_on_failure_name(p->on_failure), &sb);
+	}
 	sb_puts(&sb, ",\"reason\":");
 	canon_string(p->reason, &sb);
 	sb_puts(&sb, ",\"title\":");
@@ -1322,6 +1362,8 @@ seal(struct bctx *c, bool *ok)
 	}
 	sb_puts(&sb, "]}");
 	sha256_hex(sb.buf, sb.len, p->checksum);
+	if (*ok)
+		check_on_failure(c, ok);
 out:
 	for (size_t i = 0; i < n; i++)
 		sb_free(&canon[i]);
@@ -1387,9 +1429,26 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 			} else {
 				p->reason = arena_strdup(p->arena, v->str);
 			}
+		} else if (!strcmp(key, "on_failure")) {
+			int f = -1;
+			for (int k = 0; k <= ON_FAILURE_ROLLBACK_PLAN && v->kind == DOC_STRING; k++)
+				if (!strcmp(v->str, plan_on_failure_name((enum plan_on_failure)k)))
+					f = k;
+			if (f < 0) {
+				err(&c, v,
+				    "on_failure: expected stop, rollback_wave or rollback_plan, found %s",
+				    found(&c, v));
+				ok = false;
+			} else {
+				p->on_failure = (enum plan_on_failure)f;
+				p->on_failure_given = true;
+				p->on_failure_line = v->line;
+				p->on_failure_col = v->col;
+			}
 		} else if (strcmp(key, "waves") && strcmp(key, "steps")) {
 			err(&c, root->keys[i],
-			    "plan: unknown field '%s' (expected id, title, reason, waves or steps)",
+			    "plan: unknown field '%s' (expected id, title, reason, on_failure, waves or "
+			    "steps)",
 			    key);
 			ok = false;
 		}

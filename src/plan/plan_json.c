@@ -251,6 +251,7 @@ plan_to_json(const struct plan *p)
 	cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(p->max_hazard));
 	cJSON_AddBoolToObject(o, "chaos_compatible", p->max_hazard <= H2);
 	cJSON_AddStringToObject(o, "mode", p->mode == MODE_CHAOS ? "chaos" : "protected");
+	cJSON_AddStringToObject(o, "on_failure", plan_on_failure_name(p->on_failure));
 	cJSON_AddBoolToObject(o, "blocked", p->blocked);
 	if (p->blocked_reason)
 		cJSON_AddStringToObject(o, "blocked_reason", p->blocked_reason);

@@ -141,6 +141,13 @@ plan_undo_name(enum plan_undo u)
 }
 
 const char *
+plan_on_failure_name(enum plan_on_failure f)
+{
+	static const char *const n[] = { "stop", "rollback_wave", "rollback_plan" };
+	return f <= ON_FAILURE_ROLLBACK_PLAN ? n[f] : "?";
+}
+
+const char *
 plan_hazard_label(enum plan_hazard h)
 {
 	static const char *const n[] = { "metadata only", "additive", "touches data",

@@ -273,6 +273,12 @@ test_plan_checksum__meaningful_changes_change_it(void **state)
 	     "- name: validate\n    limits: {max_lock_ms: 10}\n    steps:"},
 	    {"table: employee, name: coffee_nonneg }", "table: employee, name: coffee_nonneg, "
 						       "limits: {max_stmt_ms: 0} }"},
+	    {"reason: Engagement optimization\n",
+	     "reason: Engagement optimization\non_failure: rollback_wave\n"},
+	    {"reason: Engagement optimization\n",
+	     "reason: Engagement optimization\non_failure: rollback_plan\n"},
+	    /* written, even as the default: part of the checksum (absent, it is not) */
+	    {"reason: Engagement optimization\n", "reason: Engagement optimization\non_failure: stop\n"},
 	};
 	struct plan *base = pt_parse_ok("base.yaml", base_yaml);
 
@@ -374,6 +380,25 @@ test_plan_checksum__flat_and_waves_agree(void **state)
 }
 
 /* The hashed bytes are part of the ledger's contract (PLAN_HASH_VERSION 1). */
+/* on_failure is the plan's: the step_sha of every step stays as it was. */
+static void
+test_plan_checksum__on_failure_keeps_step_shas(void **state)
+{
+	struct plan *base = pt_parse_ok("base.yaml", base_yaml);
+	struct plan *p = variant("reason: Engagement optimization\n",
+				 "reason: Engagement optimization\non_failure: rollback_plan\n");
+
+	(void)state;
+	assert_int_equal(base->on_failure, ON_FAILURE_STOP);
+	assert_false(base->on_failure_given);
+	assert_int_equal(p->on_failure, ON_FAILURE_ROLLBACK_PLAN);
+	for (int w = 0; w < WAVE__COUNT; w++)
+		for (size_t i = 0; i < base->waves[w].nsteps; i++)
+			assert_string_equal(base->waves[w].steps[i].sha, p->waves[w].steps[i].sha);
+	plan_free(p);
+	plan_free(base);
+}
+
 static void
 test_plan_checksum__hashed_form_is_pinned(void **state)
 {
@@ -418,6 +443,7 @@ main(void)
 	    cmocka_unit_test(test_plan_checksum__step_sha_follows_the_step),
 	    cmocka_unit_test(test_plan_checksum__moving_a_step_changes_its_sha),
 	    cmocka_unit_test(test_plan_checksum__flat_and_waves_agree),
+	    cmocka_unit_test(test_plan_checksum__on_failure_keeps_step_shas),
 	    cmocka_unit_test(test_plan_checksum__hashed_form_is_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

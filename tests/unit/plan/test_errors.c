@@ -165,7 +165,57 @@ test_plan_errors__unknown_plan_field(void **state)
 	(void)state;
 	pt_expect_error(
 	    Y, "title: t\nreason: r\nauthor: me\nsteps: [{op: drop_table, table: t}]\n", 3, 1,
-	    "plan: unknown field 'author' (expected id, title, reason, waves or steps)");
+	    "plan: unknown field 'author' (expected id, title, reason, on_failure, waves or steps)");
+}
+
+static void
+test_plan_errors__on_failure_unknown(void **state)
+{
+	(void)state;
+	pt_expect_error(Y,
+			"title: t\nreason: r\non_failure: undo\nsteps: [{op: drop_table, table: t}]\n",
+			3, 13,
+			"on_failure: expected stop, rollback_wave or rollback_plan, found the string "
+			"'undo'");
+}
+
+/* Every irreversible step that a rollback may have to undo is named, at the step. */
+static void
+test_plan_errors__on_failure_irreversible_range(void **state)
+{
+	static const char plan[] =
+	    "title: t\n"
+	    "reason: r\n"
+	    "on_failure: rollback_plan\n"
+	    "waves:\n"
+	    "  - name: expand\n"
+	    "    steps:\n"
+	    "      - { op: add_column, table: t, name: c, type: int }\n"
+	    "      - { op: sql, sql: 'ALTER TABLE t ADD COLUMN d int' }\n"
+	    "  - name: contract\n"
+	    "    steps:\n"
+	    "      - { op: drop_column, table: t, name: a }\n"
+	    "      - { op: drop_column, table: t, name: b }\n";
+	static const struct pt_err errs[] = {
+	    {8, 9, "sql: on_failure: rollback_plan (line 3) may have to undo this step, which "
+		   "cannot be undone"},
+	    {11, 9, "drop_column: on_failure: rollback_plan (line 3) may have to undo this step"},
+	};
+	char wave[sizeof(plan)];
+
+	(void)state;
+	pt_expect_errors_n(Y, plan, sizeof(plan) - 1, 2, errs);
+	/* rollback_wave never undoes the last step of a wave: only the first drop_column */
+	memcpy(wave, plan, sizeof(plan));
+	memcpy(strstr(wave, "rollback_plan"), "rollback_wave", 13);
+	pt_expect_error_n(Y, wave, sizeof(plan) - 1, 11, 9,
+			  "drop_column: on_failure: rollback_wave (line 3)");
+	/* stop undoes nothing: the same plan is valid */
+	memcpy(strstr(wave, "rollback_wave"), "stop\n        ", 13);
+	{
+		struct plan *p = pt_parse_ok("stop.yaml", wave);
+		plan_free(p);
+	}
 }
 
 static void
@@ -941,6 +991,8 @@ main(void)
 	    cmocka_unit_test(test_plan_errors__default_not_a_constant),
 	    cmocka_unit_test(test_plan_errors__unknown_step_field),
 	    cmocka_unit_test(test_plan_errors__unknown_plan_field),
+	    cmocka_unit_test(test_plan_errors__on_failure_unknown),
+	    cmocka_unit_test(test_plan_errors__on_failure_irreversible_range),
 	    cmocka_unit_test(test_plan_errors__unknown_wave_field),
 	    cmocka_unit_test(test_plan_errors__unknown_limits_field),
 	    cmocka_unit_test(test_plan_errors__unknown_column_field),
