@@ -127,16 +127,19 @@ sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m)
 	return r->stmts[0]->stmt;
 }
 
-bool
-sql_walk(const ProtobufCMessage *m, sql_visit_fn fn, void *ctx)
+/* Visits every message below (and including) m, depth first, until fn returns false. */
+typedef bool (*msg_visit_fn)(const ProtobufCMessage *m, void *ctx);
+
+static bool
+walk_messages(const ProtobufCMessage *m, msg_visit_fn fn, void *ctx)
 {
 	const ProtobufCMessageDescriptor *d;
 
 	if (!m)
 		return true;
-	d = m->descriptor;
-	if (d == &pg_query__node__descriptor && !fn((const PgQuery__Node *)m, ctx))
+	if (!fn(m, ctx))
 		return false;
+	d = m->descriptor;
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const char *base = (const char *)m;
@@ -152,51 +155,55 @@ sql_walk(const ProtobufCMessage *m, sql_visit_fn fn, void *ctx)
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
 			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
 			for (size_t k = 0; k < n; k++)
-				if (!sql_walk(v[k], fn, ctx))
+				if (!walk_messages(v[k], fn, ctx))
 					return false;
 		} else {
 			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
-			if (!sql_walk(sub, fn, ctx))
+			if (!walk_messages(sub, fn, ctx))
 				return false;
 		}
 	}
 	return true;
 }
 
+struct walk_ctx {
+	sql_visit_fn node_fn;
+	sql_rangevar_fn rv_fn;
+	void *ctx;
+};
+
+static bool
+visit_node(const ProtobufCMessage *m, void *ctx)
+{
+	const struct walk_ctx *w = ctx;
+
+	return m->descriptor != &pg_query__node__descriptor ||
+	       w->node_fn((const PgQuery__Node *)m, w->ctx);
+}
+
+static bool
+visit_rangevar(const ProtobufCMessage *m, void *ctx)
+{
+	const struct walk_ctx *w = ctx;
+
+	return m->descriptor != &pg_query__range_var__descriptor ||
+	       w->rv_fn((const PgQuery__RangeVar *)m, w->ctx);
+}
+
+bool
+sql_walk(const ProtobufCMessage *m, sql_visit_fn fn, void *ctx)
+{
+	struct walk_ctx w = { .node_fn = fn, .ctx = ctx };
+
+	return walk_messages(m, visit_node, &w);
+}
+
 bool
 sql_walk_rangevars(const ProtobufCMessage *m, sql_rangevar_fn fn, void *ctx)
 {
-	const ProtobufCMessageDescriptor *d;
+	struct walk_ctx w = { .rv_fn = fn, .ctx = ctx };
 
-	if (!m)
-		return true;
-	d = m->descriptor;
-	if (d == &pg_query__range_var__descriptor && !fn((const PgQuery__RangeVar *)m, ctx))
-		return false;
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *base = (const char *)m;
-
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-			uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
-			if (which != f->id)
-				continue;
-		}
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)(base + f->quantifier_offset);
-			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
-			for (size_t k = 0; k < n; k++)
-				if (!sql_walk_rangevars(v[k], fn, ctx))
-					return false;
-		} else {
-			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
-			if (!sql_walk_rangevars(sub, fn, ctx))
-				return false;
-		}
-	}
-	return true;
+	return walk_messages(m, visit_rangevar, &w);
 }
 
 const char *
