@@ -117,7 +117,9 @@ SELECT taskslaps._install_check('taskslaps.plans', 'plans_max_hazard_check',
 ---------------------------------------------------------------------------
 -- step_ledger: the idempotency ledger. A step whose step_sha is here never
 -- runs again. Written in the same transaction as the step (or right after a
--- non-transactional step such as CREATE INDEX CONCURRENTLY).
+-- non-transactional step such as CREATE INDEX CONCURRENTLY). Outcome
+-- 'accepted': a step edited after it ran, whose edit an operator accepted
+-- with accept-drift; the edited form itself never ran.
 CREATE TABLE IF NOT EXISTS taskslaps.step_ledger (
     step_sha          text        PRIMARY KEY,
     target            text        NOT NULL,
@@ -139,7 +141,7 @@ CREATE INDEX IF NOT EXISTS step_ledger_target_plan_idx
     ON taskslaps.step_ledger (target, plan_id);
 
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_outcome_check',
-    $$outcome IN ('applied', 'already_present')$$);
+    $$outcome IN ('applied', 'already_present', 'accepted')$$);
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_hazard_check',
     $$hazard IN ('H0', 'H1', 'H2', 'H3')$$);
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_wave_check',

@@ -1007,11 +1007,13 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 			int rc = -1;
 
 			if (parse_file(&s->files[i], &p, &dg) == 0 && !strcmp(p->id, j->plan_id)) {
-				rc = exec_accept_drift(w->ex, p->id, p->checksum, &err);
-				snprintf(msg, sizeof(msg),
-					 rc == 0 ? "plan %s: checksum %.16s accepted; nothing was run"
-						 : "plan %s: %s",
-					 p->id, rc == 0 ? p->checksum : err.message);
+				struct exec_accepted acc;
+
+				rc = exec_accept_drift(w->ex, p, &acc, &err);
+				if (rc < 0)
+					snprintf(msg, sizeof(msg), "plan %s: %s", p->id, err.message);
+				else
+					exec_accepted_text(p, &acc, msg, sizeof(msg));
 				cJSON_AddStringToObject(res, "message", msg);
 				if (rc < 0)
 					cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);

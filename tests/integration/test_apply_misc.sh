@@ -85,6 +85,46 @@ run_ctl apply "$P"
 assert_rc "file restored: apply exits 0" 0 "$RC" "$ERR"
 assert_sql "file restored: status applied again" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0003-next'"
 
+# An edit that adds steps, accepted: the checksum is recorded, and the added
+# steps, which never ran, stay pending and run on the next apply; the plan is
+# not applied before they have. An edited step beside them does not run.
+plan "$P/0004-grow.yaml" <<'EOF'
+id: 0004-grow
+title: One column, then more
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: g1, type: int }
+EOF
+run_ctl apply "$P"
+assert_rc "grow: first apply exits 0" 0 "$RC" "$ERR"
+cat >"$P/0004-grow.yaml" <<'EOF'
+id: 0004-grow
+title: One column, then more
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: g1_edited, type: int }
+  - { op: add_column, table: t, name: g2, type: int }
+  - { op: add_column, table: t, name: g3, type: int }
+EOF
+run_ctl apply "$P"
+assert_rc "grow: the edit is drift (exit 1)" 1 "$RC" "$ERR"
+run_ctl accept-drift 0004-grow "$P/0004-grow.yaml"
+assert_rc "grow: accept-drift exits 0" 0 "$RC" "$ERR"
+assert_contains "grow: accept-drift says two steps run next" "2 steps that never ran are pending" "$OUT"
+assert_sql "grow: the plan is pending with the new checksum, not applied" "pending|t" \
+    "SELECT status, completed_at IS NULL FROM taskslaps.plans WHERE plan_id = '0004-grow'"
+assert_sql "grow: the edited step is recorded as accepted" "accepted|0" \
+    "SELECT outcome, step_index FROM taskslaps.step_ledger WHERE plan_id = '0004-grow' AND outcome <> 'applied'"
+run_ctl apply "$P"
+assert_rc "grow: apply after accept-drift exits 0" 0 "$RC" "$ERR"
+assert_sql "grow: the added steps ran, the edited one did not" "0|1|1" \
+    "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'g1_edited'),
+            (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'g2'),
+            (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'g3')"
+assert_sql "grow: now applied, four ledger rows" "applied|4" \
+    "SELECT status, (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0004-grow')
+       FROM taskslaps.plans WHERE plan_id = '0004-grow'"
+
 ###########################################################################
 # A re-run with nothing to do reads what is applied in one query, not three
 # queries a plan: counted in the server's log of this database's statements.

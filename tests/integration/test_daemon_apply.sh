@@ -166,6 +166,28 @@ assert_sql "the new checksum is recorded; the line moved on" "t|1" \
     "SELECT to_regclass('public.orders') IS NOT NULL,
             (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0001-users')"
 
+# An edit that adds a step to an applied plan, accepted through the daemon:
+# the added step never ran, so it stays pending and runs on the next pass.
+put_plan origin main dev@example.com 0005-orders.yaml "Grow 0005" <<'EOF'
+title: Orders
+reason: sell things
+steps:
+  - op: create_table
+    table: orders
+    columns: [{ name: id, type: bigint, nullable: false }, { name: user_id, type: bigint }]
+    primary_key: [id]
+  - { op: add_column, table: orders, name: placed_at, type: timestamptz }
+EOF
+assert_status "the grown plan is drift" t1 "s['tip'] == '$COMMIT' and pst('0005-orders') == 'drift'"
+ctl t1 accept-drift 0005-orders
+assert_rc "accept-drift of the grown plan succeeds" 0 "$RC" "$ERR"
+assert_contains "accept-drift says one step runs next" "1 step that never ran is pending" "$OUT"
+assert_status "the added step ran and the plan is applied" t1 \
+    'pst("0005-orders") == "applied" and s["drift"] == []'
+assert_sql "the added column exists, two ledger rows" "t|2" \
+    "SELECT taskslaps.column_exists('orders', 'placed_at'),
+            (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0005-orders')"
+
 # ------------------------------------------------------------------ 15
 section "status exit codes"
 ctl t1 status

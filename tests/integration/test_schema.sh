@@ -111,6 +111,17 @@ if [ "$dump1" = "$dump3" ]; then pass "upgraded schema equals fresh schema"; els
     fail "upgraded schema equals fresh schema" "$(diff <(echo "$dump1") <(echo "$dump3") | head -20)"
 fi
 assert_eq "data kept across upgrade" 1 "$(q olddb ts_owner "SELECT count(*) FROM taskslaps.plans")"
+# A ledger of an older version allows outcomes applied and already_present
+# only; the upgrade allows 'accepted' (a drifted step an operator accepted).
+q olddb ts_owner "ALTER TABLE taskslaps.step_ledger DROP CONSTRAINT step_ledger_outcome_check;
+    ALTER TABLE taskslaps.step_ledger ADD CONSTRAINT step_ledger_outcome_check
+        CHECK (outcome IN ('applied', 'already_present'));
+    COMMENT ON CONSTRAINT step_ledger_outcome_check ON taskslaps.step_ledger IS
+        'taskslaps: CHECK (outcome IN (''applied'', ''already_present''))'" >/dev/null
+install olddb ts_owner
+assert_eq "the upgraded ledger takes outcome accepted" 1 \
+    "$(q olddb ts_owner "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard, outcome)
+        VALUES ('s1', 'a', 'p1', 'expand', 0, 'add_column', 'H0', 'accepted') RETURNING 1")"
 
 # Concurrent installs on a fresh database serialize on the advisory lock.
 pids=()
