@@ -504,6 +504,60 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	(void)d;
 }
 
+/* One plan of the status document's "plans", with STATUS as its status. */
+static cJSON *
+plan_json(const struct pinfo *pi, const char *status)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "plan_id", pi->id);
+	cJSON_AddStringToObject(o, "file", pi->f->path);
+	cJSON_AddStringToObject(o, "status", status);
+	if (pi->p)
+		cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(pi->p->max_hazard));
+	cJSON_AddNumberToObject(o, "steps_done", (double)pi->done);
+	cJSON_AddNumberToObject(o, "steps_total", (double)pi->total);
+	cJSON_AddStringToObject(o, "commit", pi->f->commit);
+	if (pi->f->author_email)
+		cJSON_AddStringToObject(o, "author", pi->f->author_email);
+	if (pi->message[0])
+		cJSON_AddStringToObject(o, "message", pi->message);
+	return o;
+}
+
+/*
+ * Before plan RUNNING of the pass starts work: every plan at the tip is
+ * listed (those before it as this pass found them, it as running, those
+ * after it as the database had them when the pass began, or pending), and
+ * sync is "applying", not the last pass's word, which may be about another
+ * tip, or none at all on the first pass.
+ */
+static void
+publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
+		 const struct dbview *v)
+{
+	cJSON *plans = cJSON_CreateArray();
+	char result[300];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *st = pis[i].status;
+
+		fill_from_db(&pis[i], v);
+		if (i == running)
+			st = "running";
+		else if (i > running && !st)
+			st = db_status(v, pis[i].id) ? db_status(v, pis[i].id) : "pending";
+		cJSON_AddItemToArray(plans, plan_json(&pis[i], st ? st : "pending"));
+	}
+	snprintf(result, sizeof(result), "applying %s (plan %zu of %zu at the tip)",
+		 pis[running].id, running + 1, n);
+	pthread_mutex_lock(&d->mu);
+	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	st_set_str(d, "sync", "applying");
+	st_set_str(d, "last_result", result);
+	pthread_mutex_unlock(&d->mu);
+}
+
 static void
 publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const char *health,
 	bool in_sync)
@@ -514,20 +568,7 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const c
 	const char *gov = w->ex ? exec_governor(w->ex, &factor) : "healthy";
 
 	for (size_t i = 0; i < n; i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "plan_id", pis[i].id);
-		cJSON_AddStringToObject(o, "file", pis[i].f->path);
-		cJSON_AddStringToObject(o, "status", pis[i].status);
-		if (pis[i].p)
-			cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(pis[i].p->max_hazard));
-		cJSON_AddNumberToObject(o, "steps_done", (double)pis[i].done);
-		cJSON_AddNumberToObject(o, "steps_total", (double)pis[i].total);
-		cJSON_AddStringToObject(o, "commit", pis[i].f->commit);
-		if (pis[i].f->author_email)
-			cJSON_AddStringToObject(o, "author", pis[i].f->author_email);
-		if (pis[i].message[0])
-			cJSON_AddStringToObject(o, "message", pis[i].message);
-		cJSON_AddItemToArray(plans, o);
+		cJSON_AddItemToArray(plans, plan_json(&pis[i], pis[i].status));
 		if (!strcmp(pis[i].status, "drift"))
 			cJSON_AddItemToArray(drift, cJSON_CreateString(pis[i].id));
 	}
@@ -671,6 +712,8 @@ open_repo(struct daemon *d, struct worker *w)
 static void
 lost_db(struct daemon *d, struct worker *w, const char *why)
 {
+	const char *sync;
+
 	pthread_mutex_lock(&d->mu);
 	d->ex = NULL;
 	cJSON *db = cJSON_GetObjectItem(d->status, "database");
@@ -678,6 +721,12 @@ lost_db(struct daemon *d, struct worker *w, const char *why)
 	cJSON_ReplaceItemInObject(db, "error", cJSON_CreateString(why));
 	st_set_str(d, "state", "reconnecting");
 	st_set_str(d, "health", "degraded");
+	/* the work in progress stopped with the connection */
+	sync = cJSON_GetStringValue(cJSON_GetObjectItem(d->status, "sync"));
+	if (sync && !strcmp(sync, "applying")) {
+		st_set_str(d, "sync", "out_of_sync");
+		st_set_str(d, "last_result", why);
+	}
 	pthread_mutex_unlock(&d->mu);
 	exec_close(w->ex);
 	w->ex = NULL;
@@ -856,6 +905,7 @@ worker_pass(struct daemon *d, struct worker *w)
 				in_sync = false;
 				continue;
 			}
+			publish_progress(d, pis, n, i, &v);
 			pthread_mutex_lock(&d->mu);
 			st_set_str(d, "state", "applying");
 			st_set_str(d, "health", "progressing");
