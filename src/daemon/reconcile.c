@@ -315,6 +315,57 @@ check_signature(struct worker *w, struct pinfo *pi)
 		block_unsigned(pi, "commit", landed, why);
 }
 
+static const char *
+db_checksum(const struct dbview *v, const char *plan_id)
+{
+	int i = dbview_row(v, plan_id);
+	return i < 0 ? "" : PQgetvalue(v->plans, i, 2);
+}
+
+/*
+ * A plan that waits behind another: the verdicts that do not depend on the
+ * queue are given now (and recorded once), so its note does not say
+ * pending of a plan that can never run as it is. Drift: applied, and the
+ * file's checksum is another. Blocked: the policy of this branch, or a
+ * missing signature. Returns true when PI got one.
+ */
+static bool
+verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
+	    const struct plan_policy *pol, const struct exec_plan_meta *meta)
+{
+	const char *dbst = db_status(v, pi->id), *sum = db_checksum(v, pi->id);
+	struct db_error err;
+
+	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift")) && sum[0] &&
+	    strcmp(sum, pi->p->checksum) != 0) {
+		pi->status = "drift";
+		snprintf(pi->message, sizeof(pi->message),
+			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
+			 "applied plans are immutable; restore the file, or run `taskslapsctl "
+			 "accept-drift %s`",
+			 pi->id, sum, pi->p->checksum, pi->id);
+		if (strcmp(dbst, "drift") != 0) {
+			(void)exec_plan_status(w->ex, pi->p, meta, "drift", &err);
+			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi->message);
+		}
+		return true;
+	}
+	/* applied and unchanged, or aborted (which the executor says first) */
+	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "aborted")))
+		return false;
+	plan_apply_policy(pi->p, pol);
+	check_signature(w, pi);
+	if (!pi->p->blocked)
+		return false;
+	pi->status = "blocked";
+	snprintf(pi->message, sizeof(pi->message), "%s", pi->p->blocked_reason);
+	if (!dbst || strcmp(dbst, "blocked") != 0) {
+		(void)exec_plan_status(w->ex, pi->p, meta, "blocked", &err);
+		exec_event(w->ex, "plan.blocked", pi->id, NULL, NULL, NULL, "%s", pi->message);
+	}
+	return true;
+}
+
 /*
  * Who a commit counts as for the chaos rate limit: its signing key when it
  * carries an SSH signature that holds ("key SHA256:..."), else its author's
@@ -827,13 +878,17 @@ worker_pass(struct daemon *d, struct worker *w)
 			continue;
 		}
 		if (!pi->p) {
-			if (!stopped)
-				record_invalid(w, pi, &v);
+			/* a verdict that does not depend on the queue: recorded wherever it is */
+			record_invalid(w, pi, &v);
 			stopped = true;
 			in_sync = false;
 			continue;
 		}
 		dbst = db_status(&v, pi->id);
+		if (stopped && verdict_now(w, pi, &v, &pol, &meta)) {
+			in_sync = false;
+			continue;
+		}
 		if (stopped) {
 			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst ? dbst : "pending");
 			pi->status = pi->dbstatus;

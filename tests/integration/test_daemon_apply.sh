@@ -285,4 +285,42 @@ assert_rc "--once exits 0 when already in sync" 0 "$?" "$(tail -n 5 "$W/.err")"
 assert_not_contains "--once: no sanitizer report" "Sanitizer" "$(cat "$W/.err")"
 assert_ok "--once leaves no socket" test ! -e "$W/once1.sock"
 
+# ------------------------------------------------------------------
+section "drift behind a failed plan"
+# An applied plan edited while a plan before it fails is drift at once: its
+# verdict does not wait for the queue to reach it.
+newdb dq1
+repo_new dq
+for t in a b; do
+    put_plan dq main dev@example.com "0001-$t.yaml" <<EOF
+title: Table $t
+reason: queue
+steps:
+  - { op: create_table, table: $t, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
+done
+daemon_conf dq1 "$W/dq.git"
+daemon_start dq1 || exit 1
+assert_status "both plans are applied" dq1 'pst("0001-a") == "applied" and pst("0001-b") == "applied"'
+repo_checkout dq main
+sed -i 's/^title: Table b$/title: Table b, edited/' "$W/dq.wt/migrations/0001-b.yaml"
+cat >"$W/dq.wt/migrations/0000-early.yaml" <<'EOF'
+title: Early and broken
+reason: sorts first and fails
+steps:
+  - { op: sql, sql: "ALTER TABLE no_such_table ADD COLUMN x int" }
+EOF
+git_as dq dev@example.com add -A && git_as dq dev@example.com commit -qm "Early plan, edit b" &&
+    git_as dq dev@example.com push -q origin main
+CQ=$(git -C "$W/dq.wt" rev-parse HEAD)
+assert_status "the edited plan behind the failed one is drift" dq1 \
+    "s['tip'] == '$CQ' and pst('0000-early') == 'failed' and pst('0001-b') == 'drift' and s['drift'] == ['0001-b']"
+assert_sql "the plan row says drift with the old checksum; one plan.drift event" "drift|1" \
+    "SELECT status, (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.drift' AND plan_id = '0001-b')
+       FROM taskslaps.plans WHERE plan_id = '0001-b'"
+wait_note "$W/dq.git" dq1 "$CQ" "Status: drift"
+assert_contains "the note says drift" "drift 0001-b" "$(note_of "$W/dq.git" dq1 "$CQ" | head -n 1)"
+daemon_stop dq1
+assert_eq "exit 0" 0 "$DRC"
+
 env_finish
