@@ -436,7 +436,7 @@ step_arrays(const struct plan *p, struct strbuf sb[5])
 	"pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int[]), "                            \
 	"pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) AS f(sha, wave, idx, op, "  \
 	"hazard)), c AS (SELECT f.*, CASE WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l "     \
-	"WHERE l.step_sha = f.sha) THEN 'ran' WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l " \
+	"WHERE l.target = $1 AND l.step_sha = f.sha) THEN 'ran' WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l " \
 	"WHERE l.target = $1 AND l.plan_id = $2 AND l.wave = f.wave AND l.step_index = f.idx) "    \
 	"THEN 'edited' ELSE 'new' END AS k FROM f), touch AS (SELECT 1 FROM p WHERE p.status IN "  \
 	"('drift', 'applied')), ins AS (INSERT INTO taskslaps.step_ledger (step_sha, target, "     \
@@ -705,13 +705,14 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 {
 	char *shas = sha_array(p);
 	const char *params[3] = { ex->target, p->id, shas };
+	const char *lparams[2] = { ex->target, shas };
 	struct db_stmt st[3] = {
 		{ .sql = "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
 			 "plan_id = $2",
 		  .nparams = 2, .params = params, .fixed = true },
-		{ .sql = "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE step_sha = "
-			 "ANY($1::text[])",
-		  .nparams = 1, .params = params + 2, .fixed = true },
+		{ .sql = "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE target = $1 "
+			 "AND step_sha = ANY($2::text[])",
+		  .nparams = 2, .params = lparams, .fixed = true },
 		{ .sql = "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE "
 			 "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) ORDER BY "
 			 "applied_at LIMIT 1",

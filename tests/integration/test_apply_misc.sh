@@ -126,6 +126,32 @@ assert_sql "grow: now applied, four ledger rows" "applied|4" \
        FROM taskslaps.plans WHERE plan_id = '0004-grow'"
 
 ###########################################################################
+# Two targets on one database with a plan of the same id and content: the
+# ledger is kept per target, so neither skips the other's steps.
+section "two targets share a plan"
+newdb twotargets
+P=$W/twotargets
+plan "$P/0001-shared.yaml" <<'EOF'
+id: 0001-shared
+title: A table both targets want
+reason: integration test
+steps:
+  - op: create_table
+    table: shared
+    columns: [{ name: id, type: int, nullable: false }]
+    primary_key: [id]
+EOF
+"$TASKSLAPSCTL" --db "$CONNINFO" --target alpha apply "$P" >"$W/.out" 2>"$W/.err"
+assert_rc "target alpha applies the plan" 0 "$?" "$(cat "$W/.err")"
+"$TASKSLAPSCTL" --db "$CONNINFO" --target beta apply "$P" >"$W/.out" 2>"$W/.err"
+assert_rc "target beta applies the same plan" 0 "$?" "$(cat "$W/.err")"
+assert_sql "each target has its own ledger row for the step" "alpha|applied
+beta|already_present" \
+    "SELECT target, outcome FROM taskslaps.step_ledger WHERE plan_id = '0001-shared' ORDER BY target"
+assert_sql "beta did not skip alpha's step" "0" \
+    "SELECT count(*) FROM taskslaps.events WHERE target = 'beta' AND type = 'step.skipped'"
+
+###########################################################################
 # A re-run with nothing to do reads what is applied in one query, not three
 # queries a plan: counted in the server's log of this database's statements.
 section "no-op re-run: one query for the applied plans"

@@ -123,6 +123,33 @@ assert_eq "the upgraded ledger takes outcome accepted" 1 \
     "$(q olddb ts_owner "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard, outcome)
         VALUES ('s1', 'a', 'p1', 'expand', 0, 'add_column', 'H0', 'accepted') RETURNING 1")"
 
+# A ledger of version 3 or older is keyed by step_sha alone; the upgrade
+# keys it (and the backfill checkpoints) by target and step_sha, rows kept.
+q olddb ts_owner "ALTER TABLE taskslaps.step_ledger DROP CONSTRAINT step_ledger_pkey;
+    ALTER TABLE taskslaps.step_ledger ADD PRIMARY KEY (step_sha);
+    ALTER TABLE taskslaps.backfill_progress DROP CONSTRAINT backfill_progress_pkey;
+    ALTER TABLE taskslaps.backfill_progress ADD PRIMARY KEY (step_sha);
+    DELETE FROM taskslaps.schema_version WHERE version >= 4" >/dev/null
+install olddb ts_owner
+assert_eq "upgrade from a ledger keyed by step_sha" 0 $?
+assert_eq "both are keyed by target and step_sha" "backfill_progress|target,step_sha
+step_ledger|target,step_sha" \
+    "$(q olddb ts_owner "SELECT c.conrelid::regclass::text, string_agg(a.attname, ',' ORDER BY k.n)
+        FROM pg_constraint c, unnest(c.conkey) WITH ORDINALITY k(attnum, n), pg_attribute a
+        WHERE c.contype = 'p' AND c.connamespace = 'taskslaps'::regnamespace
+          AND c.conrelid IN ('taskslaps.step_ledger'::regclass, 'taskslaps.backfill_progress'::regclass)
+          AND a.attrelid = c.conrelid AND a.attnum = k.attnum
+        GROUP BY 1 ORDER BY 1" | sed 's/^taskslaps\.//')"
+assert_eq "the rows are kept, and another target may hold the same step" 2 \
+    "$(q olddb ts_owner "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard)
+        VALUES ('s1', 'b', 'p1', 'expand', 0, 'add_column', 'H0');
+        SELECT count(*) FROM taskslaps.step_ledger WHERE step_sha = 's1'" | tail -n 1)"
+assert_eq "version 4 recorded" 4 "$(q olddb ts_owner "SELECT max(version) FROM taskslaps.schema_version")"
+dump4=$(dump olddb)
+if [ "$dump1" = "$dump4" ]; then pass "the re-keyed schema equals a fresh one"; else
+    fail "the re-keyed schema equals a fresh one" "$(diff <(echo "$dump1") <(echo "$dump4") | head -20)"
+fi
+
 # Concurrent installs on a fresh database serialize on the advisory lock.
 pids=()
 for i in 1 2 3 4; do
