@@ -187,7 +187,7 @@ CREATE TABLE IF NOT EXISTS taskslaps.events (
     message  text,
     metrics  jsonb
 );
-COMMENT ON TABLE taskslaps.events IS 'taskslaps: audit events, also sent as NOTIFY taskslaps_events';
+COMMENT ON TABLE taskslaps.events IS 'taskslaps: audit events, each announced (identity only) by NOTIFY taskslaps_events';
 
 CREATE INDEX IF NOT EXISTS events_target_id_idx
     ON taskslaps.events (target, id);
