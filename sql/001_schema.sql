@@ -115,11 +115,13 @@ SELECT taskslaps._install_check('taskslaps.plans', 'plans_max_hazard_check',
     $$max_hazard IN ('H0', 'H1', 'H2', 'H3')$$);
 
 ---------------------------------------------------------------------------
--- step_ledger: the idempotency ledger. A step whose step_sha is here never
--- runs again. Written in the same transaction as the step (or right after a
--- non-transactional step such as CREATE INDEX CONCURRENTLY).
+-- step_ledger: the idempotency ledger. A step whose step_sha is here for its
+-- target never runs again on that target (keyed per target: see 004). Written in the same transaction as the step (or right after a
+-- non-transactional step such as CREATE INDEX CONCURRENTLY). Outcome
+-- 'accepted': a step edited after it ran, whose edit an operator accepted
+-- with accept-drift; the edited form itself never ran.
 CREATE TABLE IF NOT EXISTS taskslaps.step_ledger (
-    step_sha          text        PRIMARY KEY,
+    step_sha          text        NOT NULL,
     target            text        NOT NULL,
     plan_id           text        NOT NULL,
     wave              text        NOT NULL,
@@ -131,7 +133,8 @@ CREATE TABLE IF NOT EXISTS taskslaps.step_ledger (
     applied_at        timestamptz NOT NULL DEFAULT now(),
     execution_time_ms bigint,
     rows_affected     bigint,
-    outcome           text        NOT NULL DEFAULT 'applied'
+    outcome           text        NOT NULL DEFAULT 'applied',
+    PRIMARY KEY (target, step_sha)
 );
 COMMENT ON TABLE taskslaps.step_ledger IS 'taskslaps: steps applied (or adopted as already present)';
 
@@ -141,7 +144,7 @@ CREATE INDEX IF NOT EXISTS step_ledger_target_plan_idx
 -- 'undone': the row of an inverse that a rollback ran (its own step_sha); the
 -- row of the step it undid is removed in the same transaction.
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_outcome_check',
-    $$outcome IN ('applied', 'already_present', 'undone')$$);
+    $$outcome IN ('applied', 'already_present', 'undone', 'accepted')$$);
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_hazard_check',
     $$hazard IN ('H0', 'H1', 'H2', 'H3')$$);
 SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_wave_check',
@@ -153,11 +156,12 @@ SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_wave_check
 -- committed batch and never redoes one. Keys are JSON arrays of the primary
 -- key column values as text, in key column order.
 CREATE TABLE IF NOT EXISTS taskslaps.backfill_progress (
-    step_sha   text        PRIMARY KEY,
+    step_sha   text        NOT NULL,
     target     text        NOT NULL,
     last_key   jsonb,                        -- NULL before the first batch
     rows_done  bigint      NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (target, step_sha)
 );
 -- The key range is fixed when the backfill starts; a resumed run must reuse
 -- that upper bound rather than the table's current largest key.
@@ -171,7 +175,8 @@ SELECT taskslaps._install_check('taskslaps.backfill_progress', 'backfill_progres
     $$upper_key IS NULL OR jsonb_typeof(upper_key) = 'array'$$);
 
 ---------------------------------------------------------------------------
--- events: the audit trail; each insert is also NOTIFYed (see 002).
+-- events: the audit trail; each insert is also announced by NOTIFY with
+-- its identity only (see 002).
 -- clock_timestamp() so events of one long transaction keep their real order.
 CREATE TABLE IF NOT EXISTS taskslaps.events (
     id       bigserial   PRIMARY KEY,
@@ -184,7 +189,7 @@ CREATE TABLE IF NOT EXISTS taskslaps.events (
     message  text,
     metrics  jsonb
 );
-COMMENT ON TABLE taskslaps.events IS 'taskslaps: audit events, also sent as NOTIFY taskslaps_events';
+COMMENT ON TABLE taskslaps.events IS 'taskslaps: audit events, each announced (identity only) by NOTIFY taskslaps_events';
 
 CREATE INDEX IF NOT EXISTS events_target_id_idx
     ON taskslaps.events (target, id);

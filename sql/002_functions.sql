@@ -196,11 +196,15 @@ END
 $fn$;
 
 ---------------------------------------------------------------------------
--- NOTIFY taskslaps_events with each new event as JSON, so `taskslapsctl
--- watch` and the daemon's clients need not poll. A NOTIFY payload must stay
--- under 8000 bytes: a long message is cut (and "truncated": true added);
--- if the metrics alone are too big they are dropped. The full row is always
--- in the table. Listeners receive it at COMMIT of the inserting transaction.
+-- NOTIFY taskslaps_events with each new event's identity (id, target, type,
+-- plan_id) as JSON, so `taskslapsctl events --follow` and other clients
+-- need not poll. Only the identity: any role that can connect may LISTEN,
+-- and neither GRANTs nor row-level security apply to notifications, so the
+-- message and metrics (statements, error messages that may quote data) are
+-- read from taskslaps.events, where they do apply. The target and plan id
+-- are cut to 400 characters each (then "truncated": true), which keeps the
+-- payload far below PostgreSQL's 8000-byte limit. Listeners receive it at
+-- COMMIT of the inserting transaction.
 CREATE OR REPLACE FUNCTION taskslaps.events_notify()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -208,28 +212,15 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    max_bytes constant int := 7900;      -- below the 8000-byte limit
-    flag_room constant int := 40;        -- for ', "truncated": true'
-    ev        taskslaps.events := NEW;
-    payload   text := to_jsonb(NEW)::text;
-    excess    int;
+    max_chars constant int := 400;
+    payload   jsonb;
 BEGIN
-    IF octet_length(payload) > max_bytes THEN
-        -- Every character cut removes at least one byte of payload, so cutting
-        -- EXCESS characters (or the whole message) is enough for the message.
-        excess := octet_length(payload) - (max_bytes - flag_room);
-        ev.message := left(ev.message, greatest(coalesce(char_length(ev.message), 0) - excess, 0));
-        IF octet_length(to_jsonb(ev)::text) > max_bytes - flag_room THEN
-            ev.metrics := NULL;
-        END IF;
-        payload := (to_jsonb(ev) || '{"truncated": true}'::jsonb)::text;
-        IF octet_length(payload) > max_bytes THEN
-            -- Only huge plan ids or shas could get here; send the identity only.
-            payload := jsonb_build_object('id', NEW.id, 'target', left(NEW.target, 200),
-                                          'type', NEW.type, 'truncated', true)::text;
-        END IF;
+    payload := jsonb_build_object('id', NEW.id, 'target', left(NEW.target, max_chars),
+                                  'type', NEW.type, 'plan_id', left(NEW.plan_id, max_chars));
+    IF char_length(NEW.target) > max_chars OR char_length(NEW.plan_id) > max_chars THEN
+        payload := payload || '{"truncated": true}'::jsonb;
     END IF;
-    PERFORM pg_notify('taskslaps_events', payload);
+    PERFORM pg_notify('taskslaps_events', payload::text);
     RETURN NULL;
 END
 $fn$;

@@ -300,6 +300,8 @@ find_plan(const char *where, const char *id, struct plan **out)
 int
 cmd_db_accept_drift(const struct ctl_global *g, int argc, char **argv)
 {
+	struct exec_accepted acc;
+	char msg[512];
 	struct exec *ex = NULL;
 	struct db_error err;
 	struct plan *p = NULL;
@@ -316,11 +318,12 @@ cmd_db_accept_drift(const struct ctl_global *g, int argc, char **argv)
 		plan_free(p);
 		return rc;
 	}
-	if (exec_accept_drift(ex, p->id, p->checksum, &err) < 0) {
+	if (exec_accept_drift(ex, p, &acc, &err) < 0) {
 		fprintf(stderr, "taskslapsctl accept-drift: %s\n", err.message);
 		rc = CTL_FINDINGS;
 	} else {
-		printf("plan %s: checksum %.16s accepted; nothing was run\n", p->id, p->checksum);
+		exec_accepted_text(p, &acc, msg, sizeof(msg));
+		printf("%s\n", msg);
 	}
 	plan_free(p);
 	exec_close(ex);

@@ -44,8 +44,9 @@ static const struct ctl_verb verbs[] = {
 	  "let an aborted or failed plan run again (the daemon's next pass; with --db, the "
 	  "next apply)" },
 	{ "accept-drift", cmd_accept_drift, "PLAN   (with --db: PLAN FILE|DIR)",
-	  "record an edited applied plan's new checksum, running nothing (the daemon reads "
-	  "the plan at its tip; --db reads it from FILE|DIR)" },
+	  "record an edited applied plan's new checksum, running nothing; steps that never "
+	  "ran stay pending and run next (the daemon reads the plan at its tip; --db reads "
+	  "it from FILE|DIR)" },
 	{ "install-schema", cmd_install_schema, "",
 	  "with --db: install or upgrade the taskslaps schema" },
 };

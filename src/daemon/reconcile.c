@@ -315,6 +315,57 @@ check_signature(struct worker *w, struct pinfo *pi)
 		block_unsigned(pi, "commit", landed, why);
 }
 
+static const char *
+db_checksum(const struct dbview *v, const char *plan_id)
+{
+	int i = dbview_row(v, plan_id);
+	return i < 0 ? "" : PQgetvalue(v->plans, i, 2);
+}
+
+/*
+ * A plan that waits behind another: the verdicts that do not depend on the
+ * queue are given now (and recorded once), so its note does not say
+ * pending of a plan that can never run as it is. Drift: applied, and the
+ * file's checksum is another. Blocked: the policy of this branch, or a
+ * missing signature. Returns true when PI got one.
+ */
+static bool
+verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
+	    const struct plan_policy *pol, const struct exec_plan_meta *meta)
+{
+	const char *dbst = db_status(v, pi->id), *sum = db_checksum(v, pi->id);
+	struct db_error err;
+
+	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift")) && sum[0] &&
+	    strcmp(sum, pi->p->checksum) != 0) {
+		pi->status = "drift";
+		snprintf(pi->message, sizeof(pi->message),
+			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
+			 "applied plans are immutable; restore the file, or run `taskslapsctl "
+			 "accept-drift %s`",
+			 pi->id, sum, pi->p->checksum, pi->id);
+		if (strcmp(dbst, "drift") != 0) {
+			(void)exec_plan_status(w->ex, pi->p, meta, "drift", &err);
+			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi->message);
+		}
+		return true;
+	}
+	/* applied and unchanged, or aborted (which the executor says first) */
+	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "aborted")))
+		return false;
+	plan_apply_policy(pi->p, pol);
+	check_signature(w, pi);
+	if (!pi->p->blocked)
+		return false;
+	pi->status = "blocked";
+	snprintf(pi->message, sizeof(pi->message), "%s", pi->p->blocked_reason);
+	if (!dbst || strcmp(dbst, "blocked") != 0) {
+		(void)exec_plan_status(w->ex, pi->p, meta, "blocked", &err);
+		exec_event(w->ex, "plan.blocked", pi->id, NULL, NULL, NULL, "%s", pi->message);
+	}
+	return true;
+}
+
 /*
  * Who a commit counts as for the chaos rate limit: its signing key when it
  * carries an SSH signature that holds ("key SHA256:..."), else its author's
@@ -504,6 +555,60 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	(void)d;
 }
 
+/* One plan of the status document's "plans", with STATUS as its status. */
+static cJSON *
+plan_json(const struct pinfo *pi, const char *status)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "plan_id", pi->id);
+	cJSON_AddStringToObject(o, "file", pi->f->path);
+	cJSON_AddStringToObject(o, "status", status);
+	if (pi->p)
+		cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(pi->p->max_hazard));
+	cJSON_AddNumberToObject(o, "steps_done", (double)pi->done);
+	cJSON_AddNumberToObject(o, "steps_total", (double)pi->total);
+	cJSON_AddStringToObject(o, "commit", pi->f->commit);
+	if (pi->f->author_email)
+		cJSON_AddStringToObject(o, "author", pi->f->author_email);
+	if (pi->message[0])
+		cJSON_AddStringToObject(o, "message", pi->message);
+	return o;
+}
+
+/*
+ * Before plan RUNNING of the pass starts work: every plan at the tip is
+ * listed (those before it as this pass found them, it as running, those
+ * after it as the database had them when the pass began, or pending), and
+ * sync is "applying", not the last pass's word, which may be about another
+ * tip, or none at all on the first pass.
+ */
+static void
+publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
+		 const struct dbview *v)
+{
+	cJSON *plans = cJSON_CreateArray();
+	char result[300];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *st = pis[i].status;
+
+		fill_from_db(&pis[i], v);
+		if (i == running)
+			st = "running";
+		else if (i > running && !st)
+			st = db_status(v, pis[i].id) ? db_status(v, pis[i].id) : "pending";
+		cJSON_AddItemToArray(plans, plan_json(&pis[i], st ? st : "pending"));
+	}
+	snprintf(result, sizeof(result), "applying %s (plan %zu of %zu at the tip)",
+		 pis[running].id, running + 1, n);
+	pthread_mutex_lock(&d->mu);
+	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	st_set_str(d, "sync", "applying");
+	st_set_str(d, "last_result", result);
+	pthread_mutex_unlock(&d->mu);
+}
+
 static void
 publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const char *health,
 	bool in_sync)
@@ -514,20 +619,7 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const c
 	const char *gov = w->ex ? exec_governor(w->ex, &factor) : "healthy";
 
 	for (size_t i = 0; i < n; i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "plan_id", pis[i].id);
-		cJSON_AddStringToObject(o, "file", pis[i].f->path);
-		cJSON_AddStringToObject(o, "status", pis[i].status);
-		if (pis[i].p)
-			cJSON_AddStringToObject(o, "max_hazard", plan_hazard_name(pis[i].p->max_hazard));
-		cJSON_AddNumberToObject(o, "steps_done", (double)pis[i].done);
-		cJSON_AddNumberToObject(o, "steps_total", (double)pis[i].total);
-		cJSON_AddStringToObject(o, "commit", pis[i].f->commit);
-		if (pis[i].f->author_email)
-			cJSON_AddStringToObject(o, "author", pis[i].f->author_email);
-		if (pis[i].message[0])
-			cJSON_AddStringToObject(o, "message", pis[i].message);
-		cJSON_AddItemToArray(plans, o);
+		cJSON_AddItemToArray(plans, plan_json(&pis[i], pis[i].status));
 		if (!strcmp(pis[i].status, "drift"))
 			cJSON_AddItemToArray(drift, cJSON_CreateString(pis[i].id));
 	}
@@ -671,6 +763,8 @@ open_repo(struct daemon *d, struct worker *w)
 static void
 lost_db(struct daemon *d, struct worker *w, const char *why)
 {
+	const char *sync;
+
 	pthread_mutex_lock(&d->mu);
 	d->ex = NULL;
 	cJSON *db = cJSON_GetObjectItem(d->status, "database");
@@ -678,6 +772,12 @@ lost_db(struct daemon *d, struct worker *w, const char *why)
 	cJSON_ReplaceItemInObject(db, "error", cJSON_CreateString(why));
 	st_set_str(d, "state", "reconnecting");
 	st_set_str(d, "health", "degraded");
+	/* the work in progress stopped with the connection */
+	sync = cJSON_GetStringValue(cJSON_GetObjectItem(d->status, "sync"));
+	if (sync && !strcmp(sync, "applying")) {
+		st_set_str(d, "sync", "out_of_sync");
+		st_set_str(d, "last_result", why);
+	}
 	pthread_mutex_unlock(&d->mu);
 	exec_close(w->ex);
 	w->ex = NULL;
@@ -778,13 +878,17 @@ worker_pass(struct daemon *d, struct worker *w)
 			continue;
 		}
 		if (!pi->p) {
-			if (!stopped)
-				record_invalid(w, pi, &v);
+			/* a verdict that does not depend on the queue: recorded wherever it is */
+			record_invalid(w, pi, &v);
 			stopped = true;
 			in_sync = false;
 			continue;
 		}
 		dbst = db_status(&v, pi->id);
+		if (stopped && verdict_now(w, pi, &v, &pol, &meta)) {
+			in_sync = false;
+			continue;
+		}
 		if (stopped) {
 			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst ? dbst : "pending");
 			pi->status = pi->dbstatus;
@@ -856,6 +960,7 @@ worker_pass(struct daemon *d, struct worker *w)
 				in_sync = false;
 				continue;
 			}
+			publish_progress(d, pis, n, i, &v);
 			pthread_mutex_lock(&d->mu);
 			st_set_str(d, "state", "applying");
 			st_set_str(d, "health", "progressing");
@@ -1007,11 +1112,13 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 			int rc = -1;
 
 			if (parse_file(&s->files[i], &p, &dg) == 0 && !strcmp(p->id, j->plan_id)) {
-				rc = exec_accept_drift(w->ex, p->id, p->checksum, &err);
-				snprintf(msg, sizeof(msg),
-					 rc == 0 ? "plan %s: checksum %.16s accepted; nothing was run"
-						 : "plan %s: %s",
-					 p->id, rc == 0 ? p->checksum : err.message);
+				struct exec_accepted acc;
+
+				rc = exec_accept_drift(w->ex, p, &acc, &err);
+				if (rc < 0)
+					snprintf(msg, sizeof(msg), "plan %s: %s", p->id, err.message);
+				else
+					exec_accepted_text(p, &acc, msg, sizeof(msg));
 				cJSON_AddStringToObject(res, "message", msg);
 				if (rc < 0)
 					cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);

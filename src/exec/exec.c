@@ -396,32 +396,116 @@ exec_resume(struct exec *ex, const char *plan_id, struct db_error *err)
 	return 0;
 }
 
+/*
+ * The file's steps as five PostgreSQL array literals (sha, wave, index, op,
+ * hazard), in wave order. Every element is a hex digest, a number or a fixed
+ * name, so none needs quoting.
+ */
+static void
+step_arrays(const struct plan *p, struct strbuf sb[5])
+{
+	for (int k = 0; k < 5; k++)
+		sb_putc(&sb[k], '{');
+	for (int w = 0; w < WAVE__COUNT; w++)
+		for (size_t i = 0; i < p->waves[w].nsteps; i++) {
+			const struct plan_step *s = &p->waves[w].steps[i];
+			const char *sep = sb[0].len > 1 ? "," : "";
+
+			sb_printf(&sb[0], "%s%s", sep, s->sha);
+			sb_printf(&sb[1], "%s%s", sep, plan_wave_name((enum plan_wave)w));
+			sb_printf(&sb[2], "%s%u", sep, s->index);
+			sb_printf(&sb[3], "%s%s", sep, plan_op_name(s->op));
+			sb_printf(&sb[4], "%s%s", sep, plan_hazard_name(s->hazard));
+		}
+	for (int k = 0; k < 5; k++)
+		sb_putc(&sb[k], '}');
+}
+
+/*
+ * One statement, so the ledger and the plan's row change together. Each step
+ * of the file is one of: in the ledger (it ran); at a position (wave, index)
+ * where the ledger holds another step of this plan (it was edited after it
+ * ran: the operator accepts the edit, recorded as outcome 'accepted', and it
+ * does not run); or at a position nothing ran at (it never ran: it stays
+ * pending, and so does the plan, so it runs on the next pass or apply).
+ * Plans neither applied nor in drift keep their status.
+ */
+#define SQL_ACCEPT_DRIFT                                                                           \
+	"WITH p AS (SELECT status FROM taskslaps.plans WHERE target = $1 AND plan_id = $2 FOR "    \
+	"UPDATE), f AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($4::text[]), "                  \
+	"pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int[]), "                            \
+	"pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) AS f(sha, wave, idx, op, "  \
+	"hazard)), c AS (SELECT f.*, CASE WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l "     \
+	"WHERE l.target = $1 AND l.step_sha = f.sha) THEN 'ran' WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l " \
+	"WHERE l.target = $1 AND l.plan_id = $2 AND l.wave = f.wave AND l.step_index = f.idx) "    \
+	"THEN 'edited' ELSE 'new' END AS k FROM f), touch AS (SELECT 1 FROM p WHERE p.status IN "  \
+	"('drift', 'applied')), ins AS (INSERT INTO taskslaps.step_ledger (step_sha, target, "     \
+	"plan_id, wave, step_index, op, hazard, outcome) SELECT c.sha, $1, $2, c.wave, c.idx, "    \
+	"c.op, c.hazard, 'accepted' FROM c WHERE c.k = 'edited' AND EXISTS (SELECT 1 FROM touch) " \
+	"ON CONFLICT DO NOTHING RETURNING 1), u AS (UPDATE taskslaps.plans SET checksum = $3, "    \
+	"status = CASE WHEN EXISTS (SELECT 1 FROM touch) THEN CASE WHEN EXISTS (SELECT 1 FROM c "  \
+	"WHERE c.k = 'new') THEN 'pending' ELSE 'applied' END ELSE status END, completed_at = "    \
+	"CASE WHEN EXISTS (SELECT 1 FROM touch) AND EXISTS (SELECT 1 FROM c WHERE c.k = 'new') "   \
+	"THEN NULL ELSE completed_at END, updated_at = now() WHERE target = $1 AND plan_id = $2 "  \
+	"RETURNING status) SELECT u.status, (SELECT count(*) FROM c WHERE c.k = 'new'), (SELECT "  \
+	"count(*) FROM ins) FROM u"
+
 int
-exec_accept_drift(struct exec *ex, const char *plan_id, const char *checksum,
+exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *out,
 		  struct db_error *err)
 {
-	const char *params[3] = { ex->target, plan_id, checksum };
-	PGresult *r;
-	int n;
+	struct strbuf sb[5] = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT };
+	const char *params[8] = { ex->target, p->id, p->checksum };
+	struct exec_accepted acc = { 0 };
+	PGresult *r = NULL;
+	int rc = -1;
 
-	if (db_exec(ex->db, &r, err,
-		    "UPDATE taskslaps.plans SET checksum = $3, status = CASE WHEN status = 'drift' "
-		    "THEN 'applied' ELSE status END, updated_at = now() WHERE target = $1 AND "
-		    "plan_id = $2 RETURNING status",
-		    3, params) < 0)
-		return -1;
-	n = PQntuples(r);
-	PQclear(r);
-	if (n == 0) {
+	step_arrays(p, sb);
+	for (int k = 0; k < 5; k++)
+		params[3 + k] = sb[k].buf;
+	if (db_exec(ex->db, &r, err, SQL_ACCEPT_DRIFT, 8, params) < 0)
+		goto out;
+	if (PQntuples(r) == 0) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
-			 "plan %s of target %s is not in the database", plan_id, ex->target);
-		return -1;
+			 "plan %s of target %s is not in the database", p->id, ex->target);
+		goto out;
 	}
-	exec_event(ex, "plan.ok", plan_id, NULL, NULL, NULL,
-		   "drift accepted by an operator: checksum %.16s recorded, nothing run", checksum);
+	snprintf(acc.status, sizeof(acc.status), "%s", PQgetvalue(r, 0, 0));
+	acc.pending = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+	acc.accepted = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
+	if (!strcmp(acc.status, "pending"))
+		exec_event(ex, "plan.start", p->id, NULL, NULL, NULL,
+			   "drift accepted by an operator: checksum %.16s recorded, %zu edited "
+			   "step%s accepted without running, %zu step%s that never ran pending",
+			   p->checksum, acc.accepted, acc.accepted == 1 ? "" : "s", acc.pending,
+			   acc.pending == 1 ? "" : "s");
+	else
+		exec_event(ex, "plan.ok", p->id, NULL, NULL, NULL,
+			   "drift accepted by an operator: checksum %.16s recorded, nothing run",
+			   p->checksum);
 	db_flush(ex->db);
-	return 0;
+	*out = acc;
+	rc = 0;
+out:
+	PQclear(r);
+	for (int k = 0; k < 5; k++)
+		sb_free(&sb[k]);
+	return rc;
+}
+
+void
+exec_accepted_text(const struct plan *p, const struct exec_accepted *acc, char *buf, size_t size)
+{
+	if (acc->pending)
+		snprintf(buf, size,
+			 "plan %s: checksum %.16s accepted; %zu step%s that never ran %s pending "
+			 "and run%s next; nothing was run now",
+			 p->id, p->checksum, acc->pending, acc->pending == 1 ? "" : "s",
+			 acc->pending == 1 ? "is" : "are", acc->pending == 1 ? "s" : "");
+	else
+		snprintf(buf, size, "plan %s: checksum %.16s accepted; nothing was run", p->id,
+			 p->checksum);
 }
 
 int
@@ -633,13 +717,14 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 {
 	char *shas = sha_array(p);
 	const char *params[3] = { ex->target, p->id, shas };
+	const char *lparams[2] = { ex->target, shas };
 	struct db_stmt st[3] = {
 		{ .sql = "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
 			 "plan_id = $2",
 		  .nparams = 2, .params = params, .fixed = true },
-		{ .sql = "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE step_sha = "
-			 "ANY($1::text[])",
-		  .nparams = 1, .params = params + 2, .fixed = true },
+		{ .sql = "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE target = $1 "
+			 "AND step_sha = ANY($2::text[])",
+		  .nparams = 2, .params = lparams, .fixed = true },
 		{ .sql = "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE "
 			 "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) AND outcome "
 			 "<> 'undone' ORDER BY "

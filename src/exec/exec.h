@@ -153,9 +153,25 @@ void exec_cancel(struct exec *ex);
 
 /* Sets a plan's status to pending again after an abort (taskslapsctl resume). */
 int exec_resume(struct exec *ex, const char *plan_id, struct db_error *err);
-/* Records the file's checksum as the plan's without running anything (accept-drift). */
-int exec_accept_drift(struct exec *ex, const char *plan_id, const char *checksum,
+/* What accept-drift did to a plan. */
+struct exec_accepted {
+	char status[16]; /* the plan's status after it: "applied", "pending", ... */
+	size_t pending;  /* steps of the file that never ran: they run next */
+	size_t accepted; /* steps edited after they ran, recorded as accepted */
+};
+
+/*
+ * accept-drift: records the file's checksum as plan P's. A step edited after
+ * it ran (a ledger step of the plan sits at its wave and index) is recorded
+ * in the ledger as 'accepted' and does not run; a step at a position where
+ * nothing ran stays pending, and then so does the plan, so it runs next. Runs
+ * nothing itself. *OUT is written on success. Returns 0, or -1 with ERR set.
+ */
+int exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *out,
 		      struct db_error *err);
+/* What accept-drift did, in one line for the operator, into BUF of SIZE bytes. */
+void exec_accepted_text(const struct plan *p, const struct exec_accepted *acc, char *buf,
+			size_t size);
 
 /* Records an event (also NOTIFY by trigger) and tells cfg->on_event. */
 void exec_event(struct exec *ex, const char *type, const char *plan_id, const char *wave,

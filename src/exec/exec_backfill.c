@@ -155,8 +155,8 @@ load_progress(struct backfill *b, struct db_error *err)
 
 	if (db_exec(r->ex->db, &res, err,
 		    "SELECT last_key::text, upper_key::text, rows_done FROM taskslaps.backfill_progress "
-		    "WHERE step_sha = $1",
-		    1, params) < 0)
+		    "WHERE step_sha = $1 AND target = $2",
+		    2, params) < 0)
 		return -1;
 	if (PQntuples(res) > 0) {
 		b->last = PQgetisnull(res, 0, 0) ? NULL : xstrdup(PQgetvalue(res, 0, 0));
@@ -302,6 +302,7 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	params[1] = hi;
 	params[2] = rows;
 	params[3] = b->last;
+	params[4] = r->ex->target;
 	/*
 	 * Only from the checkpoint this batch started at: were another runner
 	 * on the same backfill (its runner lock lost), its batch would have
@@ -310,9 +311,9 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	 */
 	if (db_exec(r->ex->db, &res, err,
 		    "UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = "
-		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND last_key "
-		    "IS NOT DISTINCT FROM $4::jsonb",
-		    4, params) < 0)
+		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 "
+		    "AND last_key IS NOT DISTINCT FROM $4::jsonb",
+		    5, params) < 0)
 		goto out;
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
 		memset(err, 0, sizeof(*err));

@@ -123,9 +123,10 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 		PQclear(row);
 	}
 	{
-		const char *p1[1] = { p->id };
 		if (db_exec(ex->db, &ledger, &err,
-			    "SELECT step_sha FROM taskslaps.step_ledger WHERE plan_id = $1", 1, p1) < 0)
+			    "SELECT step_sha FROM taskslaps.step_ledger WHERE target = $1 AND "
+			    "plan_id = $2",
+			    2, params) < 0)
 			goto dberr;
 	}
 	if (p->blocked && res->outcome == EXEC_APPLIED) {

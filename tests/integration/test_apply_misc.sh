@@ -85,6 +85,72 @@ run_ctl apply "$P"
 assert_rc "file restored: apply exits 0" 0 "$RC" "$ERR"
 assert_sql "file restored: status applied again" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0003-next'"
 
+# An edit that adds steps, accepted: the checksum is recorded, and the added
+# steps, which never ran, stay pending and run on the next apply; the plan is
+# not applied before they have. An edited step beside them does not run.
+plan "$P/0004-grow.yaml" <<'EOF'
+id: 0004-grow
+title: One column, then more
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: g1, type: int }
+EOF
+run_ctl apply "$P"
+assert_rc "grow: first apply exits 0" 0 "$RC" "$ERR"
+cat >"$P/0004-grow.yaml" <<'EOF'
+id: 0004-grow
+title: One column, then more
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: g1_edited, type: int }
+  - { op: add_column, table: t, name: g2, type: int }
+  - { op: add_column, table: t, name: g3, type: int }
+EOF
+run_ctl apply "$P"
+assert_rc "grow: the edit is drift (exit 1)" 1 "$RC" "$ERR"
+run_ctl accept-drift 0004-grow "$P/0004-grow.yaml"
+assert_rc "grow: accept-drift exits 0" 0 "$RC" "$ERR"
+assert_contains "grow: accept-drift says two steps run next" "2 steps that never ran are pending" "$OUT"
+assert_sql "grow: the plan is pending with the new checksum, not applied" "pending|t" \
+    "SELECT status, completed_at IS NULL FROM taskslaps.plans WHERE plan_id = '0004-grow'"
+assert_sql "grow: the edited step is recorded as accepted" "accepted|0" \
+    "SELECT outcome, step_index FROM taskslaps.step_ledger WHERE plan_id = '0004-grow' AND outcome <> 'applied'"
+run_ctl apply "$P"
+assert_rc "grow: apply after accept-drift exits 0" 0 "$RC" "$ERR"
+assert_sql "grow: the added steps ran, the edited one did not" "0|1|1" \
+    "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'g1_edited'),
+            (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'g2'),
+            (SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'g3')"
+assert_sql "grow: now applied, four ledger rows" "applied|4" \
+    "SELECT status, (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0004-grow')
+       FROM taskslaps.plans WHERE plan_id = '0004-grow'"
+
+###########################################################################
+# Two targets on one database with a plan of the same id and content: the
+# ledger is kept per target, so neither skips the other's steps.
+section "two targets share a plan"
+newdb twotargets
+P=$W/twotargets
+plan "$P/0001-shared.yaml" <<'EOF'
+id: 0001-shared
+title: A table both targets want
+reason: integration test
+steps:
+  - op: create_table
+    table: shared
+    columns: [{ name: id, type: int, nullable: false }]
+    primary_key: [id]
+EOF
+"$TASKSLAPSCTL" --db "$CONNINFO" --target alpha apply "$P" >"$W/.out" 2>"$W/.err"
+assert_rc "target alpha applies the plan" 0 "$?" "$(cat "$W/.err")"
+"$TASKSLAPSCTL" --db "$CONNINFO" --target beta apply "$P" >"$W/.out" 2>"$W/.err"
+assert_rc "target beta applies the same plan" 0 "$?" "$(cat "$W/.err")"
+assert_sql "each target has its own ledger row for the step" "alpha|applied
+beta|already_present" \
+    "SELECT target, outcome FROM taskslaps.step_ledger WHERE plan_id = '0001-shared' ORDER BY target"
+assert_sql "beta did not skip alpha's step" "0" \
+    "SELECT count(*) FROM taskslaps.events WHERE target = 'beta' AND type = 'step.skipped'"
+
 ###########################################################################
 # A re-run with nothing to do reads what is applied in one query, not three
 # queries a plan: counted in the server's log of this database's statements.

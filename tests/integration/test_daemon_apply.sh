@@ -166,6 +166,28 @@ assert_sql "the new checksum is recorded; the line moved on" "t|1" \
     "SELECT to_regclass('public.orders') IS NOT NULL,
             (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0001-users')"
 
+# An edit that adds a step to an applied plan, accepted through the daemon:
+# the added step never ran, so it stays pending and runs on the next pass.
+put_plan origin main dev@example.com 0005-orders.yaml "Grow 0005" <<'EOF'
+title: Orders
+reason: sell things
+steps:
+  - op: create_table
+    table: orders
+    columns: [{ name: id, type: bigint, nullable: false }, { name: user_id, type: bigint }]
+    primary_key: [id]
+  - { op: add_column, table: orders, name: placed_at, type: timestamptz }
+EOF
+assert_status "the grown plan is drift" t1 "s['tip'] == '$COMMIT' and pst('0005-orders') == 'drift'"
+ctl t1 accept-drift 0005-orders
+assert_rc "accept-drift of the grown plan succeeds" 0 "$RC" "$ERR"
+assert_contains "accept-drift says one step runs next" "1 step that never ran is pending" "$OUT"
+assert_status "the added step ran and the plan is applied" t1 \
+    'pst("0005-orders") == "applied" and s["drift"] == []'
+assert_sql "the added column exists, two ledger rows" "t|2" \
+    "SELECT taskslaps.column_exists('orders', 'placed_at'),
+            (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0005-orders')"
+
 # ------------------------------------------------------------------ 15
 section "status exit codes"
 ctl t1 status
@@ -262,5 +284,43 @@ assert_sql "--once applied the plan" "applied" "SELECT status FROM taskslaps.pla
 assert_rc "--once exits 0 when already in sync" 0 "$?" "$(tail -n 5 "$W/.err")"
 assert_not_contains "--once: no sanitizer report" "Sanitizer" "$(cat "$W/.err")"
 assert_ok "--once leaves no socket" test ! -e "$W/once1.sock"
+
+# ------------------------------------------------------------------
+section "drift behind a failed plan"
+# An applied plan edited while a plan before it fails is drift at once: its
+# verdict does not wait for the queue to reach it.
+newdb dq1
+repo_new dq
+for t in a b; do
+    put_plan dq main dev@example.com "0001-$t.yaml" <<EOF
+title: Table $t
+reason: queue
+steps:
+  - { op: create_table, table: $t, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
+done
+daemon_conf dq1 "$W/dq.git"
+daemon_start dq1 || exit 1
+assert_status "both plans are applied" dq1 'pst("0001-a") == "applied" and pst("0001-b") == "applied"'
+repo_checkout dq main
+sed -i 's/^title: Table b$/title: Table b, edited/' "$W/dq.wt/migrations/0001-b.yaml"
+cat >"$W/dq.wt/migrations/0000-early.yaml" <<'EOF'
+title: Early and broken
+reason: sorts first and fails
+steps:
+  - { op: sql, sql: "ALTER TABLE no_such_table ADD COLUMN x int" }
+EOF
+git_as dq dev@example.com add -A && git_as dq dev@example.com commit -qm "Early plan, edit b" &&
+    git_as dq dev@example.com push -q origin main
+CQ=$(git -C "$W/dq.wt" rev-parse HEAD)
+assert_status "the edited plan behind the failed one is drift" dq1 \
+    "s['tip'] == '$CQ' and pst('0000-early') == 'failed' and pst('0001-b') == 'drift' and s['drift'] == ['0001-b']"
+assert_sql "the plan row says drift with the old checksum; one plan.drift event" "drift|1" \
+    "SELECT status, (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.drift' AND plan_id = '0001-b')
+       FROM taskslaps.plans WHERE plan_id = '0001-b'"
+wait_note "$W/dq.git" dq1 "$CQ" "Status: drift"
+assert_contains "the note says drift" "drift 0001-b" "$(note_of "$W/dq.git" dq1 "$CQ" | head -n 1)"
+daemon_stop dq1
+assert_eq "exit 0" 0 "$DRC"
 
 env_finish

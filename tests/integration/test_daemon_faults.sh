@@ -63,6 +63,31 @@ exactly_once() {
         "SELECT rows_done FROM taskslaps.backfill_progress"
 }
 
+# ------------------------------------------------------------------
+section "status during the first pass"
+newdb first1
+big_table
+repo_new fr
+put_plan fr main dev@example.com 0001-flag.yaml < <(backfill_plan 6000)
+put_plan fr main dev@example.com 0002-after.yaml <<'EOF'
+title: After the backfill
+reason: a plan that waits behind it
+steps:
+  - { op: add_column, table: big, name: later, type: int }
+EOF
+daemon_conf first1 "$W/fr.git"
+daemon_start first1 || exit 1
+assert_status "mid-backfill, the running plan and the one after it are listed; sync is applying" first1 \
+    '(s.get("running") or {}).get("wave") == "backfill" and pst("0001-flag") == "running" and pst("0002-after") == "pending" and s["sync"] == "applying"' 30 20
+ctl first1 status
+assert_match "status says sync applying" "sync +applying" "$OUT"
+assert_contains "... and what it applies" "applying 0001-flag (plan 1 of 2 at the tip)" "$OUT"
+assert_contains "... and lists the plans" "Plans (2)" "$OUT"
+assert_status "when the pass is over: both applied, in sync" first1 \
+    'pst("0001-flag") == "applied" and pst("0002-after") == "applied" and s["sync"] == "in_sync" and s["state"] == "idle"' 60
+daemon_stop first1
+assert_eq "it exits 0" 0 "$DRC"
+
 # ------------------------------------------------------------------ 6
 section "kill -9 mid-backfill"
 newdb kill1

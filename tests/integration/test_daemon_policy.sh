@@ -99,6 +99,30 @@ assert_sql "one plan.rate_limited event, not one per pass" 1 \
 ctl rl reconcile
 assert_status "still rate limited after another pass" rl "pst('0004-t4') == 'rate_limited'"
 assert_sql "still one event" 1 "SELECT count(*) FROM taskslaps.events WHERE type = 'plan.rate_limited'"
+# An H3 plan behind the rate-limited one can never run on this chaos branch:
+# it is noted blocked at once, not pending as if it only waited its turn.
+put_plan rl play bob@example.com 0005-h3.yaml <<'EOF'
+title: Drop a column
+reason: an H3 plan on a chaos branch
+steps:
+  - { op: add_column, table: t1, name: gone, type: text }
+  - { op: drop_column, table: t1, name: gone }
+EOF
+C5=$COMMIT
+assert_status "the H3 plan behind it is blocked, not pending" rl \
+    "s['tip'] == '$C5' and pst('0005-h3') == 'blocked' and pst('0004-t4') == 'rate_limited'"
+assert_contains "... with the reason" "H3" "$(status_py rl 'plan("0005-h3").get("message", "")')"
+wait_note "$W/rl.git" rl "$C5" "Status: blocked"
+assert_eq "its note says blocked" "taskslaps rl: blocked 0005-h3 H3 0/2 steps" \
+    "$(note_of "$W/rl.git" rl "$C5" | head -n 1)"
+assert_sql "the plan row says blocked, one plan.blocked event, nothing ran" "blocked|1|f" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0005-h3'),
+            (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.blocked' AND plan_id = '0005-h3'),
+            taskslaps.column_exists('t1', 'gone')"
+ctl rl reconcile
+assert_status "still blocked after another pass" rl "pst('0005-h3') == 'blocked'"
+assert_sql "still one plan.blocked event" 1 \
+    "SELECT count(*) FROM taskslaps.events WHERE type = 'plan.blocked' AND plan_id = '0005-h3'"
 daemon_stop rl
 assert_eq "exit 0" 0 "$DRC"
 
