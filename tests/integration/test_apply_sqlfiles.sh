@@ -93,4 +93,41 @@ assert_rc "apply fails" 1 "$RC" "$ERR"
 assert_contains "the evidence names the lock on audit" "AccessExclusiveLock on audit" "$ERR"
 assert_contains "... and the derived promise" "lock_class_max is RowExclusiveLock" "$ERR"
 assert_sql "rolled back" "1" "SELECT v FROM t"
+###########################################################################
+section "a CREATE INDEX CONCURRENTLY killed half-way is rebuilt by the next run"
+newdb cic
+q "CREATE TABLE wide (id bigint NOT NULL, payload text NOT NULL);
+   INSERT INTO wide SELECT g, md5(g::text) FROM generate_series(1, 200000) g;" >/dev/null
+plan "$W/cic/0001-index.sql" <<'EOF'
+CREATE INDEX CONCURRENTLY wide_payload_idx ON wide (payload, id);
+EOF
+# A writer the build must wait for, so that it is caught in the middle.
+start_bg writer "$PSQL" -X -q -d "$CONNINFO" -c \
+    "BEGIN; LOCK TABLE wide IN ROW EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"
+writer=$BG_PID
+wait_for "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+          WHERE l.relation = 'wide'::regclass AND l.granted AND a.query LIKE 'BEGIN; LOCK TABLE wide%')" 10 ||
+    fail "the writer did not take its lock"
+start_ctl_bg apply1 apply "$W/cic"
+apply1=$BG_PID
+CIC="SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'
+     AND application_name LIKE 'taskslaps:%' AND query LIKE 'CREATE INDEX CONCURRENTLY%'"
+wait_for "SELECT EXISTS ($CIC)" 20 "$apply1" || fail "the build did not start"
+cic=$(q "$CIC LIMIT 1")
+kill -KILL "$apply1"
+wait "$apply1" 2>/dev/null
+# as if the server side died with it: the half-built index stays, INVALID
+q "SELECT pg_terminate_backend($cic)" >/dev/null
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $cic)" 10
+assert_sql "the killed build left an INVALID index" "t" \
+    "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = 'wide_payload_idx'::regclass"
+wait_bg "$writer" 20
+run_ctl apply "$W/cic"
+assert_rc "the next run exits 0" 0 "$RC" "$ERR"
+assert_sql "the index is valid now" "t" \
+    "SELECT indisvalid FROM pg_index WHERE indexrelid = 'wide_payload_idx'::regclass"
+assert_sql "it dropped the INVALID one and built it again" "1" \
+    "SELECT count(*) FROM taskslaps.events WHERE type = 'step.retry'
+       AND message LIKE 'index wide_payload_idx is INVALID (left by an earlier build)%'"
+assert_sql "one ledger row" "1" "SELECT count(*) FROM taskslaps.step_ledger"
 env_finish
