@@ -145,6 +145,19 @@ unpack_key(const struct backfill *b, const char *json, const char **params, cJSO
 	return 0;
 }
 
+/* Parse what we generate: a key query is one SELECT from the backfill's table. */
+static bool
+key_query_ok(const struct step_run *r, const char *sql, struct db_error *err)
+{
+	struct sql_msg m;
+
+	if (sql_is_key_query(sql, r->s->bf_table, &m))
+		return true;
+	memset(err, 0, sizeof(*err));
+	snprintf(err->message, sizeof(err->message), "backfill key query refused: %s", m.text);
+	return false;
+}
+
 static int
 load_progress(struct backfill *b, struct db_error *err)
 {
@@ -176,7 +189,8 @@ load_progress(struct backfill *b, struct db_error *err)
 	for (size_t i = 0; i < b->nk; i++)
 		sb_printf(&sql, "%s%s DESC", i ? ", " : "", b->qcols[i]);
 	sb_puts(&sql, " LIMIT 1");
-	if (db_exec(r->ex->db, &res, err, sb_str(&sql), 0, NULL) < 0) {
+	if (!key_query_ok(r, sb_str(&sql), err) ||
+	    db_exec(r->ex->db, &res, err, sb_str(&sql), 0, NULL) < 0) {
 		sb_free(&sql);
 		return -1;
 	}
@@ -246,7 +260,8 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	snprintf(lim, sizeof(lim), "%lld", (long long)(s->ob.batch_size - 1));
 	sb_printf(&q, " ORDER BY %s LIMIT 1 OFFSET $%d::bigint", b->keylist, np + 1);
 	params[np] = lim;
-	if (db_exec(r->ex->db, &res, err, sb_str(&q), np + 1, params) < 0)
+	if (!key_query_ok(r, sb_str(&q), err) ||
+	    db_exec(r->ex->db, &res, err, sb_str(&q), np + 1, params) < 0)
 		goto out;
 	*done = PQntuples(res) == 0;
 	hi = xstrdup(*done ? b->upper : PQgetvalue(res, 0, 0));

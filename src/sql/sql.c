@@ -592,6 +592,29 @@ sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m)
 }
 
 bool
+sql_is_key_query(const char *sql, const char *table, struct sql_msg *m)
+{
+	struct sql_tree t;
+	const PgQuery__Node *n;
+	const PgQuery__SelectStmt *sel;
+	bool ok;
+
+	if (sql_parse(&t, sql, m) < 0)
+		return false;
+	n = sql_tree_one(&t, sql, m);
+	sel = n && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? n->select_stmt : NULL;
+	ok = sel && sel->n_from_clause == 1 &&
+	     sel->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
+	     sql_rangevar_is(sel->from_clause[0]->range_var, table) && !sel->with_clause &&
+	     !sel->n_locking_clause && !sel->into_clause &&
+	     sel->op == PG_QUERY__SET_OPERATION__SETOP_NONE;
+	if (n && !ok)
+		msg(m, 0, "the key query does not read back as one SELECT from %s", table);
+	sql_tree_free(&t);
+	return ok;
+}
+
+bool
 sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 {
 	static const char *const serials[] = { "serial", "bigserial", "smallserial", "serial2",

@@ -102,6 +102,11 @@ bool sql_split_update(struct arena *a, const char *sql, char **table, char **set
  * a WHERE, no FROM, RETURNING or WITH: a backfill batch as the executor builds it.
  */
 bool sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m);
+/*
+ * Whether sql is exactly one plain SELECT from table alone (no WITH, no
+ * locking clause, no set operation): a backfill's key query.
+ */
+bool sql_is_key_query(const char *sql, const char *table, struct sql_msg *m);
 
 /* A column type: one TypeName and nothing else. *serial: serial, bigserial, ... */
 bool sql_check_type(const char *frag, bool *serial, struct sql_msg *m);

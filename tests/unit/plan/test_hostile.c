@@ -5,6 +5,7 @@
  * reads each of them, and each is refused before a statement is built.
  */
 #include "plan_test.h"
+#include "sql/sql.h"
 
 #define Y "x.yaml"
 /* the check value starts at 7:12 */
@@ -181,6 +182,28 @@ test_plan_hostile__type_is_one_cast(void **state)
 			"type: expected a type name alone");
 }
 
+static void
+test_plan_hostile__executor_statements_read_back(void **state)
+{
+	struct sql_msg m;
+
+	(void)state;
+	/* a backfill's key query and batch, as the executor writes them */
+	assert_true(sql_is_key_query("SELECT json_build_array(\"id\"::text) FROM \"app\".\"t\" WHERE "
+				     "(\"id\") > ($1) ORDER BY \"id\" LIMIT 1 OFFSET $2::bigint",
+				     "app.t", &m));
+	assert_true(sql_is_batch_update("UPDATE \"t\" SET v = 1 WHERE (v IS NULL) AND (\"id\") <= ($1)",
+					"t", &m));
+	/* anything else is not sent */
+	assert_false(sql_is_key_query("SELECT 1 FROM t, u", "t", &m));
+	assert_false(sql_is_key_query("SELECT 1 FROM t FOR UPDATE", "t", &m));
+	assert_false(sql_is_key_query("SELECT 1 FROM t UNION SELECT 1 FROM u", "t", &m));
+	assert_false(sql_is_key_query("SELECT 1 FROM u", "t", &m));
+	assert_false(sql_is_batch_update("UPDATE t SET v = 1", "t", &m));
+	assert_false(sql_is_batch_update("UPDATE t SET v = 1 WHERE true; DELETE FROM t", "t", &m));
+	assert_false(sql_is_batch_update("UPDATE u SET v = 1 WHERE true", "t", &m));
+}
+
 int
 main(void)
 {
@@ -194,6 +217,7 @@ main(void)
 	    cmocka_unit_test(test_plan_hostile__check_cannot_lift_the_rails),
 	    cmocka_unit_test(test_plan_hostile__expression_alone),
 	    cmocka_unit_test(test_plan_hostile__type_is_one_cast),
+	    cmocka_unit_test(test_plan_hostile__executor_statements_read_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
