@@ -74,8 +74,8 @@ dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
 		    1, params) < 0)
 		return -1;
 	if (db_exec(exec_db(w->ex), &v->steps, err,
-		    "SELECT plan_id, count(*) FROM taskslaps.step_ledger WHERE target = $1 GROUP BY "
-		    "plan_id",
+		    "SELECT plan_id, count(*) FROM taskslaps.step_ledger WHERE target = $1 AND "
+		    "outcome IN ('applied', 'already_present') GROUP BY plan_id",
 		    1, params) < 0)
 		return -1;
 	if (db_exec(exec_db(w->ex), &v->events, err,

@@ -437,7 +437,8 @@ step_arrays(const struct plan *p, struct strbuf sb[5])
 	"pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) AS f(sha, wave, idx, op, "  \
 	"hazard)), c AS (SELECT f.*, CASE WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l "     \
 	"WHERE l.target = $1 AND l.step_sha = f.sha) THEN 'ran' WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l " \
-	"WHERE l.target = $1 AND l.plan_id = $2 AND l.wave = f.wave AND l.step_index = f.idx) "    \
+	"WHERE l.target = $1 AND l.plan_id = $2 AND l.wave = f.wave AND l.step_index = f.idx "      \
+	"AND l.outcome <> 'undone') "                                                             \
 	"THEN 'edited' ELSE 'new' END AS k FROM f), touch AS (SELECT 1 FROM p WHERE p.status IN "  \
 	"('drift', 'applied')), ins AS (INSERT INTO taskslaps.step_ledger (step_sha, target, "     \
 	"plan_id, wave, step_index, op, hazard, outcome) SELECT c.sha, $1, $2, c.wave, c.idx, "    \
@@ -882,6 +883,9 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	if (p->on_failure != ON_FAILURE_STOP) {
 		int rb = exec_rollback_resume(ex, p, meta, res);
 		if (rb < 0) {
+			/* the plan was just recorded running: say it is not */
+			if (res->outcome != EXEC_CONN_LOST)
+				end_failed(ex, p, meta, res);
 			rc = -1;
 			goto out;
 		}

@@ -88,7 +88,8 @@ int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
  */
 #define SQL_LEDGER_UNDO                                                                       \
 	"WITH undone AS (DELETE FROM taskslaps.step_ledger WHERE target = $2 AND step_sha = " \
-	"$13) " SQL_LEDGER_COLUMNS " ON CONFLICT ON CONSTRAINT step_ledger_pkey DO UPDATE SET "  \
+	"$13), progress AS (DELETE FROM taskslaps.backfill_progress WHERE target = $2 AND "  \
+	"step_sha = $13) " SQL_LEDGER_COLUMNS " ON CONFLICT ON CONSTRAINT step_ledger_pkey DO UPDATE SET "  \
 	"commit_sha = EXCLUDED.commit_sha, applied_by = EXCLUDED.applied_by, applied_at = "     \
 	"now(), execution_time_ms = EXCLUDED.execution_time_ms, rows_affected = "              \
 	"EXCLUDED.rows_affected, outcome = EXCLUDED.outcome"

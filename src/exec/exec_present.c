@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "exec/exec_int.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -86,6 +87,29 @@ probe_column(PGconn *conn, struct strbuf *sb, size_t i, const struct want_col *c
 		break;
 	}
 	return 0;
+}
+
+/* Parse what we generate: one CREATE TEMPORARY TABLE of the probe, n columns. */
+static bool
+probe_reads_back(const char *sql, size_t n)
+{
+	struct sql_tree t;
+	struct sql_msg m;
+	const PgQuery__Node *q;
+	bool ok;
+
+	if (sql_parse(&t, sql, &m) < 0)
+		return false;
+	q = sql_tree_one(&t, sql, &m);
+	ok = q && q->node_case == PG_QUERY__NODE__NODE_CREATE_STMT &&
+	     sql_rangevar_is(q->create_stmt->relation, "taskslaps_present_probe") &&
+	     !strcmp(q->create_stmt->relation->relpersistence, "t") &&
+	     q->create_stmt->n_table_elts == n && !q->create_stmt->n_inh_relations &&
+	     !q->create_stmt->n_constraints;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = q->create_stmt->table_elts[i]->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF;
+	sql_tree_free(&t);
+	return ok;
 }
 
 /*
@@ -200,6 +224,15 @@ exec_present_compare(struct step_run *r, char **why, struct db_error *err)
 	}
 	sb_putc(&create, ')');
 	sb_putc(&names, '}');
+	if (!probe_reads_back(sb_str(&create), n)) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "the probe table's statement does not read back as one CREATE TEMPORARY "
+			 "TABLE of %zu columns",
+			 n);
+		rc = -1;
+		goto out;
+	}
 	params[0] = s->table;
 	params[1] = sb_str(&names);
 

@@ -111,6 +111,14 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 
 			if (!outcome)
 				continue; /* not done, or undone already */
+			if (!strcmp(outcome, "accepted")) {
+				/* an edit accepted by an operator: what ran is not this step */
+				exec_event(ex, "rollback.step", p->id, wname, s->sha, NULL,
+					   "%s (line %u): kept: it was edited after it ran (accepted "
+					   "drift), so its inverse would undo what never ran",
+					   plan_op_name(s->op), s->line);
+				continue;
+			}
 			if (!strcmp(outcome, "already_present")) {
 				exec_event(ex, "rollback.step", p->id, wname, s->sha, NULL,
 					   "%s (line %u): kept: it was adopted as already present, so "
@@ -132,9 +140,11 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 			if (s->undo == UNDO_NOTHING) {
 				const char *params[2] = { ex->target, s->sha };
 				/* its row goes: once the plan runs again, so does the step */
+				/* a backfill's checkpoint goes too, or it would resume as done */
 				if (db_execf(ex->db, NULL, &err,
-					     "DELETE FROM taskslaps.step_ledger WHERE target = $1 AND "
-					     "step_sha = $2",
+					     "WITH c AS (DELETE FROM taskslaps.backfill_progress WHERE "
+					     "target = $1 AND step_sha = $2) DELETE FROM "
+					     "taskslaps.step_ledger WHERE target = $1 AND step_sha = $2",
 					     2, params) < 0) {
 					res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 					rewrite(res, first, first_state,

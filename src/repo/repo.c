@@ -537,11 +537,15 @@ repo_notes_unstage(struct repo *r, char *err, size_t errlen)
 		char *name = xasprintf("refs/notes/taskslaps/%s",
 				       git_reference_name(staged) + strlen(REPO_NOTES_STAGE));
 		git_reference *ref = NULL;
-		git_object *obj = NULL;
+		git_odb *odb = NULL;
+		git_object_t type = GIT_OBJECT_INVALID;
+		size_t len;
 		git_oid ours;
 		int have = git_reference_name_to_id(&ours, r->git, name);
 
-		if (id && git_object_lookup(&obj, r->git, id, GIT_OBJECT_COMMIT) == 0 &&
+		/* the type from the object's header: a huge blob pushed there is not read */
+		if (id && git_repository_odb(&odb, r->git) == 0 &&
+		    git_odb_read_header(&len, &type, odb, id) == 0 && type == GIT_OBJECT_COMMIT &&
 		    (have == GIT_ENOTFOUND ||
 		     (have == 0 && !git_oid_equal(&ours, id) &&
 		      git_graph_descendant_of(r->git, id, &ours) == 1))) {
@@ -550,7 +554,7 @@ repo_notes_unstage(struct repo *r, char *err, size_t errlen)
 			git_reference_free(ref);
 		}
 		git_error_clear();
-		git_object_free(obj);
+		git_odb_free(odb);
 		free(name);
 		if (git_reference_delete(staged) < 0)
 			rc = repo_seterr(err, errlen, "cannot delete %s: %s",

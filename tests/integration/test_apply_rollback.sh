@@ -168,6 +168,38 @@ assert_sql "only inverses are left in the ledger, last step first" "drop_not_nul
     "SELECT string_agg(op, ',' ORDER BY applied_at, execution_time_ms) FROM taskslaps.step_ledger WHERE outcome = 'undone'"
 assert_sql "no forward row is left" 0 "SELECT count(*) FROM taskslaps.step_ledger WHERE outcome <> 'undone'"
 
+section "a backfill undone by rollback_plan fills its column again when the plan runs again"
+setup_db refill
+# one row breaks the validate wave (a NULL nick), none breaks the backfill
+q "UPDATE acct SET v = 7, nick = NULL WHERE id = 7" >/dev/null
+plan "$W/refill/0001-refill.yaml" <<'EOF'
+id: 0001-refill
+title: a column, its backfill, and a NOT NULL one row breaks
+reason: rollback test
+on_failure: rollback_plan
+waves:
+  - name: expand
+    steps:
+      - { op: add_column, table: acct, name: score, type: int }
+  - name: backfill
+    limits: { batch_size: 500, rows_per_second: 0 }
+    steps:
+      - { op: backfill_sql, sql: "UPDATE acct SET score = bal" }
+  - name: validate
+    steps:
+      - { op: set_not_null, table: acct, column: nick }
+EOF
+run_ctl apply "$W/refill"
+assert_ne "apply fails and rolls back" 0 "$RC"
+assert_contains "to the start of the plan" "rolled back to the start of the plan (1 step undone)" "$OUT$ERR"
+assert_sql "the backfill's checkpoint went with its ledger row" 0 \
+    "SELECT count(*) FROM taskslaps.backfill_progress"
+q "UPDATE acct SET nick = 'n7' WHERE id = 7" >/dev/null
+run_ctl apply "$W/refill"
+assert_rc "after the fix the plan applies" 0 "$RC" "$ERR"
+assert_sql "the re-added column is filled again, every row" "2000|0" \
+    "SELECT count(*) FILTER (WHERE score = bal), count(*) FILTER (WHERE score IS NULL) FROM acct"
+
 section "rollback_plan keeps a step adopted as already present"
 setup_db adopt
 q "ALTER TABLE acct ADD COLUMN score int" >/dev/null
