@@ -180,7 +180,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		if (here)
 			continue;
 		f = xcalloc(1, sizeof(*f));
-		f->path = xstrdup(*path ? path : id);
+		/* rows written by older versions hold raw text from git: clean it as new text is */
+		f->path = *path ? repo_text_clean(path, strlen(path)) : repo_text_clean(id, strlen(id));
 		snprintf(f->commit, sizeof(f->commit), "%s", snap->tip);
 		for (at = 0; at < *n; at++)
 			if (strcmp(base_name(pis[at].f->path), base_name(f->path)) > 0)
@@ -190,7 +191,7 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		pi = &pis[at];
 		memset(pi, 0, sizeof(*pi));
 		pi->f = pi->own_f = f;
-		pi->id = xstrdup(id);
+		pi->id = repo_text_clean(id, strlen(id));
 		pi->missing = true;
 		pi->status = "drift";
 		pi->done = pi->total = db_steps(v, id);
