@@ -254,22 +254,42 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", PQgetvalue(v->plans, row, 3));
 }
 
-/* Records an invalid plan file (once: again only when the errors change). */
+/* The type of the last plan.* event of a plan, or NULL. */
+static const char *
+db_last_event(const struct dbview *v, const char *plan_id)
+{
+	for (int i = 0; v->events && i < PQntuples(v->events); i++)
+		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
+			return PQgetvalue(v->events, i, 1);
+	return NULL;
+}
+
+/*
+ * Records an invalid plan file (once: again only when the errors change).
+ * A file that does not parse is a fact about the file at the tip, not about
+ * the plan: it is recorded over the plan's row only while nothing of the
+ * plan ever ran (pending, invalid, blocked, rate_limited). An applied,
+ * failed, aborted, drifted or running plan keeps its status — else a broken
+ * intermediate commit would wipe it, and the next valid version would run as
+ * a new plan (an extra step on an applied plan, drift cleared, an abort
+ * undone; docs/contract.md §4). The verdict is still an event and a note.
+ */
 static void
 record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v)
 {
-	const char *params[6] = { w->cfg->target, pi->id, pi->f->path, pi->f->commit,
-				  pi->f->author_email, pi->diag };
+	const char *params[5] = { w->cfg->target, pi->id, pi->f->path, pi->f->commit,
+				  pi->f->author_email };
+	const char *last = db_last_event(v, pi->id);
 	struct db_error err;
 
-	if (db_status(v, pi->id) && !strcmp(db_status(v, pi->id), "invalid") &&
-	    !strcmp(db_message(v, pi->id), pi->diag))
+	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag))
 		return;
 	(void)db_exec(exec_db(w->ex), NULL, &err,
 		      "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, file_path, "
 		      "commit_sha, author, status) VALUES ($1, $2, NULL, $3, $4, $5, 'invalid') ON "
 		      "CONFLICT (target, plan_id) DO UPDATE SET status = 'invalid', file_path = $3, "
-		      "commit_sha = $4, author = $5, updated_at = now()",
+		      "commit_sha = $4, author = $5, updated_at = now() WHERE p.status IN "
+		      "('pending', 'invalid', 'blocked', 'rate_limited')",
 		      5, params);
 	exec_event(w->ex, "plan.invalid", pi->id, NULL, NULL, NULL, "%s", pi->diag);
 }
@@ -397,7 +417,8 @@ rate_identity(struct worker *w, const char *commit, const char *email, char **ou
 
 /*
  * Chaos mode: at most N plans per signing key (signed commits) or author
- * e-mail (the others) in 24 h. Returns 1 when over (who says whose), 0 when
+ * e-mail (the others) that started in the last 24 h (a plan counts when it
+ * ran, not when it was first seen: one that waited is not free). Returns 1 when over (who says whose), 0 when
  * not (or not in chaos mode), -1 when it could not be told (why says why):
  * the caller blocks the plan then, a check that fails must not let the plan
  * through.
@@ -417,9 +438,10 @@ rate_limited(struct worker *w, struct pinfo *pi, char **who, char *why, size_t w
 	if (rate_identity(w, pi->f->commit, pi->f->author_email, &mine, why, whylen) < 0)
 		return -1;
 	if (db_exec(exec_db(w->ex), &r, &err,
-		    "SELECT coalesce(commit_sha, ''), coalesce(author, '') FROM taskslaps.plans "
-		    "WHERE target = $1 AND plan_id <> $2 AND first_seen > now() - interval '24 "
-		    "hours' AND status NOT IN ('rate_limited', 'invalid', 'blocked', 'pending')",
+		    "SELECT coalesce(p.commit_sha, ''), coalesce(p.author, '') FROM "
+		    "taskslaps.plans p WHERE p.target = $1 AND p.plan_id <> $2 AND EXISTS "
+		    "(SELECT 1 FROM taskslaps.events e WHERE e.target = p.target AND e.plan_id = "
+		    "p.plan_id AND e.type = 'plan.start' AND e.at > now() - interval '24 hours')",
 		    2, params) < 0) {
 		snprintf(why, whylen, "%.500s", err.message);
 		goto out;

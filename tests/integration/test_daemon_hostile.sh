@@ -145,12 +145,17 @@ assert_rc "history answers" 0 "$RC" "$ERR"
 assert_sql "the plan row's author, escaped" 'b\xffob@x.test' \
     "SELECT author FROM taskslaps.plans WHERE plan_id = '0001-t1'"
 # the rate-limit query cannot run: the plan must not either
-q "ALTER TABLE taskslaps.plans ALTER COLUMN first_seen TYPE text USING first_seen::text" >/dev/null
+# (it counts the plans that started in the last 24 h, by their plan.start events)
+q "ALTER TABLE taskslaps.events ALTER COLUMN at DROP DEFAULT;
+   ALTER TABLE taskslaps.events ALTER COLUMN at TYPE text USING at::text;
+   ALTER TABLE taskslaps.events ALTER COLUMN at SET DEFAULT clock_timestamp()::text" >/dev/null
 put_plan u play carol@example.com 0002-t2.yaml < <(table_plan t2)
 assert_status "a plan whose rate limit cannot be checked is blocked" u "pst('0002-t2') == 'blocked'"
 assert_contains "it says why" "rate limit could not be checked" "$(status_py u 'plan("0002-t2").get("message", "")')"
 assert_sql "and did not run" f "SELECT to_regclass('public.t2') IS NOT NULL"
-q "ALTER TABLE taskslaps.plans ALTER COLUMN first_seen TYPE timestamptz USING first_seen::timestamptz" >/dev/null
+q "ALTER TABLE taskslaps.events ALTER COLUMN at DROP DEFAULT;
+   ALTER TABLE taskslaps.events ALTER COLUMN at TYPE timestamptz USING at::timestamptz;
+   ALTER TABLE taskslaps.events ALTER COLUMN at SET DEFAULT clock_timestamp()" >/dev/null
 ctl u reconcile
 assert_status "once it can be checked, it runs" u "pst('0002-t2') == 'applied'"
 daemon_stop u

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Integration test of taskslapsd: the line's history cannot be rewritten
+# from git (docs/contract.md §4). A file that does not parse is recorded
+# beside a plan's state, never over it: an applied plan pushed broken and
+# then fixed with an extra step is drift (the extra step never runs); a
+# drifted plan stays drift through a broken commit; an aborted plan stays
+# aborted. One id in two formats does not flip the plan's row pass after
+# pass. The chaos rate window counts plans when they ran, not when they were
+# first seen.
+#
+#   bash tests/integration/test_daemon_history.sh   (TS_VERBOSE=1 prints passes)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/daemon.sh
+. "$here/../lib/daemon.sh"
+daemon_env_start
+
+# bump REPO TARGET: a commit on main that touches no plan; waits until a
+# pass of TARGET has read it and published its result.
+bump() {
+    local name=$1 target=$2 c
+    repo_checkout "$name" main || return 1
+    date +%s%N >>"$W/$name.wt/README.md"
+    git_as "$name" admin@example.com add -A &&
+        git_as "$name" admin@example.com commit -qm "Touch the README" &&
+        git_as "$name" admin@example.com push -q origin main || return 1
+    c=$(git -C "$W/$name.wt" rev-parse HEAD)
+    wait_status "$target" "s.get('last_attempted_commit') == '$c'" 30
+}
+
+double_plan() {
+    cat <<'EOF'
+title: Double every balance
+reason: the currency changed
+steps:
+  - { op: backfill_sql, sql: "UPDATE acct SET bal = bal * 2" }
+EOF
+}
+
+# ------------------------------------------------------------------ 1
+section "an applied plan pushed broken, then fixed with an extra step"
+newdb h1
+q "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 200)" >/dev/null
+repo_new h
+put_plan h main dev@example.com 0005-double.yaml < <(double_plan)
+daemon_conf h "$W/h.git"
+daemon_start h || exit 1
+assert_status "the plan is applied" h "pst('0005-double') == 'applied' and s['sync'] == 'in_sync'"
+assert_sql "balance doubled once" 400 "SELECT bal FROM acct"
+printf 'title: [\n' >"$W/h.wt/migrations/0005-double.yaml"
+git_as h dev@example.com add -A && git_as h dev@example.com commit -qm "Broken" &&
+    git_as h dev@example.com push -q origin main
+BROKEN=$(git -C "$W/h.wt" rev-parse HEAD)
+assert_status "the file at the tip is invalid" h "s['tip'] == '$BROKEN' and pst('0005-double') == 'invalid'"
+assert_sql "the plan's row still says applied" applied \
+    "SELECT status FROM taskslaps.plans WHERE plan_id = '0005-double'"
+{ double_plan; echo '  - { op: backfill_sql, sql: "UPDATE acct SET bal = bal + 1" }'; } \
+    >"$W/h.wt/migrations/0005-double.yaml"
+git_as h dev@example.com add -A && git_as h dev@example.com commit -qm "Fixed, and one more step" &&
+    git_as h dev@example.com push -q origin main
+FIXED=$(git -C "$W/h.wt" rev-parse HEAD)
+assert_status "the edited plan is drift, not a plan to run" h \
+    "s['tip'] == '$FIXED' and pst('0005-double') == 'drift' and s['drift'] == ['0005-double']"
+assert_sql "the extra step never ran" 400 "SELECT bal FROM acct"
+# from drift, a broken commit and the drifted content again: still drift
+printf 'bogus: [\n' >"$W/h.wt/migrations/0005-double.yaml"
+git_as h dev@example.com add -A && git_as h dev@example.com commit -qm "Broken again" &&
+    git_as h dev@example.com push -q origin main
+BROKEN=$(git -C "$W/h.wt" rev-parse HEAD)
+assert_status "invalid at the tip" h "s['tip'] == '$BROKEN' and pst('0005-double') == 'invalid'"
+assert_sql "the row says drift" drift "SELECT status FROM taskslaps.plans WHERE plan_id = '0005-double'"
+{ double_plan; echo '  - { op: backfill_sql, sql: "UPDATE acct SET bal = bal + 1" }'; } \
+    >"$W/h.wt/migrations/0005-double.yaml"
+git_as h dev@example.com add -A && git_as h dev@example.com commit -qm "The drifted content again" &&
+    git_as h dev@example.com push -q origin main
+FIXED=$(git -C "$W/h.wt" rev-parse HEAD)
+assert_status "still drift: only an operator leaves it" h \
+    "s['tip'] == '$FIXED' and pst('0005-double') == 'drift'"
+assert_sql "nothing ran" 400 "SELECT bal FROM acct"
+double_plan >"$W/h.wt/migrations/0005-double.yaml"
+git_as h dev@example.com add -A && git_as h dev@example.com commit -qm "Restored" &&
+    git_as h dev@example.com push -q origin main
+RESTORED=$(git -C "$W/h.wt" rev-parse HEAD)
+assert_status "the restored file is applied again, in sync" h \
+    "s['tip'] == '$RESTORED' and pst('0005-double') == 'applied' and s['sync'] == 'in_sync'"
+assert_sql "and did not run again" 400 "SELECT bal FROM acct"
+daemon_stop h
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 2
+section "one id in two formats"
+newdb d1
+repo_new d
+put_plan d main dev@example.com 0099-x.json <<'EOF'
+{ "title": "Table x", "reason": "the application needs it",
+  "steps": [ { "op": "create_table", "table": "x",
+               "columns": [ { "name": "id", "type": "int", "nullable": false } ],
+               "primary_key": ["id"] } ] }
+EOF
+daemon_conf d "$W/d.git"
+daemon_start d || exit 1
+assert_status "the JSON plan is applied" d "pst('0099-x') == 'applied'"
+cat >"$W/d.wt/migrations/0099-x.yaml" <<'EOF'
+title: Table x again
+reason: the same id in YAML
+steps:
+  - { op: create_table, table: x2, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
+git_as d dev@example.com add -A && git_as d dev@example.com commit -qm "The same id in YAML" &&
+    git_as d dev@example.com push -q origin main
+DUP=$(git -C "$W/d.wt" rev-parse HEAD)
+assert_status "the second file is invalid" d "s['tip'] == '$DUP' and s['sync'] == 'out_of_sync'"
+bump d d && bump d d
+assert_sql "the row stays applied; one plan.invalid event, one plan.ok, over three passes" "applied|1|1" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0099-x'),
+            (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.invalid' AND plan_id = '0099-x'),
+            (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.ok' AND plan_id = '0099-x')"
+assert_contains "status says why" "duplicate plan id '0099-x'" "$(status_py d 'json.dumps(s["plans"])')"
+assert_sql "the duplicate never ran" f "SELECT to_regclass('public.x2') IS NOT NULL"
+daemon_stop d
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 3
+section "the chaos rate window counts plans when they ran"
+newdb r1
+repo_new r play
+daemon_conf r "$W/r.git" 'branch: play' 'protected_branches: [main]' \
+    'chaos: { max_plans_per_author_per_day: 2 }'
+daemon_start r || exit 1
+for i in 1 2; do
+    put_plan r play eve@example.com "000$i-t$i.yaml" <<EOF
+title: Table $i
+reason: more tables
+steps:
+  - { op: create_table, table: t$i, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
+    assert_status "eve's plan $i is applied" r "pst('000$i-t$i') == 'applied'"
+done
+# both were first seen long ago (say, they waited), but they ran just now
+q "UPDATE taskslaps.plans SET first_seen = now() - interval '25 hours'" >/dev/null
+put_plan r play eve@example.com 0003-t3.yaml <<'EOF'
+title: Table 3
+reason: one too many
+steps:
+  - { op: create_table, table: t3, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
+C3=$COMMIT
+assert_status "eve's third plan in 24 h is rate limited" r \
+    "s['tip'] == '$C3' and pst('0003-t3') == 'rate_limited'"
+assert_sql "and did not run" f "SELECT to_regclass('public.t3') IS NOT NULL"
+# the runs leave the window: the plan runs
+q "UPDATE taskslaps.events SET at = at - interval '25 hours' WHERE plan_id IN ('0001-t1', '0002-t2')" >/dev/null
+ctl r reconcile
+assert_status "once the runs are 24 h old, it runs" r "pst('0003-t3') == 'applied'"
+daemon_stop r
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 4
+section "an operator's abort survives a broken commit"
+newdb a1
+q "CREATE TABLE big (id bigint PRIMARY KEY, v int NOT NULL DEFAULT 0);
+   INSERT INTO big (id) SELECT g FROM generate_series(1, 20000) g" >/dev/null
+repo_new a
+bump_plan() {
+    cat <<'EOF'
+title: Bump every v
+reason: a slow backfill to abort
+waves:
+  - name: backfill
+    limits: { rows_per_second: 2000, batch_size: 200 }
+    steps:
+      - { op: backfill_sql, sql: "UPDATE big SET v = v + 1" }
+EOF
+}
+put_plan a main dev@example.com 0001-bump.yaml < <(bump_plan)
+daemon_conf a "$W/a.git"
+daemon_start a || exit 1
+assert_status "the backfill is running" a '(s.get("running") or {}).get("rows_done", 0) > 0'
+ctl a abort
+assert_rc "abort exits 0" 0 "$RC" "$ERR"
+assert_status "the plan is aborted" a "pst('0001-bump') == 'aborted'"
+done0=$(q "SELECT count(*) FROM big WHERE v = 1")
+printf 'title: [\n' >"$W/a.wt/migrations/0001-bump.yaml"
+git_as a dev@example.com add -A && git_as a dev@example.com commit -qm "Broken" &&
+    git_as a dev@example.com push -q origin main
+BROKEN=$(git -C "$W/a.wt" rev-parse HEAD)
+assert_status "invalid at the tip" a "s['tip'] == '$BROKEN' and pst('0001-bump') == 'invalid'"
+assert_sql "the row says aborted" aborted "SELECT status FROM taskslaps.plans WHERE plan_id = '0001-bump'"
+bump_plan >"$W/a.wt/migrations/0001-bump.yaml"
+git_as a dev@example.com add -A && git_as a dev@example.com commit -qm "The original again" &&
+    git_as a dev@example.com push -q origin main
+ORIG=$(git -C "$W/a.wt" rev-parse HEAD)
+assert_status "still aborted: only resume leaves it" a "s['tip'] == '$ORIG' and pst('0001-bump') == 'aborted'"
+assert_sql "no row moved" "$done0" "SELECT count(*) FROM big WHERE v = 1"
+daemon_stop a
+assert_eq "exit 0" 0 "$DRC"
+
+env_finish
