@@ -4,6 +4,11 @@
 #   bash bench/daemon/run.sh                 # builds build/bench (Release) first
 #   PUSHES=50 IDLE_SECONDS=120 bash bench/daemon/run.sh
 #   TASKSLAPSD=build/taskslapsd TASKSLAPSCTL=build/taskslapsctl bash bench/daemon/run.sh
+#   EXISTING=3000 POLL=5 bash bench/daemon/run.sh   # 3,000 applied plans at the tip
+#
+# EXISTING (default 0) one-step plans are committed before the daemon starts
+# and applied first, so the figures show what the size of the directory
+# costs; POLL (default 30) is the poll_interval.
 #
 # Latency: a daemon follows a local bare repository (poll_interval 30, the
 # default: a push is seen through inotify). PUSHES times (default 20), a
@@ -28,6 +33,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 PUSHES=${PUSHES:-20}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
+EXISTING=${EXISTING:-0}
+POLL=${POLL:-30}
+export EXISTING POLL
 
 if [ -z "${TASKSLAPSD:-}" ] || [ -z "${TASKSLAPSCTL:-}" ]; then
 	bench_log "building build/bench/taskslapsd and taskslapsctl (Release)"
@@ -54,6 +62,10 @@ g remote add origin "$WORK/origin.git"
 g remote add plain "$WORK/plain.git"
 mkdir -p "$WORK/wt/migrations"
 echo "# plans" >"$WORK/wt/migrations/README.md"
+for ((i = 1; i <= EXISTING; i++)); do
+	printf 'title: Existing %d\nreason: benchmark\nsteps:\n  - { op: create_table, table: e%d, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }\n' \
+		"$i" "$i" >"$WORK/wt/migrations/$(printf '0000-e%05d' "$i").yaml"
+done
 g add -A && g commit -qm start && g push -q origin main && g push -q plain main
 
 mkdir -p "$WORK/state"
@@ -66,6 +78,7 @@ state_dir: $WORK/state
 protected_branches: [main]
 database: "$(bench_conninfo bench)"
 control_socket: $WORK/bench.sock
+poll_interval: $POLL
 EOF
 "$TASKSLAPSD" --config "$WORK/bench.yaml" 2>"$WORK/daemon.log" &
 DPID=$!
@@ -164,7 +177,8 @@ def pct(xs, p):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-wait(lambda st: st.get("state") == "idle" and st.get("sync") == "in_sync", 30)
+existing = int(os.environ.get("EXISTING", "0"))
+wait(lambda st: st.get("state") == "idle" and st.get("sync") == "in_sync", 30 + existing * 0.2, 0.2)
 mem_start = proc_mem()
 
 lat, push, base = [], [], []
@@ -199,7 +213,8 @@ roll = proc_rollup()
 st = status()
 
 ms = lambda x: "%.0f" % (x * 1000)
-print("taskslapsd: %d pushes of a one-step plan; then %.0f s idle (poll_interval 30, inotify)" % (pushes, idle_s))
+print("taskslapsd: %d applied plans at the tip; %d pushes of a one-step plan; then %.0f s idle "
+      "(poll_interval %s, inotify)" % (existing, pushes, idle_s, os.environ.get("POLL", "30")))
 print("daemon: %s" % daemon)
 print()
 print("%-44s %8s %8s %8s" % ("latency", "p50 ms", "p95 ms", "max ms"))

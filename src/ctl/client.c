@@ -1,5 +1,5 @@
 /*
- * taskslapsctl's control-socket client: which socket (SPEC §8), one
+ * taskslapsctl's control-socket client: which socket (docs/contract.md §9), one
  * connection, requests and replies, and the helpers the daemon verbs share
  * to read the documents the daemon sends.
  */

@@ -13,7 +13,7 @@
 #include "proto/proto.h"
 
 /*
- * The socket to talk to (SPEC §8): --socket PATH, else --target NAME
+ * The socket to talk to (docs/contract.md §9): --socket PATH, else --target NAME
  * (RUNDIR/NAME.sock), else $TASKSLAPS_SOCKET, else the only *.sock socket in
  * rundir (NULL: TS_PROTO_RUNDIR). Returns CTL_OK with *out (caller frees);
  * else prints why to stderr and returns CTL_USAGE (a bad --target, several

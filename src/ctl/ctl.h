@@ -7,7 +7,7 @@
 
 #include "plan/plan.h"
 
-/* Exit statuses (SPEC §8). */
+/* Exit statuses (docs/contract.md §9). */
 #define CTL_OK 0
 #define CTL_FINDINGS 1     /* findings, a failure, or degraded */
 #define CTL_USAGE 2        /* usage or invalid input */

@@ -1,4 +1,4 @@
-/* taskslapsd's configuration: one YAML file per target (SPEC §7). */
+/* taskslapsd's configuration: one YAML file per target (docs/contract.md §8). */
 #ifndef TS_DAEMON_CONFIG_H
 #define TS_DAEMON_CONFIG_H
 

@@ -849,6 +849,23 @@ worker_pass(struct daemon *d, struct worker *w)
 	w->standby_logged = false;
 	if (!open_repo(d, w))
 		return PASS_ERROR;
+	if (!w->full_pass && w->settled_tip[0]) {
+		char tip[41];
+
+		if (repo_tip(w->repo, tip, errbuf, sizeof(errbuf)) == 0 &&
+		    !strcmp(tip, w->settled_tip)) {
+			/* nothing new since a pass that ended in sync: nothing to do */
+			char at[32];
+
+			iso_now(at, sizeof(at));
+			pthread_mutex_lock(&d->mu);
+			st_set_str(d, "last_pass_at", at);
+			pthread_mutex_unlock(&d->mu);
+			return PASS_OK;
+		}
+	}
+	w->full_pass = false;
+	w->settled_tip[0] = '\0';
 	if (repo_snapshot(w->repo, w->cfg->migrations_dir, &snap, errbuf, sizeof(errbuf)) < 0) {
 		snprintf(w->last_error, sizeof(w->last_error), "%s", errbuf);
 		log_warnx("[%s] %s", w->cfg->target, errbuf);
@@ -1048,6 +1065,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	write_notes(d, w, pis, n);
 	publish(d, w, pis, n, health, in_sync);
+	if (in_sync && !strcmp(health, "healthy") && !w->last_error[0])
+		snprintf(w->settled_tip, sizeof(w->settled_tip), "%s", snap->tip);
 out:
 	dbview_free(&v);
 	pinfos_free(pis, n);

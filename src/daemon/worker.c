@@ -171,9 +171,12 @@ on_event(const struct exec_event *ev, void *arg)
 			 ev->message ? ev->message : "");
 }
 
-/* Waits for a wake-up, a job, a stop, or ms; returns false when stopping. */
+/*
+ * Waits for a wake-up, a job, a stop, or ms; returns false when stopping.
+ * *woken: something asked for a pass (not the timer).
+ */
 static bool
-worker_wait(struct daemon *d, int64_t ms)
+worker_wait(struct daemon *d, int64_t ms, bool *woken)
 {
 	struct timespec ts;
 	bool go;
@@ -190,6 +193,7 @@ worker_wait(struct daemon *d, int64_t ms)
 		if (pthread_cond_timedwait(&d->cond, &d->mu, &ts) == ETIMEDOUT)
 			break;
 	}
+	*woken = d->wake || d->jobs;
 	d->wake = false;
 	go = !d->stopping;
 	pthread_mutex_unlock(&d->mu);
@@ -275,6 +279,7 @@ run_jobs(struct daemon *d, struct worker *w)
 		char *line;
 
 		jobs = j->next;
+		w->full_pass = true; /* a verb may have changed what the pass would find */
 		if (!ensure_exec(d, w)) {
 			line = proto_reply_error(j->req_id, TS_PROTO_E_UNAVAILABLE,
 						 "the database is unavailable; try again");
@@ -302,7 +307,7 @@ void *
 worker_main(void *arg)
 {
 	struct daemon *d = arg;
-	struct worker w = { 0 };
+	struct worker w = { .full_pass = true };
 	int64_t backoff = 1000;
 	char host[128] = "localhost";
 
@@ -319,6 +324,7 @@ worker_main(void *arg)
 			pthread_mutex_unlock(&d->mu);
 			exec_close(w.ex);
 			w.ex = NULL;
+			w.full_pass = true;
 			pthread_mutex_lock(&d->mu);
 		}
 		w.cfg = d->cfg; /* a reload swaps it between passes (the old one lives on in d) */
@@ -326,6 +332,7 @@ worker_main(void *arg)
 			/* an operator asked to reconcile: failed plans get another try */
 			worker_forget_failures(&w);
 			d->retry_failed = false;
+			w.full_pass = true;
 		}
 		pthread_mutex_unlock(&d->mu);
 		w.connected = false;
@@ -358,7 +365,7 @@ worker_main(void *arg)
 		 * it costs well under a millisecond per pass.
 		 */
 		(void)malloc_trim(0);
-		if (!worker_wait(d, next))
+		if (!worker_wait(d, next, &w.full_pass))
 			break;
 	}
 	pthread_mutex_lock(&d->mu);

@@ -31,6 +31,15 @@ struct worker {
 	char failed_tip[41];
 	/* commit -> the fingerprint of the key that signed it, or "": for the rate limit */
 	struct plan_idset *signers;
+	/*
+	 * The tip of the last pass that ended in sync and healthy ("" when the
+	 * last did not): a timer pass that finds the same tip has nothing to do
+	 * and stops after reading the ref, so an idle daemon costs nothing
+	 * whatever the number of plans. full_pass: this pass was asked for (a
+	 * push seen, a request, a job, a reload): it reads everything.
+	 */
+	char settled_tip[41];
+	bool full_pass;
 };
 
 void worker_forget_failures(struct worker *w);

@@ -1,6 +1,6 @@
 /*
  * The S.L.A.P.S. executor: applies planned plans to a live database under the
- * rails of SPEC §4 — runner lock, idempotency ledger, transactional steps
+ * rails of docs/contract.md §5 — runner lock, idempotency ledger, transactional steps
  * with proved obligations, CONCURRENTLY steps outside transactions, batched
  * and paced backfills with checkpoints, lock-timeout retries, a health
  * governor, abort — and records every transition as an event.
@@ -18,7 +18,7 @@
 #include "db/db.h"
 #include "plan/plan.h"
 
-/* Governor thresholds (SPEC §4 seed values are the defaults). */
+/* Governor thresholds (docs/contract.md §5 seed values are the defaults). */
 struct governor_config {
 	int degraded_active;        /* active client sessions above this: degraded (50) */
 	int critical_active;        /* ... critical (150) */
@@ -37,7 +37,7 @@ void governor_config_default(struct governor_config *g);
 
 /* What the caller sees of each event, as it is recorded. */
 struct exec_event {
-	const char *type;       /* "step.ok", ... (SPEC §5) */
+	const char *type;       /* "step.ok", ... (docs/contract.md §6) */
 	const char *plan_id;    /* may be NULL */
 	const char *wave;       /* may be NULL */
 	const char *step_sha;   /* may be NULL */

@@ -1,4 +1,4 @@
-/* The governor's seed thresholds (SPEC §4): pure, shared by the daemon's config reader. */
+/* The governor's seed thresholds (docs/contract.md §5): pure, shared by the daemon's config reader. */
 #include "exec/exec.h"
 
 void

@@ -287,7 +287,7 @@ int plan_parse(struct plan **out, const char *path, const char *buf, size_t len,
 int plan_load(struct plan **out, const char *path, struct diags *d);
 void plan_free(struct plan *p);
 
-/* The policy a mode applies; plan_policy_default fills the SPEC's defaults. */
+/* The policy a mode applies; plan_policy_default fills the defaults of docs/contract.md §4. */
 struct plan_policy {
 	enum plan_mode mode;
 	int64_t max_lock_ms;          /* default for every step */

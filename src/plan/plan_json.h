@@ -1,4 +1,4 @@
-/* The machine view of a planned plan (SPEC §2, `taskslapsctl plan --json`). */
+/* The machine view of a planned plan (docs/contract.md §3, `taskslapsctl plan --json`). */
 #ifndef TS_PLAN_JSON_H
 #define TS_PLAN_JSON_H
 

@@ -123,6 +123,12 @@ int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapsh
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*
+ * The branch tip's commit id (hex) into out, without reading its tree: what
+ * an idle pass compares with the tip it last settled. 0, or -1 with err.
+ */
+int repo_tip(struct repo *r, char out[41], char *err, size_t errlen);
+
+/*
  * Paths to watch with inotify for a change of the branch (a push to a local
  * repository): the directory holding the branch's loose ref, and the git
  * directory (for packed-refs). NULL-terminated, borrowed. Empty for a URL.

@@ -356,6 +356,22 @@ repo_plan_entries(git_tree *dir, size_t *n)
 }
 
 int
+repo_tip(struct repo *r, char out[41], char *err, size_t errlen)
+{
+	char *ref = xasprintf("refs/heads/%s", r->branch);
+	git_oid tip;
+	int rc = git_reference_name_to_id(&tip, r->git, ref);
+
+	free(ref);
+	if (rc < 0) {
+		repo_seterr(err, errlen, "cannot read branch '%s' of %s", r->branch, r->display);
+		return -1;
+	}
+	git_oid_tostr(out, 41, &tip);
+	return 0;
+}
+
+int
 repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out, char *err,
 	      size_t errlen)
 {

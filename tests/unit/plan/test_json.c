@@ -1,5 +1,5 @@
 /*
- * plan_to_json: the machine view of a planned plan (SPEC §2,
+ * plan_to_json: the machine view of a planned plan (docs/contract.md §3,
  * `taskslapsctl plan --json`), with the keys and types a caller relies on.
  */
 #include "plan_test.h"

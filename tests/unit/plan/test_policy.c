@@ -1,5 +1,5 @@
 /*
- * Modes: the defaults of a protected and a chaos branch (SPEC §3), which
+ * Modes: the defaults of a protected and a chaos branch (docs/contract.md §4), which
  * plans a chaos branch blocks, and how step, wave and mode limits combine.
  */
 #include "plan_test.h"
