@@ -380,7 +380,8 @@ handle(struct client *c, const char *line, size_t len)
 		sb_free(&sb);
 		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_UNKNOWN_CMD, msg));
 	} else if (cmd->access != PROTO_READ && !allowed(c)) {
-		proto_forbidden_message(msg, sizeof(msg), cmd->name, d->cfg->admin_group,
+		/* the group allowed() checks: the one of the start, whatever a reload says */
+		proto_forbidden_message(msg, sizeof(msg), cmd->name, d->admin_group,
 					d->have_admin_gid);
 		log_warnx("[%s] refused '%s' from uid %d pid %d", d->cfg->target, cmd->name,
 			  (int)c->cred.uid, (int)c->cred.pid);

@@ -9,7 +9,7 @@
  * other thread sees. The rules for what they share in struct daemon:
  *
  *  - Set before the worker starts, read-only after: check_only, once,
- *    self_uid, admin_gid, have_admin_gid, efd, loop.
+ *    self_uid, admin_group, admin_gid, have_admin_gid, efd, loop.
  *  - The main thread's alone (no lock): the loop's sources, clients,
  *    nclients, next_serial, the ratelogs, exit_code, worker_started,
  *    retired and nretired (written under mu all the same, see cfg).
@@ -112,7 +112,8 @@ struct daemon {
 	struct client *clients;
 	unsigned next_serial;
 	uid_t self_uid;
-	gid_t admin_gid;
+	char *admin_group;        /* admin_group as configured at start (a reload keeps it), or NULL */
+	gid_t admin_gid;          /* its gid, when it exists (have_admin_gid) */
 	bool have_admin_gid;
 };
 

@@ -378,6 +378,8 @@ main(int argc, char **argv)
 	d.self_uid = getuid();
 	if (d.cfg->admin_group) {
 		struct group *g = getgrnam(d.cfg->admin_group);
+
+		d.admin_group = xstrdup(d.cfg->admin_group);
 		if (!g)
 			log_warnx("[%s] admin_group '%s' does not exist: only root may change things",
 				  d.cfg->target, d.cfg->admin_group);
@@ -442,6 +444,7 @@ out:
 	for (size_t i = 0; i < d.nretired; i++)
 		config_free(d.retired[i]);
 	free(d.retired);
+	free(d.admin_group);
 	repo_global_shutdown();
 	log_info("[%s] stopped", d.cfg->target);
 	config_free(d.cfg);
