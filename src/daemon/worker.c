@@ -331,7 +331,6 @@ worker_main(void *arg)
 	for (;;) {
 		int64_t next;
 		int rc;
-
 		bool reloaded;
 
 		/* a reload swaps d->cfg between passes; the old one lives on in d->retired */
