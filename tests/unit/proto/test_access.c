@@ -17,7 +17,7 @@ test_proto_access__zero_is_admin(void **state)
 	struct {
 		const char *name;
 		enum proto_access access;
-	} entry = { .name = "new-command" };
+	} entry = {.name = "new-command"};
 
 	(void)state;
 	assert_int_equal(entry.access, PROTO_ADMIN);
@@ -42,13 +42,15 @@ test_proto_access__forbidden_message(void **state)
 
 	(void)state;
 	proto_forbidden_message(msg, sizeof(msg), "abort", "taskslaps-admin", true);
-	assert_string_equal(msg, "not allowed: 'abort' needs root or the admin group taskslaps-admin");
-	proto_forbidden_message(msg, sizeof(msg), "resume", "ops", false);
 	assert_string_equal(msg,
-			    "not allowed: 'resume' needs root (the admin group ops does not exist on "
-			    "this system)");
+			    "not allowed: 'abort' needs root or the admin group taskslaps-admin");
+	proto_forbidden_message(msg, sizeof(msg), "resume", "ops", false);
+	assert_string_equal(
+	    msg, "not allowed: 'resume' needs root (the admin group ops does not exist on "
+		 "this system)");
 	proto_forbidden_message(msg, sizeof(msg), "reconcile", NULL, false);
-	assert_string_equal(msg, "not allowed: 'reconcile' needs root (no admin_group is configured)");
+	assert_string_equal(msg,
+			    "not allowed: 'reconcile' needs root (no admin_group is configured)");
 }
 
 /* The command comes from the wire: a long one is cut, a small buffer is not overrun. */
@@ -74,10 +76,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_proto_access__zero_is_admin),
-		cmocka_unit_test(test_proto_access__names),
-		cmocka_unit_test(test_proto_access__forbidden_message),
-		cmocka_unit_test(test_proto_access__forbidden_message_bounded),
+	    cmocka_unit_test(test_proto_access__zero_is_admin),
+	    cmocka_unit_test(test_proto_access__names),
+	    cmocka_unit_test(test_proto_access__forbidden_message),
+	    cmocka_unit_test(test_proto_access__forbidden_message_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
