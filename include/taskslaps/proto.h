@@ -8,8 +8,11 @@
  *   stream   {"v":1,"id":7,"event":{...}} ... then {"v":1,"id":7,"end":true}
  *
  * Commands: status, reconcile, abort, resume {plan}, accept-drift {plan},
- * events {plan?, follow?} (a stream). Mutating commands (reconcile, abort,
- * resume, accept-drift) are allowed to root and the configured admin group.
+ * events {plan?, follow?} (a stream), commands (the list, with the access
+ * each needs). Only status, events and commands are open to whoever can
+ * connect; every other command (reconcile, abort, resume, accept-drift, and
+ * any not marked otherwise in the daemon's table) is allowed to root, the
+ * daemon's own user and the configured admin group (src/daemon/control.c).
  */
 #ifndef TASKSLAPS_PROTO_H
 #define TASKSLAPS_PROTO_H

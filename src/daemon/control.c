@@ -1,10 +1,12 @@
 /*
  * The control socket: versioned JSON lines (include/taskslaps/proto.h) on a
  * UNIX socket of mode 0660. Status is served from memory, so it answers
- * while PostgreSQL is down; requests that change something are allowed to
- * root, the daemon's own user and the configured admin group only, checked
- * with SO_PEERCRED. Nothing here blocks on the database: requests that need
- * it are queued for the worker, which posts the reply back.
+ * while PostgreSQL is down. Every command is in the table `commands` with
+ * who may ask for it: PROTO_READ (anyone who can open the socket) only when
+ * its entry says so, otherwise root, the daemon's own user and the
+ * configured admin group, checked with SO_PEERCRED. Nothing here blocks on
+ * the database: requests that need it are queued for the worker, which
+ * posts the reply back. All of it runs on the main thread.
  */
 #include <errno.h>
 #include <grp.h>
@@ -207,7 +209,7 @@ queue_job(struct client *c, const struct proto_request *rq, const char *plan)
 	for (tail = &d->jobs; *tail; tail = &(*tail)->next)
 		;
 	*tail = j;
-	d->wake = true; /* a resumed plan should run now */
+	atomic_store(&d->wake, true); /* a resumed plan should run now */
 	pthread_cond_signal(&d->cond);
 	pthread_mutex_unlock(&d->mu);
 }
@@ -231,83 +233,161 @@ send_history(struct client *c, long long id, const char *plan)
 }
 
 static void
+cmd_status(struct client *c, const struct proto_request *rq)
+{
+	struct daemon *d = c->d;
+	cJSON *s;
+
+	pthread_mutex_lock(&d->mu);
+	s = cJSON_Duplicate(d->status, 1);
+	cJSON_AddItemToObject(s, "history", cJSON_Duplicate(d->history, 1));
+	pthread_mutex_unlock(&d->mu);
+	client_send_owned(c, proto_reply_result(rq->id, s));
+}
+
+static void
+cmd_events(struct client *c, const struct proto_request *rq)
+{
+	cJSON *f = rq->args ? cJSON_GetObjectItem(rq->args, "follow") : NULL;
+	const char *plan = arg_str(rq, "plan");
+
+	send_history(c, rq->id, plan);
+	if (cJSON_IsTrue(f)) {
+		c->follow = true;
+		c->follow_id = rq->id;
+		free(c->follow_plan);
+		c->follow_plan = plan ? xstrdup(plan) : NULL;
+	} else {
+		client_send_owned(c, proto_reply_end(rq->id));
+	}
+}
+
+static void cmd_commands(struct client *c, const struct proto_request *rq);
+
+static void
+cmd_reconcile(struct client *c, const struct proto_request *rq)
+{
+	struct daemon *d = c->d;
+
+	daemon_request_retry(d);
+	client_send_owned(c, proto_reply_result(rq->id, message("reconciling now")));
+}
+
+static void
+cmd_abort(struct client *c, const struct proto_request *rq)
+{
+	struct daemon *d = c->d;
+	cJSON *state;
+	bool running;
+
+	pthread_mutex_lock(&d->mu);
+	/* a plan in progress, even between steps (the governor may be pausing it) */
+	state = cJSON_GetObjectItem(d->status, "state");
+	running = d->ex && (cJSON_IsObject(cJSON_GetObjectItem(d->status, "running")) ||
+			    (cJSON_IsString(state) && !strcmp(state->valuestring, "applying")));
+	if (running)
+		exec_abort(d->ex);
+	pthread_mutex_unlock(&d->mu);
+	log_info("[%s] abort requested by uid %d", d->cfg->target, (int)c->cred.uid);
+	client_send_owned(c, proto_reply_result(rq->id, message(running ? "abort requested: the "
+									  "running statement is "
+									  "cancelled, the plan is "
+									  "marked aborted"
+									: "nothing is running")));
+}
+
+/* resume and accept-drift: the worker does them, with the database. */
+static void
+cmd_plan_job(struct client *c, const struct proto_request *rq)
+{
+	const char *plan = arg_str(rq, "plan");
+
+	if (!plan || !*plan)
+		client_send_owned(c, proto_reply_error(rq->id, TS_PROTO_E_BAD_REQUEST,
+						       "args.plan: expected a plan id"));
+	else
+		queue_job(c, rq, plan);
+}
+
+/*
+ * Every command of the socket, and who may ask for it. A name not here is
+ * an unknown command. .access left out is PROTO_ADMIN: opening a command to
+ * every local user takes an explicit PROTO_READ, which is for what only
+ * reads and shows nothing secret (status redacts the repository URL, and
+ * the database error has no password in it).
+ */
+static const struct command {
+	const char *name;
+	void (*run)(struct client *c, const struct proto_request *rq);
+	enum proto_access access;
+} commands[] = {
+	{ .name = "status", .run = cmd_status, .access = PROTO_READ },
+	{ .name = "events", .run = cmd_events, .access = PROTO_READ },
+	{ .name = "commands", .run = cmd_commands, .access = PROTO_READ },
+	{ .name = "reconcile", .run = cmd_reconcile },
+	{ .name = "abort", .run = cmd_abort },
+	{ .name = "resume", .run = cmd_plan_job },
+	{ .name = "accept-drift", .run = cmd_plan_job },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The table, for tests and tools: {"commands":[{"name":..,"access":"read"|"admin"}, ...]}. */
+static void
+cmd_commands(struct client *c, const struct proto_request *rq)
+{
+	cJSON *res = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(res, "commands");
+
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "name", commands[i].name);
+		cJSON_AddStringToObject(e, "access", proto_access_name(commands[i].access));
+		cJSON_AddItemToArray(list, e);
+	}
+	client_send_owned(c, proto_reply_result(rq->id, res));
+}
+
+static const struct command *
+command_find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static void
 handle(struct client *c, const char *line, size_t len)
 {
 	struct daemon *d = c->d;
 	struct proto_request rq = { 0 };
+	const struct command *cmd;
 	const char *code = NULL;
 	char msg[256];
-	bool mutating;
 
 	if (proto_request_decode(line, len, &rq, &code, msg, sizeof(msg)) < 0) {
 		/* the decoder keeps the id when it could read one, so the reply can echo it */
 		client_send_owned(c, proto_reply_error(rq.id, code, msg));
 		return;
 	}
-	mutating = !strcmp(rq.cmd, "reconcile") || !strcmp(rq.cmd, "abort") ||
-		   !strcmp(rq.cmd, "resume") || !strcmp(rq.cmd, "accept-drift");
-	if (mutating && !allowed(c)) {
-		snprintf(msg, sizeof(msg),
-			 "not allowed: '%s' changes the target; it needs root or the admin group%s%s",
-			 rq.cmd, d->cfg->admin_group ? " " : "",
-			 d->cfg->admin_group ? d->cfg->admin_group : "");
-		log_warnx("[%s] refused '%s' from uid %d pid %d", d->cfg->target, rq.cmd,
+	cmd = command_find(rq.cmd);
+	if (!cmd) {
+		struct strbuf sb = { 0 };
+
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			sb_printf(&sb, "%s%s", i ? ", " : "", commands[i].name);
+		snprintf(msg, sizeof(msg), "unknown command '%.64s' (expected %s)", rq.cmd, sb_str(&sb));
+		sb_free(&sb);
+		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_UNKNOWN_CMD, msg));
+	} else if (cmd->access != PROTO_READ && !allowed(c)) {
+		/* the group allowed() checks: the one of the start, whatever a reload says */
+		proto_forbidden_message(msg, sizeof(msg), cmd->name, d->admin_group,
+					d->have_admin_gid);
+		log_warnx("[%s] refused '%s' from uid %d pid %d", d->cfg->target, cmd->name,
 			  (int)c->cred.uid, (int)c->cred.pid);
 		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_FORBIDDEN, msg));
-	} else if (!strcmp(rq.cmd, "status")) {
-		cJSON *s;
-		pthread_mutex_lock(&d->mu);
-		s = cJSON_Duplicate(d->status, 1);
-		cJSON_AddItemToObject(s, "history", cJSON_Duplicate(d->history, 1));
-		pthread_mutex_unlock(&d->mu);
-		client_send_owned(c, proto_reply_result(rq.id, s));
-	} else if (!strcmp(rq.cmd, "reconcile")) {
-		pthread_mutex_lock(&d->mu);
-		d->retry_failed = true;
-		pthread_mutex_unlock(&d->mu);
-		daemon_wake_worker(d);
-		client_send_owned(c, proto_reply_result(rq.id, message("reconciling now")));
-	} else if (!strcmp(rq.cmd, "abort")) {
-		bool running;
-		pthread_mutex_lock(&d->mu);
-		/* a plan in progress, even between steps (the governor may be pausing it) */
-		running = d->ex && (cJSON_IsObject(cJSON_GetObjectItem(d->status, "running")) ||
-				    !strcmp(cJSON_GetObjectItem(d->status, "state")->valuestring,
-					    "applying"));
-		if (d->ex && running)
-			exec_abort(d->ex);
-		pthread_mutex_unlock(&d->mu);
-		log_info("[%s] abort requested by uid %d", d->cfg->target, (int)c->cred.uid);
-		client_send_owned(c, proto_reply_result(
-					     rq.id, message(running ? "abort requested: the running "
-								      "statement is cancelled, the plan "
-								      "is marked aborted"
-								    : "nothing is running")));
-	} else if (!strcmp(rq.cmd, "resume") || !strcmp(rq.cmd, "accept-drift")) {
-		const char *plan = arg_str(&rq, "plan");
-		if (!plan || !*plan)
-			client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_BAD_REQUEST,
-							       "args.plan: expected a plan id"));
-		else
-			queue_job(c, &rq, plan);
-	} else if (!strcmp(rq.cmd, "events")) {
-		cJSON *f = rq.args ? cJSON_GetObjectItem(rq.args, "follow") : NULL;
-		const char *plan = arg_str(&rq, "plan");
-		send_history(c, rq.id, plan);
-		if (cJSON_IsTrue(f)) {
-			c->follow = true;
-			c->follow_id = rq.id;
-			free(c->follow_plan);
-			c->follow_plan = plan ? xstrdup(plan) : NULL;
-		} else {
-			client_send_owned(c, proto_reply_end(rq.id));
-		}
 	} else {
-		snprintf(msg, sizeof(msg),
-			 "unknown command '%.64s' (expected status, reconcile, abort, resume, "
-			 "accept-drift, events)",
-			 rq.cmd);
-		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_UNKNOWN_CMD, msg));
+		cmd->run(c, &rq);
 	}
 	proto_request_free(&rq);
 }

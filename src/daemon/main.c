@@ -88,11 +88,11 @@ static void
 begin_stop(struct daemon *d)
 {
 	pthread_mutex_lock(&d->mu);
-	if (d->stopping) {
+	/* under mu: the worker tests it before waiting on cond */
+	if (atomic_exchange(&d->stopping, true)) {
 		pthread_mutex_unlock(&d->mu);
 		return;
 	}
-	d->stopping = true;
 	if (d->ex)
 		exec_stop(d->ex);
 	pthread_cond_signal(&d->cond);
@@ -160,7 +160,7 @@ reload(struct daemon *d)
 		d->retired = xrealloc(d->retired, (d->nretired + 1) * sizeof(*d->retired));
 		d->retired[d->nretired++] = d->cfg;
 		d->cfg = c;
-		d->wake = true;
+		atomic_store(&d->wake, true);
 		{
 			char *shown = repo_url_redact(c->repository);
 			bool prot = config_branch_protected(c, c->branch);
@@ -198,17 +198,13 @@ on_efd(sd_event_source *s, int fd, uint32_t revents, void *arg)
 {
 	struct daemon *d = arg;
 	uint64_t n;
-	bool done;
 
 	(void)s;
 	(void)revents;
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("eventfd read");
 	control_flush(d);
-	pthread_mutex_lock(&d->mu);
-	done = d->worker_done;
-	pthread_mutex_unlock(&d->mu);
-	if (done) {
+	if (daemon_worker_done(d)) {
 		int ok;
 		pthread_mutex_lock(&d->mu);
 		ok = strcmp(cJSON_GetObjectItem(d->status, "sync")->valuestring, "in_sync") == 0;
@@ -382,6 +378,8 @@ main(int argc, char **argv)
 	d.self_uid = getuid();
 	if (d.cfg->admin_group) {
 		struct group *g = getgrnam(d.cfg->admin_group);
+
+		d.admin_group = xstrdup(d.cfg->admin_group);
 		if (!g)
 			log_warnx("[%s] admin_group '%s' does not exist: only root may change things",
 				  d.cfg->target, d.cfg->admin_group);
@@ -411,10 +409,11 @@ main(int argc, char **argv)
 		watch_repo(&d);
 	/* WATCHDOG=1 is sent by the loop itself at half WatchdogSec when systemd asks */
 	sd_event_set_watchdog(d.loop, true);
+	/* the first pass, and one more right after it (before the thread: no lock needed) */
+	atomic_store(&d.wake, true);
 	if (pthread_create(&d.worker, NULL, worker_main, &d) != 0)
 		fatalx("cannot start the worker thread");
 	d.worker_started = true;
-	d.wake = true;
 	(void)sd_notify(0, "READY=1");
 	char *shown = repo_url_redact(d.cfg->repository);
 	log_info("[%s] following %s of %s (%s mode); control socket %s", d.cfg->target,
@@ -445,6 +444,7 @@ out:
 	for (size_t i = 0; i < d.nretired; i++)
 		config_free(d.retired[i]);
 	free(d.retired);
+	free(d.admin_group);
 	repo_global_shutdown();
 	log_info("[%s] stopped", d.cfg->target);
 	config_free(d.cfg);

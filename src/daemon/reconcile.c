@@ -789,7 +789,6 @@ lost_db(struct daemon *d, struct worker *w, const char *why)
 	const char *sync;
 
 	pthread_mutex_lock(&d->mu);
-	d->ex = NULL;
 	cJSON *db = cJSON_GetObjectItem(d->status, "database");
 	cJSON_ReplaceItemInObject(db, "connected", cJSON_CreateFalse());
 	cJSON_ReplaceItemInObject(db, "error", cJSON_CreateString(why));
@@ -802,8 +801,7 @@ lost_db(struct daemon *d, struct worker *w, const char *why)
 		st_set_str(d, "last_result", why);
 	}
 	pthread_mutex_unlock(&d->mu);
-	exec_close(w->ex);
-	w->ex = NULL;
+	worker_drop_exec(d, w);
 	if (!w->db_down_logged)
 		log_warnx("[%s] lost the database connection: %s", w->cfg->target, why);
 	w->db_down_logged = true;

@@ -53,9 +53,18 @@ void
 daemon_wake_worker(struct daemon *d)
 {
 	pthread_mutex_lock(&d->mu);
-	d->wake = true;
+	/* under mu: the worker tests it before waiting on cond */
+	atomic_store(&d->wake, true);
 	pthread_cond_signal(&d->cond);
 	pthread_mutex_unlock(&d->mu);
+}
+
+void
+daemon_request_retry(struct daemon *d)
+{
+	/* before the wake-up, so the pass it starts sees it */
+	atomic_store(&d->retry_failed, true);
+	daemon_wake_worker(d);
 }
 
 /* Sets key of the status document to a string (or null). Caller holds mu. */
@@ -84,12 +93,15 @@ on_event(const struct exec_event *ev, void *arg)
 {
 	struct daemon *d = arg;
 	cJSON *e = cJSON_CreateObject(), *metrics = NULL;
+	const char *target;
 	char at[32];
 
 	iso_now(at, sizeof(at));
 	if (ev->metrics)
 		metrics = cJSON_Parse(ev->metrics);
 	pthread_mutex_lock(&d->mu);
+	/* on the worker thread: d->cfg only under mu (a retired config is never freed while running) */
+	target = d->cfg->target;
 	cJSON_AddNumberToObject(e, "id", (double)++d->event_seq);
 	cJSON_AddStringToObject(e, "at", at);
 	cJSON_AddStringToObject(e, "type", ev->type);
@@ -161,11 +173,11 @@ on_event(const struct exec_event *ev, void *arg)
 				ev->step_sha ? " " : "", ev->step_sha ? ev->step_sha : "",
 				ev->message ? ev->message : "",
 				"PRIORITY=%d", strstr(ev->type, "error") || strstr(ev->type, "failed") ? 3 : 6,
-				"TASKSLAPS_TARGET=%s", d->cfg->target, "TASKSLAPS_EVENT=%s", ev->type,
+				"TASKSLAPS_TARGET=%s", target, "TASKSLAPS_EVENT=%s", ev->type,
 				"TASKSLAPS_PLAN=%s", ev->plan_id ? ev->plan_id : "",
 				"TASKSLAPS_STEP=%s", ev->step_sha ? ev->step_sha : "", NULL);
 	else
-		log_info("[%s] %s %s%s%s%s%.16s %s", d->cfg->target, ev->type,
+		log_info("[%s] %s %s%s%s%s%.16s %s", target, ev->type,
 			 ev->plan_id ? ev->plan_id : "-", ev->wave ? "/" : "", ev->wave ? ev->wave : "",
 			 ev->step_sha ? " " : "", ev->step_sha ? ev->step_sha : "",
 			 ev->message ? ev->message : "");
@@ -189,15 +201,28 @@ worker_wait(struct daemon *d, int64_t ms, bool *woken)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&d->mu);
-	while (!d->wake && !d->stopping && !d->jobs) {
+	while (!atomic_load(&d->wake) && !daemon_stopping(d) && !d->jobs) {
 		if (pthread_cond_timedwait(&d->cond, &d->mu, &ts) == ETIMEDOUT)
 			break;
 	}
-	*woken = d->wake || d->jobs;
-	d->wake = false;
-	go = !d->stopping;
+	*woken = atomic_load(&d->wake) || d->jobs;
+	atomic_store(&d->wake, false);
+	go = !daemon_stopping(d);
 	pthread_mutex_unlock(&d->mu);
 	return go;
+}
+
+void
+worker_drop_exec(struct daemon *d, struct worker *w)
+{
+	if (!w->ex)
+		return;
+	/* first out of the main thread's reach (abort, stop, cancel take mu), then closed */
+	pthread_mutex_lock(&d->mu);
+	d->ex = NULL;
+	pthread_mutex_unlock(&d->mu);
+	exec_close(w->ex);
+	w->ex = NULL;
 }
 
 /* Connects the executor if needed; false (status says why) when the database is away. */
@@ -213,13 +238,7 @@ ensure_exec(struct daemon *d, struct worker *w)
 		w->connected = true;
 		return true;
 	}
-	if (w->ex) {
-		pthread_mutex_lock(&d->mu);
-		d->ex = NULL;
-		pthread_mutex_unlock(&d->mu);
-		exec_close(w->ex);
-		w->ex = NULL;
-	}
+	worker_drop_exec(d, w);
 	exec_config_default(&ec);
 	ec.target = w->cfg->target;
 	ec.applied_by = w->applied_by;
@@ -257,7 +276,8 @@ ensure_exec(struct daemon *d, struct worker *w)
 	cJSON *db = cJSON_GetObjectItem(d->status, "database");
 	cJSON_ReplaceItemInObject(db, "connected", cJSON_CreateTrue());
 	cJSON_ReplaceItemInObject(db, "error", cJSON_CreateNull());
-	if (d->stopping)
+	/* a stop that came while connecting: begin_stop saw no executor to stop */
+	if (daemon_stopping(d))
 		exec_stop(ex);
 	pthread_mutex_unlock(&d->mu);
 	w->connected = true;
@@ -316,25 +336,22 @@ worker_main(void *arg)
 	for (;;) {
 		int64_t next;
 		int rc;
+		bool reloaded;
 
+		/* a reload swaps d->cfg between passes; the old one lives on in d->retired */
 		pthread_mutex_lock(&d->mu);
-		if (w.cfg && w.cfg != d->cfg) {
-			/* reloaded: reconnect with the new database, governor and retry settings */
-			d->ex = NULL;
-			pthread_mutex_unlock(&d->mu);
-			exec_close(w.ex);
-			w.ex = NULL;
+		reloaded = w.cfg && w.cfg != d->cfg;
+		w.cfg = d->cfg;
+		pthread_mutex_unlock(&d->mu);
+		if (reloaded) { /* reconnect with the new database, governor and retry settings */
+			worker_drop_exec(d, &w);
 			w.full_pass = true;
-			pthread_mutex_lock(&d->mu);
 		}
-		w.cfg = d->cfg; /* a reload swaps it between passes (the old one lives on in d) */
-		if (d->retry_failed) {
+		if (atomic_exchange(&d->retry_failed, false)) {
 			/* an operator asked to reconcile: failed plans get another try */
 			worker_forget_failures(&w);
-			d->retry_failed = false;
 			w.full_pass = true;
 		}
-		pthread_mutex_unlock(&d->mu);
 		w.connected = false;
 		run_jobs(d, &w);
 		rc = worker_pass(d, &w);
@@ -368,15 +385,12 @@ worker_main(void *arg)
 		if (!worker_wait(d, next, &w.full_pass))
 			break;
 	}
-	pthread_mutex_lock(&d->mu);
-	d->ex = NULL;
-	pthread_mutex_unlock(&d->mu);
-	exec_close(w.ex); /* releases the runner lock */
+	worker_drop_exec(d, &w); /* releases the runner lock */
 	repo_free(w.repo);
 	worker_state_free(&w);
 	free(w.applied_by);
 	pthread_mutex_lock(&d->mu);
-	d->worker_done = true;
+	atomic_store(&d->worker_done, true);
 	st_set_str(d, "state", "stopping");
 	daemon_post_locked(d, 0, NULL, NULL);
 	pthread_mutex_unlock(&d->mu);

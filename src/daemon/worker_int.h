@@ -46,6 +46,12 @@ void worker_forget_failures(struct worker *w);
 
 /* worker.c: connects the executor if needed; false when the database is away. */
 bool ensure_exec(struct daemon *d, struct worker *w);
+/*
+ * Closes the worker's executor (w->ex may be NULL), after taking it out of
+ * d->ex under mu: the only way the worker closes one, so the main thread,
+ * which uses d->ex under mu, never holds a closed executor.
+ */
+void worker_drop_exec(struct daemon *d, struct worker *w);
 
 /* reconcile.c */
 int worker_pass(struct daemon *d, struct worker *w);

@@ -491,6 +491,32 @@ proto_reply_free(struct proto_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* ---- access -------------------------------------------------------------- */
+
+const char *
+proto_access_name(enum proto_access a)
+{
+	return a == PROTO_READ ? "read" : "admin";
+}
+
+void
+proto_forbidden_message(char *msg, size_t msglen, const char *cmd, const char *admin_group,
+			bool group_exists)
+{
+	/* a name from the wire, so at most a line's worth of it */
+	if (admin_group && group_exists)
+		say(msg, msglen, "not allowed: '%.64s' needs root or the admin group %s", cmd,
+		    admin_group);
+	else if (admin_group)
+		say(msg, msglen,
+		    "not allowed: '%.64s' needs root (the admin group %s does not exist on this "
+		    "system)",
+		    cmd, admin_group);
+	else
+		say(msg, msglen, "not allowed: '%.64s' needs root (no admin_group is configured)",
+		    cmd);
+}
+
 /* ---- line reader --------------------------------------------------------- */
 
 void

@@ -99,6 +99,29 @@ void proto_reply_free(struct proto_reply *r);
 /* The name of a reply kind: "result", "error", "event", "end". */
 const char *proto_reply_kind_name(enum proto_reply_kind k);
 
+/* ---- access -------------------------------------------------------------- */
+
+/*
+ * Who may ask for a command. The zero value is PROTO_ADMIN: a command whose
+ * entry says nothing is for admins, and only an explicit PROTO_READ opens it
+ * to every local user who can connect to the socket.
+ */
+enum proto_access {
+	PROTO_ADMIN = 0, /* root, the daemon's own user, members of admin_group */
+	PROTO_READ,	 /* anyone who can open the socket */
+};
+
+/* "admin" or "read" (the names the commands listing uses). */
+const char *proto_access_name(enum proto_access a);
+
+/*
+ * The message of a forbidden reply to cmd, which needs admin access, in msg
+ * (cut to msglen): who may ask for it, naming admin_group (NULL when none is
+ * configured) and whether that group exists on this system.
+ */
+void proto_forbidden_message(char *msg, size_t msglen, const char *cmd, const char *admin_group,
+			     bool group_exists);
+
 /* ---- line reader --------------------------------------------------------- */
 
 /*

@@ -10,7 +10,11 @@
 #   - clients that send thousands of requests and read nothing are
 #     disconnected for real, with one rate-limited log line, and the
 #     daemon's memory stays small;
-#   - a request with a duplicate key is refused.
+#   - a request with a duplicate key is refused;
+#   - who may ask what: the daemon lists its commands (a READ request,
+#     "commands"); a local user who is not an admin gets every READ one and
+#     is refused every other one, by name, and the refusals change nothing;
+#     an unknown command is refused too.
 #
 #   bash tests/integration/test_daemon_control.sh   (TS_VERBOSE=1 prints passes)
 
@@ -247,6 +251,85 @@ print(s.makefile().readline().strip())
 PY
 )
 assert_contains "is refused as a bad request" '"id":5,"error":{"code":"bad_request","message":"duplicate key \"cmd\"' "$reply"
+
+# ------------------------------------------------------------------ 4
+section "who may ask what"
+# ask SOCKET: sends "commands", then every listed command with a plan id,
+# then an unknown one, on one connection; prints one line per command:
+# NAME ACCESS OUTCOME [CODE MESSAGE], OUTCOME being ok or error.
+ask() {
+    python3 - "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+def call(i, cmd, args=None):
+    req = {"v": 1, "id": i, "cmd": cmd}
+    if args is not None:
+        req["args"] = args
+    f.write((json.dumps(req) + "\n").encode())
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        assert r["id"] == i, r
+        if "event" not in r:
+            return r
+r = call(1, "commands")
+if "error" in r:
+    print("commands - error %s %s" % (r["error"]["code"], r["error"]["message"]))
+    sys.exit(0)
+table = [(c["name"], c["access"]) for c in r["result"]["commands"]]
+# a plan that exists: an admin command that got through would act on it
+for i, (name, access) in enumerate(table + [("frobnicate", "-")], start=2):
+    r = call(i, name, {"plan": "0001-t"})
+    if "error" in r:
+        print(name, access, "error", r["error"]["code"], r["error"]["message"])
+    else:
+        print(name, access, "ok")
+PY
+}
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    # the socket opened to others, as a mode or a group would open it to some
+    chmod 0711 "$W"
+    chmod o+rw "$W/c1.sock"
+    ev0=$(q "SELECT count(*) FROM taskslaps.events")
+    (cd / && runuser -u nobody -- bash -c "$(declare -f ask); ask '$W/c1.sock'") >"$W/who.out" 2>"$W/who.err"
+    assert_rc "nobody's requests run" 0 "$?" "$(cat "$W/who.err")"
+    chmod 0700 "$W"
+    read_cmds=$(awk '$2 == "read" { print $1 }' "$W/who.out" | sort | tr '\n' ' ')
+    admin_cmds=$(awk '$2 == "admin" { print $1 }' "$W/who.out" | sort | tr '\n' ' ')
+    # a command opened to readers is a decision: this list changes with it
+    assert_eq "the commands any local user may ask for" "commands events status " "$read_cmds"
+    assert_contains "abort is among the admin commands" " abort " " $admin_cmds"
+    assert_eq "every command is read or admin" "" \
+        "$(awk '$2 != "read" && $2 != "admin" && $1 != "frobnicate"' "$W/who.out")"
+    while read -r name access outcome code msg; do
+        case $access in
+        read) assert_eq "nobody may ask for $name" "ok" "$outcome${code:+ $code $msg}" ;;
+        admin)
+            assert_eq "nobody is refused $name" "error forbidden" "$outcome $code"
+            assert_eq "... saying what it needs" \
+                "not allowed: '$name' needs root (no admin_group is configured)" "$msg"
+            assert_contains "... and the daemon logs it" "refused '$name' from uid $(id -u nobody)" \
+                "$(cat "$W/c1.log")"
+            ;;
+        -) assert_eq "an unknown command is refused" "error unknown_command" "$outcome $code"
+           assert_contains "... naming the known ones" "expected status, events, commands," "$msg" ;;
+        esac
+    done <"$W/who.out"
+    assert_ge "(at least four admin commands were tried)" 4 "$(grep -c ' admin ' "$W/who.out")"
+    assert_eq "the refused commands changed nothing in the database" "$ev0" \
+        "$(q "SELECT count(*) FROM taskslaps.events")"
+    # root asks the same: every admin command gets past the check (accept-drift
+    # and resume then answer for the plan, which needs neither)
+    ask "$W/c1.sock" >"$W/who-root.out" 2>&1
+    assert_eq "root is refused nothing" "" "$(grep ' forbidden ' "$W/who-root.out")"
+    assert_eq "root sees the same table" "$(awk '{ print $1, $2 }' "$W/who.out")" \
+        "$(awk '{ print $1, $2 }' "$W/who-root.out")"
+    assert_status "still in sync after all that" c1 "s['sync'] == 'in_sync'"
+else
+    echo "who may ask what: skipped (needs root and the user nobody)"
+fi
 
 daemon_stop c1
 assert_eq "exit 0" 0 "$DRC"

@@ -169,7 +169,8 @@ EOF
     assert_contains "with the socket opened to others, nobody may read status" '"target"' "$(cat "$W/.out")"
     as_user -u nobody -- "$TASKSLAPSCTL" --socket "$W/ab.sock" abort >"$W/.out" 2>"$W/.err"
     assert_rc "nobody's abort exits 1" 1 "$?" "$(cat "$W/.err")"
-    assert_contains "... saying not allowed" "not allowed" "$(cat "$W/.err")"
+    assert_contains "... saying not allowed, and what it needs" \
+        "not allowed: 'abort' needs root or the admin group $ADMIN" "$(cat "$W/.err")"
     assert_contains "the daemon logs the refusal" "refused 'abort' from uid $(id -u nobody)" "$(cat "$W/ab.log")"
     r0=$(running_rows)
     assert_status "the backfill goes on" ab "(s.get('running') or {}).get('rows_done', 0) > $r0 and pst('0001-bump') != 'aborted'"
