@@ -20,30 +20,51 @@
 #include "plan/plan.h"
 #include "plan/plan_dir.h"
 #include "plan/plan_int.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
-#include "util/canon.h"
-#include "util/sha256.h"
 #include "util/strbuf.h"
 
+static void
+verr(struct plan_bctx *c, const struct doc_node *n, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void
+verr(struct plan_bctx *c, const struct doc_node *n, const char *fmt, va_list ap)
+{
+	char *msg;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	diags_add(c->d, DIAG_ERROR, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
+	free(msg);
+}
+
+static void
+err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(c, n, fmt, ap);
+	va_end(ap);
+}
 
 void
 plan_err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	verr(c, n, fmt, ap);
 	va_end(ap);
-	diags_add(c->d, DIAG_ERROR, c->file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
-	free(msg);
 }
 
 /* "'value'" for a scalar (shortened), else what kind of thing it is. */
-const char *
-plan_found(struct plan_bctx *c, const struct doc_node *n)
+static const char *
+found(struct plan_bctx *c, const struct doc_node *n)
 {
 	if (n->kind == DOC_STRING) {
 		size_t len = strlen(n->str);
@@ -56,6 +77,12 @@ plan_found(struct plan_bctx *c, const struct doc_node *n)
 	if (n->kind == DOC_INT || n->kind == DOC_FLOAT || n->kind == DOC_BOOL)
 		return arena_printf(c->a, "%s (%s)", doc_kind_name(n->kind), n->str);
 	return doc_kind_name(n->kind);
+}
+
+const char *
+plan_found(struct plan_bctx *c, const struct doc_node *n)
+{
+	return found(c, n);
 }
 
 static bool
@@ -72,7 +99,8 @@ plan_id_ok(const char *s)
 	return true;
 }
 
-#define PLAN_ID_RULE "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128"
+#define PLAN_ID_RULE                                                                               \
+	"letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128"
 
 /* The default id: the file's name without directory and extension. */
 static char *
@@ -107,13 +135,13 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 	c.a = doc->arena;
 	root = doc->root;
 	if (!root || root->kind == DOC_NULL) {
-		plan_err(&c, NULL, "empty plan: expected a map with title, reason and waves or steps");
+		err(&c, NULL, "empty plan: expected a map with title, reason and waves or steps");
 		ok = false;
 		goto out;
 	}
 	if (root->kind != DOC_MAP) {
 		/* the kind only: a file that is no plan at all is not quoted */
-		plan_err(&c, root, "plan: expected a map with title, reason and waves or steps, found %s",
+		err(&c, root, "plan: expected a map with title, reason and waves or steps, found %s",
 		    doc_kind_name(root->kind));
 		ok = false;
 		goto out;
@@ -124,8 +152,8 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 
 		if (!strcmp(key, "id")) {
 			if (v->kind != DOC_STRING || !plan_id_ok(v->str)) {
-				plan_err(&c, v, "id: expected a plan id (" PLAN_ID_RULE "), found %s",
-				    plan_found(&c, v));
+				err(&c, v, "id: expected a plan id (" PLAN_ID_RULE "), found %s",
+				    found(&c, v));
 				ok = false;
 			} else {
 				p->id = arena_strdup(p->arena, v->str);
@@ -134,8 +162,8 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 			}
 		} else if (!strcmp(key, "title") || !strcmp(key, "reason")) {
 			if (v->kind != DOC_STRING || !v->str[0]) {
-				plan_err(&c, v, "%s: expected a non-empty string, found %s", key,
-				    plan_found(&c, v));
+				err(&c, v, "%s: expected a non-empty string, found %s", key,
+				    found(&c, v));
 				ok = false;
 			} else if (key[0] == 't') {
 				p->title = arena_strdup(p->arena, v->str);
@@ -148,9 +176,9 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 				if (!strcmp(v->str, plan_on_failure_name((enum plan_on_failure)k)))
 					f = k;
 			if (f < 0) {
-				plan_err(&c, v,
+				err(&c, v,
 				    "on_failure: expected stop, rollback_wave or rollback_plan, found %s",
-				    plan_found(&c, v));
+				    found(&c, v));
 				ok = false;
 			} else {
 				p->on_failure = (enum plan_on_failure)f;
@@ -159,7 +187,7 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 				p->on_failure_col = v->col;
 			}
 		} else if (strcmp(key, "waves") && strcmp(key, "steps")) {
-			plan_err(&c, root->keys[i],
+			err(&c, root->keys[i],
 			    "plan: unknown field '%s' (expected id, title, reason, on_failure, waves or "
 			    "steps)",
 			    key);
@@ -167,17 +195,17 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 		}
 	}
 	if (!doc_map_get(root, "title")) {
-		plan_err(&c, root, "plan: missing field 'title' (what the change is)");
+		err(&c, root, "plan: missing field 'title' (what the change is)");
 		ok = false;
 	}
 	if (!doc_map_get(root, "reason")) {
-		plan_err(&c, root, "plan: missing field 'reason' (why the change exists, for the audit)");
+		err(&c, root, "plan: missing field 'reason' (why the change exists, for the audit)");
 		ok = false;
 	}
 	if (!p->id && !doc_map_get(root, "id")) {
 		p->id = id_from_path(p->arena, path);
 		if (!plan_id_ok(p->id)) {
-			plan_err(&c, NULL,
+			err(&c, NULL,
 			    "the file name gives the plan id '%s', which is not a plan id (" PLAN_ID_RULE
 			    "); rename the file or add an id: field",
 			    p->id);
@@ -187,24 +215,24 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 	waves = doc_map_get(root, "waves");
 	steps = doc_map_get(root, "steps");
 	if (waves && steps) {
-		plan_err(&c, steps, "plan: expected either waves or steps, found both");
+		err(&c, steps, "plan: expected either waves or steps, found both");
 		ok = false;
 	} else if (waves) {
 		plan_build_waves(&c, waves, &ok);
 	} else if (steps) {
 		p->flat = true;
 		if (steps->kind != DOC_SEQ) {
-			plan_err(&c, steps, "steps: expected a list of steps, found %s", plan_found(&c, steps));
+			err(&c, steps, "steps: expected a list of steps, found %s", found(&c, steps));
 			ok = false;
 		} else {
 			plan_build_steps(&c, steps, -1, &ok);
 		}
 	} else {
-		plan_err(&c, root, "plan: missing field 'waves' or 'steps'");
+		err(&c, root, "plan: missing field 'waves' or 'steps'");
 		ok = false;
 	}
 	if (ok && p->nsteps == 0) {
-		plan_err(&c, waves ? waves : steps, "empty plan: expected at least one step");
+		err(&c, waves ? waves : steps, "empty plan: expected at least one step");
 		ok = false;
 	}
 	if (ok)

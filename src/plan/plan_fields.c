@@ -40,8 +40,8 @@ get_ident(struct plan_bctx *c, const struct doc_node *n, const char *field, bool
 	if (!s)
 		return NULL;
 	if (!plan_ident_ok(s, qualified)) {
-		plan_err(c, n, "%s: expected %s, found %s", field, qualified ? QIDENT_RULE : IDENT_RULE,
-		    plan_found(c, n));
+		plan_err(c, n, "%s: expected %s, found %s", field,
+			 qualified ? QIDENT_RULE : IDENT_RULE, plan_found(c, n));
 		return NULL;
 	}
 	return arena_strdup(c->p->arena, s);
@@ -51,7 +51,8 @@ static bool
 get_bool(struct plan_bctx *c, const struct doc_node *n, const char *field, bool *out)
 {
 	if (n->kind != DOC_BOOL) {
-		plan_err(c, n, "%s: expected a boolean (true or false), found %s", field, plan_found(c, n));
+		plan_err(c, n, "%s: expected a boolean (true or false), found %s", field,
+			 plan_found(c, n));
 		return false;
 	}
 	*out = n->b;
@@ -73,9 +74,10 @@ char_number(const char *s, size_t off)
 /* A message of the SQL reader, at the value's position with the offset inside it. */
 void
 plan_sql_err(struct plan_bctx *c, const struct doc_node *n, const char *field, const char *s,
-	const struct sql_msg *m)
+	     const struct sql_msg *m)
 {
-	plan_err(c, n, "%s: %s (at character %zu of the SQL)", field, m->text, char_number(s, m->off));
+	plan_err(c, n, "%s: %s (at character %zu of the SQL)", field, m->text,
+		 char_number(s, m->off));
 }
 
 /*
@@ -130,14 +132,14 @@ get_type(struct plan_bctx *c, const struct doc_node *n, const char *field)
 		return NULL;
 	if (!sql_check_type(t, &serial, &m)) {
 		plan_err(c, n, "%s: %s (at character %zu of the type)", field, m.text,
-		    char_number(t, m.off));
+			 char_number(t, m.off));
 		return NULL;
 	}
 	if (!plan_type_ok(t)) {
 		plan_err(c, n,
-		    "%s: expected a plain type name (words, optional (n[,m]), optional []; no "
-		    "quotes, semicolons or comments), found %s",
-		    field, plan_found(c, n));
+			 "%s: expected a plain type name (words, optional (n[,m]), optional []; no "
+			 "quotes, semicolons or comments), found %s",
+			 field, plan_found(c, n));
 		return NULL;
 	}
 	return arena_strdup(c->p->arena, t);
@@ -176,7 +178,8 @@ get_idents(struct plan_bctx *c, const struct doc_node *n, const char *field, str
 	bool ok = true;
 
 	if (n->kind != DOC_SEQ) {
-		plan_err(c, n, "%s: expected a list of column names, found %s", field, plan_found(c, n));
+		plan_err(c, n, "%s: expected a list of column names, found %s", field,
+			 plan_found(c, n));
 		return false;
 	}
 	if (n->n == 0) {
@@ -192,7 +195,8 @@ get_idents(struct plan_bctx *c, const struct doc_node *n, const char *field, str
 		}
 		for (size_t k = 0; k < out->n; k++) {
 			if (strcmp(out->v[k], s) == 0) {
-				plan_err(c, n->items[i], "%s: column '%s' is listed twice", field, s);
+				plan_err(c, n->items[i], "%s: column '%s' is listed twice", field,
+					 s);
 				ok = false;
 			}
 		}
@@ -208,7 +212,7 @@ get_checks(struct plan_bctx *c, const struct doc_node *n, const char *field, str
 
 	if (n->kind != DOC_SEQ) {
 		plan_err(c, n, "%s: expected a list of SQL boolean expressions, found %s", field,
-		    plan_found(c, n));
+			 plan_found(c, n));
 		return false;
 	}
 	out->v = arena_alloc(c->p->arena, (n->n ? n->n : 1) * sizeof(char *));
@@ -249,7 +253,8 @@ get_const(struct plan_bctx *c, const struct doc_node *n, const char *field, stru
 	}
 	case DOC_STRING:
 		if (sql_string_looks_evaluated(n->str)) {
-			plan_err(c, n,
+			plan_err(
+			    c, n,
 			    "%s: expected a constant, found %s, which PostgreSQL would store as "
 			    "the text itself or freeze at the moment of the migration; write an "
 			    "expression to evaluate as default_sql",
@@ -261,10 +266,10 @@ get_const(struct plan_bctx *c, const struct doc_node *n, const char *field, stru
 		return true;
 	default:
 		plan_err(c, n,
-		    "%s: expected a constant (a string, number, boolean or null), found %s; "
-		    "a default must be a constant so that adding the column does not rewrite "
-		    "the table",
-		    field, plan_found(c, n));
+			 "%s: expected a constant (a string, number, boolean or null), found %s; "
+			 "a default must be a constant so that adding the column does not rewrite "
+			 "the table",
+			 field, plan_found(c, n));
 		return false;
 	}
 }
@@ -278,14 +283,14 @@ get_int(struct plan_bctx *c, const struct doc_node *n, const char *field, int64_
 
 	if (n->kind != DOC_INT) {
 		plan_err(c, n, "%s: expected a whole number from %lld to %lld, found %s", field,
-		    (long long)min, (long long)max, plan_found(c, n));
+			 (long long)min, (long long)max, plan_found(c, n));
 		return false;
 	}
 	errno = 0;
 	v = strtoll(n->str, &end, 10);
 	if (*end || errno || v < min || v > max) {
 		plan_err(c, n, "%s: expected a whole number from %lld to %lld, found %s", field,
-		    (long long)min, (long long)max, plan_found(c, n));
+			 (long long)min, (long long)max, plan_found(c, n));
 		return false;
 	}
 	*out = v;
@@ -317,15 +322,16 @@ plan_get_limits(struct plan_bctx *c, const struct doc_node *n, struct plan_limit
 
 	plan_limits_unset(l);
 	if (n->kind != DOC_MAP) {
-		plan_err(c, n, "limits: expected a map of max_lock_ms, max_stmt_ms, rows_per_second, "
-			  "batch_size, found %s",
-		    plan_found(c, n));
+		plan_err(c, n,
+			 "limits: expected a map of max_lock_ms, max_stmt_ms, rows_per_second, "
+			 "batch_size, found %s",
+			 plan_found(c, n));
 		return false;
 	}
 	for (size_t i = 0; i < n->n; i++) {
 		const char *k = n->keys[i]->str;
 		const struct plan_field *f =
-			plan_field_find(limit_fields, sizeof(limit_fields) / sizeof(*limit_fields), k);
+		    plan_field_find(limit_fields, sizeof(limit_fields) / sizeof(*limit_fields), k);
 
 		if (!f) {
 			plan_err(c, n->keys[i],
@@ -335,7 +341,8 @@ plan_get_limits(struct plan_bctx *c, const struct doc_node *n, struct plan_limit
 			ok = false;
 			continue;
 		}
-		ok &= plan_field_store(c, NULL, l, f, arena_printf(c->a, "limits.%s", k), n->items[i]);
+		ok &= plan_field_store(c, NULL, l, f, arena_printf(c->a, "limits.%s", k),
+				       n->items[i]);
 	}
 	return ok;
 }
@@ -356,9 +363,10 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 	bool ok = true;
 
 	if (n->kind != DOC_SEQ || n->n == 0) {
-		plan_err(c, n, "columns: expected a non-empty list of {name, type, nullable, default}, "
-			  "found %s",
-		    n->kind == DOC_SEQ ? "an empty list" : plan_found(c, n));
+		plan_err(c, n,
+			 "columns: expected a non-empty list of {name, type, nullable, default}, "
+			 "found %s",
+			 n->kind == DOC_SEQ ? "an empty list" : plan_found(c, n));
 		return false;
 	}
 	s->coldefs = arena_alloc(c->p->arena, n->n * sizeof(*s->coldefs));
@@ -368,7 +376,9 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 		bool have_name = false, have_type = false;
 
 		if (m->kind != DOC_MAP) {
-			plan_err(c, m, "columns: expected a map {name, type, nullable, default}, found %s",
+			plan_err(
+			    c, m,
+			    "columns: expected a map {name, type, nullable, default}, found %s",
 			    plan_found(c, m));
 			ok = false;
 			continue;
@@ -378,13 +388,15 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 		cd->nullable = true;
 		for (size_t k = 0; k < m->n; k++) {
 			const char *key = m->keys[k]->str;
-			const struct plan_field *f = plan_field_find(coldef_fields, NCOLDEF_FIELDS, key);
+			const struct plan_field *f =
+			    plan_field_find(coldef_fields, NCOLDEF_FIELDS, key);
 
 			if (!f) {
-				plan_err(c, m->keys[k],
-					 "columns: unknown field '%s' (expected name, type, nullable, "
-					 "default, default_sql)",
-					 key);
+				plan_err(
+				    c, m->keys[k],
+				    "columns: unknown field '%s' (expected name, type, nullable, "
+				    "default, default_sql)",
+				    key);
 				ok = false;
 				continue;
 			}
@@ -393,7 +405,8 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 		}
 		for (size_t k = 0; k < NCOLDEF_FIELDS; k++) {
 			if (coldef_fields[k].required && !doc_map_get(m, coldef_fields[k].name)) {
-				plan_err(c, m, "columns: missing field '%s'", coldef_fields[k].name);
+				plan_err(c, m, "columns: missing field '%s'",
+					 coldef_fields[k].name);
 				ok = false;
 			}
 		}
@@ -402,7 +415,8 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 		if (have_name) {
 			for (size_t k = 0; k < s->ncoldefs; k++)
 				if (strcmp(s->coldefs[k].name, cd->name) == 0) {
-					plan_err(c, m, "columns: column '%s' is defined twice", cd->name);
+					plan_err(c, m, "columns: column '%s' is defined twice",
+						 cd->name);
 					ok = false;
 				}
 		}
@@ -419,7 +433,8 @@ get_allows(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 	bool ok = true;
 
 	if (n->kind != DOC_SEQ || n->n == 0) {
-		plan_err(c, n, "allow: expected a list of {rule, reason}, found %s", plan_found(c, n));
+		plan_err(c, n, "allow: expected a list of {rule, reason}, found %s",
+			 plan_found(c, n));
 		return false;
 	}
 	s->allows = arena_alloc(c->p->arena, n->n * sizeof(*s->allows));
@@ -428,34 +443,38 @@ get_allows(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 		int id;
 
 		if (m->kind != DOC_MAP) {
-			plan_err(c, m, "allow: expected a map {rule, reason}, found %s", plan_found(c, m));
+			plan_err(c, m, "allow: expected a map {rule, reason}, found %s",
+				 plan_found(c, m));
 			ok = false;
 			continue;
 		}
 		for (size_t k = 0; k < m->n; k++)
 			if (strcmp(m->keys[k]->str, "rule") && strcmp(m->keys[k]->str, "reason")) {
-				plan_err(c, m->keys[k], "allow: unknown field '%s' (expected rule, reason)",
-				    m->keys[k]->str);
+				plan_err(c, m->keys[k],
+					 "allow: unknown field '%s' (expected rule, reason)",
+					 m->keys[k]->str);
 				ok = false;
 			}
 		r = doc_map_get(m, "rule");
 		why = doc_map_get(m, "reason");
 		if (!r || !why) {
-			plan_err(c, m,
+			plan_err(
+			    c, m,
 			    "allow: missing field '%s' (a finding is silenced only with a reason)",
 			    r ? "reason" : "rule");
 			ok = false;
 			continue;
 		}
 		if (r->kind != DOC_STRING || (id = plan_rule_find(r->str)) < 0) {
-			plan_err(c, r, "allow: rule: expected a rule id (S001 ...) or name, found %s",
-			    plan_found(c, r));
+			plan_err(c, r,
+				 "allow: rule: expected a rule id (S001 ...) or name, found %s",
+				 plan_found(c, r));
 			ok = false;
 			continue;
 		}
 		if (why->kind != DOC_STRING || !why->str[0]) {
 			plan_err(c, why, "allow: reason: expected a non-empty string, found %s",
-			    plan_found(c, why));
+				 plan_found(c, why));
 			ok = false;
 			continue;
 		}
@@ -522,10 +541,11 @@ get_lock(struct plan_bctx *c, const struct doc_node *v, const char *label, enum 
 
 	if (lk < 0) {
 		if (l)
-			plan_err(c, v,
-				 "lock_class_max: expected a lock mode (AccessShareLock ... "
-				 "AccessExclusiveLock, or ACCESS SHARE ... ACCESS EXCLUSIVE), found %s",
-				 plan_found(c, v));
+			plan_err(
+			    c, v,
+			    "lock_class_max: expected a lock mode (AccessShareLock ... "
+			    "AccessExclusiveLock, or ACCESS SHARE ... ACCESS EXCLUSIVE), found %s",
+			    plan_found(c, v));
 		return false;
 	}
 	*out = (enum pg_lock)lk;
@@ -562,7 +582,8 @@ get_wave(struct plan_bctx *c, const struct doc_node *v, const char *label, enum 
 
 	if (wi < 0) {
 		if (w)
-			plan_err(c, v, "wave: expected expand, backfill, validate or contract, found %s",
+			plan_err(c, v,
+				 "wave: expected expand, backfill, validate or contract, found %s",
 				 plan_found(c, v));
 		return false;
 	}
@@ -605,7 +626,8 @@ plan_field_store(struct plan_bctx *c, struct plan_step *s, void *base, const str
 	case FK_UPDATE: return plan_read_update(c, s, v, label, AT(char *));
 	case FK_CONST:
 		if (AT(struct plan_const)->kind != CONST_NONE) {
-			plan_err(c, v, "%s: expected either default or default_sql, found both", label);
+			plan_err(c, v, "%s: expected either default or default_sql, found both",
+				 label);
 			return false;
 		}
 		return get_const(c, v, label, AT(struct plan_const));
@@ -617,7 +639,8 @@ plan_field_store(struct plan_bctx *c, struct plan_step *s, void *base, const str
 	case FK_WAVE: return get_wave(c, v, label, AT(enum plan_wave));
 	case FK_INT: return get_int(c, v, label, f->min, f->max, AT(int64_t));
 	case FK_CHECKS: return get_checks(c, v, label, AT(struct plan_strv));
-	case FK_LIMITS: return plan_get_limits(c, v, AT(struct plan_limits));
+	case FK_LIMITS:
+		return plan_get_limits(c, v, AT(struct plan_limits));
 	case FK_ALLOWS: return get_allows(c, v, s);
 	case FK__COUNT: break;
 	}

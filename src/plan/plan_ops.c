@@ -189,7 +189,8 @@ sql_create_table(struct plan *p, struct plan_step *s, struct strbuf *sb)
 	pre(p, s, "NOT taskslaps.table_exists(%s)%s", lit(p, t), "");
 	post(p, s, "taskslaps.table_exists(%s)%s", lit(p, t), "");
 	for (size_t i = 0; i < s->ncoldefs; i++)
-		post(p, s, "taskslaps.column_exists(%s, %s)", lit(p, t), lit(p, s->coldefs[i].name));
+		post(p, s, "taskslaps.column_exists(%s, %s)", lit(p, t),
+		     lit(p, s->coldefs[i].name));
 }
 
 /* A primary key names columns of the table. */
@@ -495,7 +496,8 @@ sql_drop_not_null(struct plan *p, struct plan_step *s, struct strbuf *sb)
 #define REQ(fname, kind, member) { fname, kind, true, .off = offsetof(struct plan_step, member) }
 #define OPT(fname, kind, member) { fname, kind, false, .off = offsetof(struct plan_step, member) }
 /* revert_sql: read like the op's sql, into the step that undoes this one */
-#define REVERT(kind) { "revert_sql", kind, false, true, offsetof(struct plan_step, sql) }
+#define REVERT(k) \
+	{ .name = "revert_sql", .kind = k, .inverse = true, .off = offsetof(struct plan_step, sql) }
 
 /*
  * The op table. A step's fields besides these: op, prechecks, postchecks,

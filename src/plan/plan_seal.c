@@ -37,12 +37,13 @@ check_on_failure(struct plan_bctx *c, bool *ok)
 
 			if (last || s->undo != UNDO_IRREVERSIBLE)
 				continue;
-			diags_add(c->d, DIAG_ERROR, c->file, s->line, s->col,
-				  "%s: on_failure: %s (line %u) may have to undo this step, which "
-				  "cannot be undone (%s); use on_failure: stop, or move the step to a "
-				  "plan of its own",
-				  plan_op_name(s->op), plan_on_failure_name(p->on_failure),
-				  p->on_failure_line, s->undo_reason ? s->undo_reason : "irreversible");
+			diags_add(
+			    c->d, DIAG_ERROR, c->file, s->line, s->col,
+			    "%s: on_failure: %s (line %u) may have to undo this step, which "
+			    "cannot be undone (%s); use on_failure: stop, or move the step to a "
+			    "plan of its own",
+			    plan_op_name(s->op), plan_on_failure_name(p->on_failure),
+			    p->on_failure_line, s->undo_reason ? s->undo_reason : "irreversible");
 			*ok = false;
 		}
 	}
@@ -78,9 +79,10 @@ plan_seal(struct plan_bctx *c, bool *ok)
 			for (size_t m = 0; m < k; m++) {
 				if (canon[m].len == canon[k].len &&
 				    memcmp(canon[m].buf, canon[k].buf, canon[k].len) == 0) {
-					diags_add(c->d, DIAG_ERROR, c->file, s->line, s->col,
-						  "duplicate step: the same %s as the step at line %u",
-						  plan_op_name(s->op), steps[m]->line);
+					diags_add(
+					    c->d, DIAG_ERROR, c->file, s->line, s->col,
+					    "duplicate step: the same %s as the step at line %u",
+					    plan_op_name(s->op), steps[m]->line);
 					*ok = false;
 					break;
 				}

@@ -63,7 +63,8 @@ build_step(struct plan_bctx *c, const struct doc_node *n, int wave, struct plan_
 	}
 	plan_limits_unset(&s->limits);
 	if (n->kind != DOC_MAP) {
-		plan_err(c, n, "step: expected a map with an 'op' field, found %s", plan_found(c, n));
+		plan_err(c, n, "step: expected a map with an 'op' field, found %s",
+			 plan_found(c, n));
 		return false;
 	}
 	opn = doc_map_get(n, "op");
@@ -72,7 +73,8 @@ build_step(struct plan_bctx *c, const struct doc_node *n, int wave, struct plan_
 		return false;
 	}
 	if (opn->kind != DOC_STRING) {
-		plan_err(c, opn, "op: expected one of: %s; found %s", op_list(c), plan_found(c, opn));
+		plan_err(c, opn, "op: expected one of: %s; found %s", op_list(c),
+			 plan_found(c, opn));
 		return false;
 	}
 	op = plan_op_from_name(opn->str);
@@ -95,8 +97,8 @@ build_step(struct plan_bctx *c, const struct doc_node *n, int wave, struct plan_
 		if (!f)
 			f = plan_field_find(o->fields, PLAN_MAXF, key);
 		if (!f) {
-			plan_err(c, n->keys[i], "%s: unknown field '%s' (expected %s)", opn->str, key,
-				 field_list(c, s->op));
+			plan_err(c, n->keys[i], "%s: unknown field '%s' (expected %s)", opn->str,
+				 key, field_list(c, s->op));
 			ok = false;
 			continue;
 		}
@@ -118,8 +120,9 @@ build_step(struct plan_bctx *c, const struct doc_node *n, int wave, struct plan_
 				 opn->str, plan_wave_name(s->wave),
 				 plan_wave_name((enum plan_wave)wave));
 		else
-			plan_err(c, opn, "%s belongs to the %s wave, found in the %s wave", opn->str,
-				 plan_wave_name(s->wave), plan_wave_name((enum plan_wave)wave));
+			plan_err(c, opn, "%s belongs to the %s wave, found in the %s wave",
+				 opn->str, plan_wave_name(s->wave),
+				 plan_wave_name((enum plan_wave)wave));
 		ok = false;
 	}
 	if (ok && o->check)
@@ -166,7 +169,7 @@ plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *ok)
 
 	if (waves->kind != DOC_SEQ) {
 		plan_err(c, waves, "waves: expected a list of {name, steps, limits}, found %s",
-		    plan_found(c, waves));
+			 plan_found(c, waves));
 		*ok = false;
 		return;
 	}
@@ -176,7 +179,7 @@ plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *ok)
 
 		if (w->kind != DOC_MAP) {
 			plan_err(c, w, "waves: expected a map {name, steps, limits}, found %s",
-			    plan_found(c, w));
+				 plan_found(c, w));
 			*ok = false;
 			continue;
 		}
@@ -184,34 +187,38 @@ plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *ok)
 			const char *key = w->keys[k]->str;
 			if (strcmp(key, "name") && strcmp(key, "steps") && strcmp(key, "limits")) {
 				plan_err(c, w->keys[k],
-				    "wave: unknown field '%s' (expected name, steps, limits)", key);
+					 "wave: unknown field '%s' (expected name, steps, limits)",
+					 key);
 				*ok = false;
 			}
 		}
 		name = doc_map_get(w, "name");
 		steps = doc_map_get(w, "steps");
 		if (!name) {
-			plan_err(c, w, "wave: missing field 'name' (expand, backfill, validate or "
-				  "contract)");
+			plan_err(c, w,
+				 "wave: missing field 'name' (expand, backfill, validate or "
+				 "contract)");
 			*ok = false;
 			continue;
 		}
 		wi = name->kind == DOC_STRING ? plan_wave_from_name(name->str) : -1;
 		if (wi < 0) {
-			plan_err(c, name, "name: expected expand, backfill, validate or contract, found %s",
-			    plan_found(c, name));
+			plan_err(c, name,
+				 "name: expected expand, backfill, validate or contract, found %s",
+				 plan_found(c, name));
 			*ok = false;
 			continue;
 		}
 		if (seen_line[wi]) {
 			plan_err(c, name, "wave '%s' is named twice (first at line %u)", name->str,
-			    seen_line[wi]);
+				 seen_line[wi]);
 			*ok = false;
 			continue;
 		}
 		seen_line[wi] = name->line;
 		if (wi < last) {
-			plan_err(c, name,
+			plan_err(
+			    c, name,
 			    "wave '%s' comes after '%s': waves run in the order expand, backfill, "
 			    "validate, contract",
 			    name->str, plan_wave_name((enum plan_wave)last));
@@ -222,7 +229,8 @@ plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *ok)
 		c->p->waves[wi].col = w->col;
 		plan_limits_unset(&c->p->waves[wi].limits);
 		if (doc_map_get(w, "limits"))
-			*ok &= plan_get_limits(c, doc_map_get(w, "limits"), &c->p->waves[wi].limits);
+			*ok &=
+			    plan_get_limits(c, doc_map_get(w, "limits"), &c->p->waves[wi].limits);
 		if (!steps) {
 			plan_err(c, w, "wave '%s': missing field 'steps'", name->str);
 			*ok = false;
@@ -230,7 +238,7 @@ plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *ok)
 		}
 		if (steps->kind != DOC_SEQ || steps->n == 0) {
 			plan_err(c, steps, "steps: expected a non-empty list of steps, found %s",
-			    steps->kind == DOC_SEQ ? "an empty list" : plan_found(c, steps));
+				 steps->kind == DOC_SEQ ? "an empty list" : plan_found(c, steps));
 			*ok = false;
 			continue;
 		}

@@ -224,9 +224,9 @@ test_plan_optable__schema_knows_every_op_and_field(void **state)
 	const cJSON *defs = cJSON_GetObjectItemCaseSensitive(schema, "definitions");
 	const cJSON *step = cJSON_GetObjectItemCaseSensitive(defs, "step");
 	const cJSON *ops = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(step, "properties"),
-						 "op"),
-		"enum");
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(step, "properties"),
+					     "op"),
+	    "enum");
 
 	(void)state;
 	assert_non_null(ops);
@@ -252,14 +252,16 @@ test_plan_optable__schema_knows_every_op_and_field(void **state)
 		for (int i = 0; i < PLAN_MAXF && o->fields[i].name; i++) {
 			const struct plan_field *f = &o->fields[i];
 			if (!cJSON_GetObjectItemCaseSensitive(props, f->name))
-				fail_msg("%s: the schema does not know the field '%s'", key, f->name);
+				fail_msg("%s: the schema does not know the field '%s'", key,
+					 f->name);
 			if (f->required != json_array_has(req, f->name))
-				fail_msg("%s: field '%s' is %s in the table but not in the schema", key,
-					 f->name, f->required ? "required" : "optional");
+				fail_msg("%s: field '%s' is %s in the table but not in the schema",
+					 key, f->name, f->required ? "required" : "optional");
 			nreq += f->required;
 		}
 		for (size_t i = 0; i < NCOMMON; i++)
-			if (!cJSON_GetObjectItemCaseSensitive(props, plan_step_common_fields[i].name))
+			if (!cJSON_GetObjectItemCaseSensitive(props,
+							      plan_step_common_fields[i].name))
 				fail_msg("%s: the schema does not know the field '%s'", key,
 					 plan_step_common_fields[i].name);
 		cJSON_ArrayForEach(e, props) {
