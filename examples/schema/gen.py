@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Generates taskslaps-plan.schema.json (beside this file) from the op table
-# below, which mirrors src/plan/plan_build.c (opspecs) and src/plan/plan_ops.c
-# (op_waves). When an op or a field changes there, change it here and run
+# below, which mirrors the op table of src/plan/plan_ops.c (plan_optable: fields
+# and waves). When an op or a field changes there, change it here and run
 #   python3 examples/schema/gen.py > examples/schema/taskslaps-plan.schema.json
 # tests/integration/test_schema_json.sh fails when the two differ.
 #

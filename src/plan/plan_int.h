@@ -42,4 +42,148 @@ cJSON *plan_step_fields_json(const struct plan_step *s);
 /* {set limits only}; caller owns it. */
 cJSON *plan_limits_json(const struct plan_limits *l);
 
+/*
+ * The op table (plan_ops.c): one entry per op, indexed by enum plan_op, with
+ * everything the planner knows of the op but its read-back (plan_shape.c),
+ * its inverse (plan_inverse.c) and its canonical form (plan_json.c).
+ */
+
+/* How a field's value is read and what it is stored as (plan_fields.c). */
+enum plan_fkind {
+	FK_IDENT,       /* char *: a plain identifier */
+	FK_QIDENT,      /* char *: an identifier, optionally schema-qualified */
+	FK_TYPE,        /* char *: a column type */
+	FK_BOOL,        /* bool */
+	FK_TRIBOOL,     /* int: 0 false, 1 true (the step's default says "not written") */
+	FK_EXPR,        /* char *: an SQL boolean expression, no volatile function */
+	FK_QUERY,       /* char *: a query (SELECT, WITH, VALUES, TABLE) */
+	FK_STMT,        /* char *: one statement; also the step's eff, touched, cic/dic_index */
+	FK_UPDATE,      /* char *: one UPDATE; also the step's bf_table, bf_set, bf_where */
+	FK_CONST,       /* struct plan_const: a constant default */
+	FK_DEFAULT_SQL, /* struct plan_const: a default as an SQL expression */
+	FK_IDENTS,      /* struct plan_strv: distinct column names */
+	FK_COLDEFS,     /* struct plan_coldef *: create_table's columns; also ncoldefs */
+	FK_LOCK,        /* enum pg_lock: a lock mode */
+	FK_ONDELETE,    /* char *: a referential action */
+	FK_WAVE,        /* enum plan_wave: the step's wave, written (sql) */
+	FK_INT,         /* int64_t from min to max */
+	FK_CHECKS,      /* struct plan_strv: SQL boolean expressions */
+	FK_LIMITS,      /* struct plan_limits */
+	FK_ALLOWS,      /* struct plan_allow *: silenced findings; also nallows */
+	FK__COUNT
+};
+
+/* One field a map accepts: a step's field, a column's, a limit. */
+struct plan_field {
+	const char *name;
+	enum plan_fkind kind;
+	bool required;
+	bool inverse;       /* read into the step that undoes this one (revert_sql) */
+	size_t off;         /* where the value goes: offsetof() in the struct being read */
+	int64_t min, max;   /* FK_INT: the bounds */
+};
+
+#define PLAN_MAXF 7
+
+struct plan_bctx;
+struct strbuf;
+struct doc_node;
+
+struct plan_opdef {
+	const char *name;             /* as written in a plan; NULL for the OP__COUNT gap */
+	bool plannable;               /* a plan may name it (the others are inverses only) */
+	enum plan_wave wave;
+	bool wave_of_place;           /* takes the wave it is written in (sql), else wave */
+	enum plan_hazard hazard;      /* the hazard class, and why */
+	const char *hazard_reason;
+	enum pg_lock lock;            /* lock_class_max: strongest lock on an existing relation */
+	enum plan_exec_kind exec;
+	/*
+	 * The hazard rule of an op whose hazard depends on its fields: may change
+	 * hazard, hazard_reason, ob.lock_class_max, ob.may_rewrite and exec. NULL
+	 * when the class above is the whole story.
+	 */
+	void (*hazard_rule)(struct plan *p, struct plan_step *s);
+	/*
+	 * The SQL template: writes the statement into sb and pushes the computed
+	 * prechecks, postchecks and touched tables (plan_ops.c's helpers).
+	 */
+	void (*sql)(struct plan *p, struct plan_step *s, struct strbuf *sb);
+	/*
+	 * Checks between fields once every field is read and sound (a primary
+	 * key names a column...); errors at the step map n. NULL when none.
+	 */
+	bool (*check)(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s);
+	struct plan_field fields[PLAN_MAXF]; /* ends at the first without a name */
+};
+
+extern const struct plan_opdef plan_optable[OP__ALL];
+
+/* The op's entry, for any op a step may hold (inverse-only ones too). */
+static inline const struct plan_opdef *
+plan_opdef(enum plan_op op)
+{
+	return &plan_optable[op];
+}
+
+/* The fields every step accepts besides its op's: prechecks, postchecks, limits, allow. */
+extern const struct plan_field plan_step_common_fields[4];
+/* How many bytes a field of kind k takes where it is stored (for the table's test). */
+size_t plan_fkind_size(enum plan_fkind k);
+
+/*
+ * Building a plan from its document (plan_build.c, with plan_fields.c,
+ * plan_fields_sql.c, plan_steps.c and plan_seal.c): the plan being built,
+ * its file and diagnostics, and the document's arena for scratch text.
+ */
+struct diags;
+struct plan_bctx {
+	struct plan *p;
+	const char *file;
+	struct diags *d;
+	struct arena *a;
+};
+
+/* An error at n (its line and column; 0:0 without n). */
+void plan_err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* "the string 'value'" for a scalar (shortened), else what kind of thing it is; in c->a. */
+const char *plan_found(struct plan_bctx *c, const struct doc_node *n);
+
+/* plan_fields.c */
+/*
+ * Reads v as field f into base (the struct f->off is relative to), naming it
+ * label in messages. s is the step being built (some kinds also fill other
+ * fields of it; an f->inverse field goes to its inverse). False on error.
+ */
+bool plan_field_store(struct plan_bctx *c, struct plan_step *s, void *base,
+		      const struct plan_field *f, const char *label, const struct doc_node *v);
+/* The field named key among the n of v, or NULL. */
+const struct plan_field *plan_field_find(const struct plan_field *v, size_t n, const char *key);
+void plan_limits_unset(struct plan_limits *l);
+/* A wave's or a step's limits: map; unset where not written. */
+bool plan_get_limits(struct plan_bctx *c, const struct doc_node *n, struct plan_limits *l);
+/* The error of a message of the SQL reader, at n, with the character it is at in s. */
+void plan_sql_err(struct plan_bctx *c, const struct doc_node *n, const char *field, const char *s,
+		  const struct sql_msg *m);
+/* One SQL statement (without its `;`) in the plan's arena; *t holds its tree (sql_tree_free). */
+struct sql_tree;
+char *plan_get_stmt(struct plan_bctx *c, const struct doc_node *n, const char *field,
+		    struct sql_tree *t, const PgQuery__Node **stmt);
+
+/* plan_fields_sql.c: the kinds that hold a statement */
+bool plan_read_query(struct plan_bctx *c, const struct doc_node *v, const char *label,
+		     char **out);
+bool plan_read_stmt(struct plan_bctx *c, struct plan_step *s, const struct doc_node *v,
+		    const char *label, char **out);
+bool plan_read_update(struct plan_bctx *c, struct plan_step *s, const struct doc_node *v,
+		      const char *label, char **out);
+
+/* plan_steps.c: the steps of a flat list (wave -1) or of a wave; the waves: list. */
+void plan_build_steps(struct plan_bctx *c, const struct doc_node *list, int wave, bool *ok);
+void plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *ok);
+
+/* plan_seal.c: hazards, SQL, checks, inverses and ids of a sound plan; on_failure's check. */
+void plan_seal(struct plan_bctx *c, bool *ok);
+
 #endif

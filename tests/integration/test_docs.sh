@@ -3,7 +3,7 @@
 # (src/ctl/main.c) has an entry in man/taskslapsctl.1 and appears in
 # README.md, with every option its usage line names; every configuration key
 # the daemon accepts (src/daemon/config.c) has an entry in
-# man/taskslaps.yaml.5; every op (src/plan/plan_ops.c) has an entry in
+# man/taskslaps.yaml.5; every op (the op table, src/plan/plan_ops.c) has an entry in
 # man/taskslaps-plan.5 and a row in README.md; every option of taskslapsd is
 # in man/taskslapsd.8; `taskslapsctl VERB --help` exits 0 for every verb; the
 # man pages render without warnings (when groff is installed); the relative
@@ -112,8 +112,10 @@ for k in "${keys[@]}"; do
 done
 
 # --- ops ---------------------------------------------------------------------
-mapfile -t ops < <(sed -n '/op_names\[OP__COUNT\] = {/,/^};/p' "$src/src/plan/plan_ops.c" |
-    grep -oE '= "[a-z_]+"' | sed -E 's/= "(.*)"/\1/')
+# the ops a plan may name: the entries of the op table with .plannable = true
+mapfile -t ops < <(awk '/plan_optable\[OP__ALL\] = \{/ { t = 1 } t && /^};/ { t = 0 }
+    t && match($0, /\.name = "[a-z_]+"/) { n = substr($0, RSTART + 9, RLENGTH - 10) }
+    t && /\.plannable = true/ { print n }' "$src/src/plan/plan_ops.c")
 if [ "${#ops[@]}" -ge 15 ]; then
     pass "ops found in src/plan/plan_ops.c (${#ops[@]})"
 else

@@ -117,43 +117,49 @@ else
     fail "taskslaps-plan.schema.json is what examples/schema/gen.py generates" \
         "run: python3 examples/schema/gen.py > examples/schema/taskslaps-plan.schema.json"
 fi
-# Every op of src/plan/plan_ops.c, with exactly the fields (and required
-# fields) of its row in opspecs (src/plan/plan_build.c).
+# Every op a plan may name in the op table (plan_optable, src/plan/plan_ops.c),
+# with exactly the fields (and required fields) of its entry.
 cat >"$tmp/ops.py" <<'EOF'
 import json, re, sys
 src, schema = sys.argv[1], json.load(open(sys.argv[2]))
 ops_c = open(src + '/src/plan/plan_ops.c').read()
-names = dict(re.findall(r'\[(OP_[A-Z_]+)\] = "([a-z_]+)"',
-                        ops_c[ops_c.index('op_names[OP__COUNT]'):ops_c.index('op_waves[')]))
-build = open(src + '/src/plan/plan_build.c').read()
-block = build[build.index('opspecs[OP__COUNT]'):]
-block = block[:block.index('};')]
-specs = {}
-for op, body in re.findall(r'\[(OP_[A-Z_]+)\] = \{(.*?)\}\s*\}', block, re.S):
-    specs[names[op]] = re.findall(r'\{ "([a-z_]+)", FT_[A-Z_]+, (true|false)', body)
+block = ops_c[ops_c.index('plan_optable[OP__ALL] = {'):]
+block = block[:block.index('\n};')]
+names, specs = [], {}
+for op, body in re.findall(r'\[(OP_[A-Z_]+)\] = \{(.*?)\n\t\},', block, re.S):
+    if '.plannable = true' not in body:
+        continue
+    name = re.search(r'\.name = "([a-z_]+)"', body).group(1)
+    names.append(name)
+    specs[name] = [(f, 'true' if k == 'REQ' else 'false')
+                   for k, f in re.findall(r'\b(REQ|OPT)\("([a-z_]+)"', body)]
+    specs[name] += [('revert_sql', 'false')] * body.count('REVERT(')
 enum = schema['definitions']['step']['properties']['op']['enum']
 bad = 0
-if sorted(enum) != sorted(names.values()):
-    print('op enum %s != op_names %s' % (sorted(enum), sorted(names.values()))); bad = 1
+if sorted(enum) != sorted(names):
+    print('op enum %s != plan_optable %s' % (sorted(enum), sorted(names))); bad = 1
 for op, fields in specs.items():
     d = schema['definitions'].get('op_' + op)
     if d is None:
         print('no definition op_%s' % op); bad = 1; continue
     props = set(d['properties']) - {'op', 'prechecks', 'postchecks', 'limits', 'allow'}
     if props != {f for f, _ in fields}:
-        print('%s: schema fields %s, opspecs %s' % (op, sorted(props), sorted(f for f, _ in fields))); bad = 1
+        print('%s: schema fields %s, plan_optable %s' % (op, sorted(props), sorted(f for f, _ in fields))); bad = 1
     req = set(d['required']) - {'op'}
     if req != {f for f, r in fields if r == 'true'}:
-        print('%s: schema requires %s, opspecs %s' % (op, sorted(req),
+        print('%s: schema requires %s, plan_optable %s' % (op, sorted(req),
               sorted(f for f, r in fields if r == 'true'))); bad = 1
-if len(specs) != len(names):
-    print('opspecs has %d ops, op_names %d' % (len(specs), len(names))); bad = 1
+plan_h = open(src + '/src/plan/plan.h').read()
+plan_h = plan_h[plan_h.index('enum plan_op {'):plan_h.index('OP__COUNT')]
+nops = len(re.findall(r'\bOP_[A-Z_]+,', plan_h))
+if len(names) != nops or len(set(names)) != len(names):
+    print('plan_optable: %d plannable ops read, enum plan_op has %d' % (len(names), nops)); bad = 1
 sys.exit(bad)
 EOF
 if out=$("$py" "$tmp/ops.py" "$src" "$schema" 2>&1); then
-    pass "the schema has every op of plan_ops.c with the fields of opspecs"
+    pass "the schema has every op of plan_optable with its fields"
 else
-    fail "the schema has every op of plan_ops.c with the fields of opspecs" "$out"
+    fail "the schema has every op of plan_optable with its fields" "$out"
 fi
 
 # --- every example plan is valid -------------------------------------------
