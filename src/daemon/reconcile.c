@@ -36,6 +36,7 @@ struct pinfo {
 	 */
 	bool missing;
 	struct repo_plan_file *own_f;
+	bool own_diag;             /* diag is the pinfo's (else the plan cache's) */
 	char hazard[4];
 };
 
@@ -677,9 +678,10 @@ static void
 pinfos_free(struct pinfo *pis, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		plan_free(pis[i].p);
+		/* the plan and its parse errors belong to the plan cache */
 		free(pis[i].id);
-		free(pis[i].diag);
+		if (pis[i].own_diag)
+			free(pis[i].diag);
 		if (pis[i].own_f)
 			free(pis[i].own_f->path);
 		free(pis[i].own_f);
@@ -703,50 +705,151 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
 	return plan_parse(out, f->path, f->content, f->len, dg);
 }
 
-/* Parses every plan at the tip; duplicate ids make the later file invalid. */
+/*
+ * The plan cache: every plan file parsed once per (blob id, path) and kept
+ * while the tip has it, so a pass parses only what changed (docs/design.md,
+ * "A pass"). A plan is judged again on every pass (policy, signatures,
+ * the database), never remembered judged. The entries are sorted by key
+ * for a binary search; a pass builds the next array from the snapshot and
+ * frees what the tip no longer has.
+ */
+struct pcache_ent {
+	char *key;          /* "<blob id>:<path>" */
+	struct plan *p;     /* NULL when the file is invalid */
+	char *diag;         /* its errors, when invalid */
+	bool moved;         /* taken by the next pass's cache (key kept for the search) */
+};
+
+struct pcache {
+	struct pcache_ent *v;
+	size_t n;
+};
+
+static int
+pcache_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pcache_ent *)a)->key, ((const struct pcache_ent *)b)->key);
+}
+
+static void
+pcache_ent_free(struct pcache_ent *e)
+{
+	free(e->key);
+	plan_free(e->p);
+	free(e->diag);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+pcache_free(struct pcache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		pcache_ent_free(&c->v[i]);
+	free(c->v);
+	free(c);
+}
+
+/* The errors of an invalid file, at most five of them, as one text. */
+static char *
+diag_text(const struct diags *dg)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t k = 0; k < dg->n && k < 5; k++) {
+		char *line = diag_format(&dg->v[k]);
+		sb_printf(&sb, "%s%s", k ? "\n" : "", line);
+		free(line);
+	}
+	if (dg->n > 5)
+		sb_printf(&sb, "\n(and %zu more)", dg->n - 5);
+	return sb_detach(&sb);
+}
+
+/* The cache entry of file f: taken from the last pass's cache, or parsed now. */
+static void
+pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_ent *e)
+{
+	struct pcache_ent want = { .key = xasprintf("%s:%s", f->blob, f->path) }, *hit = NULL;
+	struct diags dg = DIAGS_INIT;
+
+	if (old && old->n)
+		hit = bsearch(&want, old->v, old->n, sizeof(*old->v), pcache_cmp);
+	/*
+	 * A plan blocked in the last pass is parsed again: its reasons are
+	 * written in its arena, which must not grow pass after pass.
+	 */
+	if (hit && !hit->moved && !(hit->p && hit->p->blocked)) {
+		e->key = want.key;
+		e->p = hit->p;
+		e->diag = hit->diag;
+		hit->p = NULL;
+		hit->diag = NULL;
+		hit->moved = true;
+		return;
+	}
+	*e = want;
+	if (parse_file(f, &e->p, &dg) < 0) {
+		plan_free(e->p);
+		e->p = NULL;
+		e->diag = diag_text(&dg);
+	}
+	diags_clear(&dg);
+}
+
+/*
+ * The plans at the tip, through the cache (w->pcache is replaced);
+ * duplicate ids make the later file invalid.
+ */
 static struct pinfo *
-parse_all(const struct repo_snapshot *s)
+parse_all(struct worker *w, const struct repo_snapshot *s)
 {
 	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
 	struct plan_idset *ids = plan_idset_new();
+	struct pcache *next = xcalloc(1, sizeof(*next));
 
+	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
+	next->n = s->n;
 	for (size_t i = 0; i < s->n; i++) {
 		struct pinfo *pi = &pis[i];
-		struct diags dg = DIAGS_INIT;
+		struct pcache_ent *e = &next->v[i];
 		const char *first;
 
 		pi->f = &s->files[i];
-		if (parse_file(pi->f, &pi->p, &dg) == 0 &&
-		    !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
+		pcache_fill(w->pcache, pi->f, e);
+		pi->p = e->p;
+		pi->diag = e->diag;
+		if (pi->p && !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
+			struct diags dg = DIAGS_INIT;
+
 			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
 				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
-			plan_free(pi->p);
+			pi->id = xstrdup(pi->p->id);
 			pi->p = NULL;
-		}
-		if (pi->p) {
+			pi->diag = diag_text(&dg);
+			pi->own_diag = true;
+			diags_clear(&dg);
+		} else if (pi->p) {
 			pi->id = xstrdup(pi->p->id);
 		} else {
-			struct strbuf sb = STRBUF_INIT;
 			const char *base = strrchr(pi->f->path, '/');
 			const char *dot;
 
 			base = base ? base + 1 : pi->f->path;
 			dot = strrchr(base, '.');
 			pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
-			for (size_t k = 0; k < dg.n && k < 5; k++) {
-				char *line = diag_format(&dg.v[k]);
-				sb_printf(&sb, "%s%s", k ? "\n" : "", line);
-				free(line);
-			}
-			if (dg.n > 5)
-				sb_printf(&sb, "\n(and %zu more)", dg.n - 5);
-			pi->diag = sb_detach(&sb);
+		}
+		if (!pi->p) {
 			pi->status = "invalid";
 			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
 		}
-		diags_clear(&dg);
 	}
 	plan_idset_free(ids);
+	/* in snapshot order until here, for the pinfos; sorted for the next pass */
+	qsort(next->v, next->n, sizeof(*next->v), pcache_cmp);
+	pcache_free(w->pcache);
+	w->pcache = next;
 	return pis;
 }
 
@@ -893,7 +996,7 @@ worker_pass(struct daemon *d, struct worker *w)
 	daemon_notify_status(d);
 
 	n = snap->n;
-	pis = parse_all(snap);
+	pis = parse_all(w, snap);
 	if (dbview_load(w, &v, &err) < 0) {
 		snprintf(lost, sizeof(lost), "%s", err.message);
 		rc = PASS_DB_DOWN;
@@ -940,6 +1043,12 @@ worker_pass(struct daemon *d, struct worker *w)
 			continue;
 		}
 		plan_apply_policy(pi->p, &pol);
+		if (dbst && !strcmp(dbst, "applied") &&
+		    !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
+			/* applied and unchanged (the executor's first test): no round trip */
+			pi->status = "applied";
+			continue;
+		}
 		if (!dbst || strcmp(dbst, "applied") != 0) {
 			/* sorts before a plan already applied: merged from a parallel branch */
 			for (size_t k = i + 1; k < n; k++) {
@@ -1191,6 +1300,8 @@ worker_state_free(struct worker *w)
 	w->signers = NULL;
 	repo_snapshot_free(w->snap);
 	w->snap = NULL;
+	pcache_free(w->pcache);
+	w->pcache = NULL;
 	free(w->repo_key);
 	w->repo_key = NULL;
 }

@@ -40,9 +40,13 @@ struct worker {
 	 */
 	char settled_tip[41];
 	bool full_pass;
+	/* every plan file at the tip, parsed once per blob (reconcile.c) */
+	struct pcache *pcache;
 };
 
 void worker_forget_failures(struct worker *w);
+struct pcache;
+void pcache_free(struct pcache *c);
 
 /* worker.c: connects the executor if needed; false when the database is away. */
 bool ensure_exec(struct daemon *d, struct worker *w);

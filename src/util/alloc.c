@@ -82,6 +82,13 @@ struct arena {
 	struct arena_block *head;
 };
 
+/*
+ * Blocks grow from ARENA_FIRST to ARENA_BLOCK, doubling: a parsed one-step
+ * plan takes about 2 KB, and the daemon keeps every plan at the tip in
+ * memory (its plan cache), so a first block of 8 KB would waste three
+ * quarters of it on the common plan.
+ */
+#define ARENA_FIRST 1024
 #define ARENA_BLOCK 8192
 
 struct arena *
@@ -115,7 +122,8 @@ arena_alloc(struct arena *a, size_t n)
 	if (need < n || need > SIZE_MAX - sizeof(*b))
 		oom();
 	if (!b || b->size - b->used < need) {
-		size_t size = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+		size_t step = !b ? ARENA_FIRST : b->size >= ARENA_BLOCK ? ARENA_BLOCK : b->size * 2;
+		size_t size = need > step ? need : step;
 		b = xmalloc(sizeof(*b) + size);
 		b->used = 0;
 		b->size = size;
@@ -132,6 +140,16 @@ arena_alloc(struct arena *a, size_t n)
 	b->used += need;
 	memset(p, 0, n);
 	return p;
+}
+
+size_t
+arena_reserved(const struct arena *a)
+{
+	size_t n = 0;
+
+	for (const struct arena_block *b = a->head; b; b = b->next)
+		n += b->size;
+	return n;
 }
 
 char *

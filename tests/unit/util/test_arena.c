@@ -168,12 +168,31 @@ test_util_arena__wrappers(void **state)
 	free(r);
 }
 
+/* Blocks start small and double: a small plan does not hold 8 KB. */
+static void
+test_util_arena__grows_from_small_blocks(void **state)
+{
+	struct arena *a = arena_new();
+
+	(void)state;
+	assert_int_equal(arena_reserved(a), 0);
+	for (int i = 0; i < 125; i++) /* 2,000 bytes */
+		(void)arena_alloc(a, 16);
+	assert_true(arena_reserved(a) >= 2000);
+	assert_true(arena_reserved(a) <= 3072);
+	for (int i = 0; i < 1000; i++) /* 18,000 bytes more: blocks of 8 KB by then */
+		(void)arena_alloc(a, 16);
+	assert_true(arena_reserved(a) <= 20000 + 8192 + 4096);
+	arena_free(a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_util_arena__many_allocations),
 	    cmocka_unit_test(test_util_arena__large_allocations),
+	    cmocka_unit_test(test_util_arena__grows_from_small_blocks),
 	    cmocka_unit_test(test_util_arena__strings),
 	    cmocka_unit_test(test_util_arena__empty_arena),
 	    cmocka_unit_test(test_util_arena__huge_request_aborts),
