@@ -42,4 +42,7 @@ cJSON *plan_step_fields_json(const struct plan_step *s);
 /* {set limits only}; caller owns it. */
 cJSON *plan_limits_json(const struct plan_limits *l);
 
+/* plan_load without resolving a revert plan (plan_revert_from_dir reads its directory so). */
+int plan_load_one(struct plan **out, const char *path, struct diags *d);
+
 #endif
