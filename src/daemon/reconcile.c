@@ -82,7 +82,8 @@ dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
 		    "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
 		    "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
 		    "('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
-		    "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start') ORDER BY "
+		    "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') "
+		    "ORDER BY "
 		    "plan_id, id DESC",
 		    1, params) < 0)
 		return -1;
@@ -172,7 +173,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		size_t at;
 
 		/* an accepted removal leaves the row applied with no checksum */
-		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0) ||
+		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0 &&
+		     !exec_status_reverted(st)) ||
 		    !*PQgetvalue(v->plans, r, 2))
 			continue;
 		for (size_t k = 0; k < *n && !here; k++)
@@ -211,18 +213,19 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 static void
 record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 {
-	const char *params[2] = { w->cfg->target, pi->id };
 	const char *st = db_status(v, pi->id);
+	const char *params[3] = { w->cfg->target, pi->id, st };
 	struct db_error err;
 	PGresult *r;
 	int changed;
 
-	if (!st || strcmp(st, "applied") != 0)
+	/* applied, or undone by a revert plan: both are history the tip must keep */
+	if (!st || (strcmp(st, "applied") != 0 && !exec_status_reverted(st)))
 		return;
 	if (db_exec(exec_db(w->ex), &r, &err,
 		    "UPDATE taskslaps.plans SET status = 'drift', updated_at = now() WHERE target = "
-		    "$1 AND plan_id = $2 AND status = 'applied' RETURNING 1",
-		    2, params) < 0)
+		    "$1 AND plan_id = $2 AND status = $3 RETURNING 1",
+		    3, params) < 0)
 		return; /* said again on the next pass, which tries again */
 	changed = PQntuples(r);
 	PQclear(r);
@@ -337,8 +340,9 @@ verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
 	const char *dbst = db_status(v, pi->id), *sum = db_checksum(v, pi->id);
 	struct db_error err;
 
-	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift")) && sum[0] &&
-	    strcmp(sum, pi->p->checksum) != 0) {
+	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift") ||
+		     exec_status_reverted(dbst)) &&
+	    sum[0] && strcmp(sum, pi->p->checksum) != 0) {
 		pi->status = "drift";
 		snprintf(pi->message, sizeof(pi->message),
 			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
@@ -681,7 +685,80 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
 	return plan_parse(out, f->path, f->content, f->len, dg);
 }
 
-/* Parses every plan at the tip; duplicate ids make the later file invalid. */
+/* Makes pi invalid, with the first of dg's errors as its message. */
+static void
+make_invalid(struct pinfo *pi, const struct diags *dg)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *base = strrchr(pi->f->path, '/');
+	const char *dot;
+
+	if (!pi->id) {
+		base = base ? base + 1 : pi->f->path;
+		dot = strrchr(base, '.');
+		pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+	}
+	for (size_t k = 0; k < dg->n && k < 5; k++) {
+		char *line = diag_format(&dg->v[k]);
+		sb_printf(&sb, "%s%s", k ? "\n" : "", line);
+		free(line);
+	}
+	if (dg->n > 5)
+		sb_printf(&sb, "\n(and %zu more)", dg->n - 5);
+	free(pi->diag);
+	pi->diag = sb_detach(&sb);
+	pi->status = "invalid";
+	snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+}
+
+/*
+ * A revert plan at pis[i] is resolved against the plan it reverts, which
+ * must be a valid plan before it at the tip, reverted by no revert before
+ * it; the reverted plan is parsed again from its file, for the revert plan
+ * to own. Any problem makes the revert plan invalid.
+ */
+static void
+resolve_revert(struct pinfo *pis, size_t n, size_t i)
+{
+	struct pinfo *pi = &pis[i];
+	const char *id = pi->p->revert_of;
+	struct diags dg = DIAGS_INIT;
+	struct plan *t = NULL;
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if (k != i && pis[k].p && !strcmp(pis[k].p->id, id))
+			break;
+	if (k == n)
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			  "revert: no valid plan with id '%s' at the tip (the reverted plan stays "
+			  "in the directory, unchanged)",
+			  id);
+	else if (k > i)
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			  "revert: plan %s is in %s, which comes after this file: a revert comes "
+			  "after the plan it reverts in the line order",
+			  id, pis[k].f->path);
+	for (size_t o = 0; o < i && !dg.nerrors; o++)
+		if (pis[o].p && pis[o].p->revert_of && !strcmp(pis[o].p->revert_of, id))
+			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line,
+				  pi->p->revert_col,
+				  "revert: plan %s is reverted already by %s: a plan is reverted once",
+				  id, pis[o].f->path);
+	if (!dg.nerrors && parse_file(pis[k].f, &t, &dg) == 0)
+		(void)plan_revert_resolve(pi->p, t, &dg);
+	if (dg.nerrors) {
+		plan_free(pi->p);
+		pi->p = NULL;
+		make_invalid(pi, &dg);
+	}
+	diags_clear(&dg);
+}
+
+/*
+ * Parses every plan at the tip; duplicate ids make the later file invalid.
+ * Revert plans are resolved against the plans before them.
+ */
 static struct pinfo *
 parse_all(const struct repo_snapshot *s)
 {
@@ -701,31 +778,27 @@ parse_all(const struct repo_snapshot *s)
 			plan_free(pi->p);
 			pi->p = NULL;
 		}
-		if (pi->p) {
+		if (pi->p)
 			pi->id = xstrdup(pi->p->id);
-		} else {
-			struct strbuf sb = STRBUF_INIT;
-			const char *base = strrchr(pi->f->path, '/');
-			const char *dot;
-
-			base = base ? base + 1 : pi->f->path;
-			dot = strrchr(base, '.');
-			pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
-			for (size_t k = 0; k < dg.n && k < 5; k++) {
-				char *line = diag_format(&dg.v[k]);
-				sb_printf(&sb, "%s%s", k ? "\n" : "", line);
-				free(line);
-			}
-			if (dg.n > 5)
-				sb_printf(&sb, "\n(and %zu more)", dg.n - 5);
-			pi->diag = sb_detach(&sb);
-			pi->status = "invalid";
-			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
-		}
+		else
+			make_invalid(pi, &dg);
 		diags_clear(&dg);
 	}
 	plan_idset_free(ids);
+	for (size_t i = 0; i < s->n; i++)
+		if (pis[i].p && pis[i].p->revert_of)
+			resolve_revert(pis, s->n, i);
 	return pis;
+}
+
+/* The index of the valid revert plan after pis[i] that reverts it, or SIZE_MAX. */
+static size_t
+reverted_later(const struct pinfo *pis, size_t n, size_t i)
+{
+	for (size_t k = i + 1; k < n; k++)
+		if (pis[k].p && pis[k].p->revert_of && !strcmp(pis[k].p->revert_of, pis[i].id))
+			return k;
+	return SIZE_MAX;
 }
 
 static bool
@@ -797,7 +870,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	struct pinfo *pis = NULL;
 	struct repo_snapshot *snap = NULL;
 	char errbuf[512], lost[1600] = "";
-	bool stopped = false, in_sync = true, conn_lost = false;
+	bool stopped = false, in_sync = true, conn_lost = false, sync_at_gate = true;
+	size_t gate = SIZE_MAX, gated = 0; /* a failed plan's revert at pis[gate] may run */
 	const char *health = "healthy";
 	int holder = 0, got, rc = PASS_OK;
 	size_t n;
@@ -886,6 +960,30 @@ worker_pass(struct daemon *d, struct worker *w)
 			continue;
 		}
 		dbst = db_status(&v, pi->id);
+		/* undone by a revert plan: settled like applied, it never runs again */
+		if (exec_status_reverted(dbst) && !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
+			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
+			pi->status = pi->dbstatus;
+			snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
+			continue;
+		}
+		if (stopped && i == gate) {
+			/* the revert of the failed plan that stops the line: the remedy runs */
+			stopped = false;
+		} else if (!stopped && dbst && !strcmp(dbst, "failed") &&
+			   (gate = reverted_later(pis, n, i)) != SIZE_MAX) {
+			/* failed, and reverted later in the line: not retried, its revert runs */
+			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
+			pi->status = pi->dbstatus;
+			snprintf(pi->message, sizeof(pi->message),
+				 "%.1400s (its revert %s runs next)", db_message(&v, pi->id),
+				 pis[gate].id);
+			gated = i;
+			sync_at_gate = in_sync;
+			stopped = true;
+			in_sync = false;
+			continue;
+		}
 		if (stopped && verdict_now(w, pi, &v, &pol, &meta)) {
 			in_sync = false;
 			continue;
@@ -975,6 +1073,28 @@ worker_pass(struct daemon *d, struct worker *w)
 			snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%s", res.sqlstate);
 			stopped = true;
 			in_sync = false;
+		}
+		if (res.outcome == EXEC_FAILED && gate == SIZE_MAX &&
+		    (gate = reverted_later(pis, n, i)) != SIZE_MAX) {
+			/* the plan that stops the line has a revert later in it: that runs */
+			gated = i;
+			sync_at_gate = true;
+		} else if (i == gate) {
+			gate = SIZE_MAX;
+			if (res.outcome == EXEC_APPLIED) {
+				/* the reverted plan is settled; the plans after it run, in order */
+				struct pinfo *t = &pis[gated];
+
+				snprintf(t->dbstatus, sizeof(t->dbstatus), "%s",
+					 plan_revert_status(pi->p));
+				t->status = t->dbstatus;
+				snprintf(t->message, sizeof(t->message), "%s by plan %s", t->status,
+					 pi->id);
+				t->sqlstate[0] = '\0';
+				in_sync = sync_at_gate;
+				i = gated;
+				continue;
+			}
 		}
 		if (res.outcome == EXEC_FAILED) {
 			const char *first;
