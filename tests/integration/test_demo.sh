@@ -31,7 +31,7 @@ assert_contains "the broken plan gets an invalid note" "taskslaps prod: invalid"
 assert_contains "the invalid note has file:line:col" "migrations/0020-typo-in-op.yaml:9:15: error" "$text"
 assert_contains "notes are shown with git log" "taskslaps prod: applied 0001-coffee-dependency H2 2/2 steps" "$text"
 assert_contains "the audit tables are queried" "plan.ok" "$text"
-assert_match "it ends with taskslapsctl status" "== taskslapsctl status" "$(tail -40 "$out")"
+assert_match "it ends with taskslapsctl status" "== taskslapsctl status" "$(tail -60 "$out")"
 left=$(pgrep -f 'taskslapsd --config /tmp/taskslaps-demo' || true)
 assert_eq "no daemon left running" "" "$left"
 assert_eq "no demo directory left behind" "" "$(ls -d /tmp/taskslaps-demo.* 2>/dev/null || true)"
