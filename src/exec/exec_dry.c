@@ -77,7 +77,7 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 	struct db_error err;
 	PGresult *ledger = NULL, *fwd = NULL;
 	const char *params[2] = { ex->target, p->id };
-	bool earlier_would_run = false;
+	bool earlier_would_run = false, reverted = false;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -112,6 +112,14 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			goto dberr;
 		if (PQntuples(row) > 0) {
 			cJSON_AddStringToObject(o, "recorded_status", PQgetvalue(row, 0, 1));
+			/* undone by a revert plan: it does not run again; its steps are not checked */
+			reverted = exec_status_reverted(PQgetvalue(row, 0, 1)) &&
+				   !PQgetisnull(row, 0, 0) &&
+				   !strcmp(PQgetvalue(row, 0, 0), p->checksum);
+			if (reverted)
+				snprintf(res->message, sizeof(res->message),
+					 "%s is %s: it does not run again", p->id,
+					 PQgetvalue(row, 0, 1));
 			if (!PQgetisnull(row, 0, 0) && strcmp(PQgetvalue(row, 0, 0), p->checksum) &&
 			    !strcmp(PQgetvalue(row, 0, 1), "applied")) {
 				res->outcome = EXEC_DRIFT;
@@ -165,6 +173,9 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			est = applied || why_not ? 0 : estimate_ms(s, &rs);
 			if (applied) {
 				state = "applied";
+			} else if (reverted) {
+				state = "reverted";
+				est = 0;
 			} else if (why_not) {
 				state = "skipped";
 				snprintf(detail, sizeof(detail), "%s", why_not);

@@ -144,6 +144,8 @@ assert_sql "the inverses are the revert's ledger rows, with their own timing" "5
 assert_sql "no undone forward step is left in the ledger" "validate_constraint" \
     "SELECT string_agg(op, ',') FROM taskslaps.step_ledger WHERE plan_id = '0001-good'"
 assert_sql "a plan.reverted event" 1 "SELECT count(*) FROM taskslaps.events WHERE type = 'plan.reverted' AND plan_id = '0001-good'"
+run_ctl apply --dry-run "$W/whole"
+assert_contains "--dry-run says the reverted plan does not run again" "dry run: 0001-good is reverted: it does not run again" "$OUT"
 starts=$(q "SELECT count(*) FROM taskslaps.events WHERE type = 'step.start'")
 run_ctl apply "$W/whole"
 assert_rc "apply again" 0 "$RC" "$ERR"
@@ -250,6 +252,8 @@ section "a SIGKILL in the middle of a revert: it resumes, nothing undone twice"
 setup_db crash
 rows0=$(rows_of)
 good_plan "$W/crash"
+# slower, so the kill lands in the middle even on a loaded machine (about 7 s each way)
+sed -i 's/batch_size: 100, rows_per_second: 1000/batch_size: 50, rows_per_second: 300/' "$W/crash/0001-good.yaml"
 run_ctl apply "$W/crash"
 assert_rc "the plan applies" 0 "$RC" "$ERR"
 revert_file "$W/crash" 0002-undo 0001-good
