@@ -50,6 +50,20 @@ range_steps(const struct plan *target, int to_wave)
 	return n;
 }
 
+/* Each limit l does not set is taken from wave (which may not set it either). */
+static void
+inherit(struct plan_limits *l, const struct plan_limits *wave)
+{
+	if (l->max_lock_ms < 0)
+		l->max_lock_ms = wave->max_lock_ms;
+	if (l->max_stmt_ms < 0)
+		l->max_stmt_ms = wave->max_stmt_ms;
+	if (l->rows_per_second < 0)
+		l->rows_per_second = wave->rows_per_second;
+	if (l->batch_size < 0)
+		l->batch_size = wave->batch_size;
+}
+
 int
 plan_revert_resolve(struct plan *rev, struct plan *target, struct diags *d)
 {
@@ -112,6 +126,8 @@ plan_revert_resolve(struct plan *rev, struct plan *target, struct diags *d)
 			}
 			dst = &wv->steps[k];
 			*dst = *s->inverse;
+			/* it runs under the limits of the step it undoes, its wave's included */
+			inherit(&dst->limits, &target->waves[w].limits);
 			dst->wave = WAVE_CONTRACT;
 			dst->index = (unsigned)k;
 			dst->undoes = s;

@@ -117,6 +117,36 @@ test_plan_revert__to_wave_keeps_that_wave_and_the_ones_before(void **state)
 }
 
 static void
+test_plan_revert__inverses_keep_the_limits_of_their_wave(void **state)
+{
+	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
+				       "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
+	struct plan *t = pt_parse_ok("dir/0001-p.yaml",
+				     "id: p1\ntitle: t\nreason: r\nwaves:\n"
+				     "  - name: backfill\n"
+				     "    limits: { batch_size: 50, rows_per_second: 300 }\n"
+				     "    steps:\n"
+				     "      - op: backfill_sql\n"
+				     "        sql: UPDATE a SET b = 1 WHERE b IS NULL\n"
+				     "        revert_sql: UPDATE a SET b = NULL WHERE b = 1\n"
+				     "        limits: { batch_size: 70 }\n");
+	struct plan_policy pol;
+	struct diags d = DIAGS_INIT;
+	const struct plan_step *s;
+
+	(void)state;
+	assert_int_equal(plan_revert_resolve(rev, t, &d), 0);
+	plan_policy_default(&pol, MODE_PROTECTED);
+	plan_apply_policy(rev, &pol);
+	s = &rev->waves[WAVE_CONTRACT].steps[0];
+	assert_int_equal(s->op, OP_BACKFILL_SQL);
+	assert_int_equal(s->ob.batch_size, 70);      /* the step's own */
+	assert_int_equal(s->ob.rows_per_second, 300); /* its wave's in the reverted plan */
+	assert_int_equal(s->ob.max_lock_ms, 2000);    /* the mode's */
+	plan_free(rev);
+}
+
+static void
 test_plan_revert__nothing_after_to_wave_is_invalid(void **state)
 {
 	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
@@ -288,6 +318,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_plan_revert__whole_plan_is_its_inverses_last_first),
 	    cmocka_unit_test(test_plan_revert__to_wave_keeps_that_wave_and_the_ones_before),
+	    cmocka_unit_test(test_plan_revert__inverses_keep_the_limits_of_their_wave),
 	    cmocka_unit_test(test_plan_revert__nothing_after_to_wave_is_invalid),
 	    cmocka_unit_test(test_plan_revert__every_irreversible_step_is_named),
 	    cmocka_unit_test(test_plan_revert__a_revert_is_not_reverted),
