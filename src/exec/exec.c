@@ -461,6 +461,8 @@ exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *o
 	PGresult *r = NULL;
 	int rc = -1;
 
+	if (exec_revert_accept_refused(ex, p->id, err) != 0)
+		goto out;
 	step_arrays(p, sb);
 	for (int k = 0; k < 5; k++)
 		params[3 + k] = sb[k].buf;

@@ -136,6 +136,12 @@ bool exec_revert_skip(struct exec *ex, const struct plan *p, const struct plan_s
 		      const char *wave, const PGresult *fwd);
 int exec_revert_done(struct exec *ex, const struct plan *p, const struct exec_result *res,
 		     struct db_error *err);
+/*
+ * Whether plan_id's last run was undone by a revert plan (its last plan.start
+ * or plan.reverted event is plan.reverted): accept-drift refuses it then, with
+ * err saying why. 1 refused, 0 not, -1 database error.
+ */
+int exec_revert_accept_refused(struct exec *ex, const char *plan_id, struct db_error *err);
 
 /*
  * exec_present.c: before a step whose postchecks already hold is adopted as

@@ -110,3 +110,28 @@ exec_revert_done(struct exec *ex, const struct plan *p, const struct exec_result
 			   res->steps_done - res->steps_skipped == 1 ? "" : "s", res->steps_skipped);
 	return 0;
 }
+
+int
+exec_revert_accept_refused(struct exec *ex, const char *plan_id, struct db_error *err)
+{
+	const char *params[2] = { ex->target, plan_id };
+	PGresult *r;
+	int rc;
+
+	if (db_execf(ex->db, &r, err,
+		     "SELECT type FROM taskslaps.events WHERE target = $1 AND plan_id = $2 AND type "
+		     "IN ('plan.reverted', 'plan.start') ORDER BY id DESC LIMIT 1",
+		     2, params) < 0)
+		return -1;
+	rc = PQntuples(r) > 0 && !strcmp(PQgetvalue(r, 0, 0), "plan.reverted");
+	PQclear(r);
+	if (rc) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "plan %s was reverted by a revert plan: its file is history, and an edit "
+			 "of it is not accepted (its undone steps would run again); restore the "
+			 "file, and write a new plan for what is needed",
+			 plan_id);
+	}
+	return rc;
+}

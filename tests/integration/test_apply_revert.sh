@@ -155,6 +155,10 @@ sed -i 's/revert test$/revert test, edited/' "$W/whole/0001-good.yaml"
 run_ctl apply "$W/whole"
 assert_ne "an edit of the reverted plan is drift" 0 "$RC"
 assert_contains "it says drift" "drift" "$OUT$ERR"
+run_ctl accept-drift 0001-good "$W/whole"
+assert_ne "accept-drift of the reverted plan is refused" 0 "$RC"
+assert_contains "it says why" "was reverted by a revert plan" "$ERR"
+assert_sql "nothing ran" "$starts" "SELECT count(*) FROM taskslaps.events WHERE type = 'step.start'"
 
 section "a failed plan reverted to expand; the plans after it run"
 setup_db failed
