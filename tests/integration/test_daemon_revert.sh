@@ -115,4 +115,57 @@ assert_status "the reverted plan is in drift" rv "pst('0001-score') == 'drift'"
 daemon_stop rv
 assert_eq "the daemon exits 0" 0 "$DRC"
 
+section "one push: a plan that fails, a plan after it, its revert, another plan"
+newdb rv2
+q "CREATE TABLE acct (id bigint PRIMARY KEY, v int NOT NULL);
+   INSERT INTO acct SELECT g, g FROM generate_series(1, 100) g;
+   UPDATE acct SET v = -1 WHERE id = 7" >/dev/null
+repo_new origin2 main
+m=$W/origin2.wt/migrations
+cat >"$m/0001-check.yaml" <<'EOF'
+title: a column and a check that one row breaks
+reason: revert test
+waves:
+  - name: expand
+    steps:
+      - { op: add_column, table: acct, name: score, type: int }
+      - { op: add_check_not_valid, table: acct, name: acct_v_pos, check: "v >= 0" }
+  - name: validate
+    steps:
+      - { op: validate_constraint, table: acct, name: acct_v_pos }
+EOF
+cat >"$m/0002-between.yaml" <<'EOF'
+title: a plan between the failing one and its revert
+reason: revert test
+steps:
+  - { op: add_column, table: acct, name: note, type: text }
+EOF
+cat >"$m/0003-undo-check.yaml" <<'EOF'
+title: undo 0001-check
+reason: revert test
+revert: 0001-check
+EOF
+cat >"$m/0004-after.yaml" <<'EOF'
+title: a plan after the revert
+reason: revert test
+steps:
+  - { op: add_column, table: acct, name: later, type: text }
+EOF
+git_as origin2 dev@example.com add -A &&
+    git_as origin2 dev@example.com commit -qm "Four plans at once" &&
+    git_as origin2 dev@example.com push -q origin main || exit 1
+daemon_conf rv2 "$W/origin2.git" 'branch: main'
+daemon_start rv2 || exit 1
+assert_status "in sync after one pass" rv2 "s.get('sync') == 'in_sync'"
+assert_sql "the failing plan is reverted, every other plan applied" \
+    "0001-check reverted|0002-between applied|0003-undo-check applied|0004-after applied" \
+    "SELECT string_agg(plan_id || ' ' || status, '|' ORDER BY plan_id) FROM taskslaps.plans"
+assert_sql "the revert ran before the plan between, which ran before the one after" \
+    "0001-check 0003-undo-check 0002-between 0004-after" \
+    "SELECT string_agg(plan_id, ' ' ORDER BY id) FROM taskslaps.events WHERE type IN ('plan.failed', 'plan.ok')"
+assert_sql "the columns: the reverted plan's is gone, the others are there" "id,v,note,later" \
+    "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'acct'::regclass AND attnum > 0 AND NOT attisdropped"
+daemon_stop rv2
+assert_eq "the daemon exits 0" 0 "$DRC"
+
 env_finish
