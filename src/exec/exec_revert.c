@@ -61,6 +61,8 @@ exec_revert_forward(const PGresult *fwd, const struct plan_step *s)
 const char *
 exec_revert_why_not(const struct plan *p, const struct plan_step *s, const char *outcome)
 {
+	(void)p;
+	(void)s;
 	if (!outcome)
 		return "nothing to undo: it is not applied (it never ran, or it was undone already)";
 	if (!strcmp(outcome, "already_present"))
@@ -68,8 +70,6 @@ exec_revert_why_not(const struct plan *p, const struct plan_step *s, const char 
 	if (!strcmp(outcome, "accepted"))
 		return "kept: it was edited after it ran (accepted drift), so its inverse would "
 		       "undo what never ran";
-	(void)p;
-	(void)s;
 	return NULL;
 }
 
@@ -81,9 +81,9 @@ exec_revert_skip(struct exec *ex, const struct plan *p, const struct plan_step *
 
 	if (!why)
 		return false;
-	exec_event(ex, "step.skipped", p->id, wave, s->sha, NULL, "%s: undoes %s (line %u, %s wave of %s): %s",
-		   plan_op_name(s->op), s->undoes ? plan_op_name(s->undoes->op) : "?",
-		   s->undoes ? s->undoes->line : 0,
+	exec_event(ex, "step.skipped", p->id, wave, s->sha, NULL,
+		   "%s: undoes %s (line %u, %s wave of %s): %s", plan_op_name(s->op),
+		   s->undoes ? plan_op_name(s->undoes->op) : "?", s->undoes ? s->undoes->line : 0,
 		   s->undoes ? plan_wave_name(s->undoes->wave) : "?", p->revert_of, why);
 	return true;
 }
