@@ -10,7 +10,9 @@
 # databases (seo_prod, seo_chaos) loaded with examples/seo, creates a bare git
 # repository and a working clone, and starts two daemons: "prod" following the
 # protected branch main, "chaos" following the unprotected branch chaos. Then
-# it pushes the example plans one at a time and shows what an operator sees.
+# it pushes the example plans one at a time and shows what an operator sees,
+# including a plan that fails on a bad row, the revert file that undoes it to
+# its expand wave (examples/revert/) and the plan that fixes it forward.
 # Nothing is left behind unless --keep is given; running it again works.
 set -euo pipefail
 
@@ -170,6 +172,20 @@ for f in "${plans[@]:1}"; do
 	wait_synced "$work/prod.sock" "$tip"
 	"$ctl" --socket "$work/prod.sock" status | sed -n '1,12p' || true
 done
+
+say "a plan fails on a real bad row; a pushed revert file undoes it to expand; a fix goes forward"
+# a legacy import left one address without an "@", before 0012's CHECK exists
+"$psql" -X -q -d seo_prod -c "UPDATE employee SET email = 'see HR file 7' WHERE id = (SELECT min(id) FROM employee)"
+tip=$(push main Grace grace@seo.example "$top/examples/revert/0012-email-domain.yaml")
+wait_synced "$work/prod.sock" "$tip"
+"$ctl" --socket "$work/prod.sock" status | grep -E '0012|failed|error' || true
+"$ctl" plan "$top/examples/revert/0013-revert-email-domain.yaml" | sed -n '1,14p'
+tip=$(push main Grace grace@seo.example "$top/examples/revert/0013-revert-email-domain.yaml")
+wait_synced "$work/prod.sock" "$tip"
+git -C "$work/origin.git" notes --ref=taskslaps/prod show "$tip" | sed -n '1,4p' || true
+tip=$(push main Grace grace@seo.example "$top/examples/revert/0014-email-domain-fixed.yaml")
+wait_synced "$work/prod.sock" "$tip"
+"$ctl" --socket "$work/prod.sock" status | sed -n '1,20p' || true
 
 say "chaos: an H1 plan runs, an H3 plan is refused on the unprotected branch"
 tip=$(push chaos Linus linus@seo.example "${plans[0]}")

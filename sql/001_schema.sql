@@ -110,7 +110,8 @@ COMMENT ON TABLE taskslaps.plans IS 'taskslaps: status of each plan per target';
 
 SELECT taskslaps._install_check('taskslaps.plans', 'plans_status_check',
     $$status IN ('pending', 'running', 'applied', 'failed', 'blocked', 'drift',
-                 'rate_limited', 'aborted', 'invalid')$$);
+                 'rate_limited', 'aborted', 'invalid', 'reverted', 'reverted to expand',
+                 'reverted to backfill', 'reverted to validate')$$);
 SELECT taskslaps._install_check('taskslaps.plans', 'plans_max_hazard_check',
     $$max_hazard IN ('H0', 'H1', 'H2', 'H3')$$);
 
@@ -198,7 +199,7 @@ CREATE INDEX IF NOT EXISTS events_target_plan_id_idx
 
 SELECT taskslaps._install_check('taskslaps.events', 'events_type_check',
     $$type IN ('plan.start', 'plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift',
-               'plan.rate_limited', 'plan.aborted', 'plan.out_of_order', 'plan.invalid', 'plan.interrupted',
+               'plan.rate_limited', 'plan.aborted', 'plan.out_of_order', 'plan.invalid', 'plan.interrupted', 'plan.reverted',
                'wave.start', 'wave.ok',
                'step.start', 'step.ok', 'step.skipped', 'step.already_present',
                'step.retry', 'step.error', 'step.progress',

@@ -292,8 +292,19 @@ schema = collections.OrderedDict([
         ('steps', {'description': 'The plan as a flat list; each step goes to its op\'s wave, '
                                   'in the written order.',
                    'type': 'array', 'minItems': 1, 'items': {'$ref': '#/definitions/step'}}),
+        ('revert', {'description': 'A revert plan: the id of the plan it undoes (an earlier '
+                                   'file of the directory, kept unchanged). Its steps are that '
+                                   'plan\'s inverses, last first; it has no waves, steps or '
+                                   'on_failure, and is H3.',
+                    'type': 'string', 'pattern': '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'}),
+        ('to_wave', {'description': 'In a revert plan: keep the waves up to and including this '
+                                    'one, undo the later ones (default: undo the whole plan).',
+                     '$ref': '#/definitions/wave_name'}),
     ])),
-    ('oneOf', [{'required': ['waves']}, {'required': ['steps']}]),
+    ('oneOf', [{'required': ['waves']}, {'required': ['steps']}, {'required': ['revert']}]),
+    ('dependencies', {'to_wave': ['revert']}),
+    ('if', {'required': ['revert']}),
+    ('then', {'not': {'required': ['on_failure']}}),
     ('definitions', defs),
 ])
 print(json.dumps(schema, indent=2))

@@ -142,6 +142,43 @@ ctl_open_exec(const struct ctl_global *g, struct exec **ex, struct exec_config *
 	return CTL_OK;
 }
 
+/*
+ * A failed plan's remedy: the revert plan among paths[from..n) that reverts
+ * plan id runs at once (the plans between wait: they run after it, in their
+ * order). Returns 1 when one was found and applied, 0 when there is none
+ * (or it is invalid: its turn says why), -1 when it did not apply.
+ */
+static int
+run_revert_of(struct exec *ex, const struct plan_policy *pol, const char *id, char **paths,
+	      size_t from, size_t n)
+{
+	for (size_t j = from; j < n; j++) {
+		struct diags d = DIAGS_INIT;
+		struct plan *r = NULL;
+		struct exec_result res;
+		int rc;
+
+		/* every file is read, as the line will read it: its errors are said in its turn */
+		(void)plan_load(&r, paths[j], &d);
+		diags_clear(&d);
+		if (!r || !r->revert_of || strcmp(r->revert_of, id) != 0) {
+			plan_free(r);
+			continue;
+		}
+		plan_apply_policy(r, pol);
+		printf("%s reverts %s, which stops the line: it runs now\n", r->id, id);
+		rc = exec_run_plan(ex, r, NULL, &res) < 0 || res.outcome != EXEC_APPLIED ? -1 : 1;
+		if (rc < 0)
+			fprintf(stderr, "taskslapsctl apply: %s %s: %s%s%s%s\n", r->id,
+				exec_outcome_name(res.outcome), res.message,
+				res.sqlstate[0] ? " (SQLSTATE " : "", res.sqlstate,
+				res.sqlstate[0] ? ")" : "");
+		plan_free(r);
+		return rc;
+	}
+	return 0;
+}
+
 int
 cmd_apply(const struct ctl_global *g, int argc, char **argv)
 {
@@ -273,6 +310,12 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 				exec_outcome_name(res.outcome), res.message,
 				res.sqlstate[0] ? " (SQLSTATE " : "", res.sqlstate,
 				res.sqlstate[0] ? ")" : "");
+			/* a failed plan stops the line, but its revert, later in it, may run */
+			if (res.outcome == EXEC_FAILED &&
+			    run_revert_of(ex, &pol, p->id, paths, i + 1, n) == 1) {
+				plan_free(p);
+				continue;
+			}
 			plan_free(p);
 			rc = CTL_FINDINGS;
 			break;

@@ -82,7 +82,8 @@ plan_status_sgr(const char *s)
 {
 	if (!s)
 		return NULL;
-	if (!strcmp(s, "applied"))
+	/* undone by a revert plan ("reverted", "reverted to expand"): settled too */
+	if (!strcmp(s, "applied") || !strncmp(s, "reverted", 8))
 		return SGR_GREEN;
 	if (!strcmp(s, "running"))
 		return SGR_BLUE;

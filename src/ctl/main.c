@@ -26,8 +26,8 @@ static const struct ctl_verb verbs[] = {
 	  "ask the daemon to cancel the running statement (the plan is marked aborted)" },
 	{ "plan", cmd_plan, "FILE... [--json] [--mode protected|chaos]",
 	  "show each plan's waves, steps, hazards, SQL and obligations, and how each step is "
-	  "undone (its inverse, or why there is none); a FILE that links out of its directory "
-	  "is refused" },
+	  "undone (its inverse, or why there is none); for a revert plan, what it would undo; "
+	  "a FILE that links out of its directory is refused" },
 	{ "lint", cmd_lint, "DIR [--mode protected|chaos] [--json] [--jobs N]",
 	  "check every plan in DIR as the target branch would (exit 0 ok, 1 findings or "
 	  "blocked, 2 invalid); links out of DIR, FIFOs and devices are refused" },

@@ -110,6 +110,19 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 	if (p->blocked)
 		fprintf(o, "     %s: %s\n", r->color ? "\x1b[1;31mblocked\x1b[0m" : "BLOCKED",
 			p->blocked_reason);
+	if (p->revert_of) {
+		if (p->to_wave >= 0)
+			fprintf(o, "     revert:   %s (%s): keeps its waves up to %s, undoes the "
+				"applied steps after it, last first; it becomes '%s'\n",
+				p->revert_of, p->reverted ? p->reverted->path : "?",
+				plan_wave_name((enum plan_wave)p->to_wave), plan_revert_status(p));
+		else
+			fprintf(o, "     revert:   %s (%s): undoes its applied steps, last first; "
+				"it becomes 'reverted'\n",
+				p->revert_of, p->reverted ? p->reverted->path : "?");
+		for (size_t k = 0; k < p->revert_kept.n; k++)
+			fprintf(o, "     kept:     %s\n", p->revert_kept.v[k]);
+	}
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		const struct plan_wave_s *wv = &p->waves[w];
 
@@ -122,6 +135,11 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 			const struct plan_step *s = &wv->steps[i];
 
 			fprintf(o, "    %s %s\n", render_badge(r, s->hazard), plan_op_name(s->op));
+			if (s->undoes)
+				fprintf(o, "         undoes %s (line %u, %s wave, step %.16s), if "
+					"applied\n",
+					plan_op_name(s->undoes->op), s->undoes->line,
+					plan_wave_name(s->undoes->wave), s->undoes->sha);
 			fprintf(o, "         step %.16s  line %u  %s\n", s->sha, s->line,
 				s->hazard_reason);
 			fprintf(o, "         ");

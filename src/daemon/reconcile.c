@@ -37,6 +37,7 @@ struct pinfo {
 	bool missing;
 	struct repo_plan_file *own_f;
 	bool own_diag;             /* diag is the pinfo's (else the plan cache's) */
+	bool own_p;                /* p is the pinfo's (a revert plan), else the cache's */
 	char hazard[4];
 };
 
@@ -83,7 +84,8 @@ dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
 		    "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
 		    "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
 		    "('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
-		    "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start') ORDER BY "
+		    "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') "
+		    "ORDER BY "
 		    "plan_id, id DESC",
 		    1, params) < 0)
 		return -1;
@@ -173,7 +175,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		size_t at;
 
 		/* an accepted removal leaves the row applied with no checksum */
-		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0) ||
+		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0 &&
+		     !exec_status_reverted(st)) ||
 		    !*PQgetvalue(v->plans, r, 2))
 			continue;
 		for (size_t k = 0; k < *n && !here; k++)
@@ -212,18 +215,19 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 static void
 record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 {
-	const char *params[2] = { w->cfg->target, pi->id };
 	const char *st = db_status(v, pi->id);
+	const char *params[3] = { w->cfg->target, pi->id, st };
 	struct db_error err;
 	PGresult *r;
 	int changed;
 
-	if (!st || strcmp(st, "applied") != 0)
+	/* applied, or undone by a revert plan: both are history the tip must keep */
+	if (!st || (strcmp(st, "applied") != 0 && !exec_status_reverted(st)))
 		return;
 	if (db_exec(exec_db(w->ex), &r, &err,
 		    "UPDATE taskslaps.plans SET status = 'drift', updated_at = now() WHERE target = "
-		    "$1 AND plan_id = $2 AND status = 'applied' RETURNING 1",
-		    2, params) < 0)
+		    "$1 AND plan_id = $2 AND status = $3 RETURNING 1",
+		    3, params) < 0)
 		return; /* said again on the next pass, which tries again */
 	changed = PQntuples(r);
 	PQclear(r);
@@ -358,8 +362,9 @@ verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
 	const char *dbst = db_status(v, pi->id), *sum = db_checksum(v, pi->id);
 	struct db_error err;
 
-	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift")) && sum[0] &&
-	    strcmp(sum, pi->p->checksum) != 0) {
+	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift") ||
+		     exec_status_reverted(dbst)) &&
+	    sum[0] && strcmp(sum, pi->p->checksum) != 0) {
 		pi->status = "drift";
 		snprintf(pi->message, sizeof(pi->message),
 			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
@@ -678,7 +683,9 @@ static void
 pinfos_free(struct pinfo *pis, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		/* the plan and its parse errors belong to the plan cache */
+		/* the plan and its parse errors belong to the plan cache, but for own_* */
+		if (pis[i].own_p)
+			plan_free(pis[i].p);
 		free(pis[i].id);
 		if (pis[i].own_diag)
 			free(pis[i].diag);
@@ -711,13 +718,15 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
  * "A pass"). A plan is judged again on every pass (policy, signatures,
  * the database), never remembered judged. The entries are sorted by key
  * for a binary search; a pass builds the next array from the snapshot and
- * frees what the tip no longer has.
+ * frees what the tip no longer has. Revert plans are not kept: resolving
+ * one against the plan it reverts changes it, and they are few.
  */
 struct pcache_ent {
 	char *key;          /* "<blob id>:<path>" */
 	struct plan *p;     /* NULL when the file is invalid */
 	char *diag;         /* its errors, when invalid */
 	bool moved;         /* taken by the next pass's cache (key kept for the search) */
+	bool skip;          /* a revert plan: its pinfo owns it, never looked up */
 };
 
 struct pcache {
@@ -767,20 +776,25 @@ diag_text(const struct diags *dg)
 	return sb_detach(&sb);
 }
 
-/* The cache entry of file f: taken from the last pass's cache, or parsed now. */
+/*
+ * The cache entry of file f: taken from the last pass's cache, or parsed
+ * now. A revert plan goes to *own instead (the caller owns it).
+ */
 static void
-pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_ent *e)
+pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_ent *e,
+	    struct plan **own)
 {
 	struct pcache_ent want = { .key = xasprintf("%s:%s", f->blob, f->path) }, *hit = NULL;
 	struct diags dg = DIAGS_INIT;
 
+	*own = NULL;
 	if (old && old->n)
 		hit = bsearch(&want, old->v, old->n, sizeof(*old->v), pcache_cmp);
 	/*
 	 * A plan blocked in the last pass is parsed again: its reasons are
 	 * written in its arena, which must not grow pass after pass.
 	 */
-	if (hit && !hit->moved && !(hit->p && hit->p->blocked)) {
+	if (hit && !hit->moved && !hit->skip && !(hit->p && hit->p->blocked)) {
 		e->key = want.key;
 		e->p = hit->p;
 		e->diag = hit->diag;
@@ -794,13 +808,91 @@ pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_en
 		plan_free(e->p);
 		e->p = NULL;
 		e->diag = diag_text(&dg);
+	} else if (e->p->revert_of) {
+		*own = e->p;
+		e->p = NULL;
+		e->skip = true;
+	}
+	diags_clear(&dg);
+}
+
+/* Makes pi invalid, with dg's errors as its message. */
+static void
+make_invalid(struct pinfo *pi, const struct diags *dg)
+{
+	const char *base = strrchr(pi->f->path, '/');
+	const char *dot;
+
+	if (!pi->id) {
+		base = base ? base + 1 : pi->f->path;
+		dot = strrchr(base, '.');
+		pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+	}
+	if (pi->own_diag)
+		free(pi->diag);
+	pi->diag = diag_text(dg);
+	pi->own_diag = true;
+	pi->status = "invalid";
+	snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+}
+
+/* pi's plan goes: freed when it is pi's own, left to the cache otherwise. */
+static void
+drop_plan(struct pinfo *pi)
+{
+	if (pi->own_p)
+		plan_free(pi->p);
+	pi->p = NULL;
+	pi->own_p = false;
+}
+
+/*
+ * A revert plan at pis[i] is resolved against the plan it reverts, which
+ * must be a valid plan before it at the tip, reverted by no revert before
+ * it; the reverted plan is parsed again from its file, for the revert plan
+ * to own. Any problem makes the revert plan invalid.
+ */
+static void
+resolve_revert(struct pinfo *pis, size_t n, size_t i)
+{
+	struct pinfo *pi = &pis[i];
+	const char *id = pi->p->revert_of;
+	struct diags dg = DIAGS_INIT;
+	struct plan *t = NULL;
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if (k != i && pis[k].p && !strcmp(pis[k].p->id, id))
+			break;
+	if (k == n)
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			  "revert: no valid plan with id '%s' at the tip (the reverted plan stays "
+			  "in the directory, unchanged)",
+			  id);
+	else if (k > i)
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			  "revert: plan %s is in %s, which comes after this file: a revert comes "
+			  "after the plan it reverts in the line order",
+			  id, pis[k].f->path);
+	for (size_t o = 0; o < i && !dg.nerrors; o++)
+		if (pis[o].p && pis[o].p->revert_of && !strcmp(pis[o].p->revert_of, id))
+			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line,
+				  pi->p->revert_col,
+				  "revert: plan %s is reverted already by %s: a plan is reverted once",
+				  id, pis[o].f->path);
+	if (!dg.nerrors && parse_file(pis[k].f, &t, &dg) == 0)
+		(void)plan_revert_resolve(pi->p, t, &dg);
+	if (dg.nerrors) {
+		drop_plan(pi);
+		make_invalid(pi, &dg);
 	}
 	diags_clear(&dg);
 }
 
 /*
  * The plans at the tip, through the cache (w->pcache is replaced);
- * duplicate ids make the later file invalid.
+ * duplicate ids make the later file invalid. Revert plans are resolved
+ * against the plans before them.
  */
 static struct pinfo *
 parse_all(struct worker *w, const struct repo_snapshot *s)
@@ -814,11 +906,13 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct pinfo *pi = &pis[i];
 		struct pcache_ent *e = &next->v[i];
+		struct plan *own;
 		const char *first;
 
 		pi->f = &s->files[i];
-		pcache_fill(w->pcache, pi->f, e);
-		pi->p = e->p;
+		pcache_fill(w->pcache, pi->f, e, &own);
+		pi->p = own ? own : e->p;
+		pi->own_p = own != NULL;
 		pi->diag = e->diag;
 		if (pi->p && !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
 			struct diags dg = DIAGS_INIT;
@@ -826,9 +920,8 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
 				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
 			pi->id = xstrdup(pi->p->id);
-			pi->p = NULL;
-			pi->diag = diag_text(&dg);
-			pi->own_diag = true;
+			drop_plan(pi);
+			make_invalid(pi, &dg);
 			diags_clear(&dg);
 		} else if (pi->p) {
 			pi->id = xstrdup(pi->p->id);
@@ -839,8 +932,6 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 			base = base ? base + 1 : pi->f->path;
 			dot = strrchr(base, '.');
 			pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
-		}
-		if (!pi->p) {
 			pi->status = "invalid";
 			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
 		}
@@ -850,7 +941,20 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 	qsort(next->v, next->n, sizeof(*next->v), pcache_cmp);
 	pcache_free(w->pcache);
 	w->pcache = next;
+	for (size_t i = 0; i < s->n; i++)
+		if (pis[i].p && pis[i].p->revert_of)
+			resolve_revert(pis, s->n, i);
 	return pis;
+}
+
+/* The index of the valid revert plan after pis[i] that reverts it, or SIZE_MAX. */
+static size_t
+reverted_later(const struct pinfo *pis, size_t n, size_t i)
+{
+	for (size_t k = i + 1; k < n; k++)
+		if (pis[k].p && pis[k].p->revert_of && !strcmp(pis[k].p->revert_of, pis[i].id))
+			return k;
+	return SIZE_MAX;
 }
 
 static bool
@@ -920,7 +1024,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	struct pinfo *pis = NULL;
 	struct repo_snapshot *snap = NULL;
 	char errbuf[512], lost[1600] = "";
-	bool stopped = false, in_sync = true, conn_lost = false;
+	bool stopped = false, in_sync = true, conn_lost = false, sync_at_gate = true;
+	size_t gate = SIZE_MAX, gated = 0; /* a failed plan's revert at pis[gate] may run */
 	const char *health = "healthy";
 	int holder = 0, got, rc = PASS_OK;
 	size_t n;
@@ -950,7 +1055,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	w->standby_logged = false;
 	if (!open_repo(d, w))
 		return PASS_ERROR;
-	if (!w->full_pass && w->settled_tip[0]) {
+	/* (a fetch that failed is news: the full pass below reports it) */
+	if (!w->full_pass && w->settled_tip[0] && !w->last_error[0]) {
 		char tip[41];
 
 		if (repo_tip(w->repo, tip, errbuf, sizeof(errbuf)) == 0 &&
@@ -1026,6 +1132,30 @@ worker_pass(struct daemon *d, struct worker *w)
 			continue;
 		}
 		dbst = db_status(&v, pi->id);
+		/* undone by a revert plan: settled like applied, it never runs again */
+		if (exec_status_reverted(dbst) && !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
+			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
+			pi->status = pi->dbstatus;
+			snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
+			continue;
+		}
+		if (stopped && i == gate) {
+			/* the revert of the failed plan that stops the line: the remedy runs */
+			stopped = false;
+		} else if (!stopped && dbst && !strcmp(dbst, "failed") &&
+			   (gate = reverted_later(pis, n, i)) != SIZE_MAX) {
+			/* failed, and reverted later in the line: not retried, its revert runs */
+			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
+			pi->status = pi->dbstatus;
+			snprintf(pi->message, sizeof(pi->message),
+				 "%.1400s (its revert %s runs next)", db_message(&v, pi->id),
+				 pis[gate].id);
+			gated = i;
+			sync_at_gate = in_sync;
+			stopped = true;
+			in_sync = false;
+			continue;
+		}
 		if (stopped && verdict_now(w, pi, &v, &pol, &meta)) {
 			in_sync = false;
 			continue;
@@ -1121,6 +1251,28 @@ worker_pass(struct daemon *d, struct worker *w)
 			snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%s", res.sqlstate);
 			stopped = true;
 			in_sync = false;
+		}
+		if (res.outcome == EXEC_FAILED && gate == SIZE_MAX &&
+		    (gate = reverted_later(pis, n, i)) != SIZE_MAX) {
+			/* the plan that stops the line has a revert later in it: that runs */
+			gated = i;
+			sync_at_gate = true;
+		} else if (i == gate) {
+			gate = SIZE_MAX;
+			if (res.outcome == EXEC_APPLIED) {
+				/* the reverted plan is settled; the plans after it run, in order */
+				struct pinfo *t = &pis[gated];
+
+				snprintf(t->dbstatus, sizeof(t->dbstatus), "%s",
+					 plan_revert_status(pi->p));
+				t->status = t->dbstatus;
+				snprintf(t->message, sizeof(t->message), "%s by plan %s", t->status,
+					 pi->id);
+				t->sqlstate[0] = '\0';
+				in_sync = sync_at_gate;
+				i = gated;
+				continue;
+			}
 		}
 		if (res.outcome == EXEC_FAILED) {
 			const char *first;

@@ -461,6 +461,8 @@ exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *o
 	PGresult *r = NULL;
 	int rc = -1;
 
+	if (exec_revert_accept_refused(ex, p->id, err) != 0)
+		goto out;
 	step_arrays(p, sb);
 	for (int k = 0; k < 5; k++)
 		params[3 + k] = sb[k].buf;
@@ -804,7 +806,7 @@ int
 exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 	      struct exec_result *res)
 {
-	PGresult *row = NULL, *ledger = NULL, *stale = NULL;
+	PGresult *row = NULL, *ledger = NULL, *stale = NULL, *fwd = NULL;
 	struct db_error err;
 	const char *status = NULL, *checksum = NULL;
 	int rc = 0;
@@ -836,8 +838,16 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		res->steps_done = res->steps_skipped = p->nsteps;
 		goto out;
 	}
+	/* undone by a revert plan: settled, it never runs again (re-applying it is a new plan) */
+	if (exec_status_reverted(status) && checksum && !strcmp(checksum, p->checksum)) {
+		res->outcome = EXEC_APPLIED;
+		snprintf(res->message, sizeof(res->message), "%s is %s: it does not run again",
+			 p->id, status);
+		goto out;
+	}
 	if (checksum && strcmp(checksum, p->checksum) != 0 &&
-	    (!strcmp(status, "applied") || !strcmp(status, "drift") || PQntuples(stale) > 0)) {
+	    (!strcmp(status, "applied") || !strcmp(status, "drift") ||
+	     exec_status_reverted(status) || PQntuples(stale) > 0)) {
 		res->outcome = EXEC_DRIFT;
 		if (PQntuples(stale) > 0)
 			snprintf(res->message, sizeof(res->message),
@@ -894,6 +904,15 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 			goto out;
 		}
 	}
+	/* a revert plan: which of the steps it undoes the ledger has */
+	if (p->reverted && exec_revert_load(ex, p, &fwd, &err) < 0) {
+		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
+		if (res->outcome != EXEC_CONN_LOST)
+			end_failed(ex, p, meta, res);
+		rc = -1;
+		goto out;
+	}
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		const struct plan_wave_s *wv = &p->waves[w];
 		const char *wname = plan_wave_name((enum plan_wave)w);
@@ -913,6 +932,11 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 				res->steps_skipped++;
 				exec_event(ex, "step.skipped", p->id, wname, r.s->sha, NULL,
 					   "%s: already in the ledger", plan_op_name(r.s->op));
+				continue;
+			}
+			if (p->reverted && exec_revert_skip(ex, p, r.s, wname, fwd)) {
+				res->steps_done++;
+				res->steps_skipped++;
 				continue;
 			}
 			if (ex->abort_req) {
@@ -941,6 +965,13 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		exec_event(ex, "wave.ok", p->id, wname, NULL, NULL, "%s wave done in %lld ms", wname,
 			   (long long)(exec_now_ms() - wt0));
 	}
+	if (p->reverted && exec_revert_done(ex, p, res, &err) < 0) {
+		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message), "recording the reverted plan: %s",
+			 err.message);
+		end_failed(ex, p, meta, res);
+		goto out;
+	}
 	res->outcome = EXEC_APPLIED;
 	snprintf(res->message, sizeof(res->message), "%s applied: %zu/%zu steps (%zu skipped) in %lld ms",
 		 p->id, res->steps_done, res->steps_total, res->steps_skipped,
@@ -954,5 +985,6 @@ out:
 	PQclear(row);
 	PQclear(ledger);
 	PQclear(stale);
+	PQclear(fwd);
 	return rc;
 }

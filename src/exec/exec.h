@@ -183,6 +183,11 @@ int exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_pl
 		     const char *status, struct db_error *err);
 
 const char *exec_outcome_name(enum exec_outcome o);
+/*
+ * Whether a plan's recorded status says a revert plan undid it ("reverted",
+ * "reverted to <wave>"): settled like applied, it never runs again.
+ */
+bool exec_status_reverted(const char *status);
 /* The governor's state ("healthy", "degraded", "critical") and rate factor. */
 const char *exec_governor(const struct exec *ex, double *factor);
 /* The work connection (borrowed), for readers of the audit tables. */

@@ -75,9 +75,9 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 {
 	cJSON *o = cJSON_CreateObject(), *waves = cJSON_AddArrayToObject(o, "waves");
 	struct db_error err;
-	PGresult *ledger = NULL;
+	PGresult *ledger = NULL, *fwd = NULL;
 	const char *params[2] = { ex->target, p->id };
-	bool earlier_would_run = false;
+	bool earlier_would_run = false, reverted = false;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -112,6 +112,14 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			goto dberr;
 		if (PQntuples(row) > 0) {
 			cJSON_AddStringToObject(o, "recorded_status", PQgetvalue(row, 0, 1));
+			/* undone by a revert plan: it does not run again; its steps are not checked */
+			reverted = exec_status_reverted(PQgetvalue(row, 0, 1)) &&
+				   !PQgetisnull(row, 0, 0) &&
+				   !strcmp(PQgetvalue(row, 0, 0), p->checksum);
+			if (reverted)
+				snprintf(res->message, sizeof(res->message),
+					 "%s is %s: it does not run again", p->id,
+					 PQgetvalue(row, 0, 1));
 			if (!PQgetisnull(row, 0, 0) && strcmp(PQgetvalue(row, 0, 0), p->checksum) &&
 			    !strcmp(PQgetvalue(row, 0, 1), "applied")) {
 				res->outcome = EXEC_DRIFT;
@@ -129,6 +137,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			    2, params) < 0)
 			goto dberr;
 	}
+	if (p->reverted && exec_revert_load(ex, p, &fwd, &err) < 0)
+		goto dberr;
 	if (p->blocked && res->outcome == EXEC_APPLIED) {
 		res->outcome = EXEC_BLOCKED;
 		snprintf(res->message, sizeof(res->message), "%s", p->blocked_reason);
@@ -147,7 +157,7 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			const struct plan_step *s = &wv->steps[i];
 			struct step_run r = { .ex = ex, .p = p, .s = s, .res = res };
 			cJSON *sj = cJSON_CreateObject();
-			const char *state = "would_run", *failed = NULL, *failed_post = NULL;
+			const char *state = "would_run", *failed = NULL, *failed_post = NULL, *why_not;
 			char detail[512] = "";
 			struct relsize rs;
 			bool applied = false;
@@ -155,10 +165,20 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 
 			for (int k = 0; k < PQntuples(ledger); k++)
 				applied |= !strcmp(PQgetvalue(ledger, k, 0), s->sha);
+			/* a revert's step runs only when what it undoes is applied */
+			why_not = p->reverted && !applied
+					  ? exec_revert_why_not(p, s, exec_revert_forward(fwd, s))
+					  : NULL;
 			rel_size(ex, s->touched.n ? s->touched.v[0] : NULL, &rs);
-			est = applied ? 0 : estimate_ms(s, &rs);
+			est = applied || why_not ? 0 : estimate_ms(s, &rs);
 			if (applied) {
 				state = "applied";
+			} else if (reverted) {
+				state = "reverted";
+				est = 0;
+			} else if (why_not) {
+				state = "skipped";
+				snprintf(detail, sizeof(detail), "%s", why_not);
 			} else {
 				if (exec_checks(&r, &s->ob.prechecks, &failed, &err) < 0)
 					goto dberr;
@@ -235,6 +255,7 @@ out:
 		(void)db_cmd(ex->db, &ignore, "ROLLBACK");
 	}
 	PQclear(ledger);
+	PQclear(fwd);
 	cJSON_AddStringToObject(o, "outcome", rc == 0 && res->outcome == EXEC_APPLIED
 						      ? "ok"
 						      : exec_outcome_name(res->outcome));

@@ -119,6 +119,31 @@ int exec_rollback_resume(struct exec *ex, const struct plan *p, const struct exe
 			 struct exec_result *res);
 
 /*
+ * exec_revert.c: a revert plan's steps. exec_revert_load reads the ledger
+ * rows (step_sha, outcome) of the steps its inverses undo; *fwd to PQclear.
+ * exec_revert_forward is the outcome of the step s undoes (NULL when it is
+ * not in the ledger); exec_revert_why_not why s does not run for that
+ * outcome (NULL: it runs). exec_revert_skip records that as a step.skipped
+ * event and returns true when s does not run. exec_revert_done records the
+ * reverted plan's status ("reverted", "reverted to <wave>") and its
+ * plan.reverted event, once every step is done.
+ */
+int exec_revert_load(struct exec *ex, const struct plan *p, PGresult **fwd, struct db_error *err);
+const char *exec_revert_forward(const PGresult *fwd, const struct plan_step *s);
+const char *exec_revert_why_not(const struct plan *p, const struct plan_step *s,
+				const char *outcome);
+bool exec_revert_skip(struct exec *ex, const struct plan *p, const struct plan_step *s,
+		      const char *wave, const PGresult *fwd);
+int exec_revert_done(struct exec *ex, const struct plan *p, const struct exec_result *res,
+		     struct db_error *err);
+/*
+ * Whether plan_id's last run was undone by a revert plan (its last plan.start
+ * or plan.reverted event is plan.reverted): accept-drift refuses it then, with
+ * err saying why. 1 refused, 0 not, -1 database error.
+ */
+int exec_revert_accept_refused(struct exec *ex, const char *plan_id, struct db_error *err);
+
+/*
  * exec_present.c: before a step whose postchecks already hold is adopted as
  * already_present, compares each column it defines (add_column,
  * create_table) with the database's: type as format_type() gives it,

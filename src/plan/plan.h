@@ -242,6 +242,8 @@ struct plan_step {
 	struct plan_step *inverse;    /* UNDO_INVERSE */
 	const char *undo_reason;      /* UNDO_NOTHING, UNDO_IRREVERSIBLE */
 	const char *inverse_of;       /* on an inverse: the step_sha of the step it undoes */
+	/* on a step of a revert plan (plan_revert.c): the reverted plan's step it undoes */
+	const struct plan_step *undoes;
 };
 
 struct plan_wave_s {
@@ -274,6 +276,19 @@ struct plan {
 	enum plan_mode mode;
 	bool blocked;
 	char *blocked_reason;
+	/*
+	 * A revert plan (`revert:` in the file) undoes the applied steps of the
+	 * plan revert_of after the wave to_wave (-1: all of them). It is written
+	 * without steps: plan_revert_resolve gives it the inverses of the
+	 * reverted plan's steps, last first, as the steps of its one wave
+	 * (contract), and owns the reverted plan from then on.
+	 */
+	char *revert_of;
+	unsigned revert_line, revert_col;
+	int to_wave;
+	unsigned to_wave_line, to_wave_col;
+	struct plan *reverted;        /* owned; set once resolved */
+	struct plan_strv revert_kept; /* steps in the range with nothing to undo, and why */
 };
 
 /*
@@ -283,9 +298,32 @@ struct plan {
  */
 int plan_parse(struct plan **out, const char *path, const char *buf, size_t len,
 	       struct diags *d);
-/* Reads path and calls plan_parse. Returns -1 (with a diagnostic) if it cannot be read. */
+/*
+ * Reads path and calls plan_parse; a revert plan is then resolved from the
+ * plans of its directory (plan_revert_from_dir). Returns -1 (with a
+ * diagnostic) if it cannot be read or is invalid.
+ */
 int plan_load(struct plan **out, const char *path, struct diags *d);
 void plan_free(struct plan *p);
+
+/* The status of a plan undone by a revert plan: "reverted", "reverted to expand", ... */
+const char *plan_revert_status(const struct plan *rev);
+/*
+ * Resolves the revert plan rev against target, the plan it reverts (whose
+ * file comes before rev's in the line order): rev's steps become the
+ * inverses of target's steps after rev->to_wave, last first, each with a
+ * step_sha of its own (derived from rev's id and the inverse); the plan is
+ * H3. Takes target in every case (rev owns it, or it is freed). Returns 0,
+ * or -1 with every problem in d (an irreversible step in the range, each by
+ * name; a target that is itself a revert; nothing to undo after to_wave).
+ */
+int plan_revert_resolve(struct plan *rev, struct plan *target, struct diags *d);
+/*
+ * Finds the plan rev reverts among the plan files of rev's directory (by
+ * id; it must come before rev's file, and no other revert file before rev
+ * may revert it) and resolves rev against it. Returns 0, or -1 with d.
+ */
+int plan_revert_from_dir(struct plan *rev, struct diags *d);
 
 /* The policy a mode applies; plan_policy_default fills the defaults of docs/contract.md §4. */
 struct plan_policy {

@@ -21,6 +21,8 @@
 #include "plan/plan_dir.h"
 #include "plan/plan_int.h"
 #include "util/alloc.h"
+#include "util/canon.h"
+#include "util/sha256.h"
 #include "util/strbuf.h"
 
 static void
@@ -114,6 +116,56 @@ id_from_path(struct arena *a, const char *path)
 	return arena_strndup(a, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
+/*
+ * A revert plan: id, title, reason, revert and to_wave, and no steps (they
+ * are the reverted plan's inverses, plan_revert_resolve). Its checksum is of
+ * what is written: {hash_version, id, reason, revert, title[, to_wave]}.
+ */
+static void
+revert_plan(struct plan_bctx *c, const struct doc_node *root, bool *ok)
+{
+	static const char *const others[] = { "waves", "steps", "on_failure" };
+	struct plan *p = c->p;
+	const struct doc_node *rv = doc_map_get(root, "revert");
+	struct strbuf sb = STRBUF_INIT;
+
+	if (!rv) {
+		err(c, doc_map_get(root, "to_wave"),
+		    "to_wave: only a revert plan has it (expected revert: <plan id> beside it)");
+		*ok = false;
+		return;
+	}
+	for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++) {
+		const struct doc_node *o = doc_map_get(root, others[k]);
+
+		if (!o)
+			continue;
+		err(c, o,
+		    "%s: a revert plan (revert: at line %u) has no %s: its steps are the inverses "
+		    "of the plan it reverts; expected either revert or %s, found both",
+		    others[k], rv->line, others[k], others[k]);
+		*ok = false;
+	}
+	if (!*ok)
+		return;
+	sb_printf(&sb, "{\"hash_version\":%d,\"id\":", PLAN_HASH_VERSION);
+	canon_string(p->id, &sb);
+	sb_puts(&sb, ",\"reason\":");
+	canon_string(p->reason, &sb);
+	sb_puts(&sb, ",\"revert\":");
+	canon_string(p->revert_of, &sb);
+	sb_puts(&sb, ",\"title\":");
+	canon_string(p->title, &sb);
+	if (p->to_wave >= 0) {
+		sb_puts(&sb, ",\"to_wave\":");
+		canon_string(plan_wave_name((enum plan_wave)p->to_wave), &sb);
+	}
+	sb_putc(&sb, '}');
+	sha256_hex(sb.buf, sb.len, p->checksum);
+	sb_free(&sb);
+	p->max_hazard = H3;
+}
+
 int
 plan_parse(struct plan **out, const char *path, const char *buf, size_t len, struct diags *d)
 {
@@ -131,6 +183,7 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 	p->path = arena_strdup(p->arena, path);
 	for (int w = 0; w < WAVE__COUNT; w++)
 		plan_limits_unset(&p->waves[w].limits);
+	p->to_wave = -1;
 	c.p = p;
 	c.a = doc->arena;
 	root = doc->root;
@@ -186,10 +239,35 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 				p->on_failure_line = v->line;
 				p->on_failure_col = v->col;
 			}
+		} else if (!strcmp(key, "revert")) {
+			if (v->kind != DOC_STRING || !plan_id_ok(v->str)) {
+				err(&c, v,
+				    "revert: expected the id of the plan to revert (" PLAN_ID_RULE
+				    "), found %s",
+				    found(&c, v));
+				ok = false;
+			} else {
+				p->revert_of = arena_strdup(p->arena, v->str);
+				p->revert_line = v->line;
+				p->revert_col = v->col;
+			}
+		} else if (!strcmp(key, "to_wave")) {
+			int tw = v->kind == DOC_STRING ? plan_wave_from_name(v->str) : -1;
+
+			if (tw < 0) {
+				err(&c, v,
+				    "to_wave: expected expand, backfill, validate or contract, found %s",
+				    found(&c, v));
+				ok = false;
+			} else {
+				p->to_wave = tw;
+				p->to_wave_line = v->line;
+				p->to_wave_col = v->col;
+			}
 		} else if (strcmp(key, "waves") && strcmp(key, "steps")) {
 			err(&c, root->keys[i],
-			    "plan: unknown field '%s' (expected id, title, reason, on_failure, waves or "
-			    "steps)",
+			    "plan: unknown field '%s' (expected id, title, reason, on_failure, waves, "
+			    "steps, or revert and to_wave)",
 			    key);
 			ok = false;
 		}
@@ -214,6 +292,10 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 	}
 	waves = doc_map_get(root, "waves");
 	steps = doc_map_get(root, "steps");
+	if (doc_map_get(root, "revert") || doc_map_get(root, "to_wave")) {
+		revert_plan(&c, root, &ok);
+		goto out;
+	}
 	if (waves && steps) {
 		err(&c, steps, "plan: expected either waves or steps, found both");
 		ok = false;
@@ -249,6 +331,21 @@ out:
 
 int
 plan_load(struct plan **out, const char *path, struct diags *d)
+{
+	struct plan *p;
+
+	if (plan_load_one(&p, path, d) < 0)
+		return -1;
+	if (p->revert_of && plan_revert_from_dir(p, d) < 0) {
+		plan_free(p);
+		return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+int
+plan_load_one(struct plan **out, const char *path, struct diags *d)
 {
 	/*
 	 * A plan is a few KiB: read it into this buffer and parse it there, with
@@ -303,6 +400,7 @@ plan_free(struct plan *p)
 {
 	if (!p)
 		return;
+	plan_free(p->reverted);
 	arena_free(p->arena);
 	free(p);
 }

@@ -186,4 +186,7 @@ void plan_build_waves(struct plan_bctx *c, const struct doc_node *waves, bool *o
 /* plan_seal.c: hazards, SQL, checks, inverses and ids of a sound plan; on_failure's check. */
 void plan_seal(struct plan_bctx *c, bool *ok);
 
+/* plan_load without resolving a revert plan (plan_revert_from_dir reads its directory so). */
+int plan_load_one(struct plan **out, const char *path, struct diags *d);
+
 #endif

@@ -183,8 +183,17 @@ step_json(const struct plan_step *s)
 	cJSON_AddStringToObject(sj, "step_sha", s->sha);
 	if (s->inverse_of)
 		cJSON_AddStringToObject(sj, "inverse_of", s->inverse_of);
-	else
+	if (!s->inverse_of || s->undoes)
 		cJSON_AddNumberToObject(sj, "index", s->index);
+	if (s->undoes) {
+		/* a step of a revert plan: the reverted plan's step it undoes */
+		cJSON *u = cJSON_AddObjectToObject(sj, "undoes");
+
+		cJSON_AddStringToObject(u, "step_sha", s->undoes->sha);
+		cJSON_AddStringToObject(u, "op", plan_op_name(s->undoes->op));
+		cJSON_AddStringToObject(u, "wave", plan_wave_name(s->undoes->wave));
+		cJSON_AddNumberToObject(u, "line", s->undoes->line);
+	}
 	cJSON_AddStringToObject(sj, "op", plan_op_name(s->op));
 	cJSON_AddStringToObject(sj, "hazard", plan_hazard_name(s->hazard));
 	cJSON_AddStringToObject(sj, "hazard_reason", s->hazard_reason);
@@ -256,6 +265,21 @@ plan_to_json(const struct plan *p)
 	if (p->blocked_reason)
 		cJSON_AddStringToObject(o, "blocked_reason", p->blocked_reason);
 	add_int(o, "step_count", (int64_t)p->nsteps);
+	if (p->revert_of) {
+		cJSON *rj = cJSON_AddObjectToObject(o, "revert"), *kept;
+
+		cJSON_AddStringToObject(rj, "plan_id", p->revert_of);
+		if (p->reverted)
+			cJSON_AddStringToObject(rj, "file", p->reverted->path);
+		if (p->to_wave >= 0)
+			cJSON_AddStringToObject(rj, "to_wave", plan_wave_name((enum plan_wave)p->to_wave));
+		else
+			cJSON_AddNullToObject(rj, "to_wave");
+		cJSON_AddStringToObject(rj, "status_after", plan_revert_status(p));
+		kept = cJSON_AddArrayToObject(rj, "nothing_to_undo");
+		for (size_t i = 0; i < p->revert_kept.n; i++)
+			cJSON_AddItemToArray(kept, cJSON_CreateString(p->revert_kept.v[i]));
+	}
 	waves = cJSON_AddArrayToObject(o, "waves");
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		const struct plan_wave_s *wv = &p->waves[w];

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's demo, shortened (2,000 employees, unthrottled backfills), end
 # to end, so it cannot rot: every example plan applied by the prod daemon, the
-# H3 plan blocked on the chaos branch, the broken plan noted as invalid, the
+# H3 plan blocked on the chaos branch, a failed plan reverted to expand by a
+# pushed revert file and fixed forward, the broken plan noted as invalid, the
 # notes and the audit tables shown, and nothing left running afterwards.
 set -uo pipefail
 . "$(dirname "$0")/../lib/assert.sh"
@@ -20,12 +21,17 @@ for p in "$top"/examples/plans/*; do
 	id=$(basename "${p%.*}")
 	assert_match "prod applied $id" "\\[H[0-3]\\] $id +applied" "$text"
 done
+assert_match "the plan that fails on the bad row is reverted to expand" "\\[H[0-3]\\] 0012-email-domain +reverted to expand" "$text"
+assert_match "its revert is applied" "\\[H3\\] 0013-revert-email-domain +applied" "$text"
+assert_match "the fix forward is applied" "\\[H[0-3]\\] 0014-email-domain-fixed +applied" "$text"
+assert_contains "plan shows what the revert undoes" "undoes backfill_sql (line 22, backfill wave" "$text"
+assert_contains "the revert's note" "taskslaps prod: applied 0013-revert-email-domain H3" "$text"
 assert_match "chaos blocks the H3 plan" "0002-foreign-keys +blocked" "$text"
 assert_contains "the broken plan gets an invalid note" "taskslaps prod: invalid" "$text"
 assert_contains "the invalid note has file:line:col" "migrations/0020-typo-in-op.yaml:9:15: error" "$text"
 assert_contains "notes are shown with git log" "taskslaps prod: applied 0001-coffee-dependency H2 2/2 steps" "$text"
 assert_contains "the audit tables are queried" "plan.ok" "$text"
-assert_match "it ends with taskslapsctl status" "== taskslapsctl status" "$(tail -40 "$out")"
+assert_match "it ends with taskslapsctl status" "== taskslapsctl status" "$(tail -60 "$out")"
 left=$(pgrep -f 'taskslapsd --config /tmp/taskslaps-demo' || true)
 assert_eq "no daemon left running" "" "$left"
 assert_eq "no demo directory left behind" "" "$(ls -d /tmp/taskslaps-demo.* 2>/dev/null || true)"

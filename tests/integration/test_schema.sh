@@ -297,6 +297,16 @@ expect_error "events.type is checked" "events_type_check" \
     q tsdb ts_owner "INSERT INTO taskslaps.events (target, type) VALUES ('a', 'plan.bogus')"
 expect_error "plans.status is checked" "plans_status_check" \
     q tsdb ts_owner "INSERT INTO taskslaps.plans (target, plan_id, status) VALUES ('a', 'p', 'done')"
+assert_eq "plans.status accepts the statuses a revert plan leaves" "3" \
+    "$(q tsdb ts_owner "WITH i AS (INSERT INTO taskslaps.plans (target, plan_id, status) VALUES
+         ('rv', 'p1', 'reverted'), ('rv', 'p2', 'reverted to expand'), ('rv', 'p3', 'reverted to validate')
+         RETURNING 1) SELECT count(*) FROM i")"
+q tsdb ts_owner "DELETE FROM taskslaps.plans WHERE target = 'rv'" >/dev/null
+expect_error "plans.status: a revert to contract leaves nothing undone" "plans_status_check" \
+    q tsdb ts_owner "INSERT INTO taskslaps.plans (target, plan_id, status) VALUES ('a', 'p', 'reverted to contract')"
+assert_eq "events.type accepts plan.reverted" "1" \
+    "$(q tsdb ts_owner "WITH i AS (INSERT INTO taskslaps.events (target, type) VALUES ('rv', 'plan.reverted') RETURNING 1) SELECT count(*) FROM i")"
+q tsdb ts_owner "DELETE FROM taskslaps.events WHERE target = 'rv'" >/dev/null
 expect_error "step_ledger.outcome is checked" "step_ledger_outcome_check" \
     q tsdb ts_owner "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard, outcome)
                      VALUES ('s', 'a', 'p', 'expand', 0, 'add_column', 'H1', 'maybe')"

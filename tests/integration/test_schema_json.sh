@@ -245,6 +245,18 @@ case_ both.yaml invalid "$head
 steps: [{ op: drop_table, table: t }]
 waves: [{ name: contract, steps: [{ op: drop_table, table: t }] }]"
 case_ neither.yaml invalid "$head"
+case_ revert-with-steps.yaml invalid "$head
+revert: p1
+steps: [{ op: drop_table, table: t }]"
+case_ revert-on-failure.yaml invalid "$head
+revert: p1
+on_failure: rollback_plan"
+case_ to-wave-alone.yaml invalid "$head
+to_wave: expand
+steps: [{ op: drop_table, table: t }]"
+case_ revert-bad-wave.yaml invalid "$head
+revert: p1
+to_wave: middle"
 case_ wrong-wave.yaml invalid "$head
 waves: [{ name: expand, steps: [{ op: drop_table, table: t }] }]"
 case_ sql-wave-mismatch.yaml invalid "$head

@@ -165,7 +165,7 @@ test_plan_errors__unknown_plan_field(void **state)
 	(void)state;
 	pt_expect_error(
 	    Y, "title: t\nreason: r\nauthor: me\nsteps: [{op: drop_table, table: t}]\n", 3, 1,
-	    "plan: unknown field 'author' (expected id, title, reason, on_failure, waves or steps)");
+	    "plan: unknown field 'author' (expected id, title, reason, on_failure, waves, steps, or revert and to_wave)");
 }
 
 static void
