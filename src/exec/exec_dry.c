@@ -129,7 +129,7 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			    2, params) < 0)
 			goto dberr;
 	}
-	if (p->blocked && res->outcome == EXEC_APPLIED) {
+	if (p->blocked && res->outcome == EXEC_UNSET) {
 		res->outcome = EXEC_BLOCKED;
 		snprintf(res->message, sizeof(res->message), "%s", p->blocked_reason);
 	}
@@ -179,7 +179,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 				} else if (failed) {
 					state = "precheck_fails";
 					snprintf(detail, sizeof(detail), "%s", failed);
-					res->outcome = res->outcome ? res->outcome : EXEC_FAILED;
+					if (res->outcome == EXEC_UNSET)
+						res->outcome = EXEC_FAILED;
 					if (!res->message[0])
 						snprintf(res->message, sizeof(res->message),
 							 "step %.16s (%s): precheck fails: %s", s->sha,
@@ -224,6 +225,9 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 		cJSON_AddNumberToObject(wj, "estimate_ms", (double)total);
 		cJSON_AddItemToArray(waves, wj);
 	}
+	/* nothing above found a reason not to: the plan would apply */
+	if (res->outcome == EXEC_UNSET)
+		res->outcome = EXEC_APPLIED;
 	rc = 0;
 	goto out;
 dberr:
