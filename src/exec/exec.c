@@ -493,7 +493,7 @@ exec_run_step(struct step_run *r)
 	/* a step that did not say what became of it, or said nothing of why, failed */
 	if (a == ATTEMPT_OK)
 		return a;
-	if (a == ATTEMPT_UNSET || a == ATTEMPT_BUSY || r->res->outcome == EXEC_UNSET)
+	if (a == ATTEMPT_UNSET || r->res->outcome == EXEC_UNSET)
 		return exec_fail(r, NULL, "internal error: step %s ended as %s without a result",
 				 plan_op_name(r->s->op), exec_attempt_name(a));
 	return a;

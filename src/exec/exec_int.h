@@ -213,8 +213,8 @@ const char *exec_ledger_params(struct step_run *r, int64_t ms, const char *param
 const char *exec_ledger_outcome(const struct step_run *r);
 /*
  * Runs one step by its kind (the governor is asked first). ATTEMPT_OK, or
- * another result with r->res filled (its outcome set); never ATTEMPT_UNSET
- * or ATTEMPT_BUSY (the step's retries are behind it).
+ * another result with r->res filled (its outcome set); never ATTEMPT_UNSET.
+ * ATTEMPT_BUSY here means busy still after the step's retries.
  */
 enum exec_attempt exec_run_step(struct step_run *r);
 

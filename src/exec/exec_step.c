@@ -657,12 +657,19 @@ exec_step_nontx(struct step_run *r)
 		exec_event_step_ok(r, exec_now_ms() - t0, retries + 1);
 		return a;
 	}
-	if (db_ok(r->ex->db)) {
-		/* leave no INVALID index behind a failed build (one in use is left alone) */
+	/*
+	 * Leave no INVALID index behind a failed build; under the step's
+	 * timeouts, as any statement of the step. Not when busy: what held
+	 * the step up (a lock, another session's build) would hold the drop up
+	 * too, and the next attempt drops the index first anyway.
+	 */
+	if (a != ATTEMPT_BUSY && db_ok(r->ex->db)) {
 		struct db_error ignore;
 		char *idx = step_index_name(r->s);
-		if (idx)
+		if (idx && set_timeouts(r, false, &ignore) == 0) {
 			(void)drop_invalid_index(r, idx, &ignore);
+			(void)reset_timeouts(r->ex);
+		}
 		free(idx);
 	}
 	return exec_attempt_end(r, a, &err, retries, "statement failed", NULL);
