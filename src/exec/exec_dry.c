@@ -234,10 +234,7 @@ dberr:
 	res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 	snprintf(res->message, sizeof(res->message), "reading the database: %s", err.message);
 out:
-	if (db_ok(ex->db)) {
-		struct db_error ignore;
-		(void)db_cmd(ex->db, &ignore, "ROLLBACK");
-	}
+	exec_db_rollback(ex);
 	PQclear(ledger);
 	cJSON_AddStringToObject(o, "outcome", rc == 0 && res->outcome == EXEC_APPLIED
 						      ? "ok"
