@@ -212,8 +212,8 @@ load_progress(struct backfill *b, struct db_error *err)
  * the checkpoint to hi, prove the locks. ATTEMPT_OK (b->done when this was
  * the last batch, b->walked the keys it walked); ATTEMPT_PROMISE_VIOLATED
  * when the proof failed (res says why); otherwise what exec_attempt_db makes
- * of err (a lock timeout is busy, and retried). The transaction is rolled
- * back on any failure.
+ * of the error (a lock timeout is busy, and retried). The transaction is
+ * rolled back on any failure.
  */
 static enum exec_attempt
 batch_attempt(struct step_run *r, struct db_error *err, void *arg)
@@ -239,14 +239,14 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 		    "SELECT pg_catalog.set_config('lock_timeout', $1, true), "
 		    "pg_catalog.set_config('statement_timeout', $2, true)",
 		    2, params) < 0)
-		goto out;
+		goto dberr;
 
 	/* the batch's upper key: batch_size keys after last, or the range's end */
 	if ((b->last && unpack_key(b, b->last, params, &jlast) < 0) ||
 	    unpack_key(b, b->upper, params + b->nk, &jupper) < 0) {
 		snprintf(err->message, sizeof(err->message), "corrupt backfill checkpoint");
 		err->sqlstate[0] = '\0';
-		goto out;
+		goto dberr;
 	}
 	sb_puts(&q, "SELECT ");
 	key_json(&q, b);
@@ -269,7 +269,7 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	params[np] = lim;
 	if (!key_query_ok(r, sb_str(&q), err) ||
 	    db_exec(r->ex->db, &res, err, sb_str(&q), np + 1, params) < 0)
-		goto out;
+		goto dberr;
 	*done = PQntuples(res) == 0;
 	hi = xstrdup(*done ? b->upper : PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -285,7 +285,7 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	}
 	if (unpack_key(b, hi, params + (b->last ? b->nk : 0), &jhi) < 0) {
 		snprintf(err->message, sizeof(err->message), "bad batch key %s", hi);
-		goto out;
+		goto dberr;
 	}
 	sb_printf(&q, "UPDATE %s SET %s WHERE ", b->qtable, s->bf_set);
 	if (s->bf_where)
@@ -307,11 +307,11 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 			memset(err, 0, sizeof(*err));
 			snprintf(err->message, sizeof(err->message), "backfill batch refused: %s",
 				 m.text);
-			goto out;
+			goto dberr;
 		}
 	}
 	if (db_exec(r->ex->db, &res, err, sb_str(&q), np, params) < 0)
-		goto out;
+		goto dberr;
 	b->rows_updated += strtoll(PQcmdTuples(res)[0] ? PQcmdTuples(res) : "0", NULL, 10);
 	PQclear(res);
 	res = NULL;
@@ -336,12 +336,12 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 "
 		    "AND last_key IS NOT DISTINCT FROM $4::jsonb",
 		    5, params) < 0)
-		goto out;
+		goto dberr;
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
 			 "the checkpoint moved under this batch (another runner on this backfill?)");
-		goto out;
+		goto dberr;
 	}
 	PQclear(res);
 	res = NULL;
@@ -349,18 +349,16 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	a = exec_proof_after(r, &b->pf, true, err);
 	if (a != ATTEMPT_OK)
 		goto out;
-	if (db_cmd(r->ex->db, err, "COMMIT") < 0) {
-		a = ATTEMPT_UNSET;
-		goto out;
-	}
+	if (db_cmd(r->ex->db, err, "COMMIT") < 0)
+		goto dberr;
 	free(b->last);
 	b->last = hi;
 	hi = NULL;
 	a = ATTEMPT_OK;
+	goto out;
+dberr:
+	a = exec_attempt_db(r, err, "backfill batch failed, rolled back (checkpoint kept)");
 out:
-	/* not set: a statement above failed, and err says how */
-	if (a == ATTEMPT_UNSET || a == ATTEMPT_DB_ERROR)
-		a = exec_attempt_db(r, err, "backfill batch failed, rolled back (checkpoint kept)");
 	if (a != ATTEMPT_OK)
 		exec_db_rollback(r->ex);
 	PQclear(res);

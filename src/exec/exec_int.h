@@ -38,8 +38,11 @@ struct exec {
  *  - the helpers that talk to the database (checks, ledger, proof "before",
  *    exec_present_compare) return int: 0, or -1 with a struct db_error;
  *  - a step attempt (one try of a step, or of a backfill's batch), the
- *    lock-retry loop around it and a whole step (exec_run_step) return enum
- *    exec_attempt;
+ *    parts of an attempt that decide something (the proof "after", the
+ *    adoption of a step already present, the drop of an INVALID index),
+ *    the lock-retry loop and a whole step (exec_run_step) return enum
+ *    exec_attempt, every database error classified once, where it happens,
+ *    by exec_attempt_db;
  *  - a plan ends in struct exec_result (exec.h), whose outcome is derived
  *    from the step's attempt by exec_attempt_outcome only.
  */
@@ -48,10 +51,11 @@ struct exec {
  * What an attempt came to. The zero value is "nobody set it": it is never
  * success, and exec_attempt_end reports it as an internal error.
  *  - ATTEMPT_OK: done, and recorded in the ledger.
- *  - ATTEMPT_FAILED: a statement or a check failed: the plan fails
- *    (r->res filled).
- *  - ATTEMPT_DB_ERROR: the connection went away (err filled): the run
- *    retries after reconnecting.
+ *  - ATTEMPT_FAILED: a statement or a check failed (the database refused
+ *    the step's statement or one of this program's, or a precheck is
+ *    false): the plan fails (r->res filled).
+ *  - ATTEMPT_DB_ERROR: the connection went away (err filled; r->res too
+ *    once exec_attempt_end has run): the run retries after reconnecting.
  *  - ATTEMPT_PROMISE_VIOLATED: a proof obligation failed — a lock stronger
  *    than lock_class_max, a rewrite, a postcheck after the statement —
  *    and the step was rolled back where it could be (r->res filled).
@@ -258,8 +262,7 @@ struct exec_proof {
 int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err);
 /*
  * ATTEMPT_OK proved; ATTEMPT_PROMISE_VIOLATED (res filled with the
- * evidence); ATTEMPT_DB_ERROR with err when a query of the proof failed
- * (the caller classifies it with exec_attempt_db).
+ * evidence); or what exec_attempt_db makes of a failed query of the proof.
  */
 enum exec_attempt exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks,
 				   struct db_error *err);

@@ -146,8 +146,8 @@ proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
  * Judges the obligations from the proof's results: no lock on a relation that
  * existed before stronger than lock_class_max, and no table rewritten (new
  * relfilenode) unless the op may rewrite. ATTEMPT_OK proved;
- * ATTEMPT_PROMISE_VIOLATED (res filled); ATTEMPT_DB_ERROR (err filled, not
- * yet classified: the caller passes it to exec_attempt_db).
+ * ATTEMPT_PROMISE_VIOLATED (res filled); or what exec_attempt_db makes of a
+ * failed query.
  */
 static enum exec_attempt
 proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *locks,
@@ -167,7 +167,7 @@ proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *loc
 		params[0] = sb_str(&over);
 		if (db_execf(r->ex->lockdb, &seen, err, SQL_COMMITTED_RELATIONS, 1, params) < 0) {
 			sb_free(&over);
-			return ATTEMPT_DB_ERROR;
+			return exec_attempt_db(r, err, "proving the step's obligations");
 		}
 	}
 	sb_free(&over);
@@ -226,7 +226,7 @@ exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks, str
 	if (db_batch(r->ex->db, st, n, err, NULL) < 0) {
 		for (size_t i = 0; i < n; i++)
 			PQclear(st[i].res);
-		return ATTEMPT_DB_ERROR;
+		return exec_attempt_db(r, err, "proving the step's obligations");
 	}
 	a = proof_judge(r, pf, with_locks ? st[0].res : NULL, st[n - 1].res, err);
 	for (size_t i = 0; i < n; i++)
@@ -260,10 +260,9 @@ clear_stmts(struct db_stmt *st, size_t n)
 /*
  * The prechecks failed: when the postchecks already hold the step's effect
  * is there (a run killed after COMMIT but before it was recorded, or a hand
- * change), and it is adopted (ATTEMPT_OK, the transaction left open);
- * otherwise the step fails (ATTEMPT_FAILED, res filled, rolled back).
- * ATTEMPT_DB_ERROR: a query failed, err filled and not yet classified (the
- * caller rolls back and passes it to exec_attempt_db).
+ * change), and it is adopted (ATTEMPT_OK); otherwise the step fails
+ * (ATTEMPT_FAILED, res filled), or what exec_attempt_db makes of a failed
+ * query. The caller rolls back unless the step is adopted.
  */
 static enum exec_attempt
 adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
@@ -272,15 +271,12 @@ adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
 	char *why = NULL;
 
 	if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
-		return ATTEMPT_DB_ERROR;
-	if (failed_post || r->s->ob.postchecks.n == 0) {
-		exec_db_rollback(r->ex);
+		return exec_attempt_db(r, err, "statement failed, rolled back");
+	if (failed_post || r->s->ob.postchecks.n == 0)
 		return exec_fail(r, NULL, "precheck failed: %s", failed);
-	}
 	if (exec_present_compare(r, &why, err) < 0) /* type, nullability, default */
-		return ATTEMPT_DB_ERROR;
+		return exec_attempt_db(r, err, "statement failed, rolled back");
 	if (why) {
-		exec_db_rollback(r->ex);
 		exec_fail(r, NULL, "precheck failed: %s; not adopted as already present: %s",
 			  failed, why);
 		free(why);
@@ -381,10 +377,10 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	if (failed) {
 		exec_proof_free(&pf);
 		a = adopt_or_fail(r, failed, err);
-		if (a == ATTEMPT_DB_ERROR)
-			goto dberr;
-		if (a != ATTEMPT_OK)
+		if (a != ATTEMPT_OK) {
+			exec_db_rollback(r->ex);
 			return a;
+		}
 	} else {
 		/*
 		 * 2: the timeouts again (nothing that ran before, an author's check
@@ -419,8 +415,6 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 		a = failed_post ? ATTEMPT_OK
 				: proof_judge(r, &pf, st[iproof].res, st[iproof + 1].res, err);
 		clear_stmts(st, n);
-		if (a == ATTEMPT_DB_ERROR)
-			goto dberr;
 		if (!failed_post && a == ATTEMPT_OK &&
 		    exec_checks_user(r, post, npost, &failed_post, err) < 0)
 			goto dberr;
@@ -476,8 +470,8 @@ exec_step_tx(struct step_run *r)
  * behind. ATTEMPT_OK when there is none (any more); ATTEMPT_BUSY when
  * another session is still building it (err says which, and has no
  * SQLSTATE: nothing failed in PostgreSQL) or the drop's lock was not granted
- * within lock_timeout (55P03); ATTEMPT_DB_ERROR with err for any other
- * error (the caller classifies it).
+ * within lock_timeout (55P03); otherwise what exec_attempt_db makes of the
+ * error.
  */
 static enum exec_attempt
 drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
@@ -490,7 +484,7 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 
 	if (db_bool(r->ex->db, err, &exists, "SELECT taskslaps.index_exists($1)", 1, params) < 0 ||
 	    db_bool(r->ex->db, err, &valid, "SELECT taskslaps.index_valid($1)", 1, params) < 0)
-		return ATTEMPT_DB_ERROR;
+		return exec_attempt_db(r, err, "statement failed");
 	if (!exists || valid)
 		return ATTEMPT_OK;
 	/*
@@ -503,7 +497,7 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 		    "SELECT pid FROM pg_catalog.pg_stat_progress_create_index WHERE index_relid = "
 		    "taskslaps.lookup_relation($1)::oid AND pid <> pg_catalog.pg_backend_pid()",
 		    1, params) < 0)
-		return ATTEMPT_DB_ERROR;
+		return exec_attempt_db(r, err, "statement failed");
 	if (PQntuples(res) > 0) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
@@ -540,7 +534,7 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 			     idx, cause) < 0)
 			err->message[0] = '\0';
 	}
-	return ATTEMPT_DB_ERROR;
+	return exec_attempt_db(r, err, "statement failed");
 }
 
 /*
@@ -593,7 +587,7 @@ nontx_attempt(struct step_run *r, struct db_error *err, void *arg)
 		goto dberr;
 	idx = step_index_name(r->s);
 	if (idx && (a = drop_invalid_index(r, idx, err)) != ATTEMPT_OK)
-		goto dberr;
+		goto out;
 	if (exec_checks(r, &r->s->ob.prechecks, &failed, err) < 0)
 		goto dberr;
 	if (failed) {
@@ -619,8 +613,6 @@ nontx_attempt(struct step_run *r, struct db_error *err, void *arg)
 			goto out;
 		}
 		a = exec_proof_after(r, &pf, false, err);
-		if (a == ATTEMPT_DB_ERROR)
-			goto dberr;
 		if (a != ATTEMPT_OK)
 			goto out;
 	}
@@ -631,9 +623,7 @@ nontx_attempt(struct step_run *r, struct db_error *err, void *arg)
 		return exec_attempt_db(r, err, "statement failed");
 	return ATTEMPT_OK;
 dberr:
-	/* an index in use is busy already; any other error is the database's to classify */
-	if (a != ATTEMPT_BUSY)
-		a = exec_attempt_db(r, err, "statement failed");
+	a = exec_attempt_db(r, err, "statement failed");
 out:
 	exec_proof_free(&pf);
 	free(idx);
@@ -664,10 +654,15 @@ exec_step_nontx(struct step_run *r)
 	 * too, and the next attempt drops the index first anyway.
 	 */
 	if (a != ATTEMPT_BUSY && db_ok(r->ex->db)) {
+		/* its own result, so that the step's failure stays what res says */
+		struct exec_result ignore_res = { 0 };
+		struct step_run quiet = *r;
 		struct db_error ignore;
 		char *idx = step_index_name(r->s);
+
+		quiet.res = &ignore_res;
 		if (idx && set_timeouts(r, false, &ignore) == 0) {
-			(void)drop_invalid_index(r, idx, &ignore);
+			(void)drop_invalid_index(&quiet, idx, &ignore);
 			(void)reset_timeouts(r->ex);
 		}
 		free(idx);
