@@ -477,6 +477,7 @@ outcome_status(enum exec_outcome o)
 {
 	switch (o) {
 	case EXEC_APPLIED: return "applied";
+	case EXEC_UNSET: /* exec_run_plan never returns it; were it seen, it is no success */
 	case EXEC_FAILED: return "failed";
 	case EXEC_BLOCKED: return "blocked";
 	case EXEC_DRIFT: return "drift";

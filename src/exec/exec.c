@@ -1,10 +1,7 @@
 /* The executor's outer loop: runner lock, plan status, drift, waves, events. */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "db/db_schema.h"
 #include "exec/exec_int.h"
@@ -28,6 +25,7 @@ const char *
 exec_outcome_name(enum exec_outcome o)
 {
 	switch (o) {
+	case EXEC_UNSET: return "unset";
 	case EXEC_APPLIED: return "applied";
 	case EXEC_FAILED: return "failed";
 	case EXEC_BLOCKED: return "blocked";
@@ -51,48 +49,6 @@ struct db *
 exec_db(struct exec *ex)
 {
 	return ex->db;
-}
-
-int64_t
-exec_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool
-exec_sleep(struct exec *ex, int64_t ms)
-{
-	int64_t end = exec_now_ms() + ms;
-
-	db_flush(ex->db); /* the events so far are seen before the wait */
-	while (!ex->abort_req) {
-		int64_t left = end - exec_now_ms();
-		struct timespec ts;
-
-		if (left <= 0)
-			return true;
-		if (left > 50)
-			left = 50;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)left * 1000000L;
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !ex->abort_req)
-			;
-	}
-	return false;
-}
-
-int64_t
-exec_backoff_ms(int attempt)
-{
-	int64_t cap = 100LL << (attempt < 7 ? attempt : 7);
-
-	if (cap > 10000)
-		cap = 10000;
-	/* full jitter: spread retries so two runners do not retry in step */
-	return cap / 2 + (int64_t)(random() % (cap / 2 + 1));
 }
 
 int
@@ -267,57 +223,6 @@ bool
 exec_aborting(const struct exec *ex)
 {
 	return ex->abort_req != 0;
-}
-
-/*
- * The events gathered since the last round trip, in one statement (one
- * commit): each parameter an array, unnested in order, so the ids keep the
- * order of the calls. The NOTIFY trigger still fires for each row.
- */
-static const char SQL_EVENTS_INSERT[] =
-	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
-	"SELECT u.t, u.p, u.w, u.s, u.ty, u.m, u.me FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
-	"pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
-	"pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
-	"pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::jsonb[])) WITH ORDINALITY AS "
-	"u(t, p, w, s, ty, m, me, o) ORDER BY u.o";
-
-void
-exec_event(struct exec *ex, const char *type, const char *plan_id, const char *wave,
-	   const char *step_sha, const char *metrics, const char *fmt, ...)
-{
-	struct exec_event ev = { 0 };
-	va_list ap;
-	char *msg;
-	const char *params[7];
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	params[0] = ex->target;
-	params[1] = plan_id;
-	params[2] = wave;
-	params[3] = step_sha;
-	params[4] = type;
-	params[5] = msg;
-	params[6] = metrics;
-	/*
-	 * Sent with the next statement, in the same round trip (db_defer); an
-	 * event that cannot be recorded (database down) is still shown.
-	 */
-	if (db_ok(ex->db))
-		db_defer_row(ex->db, SQL_EVENTS_INSERT, 7, params);
-	if (ex->cfg.on_event) {
-		ev.type = type;
-		ev.plan_id = plan_id;
-		ev.wave = wave;
-		ev.step_sha = step_sha;
-		ev.message = msg;
-		ev.metrics = metrics;
-		ex->cfg.on_event(&ev, ex->cfg.event_arg);
-	}
-	free(msg);
 }
 
 #define SQL_PLAN_STATUS                                                                      \
@@ -511,190 +416,6 @@ exec_accepted_text(const struct plan *p, const struct exec_accepted *acc, char *
 			 p->checksum);
 }
 
-int
-exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
-{
-	va_list ap;
-
-	r->res->outcome = EXEC_FAILED;
-	snprintf(r->res->sqlstate, sizeof(r->res->sqlstate), "%s", sqlstate ? sqlstate : "");
-	va_start(ap, fmt);
-	vsnprintf(r->res->message, sizeof(r->res->message), fmt, ap);
-	va_end(ap);
-	if (r->s)
-		snprintf(r->res->step_sha, sizeof(r->res->step_sha), "%s", r->s->sha);
-	return -1;
-}
-
-int
-exec_fail_db(struct step_run *r, const struct db_error *err, const char *what)
-{
-	/* the SQLSTATE goes in res->sqlstate only: events and printers add it once */
-	exec_fail(r, err->sqlstate, "%s: %s", what, err->message);
-	if (err->detail[0]) {
-		size_t n = strlen(r->res->message);
-		snprintf(r->res->message + n, sizeof(r->res->message) - n, "; %s", err->detail);
-	}
-	if (err->conn_lost)
-		r->res->outcome = EXEC_CONN_LOST;
-	else if (r->ex->abort_req)
-		r->res->outcome = EXEC_ABORTED;
-	return -1;
-}
-
-size_t
-exec_checks_computed(const struct step_run *r, const struct plan_strv *checks)
-{
-	size_t user = checks == &r->s->ob.prechecks ? r->s->user_prechecks.n
-						    : r->s->user_postchecks.n;
-
-	return checks->n > user ? checks->n - user : 0;
-}
-
-char *
-exec_checks_sql(const struct plan_strv *checks, size_t n)
-{
-	struct strbuf sb = STRBUF_INIT;
-
-	if (n == 0)
-		return NULL;
-	sb_puts(&sb, "SELECT ");
-	/* the newline lets a trailing -- comment end before the parenthesis */
-	for (size_t i = 0; i < n; i++)
-		sb_printf(&sb, "%s(%s\n)::boolean", i ? ", " : "", checks->v[i]);
-	return sb_detach(&sb);
-}
-
-const char *
-exec_checks_first_false(const PGresult *res, const struct plan_strv *checks)
-{
-	int n = PQnfields(res);
-
-	for (int i = 0; i < n && (size_t)i < checks->n; i++)
-		if (PQntuples(res) < 1 || PQgetisnull(res, 0, i) || PQgetvalue(res, 0, i)[0] != 't')
-			return checks->v[i];
-	return NULL;
-}
-
-int
-exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t from,
-		 const char **failed, struct db_error *err)
-{
-	/*
-	 * An author's check runs inside a savepoint (in a transaction) or a
-	 * transaction of its own (outside one) that is rolled back at once:
-	 * whatever it changes, a setting such as lock_timeout or search_path
-	 * included, is undone before the step's statement runs.
-	 */
-	bool in_tx = db_in_transaction(r->ex->db);
-
-	*failed = NULL;
-	for (size_t i = from; i < checks->n; i++) {
-		char *sql = xasprintf("SELECT (%s\n)::boolean", checks->v[i]);
-		struct db_stmt st[4];
-		size_t n = 0, ich;
-		bool ok;
-		int rc;
-
-		st[n++] = (struct db_stmt){ .sql = in_tx ? "SAVEPOINT taskslaps_check" : "BEGIN" };
-		ich = n;
-		st[n++] = (struct db_stmt){ .sql = sql };
-		st[n++] = (struct db_stmt){ .sql = in_tx ? "ROLLBACK TO SAVEPOINT taskslaps_check"
-							 : "ROLLBACK" };
-		if (in_tx)
-			st[n++] = (struct db_stmt){ .sql = "RELEASE SAVEPOINT taskslaps_check" };
-		rc = db_batch(r->ex->db, st, n, err, NULL);
-		free(sql);
-		ok = rc == 0 && PQntuples(st[ich].res) == 1 && !PQgetisnull(st[ich].res, 0, 0) &&
-		     PQgetvalue(st[ich].res, 0, 0)[0] == 't';
-		for (size_t k = 0; k < n; k++)
-			PQclear(st[k].res);
-		if (rc < 0) {
-			struct db_error ignore;
-			/* outside a transaction, leave none open behind a failed check */
-			if (!in_tx && db_ok(r->ex->db) && db_in_transaction(r->ex->db))
-				(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
-			return -1;
-		}
-		if (!ok) {
-			*failed = checks->v[i];
-			return 0;
-		}
-	}
-	return 0;
-}
-
-int
-exec_checks(struct step_run *r, const struct plan_strv *checks, const char **failed,
-	    struct db_error *err)
-{
-	size_t n = exec_checks_computed(r, checks);
-	char *sql = exec_checks_sql(checks, n);
-	PGresult *res;
-
-	*failed = NULL;
-	if (sql) {
-		/*
-		 * The computed checks (the helpers of sql/002, which never raise) in one
-		 * statement; the author's own, which may name relations that do not
-		 * exist yet, one at a time after them, in order, up to the first false.
-		 */
-		int rc = db_exec(r->ex->db, &res, err, sql, 0, NULL);
-
-		free(sql);
-		if (rc < 0)
-			return -1;
-		*failed = exec_checks_first_false(res, checks);
-		PQclear(res);
-		if (*failed)
-			return 0;
-	}
-	return exec_checks_user(r, checks, n, failed, err);
-}
-
-const char *
-exec_ledger_outcome(const struct step_run *r)
-{
-	if (r->s->inverse_of)
-		return "undone";
-	return r->already_present ? "already_present" : "applied";
-}
-
-const char *
-exec_ledger_params(struct step_run *r, int64_t ms, const char *params[13], int *nparams,
-		   char idx[16], char msbuf[24], char rows[24])
-{
-	snprintf(idx, 16, "%u", r->s->index);
-	snprintf(msbuf, 24, "%lld", (long long)ms);
-	snprintf(rows, 24, "%lld", (long long)r->rows);
-	params[0] = r->s->sha;
-	params[1] = r->ex->target;
-	params[2] = r->p->id;
-	params[3] = r->wave;
-	params[4] = idx;
-	params[5] = plan_op_name(r->s->op);
-	params[6] = plan_hazard_name(r->s->hazard);
-	params[7] = r->meta ? r->meta->commit_sha : NULL;
-	params[8] = r->ex->applied_by;
-	params[9] = msbuf;
-	params[10] = rows;
-	params[11] = exec_ledger_outcome(r);
-	params[12] = r->s->inverse_of;
-	*nparams = r->s->inverse_of ? 13 : 12;
-	return r->s->inverse_of ? SQL_LEDGER_UNDO : SQL_LEDGER_INSERT;
-}
-
-int
-exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err)
-{
-	char idx[16], msbuf[24], rows[24];
-	const char *params[13], *sql;
-	int n;
-
-	sql = exec_ledger_params(r, ms, params, &n, idx, msbuf, rows);
-	return db_execf(r->ex->db, NULL, err, sql, n, params);
-}
-
 /* The plan's step shas as a PostgreSQL text[] literal. */
 static char *
 sha_array(const struct plan *p)
@@ -755,10 +476,11 @@ in_ledger(const PGresult *ledger, const char *sha)
 	return false;
 }
 
-int
+enum exec_attempt
 exec_run_step(struct step_run *r)
 {
 	const char *table = r->s->touched.n ? r->s->touched.v[0] : NULL;
+	enum exec_attempt a = ATTEMPT_UNSET;
 
 	/* a healthy reading younger than 250 ms stands, as between backfill batches */
 	if ((r->ex->gov.state != GOV_HEALTHY || !r->ex->gov.decided ||
@@ -766,11 +488,17 @@ exec_run_step(struct step_run *r)
 	    !governor_wait(r->ex, r->p->id, table))
 		return exec_fail(r, NULL, "aborted while the governor paused the run");
 	switch (r->s->exec) {
-	case EXEC_TX: return exec_step_tx(r);
-	case EXEC_NONTX: return exec_step_nontx(r);
-	case EXEC_BATCHED: return exec_step_backfill(r);
+	case EXEC_TX: a = exec_step_tx(r); break;
+	case EXEC_NONTX: a = exec_step_nontx(r); break;
+	case EXEC_BATCHED: a = exec_step_backfill(r); break;
 	}
-	return -1;
+	/* a step that did not say what became of it, or said nothing of why, failed */
+	if (a == ATTEMPT_OK)
+		return a;
+	if (a == ATTEMPT_UNSET || r->res->outcome == EXEC_UNSET)
+		return exec_fail(r, NULL, "internal error: step %s ended as %s without a result",
+				 plan_op_name(r->s->op), exec_attempt_name(a));
+	return a;
 }
 
 static int
@@ -945,7 +673,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 						       : "aborted by an operator",
 					  r.s->sha);
 				res->outcome = EXEC_ABORTED;
-			} else if (exec_run_step(&r) == 0) {
+			} else if (exec_run_step(&r) == ATTEMPT_OK) {
 				res->steps_done++;
 				continue;
 			}
@@ -978,6 +706,13 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		 (long long)(exec_now_ms() - t0));
 	finish(ex, p, meta, res, "applied", "plan.ok");
 out:
+	if (res->outcome == EXEC_UNSET) {
+		/* every path above says how the plan ended; one that did not is a bug, not success */
+		res->outcome = EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message),
+			 "internal error: the run of plan %s ended without an outcome", p->id);
+		rc = -1;
+	}
 	db_flush(ex->db); /* the plan's last events and status, before the caller goes on */
 	/* an abort stops the plan that was running, not the ones a later pass runs */
 	if (!ex->stop_req)

@@ -68,7 +68,12 @@ struct exec_plan_meta {
 	const char *author;      /* e-mail, or NULL */
 };
 
+/*
+ * How a plan's run ended. The zero value is "nobody set it": a result left
+ * unfilled never reads as applied, and exec_run_plan never returns it.
+ */
 enum exec_outcome {
+	EXEC_UNSET = 0,     /* not filled in (an internal error if it is seen) */
 	EXEC_APPLIED,       /* every step applied or already there */
 	EXEC_FAILED,        /* a step failed; see the error */
 	EXEC_BLOCKED,       /* policy refused the plan */
@@ -182,6 +187,7 @@ void exec_event(struct exec *ex, const char *type, const char *plan_id, const ch
 int exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 		     const char *status, struct db_error *err);
 
+/* The outcome's name as users see it ("applied", "failed", ...; "unset"). */
 const char *exec_outcome_name(enum exec_outcome o);
 /*
  * Whether a plan's recorded status says a revert plan undid it ("reverted",

@@ -55,6 +55,8 @@ struct backfill {
 	int64_t rows_updated;  /* rows the UPDATEs changed, this run */
 	int64_t rows_total;    /* estimate, for progress */
 	struct exec_proof pf;  /* each batch proves its locks before COMMIT */
+	bool done;             /* out of the last batch: it reached the range's end */
+	int64_t walked;        /* out of the last batch: the keys it walked */
 };
 
 static char *
@@ -205,23 +207,28 @@ load_progress(struct backfill *b, struct db_error *err)
 }
 
 /*
- * One batch in one transaction: find the batch's upper key, update the rows
- * of (last, hi], move the checkpoint to hi, prove the locks. Returns 0 (and
- * *done when this was the last batch), -1 with err, or -2 when the proof
- * failed (res says why); the transaction is rolled back on any failure.
+ * One batch in one transaction, as exec_attempt_fn (arg: the struct
+ * backfill): find the batch's upper key, update the rows of (last, hi], move
+ * the checkpoint to hi, prove the locks. ATTEMPT_OK (b->done when this was
+ * the last batch, b->walked the keys it walked); ATTEMPT_PROMISE_VIOLATED
+ * when the proof failed (res says why); otherwise what exec_attempt_db makes
+ * of the error (a lock timeout is busy, and retried). The transaction is
+ * rolled back on any failure.
  */
-static int
-run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
+static enum exec_attempt
+batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 {
-	struct step_run *r = b->r;
+	struct backfill *b = arg;
+	bool *done = &b->done;
+	int64_t *walked = &b->walked;
 	const struct plan_step *s = r->s;
 	struct strbuf q = STRBUF_INIT;
 	const char **params = xcalloc(3 * b->nk + 4, sizeof(char *));
 	cJSON *jlast = NULL, *jupper = NULL, *jhi = NULL;
 	char *hi = NULL, lim[24], rows[24], lock[24], stmt[24];
 	PGresult *res = NULL;
-	int np = 0, rc = -1;
-	struct db_error ignore;
+	int np = 0;
+	enum exec_attempt a = ATTEMPT_UNSET;
 
 	snprintf(lock, sizeof(lock), "%lldms", (long long)s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)s->ob.max_stmt_ms);
@@ -232,14 +239,14 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 		    "SELECT pg_catalog.set_config('lock_timeout', $1, true), "
 		    "pg_catalog.set_config('statement_timeout', $2, true)",
 		    2, params) < 0)
-		goto out;
+		goto dberr;
 
 	/* the batch's upper key: batch_size keys after last, or the range's end */
 	if ((b->last && unpack_key(b, b->last, params, &jlast) < 0) ||
 	    unpack_key(b, b->upper, params + b->nk, &jupper) < 0) {
 		snprintf(err->message, sizeof(err->message), "corrupt backfill checkpoint");
 		err->sqlstate[0] = '\0';
-		goto out;
+		goto dberr;
 	}
 	sb_puts(&q, "SELECT ");
 	key_json(&q, b);
@@ -262,7 +269,7 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	params[np] = lim;
 	if (!key_query_ok(r, sb_str(&q), err) ||
 	    db_exec(r->ex->db, &res, err, sb_str(&q), np + 1, params) < 0)
-		goto out;
+		goto dberr;
 	*done = PQntuples(res) == 0;
 	hi = xstrdup(*done ? b->upper : PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -278,7 +285,7 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 	}
 	if (unpack_key(b, hi, params + (b->last ? b->nk : 0), &jhi) < 0) {
 		snprintf(err->message, sizeof(err->message), "bad batch key %s", hi);
-		goto out;
+		goto dberr;
 	}
 	sb_printf(&q, "UPDATE %s SET %s WHERE ", b->qtable, s->bf_set);
 	if (s->bf_where)
@@ -300,11 +307,11 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 			memset(err, 0, sizeof(*err));
 			snprintf(err->message, sizeof(err->message), "backfill batch refused: %s",
 				 m.text);
-			goto out;
+			goto dberr;
 		}
 	}
 	if (db_exec(r->ex->db, &res, err, sb_str(&q), np, params) < 0)
-		goto out;
+		goto dberr;
 	b->rows_updated += strtoll(PQcmdTuples(res)[0] ? PQcmdTuples(res) : "0", NULL, 10);
 	PQclear(res);
 	res = NULL;
@@ -329,30 +336,31 @@ run_batch(struct backfill *b, bool *done, int64_t *walked, struct db_error *err)
 		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 "
 		    "AND last_key IS NOT DISTINCT FROM $4::jsonb",
 		    5, params) < 0)
-		goto out;
+		goto dberr;
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
 			 "the checkpoint moved under this batch (another runner on this backfill?)");
-		goto out;
+		goto dberr;
 	}
 	PQclear(res);
 	res = NULL;
 	/* a batch is held to the step's lock_class_max like any step */
-	switch (exec_proof_after(r, &b->pf, true, err)) {
-	case 0: break;
-	case 1: rc = -2; goto out;
-	default: goto out;
-	}
-	if (db_cmd(r->ex->db, err, "COMMIT") < 0)
+	a = exec_proof_after(r, &b->pf, true, err);
+	if (a != ATTEMPT_OK)
 		goto out;
+	if (db_cmd(r->ex->db, err, "COMMIT") < 0)
+		goto dberr;
 	free(b->last);
 	b->last = hi;
 	hi = NULL;
-	rc = 0;
+	a = ATTEMPT_OK;
+	goto out;
+dberr:
+	a = exec_attempt_db(r, err, "backfill batch failed, rolled back (checkpoint kept)");
 out:
-	if (rc != 0 && db_ok(r->ex->db))
-		(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
+	if (a != ATTEMPT_OK)
+		exec_db_rollback(r->ex);
 	PQclear(res);
 	cJSON_Delete(jlast);
 	cJSON_Delete(jupper);
@@ -360,7 +368,7 @@ out:
 	free(hi);
 	free(params);
 	sb_free(&q);
-	return rc;
+	return a;
 }
 
 static void
@@ -414,7 +422,7 @@ estimate_rows(struct backfill *b, struct db_error *err)
 	return 0;
 }
 
-int
+enum exec_attempt
 exec_step_backfill(struct step_run *r)
 {
 	struct backfill b = { .r = r };
@@ -422,8 +430,7 @@ exec_step_backfill(struct step_run *r)
 	const char *failed = NULL, *failed_post = NULL;
 	struct strbuf kl = STRBUF_INIT;
 	int64_t t0 = exec_now_ms(), last_event = 0, run_start, rows_at_start;
-	int attempt = 0, rc = -1;
-	bool done = false;
+	enum exec_attempt a = ATTEMPT_UNSET;
 
 	exec_event(r->ex, "step.start", r->p->id, r->wave, r->s->sha, NULL,
 		   "%s backfill_sql on %s: batches of %lld, %lld rows/s%s",
@@ -442,7 +449,7 @@ exec_step_backfill(struct step_run *r)
 			return exec_fail_db(r, &err, "recording the step");
 		exec_event(r->ex, "step.already_present", r->p->id, r->wave, r->s->sha, NULL,
 			   "backfill_sql: prechecks fail but postchecks hold: adopted");
-		return 0;
+		return ATTEMPT_OK;
 	}
 	if (exec_primary_key(r->ex, r->s->bf_table, &b.cols, &b.types, &b.nk, &err) < 0)
 		return exec_fail_db(r, &err, "reading the primary key");
@@ -462,23 +469,24 @@ exec_step_backfill(struct step_run *r)
 	b.qtable = quote_table(r->ex->db->conn, r->s->bf_table);
 	if (load_progress(&b, &err) < 0 || estimate_rows(&b, &err) < 0 ||
 	    exec_proof_before(r, &b.pf, &err) < 0) {
-		exec_fail_db(r, &err, "starting the backfill");
+		a = exec_fail_db(r, &err, "starting the backfill");
 		goto out;
 	}
 	run_start = last_event = exec_now_ms();
 	rows_at_start = b.rows_done;
 	/* an empty table at the start: nothing to walk */
-	done = b.upper == NULL || (b.last && strcmp(b.last, b.upper) == 0);
-	while (!done) {
+	b.done = b.upper == NULL || (b.last && strcmp(b.last, b.upper) == 0);
+	while (!b.done) {
 		double rate = (double)r->s->ob.rows_per_second;
-		int64_t bt0 = exec_now_ms(), walked = 0;
+		int64_t bt0 = exec_now_ms();
+		int retries = 0;
 
 		if (r->ex->abort_req) {
-			exec_fail(r, NULL, "%s after %lld rows (checkpoint kept)",
-				  r->ex->stop_req ? "interrupted by a stop of the runner"
-						  : "aborted by an operator",
-				  (long long)b.rows_done);
-			r->res->outcome = EXEC_ABORTED;
+			a = exec_fail(r, NULL, "%s after %lld rows (checkpoint kept)",
+				      r->ex->stop_req ? "interrupted by a stop of the runner"
+						      : "aborted by an operator",
+				      (long long)b.rows_done);
+			r->res->outcome = exec_attempt_outcome(a, false, true);
 			goto out;
 		}
 		if (exec_now_ms() - r->ex->gov.last_probe_ms >= 250 &&
@@ -486,37 +494,27 @@ exec_step_backfill(struct step_run *r)
 		    !governor_wait(r->ex, r->p->id, r->s->bf_table))
 			continue; /* aborted: the top of the loop says so */
 		rate *= r->ex->gov.factor;
-		int brc = run_batch(&b, &done, &walked, &err);
-
-		if (brc == -2)
-			goto out; /* the proof failed: res holds the evidence */
-		if (brc < 0) {
-			if (!strcmp(err.sqlstate, "55P03") && attempt < r->ex->cfg.lock_retries &&
-			    !r->ex->abort_req) {
-				int64_t wait = exec_backoff_ms(attempt++);
-				exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, NULL,
-					   "backfill batch: lock not granted within %lld ms; retry "
-					   "%d of %d in %lld ms",
-					   (long long)r->s->ob.max_lock_ms, attempt,
-					   r->ex->cfg.lock_retries, (long long)wait);
-				exec_sleep(r->ex, wait);
-				continue;
-			}
-			exec_fail_db(r, &err, "backfill batch failed, rolled back (checkpoint kept)");
+		/* each batch has its own lock retries */
+		a = exec_retry(r, batch_attempt, &b, &err, &retries);
+		if (a == ATTEMPT_BUSY && r->ex->abort_req)
+			continue; /* stopped while it waited: the top of the loop says so */
+		if (a != ATTEMPT_OK) {
+			a = exec_attempt_end(r, a, &err, retries,
+					     "backfill batch failed, rolled back (checkpoint kept)",
+					     "rolled back (checkpoint kept)");
 			goto out;
 		}
-		attempt = 0;
-		b.rows_done += walked;
-		if (done || exec_now_ms() - last_event >= 1000) {
+		b.rows_done += b.walked;
+		if (b.done || exec_now_ms() - last_event >= 1000) {
 			progress_event(&b, rate, run_start, rows_at_start);
 			last_event = exec_now_ms();
 		}
-		if (!done && rate > 0) {
-			int64_t want = (int64_t)((double)walked * 1000.0 / rate);
+		if (!b.done && rate > 0) {
+			int64_t want = (int64_t)((double)b.walked * 1000.0 / rate);
 			int64_t spent = exec_now_ms() - bt0;
 			if (want > spent)
 				exec_sleep(r->ex, want - spent);
-		} else if (!done && r->ex->gov.factor < 1.0) {
+		} else if (!b.done && r->ex->gov.factor < 1.0) {
 			/* unthrottled, but the governor says slow down: stretch each batch */
 			int64_t spent = exec_now_ms() - bt0;
 			exec_sleep(r->ex, (int64_t)((double)spent / r->ex->gov.factor) - spent);
@@ -526,16 +524,17 @@ exec_step_backfill(struct step_run *r)
 	/* postchecks and the ledger row together */
 	if (db_cmd(r->ex->db, &err, "BEGIN") < 0 ||
 	    exec_checks(r, &r->s->ob.postchecks, &failed_post, &err) < 0) {
-		exec_fail_db(r, &err, "postchecks");
+		a = exec_fail_db(r, &err, "postchecks");
 		goto rollback;
 	}
 	if (failed_post) {
 		exec_fail(r, NULL, "postcheck failed after the backfill: %s", failed_post);
+		a = ATTEMPT_PROMISE_VIOLATED;
 		goto rollback;
 	}
 	if (exec_ledger_insert(r, exec_now_ms() - t0, &err) < 0 ||
 	    db_cmd(r->ex->db, &err, "COMMIT") < 0) {
-		exec_fail_db(r, &err, "recording the step");
+		a = exec_fail_db(r, &err, "recording the step");
 		goto rollback;
 	}
 	{
@@ -548,14 +547,11 @@ exec_step_backfill(struct step_run *r)
 			   "backfill_sql: %lld rows updated in %lld ms", (long long)b.rows_updated,
 			   (long long)(exec_now_ms() - t0));
 	}
-	rc = 0;
+	a = ATTEMPT_OK;
 	goto out;
 rollback:
-	if (db_ok(r->ex->db)) {
-		struct db_error ignore;
-		(void)db_cmd(r->ex->db, &ignore, "ROLLBACK");
-	}
+	exec_db_rollback(r->ex);
 out:
 	backfill_free(&b);
-	return rc;
+	return a;
 }

@@ -139,7 +139,7 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 	}
 	if (p->reverted && exec_revert_load(ex, p, &fwd, &err) < 0)
 		goto dberr;
-	if (p->blocked && res->outcome == EXEC_APPLIED) {
+	if (p->blocked && res->outcome == EXEC_UNSET) {
 		res->outcome = EXEC_BLOCKED;
 		snprintf(res->message, sizeof(res->message), "%s", p->blocked_reason);
 	}
@@ -199,7 +199,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 				} else if (failed) {
 					state = "precheck_fails";
 					snprintf(detail, sizeof(detail), "%s", failed);
-					res->outcome = res->outcome ? res->outcome : EXEC_FAILED;
+					if (res->outcome == EXEC_UNSET)
+						res->outcome = EXEC_FAILED;
 					if (!res->message[0])
 						snprintf(res->message, sizeof(res->message),
 							 "step %.16s (%s): precheck fails: %s", s->sha,
@@ -244,16 +245,16 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 		cJSON_AddNumberToObject(wj, "estimate_ms", (double)total);
 		cJSON_AddItemToArray(waves, wj);
 	}
+	/* nothing above found a reason not to: the plan would apply */
+	if (res->outcome == EXEC_UNSET)
+		res->outcome = EXEC_APPLIED;
 	rc = 0;
 	goto out;
 dberr:
 	res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 	snprintf(res->message, sizeof(res->message), "reading the database: %s", err.message);
 out:
-	if (db_ok(ex->db)) {
-		struct db_error ignore;
-		(void)db_cmd(ex->db, &ignore, "ROLLBACK");
-	}
+	exec_db_rollback(ex);
 	PQclear(ledger);
 	PQclear(fwd);
 	cJSON_AddStringToObject(o, "outcome", rc == 0 && res->outcome == EXEC_APPLIED

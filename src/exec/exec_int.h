@@ -33,11 +33,71 @@ struct exec {
 	struct plan_idset *applied;  /* exec_prefetch_applied: plan id -> checksum */
 };
 
+/*
+ * How results travel in the executor, one way per layer:
+ *  - the helpers that talk to the database (checks, ledger, proof "before",
+ *    exec_present_compare) return int: 0, or -1 with a struct db_error;
+ *  - a step attempt (one try of a step, or of a backfill's batch), the
+ *    parts of an attempt that decide something (the proof "after", the
+ *    adoption of a step already present, the drop of an INVALID index),
+ *    the lock-retry loop and a whole step (exec_run_step) return enum
+ *    exec_attempt, every database error classified once, where it happens,
+ *    by exec_attempt_db;
+ *  - a plan ends in struct exec_result (exec.h), whose outcome is derived
+ *    from the step's attempt by exec_attempt_outcome only.
+ */
+
+/*
+ * What an attempt came to. The zero value is "nobody set it": it is never
+ * success, and exec_attempt_end reports it as an internal error.
+ *  - ATTEMPT_OK: done, and recorded in the ledger.
+ *  - ATTEMPT_FAILED: a statement or a check failed (the database refused
+ *    the step's statement or one of this program's, or a precheck is
+ *    false): the plan fails (r->res filled).
+ *  - ATTEMPT_DB_ERROR: the connection went away (err filled; r->res too
+ *    once exec_attempt_end has run): the run retries after reconnecting.
+ *  - ATTEMPT_PROMISE_VIOLATED: a proof obligation failed — a lock stronger
+ *    than lock_class_max, a rewrite, a postcheck after the statement —
+ *    and the step was rolled back where it could be (r->res filled).
+ *  - ATTEMPT_BUSY: something another session holds was not available: a
+ *    lock within lock_timeout (err has PostgreSQL's 55P03), or an index that
+ *    another session is still building (err has no SQLSTATE). The
+ *    lock-retry loop tries again after a backoff.
+ * Whatever an attempt opened (a transaction, session timeouts) is closed
+ * when it returns anything but ATTEMPT_OK.
+ */
+enum exec_attempt {
+	ATTEMPT_UNSET = 0,
+	ATTEMPT_OK,
+	ATTEMPT_FAILED,
+	ATTEMPT_DB_ERROR,
+	ATTEMPT_PROMISE_VIOLATED,
+	ATTEMPT_BUSY,
+};
+
+/* The attempt's name ("ok", "failed", ..., "unset"), for messages and tests. */
+const char *exec_attempt_name(enum exec_attempt a);
+/*
+ * The plan outcome an attempt's result means: ok is applied; a lost
+ * connection (conn_lost, with ATTEMPT_DB_ERROR) is EXEC_CONN_LOST; any
+ * other failure is EXEC_ABORTED while an abort is asked for (aborting),
+ * else EXEC_FAILED; ATTEMPT_UNSET is EXEC_FAILED (an internal error, never
+ * applied). Pure.
+ */
+enum exec_outcome exec_attempt_outcome(enum exec_attempt a, bool conn_lost, bool aborting);
+
+/* exec_clock.c */
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t exec_now_ms(void);
 /* Sleeps ms in short slices; returns false early when an abort is asked for. */
 bool exec_sleep(struct exec *ex, int64_t ms);
-/* Backoff before retry n (0-based): exponential from 100 ms, capped at 10 s, full jitter. */
+/*
+ * The bound c of the backoff before retry n (0-based): min(100 ms * 2^n,
+ * 10 s). Pure.
+ */
+int64_t exec_backoff_cap_ms(int attempt);
+/* Backoff before retry n (0-based): c/2 + random(0..c/2), c = exec_backoff_cap_ms(n). */
 int64_t exec_backoff_ms(int attempt);
 
 /* A step's context while it runs. */
@@ -52,11 +112,62 @@ struct step_run {
 	bool already_present;
 };
 
-/* Fills res with a failure (message formatted). Returns -1 for convenience. */
-int exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
+/* exec_attempt.c */
+
+/* Fills res with a failure (message formatted). Returns ATTEMPT_FAILED. */
+enum exec_attempt exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Fills res from a database error; detects aborts and lost connections. */
-int exec_fail_db(struct step_run *r, const struct db_error *err, const char *what);
+/*
+ * Fills res from a database error ("what: message; detail"), the outcome by
+ * exec_attempt_outcome (a lost connection, an abort). Returns
+ * ATTEMPT_DB_ERROR when the connection was lost, else ATTEMPT_FAILED.
+ */
+enum exec_attempt exec_fail_db(struct step_run *r, const struct db_error *err, const char *what);
+/*
+ * What a database error means for the attempt it ended: ATTEMPT_BUSY for a
+ * lock timeout (55P03) and ATTEMPT_DB_ERROR for a lost connection (err
+ * kept for the retry loop and exec_attempt_end); otherwise ATTEMPT_FAILED,
+ * with res filled by exec_fail_db(r, err, what).
+ */
+enum exec_attempt exec_attempt_db(struct step_run *r, const struct db_error *err,
+				  const char *what);
+
+/*
+ * One attempt, for exec_retry: returns an enum exec_attempt as described
+ * there, with err filled for ATTEMPT_BUSY and ATTEMPT_DB_ERROR.
+ */
+typedef enum exec_attempt (*exec_attempt_fn)(struct step_run *r, struct db_error *err, void *arg);
+
+/*
+ * The lock-retry loop, for every kind of step: runs attempt(r, err, arg);
+ * while it answers ATTEMPT_BUSY, records a step.retry event and tries again
+ * after exec_backoff_ms(n), up to cfg.lock_retries times. An abort asked for
+ * ends the loop at once (no retry, and the backoff's sleep is cut short).
+ * Returns the last attempt's result (err as that attempt left it); *retries
+ * gets how many retries were made.
+ */
+enum exec_attempt exec_retry(struct step_run *r, exec_attempt_fn attempt, void *arg,
+			     struct db_error *err, int *retries);
+/*
+ * Ends a step after exec_retry: fills res for a result that left its detail
+ * in err — ATTEMPT_BUSY ("busy after N retries: ...", then busy_tail if not
+ * NULL), ATTEMPT_DB_ERROR ("what: ...") — and for ATTEMPT_UNSET (an
+ * internal error). Returns a, or ATTEMPT_FAILED for ATTEMPT_UNSET.
+ */
+enum exec_attempt exec_attempt_end(struct step_run *r, enum exec_attempt a,
+				   const struct db_error *err, int retries, const char *what,
+				   const char *busy_tail);
+/* Rolls back the transaction open on the work connection, if the connection is usable. */
+void exec_db_rollback(struct exec *ex);
+
+/* exec_events.c: the events of a step (exec_event is in exec.h) */
+
+/* step.start: the step's hazard, op and statement. */
+void exec_event_step_start(struct step_run *r);
+/* step.ok, or step.already_present: how long it took, rows, attempts made. */
+void exec_event_step_ok(struct step_run *r, int64_t ms, int attempts);
+
+/* exec_checks.c */
 
 /*
  * Runs checks (a step's ob.prechecks or ob.postchecks): the computed ones in
@@ -74,6 +185,8 @@ const char *exec_checks_first_false(const PGresult *res, const struct plan_strv 
 /* The checks from index from on, one statement each, up to the first false. */
 int exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t from,
 		     const char **failed, struct db_error *err);
+/* exec_ledger.c */
+
 /* Records the step in the ledger (inside the caller's transaction if one is open). */
 int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
 #define SQL_LEDGER_COLUMNS                                                                    \
@@ -102,8 +215,12 @@ const char *exec_ledger_params(struct step_run *r, int64_t ms, const char *param
 			       int *nparams, char idx[16], char msbuf[24], char rows[24]);
 /* The ledger outcome of a step that is done: "applied", "already_present" or "undone". */
 const char *exec_ledger_outcome(const struct step_run *r);
-/* Runs one step by its kind (the governor is asked first). 0, or -1 with r->res filled. */
-int exec_run_step(struct step_run *r);
+/*
+ * Runs one step by its kind (the governor is asked first). ATTEMPT_OK, or
+ * another result with r->res filled (its outcome set); never ATTEMPT_UNSET.
+ * ATTEMPT_BUSY here means busy still after the step's retries.
+ */
+enum exec_attempt exec_run_step(struct step_run *r);
 
 /*
  * exec_rollback.c: a plan's on_failure. exec_rollback undoes the completed
@@ -168,16 +285,21 @@ struct exec_proof {
 };
 
 int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err);
-/* 0 proved; 1 violated (res filled with the evidence); -1 database error. */
-int exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks,
-		     struct db_error *err);
+/*
+ * ATTEMPT_OK proved; ATTEMPT_PROMISE_VIOLATED (res filled with the
+ * evidence); or what exec_attempt_db makes of a failed query of the proof.
+ */
+enum exec_attempt exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks,
+				   struct db_error *err);
 void exec_proof_free(struct exec_proof *pf);
 
-/* exec_step.c: a transactional or a CONCURRENTLY step. Return 0 or -1 (res filled). */
-int exec_step_tx(struct step_run *r);
-int exec_step_nontx(struct step_run *r);
-/* exec_backfill.c */
-int exec_step_backfill(struct step_run *r);
+/*
+ * exec_step.c: a transactional or a CONCURRENTLY step; exec_backfill.c: a
+ * backfill. As exec_run_step: ATTEMPT_OK, or another result with res filled.
+ */
+enum exec_attempt exec_step_tx(struct step_run *r);
+enum exec_attempt exec_step_nontx(struct step_run *r);
+enum exec_attempt exec_step_backfill(struct step_run *r);
 /* Primary key columns and their types of table; -1 with err, 0 with n=0 when there is none. */
 int exec_primary_key(struct exec *ex, const char *table, char ***cols, char ***types, size_t *n,
 		     struct db_error *err);

@@ -167,7 +167,7 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 					s->undo_reason ? s->undo_reason : "no inverse");
 				goto failed;
 			}
-			if (exec_run_step(&r) < 0) {
+			if (exec_run_step(&r) != ATTEMPT_OK) {
 				if (ires.outcome == EXEC_FAILED && ex->abort_req)
 					ires.outcome = EXEC_ABORTED;
 				res->outcome = ires.outcome;

@@ -10,8 +10,6 @@
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
-#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
-
 /*
  * The locks this backend holds on user relations (not the system catalogs,
  * TOAST or temporary tables): oid, name, mode.
@@ -147,10 +145,11 @@ proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
 /*
  * Judges the obligations from the proof's results: no lock on a relation that
  * existed before stronger than lock_class_max, and no table rewritten (new
- * relfilenode) unless the op may rewrite. 0 proved; 1 violated (res filled);
- * -1 database error (err filled).
+ * relfilenode) unless the op may rewrite. ATTEMPT_OK proved;
+ * ATTEMPT_PROMISE_VIOLATED (res filled); or what exec_attempt_db makes of a
+ * failed query.
  */
-static int
+static enum exec_attempt
 proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *locks,
 	    const PGresult *after, struct db_error *err)
 {
@@ -168,7 +167,7 @@ proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *loc
 		params[0] = sb_str(&over);
 		if (db_execf(r->ex->lockdb, &seen, err, SQL_COMMITTED_RELATIONS, 1, params) < 0) {
 			sb_free(&over);
-			return -1;
+			return exec_attempt_db(r, err, "proving the step's obligations");
 		}
 	}
 	sb_free(&over);
@@ -187,12 +186,12 @@ proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *loc
 				  "lock_class_max is %s; rolled back",
 				  mode, rel, pg_lock_name(r->s->ob.lock_class_max));
 			PQclear(seen);
-			return 1;
+			return ATTEMPT_PROMISE_VIOLATED;
 		}
 	}
 	PQclear(seen);
 	if (r->s->ob.may_rewrite)
-		return 0;
+		return ATTEMPT_OK;
 	for (int i = 0; i < PQntuples(pf->nodes); i++) {
 		const char *name = PQgetvalue(pf->nodes, i, 0), *oid = PQgetvalue(pf->nodes, i, 1);
 		const char *before = PQgetvalue(pf->nodes, i, 2);
@@ -207,32 +206,32 @@ proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *loc
 				  "obligation violated: the step rewrote table %s (relfilenode %s -> "
 				  "%s), which %s must not do; rolled back",
 				  name, before, now, plan_op_name(r->s->op));
-			return 1;
+			return ATTEMPT_PROMISE_VIOLATED;
 		}
 	}
-	return 0;
+	return ATTEMPT_OK;
 }
 
 /*
  * Proves the obligations after the statement, before COMMIT. with_locks is
  * false outside a transaction, where the locks are already gone.
  */
-int
+enum exec_attempt
 exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks, struct db_error *err)
 {
 	struct db_stmt st[2];
 	size_t n = proof_after_stmts(pf, with_locks, st);
-	int rc;
+	enum exec_attempt a;
 
 	if (db_batch(r->ex->db, st, n, err, NULL) < 0) {
 		for (size_t i = 0; i < n; i++)
 			PQclear(st[i].res);
-		return -1;
+		return exec_attempt_db(r, err, "proving the step's obligations");
 	}
-	rc = proof_judge(r, pf, with_locks ? st[0].res : NULL, st[n - 1].res, err);
+	a = proof_judge(r, pf, with_locks ? st[0].res : NULL, st[n - 1].res, err);
 	for (size_t i = 0; i < n; i++)
 		PQclear(st[i].res);
-	return rc;
+	return a;
 }
 
 static int
@@ -250,65 +249,6 @@ set_timeouts(struct step_run *r, bool local, struct db_error *err)
 }
 
 static void
-rollback(struct exec *ex)
-{
-	struct db_error ignore;
-
-	if (db_ok(ex->db))
-		(void)db_cmd(ex->db, &ignore, "ROLLBACK");
-}
-
-static void
-step_ok_event(struct step_run *r, int64_t ms, int attempts)
-{
-	char metrics[256];
-
-	snprintf(metrics, sizeof(metrics),
-		 "{\"execution_time_ms\": %lld, \"rows_affected\": %lld, \"attempts\": %d, "
-		 "\"outcome\": \"%s\"}",
-		 (long long)ms, (long long)r->rows, attempts,
-		 exec_ledger_outcome(r));
-	if (r->already_present)
-		exec_event(r->ex, "step.already_present", r->p->id, r->wave, r->s->sha, metrics,
-			   "%s: prechecks fail but postchecks hold: adopted as already present",
-			   plan_op_name(r->s->op));
-	else
-		exec_event(r->ex, "step.ok", r->p->id, r->wave, r->s->sha, metrics,
-			   "%s: done in %lld ms, %lld rows", plan_op_name(r->s->op), (long long)ms,
-			   (long long)r->rows);
-}
-
-static bool
-retry_lock(struct step_run *r, const struct db_error *err, int *attempt)
-{
-	char metrics[160];
-	int64_t wait;
-
-	if (strcmp(err->sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) != 0 || r->ex->abort_req)
-		return false;
-	if (*attempt >= r->ex->cfg.lock_retries)
-		return false;
-	wait = exec_backoff_ms(*attempt);
-	(*attempt)++;
-	snprintf(metrics, sizeof(metrics),
-		 "{\"attempt\": %d, \"of\": %d, \"backoff_ms\": %lld, \"lock_timeout_ms\": %lld}",
-		 *attempt, r->ex->cfg.lock_retries, (long long)wait,
-		 (long long)r->s->ob.max_lock_ms);
-	exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, metrics,
-		   "%s: lock not granted within %lld ms (%s); retry %d of %d in %lld ms",
-		   plan_op_name(r->s->op), (long long)r->s->ob.max_lock_ms, err->message,
-		   *attempt, r->ex->cfg.lock_retries, (long long)wait);
-	return exec_sleep(r->ex, wait);
-}
-
-static void
-start_event(struct step_run *r)
-{
-	exec_event(r->ex, "step.start", r->p->id, r->wave, r->s->sha, NULL, "%s %s: %s",
-		   plan_hazard_name(r->s->hazard), plan_op_name(r->s->op), r->s->stmt);
-}
-
-static void
 clear_stmts(struct db_stmt *st, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -320,46 +260,49 @@ clear_stmts(struct db_stmt *st, size_t n)
 /*
  * The prechecks failed: when the postchecks already hold the step's effect
  * is there (a run killed after COMMIT but before it was recorded, or a hand
- * change), and it is adopted; otherwise the step fails. 0 adopt, -1 failed
- * (res filled, transaction rolled back), 1 database error (err filled).
+ * change), and it is adopted (ATTEMPT_OK); otherwise the step fails
+ * (ATTEMPT_FAILED, res filled), or what exec_attempt_db makes of a failed
+ * query. The caller rolls back unless the step is adopted.
  */
-static int
+static enum exec_attempt
 adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
 {
 	const char *failed_post = NULL;
 	char *why = NULL;
 
 	if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
-		return 1;
-	if (failed_post || r->s->ob.postchecks.n == 0) {
-		rollback(r->ex);
+		return exec_attempt_db(r, err, "statement failed, rolled back");
+	if (failed_post || r->s->ob.postchecks.n == 0)
 		return exec_fail(r, NULL, "precheck failed: %s", failed);
-	}
 	if (exec_present_compare(r, &why, err) < 0) /* type, nullability, default */
-		return 1;
+		return exec_attempt_db(r, err, "statement failed, rolled back");
 	if (why) {
-		rollback(r->ex);
 		exec_fail(r, NULL, "precheck failed: %s; not adopted as already present: %s",
 			  failed, why);
 		free(why);
-		return -1;
+		return ATTEMPT_FAILED;
 	}
 	r->already_present = true;
-	return 0;
+	return ATTEMPT_OK;
 }
 
+/* A transactional step's attempt: exec_attempt_fn, arg the step's start (int64_t *). */
+static enum exec_attempt
+tx_attempt(struct step_run *r, struct db_error *err, void *arg);
+
 /*
- * One attempt; 0 done, -1 failed (res filled), 1 lock timeout to retry (err
- * filled). Three round trips when nothing fails, each a pipelined batch:
+ * One attempt, as exec_attempt_fn. Three round trips when nothing fails,
+ * each a pipelined batch:
  *   1. BEGIN, the timeouts, the computed prechecks, the proof's "before";
  *   2. the timeouts again, the statement, the computed postchecks, the proof's "after";
  *   3. the ledger row and COMMIT.
  * The author's own checks, if any, run one at a time after the computed ones,
  * each in a savepoint rolled back at once (exec_checks_user).
  * A statement after a failing one in a batch does not run, so a failed
- * statement is never followed by its checks or its ledger row.
+ * statement is never followed by its checks or its ledger row. Anything but
+ * ATTEMPT_OK leaves the transaction rolled back.
  */
-static int
+static enum exec_attempt
 tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran);
 
 /*
@@ -369,18 +312,18 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
  * and prepared again from then on, so that the failure's own events and
  * status are recorded too.
  */
-static int
-tx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
+static enum exec_attempt
+tx_attempt(struct step_run *r, struct db_error *err, void *arg)
 {
 	bool user_ran = false;
-	int rc = tx_attempt_run(r, err, t0, &user_ran);
+	enum exec_attempt a = tx_attempt_run(r, err, *(const int64_t *)arg, &user_ran);
 
 	if (user_ran)
 		db_prepared_reset(r->ex->db);
-	return rc;
+	return a;
 }
 
-static int
+static enum exec_attempt
 tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran)
 {
 	struct exec_proof pf = { 0 };
@@ -399,6 +342,7 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	 * are not the prepared ones: that SQL may have run DEALLOCATE ALL.
 	 */
 	bool user_sql = r->s->op == OP_SQL;
+	enum exec_attempt a = ATTEMPT_UNSET;
 	int rc;
 
 	r->already_present = false;
@@ -432,11 +376,11 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 		goto dberr;
 	if (failed) {
 		exec_proof_free(&pf);
-		rc = adopt_or_fail(r, failed, err);
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			goto dberr;
+		a = adopt_or_fail(r, failed, err);
+		if (a != ATTEMPT_OK) {
+			exec_db_rollback(r->ex);
+			return a;
+		}
 	} else {
 		/*
 		 * 2: the timeouts again (nothing that ran before, an author's check
@@ -468,23 +412,23 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 
 		if (npost)
 			failed_post = exec_checks_first_false(st[ipost].res, post);
-		rc = failed_post ? 0 : proof_judge(r, &pf, st[iproof].res, st[iproof + 1].res, err);
+		a = failed_post ? ATTEMPT_OK
+				: proof_judge(r, &pf, st[iproof].res, st[iproof + 1].res, err);
 		clear_stmts(st, n);
-		if (rc < 0)
-			goto dberr;
-		if (!failed_post && rc == 0 &&
+		if (!failed_post && a == ATTEMPT_OK &&
 		    exec_checks_user(r, post, npost, &failed_post, err) < 0)
 			goto dberr;
 		if (failed_post) {
-			rollback(r->ex);
+			exec_db_rollback(r->ex);
 			exec_proof_free(&pf);
-			return exec_fail(r, NULL, "postcheck failed after the statement: %s; rolled back",
-					 failed_post);
+			exec_fail(r, NULL, "postcheck failed after the statement: %s; rolled back",
+				  failed_post);
+			return ATTEMPT_PROMISE_VIOLATED;
 		}
-		if (rc > 0) {
-			rollback(r->ex);
+		if (a != ATTEMPT_OK) {
+			exec_db_rollback(r->ex);
 			exec_proof_free(&pf);
-			return -1;
+			return a;
 		}
 	}
 	/* 3: record and commit */
@@ -498,42 +442,38 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	if (rc < 0)
 		goto dberr;
 	exec_proof_free(&pf);
-	return 0;
+	return ATTEMPT_OK;
 dberr:
 	exec_proof_free(&pf);
-	rollback(r->ex);
-	return 1;
+	exec_db_rollback(r->ex);
+	return exec_attempt_db(r, err, "statement failed, rolled back");
 }
 
-int
+enum exec_attempt
 exec_step_tx(struct step_run *r)
 {
 	struct db_error err;
-	int attempt = 0, rc;
 	int64_t t0 = exec_now_ms();
+	int retries = 0;
+	enum exec_attempt a;
 
-	start_event(r);
-	for (;;) {
-		rc = tx_attempt(r, &err, t0);
-		if (rc == 0) {
-			step_ok_event(r, exec_now_ms() - t0, attempt + 1);
-			return 0;
-		}
-		if (rc < 0)
-			return -1;
-		if (!retry_lock(r, &err, &attempt))
-			break;
-	}
-	if (!strcmp(err.sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) && !r->ex->abort_req)
-		return exec_fail(r, err.sqlstate,
-				 "lock not granted within %lld ms after %d retries: %s; nothing "
-				 "was applied",
-				 (long long)r->s->ob.max_lock_ms, attempt, err.message);
-	return exec_fail_db(r, &err, "statement failed, rolled back");
+	exec_event_step_start(r);
+	a = exec_retry(r, tx_attempt, &t0, &err, &retries);
+	if (a == ATTEMPT_OK)
+		exec_event_step_ok(r, exec_now_ms() - t0, retries + 1);
+	return exec_attempt_end(r, a, &err, retries, "statement failed, rolled back",
+				"nothing was applied");
 }
 
-/* Drops an INVALID index that an earlier failed or killed build left behind. */
-static int
+/*
+ * Drops an INVALID index that an earlier failed or killed build left
+ * behind. ATTEMPT_OK when there is none (any more); ATTEMPT_BUSY when
+ * another session is still building it (err says which, and has no
+ * SQLSTATE: nothing failed in PostgreSQL) or the drop's lock was not granted
+ * within lock_timeout (55P03); otherwise what exec_attempt_db makes of the
+ * error.
+ */
+static enum exec_attempt
 drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 {
 	const char *params[1] = { idx };
@@ -544,28 +484,27 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 
 	if (db_bool(r->ex->db, err, &exists, "SELECT taskslaps.index_exists($1)", 1, params) < 0 ||
 	    db_bool(r->ex->db, err, &valid, "SELECT taskslaps.index_valid($1)", 1, params) < 0)
-		return -1;
+		return exec_attempt_db(r, err, "statement failed");
 	if (!exists || valid)
-		return 0;
+		return ATTEMPT_OK;
 	/*
 	 * INVALID also while another backend is still building it (the backend of
 	 * a killed run finishes its statement alone). Dropping it then deadlocks
-	 * with that build or collides with its catalog update; wait like for a
-	 * lock instead: the caller retries with backoff.
+	 * with that build or collides with its catalog update: the index is busy,
+	 * and the retry loop waits for it as for a lock.
 	 */
 	if (db_exec(r->ex->db, &res, err,
 		    "SELECT pid FROM pg_catalog.pg_stat_progress_create_index WHERE index_relid = "
 		    "taskslaps.lookup_relation($1)::oid AND pid <> pg_catalog.pg_backend_pid()",
 		    1, params) < 0)
-		return -1;
+		return exec_attempt_db(r, err, "statement failed");
 	if (PQntuples(res) > 0) {
 		memset(err, 0, sizeof(*err));
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", SQLSTATE_LOCK_NOT_AVAILABLE);
 		snprintf(err->message, sizeof(err->message),
 			 "index %s is INVALID because another session (pid %s) is still building it",
 			 idx, PQgetvalue(res, 0, 0));
 		PQclear(res);
-		return -1;
+		return ATTEMPT_BUSY;
 	}
 	PQclear(res);
 	exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, NULL,
@@ -583,7 +522,19 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 	}
 	rc = db_cmd(r->ex->db, err, sql);
 	free(sql);
-	return rc;
+	if (rc == 0)
+		return ATTEMPT_OK;
+	if (!err->conn_lost) {
+		/* say what waited: the step's own statement has not run yet */
+		char cause[sizeof(err->message)];
+
+		snprintf(cause, sizeof(cause), "%s", err->message);
+		/* cut, not refused: the cause is PostgreSQL's one line */
+		if (snprintf(err->message, sizeof(err->message), "dropping the INVALID index %s: %.900s",
+			     idx, cause) < 0)
+			err->message[0] = '\0';
+	}
+	return exec_attempt_db(r, err, "statement failed");
 }
 
 /*
@@ -617,98 +568,104 @@ reset_timeouts(struct exec *ex)
 		      "pg_catalog.set_config('statement_timeout', '0', false)");
 }
 
-static int
-nontx_attempt(struct step_run *r, struct db_error *err, int64_t t0)
+/*
+ * A CONCURRENTLY step's attempt, as exec_attempt_fn (arg: the step's start,
+ * int64_t *): the session's timeouts, an INVALID index of an earlier build
+ * dropped, the checks, the statement, the rewrite proof, the ledger row.
+ * The timeouts are reset whatever the result.
+ */
+static enum exec_attempt
+nontx_attempt(struct step_run *r, struct db_error *err, void *arg)
 {
 	struct exec_proof pf = { 0 };
 	const char *failed = NULL, *failed_post = NULL;
 	char *idx = NULL;
-	int rc;
+	enum exec_attempt a = ATTEMPT_UNSET;
 
 	r->already_present = false;
 	if (set_timeouts(r, false, err) < 0)
 		goto dberr;
 	idx = step_index_name(r->s);
-	if (idx && drop_invalid_index(r, idx, err) < 0)
-		goto dberr;
+	if (idx && (a = drop_invalid_index(r, idx, err)) != ATTEMPT_OK)
+		goto out;
 	if (exec_checks(r, &r->s->ob.prechecks, &failed, err) < 0)
 		goto dberr;
 	if (failed) {
 		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
 			goto dberr;
 		if (failed_post || r->s->ob.postchecks.n == 0) {
-			free(idx);
-			(void)reset_timeouts(r->ex);
-			return exec_fail(r, NULL, "precheck failed: %s", failed);
+			a = exec_fail(r, NULL, "precheck failed: %s", failed);
+			goto out;
 		}
 		r->already_present = true;
 	} else {
 		/* again after the checks: the statement runs under the step's own timeouts */
 		if (set_timeouts(r, false, err) < 0)
 			goto dberr;
-		if (exec_proof_before(r, &pf, err) < 0 || db_exec(r->ex->db, NULL, err, r->s->stmt, 0, NULL) < 0)
+		if (exec_proof_before(r, &pf, err) < 0 ||
+		    db_exec(r->ex->db, NULL, err, r->s->stmt, 0, NULL) < 0)
 			goto dberr;
 		if (exec_checks(r, &r->s->ob.postchecks, &failed_post, err) < 0)
 			goto dberr;
 		if (failed_post) {
-			exec_proof_free(&pf);
-			free(idx);
-			(void)reset_timeouts(r->ex);
-			return exec_fail(r, NULL, "postcheck failed after the statement: %s",
-					 failed_post);
+			exec_fail(r, NULL, "postcheck failed after the statement: %s", failed_post);
+			a = ATTEMPT_PROMISE_VIOLATED;
+			goto out;
 		}
-		rc = exec_proof_after(r, &pf, false, err);
-		if (rc != 0) {
-			exec_proof_free(&pf);
-			free(idx);
-			(void)reset_timeouts(r->ex);
-			return rc < 0 ? 1 : -1;
-		}
+		a = exec_proof_after(r, &pf, false, err);
+		if (a != ATTEMPT_OK)
+			goto out;
 	}
 	exec_proof_free(&pf);
 	free(idx);
 	(void)reset_timeouts(r->ex);
-	if (exec_ledger_insert(r, exec_now_ms() - t0, err) < 0)
-		return 1;
-	return 0;
+	if (exec_ledger_insert(r, exec_now_ms() - *(const int64_t *)arg, err) < 0)
+		return exec_attempt_db(r, err, "statement failed");
+	return ATTEMPT_OK;
 dberr:
+	a = exec_attempt_db(r, err, "statement failed");
+out:
 	exec_proof_free(&pf);
 	free(idx);
 	if (db_ok(r->ex->db))
 		(void)reset_timeouts(r->ex);
-	return 1;
+	return a;
 }
 
-int
+enum exec_attempt
 exec_step_nontx(struct step_run *r)
 {
 	struct db_error err;
-	int attempt = 0, rc;
 	int64_t t0 = exec_now_ms();
+	int retries = 0;
+	enum exec_attempt a;
 
-	start_event(r);
-	for (;;) {
-		rc = nontx_attempt(r, &err, t0);
-		if (rc == 0) {
-			step_ok_event(r, exec_now_ms() - t0, attempt + 1);
-			return 0;
-		}
-		if (rc < 0)
-			return -1;
-		/* a CIC that timed out leaves an INVALID index; the next attempt drops it */
-		if (!retry_lock(r, &err, &attempt))
-			break;
+	exec_event_step_start(r);
+	/* a CIC that timed out leaves an INVALID index; the next attempt drops it */
+	a = exec_retry(r, nontx_attempt, &t0, &err, &retries);
+	if (a == ATTEMPT_OK) {
+		exec_event_step_ok(r, exec_now_ms() - t0, retries + 1);
+		return a;
 	}
-	if (db_ok(r->ex->db)) {
-		/* leave no INVALID index behind a failed build */
+	/*
+	 * Leave no INVALID index behind a failed build; under the step's
+	 * timeouts, as any statement of the step. Not when busy: what held
+	 * the step up (a lock, another session's build) would hold the drop up
+	 * too, and the next attempt drops the index first anyway.
+	 */
+	if (a != ATTEMPT_BUSY && db_ok(r->ex->db)) {
+		/* its own result, so that the step's failure stays what res says */
+		struct exec_result ignore_res = { 0 };
+		struct step_run quiet = *r;
 		struct db_error ignore;
 		char *idx = step_index_name(r->s);
-		if (idx)
-			(void)drop_invalid_index(r, idx, &ignore);
+
+		quiet.res = &ignore_res;
+		if (idx && set_timeouts(r, false, &ignore) == 0) {
+			(void)drop_invalid_index(&quiet, idx, &ignore);
+			(void)reset_timeouts(r->ex);
+		}
 		free(idx);
 	}
-	if (!strcmp(err.sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) && !r->ex->abort_req)
-		return exec_fail(r, err.sqlstate, "lock not granted within %lld ms after %d retries: %s",
-				 (long long)r->s->ob.max_lock_ms, attempt, err.message);
-	return exec_fail_db(r, &err, "statement failed");
+	return exec_attempt_end(r, a, &err, retries, "statement failed", NULL);
 }
