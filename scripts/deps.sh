@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(cmake gcc clang pkg-config libyaml-dev libcjson-dev libssl-dev libpq-dev
       libgit2-dev libsystemd-dev libcmocka-dev postgresql-15 git openssh-client python3
       libclang-rt-14-dev python3-yaml python3-jsonschema strace
-      libpg-query-dev libprotobuf-c-dev)
+      libpg-query-dev libprotobuf-c-dev clang-format)
 
 missing=()
 for p in "${pkgs[@]}"; do

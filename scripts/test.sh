@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (the README's test command):
 #   1. installs missing Debian packages,
-#   2. builds with -Werror and runs every test (unit + integration) with ctest,
+#   2. checks the C sources' format (clang-format --dry-run -Werror on src/
+#      and tests/, with the repository's .clang-format),
+#      builds with -Werror and runs every test (unit + integration) with ctest,
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs
 #      the suite again, plus a short fuzzing smoke run when clang is there.
 # Options: --quick (skip the sanitizer pass), -R REGEX (only matching tests).
@@ -15,7 +17,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	-R) filter=(-R "$2"); shift ;;
-	-h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,10p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -23,6 +25,9 @@ done
 
 bash scripts/deps.sh
 jobs=$(nproc)
+
+echo "== format (clang-format --dry-run -Werror) =="
+find src tests -name '*.[ch]' -print0 | sort -z | xargs -0 clang-format --dry-run -Werror
 
 echo "== build (-Werror) =="
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_WERROR=ON >/dev/null

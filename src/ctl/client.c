@@ -345,7 +345,8 @@ ctl_client_error_status(const struct ctl_client *c, const struct proto_reply *re
 
 	/* "unavailable" before any request was read: the connection was turned away */
 	if (rep->id == 0 && !strcmp(rep->code, TS_PROTO_E_UNAVAILABLE)) {
-		fprintf(stderr, "taskslapsctl %s: the daemon at %s turned the connection away: %s\n",
+		fprintf(stderr,
+			"taskslapsctl %s: the daemon at %s turned the connection away: %s\n",
 			c->verb, c->path ? c->path : "?", m);
 		return CTL_UNREACHABLE;
 	}

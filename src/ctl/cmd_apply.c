@@ -29,7 +29,7 @@ on_signal(int sig)
 
 struct printer {
 	struct render r;
-	bool bar_shown;   /* a progress bar is on the current line */
+	bool bar_shown; /* a progress bar is on the current line */
 	bool quiet;
 };
 
@@ -95,7 +95,8 @@ collect(int argc, char **argv, char ***out, size_t *n)
 		struct diags d = DIAGS_INIT;
 
 		if (stat(argv[i], &st) < 0) {
-			fprintf(stderr, "taskslapsctl apply: %s: no such file or directory\n", argv[i]);
+			fprintf(stderr, "taskslapsctl apply: %s: no such file or directory\n",
+				argv[i]);
 			return -1;
 		}
 		if (!S_ISDIR(st.st_mode)) {
@@ -214,14 +215,20 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 		case 'w':
 			cfg.runner_lock_wait_ms = (int)strtol(optarg, &end, 10) * 1000;
 			if (*end || cfg.runner_lock_wait_ms < 0) {
-				fprintf(stderr, "taskslapsctl apply: --lock-wait: expected seconds, found '%s'\n", optarg);
+				fprintf(
+				    stderr,
+				    "taskslapsctl apply: --lock-wait: expected seconds, found '%s'\n",
+				    optarg);
 				return CTL_USAGE;
 			}
 			break;
 		case 'r':
 			cfg.lock_retries = (int)strtol(optarg, &end, 10);
 			if (*end || cfg.lock_retries < 0 || cfg.lock_retries > 1000) {
-				fprintf(stderr, "taskslapsctl apply: --lock-retries: expected 0..1000, found '%s'\n", optarg);
+				fprintf(
+				    stderr,
+				    "taskslapsctl apply: --lock-retries: expected 0..1000, found '%s'\n",
+				    optarg);
 				return CTL_USAGE;
 			}
 			break;
@@ -254,10 +261,11 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 			goto out;
 		}
 		if (got == 0) {
-			fprintf(stderr,
-				"taskslapsctl apply: standby: another runner (pid %d) holds the runner "
-				"lock of this database\n",
-				holder);
+			fprintf(
+			    stderr,
+			    "taskslapsctl apply: standby: another runner (pid %d) holds the runner "
+			    "lock of this database\n",
+			    holder);
 			rc = CTL_FINDINGS;
 			goto out;
 		}
@@ -280,12 +288,14 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 		struct exec_result res;
 		const char *first;
 
-		if (plan_load(&p, paths[i], &d) == 0 && !plan_idset_add(ids, p->id, paths[i], &first))
+		if (plan_load(&p, paths[i], &d) == 0 &&
+		    !plan_idset_add(ids, p->id, paths[i], &first))
 			diags_add(&d, DIAG_ERROR, paths[i], p->id_line, p->id_col,
 				  "duplicate plan id '%s': %s has it already", p->id, first);
 		if (d.nerrors) {
 			diags_print(&d, stderr);
-			fprintf(stderr, "taskslapsctl apply: %s is invalid; the plans after it wait\n",
+			fprintf(stderr,
+				"taskslapsctl apply: %s is invalid; the plans after it wait\n",
 				paths[i]);
 			diags_clear(&d);
 			plan_free(p);
@@ -298,7 +308,8 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 			char *report = NULL;
 			exec_dry_run(ex, p, &report, &res);
 			render_plan(&pr.r, p, false);
-			printf("\ndry run: %s\n%s\n", res.message[0] ? res.message : "would apply", report ? report : "");
+			printf("\ndry run: %s\n%s\n", res.message[0] ? res.message : "would apply",
+			       report ? report : "");
 			free(report);
 			if (res.outcome != EXEC_APPLIED)
 				rc = CTL_FINDINGS;
@@ -325,7 +336,8 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 	}
 	apply_exec = NULL;
 	if (!dry && !pr.quiet)
-		printf("%zu of %zu plan%s applied or already applied\n", applied, n, n == 1 ? "" : "s");
+		printf("%zu of %zu plan%s applied or already applied\n", applied, n,
+		       n == 1 ? "" : "s");
 out:
 	plan_idset_free(ids);
 	exec_close(ex);

@@ -86,8 +86,9 @@ print_events(PGresult *r, struct render *rd)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *type = PQgetvalue(r, i, 2);
-		bool bad = strstr(type, "failed") || strstr(type, "error") || strstr(type, "critical") ||
-			   strstr(type, "drift") || strstr(type, "blocked");
+		bool bad = strstr(type, "failed") || strstr(type, "error") ||
+			   strstr(type, "critical") || strstr(type, "drift") ||
+			   strstr(type, "blocked");
 
 		fprintf(rd->out, "%6s  %s  %s%-20s%s %s%s%s%s%.16s  %s\n", PQgetvalue(r, i, 0),
 			PQgetvalue(r, i, 1), rd->color && bad ? "\x1b[31m" : "", type,
@@ -98,9 +99,9 @@ print_events(PGresult *r, struct render *rd)
 	fflush(rd->out);
 }
 
-#define EVENTS_COLUMNS                                                                        \
-	"SELECT id, to_char(at, 'YYYY-MM-DD HH24:MI:SS'), type, coalesce(plan_id, '-'), wave, " \
-	"step_sha, coalesce(message, '') FROM taskslaps.events WHERE target = $1 AND ($2::text " \
+#define EVENTS_COLUMNS                                                                             \
+	"SELECT id, to_char(at, 'YYYY-MM-DD HH24:MI:SS'), type, coalesce(plan_id, '-'), wave, "    \
+	"step_sha, coalesce(message, '') FROM taskslaps.events WHERE target = $1 AND ($2::text "   \
 	"IS NULL OR plan_id = $2) "
 
 int
@@ -127,7 +128,10 @@ cmd_db_events(const struct ctl_global *g, int argc, char **argv)
 		case 'f': follow = true; break;
 		case 'n':
 			if (strspn(optarg, "0123456789") != strlen(optarg) || !*optarg) {
-				fprintf(stderr, "taskslapsctl events: --limit: expected a number, found '%s'\n", optarg);
+				fprintf(
+				    stderr,
+				    "taskslapsctl events: --limit: expected a number, found '%s'\n",
+				    optarg);
 				return CTL_USAGE;
 			}
 			limit = optarg;
@@ -147,7 +151,8 @@ cmd_db_events(const struct ctl_global *g, int argc, char **argv)
 		const char *params[3] = { g->target ? g->target : "default", plan, limit };
 		/* the newest LIMIT events, printed oldest first */
 		if (db_exec(exec_db(ex), &r, &err,
-			    "SELECT * FROM (" EVENTS_COLUMNS "ORDER BY id DESC LIMIT $3::int) e ORDER BY id",
+			    "SELECT * FROM (" EVENTS_COLUMNS
+			    "ORDER BY id DESC LIMIT $3::int) e ORDER BY id",
 			    3, params) < 0) {
 			fprintf(stderr, "taskslapsctl events: %s\n", err.message);
 			exec_close(ex);
@@ -179,7 +184,8 @@ cmd_db_events(const struct ctl_global *g, int argc, char **argv)
 		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
 			break;
 		if (!PQconsumeInput(conn)) {
-			fprintf(stderr, "taskslapsctl events: connection lost: %s", PQerrorMessage(conn));
+			fprintf(stderr, "taskslapsctl events: connection lost: %s",
+				PQerrorMessage(conn));
 			exec_close(ex);
 			return CTL_FINDINGS;
 		}
@@ -190,8 +196,8 @@ cmd_db_events(const struct ctl_global *g, int argc, char **argv)
 		if (!any)
 			continue;
 		/* the notification says something happened; the table says what, under RLS */
-		if (db_exec(exec_db(ex), &r, &err, EVENTS_COLUMNS "AND id > $3::bigint ORDER BY id", 3,
-			    params) < 0) {
+		if (db_exec(exec_db(ex), &r, &err, EVENTS_COLUMNS "AND id > $3::bigint ORDER BY id",
+			    3, params) < 0) {
 			fprintf(stderr, "taskslapsctl events: %s\n", err.message);
 			break;
 		}
@@ -218,14 +224,15 @@ cmd_db_history(const struct ctl_global *g, int argc, char **argv)
 		return rc == -2 ? CTL_OK : CTL_USAGE;
 	if ((rc = open_for(g, &ex, false)) != CTL_OK)
 		return rc;
-	if (db_exec(exec_db(ex), &r, &err,
-		    "SELECT p.plan_id, p.status, coalesce(p.max_hazard, '-'), "
-		    "coalesce(left(p.commit_sha, 12), '-'), to_char(p.updated_at, 'YYYY-MM-DD "
-		    "HH24:MI:SS'), (SELECT count(*) FROM taskslaps.step_ledger l WHERE l.target = "
-		    "p.target AND l.plan_id = p.plan_id), coalesce((SELECT sum(rows_affected) FROM "
-		    "taskslaps.step_ledger l WHERE l.target = p.target AND l.plan_id = p.plan_id), 0) "
-		    "FROM taskslaps.plans p WHERE p.target = $1 ORDER BY p.plan_id",
-		    1, params) < 0) {
+	if (db_exec(
+		exec_db(ex), &r, &err,
+		"SELECT p.plan_id, p.status, coalesce(p.max_hazard, '-'), "
+		"coalesce(left(p.commit_sha, 12), '-'), to_char(p.updated_at, 'YYYY-MM-DD "
+		"HH24:MI:SS'), (SELECT count(*) FROM taskslaps.step_ledger l WHERE l.target = "
+		"p.target AND l.plan_id = p.plan_id), coalesce((SELECT sum(rows_affected) FROM "
+		"taskslaps.step_ledger l WHERE l.target = p.target AND l.plan_id = p.plan_id), 0) "
+		"FROM taskslaps.plans p WHERE p.target = $1 ORDER BY p.plan_id",
+		1, params) < 0) {
 		fprintf(stderr, "taskslapsctl history: %s\n", err.message);
 		exec_close(ex);
 		return CTL_FINDINGS;

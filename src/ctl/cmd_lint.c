@@ -80,7 +80,8 @@ lint_one(void *arg, const char *path, struct plan *p, struct diags *d)
 			fprintf(r->out, "%s %s: invalid\n", "[--]", path);
 		else
 			fprintf(r->out, "%s %s  %s%s%s\n", render_badge(r, p->max_hazard), p->id,
-				status, p->blocked ? ": " : "", p->blocked ? p->blocked_reason : "");
+				status, p->blocked ? ": " : "",
+				p->blocked ? p->blocked_reason : "");
 		diags_print(d, r->out);
 	}
 }
@@ -95,7 +96,8 @@ parse_jobs(const char *s, unsigned *out)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < 1 || v > LINT_JOBS_MAX) {
-		fprintf(stderr, "taskslapsctl lint: --jobs: expected a number from 1 to %d, found '%s'\n",
+		fprintf(stderr,
+			"taskslapsctl lint: --jobs: expected a number from 1 to %d, found '%s'\n",
 			LINT_JOBS_MAX, s);
 		return -1;
 	}
@@ -175,9 +177,11 @@ cmd_lint(const struct ctl_global *g, int argc, char **argv)
 		free(s);
 		cJSON_Delete(x.json);
 	} else {
-		fprintf(r.out, "\n%zu plan%s (%s mode): %zu ok, %zu blocked, %zu with findings, %zu invalid\n",
-			t->plans, t->plans == 1 ? "" : "s", mode == MODE_CHAOS ? "chaos" : "protected",
-			t->ok, t->blocked, t->findings, t->invalid);
+		fprintf(
+		    r.out,
+		    "\n%zu plan%s (%s mode): %zu ok, %zu blocked, %zu with findings, %zu invalid\n",
+		    t->plans, t->plans == 1 ? "" : "s", mode == MODE_CHAOS ? "chaos" : "protected",
+		    t->ok, t->blocked, t->findings, t->invalid);
 	}
 	if (t->invalid)
 		return CTL_USAGE;

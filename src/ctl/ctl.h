@@ -9,23 +9,23 @@
 
 /* Exit statuses (docs/contract.md §9). */
 #define CTL_OK 0
-#define CTL_FINDINGS 1     /* findings, a failure, or degraded */
-#define CTL_USAGE 2        /* usage or invalid input */
-#define CTL_UNREACHABLE 3  /* the daemon did not answer */
+#define CTL_FINDINGS 1	  /* findings, a failure, or degraded */
+#define CTL_USAGE 2	  /* usage or invalid input */
+#define CTL_UNREACHABLE 3 /* the daemon did not answer */
 
 /* Options that come before the verb. */
 struct ctl_global {
 	const char *socket;
 	const char *target;
 	const char *db;
-	char **argv;  /* main's, unchanged: what ctl_forward runs taskslapsctl-full with */
+	char **argv; /* main's, unchanged: what ctl_forward runs taskslapsctl-full with */
 };
 
 struct ctl_verb {
 	const char *name;
 	int (*run)(const struct ctl_global *g, int argc, char **argv);
-	const char *usage;    /* arguments, after the verb */
-	const char *summary;  /* one line */
+	const char *usage;   /* arguments, after the verb */
+	const char *summary; /* one line */
 };
 
 /* Prints "usage: taskslapsctl VERB USAGE" and the summary to out. */
@@ -51,7 +51,7 @@ struct render {
 void render_init(struct render *r, FILE *out);
 /* "[H2]" or a coloured " H2 "; valid until the next call. */
 const char *render_badge(const struct render *r, enum plan_hazard h);
-const char *render_bold(const struct render *r, const char *s);  /* static buffer */
+const char *render_bold(const struct render *r, const char *s); /* static buffer */
 const char *render_dim(const struct render *r, const char *s);
 /* The human view of a planned plan. */
 void render_plan(const struct render *r, const struct plan *p, bool verbose);

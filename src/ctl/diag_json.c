@@ -9,9 +9,10 @@ diag_json_array(const struct diags *d, size_t from)
 
 	for (size_t i = from; i < d->n; i++) {
 		cJSON *e = cJSON_CreateObject();
-		cJSON_AddStringToObject(e, "level", d->v[i].level == DIAG_ERROR     ? "error"
-						    : d->v[i].level == DIAG_WARNING ? "warning"
-										    : "note");
+		cJSON_AddStringToObject(e, "level",
+					d->v[i].level == DIAG_ERROR	? "error"
+					: d->v[i].level == DIAG_WARNING ? "warning"
+									: "note");
 		cJSON_AddNumberToObject(e, "line", d->v[i].line);
 		cJSON_AddNumberToObject(e, "column", d->v[i].col);
 		cJSON_AddStringToObject(e, "message", d->v[i].msg);

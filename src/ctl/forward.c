@@ -77,11 +77,11 @@ ctl_forward(char **all, const char *verb)
 }
 
 /* The verbs of taskslapsctl-full (its main.c's table), as this program has them. */
-#define CTL_FORWARD(fn)                                                  \
-	int fn(const struct ctl_global *g, int argc, char **argv)        \
-	{                                                                \
-		(void)argc;                                              \
-		return ctl_forward(g->argv, argv[0]);                    \
+#define CTL_FORWARD(fn)                                                                            \
+	int fn(const struct ctl_global *g, int argc, char **argv)                                  \
+	{                                                                                          \
+		(void)argc;                                                                        \
+		return ctl_forward(g->argv, argv[0]);                                              \
 	}
 
 CTL_FORWARD(cmd_status)

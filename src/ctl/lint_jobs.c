@@ -22,11 +22,11 @@ struct lint_slot {
  */
 struct lint_jobs {
 	pthread_mutex_t mu;
-	pthread_cond_t ready;  /* the slot the caller waits for is loaded */
-	pthread_cond_t space;  /* emitted moved: the window has room */
+	pthread_cond_t ready; /* the slot the caller waits for is loaded */
+	pthread_cond_t space; /* emitted moved: the window has room */
 	char *const *paths;
 	size_t n, window, next, emitted;
-	size_t waiting_for;    /* the plan the caller waits for, or SIZE_MAX */
+	size_t waiting_for; /* the plan the caller waits for, or SIZE_MAX */
 	unsigned space_waiters;
 	struct lint_slot *slots;
 };
@@ -86,8 +86,7 @@ worker(void *arg)
 
 void
 lint_jobs_run(char *const *paths, size_t n, unsigned jobs,
-	      void (*emit)(void *arg, const char *path, struct plan *p, struct diags *d),
-	      void *arg)
+	      void (*emit)(void *arg, const char *path, struct plan *p, struct diags *d), void *arg)
 {
 	struct lint_jobs j = { .paths = paths, .n = n, .waiting_for = SIZE_MAX };
 	pthread_t *tids = NULL;

@@ -74,7 +74,8 @@ ctl_parse_mode(const char *s, enum plan_mode *out)
 	else if (strcmp(s, "chaos") == 0)
 		*out = MODE_CHAOS;
 	else {
-		fprintf(stderr, "taskslapsctl: --mode: expected protected or chaos, found '%s'\n", s);
+		fprintf(stderr, "taskslapsctl: --mode: expected protected or chaos, found '%s'\n",
+			s);
 		return -1;
 	}
 	return 0;
@@ -111,11 +112,12 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' }, { "target", required_argument, NULL, 't' },
-		{ "db", required_argument, NULL, 'd' },     { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 }
-	};
+	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
+					      { "target", required_argument, NULL, 't' },
+					      { "db", required_argument, NULL, 'd' },
+					      { "help", no_argument, NULL, 'h' },
+					      { "version", no_argument, NULL, 'V' },
+					      { NULL, 0, NULL, 0 } };
 	struct ctl_global g = { .argv = argv }; /* "+" below: getopt does not permute it */
 	const struct ctl_verb *v;
 	int c;

@@ -112,12 +112,14 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 			p->blocked_reason);
 	if (p->revert_of) {
 		if (p->to_wave >= 0)
-			fprintf(o, "     revert:   %s (%s): keeps its waves up to %s, undoes the "
+			fprintf(o,
+				"     revert:   %s (%s): keeps its waves up to %s, undoes the "
 				"applied steps after it, last first; it becomes '%s'\n",
 				p->revert_of, p->reverted ? p->reverted->path : "?",
 				plan_wave_name((enum plan_wave)p->to_wave), plan_revert_status(p));
 		else
-			fprintf(o, "     revert:   %s (%s): undoes its applied steps, last first; "
+			fprintf(o,
+				"     revert:   %s (%s): undoes its applied steps, last first; "
 				"it becomes 'reverted'\n",
 				p->revert_of, p->reverted ? p->reverted->path : "?");
 		for (size_t k = 0; k < p->revert_kept.n; k++)
@@ -136,7 +138,8 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 
 			fprintf(o, "    %s %s\n", render_badge(r, s->hazard), plan_op_name(s->op));
 			if (s->undoes)
-				fprintf(o, "         undoes %s (line %u, %s wave, step %.16s), if "
+				fprintf(o,
+					"         undoes %s (line %u, %s wave, step %.16s), if "
 					"applied\n",
 					plan_op_name(s->undoes->op), s->undoes->line,
 					plan_wave_name(s->undoes->wave), s->undoes->sha);
@@ -158,14 +161,15 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 				if (!(s->eff.rules & (1u << ru)))
 					continue;
 				if (why)
-					fprintf(o, "         [%s %s] allowed: %s\n", rule->id, rule->name,
-						why);
+					fprintf(o, "         [%s %s] allowed: %s\n", rule->id,
+						rule->name, why);
 				else
-					fprintf(o, "         [%s %s] %s; fix: %s\n", rule->id, rule->name,
-						rule->what, rule->fix);
+					fprintf(o, "         [%s %s] %s; fix: %s\n", rule->id,
+						rule->name, rule->what, rule->fix);
 			}
 			if (s->op == OP_BACKFILL_SQL) {
-				fprintf(o, "         batches of %lld rows, ", (long long)s->ob.batch_size);
+				fprintf(o, "         batches of %lld rows, ",
+					(long long)s->ob.batch_size);
 				if (s->ob.rows_per_second)
 					fprintf(o, "at most %lld rows/s\n",
 						(long long)s->ob.rows_per_second);
@@ -175,11 +179,11 @@ render_plan(const struct render *r, const struct plan *p, bool verbose)
 			if (!verbose)
 				continue;
 			for (size_t k = 0; k < s->ob.prechecks.n; k++)
-				fprintf(o, "         %s %s\n", k ? "     " : "pre: ",
-					s->ob.prechecks.v[k]);
+				fprintf(o, "         %s %s\n",
+					k ? "     " : "pre: ", s->ob.prechecks.v[k]);
 			for (size_t k = 0; k < s->ob.postchecks.n; k++)
-				fprintf(o, "         %s %s\n", k ? "     " : "post:",
-					s->ob.postchecks.v[k]);
+				fprintf(o, "         %s %s\n",
+					k ? "     " : "post:", s->ob.postchecks.v[k]);
 			render_undo(r, s);
 		}
 	}

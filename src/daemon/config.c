@@ -27,9 +27,8 @@ struct cctx {
 	struct config *c;
 };
 
-static void
-cerr(struct cctx *x, const struct doc_node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void cerr(struct cctx *x, const struct doc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 cerr(struct cctx *x, const struct doc_node *n, const char *fmt, ...)
@@ -84,8 +83,9 @@ get_int(struct cctx *x, const struct doc_node *n, const char *key, long long min
 	long long v;
 
 	if (n->kind != DOC_INT) {
-		cerr(x, n, "%s: expected a whole number from %lld to %lld, found %s%s%s%s", key, min,
-		     max, kind(n), n->str ? " '" : "", n->str ? n->str : "", n->str ? "'" : "");
+		cerr(x, n, "%s: expected a whole number from %lld to %lld, found %s%s%s%s", key,
+		     min, max, kind(n), n->str ? " '" : "", n->str ? n->str : "",
+		     n->str ? "'" : "");
 		return false;
 	}
 	errno = 0;
@@ -99,11 +99,11 @@ get_int(struct cctx *x, const struct doc_node *n, const char *key, long long min
 	return true;
 }
 
-#define GET_INT(node, key, min, max, field)                                 \
-	do {                                                                 \
-		long long v_;                                                \
-		if (get_int(x, node, key, min, max, &v_))                    \
-			field = (__typeof__(field))v_;                       \
+#define GET_INT(node, key, min, max, field)                                                        \
+	do {                                                                                       \
+		long long v_;                                                                      \
+		if (get_int(x, node, key, min, max, &v_))                                          \
+			field = (__typeof__(field))v_;                                             \
 	} while (0)
 
 /*
@@ -119,7 +119,10 @@ check_pair(struct cctx *x, const struct doc_node *m, const char *dkey, long long
 
 	if (dv <= cv)
 		return;
-	cerr(x, dn ? dn : cn ? cn : m,
+	cerr(x,
+	     dn	  ? dn
+	     : cn ? cn
+		  : m,
 	     "governor.%s (%lld) is above governor.%s (%lld%s): the degraded threshold must not "
 	     "be above the critical one",
 	     dkey, dv, ckey, cv, cn ? "" : ", the default");
@@ -145,15 +148,18 @@ read_governor(struct cctx *x, const struct doc_node *m)
 		else if (!strcmp(k, "degraded_errors"))
 			GET_INT(v, "governor.degraded_errors", 0, 100000, g->degraded_errors);
 		else if (!strcmp(k, "degraded_lock_waiters"))
-			GET_INT(v, "governor.degraded_lock_waiters", 0, 100000, g->degraded_lock_waiters);
+			GET_INT(v, "governor.degraded_lock_waiters", 0, 100000,
+				g->degraded_lock_waiters);
 		else if (!strcmp(k, "critical_lock_waiters"))
-			GET_INT(v, "governor.critical_lock_waiters", 0, 100000, g->critical_lock_waiters);
+			GET_INT(v, "governor.critical_lock_waiters", 0, 100000,
+				g->critical_lock_waiters);
 		else if (!strcmp(k, "degraded_lag_ms"))
 			GET_INT(v, "governor.degraded_lag_ms", 0, 86400000, g->degraded_lag_ms);
 		else if (!strcmp(k, "critical_lag_ms"))
 			GET_INT(v, "governor.critical_lag_ms", 0, 86400000, g->critical_lag_ms);
 		else if (!strcmp(k, "degraded_wal_ready"))
-			GET_INT(v, "governor.degraded_wal_ready", 0, 1000000, g->degraded_wal_ready);
+			GET_INT(v, "governor.degraded_wal_ready", 0, 1000000,
+				g->degraded_wal_ready);
 		else if (!strcmp(k, "degraded_xact_s"))
 			GET_INT(v, "governor.degraded_xact_s", 0, 864000, g->degraded_xact_s);
 		else if (!strcmp(k, "critical_xact_s"))
@@ -161,17 +167,18 @@ read_governor(struct cctx *x, const struct doc_node *m)
 		else if (!strcmp(k, "probe_interval_ms"))
 			GET_INT(v, "governor.probe_interval_ms", 10, 600000, g->probe_interval_ms);
 		else
-			cerr(x, m->keys[i],
-			     "governor: unknown key '%s' (expected degraded_active, critical_active, "
-			     "degraded_errors, degraded_lock_waiters, critical_lock_waiters, "
-			     "degraded_lag_ms, critical_lag_ms, degraded_wal_ready, degraded_xact_s, "
-			     "critical_xact_s, probe_interval_ms)",
-			     k);
+			cerr(
+			    x, m->keys[i],
+			    "governor: unknown key '%s' (expected degraded_active, critical_active, "
+			    "degraded_errors, degraded_lock_waiters, critical_lock_waiters, "
+			    "degraded_lag_ms, critical_lag_ms, degraded_wal_ready, degraded_xact_s, "
+			    "critical_xact_s, probe_interval_ms)",
+			    k);
 	}
 	check_pair(x, m, "degraded_active", g->degraded_active, "critical_active",
 		   g->critical_active);
-	check_pair(x, m, "degraded_lock_waiters", g->degraded_lock_waiters,
-		   "critical_lock_waiters", g->critical_lock_waiters);
+	check_pair(x, m, "degraded_lock_waiters", g->degraded_lock_waiters, "critical_lock_waiters",
+		   g->critical_lock_waiters);
 	check_pair(x, m, "degraded_lag_ms", g->degraded_lag_ms, "critical_lag_ms",
 		   g->critical_lag_ms);
 	check_pair(x, m, "degraded_xact_s", g->degraded_xact_s, "critical_xact_s",
@@ -272,7 +279,8 @@ read_root(struct cctx *x, const struct doc_node *root)
 			/* read now, as libpq will: a bad one fails -n, not the first pass */
 			if (get_str(x, v, k, &c->database) &&
 			    db_conninfo_check(c->database, why, sizeof(why)) < 0)
-				cerr(x, v, "database: not a connection string libpq can read: %s", why);
+				cerr(x, v, "database: not a connection string libpq can read: %s",
+				     why);
 		} else if (!strcmp(k, "notes_ref")) {
 			if (get_str(x, v, k, &c->notes_ref))
 				check_notes_ref(x, v, c->notes_ref);
@@ -305,8 +313,10 @@ read_root(struct cctx *x, const struct doc_node *root)
 				     v->str ? "'" : "");
 		} else if (!strcmp(k, "protected_branches")) {
 			if (v->kind != DOC_SEQ) {
-				cerr(x, v, "protected_branches: expected a list of branch globs, found %s",
-				     kind(v));
+				cerr(
+				    x, v,
+				    "protected_branches: expected a list of branch globs, found %s",
+				    kind(v));
 				continue;
 			}
 			for (size_t j = 0; c->protected_branches && c->protected_branches[j]; j++)
@@ -330,8 +340,8 @@ read_root(struct cctx *x, const struct doc_node *root)
 			}
 			for (size_t j = 0; j < v->n; j++) {
 				if (!strcmp(v->keys[j]->str, "max_plans_per_author_per_day"))
-					GET_INT(v->items[j], "chaos.max_plans_per_author_per_day", 0,
-						100000, c->chaos_max_plans_per_author_per_day);
+					GET_INT(v->items[j], "chaos.max_plans_per_author_per_day",
+						0, 100000, c->chaos_max_plans_per_author_per_day);
 				else
 					cerr(x, v->keys[j],
 					     "chaos: unknown key '%s' (expected "
@@ -339,13 +349,14 @@ read_root(struct cctx *x, const struct doc_node *root)
 					     v->keys[j]->str);
 			}
 		} else {
-			cerr(x, root->keys[i],
-			     "unknown key '%s' (expected target, repository, branch, migrations_dir, "
-			     "state_dir, protected_branches, database, poll_interval, notes_ref, "
-			     "push_notes, governor, chaos, lock_retries, control_socket, "
-			     "control_max_clients, admin_group, require_signed_h3, allowed_signers, "
-			     "out_of_order)",
-			     k);
+			cerr(
+			    x, root->keys[i],
+			    "unknown key '%s' (expected target, repository, branch, migrations_dir, "
+			    "state_dir, protected_branches, database, poll_interval, notes_ref, "
+			    "push_notes, governor, chaos, lock_retries, control_socket, "
+			    "control_max_clients, admin_group, require_signed_h3, allowed_signers, "
+			    "out_of_order)",
+			    k);
 		}
 	}
 }
@@ -408,8 +419,9 @@ config_parse(struct config **out, const char *path, const char *buf, size_t len,
 		     doc->root ? kind(doc->root) : "an empty file");
 	} else {
 		read_root(&x, doc->root);
-		static const char *const required[] = { "target", "repository", "branch",
-							"migrations_dir", "state_dir", "database" };
+		static const char *const required[] = {
+			"target", "repository", "branch", "migrations_dir", "state_dir", "database"
+		};
 		for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
 			if (!doc_map_get(doc->root, required[i]))
 				cerr(&x, doc->root, "missing key '%s'", required[i]);

@@ -52,11 +52,11 @@ struct client {
 	struct strbuf in, out;
 	size_t out_off;
 	struct ucred cred;
-	bool follow;            /* subscribed to events */
+	bool follow; /* subscribed to events */
 	long long follow_id;
 	char *follow_plan;
-	bool closing;           /* close once the output is written */
-	bool dead;              /* disconnected: freed as soon as the caller is done with it */
+	bool closing; /* close once the output is written */
+	bool dead;    /* disconnected: freed as soon as the caller is done with it */
 };
 
 static void client_free(struct client *c);
@@ -376,7 +376,8 @@ handle(struct client *c, const char *line, size_t len)
 
 		for (size_t i = 0; i < NCOMMANDS; i++)
 			sb_printf(&sb, "%s%s", i ? ", " : "", commands[i].name);
-		snprintf(msg, sizeof(msg), "unknown command '%.64s' (expected %s)", rq.cmd, sb_str(&sb));
+		snprintf(msg, sizeof(msg), "unknown command '%.64s' (expected %s)", rq.cmd,
+			 sb_str(&sb));
 		sb_free(&sb);
 		client_send_owned(c, proto_reply_error(rq.id, TS_PROTO_E_UNKNOWN_CMD, msg));
 	} else if (cmd->access != PROTO_READ && !allowed(c)) {
@@ -509,8 +510,9 @@ max_clients(const struct daemon *d)
 	unsigned max = (unsigned)d->cfg->control_max_clients;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-		rlim_t room = rl.rlim_cur > 2 * CONTROL_FD_RESERVE ? rl.rlim_cur - CONTROL_FD_RESERVE
-								   : rl.rlim_cur / 2;
+		rlim_t room = rl.rlim_cur > 2 * CONTROL_FD_RESERVE
+				  ? rl.rlim_cur - CONTROL_FD_RESERVE
+				  : rl.rlim_cur / 2;
 		if (room < max)
 			max = room ? (unsigned)room : 1;
 	}
@@ -696,10 +698,12 @@ control_flush(struct daemon *d)
 					client_send(c, q->line);
 		} else if (q->line) {
 			for (struct client *c = d->clients; c; c = c->next) {
-				if (!c->follow || (c->follow_plan && (!q->plan_id ||
-								      strcmp(c->follow_plan, q->plan_id))))
+				if (!c->follow ||
+				    (c->follow_plan &&
+				     (!q->plan_id || strcmp(c->follow_plan, q->plan_id))))
 					continue;
-				client_send_owned(c, proto_reply_event(c->follow_id, cJSON_Parse(q->line)));
+				client_send_owned(
+				    c, proto_reply_event(c->follow_id, cJSON_Parse(q->line)));
 			}
 		}
 		free(q->line);

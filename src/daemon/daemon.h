@@ -52,7 +52,7 @@ struct client;
 /* A request that needs the database, done by the worker; the reply goes to (client, id). */
 struct job {
 	struct job *next;
-	char *cmd;            /* "resume", "accept-drift" */
+	char *cmd; /* "resume", "accept-drift" */
 	char *plan_id;
 	unsigned client_serial;
 	long long req_id;
@@ -61,59 +61,59 @@ struct job {
 /* Lines for the main loop to deliver: an event for subscribers, or a reply to one client. */
 struct outq {
 	struct outq *next;
-	unsigned client_serial;   /* 0: an event for every subscriber (and the log) */
-	char *plan_id;            /* for subscribers that filter by plan */
-	char *line;               /* for a reply: a whole protocol line; for an event: the event JSON */
+	unsigned client_serial; /* 0: an event for every subscriber (and the log) */
+	char *plan_id;		/* for subscribers that filter by plan */
+	char *line; /* for a reply: a whole protocol line; for an event: the event JSON */
 };
 
 /* At most one log line per interval for one kind of trouble, and a count of the lines left out. */
 struct ratelog {
-	uint64_t next_usec;       /* CLOCK_MONOTONIC: the next line may be written from then */
+	uint64_t next_usec; /* CLOCK_MONOTONIC: the next line may be written from then */
 	unsigned suppressed;
 };
 
 struct daemon {
-	struct config *cfg;       /* current; replaced whole on reload (under mu; see above) */
-	bool check_only;          /* -n */
-	bool once;                /* --once: one pass, then exit */
+	struct config *cfg; /* current; replaced whole on reload (under mu; see above) */
+	bool check_only;    /* -n */
+	bool once;	    /* --once: one pass, then exit */
 	int exit_code;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	pthread_t worker;
 	bool worker_started;
-	atomic_bool wake;         /* reconcile now (raised under mu) */
+	atomic_bool wake;	  /* reconcile now (raised under mu) */
 	atomic_bool retry_failed; /* ... and try failed plans again (taskslapsctl reconcile) */
-	atomic_bool stopping;     /* shutting down (raised under mu) */
+	atomic_bool stopping;	  /* shutting down (raised under mu) */
 	atomic_bool worker_done;  /* the worker has returned */
 	struct job *jobs;
 	struct outq *outq, **outq_tail;
-	struct exec *ex;          /* the worker's executor, for abort (under mu) */
-	cJSON *status;            /* the status document (under mu) */
-	cJSON *history;           /* last events, newest last (under mu) */
-	char notified[512];       /* the last STATUS= sent (under mu) */
-	long long event_seq;      /* ids of streamed events (under mu) */
-	struct config **retired;  /* configs replaced by reloads: the worker may still read one;
-				     freed at exit */
+	struct exec *ex;	 /* the worker's executor, for abort (under mu) */
+	cJSON *status;		 /* the status document (under mu) */
+	cJSON *history;		 /* last events, newest last (under mu) */
+	char notified[512];	 /* the last STATUS= sent (under mu) */
+	long long event_seq;	 /* ids of streamed events (under mu) */
+	struct config **retired; /* configs replaced by reloads: the worker may still read one;
+				    freed at exit */
 	size_t nretired;
 
 	sd_event *loop;
-	int efd;                  /* eventfd: the worker has something for the loop */
+	int efd; /* eventfd: the worker has something for the loop */
 	int listen_fd;
-	sd_event_source *listen_src;  /* off while accept(2) has no file descriptor to give */
+	sd_event_source *listen_src;   /* off while accept(2) has no file descriptor to give */
 	sd_event_source *accept_timer; /* turns listen_src back on */
 	unsigned nclients;
-	struct ratelog refused_log;   /* connections refused: too many clients */
-	struct ratelog nofd_log;      /* connections not accepted: no descriptor left */
-	struct ratelog slow_log;      /* clients disconnected for not reading */
+	struct ratelog refused_log; /* connections refused: too many clients */
+	struct ratelog nofd_log;    /* connections not accepted: no descriptor left */
+	struct ratelog slow_log;    /* clients disconnected for not reading */
 	int inotify_fd;
 	sd_event_source *inotify_src; /* the watch of a local repository (moved by a reload) */
 	sd_event_source *stop_timer;
 	struct client *clients;
 	unsigned next_serial;
 	uid_t self_uid;
-	char *admin_group;        /* admin_group as configured at start (a reload keeps it), or NULL */
-	gid_t admin_gid;          /* its gid, when it exists (have_admin_gid) */
+	char *admin_group; /* admin_group as configured at start (a reload keeps it), or NULL */
+	gid_t admin_gid;   /* its gid, when it exists (have_admin_gid) */
 	bool have_admin_gid;
 };
 

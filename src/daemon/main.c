@@ -29,18 +29,19 @@
 static void
 usage(FILE *out)
 {
-	fputs("usage: taskslapsd --config FILE [-n] [--once] [--debug]\n"
-	      "\n"
-	      "Follows a branch of a git repository of migration plans and applies them to a\n"
-	      "PostgreSQL database under taskslaps' safety rails. See taskslapsd(8).\n"
-	      "\n"
-	      "  -c, --config FILE  the target's configuration (taskslaps.yaml(5))\n"
-	      "  -n, --check        check the configuration and the plans at the branch tip, then exit\n"
-	      "      --once         reconcile once and exit (0 in sync, 1 otherwise)\n"
-	      "      --debug        log debug messages\n"
-	      "      --version      print the version\n"
-	      "  -h, --help         this help\n",
-	      out);
+	fputs(
+	    "usage: taskslapsd --config FILE [-n] [--once] [--debug]\n"
+	    "\n"
+	    "Follows a branch of a git repository of migration plans and applies them to a\n"
+	    "PostgreSQL database under taskslaps' safety rails. See taskslapsd(8).\n"
+	    "\n"
+	    "  -c, --config FILE  the target's configuration (taskslaps.yaml(5))\n"
+	    "  -n, --check        check the configuration and the plans at the branch tip, then exit\n"
+	    "      --once         reconcile once and exit (0 in sync, 1 otherwise)\n"
+	    "      --debug        log debug messages\n"
+	    "      --version      print the version\n"
+	    "  -h, --help         this help\n",
+	    out);
 }
 
 static void
@@ -63,8 +64,8 @@ status_init(struct daemon *d)
 	}
 	cJSON_AddStringToObject(s, "branch", d->cfg->branch);
 	cJSON_AddBoolToObject(s, "protected", config_branch_protected(d->cfg, d->cfg->branch));
-	cJSON_AddStringToObject(s, "mode",
-				config_branch_protected(d->cfg, d->cfg->branch) ? "protected" : "chaos");
+	cJSON_AddStringToObject(
+	    s, "mode", config_branch_protected(d->cfg, d->cfg->branch) ? "protected" : "chaos");
 	cJSON_AddNullToObject(s, "tip");
 	cJSON_AddStringToObject(s, "sync", "unknown");
 	cJSON_AddStringToObject(s, "health", "progressing");
@@ -131,8 +132,8 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
 	(void)si;
 	begin_stop(d);
 	if (!d->stop_timer && sd_event_now(d->loop, CLOCK_MONOTONIC, &now) >= 0)
-		sd_event_add_time(d->loop, &d->stop_timer, CLOCK_MONOTONIC, now + STOP_GRACE_USEC, 0,
-				  on_stop_grace, d);
+		sd_event_add_time(d->loop, &d->stop_timer, CLOCK_MONOTONIC, now + STOP_GRACE_USEC,
+				  0, on_stop_grace, d);
 	return 0;
 }
 
@@ -150,7 +151,8 @@ reload(struct daemon *d)
 		diags_print(&dg, stderr);
 		log_warnx("[%s] reload: the new configuration is invalid; keeping the old one",
 			  d->cfg->target);
-	} else if (strcmp(c->target, d->cfg->target) || strcmp(c->control_socket, d->cfg->control_socket)) {
+	} else if (strcmp(c->target, d->cfg->target) ||
+		   strcmp(c->control_socket, d->cfg->control_socket)) {
 		log_warnx("[%s] reload: target and control_socket cannot change while running; "
 			  "restart instead. Keeping the old configuration",
 			  d->cfg->target);
@@ -164,8 +166,10 @@ reload(struct daemon *d)
 		{
 			char *shown = repo_url_redact(c->repository);
 			bool prot = config_branch_protected(c, c->branch);
-			cJSON_ReplaceItemInObject(d->status, "repository", cJSON_CreateString(shown));
-			cJSON_ReplaceItemInObject(d->status, "branch", cJSON_CreateString(c->branch));
+			cJSON_ReplaceItemInObject(d->status, "repository",
+						  cJSON_CreateString(shown));
+			cJSON_ReplaceItemInObject(d->status, "branch",
+						  cJSON_CreateString(c->branch));
 			cJSON_ReplaceItemInObject(d->status, "protected", cJSON_CreateBool(prot));
 			cJSON_ReplaceItemInObject(d->status, "mode",
 						  cJSON_CreateString(prot ? "protected" : "chaos"));
@@ -257,7 +261,8 @@ watch_repo(struct daemon *d)
 	if (repo_location_is_url(d->cfg->repository))
 		return 0;
 	/* a throwaway handle just for the paths; the worker opens its own */
-	if (repo_open(&r, d->cfg->repository, d->cfg->state_dir, d->cfg->branch, err, sizeof(err)) < 0) {
+	if (repo_open(&r, d->cfg->repository, d->cfg->state_dir, d->cfg->branch, err, sizeof(err)) <
+	    0) {
 		log_warnx("[%s] %s (changes are seen by polling only)", d->cfg->target, err);
 		return 0;
 	}
@@ -266,10 +271,11 @@ watch_repo(struct daemon *d)
 		d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		for (size_t i = 0; d->inotify_fd >= 0 && paths[i]; i++)
 			if (inotify_add_watch(d->inotify_fd, paths[i],
-					      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE) >= 0)
+					      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE |
+						  IN_DELETE) >= 0)
 				n++;
-		if (n && sd_event_add_io(d->loop, &d->inotify_src, d->inotify_fd, EPOLLIN, on_inotify,
-					 d) < 0)
+		if (n && sd_event_add_io(d->loop, &d->inotify_src, d->inotify_fd, EPOLLIN,
+					 on_inotify, d) < 0)
 			n = 0;
 		if (!n)
 			unwatch_repo(d);
@@ -287,7 +293,8 @@ check_only(struct daemon *d)
 	struct repo_snapshot *s = NULL;
 	int bad = 0;
 
-	if (repo_open(&r, d->cfg->repository, d->cfg->state_dir, d->cfg->branch, err, sizeof(err)) < 0 ||
+	if (repo_open(&r, d->cfg->repository, d->cfg->state_dir, d->cfg->branch, err, sizeof(err)) <
+		0 ||
 	    repo_snapshot(r, d->cfg->migrations_dir, &s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "taskslapsd: %s\n", err);
 		repo_free(r);
@@ -381,8 +388,9 @@ main(int argc, char **argv)
 
 		d.admin_group = xstrdup(d.cfg->admin_group);
 		if (!g)
-			log_warnx("[%s] admin_group '%s' does not exist: only root may change things",
-				  d.cfg->target, d.cfg->admin_group);
+			log_warnx(
+			    "[%s] admin_group '%s' does not exist: only root may change things",
+			    d.cfg->target, d.cfg->admin_group);
 		else
 			d.admin_gid = g->gr_gid, d.have_admin_gid = true;
 	}

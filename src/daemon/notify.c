@@ -19,9 +19,10 @@ daemon_notify_status(struct daemon *d)
 	bool changed;
 
 	pthread_mutex_lock(&d->mu);
-	snprintf(line, sizeof(line), "STATUS=%s %s: %s, tip %.12s, %s", str(d->status, "state", "?"),
-		 str(d->status, "target", "?"), str(d->status, "health", "?"),
-		 str(d->status, "tip", "-"), str(d->status, "last_result", ""));
+	snprintf(line, sizeof(line), "STATUS=%s %s: %s, tip %.12s, %s",
+		 str(d->status, "state", "?"), str(d->status, "target", "?"),
+		 str(d->status, "health", "?"), str(d->status, "tip", "-"),
+		 str(d->status, "last_result", ""));
 	changed = strcmp(line, d->notified) != 0;
 	if (changed)
 		memcpy(d->notified, line, sizeof(line));

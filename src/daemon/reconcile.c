@@ -17,17 +17,17 @@
 /* What the status document and the notes say of one plan file. */
 struct pinfo {
 	const struct repo_plan_file *f;
-	struct plan *p;            /* NULL when invalid */
+	struct plan *p; /* NULL when invalid */
 	char *id;
-	char *diag;                /* the parse errors of an invalid plan */
-	const char *status;        /* a literal, or dbstatus */
-	char dbstatus[24];         /* the database's word for it, copied: the dbview is freed */
+	char *diag;	    /* the parse errors of an invalid plan */
+	const char *status; /* a literal, or dbstatus */
+	char dbstatus[24];  /* the database's word for it, copied: the dbview is freed */
 	char message[1600];
 	char sqlstate[6];
 	char applied_at[40];
 	size_t done, total;
 	size_t wdone[WAVE__COUNT], wtotal[WAVE__COUNT];
-	bool out_of_order;         /* ran although it sorts before a plan applied earlier */
+	bool out_of_order; /* ran although it sorts before a plan applied earlier */
 	/*
 	 * An applied plan that no file at the tip has (removed, say by a
 	 * force-push): drift, shown in its old place in the order, noted on
@@ -36,18 +36,18 @@ struct pinfo {
 	 */
 	bool missing;
 	struct repo_plan_file *own_f;
-	bool own_diag;             /* diag is the pinfo's (else the plan cache's) */
-	bool own_p;                /* p is the pinfo's (a revert plan), else the cache's */
+	bool own_diag; /* diag is the pinfo's (else the plan cache's) */
+	bool own_p;    /* p is the pinfo's (a revert plan), else the cache's */
 	char hazard[4];
 };
 
 /* The database's view of the target's plans. */
 struct dbview {
-	PGresult *plans;   /* plan_id, status, checksum, completed_at, file_path, max_hazard */
-	PGresult *steps;   /* plan_id, count: the ledger's steps of each plan */
-	PGresult *events;  /* plan_id, type, message: the last plan.* event of each plan */
-	struct plan_idset *ledger;  /* step_sha -> plan_id */
-	struct plan_idset *ooo;     /* plans that ran out of order */
+	PGresult *plans;  /* plan_id, status, checksum, completed_at, file_path, max_hazard */
+	PGresult *steps;  /* plan_id, count: the ledger's steps of each plan */
+	PGresult *events; /* plan_id, type, message: the last plan.* event of each plan */
+	struct plan_idset *ledger; /* step_sha -> plan_id */
+	struct plan_idset *ooo;	   /* plans that ran out of order */
 };
 
 static void
@@ -80,14 +80,15 @@ dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
 		    "outcome IN ('applied', 'already_present') GROUP BY plan_id",
 		    1, params) < 0)
 		return -1;
-	if (db_exec(exec_db(w->ex), &v->events, err,
-		    "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
-		    "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
-		    "('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
-		    "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') "
-		    "ORDER BY "
-		    "plan_id, id DESC",
-		    1, params) < 0)
+	if (db_exec(
+		exec_db(w->ex), &v->events, err,
+		"SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
+		"taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
+		"('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
+		"'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') "
+		"ORDER BY "
+		"plan_id, id DESC",
+		1, params) < 0)
 		return -1;
 	if (db_exec(exec_db(w->ex), &r, err,
 		    "SELECT step_sha, plan_id FROM taskslaps.step_ledger WHERE target = $1", 1,
@@ -185,7 +186,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 			continue;
 		f = xcalloc(1, sizeof(*f));
 		/* rows written by older versions hold raw text from git: clean it as new text is */
-		f->path = *path ? repo_text_clean(path, strlen(path)) : repo_text_clean(id, strlen(id));
+		f->path =
+		    *path ? repo_text_clean(path, strlen(path)) : repo_text_clean(id, strlen(id));
 		snprintf(f->commit, sizeof(f->commit), "%s", snap->tip);
 		for (at = 0; at < *n; at++)
 			if (strcmp(base_name(pis[at].f->path), base_name(f->path)) > 0)
@@ -224,10 +226,11 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 	/* applied, or undone by a revert plan: both are history the tip must keep */
 	if (!st || (strcmp(st, "applied") != 0 && !exec_status_reverted(st)))
 		return;
-	if (db_exec(exec_db(w->ex), &r, &err,
-		    "UPDATE taskslaps.plans SET status = 'drift', updated_at = now() WHERE target = "
-		    "$1 AND plan_id = $2 AND status = $3 RETURNING 1",
-		    3, params) < 0)
+	if (db_exec(
+		exec_db(w->ex), &r, &err,
+		"UPDATE taskslaps.plans SET status = 'drift', updated_at = now() WHERE target = "
+		"$1 AND plan_id = $2 AND status = $3 RETURNING 1",
+		3, params) < 0)
 		return; /* said again on the next pass, which tries again */
 	changed = PQntuples(r);
 	PQclear(r);
@@ -256,7 +259,8 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 	pi->out_of_order = plan_idset_find(v->ooo, pi->id) != NULL;
 	row = dbview_row(v, pi->id);
 	if (row >= 0)
-		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", PQgetvalue(v->plans, row, 3));
+		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s",
+			 PQgetvalue(v->plans, row, 3));
 }
 
 /* The type of the last plan.* event of a plan, or NULL. */
@@ -289,13 +293,14 @@ record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v)
 
 	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag))
 		return;
-	(void)db_exec(exec_db(w->ex), NULL, &err,
-		      "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, file_path, "
-		      "commit_sha, author, status) VALUES ($1, $2, NULL, $3, $4, $5, 'invalid') ON "
-		      "CONFLICT (target, plan_id) DO UPDATE SET status = 'invalid', file_path = $3, "
-		      "commit_sha = $4, author = $5, updated_at = now() WHERE p.status IN "
-		      "('pending', 'invalid', 'blocked', 'rate_limited')",
-		      5, params);
+	(void)db_exec(
+	    exec_db(w->ex), NULL, &err,
+	    "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, file_path, "
+	    "commit_sha, author, status) VALUES ($1, $2, NULL, $3, $4, $5, 'invalid') ON "
+	    "CONFLICT (target, plan_id) DO UPDATE SET status = 'invalid', file_path = $3, "
+	    "commit_sha = $4, author = $5, updated_at = now() WHERE p.status IN "
+	    "('pending', 'invalid', 'blocked', 'rate_limited')",
+	    5, params);
 	exec_event(w->ex, "plan.invalid", pi->id, NULL, NULL, NULL, "%s", pi->diag);
 }
 
@@ -326,8 +331,8 @@ check_signature(struct worker *w, struct pinfo *pi)
 
 	if (!w->cfg->require_signed_h3 || pi->p->blocked || pi->p->max_hazard < H3)
 		return;
-	if (repo_verify_commit(w->repo, pi->f->commit, w->cfg->allowed_signers, why,
-			       sizeof(why)) != 1) {
+	if (repo_verify_commit(w->repo, pi->f->commit, w->cfg->allowed_signers, why, sizeof(why)) !=
+	    1) {
 		block_unsigned(pi, "commit", pi->f->commit, why);
 		return;
 	}
@@ -362,8 +367,8 @@ verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
 	const char *dbst = db_status(v, pi->id), *sum = db_checksum(v, pi->id);
 	struct db_error err;
 
-	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "drift") ||
-		     exec_status_reverted(dbst)) &&
+	if (dbst &&
+	    (!strcmp(dbst, "applied") || !strcmp(dbst, "drift") || exec_status_reverted(dbst)) &&
 	    sum[0] && strcmp(sum, pi->p->checksum) != 0) {
 		pi->status = "drift";
 		snprintf(pi->message, sizeof(pi->message),
@@ -373,7 +378,8 @@ verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
 			 pi->id, sum, pi->p->checksum, pi->id);
 		if (strcmp(dbst, "drift") != 0) {
 			(void)exec_plan_status(w->ex, pi->p, meta, "drift", &err);
-			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi->message);
+			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s",
+				   pi->message);
 		}
 		return true;
 	}
@@ -424,10 +430,9 @@ rate_identity(struct worker *w, const char *commit, const char *email, char **ou
 /*
  * Chaos mode: at most N plans per signing key (signed commits) or author
  * e-mail (the others) that started in the last 24 h (a plan counts when it
- * ran, not when it was first seen: one that waited is not free). Returns 1 when over (who says whose), 0 when
- * not (or not in chaos mode), -1 when it could not be told (why says why):
- * the caller blocks the plan then, a check that fails must not let the plan
- * through.
+ * ran, not when it was first seen: one that waited is not free). Returns 1 when over (who says
+ * whose), 0 when not (or not in chaos mode), -1 when it could not be told (why says why): the
+ * caller blocks the plan then, a check that fails must not let the plan through.
  */
 static int
 rate_limited(struct worker *w, struct pinfo *pi, char **who, char *why, size_t whylen)
@@ -492,9 +497,10 @@ static void
 note_line(struct strbuf *sb, const char *target, const struct pinfo *pi)
 {
 	sb_printf(sb, "%s %s %s %zu/%zu steps%s", pi->status, pi->id,
-		  pi->p ? plan_hazard_name(pi->p->max_hazard) : pi->hazard[0] ? pi->hazard : "H?",
-		  pi->done, pi->total,
-		  pi->out_of_order ? " (out of order)" : "");
+		  pi->p		  ? plan_hazard_name(pi->p->max_hazard)
+		  : pi->hazard[0] ? pi->hazard
+				  : "H?",
+		  pi->done, pi->total, pi->out_of_order ? " (out of order)" : "");
 	(void)target;
 }
 
@@ -506,7 +512,8 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	sb_printf(sb, "Plan: %s\nStatus: %s\nFile: %s\n", pi->id, pi->status, pi->f->path);
 	if (pi->p) {
 		sb_printf(sb, "Hazard: %s\nSteps: %zu/%zu\nChecksum: %s\n",
-			  plan_hazard_name(pi->p->max_hazard), pi->done, pi->total, pi->p->checksum);
+			  plan_hazard_name(pi->p->max_hazard), pi->done, pi->total,
+			  pi->p->checksum);
 		for (int w = 0; w < WAVE__COUNT; w++)
 			if (pi->p->waves[w].present)
 				sb_printf(sb, "Wave-%s: %zu/%zu %s\n", wname[w], pi->wdone[w],
@@ -516,7 +523,8 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	if (pi->applied_at[0] && !strcmp(pi->status, "applied"))
 		sb_printf(sb, "Applied-At: %s\n", pi->applied_at);
 	if (pi->out_of_order)
-		sb_puts(sb, "Warning: out of order: sorts before a plan that was applied earlier\n");
+		sb_puts(sb,
+			"Warning: out of order: sorts before a plan that was applied earlier\n");
 	if (pi->sqlstate[0])
 		sb_printf(sb, "SQLSTATE: %s\n", pi->sqlstate);
 	if (pi->message[0] && strcmp(pi->status, "applied") != 0) {
@@ -575,8 +583,8 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 
 		log_warnx("[%s] writing git notes: %s", w->cfg->target, err);
 		/* after a failed fetch, that one comes first: it is the cause */
-		snprintf(w->last_error + used, sizeof(w->last_error) - used, "%swriting git notes: %s",
-			 used ? "; " : "", err);
+		snprintf(w->last_error + used, sizeof(w->last_error) - used,
+			 "%swriting git notes: %s", used ? "; " : "", err);
 	}
 	for (size_t i = 0; i < nn; i++)
 		free(texts[i]);
@@ -675,7 +683,8 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const c
 	st_set_str(d, "state", w->last_error[0] ? "error" : "idle");
 	st_set_str(d, "last_error", w->last_error[0] ? w->last_error : NULL);
 	/* before the STATUS= below, which carries it: not the previous pass's */
-	st_set_str(d, "last_result", in_sync ? "in sync: every plan applied" : "out of sync: see plans");
+	st_set_str(d, "last_result",
+		   in_sync ? "in sync: every plan applied" : "out of sync: see plans");
 	pthread_mutex_unlock(&d->mu);
 	daemon_notify_status(d);
 }
@@ -723,11 +732,11 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
  * one against the plan it reverts changes it, and they are few.
  */
 struct pcache_ent {
-	char *key;          /* "<blob id>:<path>" */
-	struct plan *p;     /* NULL when the file is invalid */
-	char *diag;         /* its errors, when invalid */
-	bool moved;         /* taken by the next pass's cache (key kept for the search) */
-	bool skip;          /* a revert plan: its pinfo owns it, never looked up */
+	char *key;	/* "<blob id>:<path>" */
+	struct plan *p; /* NULL when the file is invalid */
+	char *diag;	/* its errors, when invalid */
+	bool moved;	/* taken by the next pass's cache (key kept for the search) */
+	bool skip;	/* a revert plan: its pinfo owns it, never looked up */
 };
 
 struct pcache {
@@ -877,10 +886,10 @@ resolve_revert(struct pinfo *pis, size_t n, size_t i)
 			  id, pis[k].f->path);
 	for (size_t o = 0; o < i && !dg.nerrors; o++)
 		if (pis[o].p && pis[o].p->revert_of && !strcmp(pis[o].p->revert_of, id))
-			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line,
-				  pi->p->revert_col,
-				  "revert: plan %s is reverted already by %s: a plan is reverted once",
-				  id, pis[o].f->path);
+			diags_add(
+			    &dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			    "revert: plan %s is reverted already by %s: a plan is reverted once",
+			    id, pis[o].f->path);
 	if (!dg.nerrors && parse_file(pis[k].f, &t, &dg) == 0)
 		(void)plan_revert_resolve(pi->p, t, &dg);
 	if (dg.nerrors) {
@@ -1041,8 +1050,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	if (got == 0) {
 		char msg[128];
-		snprintf(msg, sizeof(msg), "another runner (pid %d) holds this database's runner lock",
-			 holder);
+		snprintf(msg, sizeof(msg),
+			 "another runner (pid %d) holds this database's runner lock", holder);
 		pthread_mutex_lock(&d->mu);
 		st_set_str(d, "state", "standby");
 		st_set_str(d, "last_result", msg);
@@ -1081,7 +1090,8 @@ worker_pass(struct daemon *d, struct worker *w)
 		st_set_str(d, "state", "error");
 		st_set_str(d, "last_error", errbuf);
 		st_set_str(d, "health", "failed");
-		/* no tip to compare with (a deleted branch): not in sync, whatever the last pass said */
+		/* no tip to compare with (a deleted branch): not in sync, whatever the last pass
+		 * said */
 		st_set_str(d, "sync", "out_of_sync");
 		st_set_str(d, "last_result", errbuf);
 		pthread_mutex_unlock(&d->mu);
@@ -1134,7 +1144,8 @@ worker_pass(struct daemon *d, struct worker *w)
 		}
 		dbst = db_status(&v, pi->id);
 		/* undone by a revert plan: settled like applied, it never runs again */
-		if (exec_status_reverted(dbst) && !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
+		if (exec_status_reverted(dbst) &&
+		    !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
 			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
 			pi->status = pi->dbstatus;
 			snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
@@ -1165,7 +1176,8 @@ worker_pass(struct daemon *d, struct worker *w)
 			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst ? dbst : "pending");
 			pi->status = pi->dbstatus;
 			if (dbst && strcmp(dbst, "applied") != 0)
-				snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
+				snprintf(pi->message, sizeof(pi->message), "%s",
+					 db_message(&v, pi->id));
 			else if (!dbst || strcmp(dbst, "applied") != 0)
 				snprintf(pi->message, sizeof(pi->message),
 					 "waits for the plans before it");
@@ -1189,15 +1201,16 @@ worker_pass(struct daemon *d, struct worker *w)
 				if (w->cfg->out_of_order == OOO_REFUSE) {
 					pi->p->blocked = true;
 					pi->p->blocked_reason = arena_printf(
-						pi->p->arena,
-						"out of order: sorts before %s, which is already "
-						"applied (out_of_order: refuse)",
-						pis[k].id);
+					    pi->p->arena,
+					    "out of order: sorts before %s, which is already "
+					    "applied (out_of_order: refuse)",
+					    pis[k].id);
 				} else if (!dbst) {
-					exec_event(w->ex, "plan.out_of_order", pi->id, NULL, NULL, NULL,
-						   "%s sorts before %s, which is already applied; it "
-						   "runs anyway (out_of_order: run)",
-						   pi->id, pis[k].id);
+					exec_event(
+					    w->ex, "plan.out_of_order", pi->id, NULL, NULL, NULL,
+					    "%s sorts before %s, which is already applied; it "
+					    "runs anyway (out_of_order: run)",
+					    pi->id, pis[k].id);
 				}
 				break;
 			}
@@ -1206,10 +1219,10 @@ worker_pass(struct daemon *d, struct worker *w)
 			if (limited < 0) {
 				pi->p->blocked = true;
 				pi->p->blocked_reason = arena_printf(
-					pi->p->arena,
-					"the chaos rate limit could not be checked (%s); blocked "
-					"until it can be",
-					why);
+				    pi->p->arena,
+				    "the chaos rate limit could not be checked (%s); blocked "
+				    "until it can be",
+				    why);
 			}
 			if (limited > 0) {
 				pi->status = "rate_limited";
@@ -1219,9 +1232,10 @@ worker_pass(struct daemon *d, struct worker *w)
 					 who, w->cfg->chaos_max_plans_per_author_per_day);
 				free(who);
 				if (!dbst || strcmp(dbst, "rate_limited") != 0) {
-					(void)exec_plan_status(w->ex, pi->p, &meta, "rate_limited", &err);
-					exec_event(w->ex, "plan.rate_limited", pi->id, NULL, NULL, NULL, "%s",
-						   pi->message);
+					(void)exec_plan_status(w->ex, pi->p, &meta, "rate_limited",
+							       &err);
+					exec_event(w->ex, "plan.rate_limited", pi->id, NULL, NULL,
+						   NULL, "%s", pi->message);
 				}
 				stopped = true;
 				in_sync = false;
@@ -1418,7 +1432,8 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 
 				rc = exec_accept_drift(w->ex, p, &acc, &err);
 				if (rc < 0)
-					snprintf(msg, sizeof(msg), "plan %s: %s", p->id, err.message);
+					snprintf(msg, sizeof(msg), "plan %s: %s", p->id,
+						 err.message);
 				else
 					exec_accepted_text(p, &acc, msg, sizeof(msg));
 				cJSON_AddStringToObject(res, "message", msg);

@@ -100,7 +100,8 @@ on_event(const struct exec_event *ev, void *arg)
 	if (ev->metrics)
 		metrics = cJSON_Parse(ev->metrics);
 	pthread_mutex_lock(&d->mu);
-	/* on the worker thread: d->cfg only under mu (a retired config is never freed while running) */
+	/* on the worker thread: d->cfg only under mu (a retired config is never freed while
+	 * running) */
 	target = d->cfg->target;
 	cJSON_AddNumberToObject(e, "id", (double)++d->event_seq);
 	cJSON_AddStringToObject(e, "at", at);
@@ -130,7 +131,8 @@ on_event(const struct exec_event *ev, void *arg)
 	} else if (!strcmp(ev->type, "step.retry") || !strcmp(ev->type, "step.progress")) {
 		cJSON *run = cJSON_GetObjectItem(d->status, "running");
 		if (cJSON_IsObject(run) && metrics) {
-			static const char *const keys[] = { "rows_done", "rows_total", "rate", "eta_s" };
+			static const char *const keys[] = { "rows_done", "rows_total", "rate",
+							    "eta_s" };
 			for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
 				cJSON *v = cJSON_GetObjectItem(metrics, keys[i]);
 				if (cJSON_IsNumber(v)) {
@@ -168,19 +170,19 @@ on_event(const struct exec_event *ev, void *arg)
 
 	/* one line per event; with journald, the same as fields a query can filter on */
 	if (getenv("JOURNAL_STREAM"))
-		sd_journal_send("MESSAGE=%s %s%s%s%s%.16s %s", ev->type, ev->plan_id ? ev->plan_id : "",
-				ev->wave ? "/" : "", ev->wave ? ev->wave : "",
-				ev->step_sha ? " " : "", ev->step_sha ? ev->step_sha : "",
-				ev->message ? ev->message : "",
-				"PRIORITY=%d", strstr(ev->type, "error") || strstr(ev->type, "failed") ? 3 : 6,
-				"TASKSLAPS_TARGET=%s", target, "TASKSLAPS_EVENT=%s", ev->type,
-				"TASKSLAPS_PLAN=%s", ev->plan_id ? ev->plan_id : "",
-				"TASKSLAPS_STEP=%s", ev->step_sha ? ev->step_sha : "", NULL);
+		sd_journal_send(
+		    "MESSAGE=%s %s%s%s%s%.16s %s", ev->type, ev->plan_id ? ev->plan_id : "",
+		    ev->wave ? "/" : "", ev->wave ? ev->wave : "", ev->step_sha ? " " : "",
+		    ev->step_sha ? ev->step_sha : "", ev->message ? ev->message : "", "PRIORITY=%d",
+		    strstr(ev->type, "error") || strstr(ev->type, "failed") ? 3 : 6,
+		    "TASKSLAPS_TARGET=%s", target, "TASKSLAPS_EVENT=%s", ev->type,
+		    "TASKSLAPS_PLAN=%s", ev->plan_id ? ev->plan_id : "", "TASKSLAPS_STEP=%s",
+		    ev->step_sha ? ev->step_sha : "", NULL);
 	else
 		log_info("[%s] %s %s%s%s%s%.16s %s", target, ev->type,
-			 ev->plan_id ? ev->plan_id : "-", ev->wave ? "/" : "", ev->wave ? ev->wave : "",
-			 ev->step_sha ? " " : "", ev->step_sha ? ev->step_sha : "",
-			 ev->message ? ev->message : "");
+			 ev->plan_id ? ev->plan_id : "-", ev->wave ? "/" : "",
+			 ev->wave ? ev->wave : "", ev->step_sha ? " " : "",
+			 ev->step_sha ? ev->step_sha : "", ev->message ? ev->message : "");
 }
 
 /*
@@ -309,9 +311,9 @@ run_jobs(struct daemon *d, struct worker *w)
 		} else {
 			cJSON *m = cJSON_GetObjectItem(res, "message");
 			cJSON *c = cJSON_GetObjectItem(res, "code");
-			line = proto_reply_error(j->req_id,
-						 cJSON_IsString(c) ? c->valuestring : TS_PROTO_E_CONFLICT,
-						 cJSON_IsString(m) ? m->valuestring : "failed");
+			line = proto_reply_error(
+			    j->req_id, cJSON_IsString(c) ? c->valuestring : TS_PROTO_E_CONFLICT,
+			    cJSON_IsString(m) ? m->valuestring : "failed");
 		}
 		cJSON_Delete(res);
 		pthread_mutex_lock(&d->mu);

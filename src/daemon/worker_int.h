@@ -12,16 +12,16 @@ struct repo_snapshot;
 enum pass_result { PASS_OK, PASS_DB_DOWN, PASS_STANDBY, PASS_ERROR };
 
 struct worker {
-	struct config *cfg;       /* borrowed from the daemon for this pass */
+	struct config *cfg; /* borrowed from the daemon for this pass */
 	struct exec *ex;
 	struct repo *repo;
-	char *repo_key;           /* repository + branch the repo was opened for */
+	char *repo_key; /* repository + branch the repo was opened for */
 	char *applied_by;
 	bool db_down_logged;
-	bool connected;           /* this pass had the database: a loss starts the backoff over */
+	bool connected; /* this pass had the database: a loss starts the backoff over */
 	bool standby_logged;
 	char last_error[512];
-	struct repo_snapshot *snap;  /* the last tip read, for accept-drift */
+	struct repo_snapshot *snap; /* the last tip read, for accept-drift */
 	/*
 	 * Plans that failed at failed_tip: not tried again on every poll (each try
 	 * is a burst of failure events and counts against the governor) but when

@@ -127,11 +127,11 @@ struct db_prepared {
 
 struct db_deferred {
 	struct db_deferred *next;
-	const char *sql;        /* a constant of this program */
-	bool fixed;             /* prepared (all but db_prepared_reset's DEALLOCATE) */
+	const char *sql; /* a constant of this program */
+	bool fixed;	 /* prepared (all but db_prepared_reset's DEALLOCATE) */
 	int nparams;
-	char **params;          /* copies; the strings follow the array in one block */
-	struct strbuf *cols;    /* db_defer_row: one array literal per parameter */
+	char **params;	     /* copies; the strings follow the array in one block */
+	struct strbuf *cols; /* db_defer_row: one array literal per parameter */
 	size_t nrows;
 };
 
@@ -212,9 +212,9 @@ check_deallocated(struct db *db, const PGresult *r)
 /* What one result of a pipeline belongs to. */
 struct slot {
 	enum { SLOT_DEFERRED, SLOT_PREPARE, SLOT_STMT, SLOT_SYNC } kind;
-	size_t stmt;            /* SLOT_STMT, SLOT_PREPARE: index in st */
-	bool deferred;          /* SLOT_PREPARE: of a deferred statement */
-	char name[32];          /* SLOT_PREPARE: the name to forget if it fails */
+	size_t stmt;   /* SLOT_STMT, SLOT_PREPARE: index in st */
+	bool deferred; /* SLOT_PREPARE: of a deferred statement */
+	char name[32]; /* SLOT_PREPARE: the name to forget if it fails */
 	PGresult *res;
 };
 
@@ -422,8 +422,8 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 			s->res = NULL;
 			continue;
 		}
-		if ((s->kind == SLOT_STMT || (s->kind == SLOT_PREPARE && !s->deferred)) && rc == 0 &&
-		    !res_ok(s->res) &&
+		if ((s->kind == SLOT_STMT || (s->kind == SLOT_PREPARE && !s->deferred)) &&
+		    rc == 0 && !res_ok(s->res) &&
 		    !(s->res && PQresultStatus(s->res) == PGRES_PIPELINE_ABORTED)) {
 			/* the first failure of the batch: its own error, or a lost connection */
 			bad = s->stmt;
@@ -573,7 +573,9 @@ exec_one(struct db *db, PGresult **res, struct db_error *err, const char *sql, i
 	PGresult *r;
 
 	if (db->defer || (fixed && !name) || db->broken) {
-		st = (struct db_stmt){ .sql = sql, .nparams = nparams, .params = params, .fixed = fixed };
+		st = (struct db_stmt){
+			.sql = sql, .nparams = nparams, .params = params, .fixed = fixed
+		};
 		if (db_batch(db, &st, 1, err, NULL) < 0)
 			return -1;
 		r = st.res;

@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 struct db_error {
-	char sqlstate[6];   /* "" when the server sent none (connection trouble) */
+	char sqlstate[6]; /* "" when the server sent none (connection trouble) */
 	char message[1024];
 	char detail[512];
-	bool conn_lost;     /* the connection is gone; reconnect */
+	bool conn_lost; /* the connection is gone; reconnect */
 };
 
 struct db_prepared;
@@ -24,14 +24,14 @@ struct db_deferred;
 
 struct db {
 	PGconn *conn;
-	PGcancel *cancel;   /* for db_cancel, from another thread or a signal handler */
-	struct db_prepared *prep;   /* this connection's prepared statements */
+	PGcancel *cancel;	  /* for db_cancel, from another thread or a signal handler */
+	struct db_prepared *prep; /* this connection's prepared statements */
 	size_t nprep, capprep;
 	unsigned prep_seq;
-	struct db_deferred *defer;  /* statements waiting for the next round trip */
+	struct db_deferred *defer; /* statements waiting for the next round trip */
 	struct db_deferred **defer_tail;
 	size_t ndefer;
-	bool broken;        /* a pipeline was left unfinished: reconnect */
+	bool broken; /* a pipeline was left unfinished: reconnect */
 };
 
 /*
@@ -44,7 +44,7 @@ struct db_stmt {
 	int nparams;
 	const char *const *params;
 	bool fixed;
-	PGresult *res;      /* out: its result (caller PQclears), NULL when not run */
+	PGresult *res; /* out: its result (caller PQclears), NULL when not run */
 };
 
 /*

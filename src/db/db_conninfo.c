@@ -33,7 +33,8 @@ struct secrets {
 static bool
 secret_key(const char *k, size_t n)
 {
-	return (n == 8 && !strncmp(k, "password", 8)) || (n == 11 && !strncmp(k, "sslpassword", 11));
+	return (n == 8 && !strncmp(k, "password", 8)) ||
+	       (n == 11 && !strncmp(k, "sslpassword", 11));
 }
 
 /* Adds a copy of p[0..n) (nothing when empty, a duplicate, or the list is full). */

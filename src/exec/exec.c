@@ -160,13 +160,15 @@ exec_runner_lock(struct exec *ex, int *holder, struct db_error *err)
 			PGresult *r;
 			*holder = 0;
 			/* a bigint key shows as classid = high 32 bits, objid = low 32 bits */
-			if (db_exec(ex->lockdb, &r, err,
-				    "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
-				    "AND granted AND objsubid = 1 AND ((classid::int8 << 32) | "
-				    "objid::int8) = " EXEC_RUNNER_LOCK_KEY " AND database = (SELECT oid "
-				    "FROM pg_catalog.pg_database WHERE datname = "
-				    "pg_catalog.current_database())",
-				    0, NULL) == 0) {
+			if (db_exec(
+				ex->lockdb, &r, err,
+				"SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+				"AND granted AND objsubid = 1 AND ((classid::int8 << 32) | "
+				"objid::int8) = " EXEC_RUNNER_LOCK_KEY
+				" AND database = (SELECT oid "
+				"FROM pg_catalog.pg_database WHERE datname = "
+				"pg_catalog.current_database())",
+				0, NULL) == 0) {
 				if (PQntuples(r) > 0)
 					*holder = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
 				PQclear(r);
@@ -225,14 +227,14 @@ exec_aborting(const struct exec *ex)
 	return ex->abort_req != 0;
 }
 
-#define SQL_PLAN_STATUS                                                                      \
-	"INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, file_path, "  \
-	"commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, "   \
-	"$9) ON CONFLICT (target, plan_id) DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN " \
-	"p.checksum ELSE EXCLUDED.checksum END, hash_version = EXCLUDED.hash_version, "          \
-	"file_path = EXCLUDED.file_path, commit_sha = coalesce(EXCLUDED.commit_sha, "            \
-	"p.commit_sha), author = coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, " \
-	"max_hazard = EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "    \
+#define SQL_PLAN_STATUS                                                                            \
+	"INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, file_path, "   \
+	"commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, "    \
+	"$9) ON CONFLICT (target, plan_id) DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN "  \
+	"p.checksum ELSE EXCLUDED.checksum END, hash_version = EXCLUDED.hash_version, "            \
+	"file_path = EXCLUDED.file_path, commit_sha = coalesce(EXCLUDED.commit_sha, "              \
+	"p.commit_sha), author = coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, "  \
+	"max_hazard = EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "     \
 	"'applied' THEN now() ELSE p.completed_at END"
 
 /* The checksum is kept while a plan is in drift: it is what was applied. */
@@ -292,8 +294,8 @@ exec_resume(struct exec *ex, const char *plan_id, struct db_error *err)
 	if (n == 0) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
-			 "plan %s of target %s is not aborted or failed: nothing to resume", plan_id,
-			 ex->target);
+			 "plan %s of target %s is not aborted or failed: nothing to resume",
+			 plan_id, ex->target);
 		return -1;
 	}
 	exec_event(ex, "plan.start", plan_id, NULL, NULL, NULL, "resumed by an operator");
@@ -335,25 +337,25 @@ step_arrays(const struct plan *p, struct strbuf sb[5])
  * pending, and so does the plan, so it runs on the next pass or apply).
  * Plans neither applied nor in drift keep their status.
  */
-#define SQL_ACCEPT_DRIFT                                                                           \
-	"WITH p AS (SELECT status FROM taskslaps.plans WHERE target = $1 AND plan_id = $2 FOR "    \
-	"UPDATE), f AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($4::text[]), "                  \
-	"pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int[]), "                            \
-	"pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) AS f(sha, wave, idx, op, "  \
-	"hazard)), c AS (SELECT f.*, CASE WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l "     \
+#define SQL_ACCEPT_DRIFT                                                                                             \
+	"WITH p AS (SELECT status FROM taskslaps.plans WHERE target = $1 AND plan_id = $2 FOR "                      \
+	"UPDATE), f AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($4::text[]), "                                    \
+	"pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int[]), "                                              \
+	"pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) AS f(sha, wave, idx, op, "                    \
+	"hazard)), c AS (SELECT f.*, CASE WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l "                       \
 	"WHERE l.target = $1 AND l.step_sha = f.sha) THEN 'ran' WHEN EXISTS (SELECT 1 FROM taskslaps.step_ledger l " \
-	"WHERE l.target = $1 AND l.plan_id = $2 AND l.wave = f.wave AND l.step_index = f.idx "      \
-	"AND l.outcome <> 'undone') "                                                             \
-	"THEN 'edited' ELSE 'new' END AS k FROM f), touch AS (SELECT 1 FROM p WHERE p.status IN "  \
-	"('drift', 'applied')), ins AS (INSERT INTO taskslaps.step_ledger (step_sha, target, "     \
-	"plan_id, wave, step_index, op, hazard, outcome) SELECT c.sha, $1, $2, c.wave, c.idx, "    \
-	"c.op, c.hazard, 'accepted' FROM c WHERE c.k = 'edited' AND EXISTS (SELECT 1 FROM touch) " \
-	"ON CONFLICT DO NOTHING RETURNING 1), u AS (UPDATE taskslaps.plans SET checksum = $3, "    \
-	"status = CASE WHEN EXISTS (SELECT 1 FROM touch) THEN CASE WHEN EXISTS (SELECT 1 FROM c "  \
-	"WHERE c.k = 'new') THEN 'pending' ELSE 'applied' END ELSE status END, completed_at = "    \
-	"CASE WHEN EXISTS (SELECT 1 FROM touch) AND EXISTS (SELECT 1 FROM c WHERE c.k = 'new') "   \
-	"THEN NULL ELSE completed_at END, updated_at = now() WHERE target = $1 AND plan_id = $2 "  \
-	"RETURNING status) SELECT u.status, (SELECT count(*) FROM c WHERE c.k = 'new'), (SELECT "  \
+	"WHERE l.target = $1 AND l.plan_id = $2 AND l.wave = f.wave AND l.step_index = f.idx "                       \
+	"AND l.outcome <> 'undone') "                                                                                \
+	"THEN 'edited' ELSE 'new' END AS k FROM f), touch AS (SELECT 1 FROM p WHERE p.status IN "                    \
+	"('drift', 'applied')), ins AS (INSERT INTO taskslaps.step_ledger (step_sha, target, "                       \
+	"plan_id, wave, step_index, op, hazard, outcome) SELECT c.sha, $1, $2, c.wave, c.idx, "                      \
+	"c.op, c.hazard, 'accepted' FROM c WHERE c.k = 'edited' AND EXISTS (SELECT 1 FROM touch) "                   \
+	"ON CONFLICT DO NOTHING RETURNING 1), u AS (UPDATE taskslaps.plans SET checksum = $3, "                      \
+	"status = CASE WHEN EXISTS (SELECT 1 FROM touch) THEN CASE WHEN EXISTS (SELECT 1 FROM c "                    \
+	"WHERE c.k = 'new') THEN 'pending' ELSE 'applied' END ELSE status END, completed_at = "                      \
+	"CASE WHEN EXISTS (SELECT 1 FROM touch) AND EXISTS (SELECT 1 FROM c WHERE c.k = 'new') "                     \
+	"THEN NULL ELSE completed_at END, updated_at = now() WHERE target = $1 AND plan_id = $2 "                    \
+	"RETURNING status) SELECT u.status, (SELECT count(*) FROM c WHERE c.k = 'new'), (SELECT "                    \
 	"count(*) FROM ins) FROM u"
 
 int
@@ -445,15 +447,22 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 	struct db_stmt st[3] = {
 		{ .sql = "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
 			 "plan_id = $2",
-		  .nparams = 2, .params = params, .fixed = true },
+		  .nparams = 2,
+		  .params = params,
+		  .fixed = true },
 		{ .sql = "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE target = $1 "
 			 "AND step_sha = ANY($2::text[])",
-		  .nparams = 2, .params = lparams, .fixed = true },
-		{ .sql = "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE "
-			 "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) AND outcome "
-			 "<> 'undone' ORDER BY "
-			 "applied_at LIMIT 1",
-		  .nparams = 3, .params = params, .fixed = true },
+		  .nparams = 2,
+		  .params = lparams,
+		  .fixed = true },
+		{ .sql =
+		      "SELECT step_sha, wave, step_index, op FROM taskslaps.step_ledger WHERE "
+		      "target = $1 AND plan_id = $2 AND NOT (step_sha = ANY($3::text[])) AND outcome "
+		      "<> 'undone' ORDER BY "
+		      "applied_at LIMIT 1",
+		  .nparams = 3,
+		  .params = params,
+		  .fixed = true },
 	};
 	int rc;
 
@@ -652,8 +661,12 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 			   wname, wv->nsteps, wv->nsteps == 1 ? "" : "s",
 			   plan_hazard_name(wv->max_hazard));
 		for (size_t i = 0; i < wv->nsteps; i++) {
-			struct step_run r = { .ex = ex, .p = p, .s = &wv->steps[i], .meta = meta,
-					      .wave = wname, .res = res };
+			struct step_run r = { .ex = ex,
+					      .p = p,
+					      .s = &wv->steps[i],
+					      .meta = meta,
+					      .wave = wname,
+					      .res = res };
 
 			if (in_ledger(ledger, r.s->sha)) {
 				res->steps_done++;
@@ -681,17 +694,18 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 				res->outcome = EXEC_ABORTED;
 			if (res->outcome != EXEC_ABORTED && res->outcome != EXEC_CONN_LOST) {
 				governor_note_error(ex);
-				exec_event(ex, "step.error", p->id, wname, r.s->sha, NULL, "%s%s%s%s",
-					   res->message, res->sqlstate[0] ? " (SQLSTATE " : "",
-					   res->sqlstate, res->sqlstate[0] ? ")" : "");
+				exec_event(ex, "step.error", p->id, wname, r.s->sha, NULL,
+					   "%s%s%s%s", res->message,
+					   res->sqlstate[0] ? " (SQLSTATE " : "", res->sqlstate,
+					   res->sqlstate[0] ? ")" : "");
 				if (p->on_failure != ON_FAILURE_STOP)
 					exec_rollback(ex, p, meta, (enum plan_wave)w, res);
 			}
 			end_failed(ex, p, meta, res);
 			goto out;
 		}
-		exec_event(ex, "wave.ok", p->id, wname, NULL, NULL, "%s wave done in %lld ms", wname,
-			   (long long)(exec_now_ms() - wt0));
+		exec_event(ex, "wave.ok", p->id, wname, NULL, NULL, "%s wave done in %lld ms",
+			   wname, (long long)(exec_now_ms() - wt0));
 	}
 	if (p->reverted && exec_revert_done(ex, p, res, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
@@ -701,13 +715,14 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 	res->outcome = EXEC_APPLIED;
-	snprintf(res->message, sizeof(res->message), "%s applied: %zu/%zu steps (%zu skipped) in %lld ms",
-		 p->id, res->steps_done, res->steps_total, res->steps_skipped,
-		 (long long)(exec_now_ms() - t0));
+	snprintf(res->message, sizeof(res->message),
+		 "%s applied: %zu/%zu steps (%zu skipped) in %lld ms", p->id, res->steps_done,
+		 res->steps_total, res->steps_skipped, (long long)(exec_now_ms() - t0));
 	finish(ex, p, meta, res, "applied", "plan.ok");
 out:
 	if (res->outcome == EXEC_UNSET) {
-		/* every path above says how the plan ended; one that did not is a bug, not success */
+		/* every path above says how the plan ended; one that did not is a bug, not success
+		 */
 		res->outcome = EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message),
 			 "internal error: the run of plan %s ended without an outcome", p->id);

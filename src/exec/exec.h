@@ -20,29 +20,29 @@
 
 /* Governor thresholds (docs/contract.md §5 seed values are the defaults). */
 struct governor_config {
-	int degraded_active;        /* active client sessions above this: degraded (50) */
-	int critical_active;        /* ... critical (150) */
-	int degraded_errors;        /* step errors in the last 5 minutes above this (5) */
-	int degraded_lock_waiters;  /* sessions waiting for a lock (10) */
-	int critical_lock_waiters;  /* (50) */
-	int64_t degraded_lag_ms;    /* replication replay lag (5000) */
-	int64_t critical_lag_ms;    /* (60000) */
-	int degraded_wal_ready;     /* WAL segments waiting to be archived (16) */
-	int64_t degraded_xact_s;    /* a transaction on the target table older than this (60) */
-	int64_t critical_xact_s;    /* (600) */
-	int probe_interval_ms;      /* re-probe while critical (1000) */
+	int degraded_active;	   /* active client sessions above this: degraded (50) */
+	int critical_active;	   /* ... critical (150) */
+	int degraded_errors;	   /* step errors in the last 5 minutes above this (5) */
+	int degraded_lock_waiters; /* sessions waiting for a lock (10) */
+	int critical_lock_waiters; /* (50) */
+	int64_t degraded_lag_ms;   /* replication replay lag (5000) */
+	int64_t critical_lag_ms;   /* (60000) */
+	int degraded_wal_ready;	   /* WAL segments waiting to be archived (16) */
+	int64_t degraded_xact_s;   /* a transaction on the target table older than this (60) */
+	int64_t critical_xact_s;   /* (600) */
+	int probe_interval_ms;	   /* re-probe while critical (1000) */
 };
 
 void governor_config_default(struct governor_config *g);
 
 /* What the caller sees of each event, as it is recorded. */
 struct exec_event {
-	const char *type;       /* "step.ok", ... (docs/contract.md §6) */
-	const char *plan_id;    /* may be NULL */
-	const char *wave;       /* may be NULL */
-	const char *step_sha;   /* may be NULL */
+	const char *type;     /* "step.ok", ... (docs/contract.md §6) */
+	const char *plan_id;  /* may be NULL */
+	const char *wave;     /* may be NULL */
+	const char *step_sha; /* may be NULL */
 	const char *message;
-	const char *metrics;    /* JSON object text, or NULL */
+	const char *metrics; /* JSON object text, or NULL */
 	/* progress of a backfill, for live views (0 when unknown) */
 	int64_t rows_done, rows_total;
 	double rate;
@@ -51,12 +51,12 @@ struct exec_event {
 typedef void (*exec_event_fn)(const struct exec_event *ev, void *arg);
 
 struct exec_config {
-	const char *target;          /* name of the target ("default") */
-	const char *applied_by;      /* who applies, for the ledger */
-	int lock_retries;            /* retries of a lock timeout (10) */
-	int runner_lock_wait_ms;     /* how long to wait as standby for the runner lock; <0 forever */
+	const char *target;	 /* name of the target ("default") */
+	const char *applied_by;	 /* who applies, for the ledger */
+	int lock_retries;	 /* retries of a lock timeout (10) */
+	int runner_lock_wait_ms; /* how long to wait as standby for the runner lock; <0 forever */
 	struct governor_config governor;
-	exec_event_fn on_event;      /* optional: called after each event is recorded */
+	exec_event_fn on_event; /* optional: called after each event is recorded */
 	void *event_arg;
 };
 
@@ -64,8 +64,8 @@ void exec_config_default(struct exec_config *c);
 
 /* Where a plan came from: the commit that last changed its file, and its author. */
 struct exec_plan_meta {
-	const char *commit_sha;  /* NULL outside git */
-	const char *author;      /* e-mail, or NULL */
+	const char *commit_sha; /* NULL outside git */
+	const char *author;	/* e-mail, or NULL */
 };
 
 /*
@@ -73,21 +73,22 @@ struct exec_plan_meta {
  * unfilled never reads as applied, and exec_run_plan never returns it.
  */
 enum exec_outcome {
-	EXEC_UNSET = 0,     /* not filled in (an internal error if it is seen) */
-	EXEC_APPLIED,       /* every step applied or already there */
-	EXEC_FAILED,        /* a step failed; see the error */
-	EXEC_BLOCKED,       /* policy refused the plan */
-	EXEC_DRIFT,         /* an applied plan was edited */
-	EXEC_ABORTED,       /* aborted by an operator (or still marked aborted) */
-	EXEC_CONN_LOST,     /* the database went away: retry after reconnecting */
+	EXEC_UNSET = 0, /* not filled in (an internal error if it is seen) */
+	EXEC_APPLIED,	/* every step applied or already there */
+	EXEC_FAILED,	/* a step failed; see the error */
+	EXEC_BLOCKED,	/* policy refused the plan */
+	EXEC_DRIFT,	/* an applied plan was edited */
+	EXEC_ABORTED,	/* aborted by an operator (or still marked aborted) */
+	EXEC_CONN_LOST, /* the database went away: retry after reconnecting */
 };
 
 struct exec_result {
 	enum exec_outcome outcome;
 	size_t steps_total, steps_done, steps_skipped;
 	char sqlstate[6];
-	char message[1536];      /* why it failed, with the evidence (the SQLSTATE is not repeated here) */
-	char step_sha[65];       /* the step that failed, or "" */
+	char message[1536]; /* why it failed, with the evidence (the SQLSTATE is not repeated here)
+			     */
+	char step_sha[65];  /* the step that failed, or "" */
 };
 
 struct exec;
@@ -161,7 +162,7 @@ int exec_resume(struct exec *ex, const char *plan_id, struct db_error *err);
 /* What accept-drift did to a plan. */
 struct exec_accepted {
 	char status[16]; /* the plan's status after it: "applied", "pending", ... */
-	size_t pending;  /* steps of the file that never ran: they run next */
+	size_t pending;	 /* steps of the file that never ran: they run next */
 	size_t accepted; /* steps edited after they ran, recorded as accepted */
 };
 
@@ -181,7 +182,7 @@ void exec_accepted_text(const struct plan *p, const struct exec_accepted *acc, c
 /* Records an event (also NOTIFY by trigger) and tells cfg->on_event. */
 void exec_event(struct exec *ex, const char *type, const char *plan_id, const char *wave,
 		const char *step_sha, const char *metrics, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
+    __attribute__((format(printf, 7, 8)));
 
 /* Records a plan's status (upsert into taskslaps.plans). */
 int exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,

@@ -29,8 +29,7 @@ enum exec_outcome
 exec_attempt_outcome(enum exec_attempt a, bool conn_lost, bool aborting)
 {
 	switch (a) {
-	case ATTEMPT_OK:
-		return EXEC_APPLIED;
+	case ATTEMPT_OK: return EXEC_APPLIED;
 	case ATTEMPT_DB_ERROR:
 		if (conn_lost)
 			return EXEC_CONN_LOST;
@@ -40,8 +39,7 @@ exec_attempt_outcome(enum exec_attempt a, bool conn_lost, bool aborting)
 		return EXEC_FAILED;
 	case ATTEMPT_FAILED:
 	case ATTEMPT_PROMISE_VIOLATED:
-	case ATTEMPT_BUSY:
-		break;
+	case ATTEMPT_BUSY: break;
 	}
 	return aborting ? EXEC_ABORTED : EXEC_FAILED;
 }
@@ -118,7 +116,8 @@ exec_retry(struct step_run *r, exec_attempt_fn attempt, void *arg, struct db_err
 		snprintf(metrics, sizeof(metrics),
 			 "{\"attempt\": %d, \"of\": %d, \"backoff_ms\": %lld, \"lock_timeout_ms\": "
 			 "%lld}",
-			 n, r->ex->cfg.lock_retries, (long long)wait, (long long)r->s->ob.max_lock_ms);
+			 n, r->ex->cfg.lock_retries, (long long)wait,
+			 (long long)r->s->ob.max_lock_ms);
 		exec_event(r->ex, "step.retry", r->p->id, r->wave, r->s->sha, metrics,
 			   "%s: busy: %s; retry %d of %d in %lld ms", plan_op_name(r->s->op), what,
 			   n, r->ex->cfg.lock_retries, (long long)wait);
@@ -130,22 +129,19 @@ exec_retry(struct step_run *r, exec_attempt_fn attempt, void *arg, struct db_err
 }
 
 enum exec_attempt
-exec_attempt_end(struct step_run *r, enum exec_attempt a, const struct db_error *err,
-		 int retries, const char *what, const char *busy_tail)
+exec_attempt_end(struct step_run *r, enum exec_attempt a, const struct db_error *err, int retries,
+		 const char *what, const char *busy_tail)
 {
 	char busy[1200];
 
 	switch (a) {
 	case ATTEMPT_OK:
 	case ATTEMPT_FAILED:
-	case ATTEMPT_PROMISE_VIOLATED:
-		break;
+	case ATTEMPT_PROMISE_VIOLATED: break;
 	case ATTEMPT_UNSET:
 		return exec_fail(r, NULL, "internal error: %s: the attempt ended without a result",
 				 what);
-	case ATTEMPT_DB_ERROR:
-		exec_fail_db(r, err, what);
-		break;
+	case ATTEMPT_DB_ERROR: exec_fail_db(r, err, what); break;
 	case ATTEMPT_BUSY:
 		if (r->ex->abort_req) {
 			/* the abort's, not the lock's: the plan is aborted */

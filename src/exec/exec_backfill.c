@@ -23,13 +23,14 @@ exec_primary_key(struct exec *ex, const char *table, char ***cols, char ***types
 	PGresult *r;
 
 	*n = 0;
-	if (db_exec(ex->db, &r, err,
-		    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
-		    "pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
-		    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = taskslaps.lookup_relation($1) "
-		    "AND i.indisprimary ORDER BY pg_catalog.array_position(i.indkey::int2[], "
-		    "a.attnum)",
-		    1, params) < 0)
+	if (db_exec(
+		ex->db, &r, err,
+		"SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+		"pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+		"AND a.attnum = ANY(i.indkey) WHERE i.indrelid = taskslaps.lookup_relation($1) "
+		"AND i.indisprimary ORDER BY pg_catalog.array_position(i.indkey::int2[], "
+		"a.attnum)",
+		1, params) < 0)
 		return -1;
 	*n = (size_t)PQntuples(r);
 	*cols = xcalloc(*n ? *n : 1, sizeof(char *));
@@ -44,19 +45,19 @@ exec_primary_key(struct exec *ex, const char *table, char ***cols, char ***types
 
 struct backfill {
 	struct step_run *r;
-	char *qtable;          /* quoted table */
-	char **cols, **types;  /* primary key */
-	char **qcols;          /* quoted key columns */
+	char *qtable;	      /* quoted table */
+	char **cols, **types; /* primary key */
+	char **qcols;	      /* quoted key columns */
 	size_t nk;
-	char *keylist;         /* "a", "b" */
-	char *last;            /* JSON array text of the last key done, or NULL at the start */
-	char *upper;           /* JSON array text of the largest key when the backfill began */
-	int64_t rows_done;     /* rows walked (keys) so far, all runs */
-	int64_t rows_updated;  /* rows the UPDATEs changed, this run */
-	int64_t rows_total;    /* estimate, for progress */
-	struct exec_proof pf;  /* each batch proves its locks before COMMIT */
-	bool done;             /* out of the last batch: it reached the range's end */
-	int64_t walked;        /* out of the last batch: the keys it walked */
+	char *keylist;	      /* "a", "b" */
+	char *last;	      /* JSON array text of the last key done, or NULL at the start */
+	char *upper;	      /* JSON array text of the largest key when the backfill began */
+	int64_t rows_done;    /* rows walked (keys) so far, all runs */
+	int64_t rows_updated; /* rows the UPDATEs changed, this run */
+	int64_t rows_total;   /* estimate, for progress */
+	struct exec_proof pf; /* each batch proves its locks before COMMIT */
+	bool done;	      /* out of the last batch: it reached the range's end */
+	int64_t walked;	      /* out of the last batch: the keys it walked */
 };
 
 static char *
@@ -168,10 +169,11 @@ load_progress(struct backfill *b, struct db_error *err)
 	struct strbuf sql = STRBUF_INIT;
 	PGresult *res;
 
-	if (db_exec(r->ex->db, &res, err,
-		    "SELECT last_key::text, upper_key::text, rows_done FROM taskslaps.backfill_progress "
-		    "WHERE step_sha = $1 AND target = $2",
-		    2, params) < 0)
+	if (db_exec(
+		r->ex->db, &res, err,
+		"SELECT last_key::text, upper_key::text, rows_done FROM taskslaps.backfill_progress "
+		"WHERE step_sha = $1 AND target = $2",
+		2, params) < 0)
 		return -1;
 	if (PQntuples(res) > 0) {
 		b->last = PQgetisnull(res, 0, 0) ? NULL : xstrdup(PQgetvalue(res, 0, 0));
@@ -289,8 +291,7 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	}
 	sb_printf(&q, "UPDATE %s SET %s WHERE ", b->qtable, s->bf_set);
 	if (s->bf_where)
-		sb_printf(&q, "(%s%s) AND ", s->bf_where,
-			  strstr(s->bf_where, "--") ? "\n" : "");
+		sb_printf(&q, "(%s%s) AND ", s->bf_where, strstr(s->bf_where, "--") ? "\n" : "");
 	if (b->last) {
 		sb_printf(&q, "(%s) > ", b->keylist);
 		key_params(&q, b, 1);
@@ -331,16 +332,18 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	 * moved the checkpoint, and this one rolls back instead of applying a
 	 * range twice.
 	 */
-	if (db_exec(r->ex->db, &res, err,
-		    "UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = "
-		    "rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 "
-		    "AND last_key IS NOT DISTINCT FROM $4::jsonb",
-		    5, params) < 0)
+	if (db_exec(
+		r->ex->db, &res, err,
+		"UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = "
+		"rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 "
+		"AND last_key IS NOT DISTINCT FROM $4::jsonb",
+		5, params) < 0)
 		goto dberr;
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
 		memset(err, 0, sizeof(*err));
-		snprintf(err->message, sizeof(err->message),
-			 "the checkpoint moved under this batch (another runner on this backfill?)");
+		snprintf(
+		    err->message, sizeof(err->message),
+		    "the checkpoint moved under this batch (another runner on this backfill?)");
 		goto dberr;
 	}
 	PQclear(res);
@@ -378,16 +381,17 @@ progress_event(struct backfill *b, double rate, int64_t run_start, int64_t rows_
 	char metrics[320];
 	double eta = -1;
 	int64_t elapsed = exec_now_ms() - run_start;
-	double actual = elapsed > 0 ? (double)(b->rows_done - rows_at_start) * 1000.0 / (double)elapsed
-				    : 0;
+	double actual =
+	    elapsed > 0 ? (double)(b->rows_done - rows_at_start) * 1000.0 / (double)elapsed : 0;
 
 	if (actual > 0 && b->rows_total > b->rows_done)
 		eta = (double)(b->rows_total - b->rows_done) / actual;
-	snprintf(metrics, sizeof(metrics),
-		 "{\"rows_done\": %lld, \"rows_total\": %lld, \"rows_updated\": %lld, \"rate\": %.1f, "
-		 "\"target_rate\": %.1f, \"eta_s\": %.1f, \"governor_factor\": %.3f}",
-		 (long long)b->rows_done, (long long)b->rows_total, (long long)b->rows_updated,
-		 actual, rate, eta, r->ex->gov.factor);
+	snprintf(
+	    metrics, sizeof(metrics),
+	    "{\"rows_done\": %lld, \"rows_total\": %lld, \"rows_updated\": %lld, \"rate\": %.1f, "
+	    "\"target_rate\": %.1f, \"eta_s\": %.1f, \"governor_factor\": %.3f}",
+	    (long long)b->rows_done, (long long)b->rows_total, (long long)b->rows_updated, actual,
+	    rate, eta, r->ex->gov.factor);
 	exec_event(r->ex, "step.progress", r->p->id, r->wave, r->s->sha, metrics,
 		   "backfill: %lld of ~%lld rows, %.0f rows/s", (long long)b->rows_done,
 		   (long long)b->rows_total, actual);
@@ -399,10 +403,11 @@ estimate_rows(struct backfill *b, struct db_error *err)
 	const char *params[1] = { b->r->s->bf_table };
 	PGresult *res;
 
-	if (db_exec(b->r->ex->db, &res, err,
-		    "SELECT greatest(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid "
-		    "= taskslaps.lookup_relation($1)",
-		    1, params) < 0)
+	if (db_exec(
+		b->r->ex->db, &res, err,
+		"SELECT greatest(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid "
+		"= taskslaps.lookup_relation($1)",
+		1, params) < 0)
 		return -1;
 	b->rows_total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 	PQclear(res);
@@ -455,10 +460,11 @@ exec_step_backfill(struct step_run *r)
 		return exec_fail_db(r, &err, "reading the primary key");
 	if (b.nk == 0) {
 		backfill_free(&b);
-		return exec_fail(r, NULL,
-				 "table %s has no primary key: a batched backfill walks the primary "
-				 "key, so it needs one",
-				 r->s->bf_table);
+		return exec_fail(
+		    r, NULL,
+		    "table %s has no primary key: a batched backfill walks the primary "
+		    "key, so it needs one",
+		    r->s->bf_table);
 	}
 	b.qcols = xcalloc(b.nk, sizeof(char *));
 	for (size_t i = 0; i < b.nk; i++) {
@@ -539,10 +545,11 @@ exec_step_backfill(struct step_run *r)
 	}
 	{
 		char metrics[200];
-		snprintf(metrics, sizeof(metrics),
-			 "{\"execution_time_ms\": %lld, \"rows_affected\": %lld, \"rows_walked\": %lld}",
-			 (long long)(exec_now_ms() - t0), (long long)b.rows_updated,
-			 (long long)b.rows_done);
+		snprintf(
+		    metrics, sizeof(metrics),
+		    "{\"execution_time_ms\": %lld, \"rows_affected\": %lld, \"rows_walked\": %lld}",
+		    (long long)(exec_now_ms() - t0), (long long)b.rows_updated,
+		    (long long)b.rows_done);
 		exec_event(r->ex, "step.ok", r->p->id, r->wave, r->s->sha, metrics,
 			   "backfill_sql: %lld rows updated in %lld ms", (long long)b.rows_updated,
 			   (long long)(exec_now_ms() - t0));

@@ -13,8 +13,8 @@
 size_t
 exec_checks_computed(const struct step_run *r, const struct plan_strv *checks)
 {
-	size_t user = checks == &r->s->ob.prechecks ? r->s->user_prechecks.n
-						    : r->s->user_postchecks.n;
+	size_t user =
+	    checks == &r->s->ob.prechecks ? r->s->user_prechecks.n : r->s->user_postchecks.n;
 
 	return checks->n > user ? checks->n - user : 0;
 }

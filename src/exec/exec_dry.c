@@ -51,7 +51,7 @@ estimate_ms(const struct plan_step *s, const struct relsize *rs)
 	switch (s->op) {
 	case OP_BACKFILL_SQL: {
 		double rate = s->ob.rows_per_second > 0 ? (double)s->ob.rows_per_second
-							 : EST_UPDATE_ROWS_PER_S;
+							: EST_UPDATE_ROWS_PER_S;
 		if (rate > EST_UPDATE_ROWS_PER_S)
 			rate = EST_UPDATE_ROWS_PER_S;
 		ms = rs->tuples * 1000.0 / rate;
@@ -61,11 +61,8 @@ estimate_ms(const struct plan_step *s, const struct relsize *rs)
 		ms = rs->bytes * 1000.0 / EST_INDEX_BYTES_PER_S * 2; /* two scans */
 		break;
 	case OP_VALIDATE_CONSTRAINT:
-	case OP_SET_NOT_NULL:
-		ms = rs->bytes * 1000.0 / EST_SCAN_BYTES_PER_S;
-		break;
-	default:
-		break;
+	case OP_SET_NOT_NULL: ms = rs->bytes * 1000.0 / EST_SCAN_BYTES_PER_S; break;
+	default: break;
 	}
 	return (int64_t)ms;
 }
@@ -89,10 +86,11 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 	{
 		/* the checks call the schema's helpers: without it nothing can be checked */
 		bool have;
-		if (db_bool(ex->db, &err, &have,
-			    "SELECT pg_catalog.to_regclass('taskslaps.step_ledger') IS NOT NULL AND "
-			    "pg_catalog.to_regprocedure('taskslaps.table_exists(text)') IS NOT NULL",
-			    0, NULL) < 0)
+		if (db_bool(
+			ex->db, &err, &have,
+			"SELECT pg_catalog.to_regclass('taskslaps.step_ledger') IS NOT NULL AND "
+			"pg_catalog.to_regprocedure('taskslaps.table_exists(text)') IS NOT NULL",
+			0, NULL) < 0)
 			goto dberr;
 		if (!have) {
 			res->outcome = EXEC_FAILED;
@@ -112,7 +110,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			goto dberr;
 		if (PQntuples(row) > 0) {
 			cJSON_AddStringToObject(o, "recorded_status", PQgetvalue(row, 0, 1));
-			/* undone by a revert plan: it does not run again; its steps are not checked */
+			/* undone by a revert plan: it does not run again; its steps are not checked
+			 */
 			reverted = exec_status_reverted(PQgetvalue(row, 0, 1)) &&
 				   !PQgetisnull(row, 0, 0) &&
 				   !strcmp(PQgetvalue(row, 0, 0), p->checksum);
@@ -123,9 +122,10 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			if (!PQgetisnull(row, 0, 0) && strcmp(PQgetvalue(row, 0, 0), p->checksum) &&
 			    !strcmp(PQgetvalue(row, 0, 1), "applied")) {
 				res->outcome = EXEC_DRIFT;
-				snprintf(res->message, sizeof(res->message),
-					 "plan %s was applied with checksum %.16s; the file has %.16s",
-					 p->id, PQgetvalue(row, 0, 0), p->checksum);
+				snprintf(
+				    res->message, sizeof(res->message),
+				    "plan %s was applied with checksum %.16s; the file has %.16s",
+				    p->id, PQgetvalue(row, 0, 0), p->checksum);
 			}
 		}
 		PQclear(row);
@@ -157,7 +157,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			const struct plan_step *s = &wv->steps[i];
 			struct step_run r = { .ex = ex, .p = p, .s = s, .res = res };
 			cJSON *sj = cJSON_CreateObject();
-			const char *state = "would_run", *failed = NULL, *failed_post = NULL, *why_not;
+			const char *state = "would_run", *failed = NULL, *failed_post = NULL,
+				   *why_not;
 			char detail[512] = "";
 			struct relsize rs;
 			bool applied = false;
@@ -167,8 +168,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 				applied |= !strcmp(PQgetvalue(ledger, k, 0), s->sha);
 			/* a revert's step runs only when what it undoes is applied */
 			why_not = p->reverted && !applied
-					  ? exec_revert_why_not(p, s, exec_revert_forward(fwd, s))
-					  : NULL;
+				      ? exec_revert_why_not(p, s, exec_revert_forward(fwd, s))
+				      : NULL;
 			rel_size(ex, s->touched.n ? s->touched.v[0] : NULL, &rs);
 			est = applied || why_not ? 0 : estimate_ms(s, &rs);
 			if (applied) {
@@ -182,7 +183,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 			} else {
 				if (exec_checks(&r, &s->ob.prechecks, &failed, &err) < 0)
 					goto dberr;
-				if (failed && exec_checks(&r, &s->ob.postchecks, &failed_post, &err) < 0)
+				if (failed &&
+				    exec_checks(&r, &s->ob.postchecks, &failed_post, &err) < 0)
 					goto dberr;
 				if (failed && !failed_post && s->ob.postchecks.n) {
 					state = "already_present";
@@ -195,7 +197,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 				} else if (failed && earlier_would_run) {
 					state = "would_run";
 					snprintf(detail, sizeof(detail),
-						 "precheck holds only after earlier steps: %s", failed);
+						 "precheck holds only after earlier steps: %s",
+						 failed);
 				} else if (failed) {
 					state = "precheck_fails";
 					snprintf(detail, sizeof(detail), "%s", failed);
@@ -203,13 +206,14 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 						res->outcome = EXEC_FAILED;
 					if (!res->message[0])
 						snprintf(res->message, sizeof(res->message),
-							 "step %.16s (%s): precheck fails: %s", s->sha,
-							 plan_op_name(s->op), failed);
+							 "step %.16s (%s): precheck fails: %s",
+							 s->sha, plan_op_name(s->op), failed);
 				}
 				if (s->op == OP_BACKFILL_SQL && rs.exists) {
 					char **cols, **types;
 					size_t nk;
-					if (exec_primary_key(ex, s->bf_table, &cols, &types, &nk, &err) < 0)
+					if (exec_primary_key(ex, s->bf_table, &cols, &types, &nk,
+							     &err) < 0)
 						goto dberr;
 					for (size_t k = 0; k < nk; k++) {
 						free(cols[k]);
@@ -224,7 +228,8 @@ exec_dry_run(struct exec *ex, const struct plan *p, char **report_json, struct e
 							 "backfill needs one",
 							 s->bf_table);
 						res->outcome = EXEC_FAILED;
-						snprintf(res->message, sizeof(res->message), "%s", detail);
+						snprintf(res->message, sizeof(res->message), "%s",
+							 detail);
 					}
 				}
 				if (!strcmp(state, "would_run"))
@@ -257,9 +262,9 @@ out:
 	exec_db_rollback(ex);
 	PQclear(ledger);
 	PQclear(fwd);
-	cJSON_AddStringToObject(o, "outcome", rc == 0 && res->outcome == EXEC_APPLIED
-						      ? "ok"
-						      : exec_outcome_name(res->outcome));
+	cJSON_AddStringToObject(
+	    o, "outcome",
+	    rc == 0 && res->outcome == EXEC_APPLIED ? "ok" : exec_outcome_name(res->outcome));
 	if (res->message[0])
 		cJSON_AddStringToObject(o, "message", res->message);
 	*report_json = cJSON_Print(o);

@@ -14,12 +14,12 @@
  * order of the calls. The NOTIFY trigger still fires for each row.
  */
 static const char SQL_EVENTS_INSERT[] =
-	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
-	"SELECT u.t, u.p, u.w, u.s, u.ty, u.m, u.me FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
-	"pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
-	"pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
-	"pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::jsonb[])) WITH ORDINALITY AS "
-	"u(t, p, w, s, ty, m, me, o) ORDER BY u.o";
+    "INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
+    "SELECT u.t, u.p, u.w, u.s, u.ty, u.m, u.me FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+    "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
+    "pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
+    "pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::jsonb[])) WITH ORDINALITY AS "
+    "u(t, p, w, s, ty, m, me, o) ORDER BY u.o";
 
 void
 exec_event(struct exec *ex, const char *type, const char *plan_id, const char *wave,
@@ -74,8 +74,7 @@ exec_event_step_ok(struct step_run *r, int64_t ms, int attempts)
 	snprintf(metrics, sizeof(metrics),
 		 "{\"execution_time_ms\": %lld, \"rows_affected\": %lld, \"attempts\": %d, "
 		 "\"outcome\": \"%s\"}",
-		 (long long)ms, (long long)r->rows, attempts,
-		 exec_ledger_outcome(r));
+		 (long long)ms, (long long)r->rows, attempts, exec_ledger_outcome(r));
 	if (r->already_present)
 		exec_event(r->ex, "step.already_present", r->p->id, r->wave, r->s->sha, metrics,
 			   "%s: prechecks fail but postchecks hold: adopted as already present",

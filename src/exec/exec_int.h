@@ -11,10 +11,10 @@ enum governor_state { GOV_HEALTHY, GOV_DEGRADED, GOV_CRITICAL };
 
 struct governor {
 	enum governor_state state;
-	double factor;            /* share of the configured rate allowed now (0..1] */
+	double factor; /* share of the configured rate allowed now (0..1] */
 	int64_t last_probe_ms;
-	bool archive_ok;          /* pg_ls_archive_statusdir is allowed for us */
-	bool decided;             /* a first decision was made (and told) */
+	bool archive_ok; /* pg_ls_archive_statusdir is allowed for us */
+	bool decided;	 /* a first decision was made (and told) */
 	char last_metrics[512];
 };
 
@@ -22,15 +22,15 @@ struct exec {
 	struct exec_config cfg;
 	char *target;
 	char *applied_by;
-	struct db *db;            /* the work connection */
-	struct db *lockdb;        /* the runner lock; and the proof: which relations existed */
-	volatile sig_atomic_t abort_req;  /* stop at the next boundary (abort or stop) */
-	volatile sig_atomic_t stop_req;   /* ... and it is a shutdown, not an abort */
+	struct db *db;	   /* the work connection */
+	struct db *lockdb; /* the runner lock; and the proof: which relations existed */
+	volatile sig_atomic_t abort_req; /* stop at the next boundary (abort or stop) */
+	volatile sig_atomic_t stop_req;	 /* ... and it is a shutdown, not an abort */
 	bool lock_held;
 	struct governor gov;
-	int64_t err_times[16];    /* monotonic ms of recent step errors (ring) */
+	int64_t err_times[16]; /* monotonic ms of recent step errors (ring) */
 	unsigned nerr;
-	struct plan_idset *applied;  /* exec_prefetch_applied: plan id -> checksum */
+	struct plan_idset *applied; /* exec_prefetch_applied: plan id -> checksum */
 };
 
 /*
@@ -108,7 +108,7 @@ struct step_run {
 	const struct exec_plan_meta *meta;
 	const char *wave;
 	struct exec_result *res;
-	int64_t rows;             /* rows affected */
+	int64_t rows; /* rows affected */
 	bool already_present;
 };
 
@@ -116,7 +116,7 @@ struct step_run {
 
 /* Fills res with a failure (message formatted). Returns ATTEMPT_FAILED. */
 enum exec_attempt exec_fail(struct step_run *r, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /*
  * Fills res from a database error ("what: message; detail"), the outcome by
  * exec_attempt_outcome (a lost connection, an abort). Returns
@@ -129,8 +129,7 @@ enum exec_attempt exec_fail_db(struct step_run *r, const struct db_error *err, c
  * kept for the retry loop and exec_attempt_end); otherwise ATTEMPT_FAILED,
  * with res filled by exec_fail_db(r, err, what).
  */
-enum exec_attempt exec_attempt_db(struct step_run *r, const struct db_error *err,
-				  const char *what);
+enum exec_attempt exec_attempt_db(struct step_run *r, const struct db_error *err, const char *what);
 
 /*
  * One attempt, for exec_retry: returns an enum exec_attempt as described
@@ -189,9 +188,9 @@ int exec_checks_user(struct step_run *r, const struct plan_strv *checks, size_t 
 
 /* Records the step in the ledger (inside the caller's transaction if one is open). */
 int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
-#define SQL_LEDGER_COLUMNS                                                                    \
-	"INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, "  \
-	"hazard, commit_sha, applied_by, execution_time_ms, rows_affected, outcome) VALUES ($1, " \
+#define SQL_LEDGER_COLUMNS                                                                         \
+	"INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, "     \
+	"hazard, commit_sha, applied_by, execution_time_ms, rows_affected, outcome) VALUES ($1, "  \
 	"$2, $3, $4, $5::int, $6, $7, $8, $9, $10::bigint, $11::bigint, $12)"
 #define SQL_LEDGER_INSERT SQL_LEDGER_COLUMNS
 /*
@@ -199,20 +198,21 @@ int exec_ledger_insert(struct step_run *r, int64_t ms, struct db_error *err);
  * goes in the same statement, so that a crash leaves either both changes or
  * neither; the row of an earlier rollback of the same step is replaced.
  */
-#define SQL_LEDGER_UNDO                                                                       \
-	"WITH undone AS (DELETE FROM taskslaps.step_ledger WHERE target = $2 AND step_sha = " \
-	"$13), progress AS (DELETE FROM taskslaps.backfill_progress WHERE target = $2 AND "  \
-	"step_sha = $13) " SQL_LEDGER_COLUMNS " ON CONFLICT ON CONSTRAINT step_ledger_pkey DO UPDATE SET "  \
-	"commit_sha = EXCLUDED.commit_sha, applied_by = EXCLUDED.applied_by, applied_at = "     \
-	"now(), execution_time_ms = EXCLUDED.execution_time_ms, rows_affected = "              \
+#define SQL_LEDGER_UNDO                                                                            \
+	"WITH undone AS (DELETE FROM taskslaps.step_ledger WHERE target = $2 AND step_sha = "      \
+	"$13), progress AS (DELETE FROM taskslaps.backfill_progress WHERE target = $2 AND "        \
+	"step_sha = $13) " SQL_LEDGER_COLUMNS                                                      \
+	" ON CONFLICT ON CONSTRAINT step_ledger_pkey DO UPDATE SET "                               \
+	"commit_sha = EXCLUDED.commit_sha, applied_by = EXCLUDED.applied_by, applied_at = "        \
+	"now(), execution_time_ms = EXCLUDED.execution_time_ms, rows_affected = "                  \
 	"EXCLUDED.rows_affected, outcome = EXCLUDED.outcome"
 /*
  * exec_ledger_insert's statement and parameters, for a batch (the buffers
  * hold the numbers): SQL_LEDGER_INSERT, or SQL_LEDGER_UNDO for an inverse;
  * *nparams gets how many of params it takes.
  */
-const char *exec_ledger_params(struct step_run *r, int64_t ms, const char *params[13],
-			       int *nparams, char idx[16], char msbuf[24], char rows[24]);
+const char *exec_ledger_params(struct step_run *r, int64_t ms, const char *params[13], int *nparams,
+			       char idx[16], char msbuf[24], char rows[24]);
 /* The ledger outcome of a step that is done: "applied", "already_present" or "undone". */
 const char *exec_ledger_outcome(const struct step_run *r);
 /*
@@ -280,8 +280,8 @@ int exec_present_compare(struct step_run *r, char **why, struct db_error *err);
  * against the no-rewrite promise.
  */
 struct exec_proof {
-	PGresult *nodes;     /* name, oid, relfilenode before the statement */
-	char *oids;          /* their oids, as an oid[] literal */
+	PGresult *nodes; /* name, oid, relfilenode before the statement */
+	char *oids;	 /* their oids, as an oid[] literal */
 };
 
 int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error *err);

@@ -30,8 +30,8 @@ static const char *
 serial_base(const char *type)
 {
 	static const char *const map[][2] = {
-	    {"serial", "integer"}, {"serial4", "integer"},	{"bigserial", "bigint"},
-	    {"serial8", "bigint"}, {"smallserial", "smallint"}, {"serial2", "smallint"},
+		{ "serial", "integer" }, { "serial4", "integer" },	{ "bigserial", "bigint" },
+		{ "serial8", "bigint" }, { "smallserial", "smallint" }, { "serial2", "smallint" },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
@@ -63,17 +63,12 @@ probe_column(PGconn *conn, struct strbuf *sb, size_t i, const struct want_col *c
 	if (base)
 		return 0;
 	switch (c->def->kind) {
-	case CONST_NONE:
-		break;
-	case CONST_NULL:
-		sb_puts(sb, " DEFAULT NULL");
-		break;
+	case CONST_NONE: break;
+	case CONST_NULL: sb_puts(sb, " DEFAULT NULL"); break;
 	case CONST_BOOL:
 		sb_puts(sb, c->def->text[0] == 't' ? " DEFAULT true" : " DEFAULT false");
 		break;
-	case CONST_NUMBER:
-		sb_printf(sb, " DEFAULT %s", c->def->text);
-		break;
+	case CONST_NUMBER: sb_printf(sb, " DEFAULT %s", c->def->text); break;
 	case CONST_STRING:
 		lit = PQescapeLiteral(conn, c->def->text, strlen(c->def->text));
 		if (!lit)
@@ -193,7 +188,7 @@ exec_present_compare(struct step_run *r, char **why, struct db_error *err)
 	*why = NULL;
 	if (s->op == OP_ADD_COLUMN) {
 		cols = xcalloc(1, sizeof(*cols));
-		cols[n++] = (struct want_col){s->name, s->type, !s->nullable, &s->def};
+		cols[n++] = (struct want_col){ s->name, s->type, !s->nullable, &s->def };
 	} else if (s->op == OP_CREATE_TABLE && s->ncoldefs) {
 		cols = xcalloc(s->ncoldefs, sizeof(*cols));
 		for (size_t i = 0; i < s->ncoldefs; i++) {
@@ -204,7 +199,7 @@ exec_present_compare(struct step_run *r, char **why, struct db_error *err)
 			for (size_t k = 0; k < s->primary_key.n; k++)
 				pk |= strcmp(s->primary_key.v[k], c->name) == 0;
 			cols[n++] =
-			    (struct want_col){c->name, c->type, !c->nullable || pk, &c->def};
+			    (struct want_col){ c->name, c->type, !c->nullable || pk, &c->def };
 		}
 	} else {
 		return 0; /* nothing but existence to compare */
@@ -236,16 +231,17 @@ exec_present_compare(struct step_run *r, char **why, struct db_error *err)
 	params[0] = s->table;
 	params[1] = sb_str(&names);
 
-	st[ns++] =
-	    (struct db_stmt){.sql = in_tx ? "SAVEPOINT taskslaps_present" : "BEGIN", .fixed = true};
-	st[ns++] = (struct db_stmt){.sql = sb_str(&create)};
+	st[ns++] = (struct db_stmt){ .sql = in_tx ? "SAVEPOINT taskslaps_present" : "BEGIN",
+				     .fixed = true };
+	st[ns++] = (struct db_stmt){ .sql = sb_str(&create) };
 	icmp = ns;
-	st[ns++] = (struct db_stmt){.sql = SQL_PRESENT_COMPARE, .nparams = 2, .params = params};
-	st[ns++] = (struct db_stmt){
-	    .sql = in_tx ? "ROLLBACK TO SAVEPOINT taskslaps_present" : "ROLLBACK", .fixed = true};
+	st[ns++] = (struct db_stmt){ .sql = SQL_PRESENT_COMPARE, .nparams = 2, .params = params };
+	st[ns++] =
+	    (struct db_stmt){ .sql = in_tx ? "ROLLBACK TO SAVEPOINT taskslaps_present" : "ROLLBACK",
+			      .fixed = true };
 	if (in_tx)
 		st[ns++] =
-		    (struct db_stmt){.sql = "RELEASE SAVEPOINT taskslaps_present", .fixed = true};
+		    (struct db_stmt){ .sql = "RELEASE SAVEPOINT taskslaps_present", .fixed = true };
 	if (db_batch(r->ex->db, st, ns, err, &failed) < 0) {
 		struct db_error ignore;
 

@@ -102,12 +102,14 @@ exec_revert_done(struct exec *ex, const struct plan *p, const struct exec_result
 			   "rest undone (%zu step%s undone, %zu skipped)",
 			   status, p->id, plan_wave_name((enum plan_wave)p->to_wave),
 			   res->steps_done - res->steps_skipped,
-			   res->steps_done - res->steps_skipped == 1 ? "" : "s", res->steps_skipped);
+			   res->steps_done - res->steps_skipped == 1 ? "" : "s",
+			   res->steps_skipped);
 	else
 		exec_event(ex, "plan.reverted", p->reverted->id, NULL, NULL, NULL,
 			   "reverted by plan %s (%zu step%s undone, %zu skipped)", p->id,
 			   res->steps_done - res->steps_skipped,
-			   res->steps_done - res->steps_skipped == 1 ? "" : "s", res->steps_skipped);
+			   res->steps_done - res->steps_skipped == 1 ? "" : "s",
+			   res->steps_skipped);
 	return 0;
 }
 
@@ -118,10 +120,11 @@ exec_revert_accept_refused(struct exec *ex, const char *plan_id, struct db_error
 	PGresult *r;
 	int rc;
 
-	if (db_execf(ex->db, &r, err,
-		     "SELECT type FROM taskslaps.events WHERE target = $1 AND plan_id = $2 AND type "
-		     "IN ('plan.reverted', 'plan.start') ORDER BY id DESC LIMIT 1",
-		     2, params) < 0)
+	if (db_execf(
+		ex->db, &r, err,
+		"SELECT type FROM taskslaps.events WHERE target = $1 AND plan_id = $2 AND type "
+		"IN ('plan.reverted', 'plan.start') ORDER BY id DESC LIMIT 1",
+		2, params) < 0)
 		return -1;
 	rc = PQntuples(r) > 0 && !strcmp(PQgetvalue(r, 0, 0), "plan.reverted");
 	PQclear(r);

@@ -58,13 +58,11 @@ ledger_outcome(const PGresult *rows, const char *sha)
 }
 
 /* The rollback's end: res says the first error, then what became of the rollback. */
-static void
-rewrite(struct exec_result *res, const char *first, const char *first_state, const char *fmt,
-	...) __attribute__((format(printf, 4, 5)));
+static void rewrite(struct exec_result *res, const char *first, const char *first_state,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-rewrite(struct exec_result *res, const char *first, const char *first_state, const char *fmt,
-	...)
+rewrite(struct exec_result *res, const char *first, const char *first_state, const char *fmt, ...)
 {
 	char tail[1024];
 	va_list ap;
@@ -73,8 +71,7 @@ rewrite(struct exec_result *res, const char *first, const char *first_state, con
 	vsnprintf(tail, sizeof(tail), fmt, ap);
 	va_end(ap);
 	snprintf(res->message, sizeof(res->message), "%s%s%s%s; %s", first,
-		 first_state[0] ? " (SQLSTATE " : "", first_state, first_state[0] ? ")" : "",
-		 tail);
+		 first_state[0] ? " (SQLSTATE " : "", first_state, first_state[0] ? ")" : "", tail);
 }
 
 /*
@@ -94,8 +91,8 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 	boundary(p, wave, where, sizeof(where));
 	if (ledger_rows(ex, p, &rows, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
-		rewrite(res, first, first_state, "rollback to %s not started: reading the ledger: %s",
-			where, err.message);
+		rewrite(res, first, first_state,
+			"rollback to %s not started: reading the ledger: %s", where, err.message);
 		goto failed;
 	}
 	for (int w = (int)wave; w >= lo; w--) {
@@ -106,24 +103,30 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 			const struct plan_step *s = &wv->steps[i];
 			const char *outcome = ledger_outcome(rows, s->sha);
 			struct exec_result ires = { 0 };
-			struct step_run r = { .ex = ex, .p = p, .s = s->inverse, .meta = meta,
-					      .wave = wname, .res = &ires };
+			struct step_run r = { .ex = ex,
+					      .p = p,
+					      .s = s->inverse,
+					      .meta = meta,
+					      .wave = wname,
+					      .res = &ires };
 
 			if (!outcome)
 				continue; /* not done, or undone already */
 			if (!strcmp(outcome, "accepted")) {
 				/* an edit accepted by an operator: what ran is not this step */
-				exec_event(ex, "rollback.step", p->id, wname, s->sha, NULL,
-					   "%s (line %u): kept: it was edited after it ran (accepted "
-					   "drift), so its inverse would undo what never ran",
-					   plan_op_name(s->op), s->line);
+				exec_event(
+				    ex, "rollback.step", p->id, wname, s->sha, NULL,
+				    "%s (line %u): kept: it was edited after it ran (accepted "
+				    "drift), so its inverse would undo what never ran",
+				    plan_op_name(s->op), s->line);
 				continue;
 			}
 			if (!strcmp(outcome, "already_present")) {
-				exec_event(ex, "rollback.step", p->id, wname, s->sha, NULL,
-					   "%s (line %u): kept: it was adopted as already present, so "
-					   "it was there before the plan",
-					   plan_op_name(s->op), s->line);
+				exec_event(
+				    ex, "rollback.step", p->id, wname, s->sha, NULL,
+				    "%s (line %u): kept: it was adopted as already present, so "
+				    "it was there before the plan",
+				    plan_op_name(s->op), s->line);
 				continue;
 			}
 			if (ex->abort_req) {
@@ -141,29 +144,33 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 				const char *params[2] = { ex->target, s->sha };
 				/* its row goes: once the plan runs again, so does the step */
 				/* a backfill's checkpoint goes too, or it would resume as done */
-				if (db_execf(ex->db, NULL, &err,
-					     "WITH c AS (DELETE FROM taskslaps.backfill_progress WHERE "
-					     "target = $1 AND step_sha = $2) DELETE FROM "
-					     "taskslaps.step_ledger WHERE target = $1 AND step_sha = $2",
-					     2, params) < 0) {
+				if (db_execf(
+					ex->db, NULL, &err,
+					"WITH c AS (DELETE FROM taskslaps.backfill_progress WHERE "
+					"target = $1 AND step_sha = $2) DELETE FROM "
+					"taskslaps.step_ledger WHERE target = $1 AND step_sha = $2",
+					2, params) < 0) {
 					res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
-					rewrite(res, first, first_state,
-						"rollback to %s failed: removing the ledger row of %s "
-						"(line %u): %s",
-						where, plan_op_name(s->op), s->line, err.message);
+					rewrite(
+					    res, first, first_state,
+					    "rollback to %s failed: removing the ledger row of %s "
+					    "(line %u): %s",
+					    where, plan_op_name(s->op), s->line, err.message);
 					goto failed;
 				}
 				exec_event(ex, "rollback.step", p->id, wname, s->sha, NULL,
-					   "%s (line %u): nothing to undo (%s)", plan_op_name(s->op),
-					   s->line, s->undo_reason ? s->undo_reason : "");
+					   "%s (line %u): nothing to undo (%s)",
+					   plan_op_name(s->op), s->line,
+					   s->undo_reason ? s->undo_reason : "");
 				continue;
 			}
 			if (s->undo != UNDO_INVERSE || !s->inverse) {
-				/* the lint refuses such a plan; a plan read otherwise still stops here */
+				/* the lint refuses such a plan; a plan read otherwise still stops
+				 * here */
 				res->outcome = EXEC_FAILED;
 				rewrite(res, first, first_state,
-					"rollback to %s failed: %s (line %u) cannot be undone: %s", where,
-					plan_op_name(s->op), s->line,
+					"rollback to %s failed: %s (line %u) cannot be undone: %s",
+					where, plan_op_name(s->op), s->line,
 					s->undo_reason ? s->undo_reason : "no inverse");
 				goto failed;
 			}
@@ -173,19 +180,19 @@ undo(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta, e
 				res->outcome = ires.outcome;
 				if (ires.outcome == EXEC_FAILED) {
 					governor_note_error(ex);
-					exec_event(ex, "step.error", p->id, wname, s->inverse->sha, NULL,
-						   "%s%s%s%s", ires.message,
-						   ires.sqlstate[0] ? " (SQLSTATE " : "", ires.sqlstate,
-						   ires.sqlstate[0] ? ")" : "");
+					exec_event(ex, "step.error", p->id, wname, s->inverse->sha,
+						   NULL, "%s%s%s%s", ires.message,
+						   ires.sqlstate[0] ? " (SQLSTATE " : "",
+						   ires.sqlstate, ires.sqlstate[0] ? ")" : "");
 				}
-				rewrite(res, first, first_state,
-					"rollback to %s %s at %s (line %u), the inverse of %s %.16s: "
-					"%s%s%s%s",
-					where,
-					ires.outcome == EXEC_FAILED ? "failed" : "stopped",
-					plan_op_name(s->inverse->op), s->line, plan_op_name(s->op),
-					s->sha, ires.message, ires.sqlstate[0] ? " (SQLSTATE " : "",
-					ires.sqlstate, ires.sqlstate[0] ? ")" : "");
+				rewrite(
+				    res, first, first_state,
+				    "rollback to %s %s at %s (line %u), the inverse of %s %.16s: "
+				    "%s%s%s%s",
+				    where, ires.outcome == EXEC_FAILED ? "failed" : "stopped",
+				    plan_op_name(s->inverse->op), s->line, plan_op_name(s->op),
+				    s->sha, ires.message, ires.sqlstate[0] ? " (SQLSTATE " : "",
+				    ires.sqlstate, ires.sqlstate[0] ? ")" : "");
 				if (ires.outcome == EXEC_FAILED)
 					goto failed;
 				goto out;
@@ -227,8 +234,9 @@ exec_rollback(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	cJSON_AddStringToObject(m, "step_sha", res->step_sha);
 	metrics = cJSON_PrintUnformatted(m);
 	cJSON_Delete(m);
-	exec_event(ex, "rollback.start", p->id, plan_wave_name(wave), res->step_sha[0] ? res->step_sha : NULL,
-		   metrics, "on_failure: %s: rolling back to %s", plan_on_failure_name(p->on_failure),
+	exec_event(ex, "rollback.start", p->id, plan_wave_name(wave),
+		   res->step_sha[0] ? res->step_sha : NULL, metrics,
+		   "on_failure: %s: rolling back to %s", plan_on_failure_name(p->on_failure),
 		   where);
 	free(metrics);
 	/* recorded before anything is undone: a crash from here on resumes the rollback */

@@ -14,14 +14,14 @@
  * The locks this backend holds on user relations (not the system catalogs,
  * TOAST or temporary tables): oid, name, mode.
  */
-#define SQL_MY_LOCKS                                                                          \
-	"SELECT l.relation::text, l.relation::regclass::text, l.mode FROM pg_catalog.pg_locks l " \
-	"JOIN pg_catalog.pg_class c ON c.oid = l.relation JOIN pg_catalog.pg_namespace n ON "     \
-	"n.oid = c.relnamespace WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = "      \
-	"'relation' AND l.granted AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d "  \
-	"WHERE d.datname = pg_catalog.current_database()) AND c.relkind IN "                      \
-	"('r','p','m','v','f','i','I','S') AND n.nspname NOT IN ('pg_catalog', "                  \
-	"'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE "      \
+#define SQL_MY_LOCKS                                                                               \
+	"SELECT l.relation::text, l.relation::regclass::text, l.mode FROM pg_catalog.pg_locks l "  \
+	"JOIN pg_catalog.pg_class c ON c.oid = l.relation JOIN pg_catalog.pg_namespace n ON "      \
+	"n.oid = c.relnamespace WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = "       \
+	"'relation' AND l.granted AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d "   \
+	"WHERE d.datname = pg_catalog.current_database()) AND c.relkind IN "                       \
+	"('r','p','m','v','f','i','I','S') AND n.nspname NOT IN ('pg_catalog', "                   \
+	"'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE "       \
 	"'pg\\_temp%'"
 
 /*
@@ -30,25 +30,25 @@
  * itself created (uncommitted) is not there, and one that existed before is,
  * even when the step altered or dropped it.
  */
-#define SQL_COMMITTED_RELATIONS \
+#define SQL_COMMITTED_RELATIONS                                                                    \
 	"SELECT c.oid::text FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])"
 
 /*
  * The touched tables' name, oid and relfilenode (missing ones are left out):
  * the names are resolved once, then pg_class is read by oid.
  */
-#define SQL_RELFILENODES                                                                      \
-	"SELECT c.oid::pg_catalog.regclass::text, c.oid::text, c.relfilenode::text FROM "        \
-	"pg_catalog.pg_class c WHERE c.oid = ANY (ARRAY(SELECT "                                 \
+#define SQL_RELFILENODES                                                                           \
+	"SELECT c.oid::pg_catalog.regclass::text, c.oid::text, c.relfilenode::text FROM "          \
+	"pg_catalog.pg_class c WHERE c.oid = ANY (ARRAY(SELECT "                                   \
 	"taskslaps.lookup_relation(t.name)::oid FROM pg_catalog.unnest($1::text[]) AS t(name)))"
 
 /* The same tables' relfilenode now, by oid (a dropped one is left out). */
-#define SQL_RELFILENODES_AFTER                                                          \
-	"SELECT c.oid::text, c.relfilenode::text FROM pg_catalog.pg_class c WHERE c.oid = " \
+#define SQL_RELFILENODES_AFTER                                                                     \
+	"SELECT c.oid::text, c.relfilenode::text FROM pg_catalog.pg_class c WHERE c.oid = "        \
 	"ANY($1::oid[])"
 
-#define SQL_SET_TIMEOUTS                                                                      \
-	"SELECT pg_catalog.set_config('lock_timeout', $1, $3::bool), "                       \
+#define SQL_SET_TIMEOUTS                                                                           \
+	"SELECT pg_catalog.set_config('lock_timeout', $1, $3::bool), "                             \
 	"pg_catalog.set_config('statement_timeout', $2, $3::bool)"
 
 static char *
@@ -58,7 +58,8 @@ strv_array(const struct plan_strv *v)
 
 	sb_putc(&sb, '{');
 	for (size_t i = 0; i < v->n; i++)
-		sb_printf(&sb, "%s\"%s\"", i ? "," : "", v->v[i]); /* plain identifiers: no quoting needed */
+		sb_printf(&sb, "%s\"%s\"", i ? "," : "",
+			  v->v[i]); /* plain identifiers: no quoting needed */
 	sb_putc(&sb, '}');
 	return sb_detach(&sb);
 }
@@ -81,8 +82,10 @@ static void
 proof_before_stmt(struct step_run *r, struct db_stmt *st, char **names)
 {
 	*names = strv_array(&r->s->touched);
-	*st = (struct db_stmt){ .sql = SQL_RELFILENODES, .nparams = 1,
-				.params = (const char *const *)names, .fixed = true };
+	*st = (struct db_stmt){ .sql = SQL_RELFILENODES,
+				.nparams = 1,
+				.params = (const char *const *)names,
+				.fixed = true };
 }
 
 /* Takes the result of proof_before_stmt (moved out of st). */
@@ -137,8 +140,10 @@ proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
 	(void)pf;
 	if (with_locks)
 		st[n++] = (struct db_stmt){ .sql = SQL_MY_LOCKS, .params = none, .fixed = true };
-	st[n++] = (struct db_stmt){ .sql = SQL_RELFILENODES_AFTER, .nparams = 1,
-				    .params = (const char *const *)&pf->oids, .fixed = true };
+	st[n++] = (struct db_stmt){ .sql = SQL_RELFILENODES_AFTER,
+				    .nparams = 1,
+				    .params = (const char *const *)&pf->oids,
+				    .fixed = true };
 	return n;
 }
 
@@ -202,10 +207,11 @@ proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *loc
 
 			if (strcmp(PQgetvalue(after, j, 0), oid) != 0 || strcmp(now, before) == 0)
 				continue;
-			exec_fail(r, NULL,
-				  "obligation violated: the step rewrote table %s (relfilenode %s -> "
-				  "%s), which %s must not do; rolled back",
-				  name, before, now, plan_op_name(r->s->op));
+			exec_fail(
+			    r, NULL,
+			    "obligation violated: the step rewrote table %s (relfilenode %s -> "
+			    "%s), which %s must not do; rolled back",
+			    name, before, now, plan_op_name(r->s->op));
 			return ATTEMPT_PROMISE_VIOLATED;
 		}
 	}
@@ -287,8 +293,7 @@ adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
 }
 
 /* A transactional step's attempt: exec_attempt_fn, arg the step's start (int64_t *). */
-static enum exec_attempt
-tx_attempt(struct step_run *r, struct db_error *err, void *arg);
+static enum exec_attempt tx_attempt(struct step_run *r, struct db_error *err, void *arg);
 
 /*
  * One attempt, as exec_attempt_fn. Three round trips when nothing fails,
@@ -302,8 +307,8 @@ tx_attempt(struct step_run *r, struct db_error *err, void *arg);
  * statement is never followed by its checks or its ledger row. Anything but
  * ATTEMPT_OK leaves the transaction rolled back.
  */
-static enum exec_attempt
-tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran);
+static enum exec_attempt tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0,
+					bool *user_ran);
 
 /*
  * After an author's `sql` statement was sent, whatever the outcome, the
@@ -352,8 +357,9 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 
 	/* 1: open, timeouts, prechecks, proof before */
 	st[n++] = (struct db_stmt){ .sql = "BEGIN", .fixed = true };
-	st[n++] = (struct db_stmt){ .sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams,
-				    .fixed = true };
+	st[n++] = (struct db_stmt){
+		.sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams, .fixed = true
+	};
 	if (pre_sql) {
 		ipre = n;
 		st[n++] = (struct db_stmt){ .sql = pre_sql };
@@ -389,8 +395,9 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 		 * were set just before it.
 		 */
 		n = 0;
-		st[n++] = (struct db_stmt){ .sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams,
-					    .fixed = true };
+		st[n++] = (struct db_stmt){
+			.sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams, .fixed = true
+		};
 		st[n++] = (struct db_stmt){ .sql = r->s->stmt };
 		post_sql = exec_checks_sql(post, npost);
 		if (post_sql) {
@@ -408,7 +415,8 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 			clear_stmts(st, n);
 			goto dberr;
 		}
-		r->rows = strtoll(PQcmdTuples(st[1].res)[0] ? PQcmdTuples(st[1].res) : "0", NULL, 10);
+		r->rows =
+		    strtoll(PQcmdTuples(st[1].res)[0] ? PQcmdTuples(st[1].res) : "0", NULL, 10);
 
 		if (npost)
 			failed_post = exec_checks_first_false(st[ipost].res, post);
@@ -434,8 +442,9 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	/* 3: record and commit */
 	lsql = exec_ledger_params(r, exec_now_ms() - t0, lparams, &lnparams, idx, msbuf, rows);
 	n = 0;
-	st[n++] = (struct db_stmt){ .sql = lsql, .nparams = lnparams, .params = lparams,
-				    .fixed = !user_sql };
+	st[n++] = (struct db_stmt){
+		.sql = lsql, .nparams = lnparams, .params = lparams, .fixed = !user_sql
+	};
 	st[n++] = (struct db_stmt){ .sql = "COMMIT", .fixed = !user_sql };
 	rc = db_batch(r->ex->db, st, n, err, NULL);
 	clear_stmts(st, n);
@@ -500,9 +509,10 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 		return exec_attempt_db(r, err, "statement failed");
 	if (PQntuples(res) > 0) {
 		memset(err, 0, sizeof(*err));
-		snprintf(err->message, sizeof(err->message),
-			 "index %s is INVALID because another session (pid %s) is still building it",
-			 idx, PQgetvalue(res, 0, 0));
+		snprintf(
+		    err->message, sizeof(err->message),
+		    "index %s is INVALID because another session (pid %s) is still building it",
+		    idx, PQgetvalue(res, 0, 0));
 		PQclear(res);
 		return ATTEMPT_BUSY;
 	}
@@ -530,8 +540,8 @@ drop_invalid_index(struct step_run *r, const char *idx, struct db_error *err)
 
 		snprintf(cause, sizeof(cause), "%s", err->message);
 		/* cut, not refused: the cause is PostgreSQL's one line */
-		if (snprintf(err->message, sizeof(err->message), "dropping the INVALID index %s: %.900s",
-			     idx, cause) < 0)
+		if (snprintf(err->message, sizeof(err->message),
+			     "dropping the INVALID index %s: %.900s", idx, cause) < 0)
 			err->message[0] = '\0';
 	}
 	return exec_attempt_db(r, err, "statement failed");

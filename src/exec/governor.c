@@ -46,21 +46,22 @@ probe(struct exec *ex, const char *table, struct health *h)
 
 	memset(h, 0, sizeof(*h));
 	h->errors = recent_errors(ex);
-	if (db_execf(ex->db, &r, &err,
-		    "SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'active' "
-		    "AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()), "
-		    "(SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted AND (database IS NULL "
-		    "OR database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
-		    "pg_catalog.current_database()))), "
-		    "(SELECT coalesce(max(extract(epoch FROM replay_lag)) * 1000, 0) FROM "
-		    "pg_catalog.pg_stat_replication), "
-		    "(SELECT count(*) FROM pg_catalog.pg_stat_progress_vacuum v WHERE $1::text IS "
-		    "NOT NULL AND v.relid = taskslaps.lookup_relation($1)), "
-		    "(SELECT coalesce(max(extract(epoch FROM now() - a.xact_start)), 0) FROM "
-		    "pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_locks l ON l.pid = a.pid WHERE "
-		    "$1::text IS NOT NULL AND l.locktype = 'relation' AND l.relation = "
-		    "taskslaps.lookup_relation($1) AND a.pid <> pg_catalog.pg_backend_pid())",
-		    1, params) < 0)
+	if (db_execf(
+		ex->db, &r, &err,
+		"SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'active' "
+		"AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()), "
+		"(SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted AND (database IS NULL "
+		"OR database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
+		"pg_catalog.current_database()))), "
+		"(SELECT coalesce(max(extract(epoch FROM replay_lag)) * 1000, 0) FROM "
+		"pg_catalog.pg_stat_replication), "
+		"(SELECT count(*) FROM pg_catalog.pg_stat_progress_vacuum v WHERE $1::text IS "
+		"NOT NULL AND v.relid = taskslaps.lookup_relation($1)), "
+		"(SELECT coalesce(max(extract(epoch FROM now() - a.xact_start)), 0) FROM "
+		"pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_locks l ON l.pid = a.pid WHERE "
+		"$1::text IS NOT NULL AND l.locktype = 'relation' AND l.relation = "
+		"taskslaps.lookup_relation($1) AND a.pid <> pg_catalog.pg_backend_pid())",
+		1, params) < 0)
 		return -1;
 	h->active = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	h->waiters = strtol(PQgetvalue(r, 0, 1), NULL, 10);
@@ -92,37 +93,47 @@ judge(const struct governor_config *c, const struct health *h, enum governor_sta
 	*st = GOV_CRITICAL;
 	if (h->active > c->critical_active)
 		return snprintf(why, sizeof(why), "%ld active sessions > %d", h->active,
-				c->critical_active), why;
+				c->critical_active),
+		       why;
 	if (h->waiters > c->critical_lock_waiters)
 		return snprintf(why, sizeof(why), "%ld lock waiters > %d", h->waiters,
-				c->critical_lock_waiters), why;
+				c->critical_lock_waiters),
+		       why;
 	if (h->lag_ms > (double)c->critical_lag_ms)
 		return snprintf(why, sizeof(why), "replication lag %.0f ms > %lld", h->lag_ms,
-				(long long)c->critical_lag_ms), why;
+				(long long)c->critical_lag_ms),
+		       why;
 	if (h->xact_s > (double)c->critical_xact_s)
 		return snprintf(why, sizeof(why), "a transaction on the table is %.0f s old > %lld",
-				h->xact_s, (long long)c->critical_xact_s), why;
+				h->xact_s, (long long)c->critical_xact_s),
+		       why;
 	*st = GOV_DEGRADED;
 	if (h->active > c->degraded_active)
 		return snprintf(why, sizeof(why), "%ld active sessions > %d", h->active,
-				c->degraded_active), why;
+				c->degraded_active),
+		       why;
 	if (h->errors > c->degraded_errors)
 		return snprintf(why, sizeof(why), "%d step errors in 5 min > %d", h->errors,
-				c->degraded_errors), why;
+				c->degraded_errors),
+		       why;
 	if (h->waiters > c->degraded_lock_waiters)
 		return snprintf(why, sizeof(why), "%ld lock waiters > %d", h->waiters,
-				c->degraded_lock_waiters), why;
+				c->degraded_lock_waiters),
+		       why;
 	if (h->lag_ms > (double)c->degraded_lag_ms)
 		return snprintf(why, sizeof(why), "replication lag %.0f ms > %lld", h->lag_ms,
-				(long long)c->degraded_lag_ms), why;
+				(long long)c->degraded_lag_ms),
+		       why;
 	if (h->wal_ready > c->degraded_wal_ready)
 		return snprintf(why, sizeof(why), "%ld WAL segments waiting to be archived > %d",
-				h->wal_ready, c->degraded_wal_ready), why;
+				h->wal_ready, c->degraded_wal_ready),
+		       why;
 	if (h->vacuum > 0)
 		return snprintf(why, sizeof(why), "autovacuum is running on the table"), why;
 	if (h->xact_s > (double)c->degraded_xact_s)
 		return snprintf(why, sizeof(why), "a transaction on the table is %.0f s old > %lld",
-				h->xact_s, (long long)c->degraded_xact_s), why;
+				h->xact_s, (long long)c->degraded_xact_s),
+		       why;
 	*st = GOV_HEALTHY;
 	return NULL;
 }
@@ -144,7 +155,8 @@ governor_check(struct exec *ex, const char *plan_id, const char *table)
 		 "{\"active\": %ld, \"lock_waiters\": %ld, \"recent_errors\": %d, "
 		 "\"replication_lag_ms\": %.0f, \"wal_ready\": %ld, \"autovacuum\": %ld, "
 		 "\"oldest_xact_on_table_s\": %.1f, \"factor\": %.3f}",
-		 h.active, h.waiters, h.errors, h.lag_ms, h.wal_ready, h.vacuum, h.xact_s, g->factor);
+		 h.active, h.waiters, h.errors, h.lag_ms, h.wal_ready, h.vacuum, h.xact_s,
+		 g->factor);
 	/* the first decision of a run is told too, so the audit shows the governor was asked */
 	tell = st != g->state || !g->decided;
 	g->decided = true;
@@ -160,13 +172,15 @@ governor_check(struct exec *ex, const char *plan_id, const char *table)
 			tell = true;
 		}
 		break;
-	case GOV_CRITICAL:
-		break;
+	case GOV_CRITICAL: break;
 	}
 	g->state = st;
 	if (tell)
-		exec_event(ex, state_event[st], plan_id, NULL, NULL, g->last_metrics, "governor: %s%s%s",
-			   st == GOV_HEALTHY ? "healthy" : st == GOV_DEGRADED ? "degraded" : "critical",
+		exec_event(ex, state_event[st], plan_id, NULL, NULL, g->last_metrics,
+			   "governor: %s%s%s",
+			   st == GOV_HEALTHY	? "healthy"
+			   : st == GOV_DEGRADED ? "degraded"
+						: "critical",
 			   why ? ": " : "", why ? why : "");
 	return st;
 }

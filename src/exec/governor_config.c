@@ -1,4 +1,5 @@
-/* The governor's seed thresholds (docs/contract.md §5): pure, shared by the daemon's config reader. */
+/* The governor's seed thresholds (docs/contract.md §5): pure, shared by the daemon's config reader.
+ */
 #include "exec/exec.h"
 
 void

@@ -22,18 +22,18 @@ enum doc_kind { DOC_NULL, DOC_BOOL, DOC_INT, DOC_FLOAT, DOC_STRING, DOC_SEQ, DOC
 struct doc_node {
 	enum doc_kind kind;
 	unsigned line, col;
-	char *str;                 /* scalars: the value's text (numbers as written) */
-	bool b;                    /* DOC_BOOL */
-	size_t n;                  /* DOC_SEQ items or DOC_MAP pairs */
-	struct doc_node **items;   /* DOC_SEQ: items; DOC_MAP: values */
-	struct doc_node **keys;    /* DOC_MAP: keys (DOC_STRING nodes) */
+	char *str;		 /* scalars: the value's text (numbers as written) */
+	bool b;			 /* DOC_BOOL */
+	size_t n;		 /* DOC_SEQ items or DOC_MAP pairs */
+	struct doc_node **items; /* DOC_SEQ: items; DOC_MAP: values */
+	struct doc_node **keys;	 /* DOC_MAP: keys (DOC_STRING nodes) */
 };
 
 struct arena;
 
 struct doc {
-	struct arena *arena;       /* owns every node */
-	struct doc_node *root;     /* NULL for an empty document */
+	struct arena *arena;   /* owns every node */
+	struct doc_node *root; /* NULL for an empty document */
 };
 
 /*
@@ -50,8 +50,7 @@ int doc_parse_json(struct doc **out, const char *file, const char *buf, size_t l
  * A plain SQL migration (doc_sql.c): one `sql` step per statement, each at
  * its own line and column, in the wave of what it does.
  */
-int doc_parse_sql(struct doc **out, const char *file, const char *buf, size_t len,
-		  struct diags *d);
+int doc_parse_sql(struct doc **out, const char *file, const char *buf, size_t len, struct diags *d);
 /* Picks the reader by the file name's extension (.json, .sql, else YAML). */
 int doc_parse(struct doc **out, const char *file, const char *buf, size_t len, struct diags *d);
 void doc_free(struct doc *doc);

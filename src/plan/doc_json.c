@@ -38,8 +38,8 @@ seek(struct jctx *c, size_t off)
 static size_t
 skip_ws(const struct jctx *c, size_t i)
 {
-	while (i < c->len && (c->buf[i] == ' ' || c->buf[i] == '\t' || c->buf[i] == '\n' ||
-			      c->buf[i] == '\r'))
+	while (i < c->len &&
+	       (c->buf[i] == ' ' || c->buf[i] == '\t' || c->buf[i] == '\n' || c->buf[i] == '\r'))
 		i++;
 	return i;
 }
@@ -68,8 +68,8 @@ walk(struct jctx *c, const cJSON *item, size_t *pos, int depth)
 
 	seek(c, i);
 	if (depth > DOC_MAX_DEPTH) {
-		diags_add(c->d, DIAG_ERROR, c->file, c->line, c->col, "nesting deeper than %d levels",
-			  DOC_MAX_DEPTH);
+		diags_add(c->d, DIAG_ERROR, c->file, c->line, c->col,
+			  "nesting deeper than %d levels", DOC_MAX_DEPTH);
 		return NULL;
 	}
 	if (cJSON_IsObject(item) || cJSON_IsArray(item)) {
@@ -156,8 +156,8 @@ walk(struct jctx *c, const cJSON *item, size_t *pos, int depth)
 struct jsyn {
 	const char *buf;
 	size_t len, at;
-	const char *expected;  /* "expected %s" */
-	bool too_deep;         /* nested deeper than DOC_MAX_DEPTH instead */
+	const char *expected; /* "expected %s" */
+	bool too_deep;	      /* nested deeper than DOC_MAX_DEPTH instead */
 };
 
 static int

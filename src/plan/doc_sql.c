@@ -46,8 +46,7 @@ alter_wave(const PgQuery__AlterTableStmt *a)
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
-			break;
+		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull: break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
 			/* NOT VALID adds; a constraint checked as it is added validates */
 			if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
@@ -59,8 +58,7 @@ alter_wave(const PgQuery__AlterTableStmt *a)
 			if (w < WAVE_VALIDATE)
 				w = WAVE_VALIDATE;
 			break;
-		default:
-			return WAVE_CONTRACT;
+		default: return WAVE_CONTRACT;
 		}
 	}
 	return w;
@@ -84,20 +82,16 @@ doc_sql_wave(const node *n)
 	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
 	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
 	case PG_QUERY__NODE__NODE_COMMENT_STMT:
-	case PG_QUERY__NODE__NODE_GRANT_STMT:
-		return WAVE_EXPAND;
+	case PG_QUERY__NODE__NODE_GRANT_STMT: return WAVE_EXPAND;
 	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
 		return n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0] ? WAVE_CONTRACT
-										      : WAVE_EXPAND;
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
-		return alter_wave(n->alter_table_stmt);
+										     : WAVE_EXPAND;
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: return alter_wave(n->alter_table_stmt);
 	case PG_QUERY__NODE__NODE_INSERT_STMT:
 	case PG_QUERY__NODE__NODE_UPDATE_STMT:
 	case PG_QUERY__NODE__NODE_DELETE_STMT:
-	case PG_QUERY__NODE__NODE_MERGE_STMT:
-		return WAVE_BACKFILL;
-	default:
-		return WAVE_CONTRACT;
+	case PG_QUERY__NODE__NODE_MERGE_STMT: return WAVE_BACKFILL;
+	default: return WAVE_CONTRACT;
 	}
 }
 

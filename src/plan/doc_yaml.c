@@ -137,9 +137,11 @@ parse_collection(struct yctx *c, struct doc_node *node, yaml_event_type_t end)
 				return -1;
 			if (key->kind == DOC_SEQ || key->kind == DOC_MAP) {
 				diags_add(c->d, DIAG_ERROR, c->file, key->line, key->col,
-					  "expected a plain key, found %s", doc_kind_name(key->kind));
+					  "expected a plain key, found %s",
+					  doc_kind_name(key->kind));
 			} else {
-				/* keys are names: `1:` and `true:` are the strings "1" and "true" */
+				/* keys are names: `1:` and `true:` are the strings "1" and "true"
+				 */
 				if (!key->str)
 					key->str = arena_strdup(c->doc->arena, "");
 				key->kind = DOC_STRING;
@@ -171,7 +173,8 @@ parse_collection(struct yctx *c, struct doc_node *node, yaml_event_type_t end)
 static int
 parse_node(struct yctx *c, yaml_event_t *ev, struct doc_node **out)
 {
-	unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
+	unsigned line = (unsigned)ev->start_mark.line + 1,
+		 col = (unsigned)ev->start_mark.column + 1;
 	struct doc_node *node;
 
 	switch (ev->type) {

@@ -64,24 +64,24 @@ enum plan_mode { MODE_PROTECTED, MODE_CHAOS };
 
 /* What the executor does when a step fails (the plan's on_failure field). */
 enum plan_on_failure {
-	ON_FAILURE_STOP,           /* stop where it failed (the default) */
-	ON_FAILURE_ROLLBACK_WAVE,  /* undo the failing wave's completed steps */
-	ON_FAILURE_ROLLBACK_PLAN,  /* undo every completed step of the plan */
+	ON_FAILURE_STOP,	  /* stop where it failed (the default) */
+	ON_FAILURE_ROLLBACK_WAVE, /* undo the failing wave's completed steps */
+	ON_FAILURE_ROLLBACK_PLAN, /* undo every completed step of the plan */
 };
 
 /* How the executor runs a step. */
 enum plan_exec_kind {
-	EXEC_TX,       /* one transaction: checks, statement, proof, ledger row */
-	EXEC_NONTX,    /* CREATE/DROP INDEX CONCURRENTLY: outside a transaction */
-	EXEC_BATCHED,  /* backfill_sql: keyset batches, a transaction each */
+	EXEC_TX,      /* one transaction: checks, statement, proof, ledger row */
+	EXEC_NONTX,   /* CREATE/DROP INDEX CONCURRENTLY: outside a transaction */
+	EXEC_BATCHED, /* backfill_sql: keyset batches, a transaction each */
 };
 
 /* How a step is undone (plan_inverse.c); the zero value means "not worked out". */
 enum plan_undo {
 	UNDO_UNSET,
-	UNDO_INVERSE,       /* by its inverse, a step of its own */
-	UNDO_NOTHING,       /* there is nothing to undo (undo_reason says why) */
-	UNDO_IRREVERSIBLE,  /* it cannot be undone (undo_reason says why) */
+	UNDO_INVERSE,	   /* by its inverse, a step of its own */
+	UNDO_NOTHING,	   /* there is nothing to undo (undo_reason says why) */
+	UNDO_IRREVERSIBLE, /* it cannot be undone (undo_reason says why) */
 };
 
 /* -1 means "not set here" (inherit); 0 means "none" for timeouts and rate. */
@@ -102,10 +102,11 @@ enum plan_const_kind { CONST_NONE, CONST_NULL, CONST_BOOL, CONST_NUMBER, CONST_S
 
 struct plan_const {
 	enum plan_const_kind kind;
-	char *text;  /* number as written, "true"/"false", the string's value, or the expression */
-	/* CONST_SQL: PostgreSQL evaluates it for every existing row (a volatile or unknown function) */
+	char *text; /* number as written, "true"/"false", the string's value, or the expression */
+	/* CONST_SQL: PostgreSQL evaluates it for every existing row (a volatile or unknown
+	 * function) */
 	bool per_row;
-	char *per_row_fn;  /* the function that makes it so */
+	char *per_row_fn; /* the function that makes it so */
 };
 
 struct plan_coldef {
@@ -133,10 +134,10 @@ enum plan_rule_id {
 };
 
 struct plan_rule {
-	const char *id;      /* stable: "S001" */
-	const char *name;    /* "index-not-concurrent" */
-	const char *what;    /* the risk, one line */
-	const char *fix;     /* the fix, one line */
+	const char *id;	  /* stable: "S001" */
+	const char *name; /* "index-not-concurrent" */
+	const char *what; /* the risk, one line */
+	const char *fix;  /* the fix, one line */
 };
 
 /* A rule silenced on a step, and why (shown, never hidden). */
@@ -148,15 +149,15 @@ struct plan_allow {
 
 /* What an sql step's statement does, derived from its parse tree. */
 struct plan_sql_effect {
-	bool known;             /* the planner knows the statement */
-	enum pg_lock lock;      /* strongest lock on a relation that existed before */
-	bool rewrites;          /* may give a table a new relfilenode */
-	bool scans;             /* scans a table under its lock */
-	bool nontx;             /* must run outside a transaction block */
-	bool destructive;       /* destroys data or a relation */
+	bool known;	   /* the planner knows the statement */
+	enum pg_lock lock; /* strongest lock on a relation that existed before */
+	bool rewrites;	   /* may give a table a new relfilenode */
+	bool scans;	   /* scans a table under its lock */
+	bool nontx;	   /* must run outside a transaction block */
+	bool destructive;  /* destroys data or a relation */
 	enum plan_hazard hazard;
 	const char *reason;
-	uint32_t rules;         /* bit per enum plan_rule_id: findings */
+	uint32_t rules; /* bit per enum plan_rule_id: findings */
 };
 
 const struct plan_rule *plan_rule(enum plan_rule_id id);
@@ -166,71 +167,71 @@ const char *plan_step_allowed(const struct plan_step *s, enum plan_rule_id rule)
 int plan_rule_find(const char *id_or_name); /* -1 if unknown */
 
 struct plan_obligations {
-	enum pg_lock lock_class_max;  /* strongest lock on any relation that existed before */
-	bool may_rewrite;             /* may the step give an existing table a new relfilenode */
+	enum pg_lock lock_class_max; /* strongest lock on any relation that existed before */
+	bool may_rewrite;	     /* may the step give an existing table a new relfilenode */
 	int64_t max_lock_ms;
 	int64_t max_stmt_ms;
-	int64_t rows_per_second;      /* backfill only */
-	int64_t batch_size;           /* backfill only */
-	struct plan_strv prechecks;   /* computed first, then the author's */
+	int64_t rows_per_second;    /* backfill only */
+	int64_t batch_size;	    /* backfill only */
+	struct plan_strv prechecks; /* computed first, then the author's */
 	struct plan_strv postchecks;
 };
 
 struct plan_step {
 	enum plan_op op;
 	enum plan_wave wave;
-	unsigned index;               /* position inside its wave, from 0 */
-	unsigned line, col;           /* where the step starts in its file */
+	unsigned index;	    /* position inside its wave, from 0 */
+	unsigned line, col; /* where the step starts in its file */
 
 	/* fields, as the op uses them (NULL/empty when not used) */
-	char *table;                  /* table, or rename_table's source: identifier */
-	char *name;                   /* column, index, constraint or view name */
+	char *table; /* table, or rename_table's source: identifier */
+	char *name;  /* column, index, constraint or view name */
 	char *type;
 	bool nullable;
 	bool unique;
 	struct plan_const def;
-	char *sql;                    /* create_view's query, backfill_sql, sql */
-	char *check;                  /* add_check_not_valid */
-	char *where;                  /* add_index_concurrently's partial predicate */
-	char *column;                 /* set_not_null */
-	char *from, *to;              /* renames */
+	char *sql;	 /* create_view's query, backfill_sql, sql */
+	char *check;	 /* add_check_not_valid */
+	char *where;	 /* add_index_concurrently's partial predicate */
+	char *column;	 /* set_not_null */
+	char *from, *to; /* renames */
 	char *ref_table;
-	char *on_delete;              /* "NO ACTION" "RESTRICT" "CASCADE" "SET NULL" "SET DEFAULT" */
-	struct plan_strv columns;     /* index or foreign key columns */
+	char *on_delete;	  /* "NO ACTION" "RESTRICT" "CASCADE" "SET NULL" "SET DEFAULT" */
+	struct plan_strv columns; /* index or foreign key columns */
 	struct plan_strv ref_columns;
 	struct plan_strv primary_key;
-	struct plan_coldef *coldefs;  /* create_table */
+	struct plan_coldef *coldefs; /* create_table */
 	size_t ncoldefs;
-	enum pg_lock declared_lock;   /* sql: lock_class_max as promised; LOCK_NONE if not given */
-	int declared_rewrite;         /* sql: may_rewrite as promised: 0 false, 1 true, -1 not given */
-	struct plan_sql_effect eff;   /* sql: what the statement does, derived */
-	bool from_sql_file;           /* sql: a statement of a plain .sql plan (checksummed by tokens) */
+	enum pg_lock declared_lock; /* sql: lock_class_max as promised; LOCK_NONE if not given */
+	int declared_rewrite; /* sql: may_rewrite as promised: 0 false, 1 true, -1 not given */
+	struct plan_sql_effect eff; /* sql: what the statement does, derived */
+	bool from_sql_file; /* sql: a statement of a plain .sql plan (checksummed by tokens) */
 	/*
 	 * sql: the index a CREATE INDEX CONCURRENTLY builds or a DROP INDEX
 	 * CONCURRENTLY drops, schema-qualified like its table: computed checks
 	 * make a retry after a crash find it (and an INVALID one is rebuilt)
 	 */
 	char *cic_index, *dic_index;
-	char *sql_tokens;             /* ... its token stream (sql_token_stream) */
-	struct plan_allow *allows;    /* findings silenced on this step */
+	char *sql_tokens;	   /* ... its token stream (sql_token_stream) */
+	struct plan_allow *allows; /* findings silenced on this step */
 	size_t nallows;
 	struct plan_strv user_prechecks;
 	struct plan_strv user_postchecks;
-	struct plan_limits limits;    /* as written on the step */
+	struct plan_limits limits; /* as written on the step */
 
 	/* backfill_sql, split by the planner */
-	char *bf_table;               /* the UPDATE's target */
-	char *bf_set;                 /* text after SET, up to WHERE */
-	char *bf_where;               /* text after WHERE, or NULL */
+	char *bf_table; /* the UPDATE's target */
+	char *bf_set;	/* text after SET, up to WHERE */
+	char *bf_where; /* text after WHERE, or NULL */
 
 	/* computed */
 	enum plan_hazard hazard;
-	char *hazard_reason;          /* why the hazard is what it is */
+	char *hazard_reason; /* why the hazard is what it is */
 	enum plan_exec_kind exec;
-	char *stmt;                   /* the SQL statement, identifiers quoted */
-	struct plan_strv touched;     /* existing tables the step reads or changes */
+	char *stmt;		  /* the SQL statement, identifiers quoted */
+	struct plan_strv touched; /* existing tables the step reads or changes */
 	char sha[65];
-	struct plan_obligations ob;   /* filled by plan_apply_policy */
+	struct plan_obligations ob; /* filled by plan_apply_policy */
 
 	/*
 	 * Undoing it, worked out when the plan is sealed. The inverse is a step
@@ -239,9 +240,9 @@ struct plan_step {
 	 * from the revert_sql field, so its sql is that field as written.
 	 */
 	enum plan_undo undo;
-	struct plan_step *inverse;    /* UNDO_INVERSE */
-	const char *undo_reason;      /* UNDO_NOTHING, UNDO_IRREVERSIBLE */
-	const char *inverse_of;       /* on an inverse: the step_sha of the step it undoes */
+	struct plan_step *inverse; /* UNDO_INVERSE */
+	const char *undo_reason;   /* UNDO_NOTHING, UNDO_IRREVERSIBLE */
+	const char *inverse_of;	   /* on an inverse: the step_sha of the step it undoes */
 	/* on a step of a revert plan (plan_revert.c): the reverted plan's step it undoes */
 	const struct plan_step *undoes;
 };
@@ -260,17 +261,17 @@ struct arena;
 struct plan {
 	struct arena *arena;
 	char *id;
-	unsigned id_line, id_col;     /* where id: is, or 0 when it comes from the file name */
+	unsigned id_line, id_col; /* where id: is, or 0 when it comes from the file name */
 	char *title;
 	char *reason;
 	char *path;
-	bool flat;                    /* written as `steps:` rather than `waves:` */
+	bool flat; /* written as `steps:` rather than `waves:` */
 	struct plan_wave_s waves[WAVE__COUNT];
 	size_t nsteps;
 	enum plan_hazard max_hazard;
 	char checksum[65];
 	enum plan_on_failure on_failure;
-	bool on_failure_given;        /* written in the file (only then part of the checksum) */
+	bool on_failure_given; /* written in the file (only then part of the checksum) */
 	unsigned on_failure_line, on_failure_col;
 	/* set by plan_apply_policy */
 	enum plan_mode mode;
@@ -287,7 +288,7 @@ struct plan {
 	unsigned revert_line, revert_col;
 	int to_wave;
 	unsigned to_wave_line, to_wave_col;
-	struct plan *reverted;        /* owned; set once resolved */
+	struct plan *reverted;	      /* owned; set once resolved */
 	struct plan_strv revert_kept; /* steps in the range with nothing to undo, and why */
 };
 
@@ -296,8 +297,7 @@ struct plan {
  * the default id). Every problem goes into d. Returns 0 and *out (free with
  * plan_free), or -1 when there was any error.
  */
-int plan_parse(struct plan **out, const char *path, const char *buf, size_t len,
-	       struct diags *d);
+int plan_parse(struct plan **out, const char *path, const char *buf, size_t len, struct diags *d);
 /*
  * Reads path and calls plan_parse; a revert plan is then resolved from the
  * plans of its directory (plan_revert_from_dir). Returns -1 (with a
@@ -328,12 +328,12 @@ int plan_revert_from_dir(struct plan *rev, struct diags *d);
 /* The policy a mode applies; plan_policy_default fills the defaults of docs/contract.md §4. */
 struct plan_policy {
 	enum plan_mode mode;
-	int64_t max_lock_ms;          /* default for every step */
-	int64_t max_stmt_ms;          /* default for statements that are not long by nature */
-	int64_t max_stmt_ms_long;     /* default for index builds and backfill batches */
-	int64_t rows_per_second;      /* default backfill rate */
-	int64_t batch_size;           /* default backfill batch */
-	enum plan_hazard max_hazard;  /* hazards above it are blocked */
+	int64_t max_lock_ms;	     /* default for every step */
+	int64_t max_stmt_ms;	     /* default for statements that are not long by nature */
+	int64_t max_stmt_ms_long;    /* default for index builds and backfill batches */
+	int64_t rows_per_second;     /* default backfill rate */
+	int64_t batch_size;	     /* default backfill batch */
+	enum plan_hazard max_hazard; /* hazards above it are blocked */
 };
 
 void plan_policy_default(struct plan_policy *pol, enum plan_mode mode);
@@ -341,16 +341,16 @@ void plan_policy_default(struct plan_policy *pol, enum plan_mode mode);
 void plan_apply_policy(struct plan *p, const struct plan_policy *pol);
 
 /* Names, for messages and JSON. */
-const char *plan_op_name(enum plan_op op);  /* the inverse-only ops too */
+const char *plan_op_name(enum plan_op op); /* the inverse-only ops too */
 int plan_op_from_name(const char *name);   /* the ops a plan may name; -1 if unknown */
 const char *plan_wave_name(enum plan_wave w);
-int plan_wave_from_name(const char *name); /* -1 if unknown */
-const char *plan_hazard_name(enum plan_hazard h); /* "H0".."H3" */
-const char *plan_undo_name(enum plan_undo u);      /* "inverse", "nothing", "irreversible" */
+int plan_wave_from_name(const char *name);		  /* -1 if unknown */
+const char *plan_hazard_name(enum plan_hazard h);	  /* "H0".."H3" */
+const char *plan_undo_name(enum plan_undo u);		  /* "inverse", "nothing", "irreversible" */
 const char *plan_on_failure_name(enum plan_on_failure f); /* "stop", "rollback_wave", ... */
-const char *plan_hazard_label(enum plan_hazard h);  /* "metadata only", ... */
-const char *pg_lock_name(enum pg_lock l);  /* "AccessExclusiveLock", as pg_locks.mode */
-int pg_lock_from_name(const char *name);   /* accepts pg_locks names and SQL spellings; -1 */
+const char *plan_hazard_label(enum plan_hazard h);	  /* "metadata only", ... */
+const char *pg_lock_name(enum pg_lock l); /* "AccessExclusiveLock", as pg_locks.mode */
+int pg_lock_from_name(const char *name);  /* accepts pg_locks names and SQL spellings; -1 */
 enum plan_wave plan_op_wave(enum plan_op op);
 
 /* Whether a string is a plain SQL identifier, optionally schema-qualified. */

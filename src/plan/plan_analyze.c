@@ -54,8 +54,7 @@ static const struct plan_rule rules[PLAN_RULE__COUNT] = {
 			  "clients first" },
 	[RULE_DROP] = { "S007", "drop", "dropping a table or column destroys its data",
 			"stop every reader first; drop in a contract wave" },
-	[RULE_TRUNCATE] = { "S008", "truncate",
-			    "TRUNCATE empties the table under ACCESS EXCLUSIVE",
+	[RULE_TRUNCATE] = { "S008", "truncate", "TRUNCATE empties the table under ACCESS EXCLUSIVE",
 			    "delete in batches with backfill_sql, or make sure it is meant" },
 	[RULE_SERIAL_COLUMN] = { "S009", "serial-or-identity-column",
 				 "a serial or identity column added to an existing table "
@@ -137,8 +136,8 @@ static bool
 has_option(size_t n, PgQuery__Node **v, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
-		    v[i]->def_elem->defname && !strcmp(v[i]->def_elem->defname, name))
+		if (v[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && v[i]->def_elem->defname &&
+		    !strcmp(v[i]->def_elem->defname, name))
 			return true;
 	return false;
 }
@@ -148,8 +147,13 @@ static bool
 reloptions_light(size_t n, PgQuery__Node **v)
 {
 	static const char *const light[] = {
-		"fillfactor", "parallel_workers", "vacuum_truncate", "vacuum_index_cleanup",
-		"log_autovacuum_min_duration", "toast_tuple_target", "user_catalog_table",
+		"fillfactor",
+		"parallel_workers",
+		"vacuum_truncate",
+		"vacuum_index_cleanup",
+		"log_autovacuum_min_duration",
+		"toast_tuple_target",
+		"user_catalog_table",
 	};
 
 	for (size_t i = 0; i < n; i++) {
@@ -177,8 +181,8 @@ reloptions_light(size_t n, PgQuery__Node **v)
 static bool
 is_serial_type(const PgQuery__TypeName *t)
 {
-	static const char *const serials[] = { "serial", "bigserial", "smallserial", "serial2",
-					       "serial4", "serial8" };
+	static const char *const serials[] = { "serial",  "bigserial", "smallserial",
+					       "serial2", "serial4",   "serial8" };
 	const char *last;
 
 	if (!t || t->n_names != 1 || !(last = sql_node_str(t->names[0])))
@@ -199,8 +203,9 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 		if (!on_new_table && !k->skip_validation) {
 			f->e->scans = true;
 			rule(f, RULE_CONSTRAINT_NOT_VALID);
-			haz(f, H3, "adds a foreign key without NOT VALID: every row is checked "
-				   "under the lock");
+			haz(f, H3,
+			    "adds a foreign key without NOT VALID: every row is checked "
+			    "under the lock");
 		} else {
 			haz(f, H1, "adds a foreign key NOT VALID: nothing is scanned");
 		}
@@ -210,8 +215,9 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 		if (!on_new_table && !k->skip_validation) {
 			f->e->scans = true;
 			rule(f, RULE_CONSTRAINT_NOT_VALID);
-			haz(f, H3, "adds a CHECK without NOT VALID: the table is scanned under "
-				   "ACCESS EXCLUSIVE");
+			haz(f, H3,
+			    "adds a CHECK without NOT VALID: the table is scanned under "
+			    "ACCESS EXCLUSIVE");
 		} else {
 			haz(f, H1, "adds a CHECK NOT VALID: nothing is scanned");
 		}
@@ -240,16 +246,18 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 		if (!on_new_table) {
 			f->e->rewrites = true;
 			rule(f, RULE_SERIAL_COLUMN);
-			haz(f, H3, "an identity column is filled for every row: the table is "
-				   "rewritten");
+			haz(f, H3,
+			    "an identity column is filled for every row: the table is "
+			    "rewritten");
 		}
 		break;
 	case PG_QUERY__CONSTR_TYPE__CONSTR_GENERATED:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		if (!on_new_table) {
 			f->e->rewrites = true;
-			haz(f, H3, "a stored generated column is computed for every row: the "
-				   "table is rewritten");
+			haz(f, H3,
+			    "a stored generated column is computed for every row: the "
+			    "table is rewritten");
 		}
 		break;
 	case PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT:
@@ -258,14 +266,13 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 			    SQL_IMMUTABLE_OR_STABLE) {
 				f->e->rewrites = true;
 				rule(f, RULE_VOLATILE_DEFAULT);
-				haz(f, H3, "the default calls a volatile or unknown function: "
-					   "every row gets its own value, the table is rewritten");
+				haz(f, H3,
+				    "the default calls a volatile or unknown function: "
+				    "every row gets its own value, the table is rewritten");
 			}
 		}
 		break;
-	default:
-		lock(f, LOCK_ACCESS_EXCLUSIVE);
-		break;
+	default: lock(f, LOCK_ACCESS_EXCLUSIVE); break;
 	}
 }
 
@@ -277,15 +284,17 @@ add_column(struct fx *f, const PgQuery__ColumnDef *c)
 	if (is_serial_type(c->type_name)) {
 		f->e->rewrites = true;
 		rule(f, RULE_SERIAL_COLUMN);
-		haz(f, H3, "a serial column's default (nextval) is volatile: the table is "
-			   "rewritten under ACCESS EXCLUSIVE");
+		haz(f, H3,
+		    "a serial column's default (nextval) is volatile: the table is "
+		    "rewritten under ACCESS EXCLUSIVE");
 	}
 	if (c->raw_default) {
 		if (sql_volatility(&c->raw_default->base, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE) {
 			f->e->rewrites = true;
 			rule(f, RULE_VOLATILE_DEFAULT);
-			haz(f, H3, "the default calls a volatile or unknown function: the "
-				   "table is rewritten");
+			haz(f, H3,
+			    "the default calls a volatile or unknown function: the "
+			    "table is rewritten");
 		}
 	}
 	for (size_t i = 0; i < c->n_constraints; i++)
@@ -321,8 +330,9 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		f->e->scans = true;
 		rule(f, RULE_SET_NOT_NULL);
-		haz(f, H3, "ACCESS EXCLUSIVE while the table is scanned (unless a valid CHECK "
-			   "(col IS NOT NULL) proves it)");
+		haz(f, H3,
+		    "ACCESS EXCLUSIVE while the table is scanned (unless a valid CHECK "
+		    "(col IS NOT NULL) proves it)");
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse:
@@ -335,8 +345,9 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		f->e->rewrites = true;
 		rule(f, RULE_COLUMN_TYPE);
-		haz(f, H3, "changes a column's type: the table and its indexes may be rewritten "
-			   "under ACCESS EXCLUSIVE");
+		haz(f, H3,
+		    "changes a column's type: the table and its indexes may be rewritten "
+		    "under ACCESS EXCLUSIVE");
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetLogged:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetUnLogged:
@@ -420,8 +431,9 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIdentity:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
-		haz(f, H1, "makes an existing column an identity: ACCESS EXCLUSIVE for an "
-			   "instant");
+		haz(f, H1,
+		    "makes an existing column an identity: ACCESS EXCLUSIVE for an "
+		    "instant");
 		break;
 	default:
 		/* PostgreSQL takes ACCESS EXCLUSIVE for every other subcommand */
@@ -444,7 +456,8 @@ unknown(struct fx *f, const char *what)
 static bool
 drop_table_like(PgQuery__ObjectType t)
 {
-	return t == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE || t == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
+	return t == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
+	       t == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
 	       t == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW ||
 	       t == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ||
 	       t == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE;
@@ -477,8 +490,9 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 			lock(&f, LOCK_SHARE);
 			e->scans = true;
 			rule(&f, RULE_INDEX_NOT_CONCURRENT);
-			haz(&f, H3, "builds an index without CONCURRENTLY: writes wait for the "
-				    "whole build");
+			haz(&f, H3,
+			    "builds an index without CONCURRENTLY: writes wait for the "
+			    "whole build");
 		}
 		break;
 	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
@@ -493,8 +507,9 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 			lock(&f, LOCK_ACCESS_EXCLUSIVE); /* on the index; SHARE on its table */
 			e->scans = true;
 			rule(&f, RULE_INDEX_NOT_CONCURRENT);
-			haz(&f, H3, "rebuilds without CONCURRENTLY: the index is locked ACCESS "
-				    "EXCLUSIVE and writes wait");
+			haz(&f, H3,
+			    "rebuilds without CONCURRENTLY: the index is locked ACCESS "
+			    "EXCLUSIVE and writes wait");
 		}
 		if (r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX &&
 		    r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_TABLE)
@@ -568,7 +583,8 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
 		if (n->refresh_mat_view_stmt->concurrent) {
 			lock(&f, LOCK_EXCLUSIVE);
-			haz(&f, H2, "refreshes concurrently: readers go on, writes of the view wait");
+			haz(&f, H2,
+			    "refreshes concurrently: readers go on, writes of the view wait");
 		} else {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			e->rewrites = true;
@@ -589,7 +605,7 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 					const node *cn = el->column_def->constraints[k];
 					if (cn->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
 					    cn->constraint->contype ==
-						    PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+						PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
 						fk = true;
 				}
 		}
@@ -621,8 +637,9 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		} else {
 			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 			e->nontx = v->is_vacuumcmd;
-			haz(&f, H1, v->is_vacuumcmd ? "VACUUM: reads and writes go on"
-						    : "ANALYZE: reads and writes go on");
+			haz(&f, H1,
+			    v->is_vacuumcmd ? "VACUUM: reads and writes go on"
+					    : "ANALYZE: reads and writes go on");
 		}
 		break;
 	}
@@ -636,8 +653,8 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 	case PG_QUERY__NODE__NODE_LOCK_STMT: {
 		int m = n->lock_stmt->mode;
 		enum pg_lock l = m >= LOCK_ACCESS_SHARE && m <= LOCK_ACCESS_EXCLUSIVE
-					 ? (enum pg_lock)m
-					 : LOCK_ACCESS_EXCLUSIVE;
+				     ? (enum pg_lock)m
+				     : LOCK_ACCESS_EXCLUSIVE;
 		lock(&f, l);
 		haz(&f, l >= LOCK_SHARE ? H3 : H1,
 		    l >= LOCK_SHARE ? "LOCK TABLE holds a lock that blocks writes until the step "
@@ -660,15 +677,16 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 	case PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT:
 		haz(&f, n->create_function_stmt->replace ? H1 : H0,
 		    n->create_function_stmt->replace
-			    ? "replaces a function: its callers get the new body"
-			    : "creates a function: metadata only");
+			? "replaces a function: its callers get the new body"
+			: "creates a function: metadata only");
 		break;
 	case PG_QUERY__NODE__NODE_ALTER_FUNCTION_STMT:
 		haz(&f, H1, "changes a function's properties");
 		break;
 	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
 		if (n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0]) {
-			haz(&f, H3, "renames an enum value: readers and writers of the old value break");
+			haz(&f, H3,
+			    "renames an enum value: readers and writers of the old value break");
 		} else {
 			/* a value added in a transaction cannot be used before it commits */
 			e->nontx = true;
@@ -677,7 +695,7 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		break;
 	case PG_QUERY__NODE__NODE_ALTER_SEQ_STMT:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE); /* on the sequence */
-		e->rewrites = true;              /* RESTART and others give it a new relfilenode */
+		e->rewrites = true;		 /* RESTART and others give it a new relfilenode */
 		haz(&f, H1, "changes a sequence");
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_POLICY_STMT:
@@ -704,19 +722,13 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		lock(&f, n->select_stmt->n_locking_clause ? LOCK_ROW_SHARE : LOCK_ACCESS_SHARE);
 		haz(&f, H0, "a query: reads only");
 		break;
-	case PG_QUERY__NODE__NODE_DO_STMT:
-		unknown(&f, "a DO block");
-		break;
-	case PG_QUERY__NODE__NODE_CREATE_EXTENSION_STMT:
-		unknown(&f, "CREATE EXTENSION");
-		break;
-	default:
-		{
-			const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
-				&pg_query__node__descriptor, (unsigned)n->node_case);
-			unknown(&f, arena_printf(a, "this statement (%s)", fd ? fd->name : "?"));
-		}
-		break;
+	case PG_QUERY__NODE__NODE_DO_STMT: unknown(&f, "a DO block"); break;
+	case PG_QUERY__NODE__NODE_CREATE_EXTENSION_STMT: unknown(&f, "CREATE EXTENSION"); break;
+	default: {
+		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
+		    &pg_query__node__descriptor, (unsigned)n->node_case);
+		unknown(&f, arena_printf(a, "this statement (%s)", fd ? fd->name : "?"));
+	} break;
 	}
 	/* a data-modifying function call anywhere is a side effect the tree does not show */
 	if (e->known && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&

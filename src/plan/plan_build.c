@@ -25,9 +25,8 @@
 #include "util/sha256.h"
 #include "util/strbuf.h"
 
-static void
-verr(struct plan_bctx *c, const struct doc_node *n, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+static void verr(struct plan_bctx *c, const struct doc_node *n, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 static void
 verr(struct plan_bctx *c, const struct doc_node *n, const char *fmt, va_list ap)
@@ -40,9 +39,8 @@ verr(struct plan_bctx *c, const struct doc_node *n, const char *fmt, va_list ap)
 	free(msg);
 }
 
-static void
-err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
@@ -194,7 +192,8 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 	}
 	if (root->kind != DOC_MAP) {
 		/* the kind only: a file that is no plan at all is not quoted */
-		err(&c, root, "plan: expected a map with title, reason and waves or steps, found %s",
+		err(&c, root,
+		    "plan: expected a map with title, reason and waves or steps, found %s",
 		    doc_kind_name(root->kind));
 		ok = false;
 		goto out;
@@ -277,7 +276,8 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 		ok = false;
 	}
 	if (!doc_map_get(root, "reason")) {
-		err(&c, root, "plan: missing field 'reason' (why the change exists, for the audit)");
+		err(&c, root,
+		    "plan: missing field 'reason' (why the change exists, for the audit)");
 		ok = false;
 	}
 	if (!p->id && !doc_map_get(root, "id")) {
@@ -304,7 +304,8 @@ plan_parse(struct plan **out, const char *path, const char *buf, size_t len, str
 	} else if (steps) {
 		p->flat = true;
 		if (steps->kind != DOC_SEQ) {
-			err(&c, steps, "steps: expected a list of steps, found %s", found(&c, steps));
+			err(&c, steps, "steps: expected a list of steps, found %s",
+			    found(&c, steps));
 			ok = false;
 		} else {
 			plan_build_steps(&c, steps, -1, &ok);
@@ -378,7 +379,8 @@ plan_load_one(struct plan **out, const char *path, struct diags *d)
 		return -1;
 	}
 	if (sb.len > DOC_MAX_BYTES && fstat(fd, &st) == 0 && st.st_size > DOC_MAX_BYTES) {
-		diags_add(d, DIAG_ERROR, path, 0, 0, "file is %lld bytes; a plan may be at most %d bytes",
+		diags_add(d, DIAG_ERROR, path, 0, 0,
+			  "file is %lld bytes; a plan may be at most %d bytes",
 			  (long long)st.st_size, DOC_MAX_BYTES);
 		close(fd);
 		sb_free(&sb);

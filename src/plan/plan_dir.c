@@ -18,8 +18,10 @@ plan_dir_is_plan_name(const char *name)
 
 	if (name[0] == '.')
 		return false;
-	return (n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml")) ||
-	       (n > 5 && !strcmp(name + n - 5, ".json")) || (n > 4 && !strcmp(name + n - 4, ".sql"));
+	return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+	       (n > 4 && !strcmp(name + n - 4, ".yml")) ||
+	       (n > 5 && !strcmp(name + n - 5, ".json")) ||
+	       (n > 4 && !strcmp(name + n - 4, ".sql"));
 }
 
 /* What a file that is not a regular one is, for a message. */
@@ -128,7 +130,8 @@ plan_dir_list(struct plan_dir *out, const char *dir, struct diags *d)
 	size_t sl = dl && dir[dl - 1] == '/' ? 0 : 1; /* a '/' between dir and name */
 
 	if (!dh) {
-		diags_add(d, DIAG_ERROR, dir, 0, 0, "cannot open the directory: %s", strerror(errno));
+		diags_add(d, DIAG_ERROR, dir, 0, 0, "cannot open the directory: %s",
+			  strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(dh)) != NULL) {

@@ -18,9 +18,8 @@
 #include "util/alloc.h"
 
 #define IDENT_RULE "a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)"
-#define QIDENT_RULE \
+#define QIDENT_RULE                                                                                \
 	"a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes, optionally schema.name)"
-
 
 static const char *
 get_string(struct plan_bctx *c, const struct doc_node *n, const char *field, const char *what)
@@ -309,8 +308,8 @@ static const struct plan_field limit_fields[] = {
 	  .max = 86400000 },
 	{ "max_stmt_ms", FK_INT, .off = offsetof(struct plan_limits, max_stmt_ms), .min = 0,
 	  .max = 86400000 },
-	{ "rows_per_second", FK_INT, .off = offsetof(struct plan_limits, rows_per_second),
-	  .min = 0, .max = 1000000000 },
+	{ "rows_per_second", FK_INT, .off = offsetof(struct plan_limits, rows_per_second), .min = 0,
+	  .max = 1000000000 },
 	{ "batch_size", FK_INT, .off = offsetof(struct plan_limits, batch_size), .min = 1,
 	  .max = 1000000 },
 };
@@ -478,9 +477,9 @@ get_allows(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 			ok = false;
 			continue;
 		}
-		s->allows[s->nallows++] = (struct plan_allow){ (enum plan_rule_id)id,
-							       arena_strdup(c->p->arena, why->str),
-							       m->line, m->col };
+		s->allows[s->nallows++] =
+		    (struct plan_allow){ (enum plan_rule_id)id, arena_strdup(c->p->arena, why->str),
+					 m->line, m->col };
 	}
 	return ok;
 }
@@ -639,8 +638,7 @@ plan_field_store(struct plan_bctx *c, struct plan_step *s, void *base, const str
 	case FK_WAVE: return get_wave(c, v, label, AT(enum plan_wave));
 	case FK_INT: return get_int(c, v, label, f->min, f->max, AT(int64_t));
 	case FK_CHECKS: return get_checks(c, v, label, AT(struct plan_strv));
-	case FK_LIMITS:
-		return plan_get_limits(c, v, AT(struct plan_limits));
+	case FK_LIMITS: return plan_get_limits(c, v, AT(struct plan_limits));
 	case FK_ALLOWS: return get_allows(c, v, s);
 	case FK__COUNT: break;
 	}

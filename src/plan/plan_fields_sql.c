@@ -103,8 +103,7 @@ stmt_refused(struct plan_bctx *c, const PgQuery__Node *q)
 	case PG_QUERY__NODE__NODE_DISCARD_STMT:
 		return "expected a statement that leaves the session as it was, found SET, RESET "
 		       "or DISCARD: a setting would outlive the step (use limits: for timeouts)";
-	default:
-		break;
+	default: break;
 	}
 	if (calls_set_config(q))
 		return "expected a statement that leaves the session as it was, found a call of "
@@ -123,8 +122,8 @@ collect_rangevar(const PgQuery__RangeVar *rv, void *ctx)
 	if (!rv->relname || (rv->catalogname && rv->catalogname[0]))
 		return true;
 	name = rv->schemaname && rv->schemaname[0]
-		       ? arena_printf(c->p->arena, "%s.%s", rv->schemaname, rv->relname)
-		       : arena_strdup(c->p->arena, rv->relname);
+		   ? arena_printf(c->p->arena, "%s.%s", rv->schemaname, rv->relname)
+		   : arena_strdup(c->p->arena, rv->relname);
 	if (!plan_ident_ok(name, true))
 		return true;
 	for (size_t i = 0; i < s->touched.n; i++)
@@ -166,8 +165,8 @@ concurrent_index(struct plan_bctx *c, const PgQuery__Node *q, struct plan_step *
 			return "expected CREATE INDEX CONCURRENTLY to name its index: a build "
 			       "killed half-way leaves an INVALID index that a retry must find";
 		s->cic_index = schema && schema[0]
-				       ? arena_printf(c->p->arena, "%s.%s", schema, x->idxname)
-				       : arena_strdup(c->p->arena, x->idxname);
+				   ? arena_printf(c->p->arena, "%s.%s", schema, x->idxname)
+				   : arena_strdup(c->p->arena, x->idxname);
 		if (!plan_ident_ok(s->cic_index, true))
 			return arena_printf(c->a,
 					    "expected a plain index name ([A-Za-z_][A-Za-z0-9_]*), "
@@ -182,8 +181,8 @@ concurrent_index(struct plan_bctx *c, const PgQuery__Node *q, struct plan_step *
 		const char *a = l->n_items > 0 ? sql_node_str(l->items[0]) : NULL;
 		const char *b = l->n_items > 1 ? sql_node_str(l->items[1]) : NULL;
 		char *name = l->n_items == 2 && a && b ? arena_printf(c->p->arena, "%s.%s", a, b)
-			     : l->n_items == 1 && a   ? arena_strdup(c->p->arena, a)
-						      : NULL;
+			     : l->n_items == 1 && a    ? arena_strdup(c->p->arena, a)
+						       : NULL;
 		if (name && plan_ident_ok(name, true))
 			s->dic_index = name;
 	}

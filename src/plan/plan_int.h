@@ -50,26 +50,26 @@ cJSON *plan_limits_json(const struct plan_limits *l);
 
 /* How a field's value is read and what it is stored as (plan_fields.c). */
 enum plan_fkind {
-	FK_IDENT,       /* char *: a plain identifier */
-	FK_QIDENT,      /* char *: an identifier, optionally schema-qualified */
-	FK_TYPE,        /* char *: a column type */
-	FK_BOOL,        /* bool */
-	FK_TRIBOOL,     /* int: 0 false, 1 true (the step's default says "not written") */
-	FK_EXPR,        /* char *: an SQL boolean expression, no volatile function */
-	FK_QUERY,       /* char *: a query (SELECT, WITH, VALUES, TABLE) */
-	FK_STMT,        /* char *: one statement; also the step's eff, touched, cic/dic_index */
-	FK_UPDATE,      /* char *: one UPDATE; also the step's bf_table, bf_set, bf_where */
-	FK_CONST,       /* struct plan_const: a constant default */
+	FK_IDENT,	/* char *: a plain identifier */
+	FK_QIDENT,	/* char *: an identifier, optionally schema-qualified */
+	FK_TYPE,	/* char *: a column type */
+	FK_BOOL,	/* bool */
+	FK_TRIBOOL,	/* int: 0 false, 1 true (the step's default says "not written") */
+	FK_EXPR,	/* char *: an SQL boolean expression, no volatile function */
+	FK_QUERY,	/* char *: a query (SELECT, WITH, VALUES, TABLE) */
+	FK_STMT,	/* char *: one statement; also the step's eff, touched, cic/dic_index */
+	FK_UPDATE,	/* char *: one UPDATE; also the step's bf_table, bf_set, bf_where */
+	FK_CONST,	/* struct plan_const: a constant default */
 	FK_DEFAULT_SQL, /* struct plan_const: a default as an SQL expression */
-	FK_IDENTS,      /* struct plan_strv: distinct column names */
-	FK_COLDEFS,     /* struct plan_coldef *: create_table's columns; also ncoldefs */
-	FK_LOCK,        /* enum pg_lock: a lock mode */
-	FK_ONDELETE,    /* char *: a referential action */
-	FK_WAVE,        /* enum plan_wave: the step's wave, written (sql) */
-	FK_INT,         /* int64_t from min to max */
-	FK_CHECKS,      /* struct plan_strv: SQL boolean expressions */
-	FK_LIMITS,      /* struct plan_limits */
-	FK_ALLOWS,      /* struct plan_allow *: silenced findings; also nallows */
+	FK_IDENTS,	/* struct plan_strv: distinct column names */
+	FK_COLDEFS,	/* struct plan_coldef *: create_table's columns; also ncoldefs */
+	FK_LOCK,	/* enum pg_lock: a lock mode */
+	FK_ONDELETE,	/* char *: a referential action */
+	FK_WAVE,	/* enum plan_wave: the step's wave, written (sql) */
+	FK_INT,		/* int64_t from min to max */
+	FK_CHECKS,	/* struct plan_strv: SQL boolean expressions */
+	FK_LIMITS,	/* struct plan_limits */
+	FK_ALLOWS,	/* struct plan_allow *: silenced findings; also nallows */
 	FK__COUNT
 };
 
@@ -78,9 +78,9 @@ struct plan_field {
 	const char *name;
 	enum plan_fkind kind;
 	bool required;
-	bool inverse;       /* read into the step that undoes this one (revert_sql) */
-	size_t off;         /* where the value goes: offsetof() in the struct being read */
-	int64_t min, max;   /* FK_INT: the bounds */
+	bool inverse;	  /* read into the step that undoes this one (revert_sql) */
+	size_t off;	  /* where the value goes: offsetof() in the struct being read */
+	int64_t min, max; /* FK_INT: the bounds */
 };
 
 #define PLAN_MAXF 7
@@ -90,13 +90,13 @@ struct strbuf;
 struct doc_node;
 
 struct plan_opdef {
-	const char *name;             /* as written in a plan; NULL for the OP__COUNT gap */
-	bool plannable;               /* a plan may name it (the others are inverses only) */
+	const char *name; /* as written in a plan; NULL for the OP__COUNT gap */
+	bool plannable;	  /* a plan may name it (the others are inverses only) */
 	enum plan_wave wave;
-	bool wave_of_place;           /* takes the wave it is written in (sql), else wave */
-	enum plan_hazard hazard;      /* the hazard class, and why */
+	bool wave_of_place;	 /* takes the wave it is written in (sql), else wave */
+	enum plan_hazard hazard; /* the hazard class, and why */
 	const char *hazard_reason;
-	enum pg_lock lock;            /* lock_class_max: strongest lock on an existing relation */
+	enum pg_lock lock; /* lock_class_max: strongest lock on an existing relation */
 	enum plan_exec_kind exec;
 	/*
 	 * The hazard rule of an op whose hazard depends on its fields: may change
@@ -146,7 +146,7 @@ struct plan_bctx {
 
 /* An error at n (its line and column; 0:0 without n). */
 void plan_err(struct plan_bctx *c, const struct doc_node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* "the string 'value'" for a scalar (shortened), else what kind of thing it is; in c->a. */
 const char *plan_found(struct plan_bctx *c, const struct doc_node *n);
 
@@ -172,8 +172,7 @@ char *plan_get_stmt(struct plan_bctx *c, const struct doc_node *n, const char *f
 		    struct sql_tree *t, const PgQuery__Node **stmt);
 
 /* plan_fields_sql.c: the kinds that hold a statement */
-bool plan_read_query(struct plan_bctx *c, const struct doc_node *v, const char *label,
-		     char **out);
+bool plan_read_query(struct plan_bctx *c, const struct doc_node *v, const char *label, char **out);
 bool plan_read_stmt(struct plan_bctx *c, struct plan_step *s, const struct doc_node *v,
 		    const char *label, char **out);
 bool plan_read_update(struct plan_bctx *c, struct plan_step *s, const struct doc_node *v,

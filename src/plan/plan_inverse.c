@@ -131,8 +131,8 @@ backfill_left(struct plan *p, const struct plan_step *s)
 			const struct plan_step *e;
 
 			e = r->node_case == PG_QUERY__NODE__NODE_RES_TARGET && r->res_target->name
-				    ? dropped_by(p, s, s->bf_table, r->res_target->name)
-				    : NULL;
+				? dropped_by(p, s, s->bf_table, r->res_target->name)
+				: NULL;
 			all = e != NULL;
 			if (e && (!by || e->op == OP_CREATE_TABLE))
 				by = e;

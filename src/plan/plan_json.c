@@ -107,7 +107,8 @@ plan_step_fields_json(const struct plan_step *s)
 	case OP_BACKFILL_SQL:
 	case OP_SQL:
 		if (s->from_sql_file && s->sql_tokens)
-			/* a .sql plan's statement: reformatting it is no drift, editing a value is */
+			/* a .sql plan's statement: reformatting it is no drift, editing a value is
+			 */
 			add_str(o, "sql_tokens", s->sql_tokens);
 		else
 			add_str(o, "sql", s->sql);
@@ -131,12 +132,8 @@ plan_step_fields_json(const struct plan_step *s)
 		add_str(o, "table", s->table);
 		add_str(o, "column", s->column);
 		break;
-	case OP_DROP_INDEX_CONCURRENTLY:
-		add_str(o, "name", s->name);
-		break;
-	case OP_DROP_TABLE:
-		add_str(o, "table", s->table);
-		break;
+	case OP_DROP_INDEX_CONCURRENTLY: add_str(o, "name", s->name); break;
+	case OP_DROP_TABLE: add_str(o, "table", s->table); break;
 	case OP_RENAME_COLUMN:
 		add_str(o, "table", s->table);
 		add_str(o, "from", s->from);
@@ -146,9 +143,7 @@ plan_step_fields_json(const struct plan_step *s)
 		add_str(o, "from", s->from);
 		add_str(o, "to", s->to);
 		break;
-	case OP_DROP_VIEW:
-		add_str(o, "name", s->name);
-		break;
+	case OP_DROP_VIEW: add_str(o, "name", s->name); break;
 	case OP_DROP_CONSTRAINT:
 		add_str(o, "table", s->table);
 		add_str(o, "name", s->name);
@@ -159,8 +154,7 @@ plan_step_fields_json(const struct plan_step *s)
 		add_str(o, "column", s->column);
 		break;
 	case OP__COUNT:
-	case OP__ALL:
-		break;
+	case OP__ALL: break;
 	}
 	add_strv(o, "prechecks", &s->user_prechecks);
 	add_strv(o, "postchecks", &s->user_postchecks);
@@ -200,7 +194,7 @@ step_json(const struct plan_step *s)
 	cJSON_AddStringToObject(sj, "sql", s->stmt);
 	cJSON_AddNumberToObject(sj, "line", s->line);
 	cJSON_AddStringToObject(sj, "exec",
-				s->exec == EXEC_NONTX     ? "outside_transaction"
+				s->exec == EXEC_NONTX	  ? "outside_transaction"
 				: s->exec == EXEC_BATCHED ? "batched"
 							  : "transaction");
 	ob = cJSON_AddObjectToObject(sj, "obligations");
@@ -272,7 +266,8 @@ plan_to_json(const struct plan *p)
 		if (p->reverted)
 			cJSON_AddStringToObject(rj, "file", p->reverted->path);
 		if (p->to_wave >= 0)
-			cJSON_AddStringToObject(rj, "to_wave", plan_wave_name((enum plan_wave)p->to_wave));
+			cJSON_AddStringToObject(rj, "to_wave",
+						plan_wave_name((enum plan_wave)p->to_wave));
 		else
 			cJSON_AddNullToObject(rj, "to_wave");
 		cJSON_AddStringToObject(rj, "status_after", plan_revert_status(p));

@@ -84,7 +84,8 @@ sql_findings(const struct plan *p, const struct plan_step *s, struct diags *d)
 		if (!(s->eff.rules & (1u << s->allows[k].rule)))
 			diags_add(d, DIAG_WARNING, p->path, s->allows[k].line, s->allows[k].col,
 				  "allow: rule %s (%s) has no finding on this step",
-				  plan_rule(s->allows[k].rule)->id, plan_rule(s->allows[k].rule)->name);
+				  plan_rule(s->allows[k].rule)->id,
+				  plan_rule(s->allows[k].rule)->name);
 }
 
 size_t
@@ -111,26 +112,29 @@ plan_lint(const struct plan *p, struct diags *d)
 					names[9] = s->coldefs[k].name;
 			for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
 				if (has_upper(names[k])) {
-					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
-						  "%s: '%s' has capitals; identifiers are quoted as "
-						  "written, so it is case-sensitive",
-						  plan_op_name(s->op), names[k]);
+					diags_add(
+					    d, DIAG_WARNING, p->path, s->line, s->col,
+					    "%s: '%s' has capitals; identifiers are quoted as "
+					    "written, so it is case-sensitive",
+					    plan_op_name(s->op), names[k]);
 					break;
 				}
 			}
 			switch (s->op) {
 			case OP_ADD_COLUMN:
 				if (s->hazard == H3)
-					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
-						  "add_column: %s rewrites the table under ACCESS "
-						  "EXCLUSIVE; add a nullable integer column and fill "
-						  "it by backfill instead",
-						  s->type);
+					diags_add(
+					    d, DIAG_WARNING, p->path, s->line, s->col,
+					    "add_column: %s rewrites the table under ACCESS "
+					    "EXCLUSIVE; add a nullable integer column and fill "
+					    "it by backfill instead",
+					    s->type);
 				else if (!s->nullable && s->def.kind == CONST_NONE)
-					diags_add(d, DIAG_WARNING, p->path, s->line, s->col,
-						  "add_column: NOT NULL without a default fails on a "
-						  "table that has rows; add it nullable, backfill, "
-						  "then set_not_null");
+					diags_add(
+					    d, DIAG_WARNING, p->path, s->line, s->col,
+					    "add_column: NOT NULL without a default fails on a "
+					    "table that has rows; add it nullable, backfill, "
+					    "then set_not_null");
 				break;
 			case OP_SET_NOT_NULL:
 				if (!check_validated_before(p, s->table, s))
@@ -140,11 +144,8 @@ plan_lint(const struct plan *p, struct diags *d)
 						  "validate_constraint first make it instant",
 						  s->table, s->column);
 				break;
-			case OP_SQL:
-				sql_findings(p, s, d);
-				break;
-			default:
-				break;
+			case OP_SQL: sql_findings(p, s, d); break;
+			default: break;
 			}
 		}
 	}

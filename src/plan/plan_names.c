@@ -8,8 +8,7 @@
 #include "plan/plan.h"
 #include "plan/plan_int.h"
 
-static const char *const wave_names[WAVE__COUNT] = { "expand", "backfill", "validate",
-						     "contract" };
+static const char *const wave_names[WAVE__COUNT] = { "expand", "backfill", "validate", "contract" };
 
 static const char *const lock_names[] = {
 	[LOCK_NONE] = "none",

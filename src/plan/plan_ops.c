@@ -58,12 +58,12 @@ strv_push(struct plan *p, struct plan_strv *v, const char *s)
 }
 
 static void pre(struct plan *p, struct plan_step *s, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void post(struct plan *p, struct plan_step *s, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static char *vprint(struct plan *p, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 static char *
 vprint(struct plan *p, const char *fmt, va_list ap)
@@ -138,8 +138,8 @@ const_sql(struct plan *p, const struct plan_const *c)
 static bool
 is_serial(const char *type)
 {
-	static const char *const serials[] = { "serial", "bigserial", "smallserial", "serial2",
-					       "serial4", "serial8" };
+	static const char *const serials[] = { "serial",  "bigserial", "smallserial",
+					       "serial2", "serial4",   "serial8" };
 	for (size_t i = 0; i < sizeof(serials) / sizeof(*serials); i++)
 		if (strcasecmp(type, serials[i]) == 0)
 			return true;
@@ -222,11 +222,12 @@ hazard_add_column(struct plan *p, struct plan_step *s)
 				   "PostgreSQL rewrites the whole table under ACCESS EXCLUSIVE";
 	} else if (s->def.kind == CONST_SQL && s->def.per_row) {
 		s->hazard = H3;
-		s->hazard_reason = arena_printf(p->arena,
-						"default_sql calls %s(), which is volatile or not "
-						"built in: PostgreSQL rewrites the whole table under "
-						"ACCESS EXCLUSIVE",
-						s->def.per_row_fn);
+		s->hazard_reason =
+		    arena_printf(p->arena,
+				 "default_sql calls %s(), which is volatile or not "
+				 "built in: PostgreSQL rewrites the whole table under "
+				 "ACCESS EXCLUSIVE",
+				 s->def.per_row_fn);
 		s->ob.may_rewrite = true;
 	} else if (!s->nullable) {
 		s->hazard = H2;
@@ -287,8 +288,7 @@ sql_add_foreign_key_not_valid(struct plan *p, struct plan_step *s, struct strbuf
 
 /* As many referenced columns as referencing ones. */
 static bool
-check_add_foreign_key_not_valid(struct plan_bctx *c, const struct doc_node *n,
-				struct plan_step *s)
+check_add_foreign_key_not_valid(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 {
 	if (s->columns.n == s->ref_columns.n)
 		return true;
@@ -443,15 +443,17 @@ check_sql(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 	if (!s->eff.known)
 		return true;
 	if (s->declared_lock != LOCK_NONE && s->declared_lock < s->eff.lock) {
-		plan_err(c, doc_map_get(n, "lock_class_max"),
-			 "lock_class_max: the statement takes %s (%s), stronger than the %s promised",
-			 pg_lock_name(s->eff.lock), s->eff.reason, pg_lock_name(s->declared_lock));
+		plan_err(
+		    c, doc_map_get(n, "lock_class_max"),
+		    "lock_class_max: the statement takes %s (%s), stronger than the %s promised",
+		    pg_lock_name(s->eff.lock), s->eff.reason, pg_lock_name(s->declared_lock));
 		ok = false;
 	}
 	if (s->declared_rewrite == 0 && s->eff.rewrites) {
-		plan_err(c, doc_map_get(n, "may_rewrite"),
-			 "may_rewrite: the statement may rewrite a table (%s), but false was promised",
-			 s->eff.reason);
+		plan_err(
+		    c, doc_map_get(n, "may_rewrite"),
+		    "may_rewrite: the statement may rewrite a table (%s), but false was promised",
+		    s->eff.reason);
 		ok = false;
 	}
 	return ok;
@@ -493,11 +495,20 @@ sql_drop_not_null(struct plan *p, struct plan_step *s, struct strbuf *sb)
 }
 
 /* A field of a step: its name, kind, whether it must be written, and its member. */
-#define REQ(fname, kind, member) { fname, kind, true, .off = offsetof(struct plan_step, member) }
-#define OPT(fname, kind, member) { fname, kind, false, .off = offsetof(struct plan_step, member) }
+#define REQ(fname, kind, member)                                                                   \
+	{                                                                                          \
+		fname, kind, true, .off = offsetof(struct plan_step, member)                       \
+	}
+#define OPT(fname, kind, member)                                                                   \
+	{                                                                                          \
+		fname, kind, false, .off = offsetof(struct plan_step, member)                      \
+	}
 /* revert_sql: read like the op's sql, into the step that undoes this one */
-#define REVERT(k) \
-	{ .name = "revert_sql", .kind = k, .inverse = true, .off = offsetof(struct plan_step, sql) }
+#define REVERT(k)                                                                                  \
+	{                                                                                          \
+		.name = "revert_sql", .kind = k, .inverse = true,                                  \
+		.off = offsetof(struct plan_step, sql)                                             \
+	}
 
 /*
  * The op table. A step's fields besides these: op, prechecks, postchecks,

@@ -34,7 +34,8 @@ pick(int64_t step, int64_t wave, int64_t dflt)
 static void
 step_obligations(struct plan_step *s, const struct plan_wave_s *wv, const struct plan_policy *pol)
 {
-	/* index builds, backfill batches, and sql run outside a transaction (CONCURRENTLY, VACUUM) */
+	/* index builds, backfill batches, and sql run outside a transaction (CONCURRENTLY, VACUUM)
+	 */
 	bool long_op = s->op == OP_ADD_INDEX_CONCURRENTLY || s->op == OP_BACKFILL_SQL ||
 		       (s->op == OP_SQL && s->exec == EXEC_NONTX);
 
@@ -42,7 +43,7 @@ step_obligations(struct plan_step *s, const struct plan_wave_s *wv, const struct
 	s->ob.max_stmt_ms = pick(s->limits.max_stmt_ms, wv->limits.max_stmt_ms,
 				 long_op ? pol->max_stmt_ms_long : pol->max_stmt_ms);
 	s->ob.rows_per_second =
-		pick(s->limits.rows_per_second, wv->limits.rows_per_second, pol->rows_per_second);
+	    pick(s->limits.rows_per_second, wv->limits.rows_per_second, pol->rows_per_second);
 	s->ob.batch_size = pick(s->limits.batch_size, wv->limits.batch_size, pol->batch_size);
 }
 
@@ -53,12 +54,12 @@ plan_apply_policy(struct plan *p, const struct plan_policy *pol)
 	p->blocked = p->max_hazard > pol->max_hazard;
 	p->blocked_reason = NULL;
 	if (p->blocked)
-		p->blocked_reason = arena_printf(
-			p->arena, "%s plan on a %s branch: %s allows at most %s",
-			plan_hazard_name(p->max_hazard),
-			pol->mode == MODE_CHAOS ? "chaos (unprotected)" : "protected",
-			pol->mode == MODE_CHAOS ? "chaos mode" : "this policy",
-			plan_hazard_name(pol->max_hazard));
+		p->blocked_reason =
+		    arena_printf(p->arena, "%s plan on a %s branch: %s allows at most %s",
+				 plan_hazard_name(p->max_hazard),
+				 pol->mode == MODE_CHAOS ? "chaos (unprotected)" : "protected",
+				 pol->mode == MODE_CHAOS ? "chaos mode" : "this policy",
+				 plan_hazard_name(pol->max_hazard));
 	for (int w = 0; w < WAVE__COUNT; w++) {
 		const struct plan_wave_s *wv = &p->waves[w];
 

@@ -99,13 +99,14 @@ plan_revert_resolve(struct plan *rev, struct plan *target, struct diags *d)
 			else if (s->undo == UNDO_NOTHING)
 				nkept++;
 			else
-				diags_add(d, DIAG_ERROR, rev->path, rev->revert_line, rev->revert_col,
-					  "revert: %s at %s:%u:%u (%s wave, step %.16s) cannot be "
-					  "undone (%s); revert to a wave after it (to_wave), or write a "
-					  "new plan",
-					  plan_op_name(s->op), target->path, s->line, s->col,
-					  plan_wave_name(s->wave), s->sha,
-					  s->undo_reason ? s->undo_reason : "irreversible");
+				diags_add(
+				    d, DIAG_ERROR, rev->path, rev->revert_line, rev->revert_col,
+				    "revert: %s at %s:%u:%u (%s wave, step %.16s) cannot be "
+				    "undone (%s); revert to a wave after it (to_wave), or write a "
+				    "new plan",
+				    plan_op_name(s->op), target->path, s->line, s->col,
+				    plan_wave_name(s->wave), s->sha,
+				    s->undo_reason ? s->undo_reason : "irreversible");
 		}
 	}
 	if (d->nerrors != before)
@@ -204,8 +205,8 @@ plan_revert_from_dir(struct plan *rev, struct diags *d)
 				} else if (!earlier && !after) {
 					after = base_of(pd.paths[i]);
 				}
-			} else if (earlier && p->revert_of && !strcmp(p->revert_of, rev->revert_of) &&
-				   !other) {
+			} else if (earlier && p->revert_of &&
+				   !strcmp(p->revert_of, rev->revert_of) && !other) {
 				other = base_of(pd.paths[i]);
 			}
 		}
@@ -219,10 +220,11 @@ plan_revert_from_dir(struct plan *rev, struct diags *d)
 				  "comes after the plan it reverts in the line order",
 				  rev->revert_of, after);
 		else
-			diags_add(d, DIAG_ERROR, rev->path, rev->revert_line, rev->revert_col,
-				  "revert: no plan with id '%s' in %s before this file (the reverted "
-				  "plan stays in the directory, unchanged)",
-				  rev->revert_of, dir);
+			diags_add(
+			    d, DIAG_ERROR, rev->path, rev->revert_line, rev->revert_col,
+			    "revert: no plan with id '%s' in %s before this file (the reverted "
+			    "plan stays in the directory, unchanged)",
+			    rev->revert_of, dir);
 		goto out;
 	}
 	if (other) {

@@ -32,8 +32,8 @@ check_on_failure(struct plan_bctx *c, bool *ok)
 		for (size_t i = 0; i < p->waves[w].nsteps; i++, k++) {
 			const struct plan_step *s = &p->waves[w].steps[i];
 			bool last = p->on_failure == ON_FAILURE_ROLLBACK_WAVE
-					    ? i + 1 == p->waves[w].nsteps
-					    : k + 1 == p->nsteps;
+					? i + 1 == p->waves[w].nsteps
+					: k + 1 == p->nsteps;
 
 			if (last || s->undo != UNDO_IRREVERSIBLE)
 				continue;

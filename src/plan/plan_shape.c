@@ -48,7 +48,8 @@ static bool
 coldef_ok(const node *n, const char *name, bool nullable, const struct plan_const *def)
 {
 	const PgQuery__ColumnDef *c;
-	size_t want = (nullable ? 0 : 1) + (def->kind != CONST_NONE ? 1 : 0), got_nn = 0, got_def = 0;
+	size_t want = (nullable ? 0 : 1) + (def->kind != CONST_NONE ? 1 : 0), got_nn = 0,
+	       got_def = 0;
 
 	if (!n || n->node_case != PG_QUERY__NODE__NODE_COLUMN_DEF)
 		return false;
@@ -75,7 +76,7 @@ static bool
 add_constraint_ok(const node *n, const struct plan_step *s, PgQuery__ConstrType type)
 {
 	const PgQuery__AlterTableCmd *c =
-		one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint);
+	    one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint);
 	const PgQuery__Constraint *k;
 
 	if (!c || !c->def || c->def->node_case != PG_QUERY__NODE__NODE_CONSTRAINT)
@@ -187,13 +188,11 @@ shape_ok(const node *n, const struct plan_step *s)
 		       v->with_check_option == PG_QUERY__VIEW_CHECK_OPTION__NO_CHECK_OPTION &&
 		       strcmp(v->view->relpersistence, "p") == 0;
 	}
-	case OP_CREATE_TABLE:
-		return create_table_ok(n, s);
+	case OP_CREATE_TABLE: return create_table_ok(n, s);
 	case OP_ADD_COLUMN:
 		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn);
 		return c && !c->missing_ok && coldef_ok(c->def, s->name, s->nullable, &s->def);
-	case OP_ADD_INDEX_CONCURRENTLY:
-		return index_ok(n, s);
+	case OP_ADD_INDEX_CONCURRENTLY: return index_ok(n, s);
 	case OP_ADD_FOREIGN_KEY_NOT_VALID:
 		return add_constraint_ok(n, s, PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
 	case OP_ADD_CHECK_NOT_VALID:
@@ -240,8 +239,7 @@ shape_ok(const node *n, const struct plan_step *s)
 		       sql_rangevar_is(r->relation, s->from) && !strcmp(r->newname, s->to) &&
 		       !r->missing_ok;
 	}
-	case OP_SQL:
-		return true;
+	case OP_SQL: return true;
 	case OP_DROP_VIEW:
 		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_VIEW, false) &&
 		       drop_names(n, s->name);
@@ -253,8 +251,7 @@ shape_ok(const node *n, const struct plan_step *s)
 		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull);
 		return c && !strcmp(c->name, s->column);
 	case OP__COUNT:
-	case OP__ALL:
-		break;
+	case OP__ALL: break;
 	}
 	return false;
 }

@@ -546,11 +546,12 @@ repo_notes_unstage(struct repo *r, char *err, size_t errlen)
 		/* the type from the object's header: a huge blob pushed there is not read */
 		if (id && git_repository_odb(&odb, r->git) == 0 &&
 		    git_odb_read_header(&len, &type, odb, id) == 0 && type == GIT_OBJECT_COMMIT &&
-		    (have == GIT_ENOTFOUND ||
-		     (have == 0 && !git_oid_equal(&ours, id) &&
-		      git_graph_descendant_of(r->git, id, &ours) == 1))) {
-			if (git_reference_create(&ref, r->git, name, id, 1, "taskslaps: fetch notes") < 0)
-				rc = repo_seterr(err, errlen, "cannot update %s: %s", name, repo_giterr());
+		    (have == GIT_ENOTFOUND || (have == 0 && !git_oid_equal(&ours, id) &&
+					       git_graph_descendant_of(r->git, id, &ours) == 1))) {
+			if (git_reference_create(&ref, r->git, name, id, 1,
+						 "taskslaps: fetch notes") < 0)
+				rc = repo_seterr(err, errlen, "cannot update %s: %s", name,
+						 repo_giterr());
 			git_reference_free(ref);
 		}
 		git_error_clear();

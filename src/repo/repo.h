@@ -24,23 +24,23 @@ struct repo;
 
 /* Texts from git in here (path, author) are cleaned as by repo_text_clean. */
 struct repo_plan_file {
-	char *path;            /* path in the repository, e.g. "migrations/0001-x.yaml" */
-	char *content;         /* the blob's bytes (NUL-terminated for convenience); NULL
-				  when too_large */
-	char *git_path;        /* the path's bytes as git has them (path may differ: cleaned) */
-	size_t len;            /* the blob's size, read or not */
-	bool too_large;        /* over REPO_PLAN_MAX_BYTES: refused without being read */
-	char blob[41];         /* blob id, hex */
-	char commit[41];       /* newest commit reachable from the tip that changed this path */
-	char *author_name;     /* of that commit */
+	char *path;	   /* path in the repository, e.g. "migrations/0001-x.yaml" */
+	char *content;	   /* the blob's bytes (NUL-terminated for convenience); NULL
+			      when too_large */
+	char *git_path;	   /* the path's bytes as git has them (path may differ: cleaned) */
+	size_t len;	   /* the blob's size, read or not */
+	bool too_large;	   /* over REPO_PLAN_MAX_BYTES: refused without being read */
+	char blob[41];	   /* blob id, hex */
+	char commit[41];   /* newest commit reachable from the tip that changed this path */
+	char *author_name; /* of that commit */
 	char *author_email;
-	int64_t commit_time;   /* seconds since the epoch */
+	int64_t commit_time; /* seconds since the epoch */
 };
 
 struct repo_snapshot {
-	char tip[41];          /* the branch tip, hex */
-	struct repo_plan_file *files;  /* plan files (*.yaml *.yml *.json) directly under
-					  migrations_dir, sorted by file name in byte order */
+	char tip[41];		      /* the branch tip, hex */
+	struct repo_plan_file *files; /* plan files (*.yaml *.yml *.json) directly under
+					 migrations_dir, sorted by file name in byte order */
 	size_t n;
 };
 
@@ -118,8 +118,8 @@ int repo_fetch(struct repo *r, char *err, size_t errlen);
  * last commit that changed it; through a merge, the commit on the side the
  * content came from, as `git log -1 -- path` finds it.
  */
-int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out,
-		  char *err, size_t errlen);
+int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out, char *err,
+		  size_t errlen);
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*
@@ -145,8 +145,8 @@ const char *const *repo_watch_paths(const struct repo *r);
 const char *repo_gitdir(const struct repo *r);
 
 struct repo_note {
-	const char *commit;    /* hex */
-	const char *text;      /* the note's exact bytes; NULL removes the note */
+	const char *commit; /* hex */
+	const char *text;   /* the note's exact bytes; NULL removes the note */
 };
 
 /*
@@ -197,7 +197,8 @@ int repo_landed_commit(struct repo *r, const char *tip, const struct repo_plan_f
  * the signature cannot be borrowed from another commit. Returns 1 with the
  * key's fingerprint ("SHA256:...") in out, 0 when the commit is unsigned, not
  * SSH-signed, the signature does not hold, or the commit is not in the
- * repository (why in err), -1 when it could not be told (err). Runs ssh-keygen as repo_verify_commit does.
+ * repository (why in err), -1 when it could not be told (err). Runs ssh-keygen as
+ * repo_verify_commit does.
  */
 int repo_commit_signer(struct repo *r, const char *commit, char *out, size_t outlen, char *err,
 		       size_t errlen);

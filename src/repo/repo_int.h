@@ -10,13 +10,13 @@
 
 struct repo {
 	git_repository *git;
-	char *location;      /* as given to repo_open */
-	char *url;           /* the remote's URL, or NULL for a local path */
-	char *fetchspec;     /* for a URL: +refs/heads/<branch>:refs/heads/<branch> */
-	char *display;       /* location for messages: a URL without its password */
+	char *location;	 /* as given to repo_open */
+	char *url;	 /* the remote's URL, or NULL for a local path */
+	char *fetchspec; /* for a URL: +refs/heads/<branch>:refs/heads/<branch> */
+	char *display;	 /* location for messages: a URL without its password */
 	char *branch;
-	char *gitdir;        /* without a trailing slash */
-	char **watch;        /* NULL-terminated; just { NULL } for a URL */
+	char *gitdir; /* without a trailing slash */
+	char **watch; /* NULL-terminated; just { NULL } for a URL */
 	/*
 	 * Test seam (tests/unit/repo only; NULL otherwise): called in each
 	 * notes push round between the fetch and the push, so a test can move
@@ -29,13 +29,13 @@ struct repo {
 /* State of one network operation: credential attempts (bounded), push rejections. */
 struct repo_cred {
 	unsigned attempts;
-	bool rejected;          /* the remote refused a pushed ref */
+	bool rejected; /* the remote refused a pushed ref */
 	char reject_msg[256];
 };
 
 /* snprintf into err (when err and errlen), cleaned by repo_text_clean_inplace; returns -1. */
 int repo_seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * s with every byte that is not well-formed UTF-8, and every control

@@ -50,8 +50,8 @@ notes_apply(git_repository *git, const git_oid *base, const struct repo_note *no
 
 	if (git_signature_now(&sig, REPO_NOTES_NAME, REPO_NOTES_EMAIL) < 0)
 		goto giterr;
-	if (base && (git_commit_lookup(&basec, git, base) < 0 ||
-		     git_commit_lookup(&cur, git, base) < 0))
+	if (base &&
+	    (git_commit_lookup(&basec, git, base) < 0 || git_commit_lookup(&cur, git, base) < 0))
 		goto giterr;
 	for (size_t i = 0; i < n; i++) {
 		const char *text = notes[i].text;
@@ -248,8 +248,8 @@ notes_fetch(struct repo *r, git_remote *remote, const char *notes_ref, const cha
  */
 static int
 notes_push_round(struct repo *r, git_remote *remote, const char *notes_ref, const char *tmp,
-		 const struct repo_note *notes, size_t n, bool *replaced, char *what, size_t whatlen,
-		 char *why, size_t whylen, char *err, size_t errlen)
+		 const struct repo_note *notes, size_t n, bool *replaced, char *what,
+		 size_t whatlen, char *why, size_t whylen, char *err, size_t errlen)
 {
 	git_oid remote_id, local_id, new_id;
 	const git_oid *base = NULL;
@@ -270,11 +270,12 @@ notes_push_round(struct repo *r, git_remote *remote, const char *notes_ref, cons
 		char hex[GIT_OID_HEXSZ + 1];
 
 		git_oid_tostr(hex, sizeof(hex), &remote_id);
-		repo_seterr(err, errlen,
-			    "%s on %s points at a %s (%.12s), not a notes commit; it would take a "
-			    "forced push to replace it, which taskslaps never does: delete it there "
-			    "and the next pass writes the notes anew",
-			    notes_ref, r->display, git_object_type2string(rtype), hex);
+		repo_seterr(
+		    err, errlen,
+		    "%s on %s points at a %s (%.12s), not a notes commit; it would take a "
+		    "forced push to replace it, which taskslaps never does: delete it there "
+		    "and the next pass writes the notes anew",
+		    notes_ref, r->display, git_object_type2string(rtype), hex);
 		repo_scrub_err(r, err);
 		return -1;
 	}
@@ -349,8 +350,8 @@ notes_sync_push(struct repo *r, const char *notes_ref, const struct repo_note *n
 	if (repo_remote_new(r, &remote, err, errlen) < 0)
 		goto out;
 	for (attempt = 0; attempt < REPO_NOTES_ATTEMPTS; attempt++) {
-		rc = notes_push_round(r, remote, notes_ref, tmp, notes, n, &replaced, what,
-				      whatlen, why, sizeof(why), err, errlen);
+		rc = notes_push_round(r, remote, notes_ref, tmp, notes, n, &replaced, what, whatlen,
+				      why, sizeof(why), err, errlen);
 		if (rc <= 0)
 			break;
 	}

@@ -30,16 +30,16 @@ struct dirmap_slot {
 
 struct dirmap {
 	struct dirmap_slot *slots;
-	size_t cap, n;  /* cap a power of two */
+	size_t cap, n; /* cap a power of two */
 };
 
 #define REPO_TREE_CACHE 8
 
 struct walk {
 	git_repository *git;
-	const char *dirpath;     /* "" for the root tree */
+	const char *dirpath; /* "" for the root tree */
 	struct dirmap map;
-	git_tree *trees[REPO_TREE_CACHE];  /* a small FIFO of loaded directory trees */
+	git_tree *trees[REPO_TREE_CACHE]; /* a small FIFO of loaded directory trees */
 	unsigned next_tree;
 };
 

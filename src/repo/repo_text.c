@@ -16,8 +16,11 @@
 static size_t
 seq_len(const unsigned char *s, size_t left)
 {
-	size_t n = *s < 0x80 ? 1 : (*s & 0xe0) == 0xc0 ? 2 : (*s & 0xf0) == 0xe0 ? 3
-			     : (*s & 0xf8) == 0xf0 ? 4 : 0;
+	size_t n = *s < 0x80		 ? 1
+		   : (*s & 0xe0) == 0xc0 ? 2
+		   : (*s & 0xf0) == 0xe0 ? 3
+		   : (*s & 0xf8) == 0xf0 ? 4
+					 : 0;
 
 	if (!n || n > left || utf8_check((const char *)s, n) != n)
 		return 0;

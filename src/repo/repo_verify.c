@@ -156,13 +156,23 @@ keygen_check(const char *sig, size_t siglen, const char *data, size_t datalen,
 		goto out;
 	}
 	if (allowed_signers) {
-		char *argv[] = { "ssh-keygen", "-Y", "verify", "-f", (char *)allowed_signers,
-				 "-I", (char *)principal, "-n", "git", "-s", sigpath, NULL };
+		char *argv[] = { "ssh-keygen",
+				 "-Y",
+				 "verify",
+				 "-f",
+				 (char *)allowed_signers,
+				 "-I",
+				 (char *)principal,
+				 "-n",
+				 "git",
+				 "-s",
+				 sigpath,
+				 NULL };
 
 		rc = run_capture(argv, datafd, out);
 	} else {
 		char *argv[] = { "ssh-keygen", "-Y", "check-novalidate", "-n", "git", "-s",
-				 sigpath, NULL };
+				 sigpath,      NULL };
 
 		rc = run_capture(argv, datafd, out);
 	}
@@ -191,8 +201,8 @@ verify_ssh(const char *sig, size_t siglen, const char *data, size_t datalen, con
 	   const char *allowed_signers, char *err, size_t errlen)
 {
 	struct strbuf out = STRBUF_INIT;
-	int rc = keygen_check(sig, siglen, data, datalen, principal, allowed_signers, &out, err,
-			      errlen);
+	int rc =
+	    keygen_check(sig, siglen, data, datalen, principal, allowed_signers, &out, err, errlen);
 
 	if (rc >= 0) {
 		char *msg = one_line(sb_str(&out));

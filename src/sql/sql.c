@@ -15,7 +15,7 @@
 #include "util/strbuf.h"
 
 static void msg(struct sql_msg *m, size_t off, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void
 msg(struct sql_msg *m, size_t off, const char *fmt, ...)
@@ -153,12 +153,14 @@ walk_messages(const ProtobufCMessage *m, msg_visit_fn fn, void *ctx)
 		}
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
-			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+			ProtobufCMessage *const *v =
+			    *(ProtobufCMessage *const *const *)(base + f->offset);
 			for (size_t k = 0; k < n; k++)
 				if (!walk_messages(v[k], fn, ctx))
 					return false;
 		} else {
-			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+			const ProtobufCMessage *sub =
+			    *(ProtobufCMessage *const *)(base + f->offset);
 			if (!walk_messages(sub, fn, ctx))
 				return false;
 		}
@@ -270,7 +272,8 @@ vol_visit(const PgQuery__Node *n, void *ctx)
 	if (n->node_case == PG_QUERY__NODE__NODE_FUNC_CALL) {
 		const PgQuery__FuncCall *f = n->func_call;
 		const char *schema = f->n_funcname == 2 ? sql_node_str(f->funcname[0]) : NULL;
-		const char *name = f->n_funcname ? sql_node_str(f->funcname[f->n_funcname - 1]) : NULL;
+		const char *name =
+		    f->n_funcname ? sql_node_str(f->funcname[f->n_funcname - 1]) : NULL;
 		const struct builtin_fn *b = NULL;
 
 		if (!name)
@@ -290,7 +293,8 @@ vol_visit(const PgQuery__Node *n, void *ctx)
 		if (c->worst == SQL_VOLATILE)
 			return false;
 	}
-	/* a sequence's nextval through NEXT VALUE FOR does not exist in PostgreSQL; nothing else calls */
+	/* a sequence's nextval through NEXT VALUE FOR does not exist in PostgreSQL; nothing else
+	 * calls */
 	return true;
 }
 
@@ -363,8 +367,8 @@ one_value(struct sql_tree *t, const char *frag, const char *what, struct sql_msg
 	/* `*` and `t.*` are target lists, not values */
 	if (rt->val->node_case == PG_QUERY__NODE__NODE_COLUMN_REF) {
 		const PgQuery__ColumnRef *cr = rt->val->column_ref;
-		if (cr->n_fields && cr->fields[cr->n_fields - 1]->node_case ==
-					    PG_QUERY__NODE__NODE_A_STAR)
+		if (cr->n_fields &&
+		    cr->fields[cr->n_fields - 1]->node_case == PG_QUERY__NODE__NODE_A_STAR)
 			goto shape;
 	}
 	return rt->val;
@@ -395,8 +399,7 @@ sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m)
 
 	if (!v)
 		return false;
-	if (no_volatile &&
-	    sql_volatility(&v->base, &fname, &loc) == SQL_VOLATILE) {
+	if (no_volatile && sql_volatility(&v->base, &fname, &loc) == SQL_VOLATILE) {
 		msg(m, frag_off(loc),
 		    "expected a check without side effects, found a call of the volatile function "
 		    "%s()",
@@ -447,7 +450,8 @@ scan(struct tokens *tk, const char *text)
 
 	tk->r = NULL;
 	if (!s.error)
-		tk->r = pg_query__scan_result__unpack(NULL, s.pbuf.len, (const uint8_t *)s.pbuf.data);
+		tk->r =
+		    pg_query__scan_result__unpack(NULL, s.pbuf.len, (const uint8_t *)s.pbuf.data);
 	pg_query_free_scan_result(s);
 	return tk->r ? 0 : -1;
 }
@@ -513,8 +517,8 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 		goto out;
 	}
 	*table = rv->schemaname && rv->schemaname[0]
-			 ? arena_printf(a, "%s.%s", rv->schemaname, rv->relname)
-			 : arena_strdup(a, rv->relname);
+		     ? arena_printf(a, "%s.%s", rv->schemaname, rv->relname)
+		     : arena_strdup(a, rv->relname);
 	if (scan(&tk, sql) < 0) {
 		msg(m, 0, "the SQL scanner could not read the statement");
 		goto out;
@@ -617,8 +621,8 @@ sql_is_key_query(const char *sql, const char *table, struct sql_msg *m)
 bool
 sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 {
-	static const char *const serials[] = { "serial", "bigserial", "smallserial", "serial2",
-					       "serial4", "serial8" };
+	static const char *const serials[] = { "serial",  "bigserial", "smallserial",
+					       "serial2", "serial4",   "serial8" };
 	size_t plen = sizeof("SELECT NULL::") - 1, flen = strlen(frag);
 	char *text = xmalloc(plen + flen + 1);
 	struct sql_tree t;
@@ -646,9 +650,10 @@ sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 	if (t.tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_SELECT_STMT)
 		goto shape;
 	sel = t.tree->stmts[0]->stmt->select_stmt;
-	if (sel->n_target_list != 1 || sel->n_from_clause || sel->where_clause || sel->with_clause ||
-	    sel->n_group_clause || sel->having_clause || sel->n_sort_clause || sel->limit_count ||
-	    sel->n_locking_clause || sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
+	if (sel->n_target_list != 1 || sel->n_from_clause || sel->where_clause ||
+	    sel->with_clause || sel->n_group_clause || sel->having_clause || sel->n_sort_clause ||
+	    sel->limit_count || sel->n_locking_clause ||
+	    sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
 		goto shape;
 	rt = sel->target_list[0]->res_target;
 	if (!rt || (rt->name && rt->name[0]) || !rt->val ||
@@ -669,8 +674,9 @@ sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 	ok = true;
 	goto out;
 shape:
-	msg(m, 0, "expected a type name alone, found more SQL after it (a column clause such as "
-		  "UNIQUE, PRIMARY KEY, DEFAULT, GENERATED or a COLLATE, is not part of a type)");
+	msg(m, 0,
+	    "expected a type name alone, found more SQL after it (a column clause such as "
+	    "UNIQUE, PRIMARY KEY, DEFAULT, GENERATED or a COLLATE, is not part of a type)");
 out:
 	sql_tree_free(&t);
 	return ok;

@@ -86,8 +86,8 @@ bool sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m);
  * *stmt (may be NULL) gets the statement node, valid while *t lives: t is
  * filled only when the function returns true (free it with sql_tree_free).
  */
-bool sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt,
-		    size_t *len, struct sql_msg *m);
+bool sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt, size_t *len,
+		    struct sql_msg *m);
 
 /*
  * A backfill's `UPDATE table SET ... [WHERE ...]`, taken apart by its parse

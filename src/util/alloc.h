@@ -21,9 +21,9 @@ struct arena;
 
 struct arena *arena_new(void);
 void arena_free(struct arena *a);
-void *arena_alloc(struct arena *a, size_t n);           /* zeroed, 16-byte aligned */
-size_t arena_reserved(const struct arena *a);           /* bytes of its blocks, used or not */
-char *arena_strdup(struct arena *a, const char *s);     /* NULL stays NULL */
+void *arena_alloc(struct arena *a, size_t n);	    /* zeroed, 16-byte aligned */
+size_t arena_reserved(const struct arena *a);	    /* bytes of its blocks, used or not */
+char *arena_strdup(struct arena *a, const char *s); /* NULL stays NULL */
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -14,10 +14,10 @@ enum diag_level { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE };
 
 struct diag {
 	enum diag_level level;
-	char *file;     /* owned; may be NULL */
-	unsigned line;  /* 1-based; 0 when the problem is the whole file */
-	unsigned col;   /* 1-based */
-	char *msg;      /* owned */
+	char *file;    /* owned; may be NULL */
+	unsigned line; /* 1-based; 0 when the problem is the whole file */
+	unsigned col;  /* 1-based */
+	char *msg;     /* owned */
 };
 
 struct diags {
@@ -26,7 +26,10 @@ struct diags {
 	size_t nerrors, nwarnings;
 };
 
-#define DIAGS_INIT { NULL, 0, 0, 0, 0 }
+#define DIAGS_INIT                                                                                 \
+	{                                                                                          \
+		NULL, 0, 0, 0, 0                                                                   \
+	}
 
 void diags_add(struct diags *d, enum diag_level level, const char *file, unsigned line,
 	       unsigned col, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

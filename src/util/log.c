@@ -18,7 +18,7 @@ log_init(const char *progname, enum log_level level)
 }
 
 static void vlog(enum log_level level, const char *what, int err, const char *fmt, va_list ap)
-	__attribute__((format(printf, 4, 0)));
+    __attribute__((format(printf, 4, 0)));
 
 static void
 vlog(enum log_level level, const char *what, int err, const char *fmt, va_list ap)

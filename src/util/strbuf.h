@@ -5,11 +5,14 @@
 #include <stddef.h>
 
 struct strbuf {
-	char *buf;  /* always NUL-terminated once anything is added; NULL when empty */
+	char *buf; /* always NUL-terminated once anything is added; NULL when empty */
 	size_t len, cap;
 };
 
-#define STRBUF_INIT { NULL, 0, 0 }
+#define STRBUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 void sb_add(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);

@@ -24,7 +24,8 @@ expect_refused(const char *conninfo, const char *want, const char *const *secret
 		fail_msg("%s: message '%s' lacks '%s'", conninfo, msg, want);
 	for (size_t i = 0; secrets[i]; i++)
 		if (strstr(msg, secrets[i]))
-			fail_msg("%s: message '%s' shows the secret '%s'", conninfo, msg, secrets[i]);
+			fail_msg("%s: message '%s' shows the secret '%s'", conninfo, msg,
+				 secrets[i]);
 }
 
 static void
@@ -57,9 +58,8 @@ test_db_conninfo__good_strings_pass(void **state)
 	char msg[64] = "untouched";
 
 	(void)state;
-	assert_int_equal(db_conninfo_check("host=/run/postgresql dbname=x password='a b'", msg,
-					   sizeof(msg)),
-			 0);
+	assert_int_equal(
+	    db_conninfo_check("host=/run/postgresql dbname=x password='a b'", msg, sizeof(msg)), 0);
 	assert_int_equal(db_conninfo_check("postgresql://u:p%41ss@[::1]:5432/db", msg, sizeof(msg)),
 			 0);
 	assert_int_equal(db_conninfo_check("service=prod", NULL, 0), 0);
@@ -111,9 +111,9 @@ test_db_conninfo__connect_error_is_scrubbed(void **state)
 
 	(void)state;
 	/* refused before any connection is tried: the message is libpq's, scrubbed */
-	assert_int_equal(db_connect(&db, "postgresql://postgres:S3cretUriPw@[::1:55600/bench",
-				    "test", &err),
-			 -1);
+	assert_int_equal(
+	    db_connect(&db, "postgresql://postgres:S3cretUriPw@[::1:55600/bench", "test", &err),
+	    -1);
 	assert_null(db);
 	assert_non_null(strstr(err.message, "cannot connect to the database: "));
 	assert_non_null(strstr(err.message, "postgres:********@"));

@@ -31,7 +31,8 @@ test_exec_attempt__unset_is_zero_and_never_success(void **state)
 	assert_string_equal(exec_outcome_name(res.outcome), "unset");
 	for (int lost = 0; lost < 2; lost++)
 		for (int ab = 0; ab < 2; ab++)
-			assert_int_equal(exec_attempt_outcome(ATTEMPT_UNSET, lost, ab), EXEC_FAILED);
+			assert_int_equal(exec_attempt_outcome(ATTEMPT_UNSET, lost, ab),
+					 EXEC_FAILED);
 }
 
 static void
@@ -60,7 +61,7 @@ test_exec_attempt__outcome_table(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		enum exec_outcome got =
-			exec_attempt_outcome(rows[i].a, rows[i].conn_lost, rows[i].aborting);
+		    exec_attempt_outcome(rows[i].a, rows[i].conn_lost, rows[i].aborting);
 		if (got != rows[i].want)
 			fail_msg("row %zu: %s (conn_lost %d, aborting %d): %s, want %s", i,
 				 exec_attempt_name(rows[i].a), rows[i].conn_lost, rows[i].aborting,
@@ -163,8 +164,9 @@ fixture_init(struct fixture *f, int lock_retries)
 	f->s.op = OP_ADD_INDEX_CONCURRENTLY;
 	f->s.ob.max_lock_ms = 50;
 	snprintf(f->s.sha, sizeof(f->s.sha), "%s", "abc");
-	f->r = (struct step_run){ .ex = &f->ex, .p = &f->p, .s = &f->s, .wave = "expand",
-				  .res = &f->res };
+	f->r = (struct step_run){
+		.ex = &f->ex, .p = &f->p, .s = &f->s, .wave = "expand", .res = &f->res
+	};
 }
 
 static void
@@ -172,7 +174,9 @@ test_exec_attempt__retry_busy_until_retries_run_out(void **state)
 {
 	static const enum exec_attempt v[] = { ATTEMPT_BUSY };
 	struct fixture f;
-	struct script sc = { .v = v, .n = 1, .sqlstate = "55P03",
+	struct script sc = { .v = v,
+			     .n = 1,
+			     .sqlstate = "55P03",
 			     .message = "canceling statement due to lock timeout" };
 	struct db_error err;
 	int retries = -1;
@@ -185,9 +189,10 @@ test_exec_attempt__retry_busy_until_retries_run_out(void **state)
 	assert_int_equal(retries, 2);
 	assert_int_equal(sc.calls, 3);
 	assert_int_equal(f.seen.retries, 2);
-	assert_non_null(strstr(f.seen.last, "add_index_concurrently: busy: lock not granted "
-					    "within 50 ms (canceling statement due to lock timeout); "
-					    "retry 2 of 2"));
+	assert_non_null(strstr(f.seen.last,
+			       "add_index_concurrently: busy: lock not granted "
+			       "within 50 ms (canceling statement due to lock timeout); "
+			       "retry 2 of 2"));
 	assert_int_equal(f.res.outcome, EXEC_UNSET); /* the loop fills nothing */
 	a = exec_attempt_end(&f.r, a, &err, retries, "statement failed", NULL);
 	assert_int_equal(a, ATTEMPT_BUSY);
@@ -203,7 +208,9 @@ test_exec_attempt__busy_index_invents_no_sqlstate(void **state)
 {
 	static const enum exec_attempt v[] = { ATTEMPT_BUSY };
 	struct fixture f;
-	struct script sc = { .v = v, .n = 1, .sqlstate = "",
+	struct script sc = { .v = v,
+			     .n = 1,
+			     .sqlstate = "",
 			     .message = "index i is INVALID because another session (pid 7) is "
 					"still building it" };
 	struct db_error err;
@@ -252,9 +259,12 @@ test_exec_attempt__retry_stops_at_success_failure_or_abort(void **state)
 	fixture_init(&f, 5);
 	{
 		/* an abort asked for during the attempt: no retry, and the plan is aborted */
-		struct script sc = { .v = busy, .n = 1, .sqlstate = "55P03",
+		struct script sc = { .v = busy,
+				     .n = 1,
+				     .sqlstate = "55P03",
 				     .message = "canceling statement due to lock timeout",
-				     .abort_on_first = true, .ex = &f.ex };
+				     .abort_on_first = true,
+				     .ex = &f.ex };
 		enum exec_attempt a = exec_retry(&f.r, scripted, &sc, &err, &retries);
 		assert_int_equal(a, ATTEMPT_BUSY);
 		assert_int_equal(sc.calls, 1);
@@ -278,8 +288,9 @@ test_exec_attempt__end_reports_unset_and_lost_connection(void **state)
 	assert_non_null(strstr(f.res.message, "internal error"));
 	fixture_init(&f, 0);
 	snprintf(err.message, sizeof(err.message), "server closed the connection");
-	assert_int_equal(exec_attempt_end(&f.r, ATTEMPT_DB_ERROR, &err, 0, "statement failed", NULL),
-			 ATTEMPT_DB_ERROR);
+	assert_int_equal(
+	    exec_attempt_end(&f.r, ATTEMPT_DB_ERROR, &err, 0, "statement failed", NULL),
+	    ATTEMPT_DB_ERROR);
 	assert_int_equal(f.res.outcome, EXEC_CONN_LOST);
 	assert_string_equal(f.res.message, "statement failed: server closed the connection");
 	/* a database error that is no lost connection fails the step with its SQLSTATE */

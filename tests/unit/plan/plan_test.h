@@ -92,7 +92,7 @@ static inline void
 pt_expect_error_n(const char *file, const char *buf, size_t len, unsigned line, unsigned col,
 		  const char *want)
 {
-	struct pt_err e = {line, col, want};
+	struct pt_err e = { line, col, want };
 
 	pt_expect_errors_n(file, buf, len, 1, &e);
 }
@@ -136,7 +136,7 @@ pt_assert_strv(const struct plan_strv *v, const char *const *want)
 	assert_true(good);
 }
 
-#define PT_STRV(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define PT_NONE ((const char *const[]){NULL})
+#define PT_STRV(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define PT_NONE ((const char *const[]){ NULL })
 
 #endif

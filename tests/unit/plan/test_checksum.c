@@ -258,27 +258,28 @@ test_plan_checksum__meaningful_changes_change_it(void **state)
 	static const struct {
 		const char *from, *to;
 	} changes[] = {
-	    {"type: numeric,", "type: integer,"},
-	    {"coffee_dependency >= 0", "coffee_dependency > 0"},
-	    {"rows_per_second: 5000", "rows_per_second: 5001"},
-	    {"title: Coffee dependency tracking", "title: Coffee dependency tracking v2"},
-	    {"reason: Engagement optimization", "reason: Engagement"},
-	    {"nullable: true }", "nullable: false }"},
-	    {"default: true", "default: 'true'"},
-	    {"on_delete: set null", "on_delete: cascade"},
-	    {"primary_key: [id]", "primary_key: [id, size]"},
-	    {"lock_class_max: ShareUpdateExclusiveLock", "lock_class_max: ExclusiveLock"},
-	    {"postchecks: [\"NOT", "prechecks: ['true']\n        postchecks: [\"NOT"},
-	    {"- name: validate\n    steps:",
-	     "- name: validate\n    limits: {max_lock_ms: 10}\n    steps:"},
-	    {"table: employee, name: coffee_nonneg }", "table: employee, name: coffee_nonneg, "
-						       "limits: {max_stmt_ms: 0} }"},
-	    {"reason: Engagement optimization\n",
-	     "reason: Engagement optimization\non_failure: rollback_wave\n"},
-	    {"reason: Engagement optimization\n",
-	     "reason: Engagement optimization\non_failure: rollback_plan\n"},
-	    /* written, even as the default: part of the checksum (absent, it is not) */
-	    {"reason: Engagement optimization\n", "reason: Engagement optimization\non_failure: stop\n"},
+		{ "type: numeric,", "type: integer," },
+		{ "coffee_dependency >= 0", "coffee_dependency > 0" },
+		{ "rows_per_second: 5000", "rows_per_second: 5001" },
+		{ "title: Coffee dependency tracking", "title: Coffee dependency tracking v2" },
+		{ "reason: Engagement optimization", "reason: Engagement" },
+		{ "nullable: true }", "nullable: false }" },
+		{ "default: true", "default: 'true'" },
+		{ "on_delete: set null", "on_delete: cascade" },
+		{ "primary_key: [id]", "primary_key: [id, size]" },
+		{ "lock_class_max: ShareUpdateExclusiveLock", "lock_class_max: ExclusiveLock" },
+		{ "postchecks: [\"NOT", "prechecks: ['true']\n        postchecks: [\"NOT" },
+		{ "- name: validate\n    steps:",
+		  "- name: validate\n    limits: {max_lock_ms: 10}\n    steps:" },
+		{ "table: employee, name: coffee_nonneg }", "table: employee, name: coffee_nonneg, "
+							    "limits: {max_stmt_ms: 0} }" },
+		{ "reason: Engagement optimization\n",
+		  "reason: Engagement optimization\non_failure: rollback_wave\n" },
+		{ "reason: Engagement optimization\n",
+		  "reason: Engagement optimization\non_failure: rollback_plan\n" },
+		/* written, even as the default: part of the checksum (absent, it is not) */
+		{ "reason: Engagement optimization\n",
+		  "reason: Engagement optimization\non_failure: stop\n" },
 	};
 	struct plan *base = pt_parse_ok("base.yaml", base_yaml);
 
@@ -435,16 +436,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_checksum__hashes_are_lowercase_hex),
-	    cmocka_unit_test(test_plan_checksum__yaml_and_json_agree),
-	    cmocka_unit_test(test_plan_checksum__restyling_changes_nothing),
-	    cmocka_unit_test(test_plan_checksum__crlf_changes_nothing),
-	    cmocka_unit_test(test_plan_checksum__meaningful_changes_change_it),
-	    cmocka_unit_test(test_plan_checksum__step_sha_follows_the_step),
-	    cmocka_unit_test(test_plan_checksum__moving_a_step_changes_its_sha),
-	    cmocka_unit_test(test_plan_checksum__flat_and_waves_agree),
-	    cmocka_unit_test(test_plan_checksum__on_failure_keeps_step_shas),
-	    cmocka_unit_test(test_plan_checksum__hashed_form_is_pinned),
+		cmocka_unit_test(test_plan_checksum__hashes_are_lowercase_hex),
+		cmocka_unit_test(test_plan_checksum__yaml_and_json_agree),
+		cmocka_unit_test(test_plan_checksum__restyling_changes_nothing),
+		cmocka_unit_test(test_plan_checksum__crlf_changes_nothing),
+		cmocka_unit_test(test_plan_checksum__meaningful_changes_change_it),
+		cmocka_unit_test(test_plan_checksum__step_sha_follows_the_step),
+		cmocka_unit_test(test_plan_checksum__moving_a_step_changes_its_sha),
+		cmocka_unit_test(test_plan_checksum__flat_and_waves_agree),
+		cmocka_unit_test(test_plan_checksum__on_failure_keeps_step_shas),
+		cmocka_unit_test(test_plan_checksum__hashed_form_is_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

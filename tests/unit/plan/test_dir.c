@@ -54,12 +54,13 @@ static void
 test_plan_dir__lists_plans_in_byte_order(void **state)
 {
 	char dir[] = "/tmp/ts_plan_dir_XXXXXX", sub[128];
-	static const char *const files[] = {
-	    "0010-z.yaml", "0002-b.json",  "0002-a.yml", "B.yaml",	   "a.yaml",
-	    "_x.json",	   ".hidden.yaml", "notes.txt",	 "0003.yaml.orig", "README.md"};
-	static const char *const want[] = {"0002-a.yml", "0002-b.json", "0010-z.yaml",
-					   "B.yaml",	 "_x.json",	"a.yaml"};
-	struct plan_dir pd = {NULL, 0};
+	static const char *const files[] = { "0010-z.yaml",  "0002-b.json", "0002-a.yml",
+					     "B.yaml",	     "a.yaml",	    "_x.json",
+					     ".hidden.yaml", "notes.txt",   "0003.yaml.orig",
+					     "README.md" };
+	static const char *const want[] = { "0002-a.yml", "0002-b.json", "0010-z.yaml",
+					    "B.yaml",	  "_x.json",	 "a.yaml" };
+	struct plan_dir pd = { NULL, 0 };
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -98,7 +99,7 @@ static void
 test_plan_dir__many_files(void **state)
 {
 	char dir[] = "/tmp/ts_plan_dir_XXXXXX";
-	struct plan_dir pd = {NULL, 0};
+	struct plan_dir pd = { NULL, 0 };
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -122,7 +123,7 @@ test_plan_dir__symlinks_followed(void **state)
 {
 	/* readdir says DT_LNK: a link to a directory is skipped, one to a file listed */
 	char dir[] = "/tmp/ts_plan_dir_XXXXXX", sub[128], link[128];
-	struct plan_dir pd = {NULL, 0};
+	struct plan_dir pd = { NULL, 0 };
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -286,7 +287,7 @@ static void
 test_plan_dir__empty_and_missing(void **state)
 {
 	char dir[] = "/tmp/ts_plan_dir_XXXXXX", missing[128];
-	struct plan_dir pd = {NULL, 0};
+	struct plan_dir pd = { NULL, 0 };
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -353,14 +354,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_dir__is_plan_name),
-	    cmocka_unit_test(test_plan_dir__lists_plans_in_byte_order),
-	    cmocka_unit_test(test_plan_dir__many_files),
-	    cmocka_unit_test(test_plan_dir__symlinks_followed),
-	    cmocka_unit_test(test_plan_dir__open_refuses_links_out_and_special_files),
-	    cmocka_unit_test(test_plan_dir__empty_and_missing),
-	    cmocka_unit_test(test_plan_dir__idset_detects_duplicates),
-	    cmocka_unit_test(test_plan_dir__idset_grows),
+		cmocka_unit_test(test_plan_dir__is_plan_name),
+		cmocka_unit_test(test_plan_dir__lists_plans_in_byte_order),
+		cmocka_unit_test(test_plan_dir__many_files),
+		cmocka_unit_test(test_plan_dir__symlinks_followed),
+		cmocka_unit_test(test_plan_dir__open_refuses_links_out_and_special_files),
+		cmocka_unit_test(test_plan_dir__empty_and_missing),
+		cmocka_unit_test(test_plan_dir__idset_detects_duplicates),
+		cmocka_unit_test(test_plan_dir__idset_grows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

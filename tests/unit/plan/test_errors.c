@@ -58,9 +58,9 @@ static void
 test_plan_errors__missing_fields_are_each_reported(void **state)
 {
 	static const struct pt_err e[] = {
-	    {4, 5, "add_foreign_key_not_valid: missing field 'columns'"},
-	    {4, 5, "add_foreign_key_not_valid: missing field 'ref_table'"},
-	    {4, 5, "add_foreign_key_not_valid: missing field 'ref_columns'"},
+		{ 4, 5, "add_foreign_key_not_valid: missing field 'columns'" },
+		{ 4, 5, "add_foreign_key_not_valid: missing field 'ref_table'" },
+		{ 4, 5, "add_foreign_key_not_valid: missing field 'ref_columns'" },
 	};
 	const char *text = PT_HEAD "  - {op: add_foreign_key_not_valid, table: t, name: fk}\n";
 
@@ -172,34 +172,35 @@ static void
 test_plan_errors__on_failure_unknown(void **state)
 {
 	(void)state;
-	pt_expect_error(Y,
-			"title: t\nreason: r\non_failure: undo\nsteps: [{op: drop_table, table: t}]\n",
-			3, 13,
-			"on_failure: expected stop, rollback_wave or rollback_plan, found the string "
-			"'undo'");
+	pt_expect_error(
+	    Y, "title: t\nreason: r\non_failure: undo\nsteps: [{op: drop_table, table: t}]\n", 3,
+	    13,
+	    "on_failure: expected stop, rollback_wave or rollback_plan, found the string "
+	    "'undo'");
 }
 
 /* Every irreversible step that a rollback may have to undo is named, at the step. */
 static void
 test_plan_errors__on_failure_irreversible_range(void **state)
 {
-	static const char plan[] =
-	    "title: t\n"
-	    "reason: r\n"
-	    "on_failure: rollback_plan\n"
-	    "waves:\n"
-	    "  - name: expand\n"
-	    "    steps:\n"
-	    "      - { op: add_column, table: t, name: c, type: int }\n"
-	    "      - { op: sql, sql: 'ALTER TABLE t ADD COLUMN d int' }\n"
-	    "  - name: contract\n"
-	    "    steps:\n"
-	    "      - { op: drop_column, table: t, name: a }\n"
-	    "      - { op: drop_column, table: t, name: b }\n";
+	static const char plan[] = "title: t\n"
+				   "reason: r\n"
+				   "on_failure: rollback_plan\n"
+				   "waves:\n"
+				   "  - name: expand\n"
+				   "    steps:\n"
+				   "      - { op: add_column, table: t, name: c, type: int }\n"
+				   "      - { op: sql, sql: 'ALTER TABLE t ADD COLUMN d int' }\n"
+				   "  - name: contract\n"
+				   "    steps:\n"
+				   "      - { op: drop_column, table: t, name: a }\n"
+				   "      - { op: drop_column, table: t, name: b }\n";
 	static const struct pt_err errs[] = {
-	    {8, 9, "sql: on_failure: rollback_plan (line 3) may have to undo this step, which "
-		   "cannot be undone"},
-	    {11, 9, "drop_column: on_failure: rollback_plan (line 3) may have to undo this step"},
+		{ 8, 9,
+		  "sql: on_failure: rollback_plan (line 3) may have to undo this step, which "
+		  "cannot be undone" },
+		{ 11, 9,
+		  "drop_column: on_failure: rollback_plan (line 3) may have to undo this step" },
 	};
 	char wave[sizeof(plan)];
 
@@ -436,8 +437,9 @@ test_plan_errors__root_not_a_map(void **state)
 	pt_expect_error(Y, "- title: t\n", 1, 1,
 			"plan: expected a map with title, reason and waves or steps, found a list");
 	/* a file that is no plan at all is not quoted back: it could be someone's ~/.pgpass */
-	pt_expect_error(Y, "db.example:5432:*:app:s3cret\n", 1, 1,
-			"plan: expected a map with title, reason and waves or steps, found a string");
+	pt_expect_error(
+	    Y, "db.example:5432:*:app:s3cret\n", 1, 1,
+	    "plan: expected a map with title, reason and waves or steps, found a string");
 	pt_expect_error("x.json", "\n  [1, 2]", 2, 3, "found a list");
 }
 
@@ -884,9 +886,9 @@ static void
 test_plan_errors__all_errors_are_reported(void **state)
 {
 	static const struct pt_err e[] = {
-	    {5, 12, "table: expected a plain SQL identifier"},
-	    {8, 9, "unknown op 'add_colunm'"},
-	    {11, 5, "drop_table: unknown field 'extra'"},
+		{ 5, 12, "table: expected a plain SQL identifier" },
+		{ 8, 9, "unknown op 'add_colunm'" },
+		{ 11, 5, "drop_table: unknown field 'extra'" },
 	};
 	const char *text = PT_HEAD "  - op: add_column\n" /* 4 */
 				   "    table: 'a b'\n"	  /* 5 */
@@ -907,11 +909,12 @@ test_plan_errors__all_errors_across_levels(void **state)
 {
 	/* the plan's fields first, then what it misses, then its waves in order */
 	static const struct pt_err e[] = {
-	    {1, 5, "id: expected a plan id"},
-	    {3, 1, "plan: unknown field 'owner'"},
-	    {1, 1, "plan: missing field 'reason'"},
-	    {6, 14, "limits: unknown field 'rate'"},
-	    {7, 18, "validate_constraint belongs to the validate wave, found in the backfill wave"},
+		{ 1, 5, "id: expected a plan id" },
+		{ 3, 1, "plan: unknown field 'owner'" },
+		{ 1, 1, "plan: missing field 'reason'" },
+		{ 6, 14, "limits: unknown field 'rate'" },
+		{ 7, 18,
+		  "validate_constraint belongs to the validate wave, found in the backfill wave" },
 	};
 	const char *text = "id: _x\n"							  /* 1 */
 			   "title: t\n"							  /* 2 */
@@ -929,9 +932,9 @@ static void
 test_plan_errors__json_positions(void **state)
 {
 	static const struct pt_err e[] = {
-	    {5, 12, "op: unknown op 'drop_tabel'"},
-	    {6, 35, "table: expected a plain SQL identifier"},
-	    {7, 69, "add_column: unknown field 'bogus'"},
+		{ 5, 12, "op: unknown op 'drop_tabel'" },
+		{ 6, 35, "table: expected a plain SQL identifier" },
+		{ 7, 69, "add_column: unknown field 'bogus'" },
 	};
 	const char *text =
 	    "{\n"
@@ -965,7 +968,7 @@ static void
 test_plan_errors__complex_key(void **state)
 {
 	static const struct pt_err e[] = {
-	    {1, 3, "expected a plain key, found a list"},
+		{ 1, 3, "expected a plain key, found a list" },
 	};
 	const char *text = "? [a]\n: 1\ntitle: t\nreason: r\nsteps: [{op: drop_table, table: t}]\n";
 
@@ -977,80 +980,80 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_errors__unknown_op),
-	    cmocka_unit_test(test_plan_errors__op_missing),
-	    cmocka_unit_test(test_plan_errors__op_not_a_string),
-	    cmocka_unit_test(test_plan_errors__step_not_a_map),
-	    cmocka_unit_test(test_plan_errors__missing_field),
-	    cmocka_unit_test(test_plan_errors__missing_fields_are_each_reported),
-	    cmocka_unit_test(test_plan_errors__string_where_bool),
-	    cmocka_unit_test(test_plan_errors__list_where_string),
-	    cmocka_unit_test(test_plan_errors__map_where_list),
-	    cmocka_unit_test(test_plan_errors__string_where_list),
-	    cmocka_unit_test(test_plan_errors__number_where_string),
-	    cmocka_unit_test(test_plan_errors__default_not_a_constant),
-	    cmocka_unit_test(test_plan_errors__unknown_step_field),
-	    cmocka_unit_test(test_plan_errors__unknown_plan_field),
-	    cmocka_unit_test(test_plan_errors__on_failure_unknown),
-	    cmocka_unit_test(test_plan_errors__on_failure_irreversible_range),
-	    cmocka_unit_test(test_plan_errors__unknown_wave_field),
-	    cmocka_unit_test(test_plan_errors__unknown_limits_field),
-	    cmocka_unit_test(test_plan_errors__unknown_column_field),
-	    cmocka_unit_test(test_plan_errors__missing_title),
-	    cmocka_unit_test(test_plan_errors__missing_reason),
-	    cmocka_unit_test(test_plan_errors__missing_waves_and_steps),
-	    cmocka_unit_test(test_plan_errors__both_waves_and_steps),
-	    cmocka_unit_test(test_plan_errors__waves_not_a_list),
-	    cmocka_unit_test(test_plan_errors__wave_without_name),
-	    cmocka_unit_test(test_plan_errors__wave_unknown_name),
-	    cmocka_unit_test(test_plan_errors__wave_without_steps),
-	    cmocka_unit_test(test_plan_errors__wave_out_of_order),
-	    cmocka_unit_test(test_plan_errors__wave_named_twice),
-	    cmocka_unit_test(test_plan_errors__step_in_the_wrong_wave),
-	    cmocka_unit_test(test_plan_errors__sql_wave_field_contradicts_its_wave),
-	    cmocka_unit_test(test_plan_errors__sql_wave_field_unknown),
-	    cmocka_unit_test(test_plan_errors__empty_file),
-	    cmocka_unit_test(test_plan_errors__empty_steps),
-	    cmocka_unit_test(test_plan_errors__empty_wave),
-	    cmocka_unit_test(test_plan_errors__root_not_a_map),
-	    cmocka_unit_test(test_plan_errors__ident_with_quote),
-	    cmocka_unit_test(test_plan_errors__ident_with_semicolon),
-	    cmocka_unit_test(test_plan_errors__ident_with_space),
-	    cmocka_unit_test(test_plan_errors__ident_with_unicode),
-	    cmocka_unit_test(test_plan_errors__ident_too_long),
-	    cmocka_unit_test(test_plan_errors__ident_leading_digit),
-	    cmocka_unit_test(test_plan_errors__ident_schema_where_not_allowed),
-	    cmocka_unit_test(test_plan_errors__ident_in_a_list),
-	    cmocka_unit_test(test_plan_errors__type_with_quotes),
-	    cmocka_unit_test(test_plan_errors__type_with_semicolon),
-	    cmocka_unit_test(test_plan_errors__type_with_comment),
-	    cmocka_unit_test(test_plan_errors__type_not_a_string),
-	    cmocka_unit_test(test_plan_errors__column_type_in_create_table),
-	    cmocka_unit_test(test_plan_errors__columns_empty_or_not_maps),
-	    cmocka_unit_test(test_plan_errors__column_missing_type),
-	    cmocka_unit_test(test_plan_errors__column_defined_twice),
-	    cmocka_unit_test(test_plan_errors__primary_key_names_missing_column),
-	    cmocka_unit_test(test_plan_errors__ref_columns_count_mismatch),
-	    cmocka_unit_test(test_plan_errors__bad_on_delete),
-	    cmocka_unit_test(test_plan_errors__bad_lock_class_max),
-	    cmocka_unit_test(test_plan_errors__limits_negative),
-	    cmocka_unit_test(test_plan_errors__limits_zero_batch_size),
-	    cmocka_unit_test(test_plan_errors__limits_not_integers),
-	    cmocka_unit_test(test_plan_errors__limits_not_a_map),
-	    cmocka_unit_test(test_plan_errors__wave_limits),
-	    cmocka_unit_test(test_plan_errors__bad_plan_id),
-	    cmocka_unit_test(test_plan_errors__plan_id_too_long),
-	    cmocka_unit_test(test_plan_errors__file_name_gives_bad_id),
-	    cmocka_unit_test(test_plan_errors__file_name_gives_id),
-	    cmocka_unit_test(test_plan_errors__duplicate_step),
-	    cmocka_unit_test(test_plan_errors__same_op_different_fields_is_no_duplicate),
-	    cmocka_unit_test(test_plan_errors__duplicate_key_yaml),
-	    cmocka_unit_test(test_plan_errors__duplicate_key_json),
-	    cmocka_unit_test(test_plan_errors__all_errors_are_reported),
-	    cmocka_unit_test(test_plan_errors__all_errors_across_levels),
-	    cmocka_unit_test(test_plan_errors__json_positions),
-	    cmocka_unit_test(test_plan_errors__yaml_columns_count_characters),
-	    cmocka_unit_test(test_plan_errors__complex_key),
+		cmocka_unit_test(test_plan_errors__unknown_op),
+		cmocka_unit_test(test_plan_errors__op_missing),
+		cmocka_unit_test(test_plan_errors__op_not_a_string),
+		cmocka_unit_test(test_plan_errors__step_not_a_map),
+		cmocka_unit_test(test_plan_errors__missing_field),
+		cmocka_unit_test(test_plan_errors__missing_fields_are_each_reported),
+		cmocka_unit_test(test_plan_errors__string_where_bool),
+		cmocka_unit_test(test_plan_errors__list_where_string),
+		cmocka_unit_test(test_plan_errors__map_where_list),
+		cmocka_unit_test(test_plan_errors__string_where_list),
+		cmocka_unit_test(test_plan_errors__number_where_string),
+		cmocka_unit_test(test_plan_errors__default_not_a_constant),
+		cmocka_unit_test(test_plan_errors__unknown_step_field),
+		cmocka_unit_test(test_plan_errors__unknown_plan_field),
+		cmocka_unit_test(test_plan_errors__on_failure_unknown),
+		cmocka_unit_test(test_plan_errors__on_failure_irreversible_range),
+		cmocka_unit_test(test_plan_errors__unknown_wave_field),
+		cmocka_unit_test(test_plan_errors__unknown_limits_field),
+		cmocka_unit_test(test_plan_errors__unknown_column_field),
+		cmocka_unit_test(test_plan_errors__missing_title),
+		cmocka_unit_test(test_plan_errors__missing_reason),
+		cmocka_unit_test(test_plan_errors__missing_waves_and_steps),
+		cmocka_unit_test(test_plan_errors__both_waves_and_steps),
+		cmocka_unit_test(test_plan_errors__waves_not_a_list),
+		cmocka_unit_test(test_plan_errors__wave_without_name),
+		cmocka_unit_test(test_plan_errors__wave_unknown_name),
+		cmocka_unit_test(test_plan_errors__wave_without_steps),
+		cmocka_unit_test(test_plan_errors__wave_out_of_order),
+		cmocka_unit_test(test_plan_errors__wave_named_twice),
+		cmocka_unit_test(test_plan_errors__step_in_the_wrong_wave),
+		cmocka_unit_test(test_plan_errors__sql_wave_field_contradicts_its_wave),
+		cmocka_unit_test(test_plan_errors__sql_wave_field_unknown),
+		cmocka_unit_test(test_plan_errors__empty_file),
+		cmocka_unit_test(test_plan_errors__empty_steps),
+		cmocka_unit_test(test_plan_errors__empty_wave),
+		cmocka_unit_test(test_plan_errors__root_not_a_map),
+		cmocka_unit_test(test_plan_errors__ident_with_quote),
+		cmocka_unit_test(test_plan_errors__ident_with_semicolon),
+		cmocka_unit_test(test_plan_errors__ident_with_space),
+		cmocka_unit_test(test_plan_errors__ident_with_unicode),
+		cmocka_unit_test(test_plan_errors__ident_too_long),
+		cmocka_unit_test(test_plan_errors__ident_leading_digit),
+		cmocka_unit_test(test_plan_errors__ident_schema_where_not_allowed),
+		cmocka_unit_test(test_plan_errors__ident_in_a_list),
+		cmocka_unit_test(test_plan_errors__type_with_quotes),
+		cmocka_unit_test(test_plan_errors__type_with_semicolon),
+		cmocka_unit_test(test_plan_errors__type_with_comment),
+		cmocka_unit_test(test_plan_errors__type_not_a_string),
+		cmocka_unit_test(test_plan_errors__column_type_in_create_table),
+		cmocka_unit_test(test_plan_errors__columns_empty_or_not_maps),
+		cmocka_unit_test(test_plan_errors__column_missing_type),
+		cmocka_unit_test(test_plan_errors__column_defined_twice),
+		cmocka_unit_test(test_plan_errors__primary_key_names_missing_column),
+		cmocka_unit_test(test_plan_errors__ref_columns_count_mismatch),
+		cmocka_unit_test(test_plan_errors__bad_on_delete),
+		cmocka_unit_test(test_plan_errors__bad_lock_class_max),
+		cmocka_unit_test(test_plan_errors__limits_negative),
+		cmocka_unit_test(test_plan_errors__limits_zero_batch_size),
+		cmocka_unit_test(test_plan_errors__limits_not_integers),
+		cmocka_unit_test(test_plan_errors__limits_not_a_map),
+		cmocka_unit_test(test_plan_errors__wave_limits),
+		cmocka_unit_test(test_plan_errors__bad_plan_id),
+		cmocka_unit_test(test_plan_errors__plan_id_too_long),
+		cmocka_unit_test(test_plan_errors__file_name_gives_bad_id),
+		cmocka_unit_test(test_plan_errors__file_name_gives_id),
+		cmocka_unit_test(test_plan_errors__duplicate_step),
+		cmocka_unit_test(test_plan_errors__same_op_different_fields_is_no_duplicate),
+		cmocka_unit_test(test_plan_errors__duplicate_key_yaml),
+		cmocka_unit_test(test_plan_errors__duplicate_key_json),
+		cmocka_unit_test(test_plan_errors__all_errors_are_reported),
+		cmocka_unit_test(test_plan_errors__all_errors_across_levels),
+		cmocka_unit_test(test_plan_errors__json_positions),
+		cmocka_unit_test(test_plan_errors__yaml_columns_count_characters),
+		cmocka_unit_test(test_plan_errors__complex_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,17 +147,17 @@ test_plan_errors_sql__transaction_control(void **state)
 	static const struct {
 		const char *sql, *word;
 	} cases[] = {
-	    {"BEGIN", "'BEGIN'"},
-	    {"'  commit;'", "'COMMIT'"},
-	    {"'/* go */ START TRANSACTION'", "'START TRANSACTION'"},
-	    {"ROLLBACK", "'ROLLBACK'"},
-	    {"SAVEPOINT a", "'SAVEPOINT'"},
-	    {"RELEASE SAVEPOINT a", "'RELEASE'"},
-	    /* PostgreSQL reads END as COMMIT and ABORT as ROLLBACK */
-	    {"end", "'COMMIT'"},
-	    {"ABORT", "'ROLLBACK'"},
-	    {"\"PREPARE TRANSACTION 'x'\"", "'PREPARE TRANSACTION'"},
-	    {"\"prepare -- two phase\\n    transaction 'x'\"", "'PREPARE TRANSACTION'"},
+		{ "BEGIN", "'BEGIN'" },
+		{ "'  commit;'", "'COMMIT'" },
+		{ "'/* go */ START TRANSACTION'", "'START TRANSACTION'" },
+		{ "ROLLBACK", "'ROLLBACK'" },
+		{ "SAVEPOINT a", "'SAVEPOINT'" },
+		{ "RELEASE SAVEPOINT a", "'RELEASE'" },
+		/* PostgreSQL reads END as COMMIT and ABORT as ROLLBACK */
+		{ "end", "'COMMIT'" },
+		{ "ABORT", "'ROLLBACK'" },
+		{ "\"PREPARE TRANSACTION 'x'\"", "'PREPARE TRANSACTION'" },
+		{ "\"prepare -- two phase\\n    transaction 'x'\"", "'PREPARE TRANSACTION'" },
 	};
 
 	(void)state;
@@ -325,10 +325,9 @@ static void
 test_plan_errors_sql__semicolon_in_expression(void **state)
 {
 	(void)state;
-	pt_expect_error(
-	    Y, CHECK("'a > 0; DROP TABLE t'"), 7, 12,
-	    "check: expected one SQL expression, found ';' followed by more SQL (at "
-	    "character 6 of the SQL)");
+	pt_expect_error(Y, CHECK("'a > 0; DROP TABLE t'"), 7, 12,
+			"check: expected one SQL expression, found ';' followed by more SQL (at "
+			"character 6 of the SQL)");
 	pt_expect_error(
 	    Y,
 	    PT_HEAD "  - op: add_index_concurrently\n    table: t\n    name: i\n"
@@ -352,9 +351,8 @@ static void
 test_plan_errors_sql__check_position_counts_characters(void **state)
 {
 	(void)state;
-	pt_expect_error(
-	    Y, CHECK("\"name = '\xc3\xa9' AND (x\""), 7, 12,
-	    "check: syntax error at end of input (at character 18 of the SQL)");
+	pt_expect_error(Y, CHECK("\"name = '\xc3\xa9' AND (x\""), 7, 12,
+			"check: syntax error at end of input (at character 18 of the SQL)");
 }
 
 static void
@@ -377,30 +375,30 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_errors_sql__backfill_delete),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_two_statements),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_update_from),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_returning),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_missing_set),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_empty_set_or_where),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_table_not_plain),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_position_counts_characters),
-	    cmocka_unit_test(test_plan_errors_sql__backfill_accepts_what_it_can_batch),
-	    cmocka_unit_test(test_plan_errors_sql__multi_statement),
-	    cmocka_unit_test(test_plan_errors_sql__transaction_control),
-	    cmocka_unit_test(test_plan_errors_sql__not_in_a_transaction_block),
-	    cmocka_unit_test(test_plan_errors_sql__concurrently),
-	    cmocka_unit_test(test_plan_errors_sql__nothing_but_comments),
-	    cmocka_unit_test(test_plan_errors_sql__unclosed_quotes_and_comments),
-	    cmocka_unit_test(test_plan_errors_sql__create_view_needs_a_query),
-	    cmocka_unit_test(test_plan_errors_sql__unbalanced_open_paren),
-	    cmocka_unit_test(test_plan_errors_sql__unbalanced_close_paren),
-	    cmocka_unit_test(test_plan_errors_sql__unclosed_quote_in_check),
-	    cmocka_unit_test(test_plan_errors_sql__unclosed_comment_in_check),
-	    cmocka_unit_test(test_plan_errors_sql__semicolon_in_expression),
-	    cmocka_unit_test(test_plan_errors_sql__bad_user_check_item),
-	    cmocka_unit_test(test_plan_errors_sql__check_position_counts_characters),
-	    cmocka_unit_test(test_plan_errors_sql__quoted_text_is_not_sql),
+		cmocka_unit_test(test_plan_errors_sql__backfill_delete),
+		cmocka_unit_test(test_plan_errors_sql__backfill_two_statements),
+		cmocka_unit_test(test_plan_errors_sql__backfill_update_from),
+		cmocka_unit_test(test_plan_errors_sql__backfill_returning),
+		cmocka_unit_test(test_plan_errors_sql__backfill_missing_set),
+		cmocka_unit_test(test_plan_errors_sql__backfill_empty_set_or_where),
+		cmocka_unit_test(test_plan_errors_sql__backfill_table_not_plain),
+		cmocka_unit_test(test_plan_errors_sql__backfill_position_counts_characters),
+		cmocka_unit_test(test_plan_errors_sql__backfill_accepts_what_it_can_batch),
+		cmocka_unit_test(test_plan_errors_sql__multi_statement),
+		cmocka_unit_test(test_plan_errors_sql__transaction_control),
+		cmocka_unit_test(test_plan_errors_sql__not_in_a_transaction_block),
+		cmocka_unit_test(test_plan_errors_sql__concurrently),
+		cmocka_unit_test(test_plan_errors_sql__nothing_but_comments),
+		cmocka_unit_test(test_plan_errors_sql__unclosed_quotes_and_comments),
+		cmocka_unit_test(test_plan_errors_sql__create_view_needs_a_query),
+		cmocka_unit_test(test_plan_errors_sql__unbalanced_open_paren),
+		cmocka_unit_test(test_plan_errors_sql__unbalanced_close_paren),
+		cmocka_unit_test(test_plan_errors_sql__unclosed_quote_in_check),
+		cmocka_unit_test(test_plan_errors_sql__unclosed_comment_in_check),
+		cmocka_unit_test(test_plan_errors_sql__semicolon_in_expression),
+		cmocka_unit_test(test_plan_errors_sql__bad_user_check_item),
+		cmocka_unit_test(test_plan_errors_sql__check_position_counts_characters),
+		cmocka_unit_test(test_plan_errors_sql__quoted_text_is_not_sql),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

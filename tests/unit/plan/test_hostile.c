@@ -39,8 +39,9 @@ test_plan_hostile__comment_then_paren_keeps_shape(void **state)
 
 	(void)state;
 	/* the closing parenthesis is on a line of its own, after the comment */
-	assert_string_equal(s->stmt, "ALTER TABLE \"employee\" ADD CONSTRAINT \"c\" CHECK (score >= "
-				     "0 -- ends here\n) NOT VALID");
+	assert_string_equal(s->stmt,
+			    "ALTER TABLE \"employee\" ADD CONSTRAINT \"c\" CHECK (score >= "
+			    "0 -- ends here\n) NOT VALID");
 	plan_free(p);
 }
 
@@ -86,9 +87,10 @@ test_plan_hostile__serial_is_h3_however_written(void **state)
 static void
 test_plan_hostile__default_now_is_not_a_constant(void **state)
 {
-	static const char *const evaluated[] = { "now()", "NOW()", " now ", "today",
-						 "current_timestamp", "gen_random_uuid()",
-						 "nextval('s')" };
+	static const char *const evaluated[] = {
+		"now()",       "NOW()", " now ", "today", "current_timestamp", "gen_random_uuid()",
+		"nextval('s')"
+	};
 	char text[512];
 
 	(void)state;
@@ -114,8 +116,9 @@ test_plan_hostile__default_sql_classified(void **state)
 	s = pt_step(p, WAVE_EXPAND, 0);
 	assert_int_equal(s->hazard, H1);
 	assert_false(s->ob.may_rewrite);
-	assert_string_equal(s->stmt, "ALTER TABLE \"employee\" ADD COLUMN \"c\" timestamptz DEFAULT "
-				     "(now())");
+	assert_string_equal(s->stmt,
+			    "ALTER TABLE \"employee\" ADD COLUMN \"c\" timestamptz DEFAULT "
+			    "(now())");
 	plan_free(p);
 	/* random() is volatile: every row gets its own value, the table is rewritten */
 	p = pt_parse_ok(Y, ADD_COLUMN_TYPE("float8") "    default_sql: random()\n");
@@ -128,8 +131,7 @@ test_plan_hostile__default_sql_classified(void **state)
 	p = pt_parse_ok(Y, ADD_COLUMN_TYPE("int") "    default_sql: app.next_code()\n");
 	assert_int_equal(pt_step(p, WAVE_EXPAND, 0)->hazard, H3);
 	plan_free(p);
-	pt_expect_error(Y,
-			ADD_COLUMN_TYPE("int") "    default: 1\n    default_sql: '2'\n", 9, 18,
+	pt_expect_error(Y, ADD_COLUMN_TYPE("int") "    default: 1\n    default_sql: '2'\n", 9, 18,
 			"default_sql: expected either default or default_sql, found both");
 	pt_expect_error(Y, ADD_COLUMN_TYPE("int") "    default_sql: '1) NOT NULL, ADD c2 int --'\n",
 			8, 18, "default_sql: syntax error");
@@ -140,8 +142,9 @@ test_plan_hostile__check_cannot_lift_the_rails(void **state)
 {
 	(void)state;
 	pt_expect_error(Y,
-			PT_HEAD "  - op: drop_table\n    table: t\n    prechecks:\n      - \"(SELECT "
-				"pg_catalog.set_config('lock_timeout','0',false)) IS NOT NULL\"\n",
+			PT_HEAD
+			"  - op: drop_table\n    table: t\n    prechecks:\n      - \"(SELECT "
+			"pg_catalog.set_config('lock_timeout','0',false)) IS NOT NULL\"\n",
 			7, 9,
 			"prechecks: expected a check without side effects, found a call of the "
 			"volatile function set_config() (at character 9 of the SQL)");
@@ -189,11 +192,12 @@ test_plan_hostile__executor_statements_read_back(void **state)
 
 	(void)state;
 	/* a backfill's key query and batch, as the executor writes them */
-	assert_true(sql_is_key_query("SELECT json_build_array(\"id\"::text) FROM \"app\".\"t\" WHERE "
-				     "(\"id\") > ($1) ORDER BY \"id\" LIMIT 1 OFFSET $2::bigint",
-				     "app.t", &m));
-	assert_true(sql_is_batch_update("UPDATE \"t\" SET v = 1 WHERE (v IS NULL) AND (\"id\") <= ($1)",
-					"t", &m));
+	assert_true(
+	    sql_is_key_query("SELECT json_build_array(\"id\"::text) FROM \"app\".\"t\" WHERE "
+			     "(\"id\") > ($1) ORDER BY \"id\" LIMIT 1 OFFSET $2::bigint",
+			     "app.t", &m));
+	assert_true(sql_is_batch_update(
+	    "UPDATE \"t\" SET v = 1 WHERE (v IS NULL) AND (\"id\") <= ($1)", "t", &m));
 	/* anything else is not sent */
 	assert_false(sql_is_key_query("SELECT 1 FROM t, u", "t", &m));
 	assert_false(sql_is_key_query("SELECT 1 FROM t FOR UPDATE", "t", &m));
@@ -208,16 +212,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_hostile__carriage_return_ends_a_comment),
-	    cmocka_unit_test(test_plan_hostile__comment_then_paren_keeps_shape),
-	    cmocka_unit_test(test_plan_hostile__type_with_column_clauses),
-	    cmocka_unit_test(test_plan_hostile__serial_is_h3_however_written),
-	    cmocka_unit_test(test_plan_hostile__default_now_is_not_a_constant),
-	    cmocka_unit_test(test_plan_hostile__default_sql_classified),
-	    cmocka_unit_test(test_plan_hostile__check_cannot_lift_the_rails),
-	    cmocka_unit_test(test_plan_hostile__expression_alone),
-	    cmocka_unit_test(test_plan_hostile__type_is_one_cast),
-	    cmocka_unit_test(test_plan_hostile__executor_statements_read_back),
+		cmocka_unit_test(test_plan_hostile__carriage_return_ends_a_comment),
+		cmocka_unit_test(test_plan_hostile__comment_then_paren_keeps_shape),
+		cmocka_unit_test(test_plan_hostile__type_with_column_clauses),
+		cmocka_unit_test(test_plan_hostile__serial_is_h3_however_written),
+		cmocka_unit_test(test_plan_hostile__default_now_is_not_a_constant),
+		cmocka_unit_test(test_plan_hostile__default_sql_classified),
+		cmocka_unit_test(test_plan_hostile__check_cannot_lift_the_rails),
+		cmocka_unit_test(test_plan_hostile__expression_alone),
+		cmocka_unit_test(test_plan_hostile__type_is_one_cast),
+		cmocka_unit_test(test_plan_hostile__executor_statements_read_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,10 +110,10 @@ static void
 test_plan_inverse__create_table_is_dropped(void **state)
 {
 	struct plan *p;
-	const struct plan_step *v = inverse_of_one(
-	    "{op: create_table, table: app.mug, primary_key: [id], columns: "
-	    "[{name: id, type: bigint, nullable: false}, {name: size, type: int}]}",
-	    &p, NULL);
+	const struct plan_step *v =
+	    inverse_of_one("{op: create_table, table: app.mug, primary_key: [id], columns: "
+			   "[{name: id, type: bigint, nullable: false}, {name: size, type: int}]}",
+			   &p, NULL);
 
 	(void)state;
 	assert_int_equal(v->op, OP_DROP_TABLE);
@@ -280,8 +280,8 @@ static void
 test_plan_inverse__validate_has_nothing_to_undo(void **state)
 {
 	(void)state;
-	assert_no_inverse("{op: validate_constraint, table: employee, name: mug_pos}",
-			  UNDO_NOTHING, "nothing to undo: validating changed no row");
+	assert_no_inverse("{op: validate_constraint, table: employee, name: mug_pos}", UNDO_NOTHING,
+			  "nothing to undo: validating changed no row");
 }
 
 static void
@@ -338,21 +338,17 @@ test_plan_inverse__backfill_of_a_column_the_plan_adds_is_harmless(void **state)
 		"{op: create_table, table: mug, columns: [{name: id, type: int}, "
 		"{name: size, type: int}], primary_key: [id]}",
 		"{op: add_column, table: mug, name: hot, type: boolean}",
-		"{op: backfill_sql, sql: 'UPDATE mug SET size = 1, hot = true'}",
-		NULL
+		"{op: backfill_sql, sql: 'UPDATE mug SET size = 1, hot = true'}", NULL
 	};
 	/* one of its columns is older than the plan: that data would stay */
 	const char *partly[] = {
 		"{op: add_column, table: employee, name: mug, type: int}",
-		"{op: backfill_sql, sql: 'UPDATE employee SET mug = 0, email = lower(email)'}",
-		NULL
+		"{op: backfill_sql, sql: 'UPDATE employee SET mug = 0, email = lower(email)'}", NULL
 	};
 	/* the same column name on another table does not count */
-	const char *other_table[] = {
-		"{op: add_column, table: team, name: mug, type: int}",
-		"{op: backfill_sql, sql: 'UPDATE employee SET mug = 0'}",
-		NULL
-	};
+	const char *other_table[] = { "{op: add_column, table: team, name: mug, type: int}",
+				      "{op: backfill_sql, sql: 'UPDATE employee SET mug = 0'}",
+				      NULL };
 	const char *stays = "data left as is: the rows keep what the backfill wrote (a revert_sql "
 			    "would undo it)";
 
@@ -683,14 +679,11 @@ test_plan_inverse__inverse_statements_are_read_back(void **state)
 static void
 test_plan_inverse__json_shows_the_undo_of_every_step(void **state)
 {
-	const char *steps[] = {
-		"{op: add_column, table: t, name: a, type: int}",
-		"{op: backfill_sql, sql: 'UPDATE t SET a = 1', "
-		"revert_sql: 'UPDATE t SET a = NULL'}",
-		"{op: validate_constraint, table: t, name: c}",
-		"{op: drop_table, table: old}",
-		NULL
-	};
+	const char *steps[] = { "{op: add_column, table: t, name: a, type: int}",
+				"{op: backfill_sql, sql: 'UPDATE t SET a = 1', "
+				"revert_sql: 'UPDATE t SET a = NULL'}",
+				"{op: validate_constraint, table: t, name: c}",
+				"{op: drop_table, table: old}", NULL };
 	struct plan *p = planned(steps);
 	cJSON *j = plan_to_json(p), *waves = cJSON_GetObjectItem(j, "waves"), *s, *inv, *ob;
 
@@ -752,28 +745,28 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_inverse__add_column_is_dropped),
-	    cmocka_unit_test(test_plan_inverse__create_table_is_dropped),
-	    cmocka_unit_test(test_plan_inverse__create_view_is_dropped),
-	    cmocka_unit_test(test_plan_inverse__index_is_dropped_concurrently_in_its_schema),
-	    cmocka_unit_test(test_plan_inverse__foreign_key_is_dropped_from_both_tables),
-	    cmocka_unit_test(test_plan_inverse__check_is_dropped),
-	    cmocka_unit_test(test_plan_inverse__set_not_null_is_dropped),
-	    cmocka_unit_test(test_plan_inverse__renames_go_back),
-	    cmocka_unit_test(test_plan_inverse__validate_has_nothing_to_undo),
-	    cmocka_unit_test(test_plan_inverse__destroying_ops_are_irreversible),
-	    cmocka_unit_test(test_plan_inverse__backfill_without_revert_leaves_the_data),
-	    cmocka_unit_test(test_plan_inverse__backfill_of_a_column_the_plan_adds_is_harmless),
-	    cmocka_unit_test(test_plan_inverse__backfill_revert_sql_runs_in_batches),
-	    cmocka_unit_test(test_plan_inverse__sql_revert_sql_is_analysed),
-	    cmocka_unit_test(test_plan_inverse__revert_sql_errors_point_into_the_file),
-	    cmocka_unit_test(test_plan_inverse__inverse_ops_cannot_be_written),
-	    cmocka_unit_test(test_plan_inverse__step_sha_is_pinned),
-	    cmocka_unit_test(test_plan_inverse__step_sha_follows_its_step),
-	    cmocka_unit_test(test_plan_inverse__revert_sql_is_hashed_only_when_written),
-	    cmocka_unit_test(test_plan_inverse__inverse_statements_are_read_back),
-	    cmocka_unit_test(test_plan_inverse__json_shows_the_undo_of_every_step),
-	    cmocka_unit_test(test_plan_inverse__chaos_limits_reach_the_inverse),
+		cmocka_unit_test(test_plan_inverse__add_column_is_dropped),
+		cmocka_unit_test(test_plan_inverse__create_table_is_dropped),
+		cmocka_unit_test(test_plan_inverse__create_view_is_dropped),
+		cmocka_unit_test(test_plan_inverse__index_is_dropped_concurrently_in_its_schema),
+		cmocka_unit_test(test_plan_inverse__foreign_key_is_dropped_from_both_tables),
+		cmocka_unit_test(test_plan_inverse__check_is_dropped),
+		cmocka_unit_test(test_plan_inverse__set_not_null_is_dropped),
+		cmocka_unit_test(test_plan_inverse__renames_go_back),
+		cmocka_unit_test(test_plan_inverse__validate_has_nothing_to_undo),
+		cmocka_unit_test(test_plan_inverse__destroying_ops_are_irreversible),
+		cmocka_unit_test(test_plan_inverse__backfill_without_revert_leaves_the_data),
+		cmocka_unit_test(test_plan_inverse__backfill_of_a_column_the_plan_adds_is_harmless),
+		cmocka_unit_test(test_plan_inverse__backfill_revert_sql_runs_in_batches),
+		cmocka_unit_test(test_plan_inverse__sql_revert_sql_is_analysed),
+		cmocka_unit_test(test_plan_inverse__revert_sql_errors_point_into_the_file),
+		cmocka_unit_test(test_plan_inverse__inverse_ops_cannot_be_written),
+		cmocka_unit_test(test_plan_inverse__step_sha_is_pinned),
+		cmocka_unit_test(test_plan_inverse__step_sha_follows_its_step),
+		cmocka_unit_test(test_plan_inverse__revert_sql_is_hashed_only_when_written),
+		cmocka_unit_test(test_plan_inverse__inverse_statements_are_read_back),
+		cmocka_unit_test(test_plan_inverse__json_shows_the_undo_of_every_step),
+		cmocka_unit_test(test_plan_inverse__chaos_limits_reach_the_inverse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

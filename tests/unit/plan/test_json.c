@@ -92,8 +92,8 @@ test_plan_json__top_level_keys(void **state)
 static void
 test_plan_json__waves_and_steps(void **state)
 {
-	static const char *const names[] = {"expand", "backfill", "contract"};
-	static const char *const hazards[] = {"H1", "H2", "H3"};
+	static const char *const names[] = { "expand", "backfill", "contract" };
+	static const char *const hazards[] = { "H1", "H2", "H3" };
 	struct plan *p;
 	cJSON *j = planned(&p, MODE_PROTECTED);
 	const cJSON *waves = get(j, "waves"), *w;
@@ -225,11 +225,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_json__top_level_keys),
-	    cmocka_unit_test(test_plan_json__waves_and_steps),
-	    cmocka_unit_test(test_plan_json__step_values),
-	    cmocka_unit_test(test_plan_json__chaos_blocked),
-	    cmocka_unit_test(test_plan_json__chaos_compatible_plan),
+		cmocka_unit_test(test_plan_json__top_level_keys),
+		cmocka_unit_test(test_plan_json__waves_and_steps),
+		cmocka_unit_test(test_plan_json__step_values),
+		cmocka_unit_test(test_plan_json__chaos_blocked),
+		cmocka_unit_test(test_plan_json__chaos_compatible_plan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,15 +58,15 @@ static void
 test_plan_lint__capitals_in_identifiers(void **state)
 {
 	static const struct pt_err e[] = {
-	    {4, 5,
-	     "add_column: 'Employee' has capitals; identifiers are quoted as written, so "
-	     "it is case-sensitive"},
-	    {5, 5, "add_column: 'CoffeeCups' has capitals"},
-	    {6, 5, "create_table: 'userId' has capitals"},
-	    {7, 5, "add_index_concurrently: 'Email' has capitals"},
-	    {8, 5, "add_foreign_key_not_valid: 'Customer' has capitals"},
-	    {9, 5, "rename_column: 'OldName' has capitals"},
-	    {10, 5, "rename_table: 'Staff' has capitals"},
+		{ 4, 5,
+		  "add_column: 'Employee' has capitals; identifiers are quoted as written, so "
+		  "it is case-sensitive" },
+		{ 5, 5, "add_column: 'CoffeeCups' has capitals" },
+		{ 6, 5, "create_table: 'userId' has capitals" },
+		{ 7, 5, "add_index_concurrently: 'Email' has capitals" },
+		{ 8, 5, "add_foreign_key_not_valid: 'Customer' has capitals" },
+		{ 9, 5, "rename_column: 'OldName' has capitals" },
+		{ 10, 5, "rename_table: 'Staff' has capitals" },
 	};
 
 	(void)state;
@@ -86,9 +86,9 @@ static void
 test_plan_lint__not_null_add_column_without_default(void **state)
 {
 	static const struct pt_err e[] = {
-	    {4, 5,
-	     "add_column: NOT NULL without a default fails on a table that has rows; add "
-	     "it nullable, backfill, then set_not_null"},
+		{ 4, 5,
+		  "add_column: NOT NULL without a default fails on a table that has rows; add "
+		  "it nullable, backfill, then set_not_null" },
 	};
 
 	(void)state;
@@ -103,9 +103,9 @@ static void
 test_plan_lint__set_not_null_without_validated_check(void **state)
 {
 	static const struct pt_err e[] = {
-	    {4, 5,
-	     "set_not_null: scans t under ACCESS EXCLUSIVE; add_check_not_valid (a IS NOT "
-	     "NULL) and validate_constraint first make it instant"},
+		{ 4, 5,
+		  "set_not_null: scans t under ACCESS EXCLUSIVE; add_check_not_valid (a IS NOT "
+		  "NULL) and validate_constraint first make it instant" },
 	};
 
 	(void)state;
@@ -116,7 +116,7 @@ static void
 test_plan_lint__set_not_null_before_its_validation(void **state)
 {
 	static const struct pt_err e[] = {
-	    {5, 5, "set_not_null: scans t under ACCESS EXCLUSIVE"},
+		{ 5, 5, "set_not_null: scans t under ACCESS EXCLUSIVE" },
 	};
 
 	(void)state;
@@ -132,7 +132,7 @@ static void
 test_plan_lint__set_not_null_after_validation_on_other_table(void **state)
 {
 	static const struct pt_err e[] = {
-	    {5, 5, "set_not_null: scans t under ACCESS EXCLUSIVE"},
+		{ 5, 5, "set_not_null: scans t under ACCESS EXCLUSIVE" },
 	};
 
 	(void)state;
@@ -145,7 +145,7 @@ static void
 test_plan_lint__validated_foreign_key_does_not_prove_not_null(void **state)
 {
 	static const struct pt_err e[] = {
-	    {6, 5, "set_not_null: scans t under ACCESS EXCLUSIVE"},
+		{ 6, 5, "set_not_null: scans t under ACCESS EXCLUSIVE" },
 	};
 
 	(void)state;
@@ -160,9 +160,9 @@ static void
 test_plan_lint__serial_add_column(void **state)
 {
 	static const struct pt_err e[] = {
-	    {5, 5,
-	     "add_column: bigserial rewrites the table under ACCESS EXCLUSIVE; add a "
-	     "nullable integer column and fill it by backfill instead"},
+		{ 5, 5,
+		  "add_column: bigserial rewrites the table under ACCESS EXCLUSIVE; add a "
+		  "nullable integer column and fill it by backfill instead" },
 	};
 
 	(void)state;
@@ -178,56 +178,58 @@ test_plan_lint__sql_rules(void **state)
 	static const struct {
 		const char *sql, *want;
 	} cases[] = {
-	    {"CREATE INDEX i ON t (a)", "[S001 index-not-concurrent]"},
-	    {"REINDEX TABLE t", "[S001 index-not-concurrent]"},
-	    {"ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)", "[S002 constraint-without-not-valid]"},
-	    {"ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
-	     "[S002 constraint-without-not-valid]"},
-	    {"ALTER TABLE t ALTER COLUMN a SET NOT NULL", "[S003 set-not-null-scan]"},
-	    {"ALTER TABLE t ADD COLUMN b float8 DEFAULT random()", "[S004 volatile-default]"},
-	    {"ALTER TABLE t ALTER COLUMN a TYPE bigint", "[S005 column-type-change]"},
-	    {"ALTER TABLE t RENAME COLUMN a TO b", "[S006 rename]"},
-	    {"ALTER TABLE t RENAME TO u", "[S006 rename]"},
-	    {"ALTER TABLE t DROP COLUMN a", "[S007 drop]"},
-	    {"DROP TABLE t", "[S007 drop]"},
-	    {"TRUNCATE t", "[S008 truncate]"},
-	    {"ALTER TABLE t ADD COLUMN id bigserial", "[S009 serial-or-identity-column]"},
-	    {"ALTER TABLE t ADD COLUMN id int GENERATED ALWAYS AS IDENTITY",
-	     "[S009 serial-or-identity-column]"},
-	    {"ALTER TABLE t ADD CONSTRAINT k UNIQUE (a)", "[S010 unique-without-index]"},
-	    {"UPDATE t SET a = 1", "[S011 dml-in-sql-step]"},
-	    {"DELETE FROM t WHERE a IS NULL", "[S011 dml-in-sql-step]"},
-	    {"VACUUM FULL t", "[S012 table-rewrite]"},
-	    {"CLUSTER t USING i", "[S012 table-rewrite]"},
+		{ "CREATE INDEX i ON t (a)", "[S001 index-not-concurrent]" },
+		{ "REINDEX TABLE t", "[S001 index-not-concurrent]" },
+		{ "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)",
+		  "[S002 constraint-without-not-valid]" },
+		{ "ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+		  "[S002 constraint-without-not-valid]" },
+		{ "ALTER TABLE t ALTER COLUMN a SET NOT NULL", "[S003 set-not-null-scan]" },
+		{ "ALTER TABLE t ADD COLUMN b float8 DEFAULT random()", "[S004 volatile-default]" },
+		{ "ALTER TABLE t ALTER COLUMN a TYPE bigint", "[S005 column-type-change]" },
+		{ "ALTER TABLE t RENAME COLUMN a TO b", "[S006 rename]" },
+		{ "ALTER TABLE t RENAME TO u", "[S006 rename]" },
+		{ "ALTER TABLE t DROP COLUMN a", "[S007 drop]" },
+		{ "DROP TABLE t", "[S007 drop]" },
+		{ "TRUNCATE t", "[S008 truncate]" },
+		{ "ALTER TABLE t ADD COLUMN id bigserial", "[S009 serial-or-identity-column]" },
+		{ "ALTER TABLE t ADD COLUMN id int GENERATED ALWAYS AS IDENTITY",
+		  "[S009 serial-or-identity-column]" },
+		{ "ALTER TABLE t ADD CONSTRAINT k UNIQUE (a)", "[S010 unique-without-index]" },
+		{ "UPDATE t SET a = 1", "[S011 dml-in-sql-step]" },
+		{ "DELETE FROM t WHERE a IS NULL", "[S011 dml-in-sql-step]" },
+		{ "VACUUM FULL t", "[S012 table-rewrite]" },
+		{ "CLUSTER t USING i", "[S012 table-rewrite]" },
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char text[512];
-		struct pt_err e = {4, 5, cases[i].want};
+		struct pt_err e = { 4, 5, cases[i].want };
 
 		snprintf(text, sizeof(text), PT_HEAD "  - {op: sql, sql: '%s'}\n", cases[i].sql);
 		expect_findings(text, 1, &e);
 	}
 	/* what is done the safe way has no finding */
-	expect_findings(PT_HEAD "  - {op: sql, sql: 'CREATE INDEX CONCURRENTLY i ON t (a)'}\n"
-				"  - {op: sql, sql: 'ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) "
-				"NOT VALID'}\n"
-				"  - {op: sql, sql: 'ALTER TABLE t ADD CONSTRAINT k UNIQUE USING INDEX "
-				"i'}\n"
-				"  - {op: sql, sql: 'COMMENT ON TABLE t IS $$x$$'}\n"
-				"  - {op: sql, sql: 'ALTER TABLE t ADD COLUMN b timestamptz DEFAULT "
-				"now()'}\n",
+	expect_findings(PT_HEAD
+			"  - {op: sql, sql: 'CREATE INDEX CONCURRENTLY i ON t (a)'}\n"
+			"  - {op: sql, sql: 'ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) "
+			"NOT VALID'}\n"
+			"  - {op: sql, sql: 'ALTER TABLE t ADD CONSTRAINT k UNIQUE USING INDEX "
+			"i'}\n"
+			"  - {op: sql, sql: 'COMMENT ON TABLE t IS $$x$$'}\n"
+			"  - {op: sql, sql: 'ALTER TABLE t ADD COLUMN b timestamptz DEFAULT "
+			"now()'}\n",
 			0, NULL);
 }
 
 static void
 test_plan_lint__allow_is_a_note_with_its_reason(void **state)
 {
-	struct plan *p = pt_parse_ok(
-	    "lint.yaml", PT_HEAD "  - op: sql\n    sql: TRUNCATE scratch\n    allow:\n"
-			     "      - {rule: S008, reason: scratch is refilled nightly}\n"
-			     "      - {rule: rename, reason: no rename here}\n");
+	struct plan *p = pt_parse_ok("lint.yaml", PT_HEAD
+				     "  - op: sql\n    sql: TRUNCATE scratch\n    allow:\n"
+				     "      - {rule: S008, reason: scratch is refilled nightly}\n"
+				     "      - {rule: rename, reason: no rename here}\n");
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -245,22 +247,26 @@ test_plan_lint__allow_is_a_note_with_its_reason(void **state)
 			PT_HEAD "  - {op: sql, sql: TRUNCATE t, allow: [{rule: S008}]}\n", 4, 40,
 			"allow: missing field 'reason'");
 	pt_expect_error("lint.yaml",
-			PT_HEAD "  - {op: sql, sql: TRUNCATE t, allow: [{rule: S999, reason: x}]}\n",
+			PT_HEAD
+			"  - {op: sql, sql: TRUNCATE t, allow: [{rule: S999, reason: x}]}\n",
 			4, 47, "allow: rule: expected a rule id");
 }
 
 static void
 test_plan_lint__plan_json_shows_findings(void **state)
 {
-	struct plan *p = pt_parse_ok(
-	    "lint.yaml", PT_HEAD "  - {op: sql, sql: 'CREATE INDEX i ON t (a)'}\n"
-			     "  - {op: sql, sql: 'TRUNCATE t', allow: [{rule: truncate, reason: "
-			     "scratch}]}\n");
+	struct plan *p =
+	    pt_parse_ok("lint.yaml",
+			PT_HEAD "  - {op: sql, sql: 'CREATE INDEX i ON t (a)'}\n"
+				"  - {op: sql, sql: 'TRUNCATE t', allow: [{rule: truncate, reason: "
+				"scratch}]}\n");
 	cJSON *j = plan_to_json(p);
-	cJSON *steps = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "waves"), 0),
-					   "steps");
-	cJSON *f0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 0), "findings"), 0);
-	cJSON *f1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 1), "findings"), 0);
+	cJSON *steps =
+	    cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "waves"), 0), "steps");
+	cJSON *f0 =
+	    cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 0), "findings"), 0);
+	cJSON *f1 =
+	    cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 1), "findings"), 0);
 
 	(void)state;
 	assert_non_null(f0);
@@ -278,8 +284,9 @@ static void
 test_plan_lint__unknown_sql_statement(void **state)
 {
 	static const struct pt_err e[] = {
-	    {4, 5, "sql: the planner does not know what a DO block does; it is held to "
-		   "AccessExclusiveLock"},
+		{ 4, 5,
+		  "sql: the planner does not know what a DO block does; it is held to "
+		  "AccessExclusiveLock" },
 	};
 
 	(void)state;
@@ -307,19 +314,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_lint__clean_plan_has_none),
-	    cmocka_unit_test(test_plan_lint__capitals_in_identifiers),
-	    cmocka_unit_test(test_plan_lint__not_null_add_column_without_default),
-	    cmocka_unit_test(test_plan_lint__set_not_null_without_validated_check),
-	    cmocka_unit_test(test_plan_lint__set_not_null_before_its_validation),
-	    cmocka_unit_test(test_plan_lint__set_not_null_after_validation_on_other_table),
-	    cmocka_unit_test(test_plan_lint__validated_foreign_key_does_not_prove_not_null),
-	    cmocka_unit_test(test_plan_lint__serial_add_column),
-	    cmocka_unit_test(test_plan_lint__sql_rules),
-	    cmocka_unit_test(test_plan_lint__allow_is_a_note_with_its_reason),
-	    cmocka_unit_test(test_plan_lint__unknown_sql_statement),
-	    cmocka_unit_test(test_plan_lint__plan_json_shows_findings),
-	    cmocka_unit_test(test_plan_lint__findings_add_to_existing_diags),
+		cmocka_unit_test(test_plan_lint__clean_plan_has_none),
+		cmocka_unit_test(test_plan_lint__capitals_in_identifiers),
+		cmocka_unit_test(test_plan_lint__not_null_add_column_without_default),
+		cmocka_unit_test(test_plan_lint__set_not_null_without_validated_check),
+		cmocka_unit_test(test_plan_lint__set_not_null_before_its_validation),
+		cmocka_unit_test(test_plan_lint__set_not_null_after_validation_on_other_table),
+		cmocka_unit_test(test_plan_lint__validated_foreign_key_does_not_prove_not_null),
+		cmocka_unit_test(test_plan_lint__serial_add_column),
+		cmocka_unit_test(test_plan_lint__sql_rules),
+		cmocka_unit_test(test_plan_lint__allow_is_a_note_with_its_reason),
+		cmocka_unit_test(test_plan_lint__unknown_sql_statement),
+		cmocka_unit_test(test_plan_lint__plan_json_shows_findings),
+		cmocka_unit_test(test_plan_lint__findings_add_to_existing_diags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,8 +146,8 @@ test_plan_ops__add_column_not_null_is_h2(void **state)
 static void
 test_plan_ops__add_column_serial_is_h3(void **state)
 {
-	static const char *const serials[] = {"serial", "bigserial", "smallserial", "SERIAL",
-					      "serial8"};
+	static const char *const serials[] = { "serial", "bigserial", "smallserial", "SERIAL",
+					       "serial8" };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(serials) / sizeof(*serials); i++) {
@@ -482,10 +482,10 @@ test_plan_ops__sql_lock_spellings(void **state)
 		const char *written;
 		enum pg_lock lock;
 	} cases[] = {
-	    {"AccessShareLock", LOCK_ACCESS_SHARE},
-	    {"ROW EXCLUSIVE", LOCK_ROW_EXCLUSIVE},
-	    {"share_row_exclusive", LOCK_SHARE_ROW_EXCLUSIVE},
-	    {"AccessExclusiveLock", LOCK_ACCESS_EXCLUSIVE},
+		{ "AccessShareLock", LOCK_ACCESS_SHARE },
+		{ "ROW EXCLUSIVE", LOCK_ROW_EXCLUSIVE },
+		{ "share_row_exclusive", LOCK_SHARE_ROW_EXCLUSIVE },
+		{ "AccessExclusiveLock", LOCK_ACCESS_EXCLUSIVE },
 	};
 
 	(void)state;
@@ -530,12 +530,13 @@ test_plan_ops__sql_touched_tables(void **state)
 
 	(void)state;
 	/* the statement's own relation is a field, not a node: it counts too */
-	p = one_step("{op: sql, sql: 'ALTER TABLE app.employee ADD COLUMN x int'}", WAVE_CONTRACT, &s);
+	p = one_step("{op: sql, sql: 'ALTER TABLE app.employee ADD COLUMN x int'}", WAVE_CONTRACT,
+		     &s);
 	pt_assert_strv(&s->touched, PT_STRV("app.employee"));
 	assert_false(s->ob.may_rewrite);
 	plan_free(p);
-	p = one_step("{op: sql, sql: 'UPDATE t SET a = u.a FROM u WHERE u.id = t.id'}", WAVE_CONTRACT,
-		     &s);
+	p = one_step("{op: sql, sql: 'UPDATE t SET a = u.a FROM u WHERE u.id = t.id'}",
+		     WAVE_CONTRACT, &s);
 	pt_assert_strv(&s->touched, PT_STRV("t", "u"));
 	plan_free(p);
 	/* a rebuilt index gets a new relfilenode: REINDEX promises a rewrite */
@@ -630,7 +631,7 @@ test_plan_ops__flat_steps_sorted_into_waves(void **state)
 				     "  - {op: add_column, table: t, name: c, type: int}\n" /* 8 */
 				     "  - {op: sql, sql: 'TRUNCATE y', wave: expand}\n"	    /* 9 */
 				     "  - {op: validate_constraint, table: t, name: k}\n"   /* 10 */
-				     "  - {op: sql, sql: 'TRUNCATE z', wave: backfill}\n"    /* 11 */
+				     "  - {op: sql, sql: 'TRUNCATE z', wave: backfill}\n"   /* 11 */
 				     "  - {op: set_not_null, table: t, column: b}\n");	    /* 12 */
 	static const struct {
 		enum plan_wave w;
@@ -638,15 +639,15 @@ test_plan_ops__flat_steps_sorted_into_waves(void **state)
 		enum plan_op op;
 		unsigned line;
 	} want[] = {
-	    {WAVE_EXPAND, 0, OP_ADD_COLUMN, 5},
-	    {WAVE_EXPAND, 1, OP_ADD_COLUMN, 8},
-	    {WAVE_EXPAND, 2, OP_SQL, 9},
-	    {WAVE_BACKFILL, 0, OP_BACKFILL_SQL, 7},
-	    {WAVE_BACKFILL, 1, OP_SQL, 11},
-	    {WAVE_VALIDATE, 0, OP_VALIDATE_CONSTRAINT, 10},
-	    {WAVE_VALIDATE, 1, OP_SET_NOT_NULL, 12},
-	    {WAVE_CONTRACT, 0, OP_DROP_TABLE, 4},
-	    {WAVE_CONTRACT, 1, OP_SQL, 6},
+		{ WAVE_EXPAND, 0, OP_ADD_COLUMN, 5 },
+		{ WAVE_EXPAND, 1, OP_ADD_COLUMN, 8 },
+		{ WAVE_EXPAND, 2, OP_SQL, 9 },
+		{ WAVE_BACKFILL, 0, OP_BACKFILL_SQL, 7 },
+		{ WAVE_BACKFILL, 1, OP_SQL, 11 },
+		{ WAVE_VALIDATE, 0, OP_VALIDATE_CONSTRAINT, 10 },
+		{ WAVE_VALIDATE, 1, OP_SET_NOT_NULL, 12 },
+		{ WAVE_CONTRACT, 0, OP_DROP_TABLE, 4 },
+		{ WAVE_CONTRACT, 1, OP_SQL, 6 },
 	};
 
 	(void)state;
@@ -726,21 +727,21 @@ static void
 test_plan_ops__every_op_has_its_wave(void **state)
 {
 	static const enum plan_wave want[OP__COUNT] = {
-	    [OP_CREATE_VIEW] = WAVE_EXPAND,
-	    [OP_CREATE_TABLE] = WAVE_EXPAND,
-	    [OP_ADD_COLUMN] = WAVE_EXPAND,
-	    [OP_ADD_INDEX_CONCURRENTLY] = WAVE_EXPAND,
-	    [OP_ADD_FOREIGN_KEY_NOT_VALID] = WAVE_EXPAND,
-	    [OP_ADD_CHECK_NOT_VALID] = WAVE_EXPAND,
-	    [OP_BACKFILL_SQL] = WAVE_BACKFILL,
-	    [OP_VALIDATE_CONSTRAINT] = WAVE_VALIDATE,
-	    [OP_SET_NOT_NULL] = WAVE_VALIDATE,
-	    [OP_DROP_COLUMN] = WAVE_CONTRACT,
-	    [OP_DROP_INDEX_CONCURRENTLY] = WAVE_CONTRACT,
-	    [OP_DROP_TABLE] = WAVE_CONTRACT,
-	    [OP_RENAME_COLUMN] = WAVE_CONTRACT,
-	    [OP_RENAME_TABLE] = WAVE_CONTRACT,
-	    [OP_SQL] = WAVE_CONTRACT,
+		[OP_CREATE_VIEW] = WAVE_EXPAND,
+		[OP_CREATE_TABLE] = WAVE_EXPAND,
+		[OP_ADD_COLUMN] = WAVE_EXPAND,
+		[OP_ADD_INDEX_CONCURRENTLY] = WAVE_EXPAND,
+		[OP_ADD_FOREIGN_KEY_NOT_VALID] = WAVE_EXPAND,
+		[OP_ADD_CHECK_NOT_VALID] = WAVE_EXPAND,
+		[OP_BACKFILL_SQL] = WAVE_BACKFILL,
+		[OP_VALIDATE_CONSTRAINT] = WAVE_VALIDATE,
+		[OP_SET_NOT_NULL] = WAVE_VALIDATE,
+		[OP_DROP_COLUMN] = WAVE_CONTRACT,
+		[OP_DROP_INDEX_CONCURRENTLY] = WAVE_CONTRACT,
+		[OP_DROP_TABLE] = WAVE_CONTRACT,
+		[OP_RENAME_COLUMN] = WAVE_CONTRACT,
+		[OP_RENAME_TABLE] = WAVE_CONTRACT,
+		[OP_SQL] = WAVE_CONTRACT,
 	};
 
 	(void)state;
@@ -805,39 +806,39 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_ops__create_view),
-	    cmocka_unit_test(test_plan_ops__create_table),
-	    cmocka_unit_test(test_plan_ops__add_column_nullable_is_h1),
-	    cmocka_unit_test(test_plan_ops__add_column_nullable_defaults_to_true),
-	    cmocka_unit_test(test_plan_ops__add_column_not_null_is_h2),
-	    cmocka_unit_test(test_plan_ops__add_column_serial_is_h3),
-	    cmocka_unit_test(test_plan_ops__add_index_concurrently),
-	    cmocka_unit_test(test_plan_ops__add_index_plain_with_comment_in_where),
-	    cmocka_unit_test(test_plan_ops__add_foreign_key_not_valid),
-	    cmocka_unit_test(test_plan_ops__add_foreign_key_without_on_delete),
-	    cmocka_unit_test(test_plan_ops__add_check_not_valid),
-	    cmocka_unit_test(test_plan_ops__backfill_sql),
-	    cmocka_unit_test(test_plan_ops__backfill_without_where),
-	    cmocka_unit_test(test_plan_ops__validate_constraint),
-	    cmocka_unit_test(test_plan_ops__set_not_null),
-	    cmocka_unit_test(test_plan_ops__drop_column),
-	    cmocka_unit_test(test_plan_ops__drop_index_concurrently),
-	    cmocka_unit_test(test_plan_ops__drop_table),
-	    cmocka_unit_test(test_plan_ops__rename_column),
-	    cmocka_unit_test(test_plan_ops__rename_table),
-	    cmocka_unit_test(test_plan_ops__sql_with_declared_lock),
-	    cmocka_unit_test(test_plan_ops__sql_lock_spellings),
-	    cmocka_unit_test(test_plan_ops__sql_without_lock_is_held_to_derived_lock),
-	    cmocka_unit_test(test_plan_ops__sql_touched_tables),
-	    cmocka_unit_test(test_plan_ops__sql_promise_lower_than_derived),
-	    cmocka_unit_test(test_plan_ops__user_checks_come_after_computed),
-	    cmocka_unit_test(test_plan_ops__user_checks_on_backfill_and_sql),
-	    cmocka_unit_test(test_plan_ops__identifiers_are_quoted_in_sql),
-	    cmocka_unit_test(test_plan_ops__flat_steps_sorted_into_waves),
-	    cmocka_unit_test(test_plan_ops__flat_list_leaves_absent_waves_empty),
-	    cmocka_unit_test(test_plan_ops__waves_keep_written_order_and_sql_wave),
-	    cmocka_unit_test(test_plan_ops__every_op_has_its_wave),
-	    cmocka_unit_test(test_plan_ops__ident_and_type_rules),
+		cmocka_unit_test(test_plan_ops__create_view),
+		cmocka_unit_test(test_plan_ops__create_table),
+		cmocka_unit_test(test_plan_ops__add_column_nullable_is_h1),
+		cmocka_unit_test(test_plan_ops__add_column_nullable_defaults_to_true),
+		cmocka_unit_test(test_plan_ops__add_column_not_null_is_h2),
+		cmocka_unit_test(test_plan_ops__add_column_serial_is_h3),
+		cmocka_unit_test(test_plan_ops__add_index_concurrently),
+		cmocka_unit_test(test_plan_ops__add_index_plain_with_comment_in_where),
+		cmocka_unit_test(test_plan_ops__add_foreign_key_not_valid),
+		cmocka_unit_test(test_plan_ops__add_foreign_key_without_on_delete),
+		cmocka_unit_test(test_plan_ops__add_check_not_valid),
+		cmocka_unit_test(test_plan_ops__backfill_sql),
+		cmocka_unit_test(test_plan_ops__backfill_without_where),
+		cmocka_unit_test(test_plan_ops__validate_constraint),
+		cmocka_unit_test(test_plan_ops__set_not_null),
+		cmocka_unit_test(test_plan_ops__drop_column),
+		cmocka_unit_test(test_plan_ops__drop_index_concurrently),
+		cmocka_unit_test(test_plan_ops__drop_table),
+		cmocka_unit_test(test_plan_ops__rename_column),
+		cmocka_unit_test(test_plan_ops__rename_table),
+		cmocka_unit_test(test_plan_ops__sql_with_declared_lock),
+		cmocka_unit_test(test_plan_ops__sql_lock_spellings),
+		cmocka_unit_test(test_plan_ops__sql_without_lock_is_held_to_derived_lock),
+		cmocka_unit_test(test_plan_ops__sql_touched_tables),
+		cmocka_unit_test(test_plan_ops__sql_promise_lower_than_derived),
+		cmocka_unit_test(test_plan_ops__user_checks_come_after_computed),
+		cmocka_unit_test(test_plan_ops__user_checks_on_backfill_and_sql),
+		cmocka_unit_test(test_plan_ops__identifiers_are_quoted_in_sql),
+		cmocka_unit_test(test_plan_ops__flat_steps_sorted_into_waves),
+		cmocka_unit_test(test_plan_ops__flat_list_leaves_absent_waves_empty),
+		cmocka_unit_test(test_plan_ops__waves_keep_written_order_and_sql_wave),
+		cmocka_unit_test(test_plan_ops__every_op_has_its_wave),
+		cmocka_unit_test(test_plan_ops__ident_and_type_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,8 +54,8 @@ opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
 			return why;
 		}
 		if (f->off % (plan_fkind_size(f->kind) < alignof(max_align_t)
-				      ? plan_fkind_size(f->kind)
-				      : sizeof(void *))) {
+				  ? plan_fkind_size(f->kind)
+				  : sizeof(void *))) {
 			snprintf(why, n, "field '%s' is stored at a misaligned offset", f->name);
 			return why;
 		}
@@ -206,9 +206,7 @@ json_array_has(const cJSON *a, const char *s)
 {
 	const cJSON *e;
 
-	cJSON_ArrayForEach(e, a)
-		if (cJSON_IsString(e) && !strcmp(e->valuestring, s))
-			return true;
+	cJSON_ArrayForEach(e, a) if (cJSON_IsString(e) && !strcmp(e->valuestring, s)) return true;
 	return false;
 }
 
@@ -264,7 +262,8 @@ test_plan_optable__schema_knows_every_op_and_field(void **state)
 							      plan_step_common_fields[i].name))
 				fail_msg("%s: the schema does not know the field '%s'", key,
 					 plan_step_common_fields[i].name);
-		cJSON_ArrayForEach(e, props) {
+		cJSON_ArrayForEach(e, props)
+		{
 			if (!strcmp(e->string, "op") ||
 			    plan_field_find(o->fields, PLAN_MAXF, e->string) ||
 			    plan_field_find(plan_step_common_fields, NCOMMON, e->string))

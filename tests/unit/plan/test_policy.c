@@ -123,16 +123,16 @@ static void
 test_plan_policy__every_h3_op_is_blocked_in_chaos(void **state)
 {
 	static const char *const steps[] = {
-	    "{op: add_column, table: t, name: s, type: bigserial}",
-	    "{op: validate_constraint, table: t, name: c}",
-	    "{op: set_not_null, table: t, column: a}",
-	    "{op: drop_column, table: t, name: a}",
-	    "{op: drop_index_concurrently, name: i}",
-	    "{op: drop_table, table: t}",
-	    "{op: rename_column, table: t, from: a, to: b}",
-	    "{op: rename_table, from: a, to: b}",
-	    "{op: sql, sql: 'CREATE INDEX i ON t (a)', lock_class_max: ShareLock}",
-	    "{op: sql, sql: 'DO $$BEGIN NULL; END$$'}",
+		"{op: add_column, table: t, name: s, type: bigserial}",
+		"{op: validate_constraint, table: t, name: c}",
+		"{op: set_not_null, table: t, column: a}",
+		"{op: drop_column, table: t, name: a}",
+		"{op: drop_index_concurrently, name: i}",
+		"{op: drop_table, table: t}",
+		"{op: rename_column, table: t, from: a, to: b}",
+		"{op: rename_table, from: a, to: b}",
+		"{op: sql, sql: 'CREATE INDEX i ON t (a)', lock_class_max: ShareLock}",
+		"{op: sql, sql: 'DO $$BEGIN NULL; END$$'}",
 	};
 	struct plan_policy chaos;
 
@@ -232,14 +232,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_policy__protected_defaults),
-	    cmocka_unit_test(test_plan_policy__chaos_defaults),
-	    cmocka_unit_test(test_plan_policy__protected_timeouts_by_op),
-	    cmocka_unit_test(test_plan_policy__chaos_timeouts_by_op),
-	    cmocka_unit_test(test_plan_policy__h3_blocked_in_chaos_only),
-	    cmocka_unit_test(test_plan_policy__every_h3_op_is_blocked_in_chaos),
-	    cmocka_unit_test(test_plan_policy__step_over_wave_over_mode),
-	    cmocka_unit_test(test_plan_policy__custom_policy),
+		cmocka_unit_test(test_plan_policy__protected_defaults),
+		cmocka_unit_test(test_plan_policy__chaos_defaults),
+		cmocka_unit_test(test_plan_policy__protected_timeouts_by_op),
+		cmocka_unit_test(test_plan_policy__chaos_timeouts_by_op),
+		cmocka_unit_test(test_plan_policy__h3_blocked_in_chaos_only),
+		cmocka_unit_test(test_plan_policy__every_h3_op_is_blocked_in_chaos),
+		cmocka_unit_test(test_plan_policy__step_over_wave_over_mode),
+		cmocka_unit_test(test_plan_policy__custom_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,21 +13,21 @@
 #include "plan/plan_int.h"
 
 /* expand: add_column (line 6); backfill: backfill_sql with revert_sql (line 9); validate: check */
-#define TARGET                                                                       \
-	"id: p1\ntitle: t\nreason: r\nsteps:\n"                                      \
-	"  - op: add_column\n    table: app.users\n    name: score\n"                \
-	"    type: integer\n"                                                        \
-	"  - op: add_check_not_valid\n    table: app.users\n    name: score_pos\n"   \
-	"    check: score >= 0\n"                                                    \
-	"  - op: backfill_sql\n    sql: UPDATE app.users SET score = 0 WHERE score IS NULL\n" \
-	"    revert_sql: UPDATE app.users SET score = NULL WHERE score = 0\n"        \
-	"  - { op: validate_constraint, table: app.users, name: score_pos }\n"       \
+#define TARGET                                                                                     \
+	"id: p1\ntitle: t\nreason: r\nsteps:\n"                                                    \
+	"  - op: add_column\n    table: app.users\n    name: score\n"                              \
+	"    type: integer\n"                                                                      \
+	"  - op: add_check_not_valid\n    table: app.users\n    name: score_pos\n"                 \
+	"    check: score >= 0\n"                                                                  \
+	"  - op: backfill_sql\n    sql: UPDATE app.users SET score = 0 WHERE score IS NULL\n"      \
+	"    revert_sql: UPDATE app.users SET score = NULL WHERE score = 0\n"                      \
+	"  - { op: validate_constraint, table: app.users, name: score_pos }\n"                     \
 	"  - { op: set_not_null, table: app.users, column: score }\n"
 
-#define IRREVERSIBLE                                                                 \
-	"id: p2\ntitle: t\nreason: r\nsteps:\n"                                      \
-	"  - { op: add_column, table: app.users, name: nick, type: text }\n"        \
-	"  - { op: drop_column, table: app.users, name: legacy }\n"                  \
+#define IRREVERSIBLE                                                                               \
+	"id: p2\ntitle: t\nreason: r\nsteps:\n"                                                    \
+	"  - { op: add_column, table: app.users, name: nick, type: text }\n"                       \
+	"  - { op: drop_column, table: app.users, name: legacy }\n"                                \
 	"  - { op: drop_table, table: app.old }\n"
 
 static struct plan *
@@ -39,8 +39,8 @@ target(const char *text)
 static void
 test_plan_revert__whole_plan_is_its_inverses_last_first(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
-				       "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
 	struct plan *t = target(TARGET);
 	struct diags d = DIAGS_INIT;
 	const struct plan_wave_s *wv;
@@ -93,11 +93,11 @@ test_plan_revert__whole_plan_is_its_inverses_last_first(void **state)
 static void
 test_plan_revert__to_wave_keeps_that_wave_and_the_ones_before(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
-				       "id: r1\ntitle: undo\nreason: why\nrevert: p1\n"
-				       "to_wave: expand\n");
-	struct plan *other = pt_parse_ok("dir/0002-r.yaml",
-					 "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n"
+					   "to_wave: expand\n");
+	struct plan *other =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
 	struct diags d = DIAGS_INIT;
 	const struct plan_wave_s *wv = &rev->waves[WAVE_CONTRACT];
 
@@ -119,17 +119,17 @@ test_plan_revert__to_wave_keeps_that_wave_and_the_ones_before(void **state)
 static void
 test_plan_revert__inverses_keep_the_limits_of_their_wave(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
-				       "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
-	struct plan *t = pt_parse_ok("dir/0001-p.yaml",
-				     "id: p1\ntitle: t\nreason: r\nwaves:\n"
-				     "  - name: backfill\n"
-				     "    limits: { batch_size: 50, rows_per_second: 300 }\n"
-				     "    steps:\n"
-				     "      - op: backfill_sql\n"
-				     "        sql: UPDATE a SET b = 1 WHERE b IS NULL\n"
-				     "        revert_sql: UPDATE a SET b = NULL WHERE b = 1\n"
-				     "        limits: { batch_size: 70 }\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
+	struct plan *t =
+	    pt_parse_ok("dir/0001-p.yaml", "id: p1\ntitle: t\nreason: r\nwaves:\n"
+					   "  - name: backfill\n"
+					   "    limits: { batch_size: 50, rows_per_second: 300 }\n"
+					   "    steps:\n"
+					   "      - op: backfill_sql\n"
+					   "        sql: UPDATE a SET b = 1 WHERE b IS NULL\n"
+					   "        revert_sql: UPDATE a SET b = NULL WHERE b = 1\n"
+					   "        limits: { batch_size: 70 }\n");
 	struct plan_policy pol;
 	struct diags d = DIAGS_INIT;
 	const struct plan_step *s;
@@ -140,7 +140,7 @@ test_plan_revert__inverses_keep_the_limits_of_their_wave(void **state)
 	plan_apply_policy(rev, &pol);
 	s = &rev->waves[WAVE_CONTRACT].steps[0];
 	assert_int_equal(s->op, OP_BACKFILL_SQL);
-	assert_int_equal(s->ob.batch_size, 70);      /* the step's own */
+	assert_int_equal(s->ob.batch_size, 70);	      /* the step's own */
 	assert_int_equal(s->ob.rows_per_second, 300); /* its wave's in the reverted plan */
 	assert_int_equal(s->ob.max_lock_ms, 2000);    /* the mode's */
 	plan_free(rev);
@@ -149,9 +149,9 @@ test_plan_revert__inverses_keep_the_limits_of_their_wave(void **state)
 static void
 test_plan_revert__nothing_after_to_wave_is_invalid(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
-				       "id: r1\ntitle: undo\nreason: why\nrevert: p1\n"
-				       "to_wave: contract\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n"
+					   "to_wave: contract\n");
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -168,8 +168,8 @@ test_plan_revert__nothing_after_to_wave_is_invalid(void **state)
 static void
 test_plan_revert__every_irreversible_step_is_named(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
-				       "id: r2\ntitle: undo\nreason: why\nrevert: p2\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r2\ntitle: undo\nreason: why\nrevert: p2\n");
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -191,10 +191,10 @@ test_plan_revert__every_irreversible_step_is_named(void **state)
 static void
 test_plan_revert__a_revert_is_not_reverted(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0003-rr.yaml",
-				       "id: r2\ntitle: undo\nreason: why\nrevert: r1\n");
-	struct plan *r1 = pt_parse_ok("dir/0002-r.yaml",
-				      "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0003-rr.yaml", "id: r2\ntitle: undo\nreason: why\nrevert: r1\n");
+	struct plan *r1 =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
 	struct diags d = DIAGS_INIT;
 
 	(void)state;
@@ -210,13 +210,19 @@ test_plan_revert__steps_beside_revert_are_an_error(void **state)
 {
 	static const char text[] = "id: r1\ntitle: t\nreason: r\nrevert: p1\nsteps:\n"
 				   "  - { op: drop_table, table: x }\n";
-	static const struct pt_err e[] = { { 6, 3, "a revert plan (revert: at line 4) has no steps" } };
+	static const struct pt_err e[] = { { 6, 3,
+					     "a revert plan (revert: at line 4) has no steps" } };
 	static const char text2[] = "id: r1\ntitle: t\nreason: r\nrevert: p1\nto_wave: middle\n";
-	static const struct pt_err e2[] = { { 5, 10, "to_wave: expected expand, backfill, validate or contract, found the string 'middle'" } };
+	static const struct pt_err e2[] = {
+		{ 5, 10,
+		  "to_wave: expected expand, backfill, validate or contract, found the string 'middle'" }
+	};
 	static const char text3[] = "id: r1\ntitle: t\nreason: r\nto_wave: expand\n";
 	static const struct pt_err e3[] = { { 4, 10, "to_wave: only a revert plan has it" } };
-	static const char text4[] = "{\"id\": \"r1\", \"title\": \"t\", \"reason\": \"r\", \"revert\": 7}";
-	static const struct pt_err e4[] = { { 1, 53, "revert: expected the id of the plan to revert" } };
+	static const char text4[] =
+	    "{\"id\": \"r1\", \"title\": \"t\", \"reason\": \"r\", \"revert\": 7}";
+	static const struct pt_err e4[] = { { 1, 53,
+					      "revert: expected the id of the plan to revert" } };
 
 	(void)state;
 	pt_expect_errors_n("r.yaml", text, strlen(text), 1, e);
@@ -253,8 +259,9 @@ test_plan_revert__directory_finds_the_target_before_it(void **state)
 	put(dir, "0003-missing.yaml", "id: r3\ntitle: undo\nreason: why\nrevert: nope\n");
 	put(dir, "0004-again.yaml", "id: r4\ntitle: undo\nreason: why\nrevert: p1\n");
 	put(dir, "0000-early.yaml", "id: r0\ntitle: undo\nreason: why\nrevert: late\n");
-	put(dir, "0009-late.yaml", "id: late\ntitle: t\nreason: r\nsteps:\n"
-				   "  - { op: add_column, table: a, name: b, type: text }\n");
+	put(dir, "0009-late.yaml",
+	    "id: late\ntitle: t\nreason: r\nsteps:\n"
+	    "  - { op: add_column, table: a, name: b, type: text }\n");
 	snprintf(path, sizeof(path), "%s/0002-r.yaml", dir);
 	assert_int_equal(plan_load(&p, path, &d), 0);
 	assert_non_null(p->reverted);
@@ -282,9 +289,10 @@ test_plan_revert__directory_finds_the_target_before_it(void **state)
 	assert_int_equal(d.nerrors, 1);
 	assert_non_null(strstr(d.v[0].msg, "comes after this file"));
 	diags_clear(&d);
-	for (const char *const *n = (const char *const[]){ "0000-early.yaml", "0001-p.yaml",
-							    "0002-r.yaml", "0003-missing.yaml",
-							    "0004-again.yaml", "0009-late.yaml", NULL };
+	for (const char *const *n =
+		 (const char *const[]){ "0000-early.yaml", "0001-p.yaml", "0002-r.yaml",
+					"0003-missing.yaml", "0004-again.yaml", "0009-late.yaml",
+					NULL };
 	     *n; n++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *n);
 		unlink(path);
@@ -295,8 +303,8 @@ test_plan_revert__directory_finds_the_target_before_it(void **state)
 static void
 test_plan_revert__chaos_blocks_it(void **state)
 {
-	struct plan *rev = pt_parse_ok("dir/0002-r.yaml",
-				       "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
+	struct plan *rev =
+	    pt_parse_ok("dir/0002-r.yaml", "id: r1\ntitle: undo\nreason: why\nrevert: p1\n");
 	struct plan_policy pol;
 	struct diags d = DIAGS_INIT;
 
@@ -316,15 +324,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_revert__whole_plan_is_its_inverses_last_first),
-	    cmocka_unit_test(test_plan_revert__to_wave_keeps_that_wave_and_the_ones_before),
-	    cmocka_unit_test(test_plan_revert__inverses_keep_the_limits_of_their_wave),
-	    cmocka_unit_test(test_plan_revert__nothing_after_to_wave_is_invalid),
-	    cmocka_unit_test(test_plan_revert__every_irreversible_step_is_named),
-	    cmocka_unit_test(test_plan_revert__a_revert_is_not_reverted),
-	    cmocka_unit_test(test_plan_revert__steps_beside_revert_are_an_error),
-	    cmocka_unit_test(test_plan_revert__directory_finds_the_target_before_it),
-	    cmocka_unit_test(test_plan_revert__chaos_blocks_it),
+		cmocka_unit_test(test_plan_revert__whole_plan_is_its_inverses_last_first),
+		cmocka_unit_test(test_plan_revert__to_wave_keeps_that_wave_and_the_ones_before),
+		cmocka_unit_test(test_plan_revert__inverses_keep_the_limits_of_their_wave),
+		cmocka_unit_test(test_plan_revert__nothing_after_to_wave_is_invalid),
+		cmocka_unit_test(test_plan_revert__every_irreversible_step_is_named),
+		cmocka_unit_test(test_plan_revert__a_revert_is_not_reverted),
+		cmocka_unit_test(test_plan_revert__steps_beside_revert_are_an_error),
+		cmocka_unit_test(test_plan_revert__directory_finds_the_target_before_it),
+		cmocka_unit_test(test_plan_revert__chaos_blocks_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

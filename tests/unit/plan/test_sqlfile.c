@@ -36,13 +36,13 @@ test_plan_sqlfile__steps_waves_and_positions(void **state)
 		enum plan_exec_kind exec;
 		const char *start;
 	} want[] = {
-	    {WAVE_EXPAND, 0, 4, 1, EXEC_TX, "CREATE TABLE accounts"},
-	    {WAVE_EXPAND, 1, 5, 24, EXEC_NONTX, "CREATE INDEX CONCURRENTLY"},
-	    {WAVE_BACKFILL, 0, 6, 1, EXEC_TX, "UPDATE accounts"},
-	    /* an addition after a row change stays after it: the file's order is kept */
-	    {WAVE_BACKFILL, 1, 7, 1, EXEC_TX, "ALTER TABLE accounts ADD CONSTRAINT"},
-	    {WAVE_VALIDATE, 0, 8, 1, EXEC_TX, "ALTER TABLE accounts VALIDATE"},
-	    {WAVE_CONTRACT, 0, 9, 1, EXEC_TX, "ALTER TABLE accounts DROP COLUMN legacy"},
+		{ WAVE_EXPAND, 0, 4, 1, EXEC_TX, "CREATE TABLE accounts" },
+		{ WAVE_EXPAND, 1, 5, 24, EXEC_NONTX, "CREATE INDEX CONCURRENTLY" },
+		{ WAVE_BACKFILL, 0, 6, 1, EXEC_TX, "UPDATE accounts" },
+		/* an addition after a row change stays after it: the file's order is kept */
+		{ WAVE_BACKFILL, 1, 7, 1, EXEC_TX, "ALTER TABLE accounts ADD CONSTRAINT" },
+		{ WAVE_VALIDATE, 0, 8, 1, EXEC_TX, "ALTER TABLE accounts VALIDATE" },
+		{ WAVE_CONTRACT, 0, 9, 1, EXEC_TX, "ALTER TABLE accounts DROP COLUMN legacy" },
 	};
 
 	(void)state;
@@ -136,8 +136,8 @@ test_plan_sqlfile__errors(void **state)
 	{
 		/* a file's own BEGIN/COMMIT: each statement is a step in its own transaction */
 		static const struct pt_err e[] = {
-		    {1, 1, "found transaction control ('BEGIN')"},
-		    {3, 1, "found transaction control ('COMMIT')"},
+			{ 1, 1, "found transaction control ('BEGIN')" },
+			{ 3, 1, "found transaction control ('COMMIT')" },
 		};
 		const char *t = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n";
 		pt_expect_errors_n(F, t, strlen(t), 2, e);
@@ -150,10 +150,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plan_sqlfile__steps_waves_and_positions),
-	    cmocka_unit_test(test_plan_sqlfile__defaults),
-	    cmocka_unit_test(test_plan_sqlfile__checksum_is_of_tokens),
-	    cmocka_unit_test(test_plan_sqlfile__errors),
+		cmocka_unit_test(test_plan_sqlfile__steps_waves_and_positions),
+		cmocka_unit_test(test_plan_sqlfile__defaults),
+		cmocka_unit_test(test_plan_sqlfile__checksum_is_of_tokens),
+		cmocka_unit_test(test_plan_sqlfile__errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@ test_proto_access__zero_is_admin(void **state)
 	struct {
 		const char *name;
 		enum proto_access access;
-	} entry = {.name = "new-command"};
+	} entry = { .name = "new-command" };
 
 	(void)state;
 	assert_int_equal(entry.access, PROTO_ADMIN);
@@ -76,10 +76,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_proto_access__zero_is_admin),
-	    cmocka_unit_test(test_proto_access__names),
-	    cmocka_unit_test(test_proto_access__forbidden_message),
-	    cmocka_unit_test(test_proto_access__forbidden_message_bounded),
+		cmocka_unit_test(test_proto_access__zero_is_admin),
+		cmocka_unit_test(test_proto_access__names),
+		cmocka_unit_test(test_proto_access__forbidden_message),
+		cmocka_unit_test(test_proto_access__forbidden_message_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

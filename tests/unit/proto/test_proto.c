@@ -258,12 +258,13 @@ test_proto_request__duplicate_keys(void **state)
 				 "{\"k\":1,\"k\":2}]}}",
 				 TS_PROTO_E_BAD_REQUEST, "duplicate key \"k\"");
 	/* the same key in different objects is fine */
-	assert_int_equal(proto_request_decode("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"id\":1,"
-					      "\"l\":[{\"k\":1},{\"k\":2}]}}",
-					      strlen("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"id\":1,"
-						     "\"l\":[{\"k\":1},{\"k\":2}]}}"),
-					      &rq, &code, msg, sizeof(msg)),
-			 0);
+	assert_int_equal(
+	    proto_request_decode("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"id\":1,"
+				 "\"l\":[{\"k\":1},{\"k\":2}]}}",
+				 strlen("{\"v\":1,\"id\":1,\"cmd\":\"x\",\"args\":{\"id\":1,"
+					"\"l\":[{\"k\":1},{\"k\":2}]}}"),
+				 &rq, &code, msg, sizeof(msg)),
+	    0);
 	proto_request_free(&rq);
 
 	/* many keys, the duplicate last: found (and fast: the keys are sorted) */

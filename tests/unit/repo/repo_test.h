@@ -34,8 +34,7 @@ rt_tmpdir(void)
 }
 
 /* Runs a shell command; it must exit 0. */
-static inline void
-rt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void rt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline void
 rt_sh(const char *fmt, ...)
 {
@@ -54,8 +53,7 @@ rt_sh(const char *fmt, ...)
 }
 
 /* Runs a shell command and returns its stdout without the trailing newline (caller frees). */
-static inline char *
-rt_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *rt_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline char *
 rt_out(const char *fmt, ...)
 {

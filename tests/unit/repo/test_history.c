@@ -40,8 +40,8 @@ static void
 assert_like_git_log(const char *dir, const struct repo_snapshot *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		char *want = rt_out("git -C '%s' log -1 --format=%%H main -- '%s'", dir,
-				    s->files[i].path);
+		char *want =
+		    rt_out("git -C '%s' log -1 --format=%%H main -- '%s'", dir, s->files[i].path);
 
 		assert_string_equal(s->files[i].commit, want);
 		free(want);
@@ -83,9 +83,9 @@ test_repo_history__authors_merge_readd(void **state)
 	s = rt_snap(r, "migrations");
 	assert_string_equal(s->tip, c8);
 	assert_int_equal(s->n, 4);
-	assert_file(s, "migrations/0001-a.yaml", c5, "erin");  /* through the merge */
-	assert_file(s, "migrations/0002-b.yaml", c2, "bob");   /* untouched since */
-	assert_file(s, "migrations/0003-c.yaml", c4, "dave");  /* re-added */
+	assert_file(s, "migrations/0001-a.yaml", c5, "erin"); /* through the merge */
+	assert_file(s, "migrations/0002-b.yaml", c2, "bob");  /* untouched since */
+	assert_file(s, "migrations/0003-c.yaml", c4, "dave"); /* re-added */
 	assert_file(s, "migrations/0004-d.yaml", c6, "frank");
 	assert_true(rt_file(s, "migrations/0001-a.yaml")->commit_time <
 		    rt_file(s, "migrations/0004-d.yaml")->commit_time);

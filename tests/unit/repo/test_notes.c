@@ -141,8 +141,7 @@ test_repo_notes__errors(void **state)
 	c1 = rt_commit(d, "alice", "empty");
 	r = rt_open(d, NULL, "main");
 	n = (struct repo_note){ c1, "x" };
-	assert_int_equal(repo_notes_sync(r, "refs/heads/main", &n, 1, false, err, sizeof(err)),
-			 -1);
+	assert_int_equal(repo_notes_sync(r, "refs/heads/main", &n, 1, false, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "invalid notes ref"));
 	n = (struct repo_note){ "not-a-commit", "x" };
 	assert_int_equal(repo_notes_sync(r, NREF, &n, 1, false, err, sizeof(err)), -1);
@@ -436,7 +435,7 @@ test_repo_notes__fetch_keeps_local_notes(void **state)
 /* Another writer that adds a note in the origin each time we are about to push. */
 struct racer {
 	const char *origin;
-	char **commits;   /* one per race */
+	char **commits; /* one per race */
 	int races, calls;
 };
 

@@ -161,15 +161,14 @@ test_repo_remote__fetch_errors(void **state)
 	char err[512] = "";
 
 	(void)state;
-	assert_int_equal(repo_open(&r, "file:///nonexistent/taskslaps.git", st, "main", err,
-				   sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    repo_open(&r, "file:///nonexistent/taskslaps.git", st, "main", err, sizeof(err)), -1);
 	assert_null(r);
 	assert_non_null(strstr(err, "cannot fetch file:///nonexistent/taskslaps.git: "));
 	/* Port 1 on the loopback refuses at once; the password never shows. */
-	assert_int_equal(repo_open(&r, "https://deploy:hunter2@127.0.0.1:1/m.git", st, "main", err,
-				   sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    repo_open(&r, "https://deploy:hunter2@127.0.0.1:1/m.git", st, "main", err, sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "cannot fetch https://deploy:***@127.0.0.1:1/m.git: "));
 	assert_null(strstr(err, "hunter2"));
 	/* A URL needs a state directory. */

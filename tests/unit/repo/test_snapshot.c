@@ -52,8 +52,8 @@ check_snapshot(struct repo *r)
 	assert_string_equal(s->tip, head);
 	assert_int_equal(s->n, 4);
 	for (size_t i = 0; i < 4; i++) {
-		char *blob = rt_out("git --git-dir='%s' rev-parse 'main:%s'", repo_gitdir(r),
-				    want[i]);
+		char *blob =
+		    rt_out("git --git-dir='%s' rev-parse 'main:%s'", repo_gitdir(r), want[i]);
 
 		assert_string_equal(s->files[i].path, want[i]);
 		assert_string_equal(s->files[i].blob, blob);
@@ -286,12 +286,12 @@ test_repo_snapshot__text_clean(void **state)
 	} cases[] = {
 		{ "bob@x.test", "bob@x.test" },
 		{ "b\xffob@x.test", "b\\xffob@x.test" },
-		{ "J\xc3\xb6rg \xe2\x82\xac", "J\xc3\xb6rg \xe2\x82\xac" },   /* valid: kept */
+		{ "J\xc3\xb6rg \xe2\x82\xac", "J\xc3\xb6rg \xe2\x82\xac" }, /* valid: kept */
 		{ "a\nStatus: applied", "a\\x0aStatus: applied" },
 		{ "tab\tdel\x7f", "tab\\x09del\\x7f" },
-		{ "\xc3", "\\xc3" },                           /* cut short */
-		{ "\xc0\xaf", "\\xc0\\xaf" },                   /* overlong */
-		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" },           /* surrogate */
+		{ "\xc3", "\\xc3" },		       /* cut short */
+		{ "\xc0\xaf", "\\xc0\\xaf" },	       /* overlong */
+		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" }, /* surrogate */
 		{ "", "" },
 	};
 

@@ -22,9 +22,9 @@ group_teardown(void **state)
 }
 
 struct keys {
-	char *dir;        /* keys and allowed_signers live here */
-	char *allowed;    /* allowed_signers: alice's key only */
-	char *alice, *mallory;  /* private key paths */
+	char *dir;	       /* keys and allowed_signers live here */
+	char *allowed;	       /* allowed_signers: alice's key only */
+	char *alice, *mallory; /* private key paths */
 };
 
 static void
@@ -85,8 +85,8 @@ test_repo_verify__signatures(void **state)
 	unsigned_c = commit_signed(d, NULL, "not signed");
 	bad = commit_signed(d, k.mallory, "signed by mallory as alice");
 	/* git itself agrees with the fixture. */
-	out = rt_out("git -C '%s' -c gpg.ssh.allowedSignersFile='%s' verify-commit '%s' 2>&1",
-		     d, k.allowed, good);
+	out = rt_out("git -C '%s' -c gpg.ssh.allowedSignersFile='%s' verify-commit '%s' 2>&1", d,
+		     k.allowed, good);
 	assert_non_null(strstr(out, "Good \"git\" signature"));
 	free(out);
 
@@ -98,9 +98,8 @@ test_repo_verify__signatures(void **state)
 	assert_int_equal(repo_verify_commit(r, bad, k.allowed, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "bad signature"));
 	/* A configuration problem is an error, not a bad signature. */
-	assert_int_equal(repo_verify_commit(r, good, "/nonexistent/allowed_signers", err,
-					    sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    repo_verify_commit(r, good, "/nonexistent/allowed_signers", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "allowed_signers"));
 	assert_int_equal(repo_verify_commit(r, "1234", k.allowed, err, sizeof(err)), -1);
 	repo_free(r);

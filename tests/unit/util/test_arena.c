@@ -115,7 +115,7 @@ test_util_arena__empty_arena(void **state)
 static void
 test_util_arena__huge_request_aborts(void **state)
 {
-	static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 20, SIZE_MAX - 16};
+	static const size_t sizes[] = { SIZE_MAX, SIZE_MAX - 20, SIZE_MAX - 16 };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
@@ -190,13 +190,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_util_arena__many_allocations),
-	    cmocka_unit_test(test_util_arena__large_allocations),
-	    cmocka_unit_test(test_util_arena__grows_from_small_blocks),
-	    cmocka_unit_test(test_util_arena__strings),
-	    cmocka_unit_test(test_util_arena__empty_arena),
-	    cmocka_unit_test(test_util_arena__huge_request_aborts),
-	    cmocka_unit_test(test_util_arena__wrappers),
+		cmocka_unit_test(test_util_arena__many_allocations),
+		cmocka_unit_test(test_util_arena__large_allocations),
+		cmocka_unit_test(test_util_arena__grows_from_small_blocks),
+		cmocka_unit_test(test_util_arena__strings),
+		cmocka_unit_test(test_util_arena__empty_arena),
+		cmocka_unit_test(test_util_arena__huge_request_aborts),
+		cmocka_unit_test(test_util_arena__wrappers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,10 +106,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_util_diag__format),
-	    cmocka_unit_test(test_util_diag__owns_its_strings),
-	    cmocka_unit_test(test_util_diag__many_and_long),
-	    cmocka_unit_test(test_util_diag__print),
+		cmocka_unit_test(test_util_diag__format),
+		cmocka_unit_test(test_util_diag__owns_its_strings),
+		cmocka_unit_test(test_util_diag__many_and_long),
+		cmocka_unit_test(test_util_diag__print),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,7 @@ test_util_sha256__fips_examples(void **state)
 
 /* The digests of pattern[0..L) for L = 0..300, concatenated in hex, hashed (Python's hashlib). */
 static const char lengths_want[] =
-	"d7a9b90d98debd1b5175288331c6bd26e947bf41f61bb9808d40b97606258ca9";
+    "d7a9b90d98debd1b5175288331c6bd26e947bf41f61bb9808d40b97606258ca9";
 
 /* Whether the digest of the 301 digests is lengths_want (cmocka asserts on one thread only). */
 static int

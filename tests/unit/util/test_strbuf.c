@@ -111,11 +111,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_util_strbuf__empty),
-	    cmocka_unit_test(test_util_strbuf__add_puts_putc),
-	    cmocka_unit_test(test_util_strbuf__grows),
-	    cmocka_unit_test(test_util_strbuf__printf),
-	    cmocka_unit_test(test_util_strbuf__detach_and_reset),
+		cmocka_unit_test(test_util_strbuf__empty),
+		cmocka_unit_test(test_util_strbuf__add_puts_putc),
+		cmocka_unit_test(test_util_strbuf__grows),
+		cmocka_unit_test(test_util_strbuf__printf),
+		cmocka_unit_test(test_util_strbuf__detach_and_reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,12 +119,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_util_utf8__valid),
-	    cmocka_unit_test(test_util_utf8__overlong),
-	    cmocka_unit_test(test_util_utf8__surrogates),
-	    cmocka_unit_test(test_util_utf8__beyond_u10ffff),
-	    cmocka_unit_test(test_util_utf8__truncated_and_stray),
-	    cmocka_unit_test(test_util_utf8__text_position),
+		cmocka_unit_test(test_util_utf8__valid),
+		cmocka_unit_test(test_util_utf8__overlong),
+		cmocka_unit_test(test_util_utf8__surrogates),
+		cmocka_unit_test(test_util_utf8__beyond_u10ffff),
+		cmocka_unit_test(test_util_utf8__truncated_and_stray),
+		cmocka_unit_test(test_util_utf8__text_position),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
