@@ -4,7 +4,8 @@
 # beside a plan's state, never over it: an applied plan pushed broken and
 # then fixed with an extra step is drift (the extra step never runs); a
 # drifted plan stays drift through a broken commit; an aborted plan stays
-# aborted. One id in two formats does not flip the plan's row pass after
+# aborted; an applied plan renamed is drift (the old id), not a new plan
+# that runs again. One id in two formats does not flip the plan's row pass after
 # pass. The chaos rate window counts plans when they ran, not when they were
 # first seen.
 #
@@ -85,6 +86,26 @@ assert_status "the restored file is applied again, in sync" h \
     "s['tip'] == '$RESTORED' and pst('0005-double') == 'applied' and s['sync'] == 'in_sync'"
 assert_sql "and did not run again" 400 "SELECT bal FROM acct"
 daemon_stop h
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 1b
+section "an applied plan renamed is drift, not a new plan"
+newdb m1
+q "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 200)" >/dev/null
+repo_new m
+put_plan m main dev@example.com 0005-double.yaml < <(double_plan)
+daemon_conf m "$W/m.git"
+daemon_start m || exit 1
+assert_status "the plan is applied" m "pst('0005-double') == 'applied'"
+git -C "$W/m.wt" mv migrations/0005-double.yaml migrations/0006-double.yaml
+git_as m dev@example.com commit -qm "Rename the plan" && git_as m dev@example.com push -q origin main
+MOVED=$(git -C "$W/m.wt" rev-parse HEAD)
+assert_status "the old id is drift, the new one waits" m \
+    "s['tip'] == '$MOVED' and pst('0005-double') == 'drift' and pst('0006-double') == 'pending'"
+assert_sql "the UPDATE did not run a second time" 400 "SELECT bal FROM acct"
+assert_contains "status says how to go on" "accept-drift 0005-double" \
+    "$(status_py m 'plan("0005-double").get("message", "")')"
+daemon_stop m
 assert_eq "exit 0" 0 "$DRC"
 
 # ------------------------------------------------------------------ 2
