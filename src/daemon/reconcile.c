@@ -157,6 +157,16 @@ base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
+/* The type of the last plan.* event of a plan, or NULL. */
+static const char *
+db_last_event(const struct dbview *v, const char *plan_id)
+{
+	for (int i = 0; v->events && i < PQntuples(v->events); i++)
+		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
+			return PQgetvalue(v->events, i, 1);
+	return NULL;
+}
+
 /*
  * Adds a stand-in for each plan the database has as applied (or in drift)
  * with a checksum, that no file at the tip has, by plan id or by path: a
@@ -226,6 +236,20 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 	/* applied, or undone by a revert plan: both are history the tip must keep */
 	if (!st || (strcmp(st, "applied") != 0 && !exec_status_reverted(st)))
 		return;
+	if (exec_status_reverted(st)) {
+		/*
+		 * The row keeps "reverted": written over, the fact would be lost, and
+		 * the file restored would read as a drifted plan with its checksum,
+		 * which runs again (its undone steps are out of the ledger). The
+		 * tip shows drift and the line waits until the file is back.
+		 */
+		const char *last = db_last_event(v, pi->id);
+
+		if (!last || strcmp(last, "plan.drift") != 0)
+			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s",
+				   pi->message);
+		return;
+	}
 	if (db_exec(
 		exec_db(w->ex), &r, &err,
 		"UPDATE taskslaps.plans SET status = 'drift', updated_at = now() WHERE target = "
@@ -261,16 +285,14 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 	if (row >= 0)
 		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s",
 			 PQgetvalue(v->plans, row, 3));
-}
-
-/* The type of the last plan.* event of a plan, or NULL. */
-static const char *
-db_last_event(const struct dbview *v, const char *plan_id)
-{
-	for (int i = 0; v->events && i < PQntuples(v->events); i++)
-		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
-			return PQgetvalue(v->events, i, 1);
-	return NULL;
+	/* reverted in this pass by a revert plan after it in the line: say so now */
+	if (row >= 0 && pi->status && !strcmp(pi->status, "applied") &&
+	    exec_status_reverted(PQgetvalue(v->plans, row, 1)) &&
+	    !strcmp(PQgetvalue(v->plans, row, 2), pi->p->checksum)) {
+		snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", PQgetvalue(v->plans, row, 1));
+		pi->status = pi->dbstatus;
+		snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+	}
 }
 
 /*

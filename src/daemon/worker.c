@@ -207,7 +207,8 @@ worker_wait(struct daemon *d, int64_t ms, bool *woken)
 		if (pthread_cond_timedwait(&d->cond, &d->mu, &ts) == ETIMEDOUT)
 			break;
 	}
-	*woken = atomic_load(&d->wake) || d->jobs;
+	/* added to, not set: a requested pass that ended early is still owed */
+	*woken = *woken || atomic_load(&d->wake) || d->jobs;
 	atomic_store(&d->wake, false);
 	go = !daemon_stopping(d);
 	pthread_mutex_unlock(&d->mu);
@@ -225,6 +226,9 @@ worker_drop_exec(struct daemon *d, struct worker *w)
 	pthread_mutex_unlock(&d->mu);
 	exec_close(w->ex);
 	w->ex = NULL;
+	/* a new connection (a restart, a restored database, a reload) owes a full pass */
+	w->settled_tip[0] = '\0';
+	w->full_pass = true;
 }
 
 /* Connects the executor if needed; false (status says why) when the database is away. */

@@ -644,7 +644,8 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	/* a revert plan: which of the steps it undoes the ledger has */
 	if (p->reverted && exec_revert_load(ex, p, &fwd, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
-		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
+		snprintf(res->message, sizeof(res->message), "revert of %s: %s", p->revert_of,
+			 err.message);
 		if (res->outcome != EXEC_CONN_LOST)
 			end_failed(ex, p, meta, res);
 		rc = -1;

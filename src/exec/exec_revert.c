@@ -32,14 +32,37 @@ exec_revert_load(struct exec *ex, const struct plan *p, PGresult **fwd, struct d
 {
 	struct strbuf sb = STRBUF_INIT;
 	const struct plan_wave_s *wv = &p->waves[WAVE_CONTRACT];
-	const char *params[2];
+	const char *params[2] = { ex->target, p->reverted->id };
+	PGresult *row;
 	int rc;
 
+	/*
+	 * A revert undoes what ran: the reverted plan's file must be the one
+	 * whose checksum the database recorded (an edit after it ran would be
+	 * drift; planned from the edited file, the inverses would miss the
+	 * steps that ran, and the plan would read reverted with them in place).
+	 */
+	if (db_execf(ex->db, &row, err,
+		     "SELECT coalesce(checksum, '') FROM taskslaps.plans WHERE target = $1 AND "
+		     "plan_id = $2",
+		     2, params) < 0)
+		return -1;
+	if (PQntuples(row) > 0 && *PQgetvalue(row, 0, 0) &&
+	    strcmp(PQgetvalue(row, 0, 0), p->reverted->checksum) != 0) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "plan %s was recorded with checksum %.16s but its file now has %.16s: a "
+			 "revert undoes what ran, so the reverted plan's file must be the one that "
+			 "ran; restore it",
+			 p->reverted->id, PQgetvalue(row, 0, 0), p->reverted->checksum);
+		PQclear(row);
+		return -1;
+	}
+	PQclear(row);
 	sb_putc(&sb, '{');
 	for (size_t i = 0; i < wv->nsteps; i++)
 		sb_printf(&sb, "%s%s", i ? "," : "", wv->steps[i].inverse_of);
 	sb_putc(&sb, '}');
-	params[0] = ex->target;
 	params[1] = sb.buf;
 	rc = db_execf(ex->db, fwd, err,
 		      "SELECT step_sha, outcome FROM taskslaps.step_ledger WHERE target = $1 AND "

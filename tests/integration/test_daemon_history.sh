@@ -7,7 +7,9 @@
 # aborted; an applied plan renamed is drift (the old id), not a new plan
 # that runs again. One id in two formats does not flip the plan's row pass after
 # pass. The chaos rate window counts plans when they ran, not when they were
-# first seen.
+# first seen. A revert of a plan whose file was edited after it ran is
+# refused; a reverted plan removed and restored stays reverted; an idle
+# daemon whose database was recreated reconciles it without a new commit.
 #
 #   bash tests/integration/test_daemon_history.sh   (TS_VERBOSE=1 prints passes)
 
@@ -27,6 +29,15 @@ bump() {
         git_as "$name" admin@example.com push -q origin main || return 1
     c=$(git -C "$W/$name.wt" rev-parse HEAD)
     wait_status "$target" "s.get('last_attempted_commit') == '$c'" 30
+}
+
+table_plan_k() {
+    cat <<'EOF'
+title: Table k
+reason: the application needs it
+steps:
+  - { op: create_table, table: k, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
 }
 
 double_plan() {
@@ -214,6 +225,97 @@ ORIG=$(git -C "$W/a.wt" rev-parse HEAD)
 assert_status "still aborted: only resume leaves it" a "s['tip'] == '$ORIG' and pst('0001-bump') == 'aborted'"
 assert_sql "no row moved" "$done0" "SELECT count(*) FROM big WHERE v = 1"
 daemon_stop a
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 5
+section "a revert of a failed plan whose file was edited is refused"
+newdb e1
+q "CREATE TABLE t (id bigint PRIMARY KEY, v int); INSERT INTO t VALUES (1, NULL)" >/dev/null
+repo_new e
+put_plan e main dev@example.com 0001-f.yaml <<'EOF'
+title: F
+reason: its validate wave fails on the NULL row
+waves:
+  - name: expand
+    steps:
+      - { op: add_column, table: t, name: x, type: int }
+  - name: validate
+    steps:
+      - { op: set_not_null, table: t, column: v }
+EOF
+daemon_conf e "$W/e.git"
+daemon_start e || exit 1
+assert_status "F failed, its expand step applied" e "pst('0001-f') == 'failed'"
+# one push: F's applied step edited (x -> y), and a revert of F
+sed -i 's/name: x,/name: y,/' "$W/e.wt/migrations/0001-f.yaml"
+cat >"$W/e.wt/migrations/0002-undo.yaml" <<'EOF'
+title: Undo F
+reason: F failed
+revert: 0001-f
+EOF
+git_as e dev@example.com add -A && git_as e dev@example.com commit -qm "Edit F, revert F" &&
+    git_as e dev@example.com push -q origin main
+EDIT=$(git -C "$W/e.wt" rev-parse HEAD)
+assert_status "the revert fails: it would undo what never ran" e \
+    "s['tip'] == '$EDIT' and pst('0002-undo') == 'failed'"
+assert_contains "it says why" "must be the one that ran" "$(status_py e 'plan("0002-undo").get("message", "")')"
+assert_sql "F is not marked reverted; its column and its ledger row stay" "failed|t|1" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0001-f'),
+            taskslaps.column_exists('t', 'x'),
+            (SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0001-f' AND outcome = 'applied')"
+daemon_stop e
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 6
+section "a reverted plan removed and restored does not run again"
+newdb g1
+q "CREATE TABLE t (id bigint PRIMARY KEY)" >/dev/null
+repo_new g
+put_plan g main dev@example.com 0001-a.yaml <<'EOF'
+title: A
+reason: a column
+steps:
+  - { op: add_column, table: t, name: x, type: int }
+EOF
+daemon_conf g "$W/g.git"
+daemon_start g || exit 1
+assert_status "A applied" g "pst('0001-a') == 'applied'"
+put_plan g main dev@example.com 0002-undo-a.yaml <<'EOF'
+title: Undo A
+reason: not wanted after all
+revert: 0001-a
+EOF
+assert_status "A reverted" g "pst('0001-a') == 'reverted' and pst('0002-undo-a') == 'applied'"
+git_as g dev@example.com rm -q migrations/0001-a.yaml && git_as g dev@example.com commit -qm "Remove A" &&
+    git_as g dev@example.com push -q origin main
+GONE=$(git -C "$W/g.wt" rev-parse HEAD)
+assert_status "its removal is drift at the tip" g "s['tip'] == '$GONE' and pst('0001-a') == 'drift'"
+assert_sql "the row still says reverted" reverted "SELECT status FROM taskslaps.plans WHERE plan_id = '0001-a'"
+git_as g dev@example.com revert --no-edit HEAD >/dev/null && git_as g dev@example.com push -q origin main
+BACK=$(git -C "$W/g.wt" rev-parse HEAD)
+assert_status "restored, it is reverted again and the line is in sync" g \
+    "s['tip'] == '$BACK' and pst('0001-a') == 'reverted' and s['sync'] == 'in_sync'"
+assert_sql "its undone step did not run again" f "SELECT taskslaps.column_exists('t', 'x')"
+daemon_stop g
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 7
+section "an idle daemon whose database was recreated applies again"
+newdb k1
+repo_new k
+put_plan k main dev@example.com 0001-t.yaml < <(table_plan_k)
+daemon_conf k "$W/k.git" 'poll_interval: 1'
+daemon_start k || exit 1
+assert_status "applied and in sync" k "pst('0001-t') == 'applied' and s['sync'] == 'in_sync'"
+"$PSQL" -X -At -d postgres -c "DROP DATABASE k1 WITH (FORCE)" >/dev/null &&
+    "$PSQL" -X -At -d postgres -c "CREATE DATABASE k1" >/dev/null
+if wait_for "SELECT to_regclass('public.k') IS NOT NULL AND EXISTS (SELECT 1 FROM taskslaps.plans
+             WHERE plan_id = '0001-t' AND status = 'applied')" 30; then
+    pass "the new database is reconciled without a new commit"
+else
+    fail "the new database is reconciled without a new commit" "$(tail -n 5 "$W/k.log")"
+fi
+daemon_stop k
 assert_eq "exit 0" 0 "$DRC"
 
 env_finish
