@@ -370,6 +370,16 @@ exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *o
 
 	if (exec_revert_accept_refused(ex, p->id, err) != 0)
 		goto out;
+	if (p->revert_of) {
+		/* its steps are the inverses it ran: an edit would record what never ran */
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "plan %s is a revert plan: an edit of it is not accepted (its steps are "
+			 "the inverses of what it undid); restore the file, and write a new plan "
+			 "for what is needed",
+			 p->id);
+		goto out;
+	}
 	step_arrays(p, sb);
 	for (int k = 0; k < 5; k++)
 		params[3 + k] = sb[k].buf;

@@ -159,6 +159,12 @@ run_ctl accept-drift 0001-good "$W/whole"
 assert_ne "accept-drift of the reverted plan is refused" 0 "$RC"
 assert_contains "it says why" "was reverted by a revert plan" "$ERR"
 assert_sql "nothing ran" "$starts" "SELECT count(*) FROM taskslaps.events WHERE type = 'step.start'"
+sed -i 's/revert test, edited$/revert test/' "$W/whole/0001-good.yaml"
+printf 'to_wave: expand\n' >>"$W/whole/0002-undo.yaml"
+run_ctl accept-drift 0002-undo "$W/whole"
+assert_ne "accept-drift of an edited revert plan is refused" 0 "$RC"
+assert_contains "it says why" "is a revert plan: an edit of it is not accepted" "$ERR"
+assert_sql "the revert plan's row is unchanged" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0002-undo'"
 
 section "a failed plan reverted to expand; the plans after it run"
 setup_db failed
