@@ -451,8 +451,10 @@ rate_identity(struct worker *w, const char *commit, const char *email, char **ou
 
 /*
  * Chaos mode: at most N plans per signing key (signed commits) or author
- * e-mail (the others) that started in the last 24 h (a plan counts when it
- * ran, not when it was first seen: one that waited is not free). Returns 1 when over (who says
+ * e-mail (the others) that ran in the last 24 h: a wave of it started then
+ * (a plan counts when it ran, not when it was first seen: one that waited is
+ * not free; an operator's resume or accept-drift, which also write
+ * plan.start, spend nothing of the author's budget). Returns 1 when over (who says
  * whose), 0 when not (or not in chaos mode), -1 when it could not be told (why says why): the
  * caller blocks the plan then, a check that fails must not let the plan through.
  */
@@ -474,7 +476,7 @@ rate_limited(struct worker *w, struct pinfo *pi, char **who, char *why, size_t w
 		    "SELECT coalesce(p.commit_sha, ''), coalesce(p.author, '') FROM "
 		    "taskslaps.plans p WHERE p.target = $1 AND p.plan_id <> $2 AND EXISTS "
 		    "(SELECT 1 FROM taskslaps.events e WHERE e.target = p.target AND e.plan_id = "
-		    "p.plan_id AND e.type = 'plan.start' AND e.at > now() - interval '24 hours')",
+		    "p.plan_id AND e.type = 'wave.start' AND e.at > now() - interval '24 hours')",
 		    2, params) < 0) {
 		snprintf(why, whylen, "%.500s", err.message);
 		goto out;

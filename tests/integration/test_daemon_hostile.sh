@@ -145,7 +145,7 @@ assert_rc "history answers" 0 "$RC" "$ERR"
 assert_sql "the plan row's author, escaped" 'b\xffob@x.test' \
     "SELECT author FROM taskslaps.plans WHERE plan_id = '0001-t1'"
 # the rate-limit query cannot run: the plan must not either
-# (it counts the plans that started in the last 24 h, by their plan.start events)
+# (it counts the plans that started in the last 24 h, by their wave.start events)
 q "ALTER TABLE taskslaps.events ALTER COLUMN at DROP DEFAULT;
    ALTER TABLE taskslaps.events ALTER COLUMN at TYPE text USING at::text;
    ALTER TABLE taskslaps.events ALTER COLUMN at SET DEFAULT clock_timestamp()::text" >/dev/null
