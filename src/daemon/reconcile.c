@@ -306,7 +306,7 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
  * undone; docs/contract.md §4). The verdict is still an event and a note.
  */
 static void
-record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v)
+record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool shadowed)
 {
 	const char *params[5] = { w->cfg->target, pi->id, pi->f->path, pi->f->commit,
 				  pi->f->author_email };
@@ -315,14 +315,20 @@ record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v)
 
 	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag))
 		return;
+	/* a valid plan at the tip has this id: the row is that plan's, the event is the file's */
+	if (shadowed)
+		goto event;
+	/* "nothing ran" is the ledger's word: a pending plan may have run steps (interrupted) */
 	(void)db_exec(
 	    exec_db(w->ex), NULL, &err,
 	    "INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, file_path, "
 	    "commit_sha, author, status) VALUES ($1, $2, NULL, $3, $4, $5, 'invalid') ON "
 	    "CONFLICT (target, plan_id) DO UPDATE SET status = 'invalid', file_path = $3, "
 	    "commit_sha = $4, author = $5, updated_at = now() WHERE p.status IN "
-	    "('pending', 'invalid', 'blocked', 'rate_limited')",
+	    "('pending', 'invalid', 'blocked', 'rate_limited') AND NOT EXISTS (SELECT 1 FROM "
+	    "taskslaps.step_ledger l WHERE l.target = p.target AND l.plan_id = p.plan_id)",
 	    5, params);
+event:
 	exec_event(w->ex, "plan.invalid", pi->id, NULL, NULL, NULL, "%s", pi->diag);
 }
 
@@ -1161,7 +1167,11 @@ worker_pass(struct daemon *d, struct worker *w)
 		}
 		if (!pi->p) {
 			/* a verdict that does not depend on the queue: recorded wherever it is */
-			record_invalid(w, pi, &v);
+			bool shadowed = false;
+
+			for (size_t k = 0; k < n && !shadowed; k++)
+				shadowed = pis[k].p && !strcmp(pis[k].id, pi->id);
+			record_invalid(w, pi, &v, shadowed);
 			stopped = true;
 			in_sync = false;
 			continue;

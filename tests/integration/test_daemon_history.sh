@@ -9,7 +9,8 @@
 # pass. The chaos rate window counts plans when they ran, not when they were
 # first seen. A revert of a plan whose file was edited after it ran is
 # refused; a reverted plan removed and restored stays reverted; an idle
-# daemon whose database was recreated reconciles it without a new commit.
+# daemon whose database was recreated reconciles it without a new commit;
+# an invalid file with the id of a valid plan leaves that plan's row alone.
 #
 #   bash tests/integration/test_daemon_history.sh   (TS_VERBOSE=1 prints passes)
 
@@ -21,12 +22,12 @@ daemon_env_start
 # bump REPO TARGET: a commit on main that touches no plan; waits until a
 # pass of TARGET has read it and published its result.
 bump() {
-    local name=$1 target=$2 c
-    repo_checkout "$name" main || return 1
+    local name=$1 target=$2 branch=${3:-main} c
+    repo_checkout "$name" "$branch" || return 1
     date +%s%N >>"$W/$name.wt/README.md"
     git_as "$name" admin@example.com add -A &&
         git_as "$name" admin@example.com commit -qm "Touch the README" &&
-        git_as "$name" admin@example.com push -q origin main || return 1
+        git_as "$name" admin@example.com push -q origin "$branch" || return 1
     c=$(git -C "$W/$name.wt" rev-parse HEAD)
     wait_status "$target" "s.get('last_attempted_commit') == '$c'" 30
 }
@@ -316,6 +317,30 @@ else
     fail "the new database is reconciled without a new commit" "$(tail -n 5 "$W/k.log")"
 fi
 daemon_stop k
+assert_eq "exit 0" 0 "$DRC"
+
+# ------------------------------------------------------------------ 8
+section "a valid plan and an invalid file with its id: no flapping"
+newdb s1
+q "CREATE TABLE t (id int PRIMARY KEY, gone int)" >/dev/null
+repo_new sh play
+put_plan sh play dev@example.com 0007-x.json <<'EOF'
+{ "title": "Drop a column", "reason": "H3 on a chaos branch",
+  "steps": [ { "op": "drop_column", "table": "t", "name": "gone" } ] }
+EOF
+printf 'title: [\n' >"$W/sh.wt/migrations/0007-x.yaml"
+git_as sh dev@example.com add -A && git_as sh dev@example.com commit -qm "A broken twin" &&
+    git_as sh dev@example.com push -q origin play
+daemon_conf sh "$W/sh.git" 'branch: play' 'protected_branches: [main]'
+daemon_start sh || exit 1
+assert_status "the H3 plan is blocked" sh "pst('0007-x') == 'blocked'"
+bump sh sh play && bump sh sh play
+assert_sql "the row stays blocked; one event of each kind over three passes" "blocked|1|1" \
+    "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0007-x'),
+            (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.blocked' AND plan_id = '0007-x'),
+            (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.invalid' AND plan_id = '0007-x')"
+assert_sql "the column is still there" t "SELECT taskslaps.column_exists('t', 'gone')"
+daemon_stop sh
 assert_eq "exit 0" 0 "$DRC"
 
 env_finish
