@@ -120,6 +120,19 @@ int repo_fetch(struct repo *r, char *err, size_t errlen);
  */
 int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out, char *err,
 		  size_t errlen);
+
+/*
+ * The same snapshot, computed from prev (an earlier snapshot of the same
+ * repository and migrations_dir; may be NULL) for what did not change: when
+ * prev's tip is the tip or one of its ancestors, only the commits between
+ * the two are walked, each compared with its parents, and a file none of
+ * them touched keeps prev's entry (copied: prev stays the caller's), while a
+ * touched or new one is read and attributed as repo_snapshot does. When
+ * prev's tip is not an ancestor (a rewritten branch) or prev is NULL, this is
+ * repo_snapshot. The result is the one repo_snapshot gives.
+ */
+int repo_snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_snapshot *prev,
+			struct repo_snapshot **out, char *err, size_t errlen);
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*
