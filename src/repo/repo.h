@@ -42,6 +42,7 @@ struct repo_snapshot {
 	struct repo_plan_file *files; /* plan files (*.yaml *.yml *.json) directly under
 					 migrations_dir, sorted by file name in byte order */
 	size_t n;
+	size_t reused; /* how many entries repo_snapshot_since copied from the previous one */
 };
 
 /*

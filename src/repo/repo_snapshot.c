@@ -12,10 +12,10 @@
  *
  * From an earlier snapshot whose tip is an ancestor (repo_snapshot_since),
  * only the commits between the two tips are compared with their parents: a
- * file none of them touched has the same blob, and no commit of the range
- * brought it, so the walk from the new tip attributes it where the walk from
- * the old one did; its entry is copied, and only the touched files are read
- * and walked for.
+ * file with the old tip's blob that none of them brought has, in the walk
+ * from the new tip, only the candidates it had in the walk from the old one,
+ * so it is attributed where it was; its entry is copied, and only the other
+ * files are read and walked for.
  */
 #include "repo/repo_int.h"
 
@@ -334,67 +334,48 @@ name_index(const char *const *names, size_t n, const char *name)
 	return -1;
 }
 
-/* Whether tree b has e's name with e's id and mode (b NULL: the directory is absent). */
-static bool
-tree_has_entry(git_tree *b, const git_tree_entry *e)
-{
-	const git_tree_entry *f = b ? git_tree_entry_byname(b, git_tree_entry_name(e)) : NULL;
-
-	return f && git_oid_equal(git_tree_entry_id(f), git_tree_entry_id(e)) &&
-	       git_tree_entry_filemode(f) == git_tree_entry_filemode(e);
-}
-
 /*
- * Marks touched[i] for each of the names that differs (content, mode,
- * presence) between directory trees a and b, either of which may be NULL
- * (absent).
+ * Marks touched[i] for each of the names that commit tree t brought: t has
+ * it with an id that none of the np parent trees (NULL: the directory is
+ * absent there) has at that name. tree_has's test, as walk_commit makes it.
  */
 static void
-mark_diff(git_tree *a, git_tree *b, const char *const *names, size_t n, bool *touched)
+mark_brought(git_tree *t, git_tree *const *pts, unsigned np, const char *const *names, size_t n,
+	     bool *touched)
 {
-	git_tree *side[2] = { a, b };
+	size_t cnt = git_tree_entrycount(t);
 
-	for (int k = 0; k < 2; k++) {
-		size_t cnt = side[k] ? git_tree_entrycount(side[k]) : 0;
+	for (size_t i = 0; i < cnt; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const char *name = git_tree_entry_name(e);
+		ptrdiff_t at = name_index(names, n, name);
+		unsigned p;
 
-		for (size_t i = 0; i < cnt; i++) {
-			const git_tree_entry *e = git_tree_entry_byindex(side[k], i);
-			ptrdiff_t at;
-
-			if (tree_has_entry(side[1 - k], e))
-				continue;
-			if ((at = name_index(names, n, git_tree_entry_name(e))) >= 0)
-				touched[at] = true;
-		}
+		if (at < 0 || touched[at])
+			continue;
+		for (p = 0; p < np; p++)
+			if (pts[p] && tree_has(pts[p], name, git_tree_entry_id(e)))
+				break;
+		if (p == np)
+			touched[at] = true;
 	}
-}
-
-/* The directory tree of a commit (id; commit may be NULL), NULL in *out when absent; 0 or -1. */
-static int
-dir_tree(struct walk *w, const git_oid *id, git_commit *commit, git_tree **out)
-{
-	git_oid dir;
-	int rc = walk_dir_of(w, id, commit, &dir);
-
-	*out = NULL;
-	if (rc <= 0)
-		return rc;
-	return git_tree_lookup(out, w->git, &dir) < 0 ? -1 : 0;
 }
 
 /*
  * Which of the n names some commit between prev (excluded) and tip
- * (included) changed: for each commit reachable from tip and not from prev,
- * its directory is compared with each parent's, and a name that differs from
- * any parent is touched. A name no commit of the range touched is at tip
- * what it was at prev, and no commit of the range brought its content.
- * Returns 0, or -1 (libgit2's error).
+ * (included) brought, as walk_commit decides it: for each commit reachable
+ * from tip and not from prev, a name its directory has with an id no parent
+ * has there. A name no commit of the range brought and whose blob at tip is
+ * its blob at prev has the same candidates in the walk from tip as in the
+ * walk from prev, all of them behind prev. Returns 0, or -1 (libgit2's error).
  */
 static int
 range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid *prev,
 	      const char *const *names, size_t n, bool *touched)
 {
 	git_revwalk *rw = NULL;
+	git_tree **pts = NULL;
+	unsigned cap = 0;
 	git_oid id;
 	int rc = -1, wrc;
 
@@ -404,33 +385,43 @@ range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid 
 	while ((wrc = git_revwalk_next(&id, rw)) == 0) {
 		git_commit *c;
 		git_tree *t = NULL;
-		git_oid dir;
-		unsigned np;
-		int got = -1;
+		git_oid dir, pdir;
+		unsigned np, p, loaded = 0;
+		int got = -1, drc;
 
 		if (git_commit_lookup(&c, r->git, &id) < 0)
 			goto out;
 		np = git_commit_parentcount(c);
-		if (dir_tree(w, &id, c, &t) < 0)
+		if (np > cap) {
+			cap = np;
+			pts = xrealloc(pts, cap * sizeof(*pts));
+		}
+		if ((drc = walk_dir_of(w, &id, c, &dir)) <= 0) {
+			got = drc; /* no directory: nothing brought */
 			goto next;
-		if (!np)
-			mark_diff(t, NULL, names, n, touched);
-		for (unsigned p = 0; p < np; p++) {
-			git_tree *pt = NULL;
-			int prc = walk_dir_of(w, git_commit_parent_id(c, p), NULL, &dir);
+		}
+		for (p = 0; p < np; p++) {
+			int prc = walk_dir_of(w, git_commit_parent_id(c, p), NULL, &pdir);
 
 			if (prc < 0)
 				goto next;
-			/* the same directory tree: nothing differs */
-			if (prc == 1 && t && git_oid_equal(&dir, git_tree_id(t)))
-				continue;
-			if (prc == 1 && git_tree_lookup(&pt, r->git, &dir) < 0)
+			/* the directory as a parent had it: nothing brought */
+			if (prc == 1 && git_oid_equal(&pdir, &dir)) {
+				got = 0;
 				goto next;
-			mark_diff(t, pt, names, n, touched);
-			git_tree_free(pt);
+			}
+			pts[p] = NULL;
+			loaded = p + 1;
+			if (prc == 1 && git_tree_lookup(&pts[p], r->git, &pdir) < 0)
+				goto next;
 		}
+		if (git_tree_lookup(&t, r->git, &dir) < 0)
+			goto next;
+		mark_brought(t, pts, np, names, n, touched);
 		got = 0;
 	next:
+		for (p = 0; p < loaded; p++)
+			git_tree_free(pts[p]);
 		git_tree_free(t);
 		git_commit_free(c);
 		if (got < 0)
@@ -439,6 +430,7 @@ range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid 
 	if (wrc == GIT_ITEROVER)
 		rc = 0;
 out:
+	free(pts);
 	git_revwalk_free(rw);
 	return rc;
 }
@@ -481,15 +473,15 @@ file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
 
 /*
  * Which files of s keep prev's entry (reuse[i]: the index in prev, or -1):
- * when prev's tip is tip or an ancestor of it, each path that no commit in
- * between touched and whose blob is prev's. An entry prev attributed to its
+ * when prev's tip is tip or an ancestor of it, each path whose blob is
+ * prev's and that no commit in between brought. An entry prev attributed to its
  * own tip is computed again: that is also where a cut history (shallow,
  * graft) puts a file whose beginning it lacks, which from a newer tip is the
  * newer tip. Returns 0 (all -1 when prev cannot serve), or -1 with err.
  */
 static int
 snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo_snapshot *prev,
-	   const struct repo_snapshot *s, const char *const *names, ptrdiff_t *reuse, char *err,
+	   struct repo_snapshot *s, const char *const *names, ptrdiff_t *reuse, char *err,
 	   size_t errlen)
 {
 	bool *touched;
@@ -517,6 +509,7 @@ snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo
 		    !strcmp(prev->files[at].commit, prev->tip))
 			continue;
 		reuse[i] = at;
+		s->reused++;
 	}
 	free(touched);
 	return 0;
