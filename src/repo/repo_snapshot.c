@@ -362,12 +362,59 @@ mark_brought(git_tree *t, git_tree *const *pts, unsigned np, const char *const *
 }
 
 /*
+ * Marks the names commit c brought, as walk_commit decides it: a name its
+ * directory has with an id no parent's directory has there. *pts is scratch
+ * room for the parents' trees (*cap of them), grown as needed. Returns 0, or
+ * -1 (libgit2's error).
+ */
+static int
+commit_brought(struct walk *w, git_commit *c, git_tree ***pts, unsigned *cap,
+	       const char *const *names, size_t n, bool *touched)
+{
+	unsigned np = git_commit_parentcount(c), p, loaded = 0;
+	git_tree *t = NULL;
+	git_oid dir, pdir;
+	int rc = -1, drc;
+
+	if (np > *cap) {
+		*cap = np;
+		*pts = xrealloc(*pts, np * sizeof(**pts));
+	}
+	if ((drc = walk_dir_of(w, git_commit_id(c), c, &dir)) <= 0)
+		return drc; /* no directory: nothing brought */
+	for (p = 0; p < np; p++) {
+		int prc = walk_dir_of(w, git_commit_parent_id(c, p), NULL, &pdir);
+
+		if (prc < 0)
+			goto out;
+		/* the directory as a parent had it: nothing brought */
+		if (prc == 1 && git_oid_equal(&pdir, &dir)) {
+			rc = 0;
+			goto out;
+		}
+		(*pts)[p] = NULL;
+		loaded = p + 1;
+		if (prc == 1 && git_tree_lookup(&(*pts)[p], w->git, &pdir) < 0)
+			goto out;
+	}
+	if (git_tree_lookup(&t, w->git, &dir) < 0)
+		goto out;
+	mark_brought(t, *pts, np, names, n, touched);
+	rc = 0;
+out:
+	for (p = 0; p < loaded; p++)
+		git_tree_free((*pts)[p]);
+	git_tree_free(t);
+	return rc;
+}
+
+/*
  * Which of the n names some commit between prev (excluded) and tip
- * (included) brought, as walk_commit decides it: for each commit reachable
- * from tip and not from prev, a name its directory has with an id no parent
- * has there. A name no commit of the range brought and whose blob at tip is
- * its blob at prev has the same candidates in the walk from tip as in the
- * walk from prev, all of them behind prev. Returns 0, or -1 (libgit2's error).
+ * (included) brought: each commit reachable from tip and not from prev, as
+ * commit_brought. A name no commit of the range brought and whose blob at
+ * tip is its blob at prev has the same candidates in the walk from tip as in
+ * the walk from prev, all of them behind prev. Returns 0, or -1 (libgit2's
+ * error).
  */
 static int
 range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid *prev,
@@ -384,45 +431,11 @@ range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid 
 		goto out;
 	while ((wrc = git_revwalk_next(&id, rw)) == 0) {
 		git_commit *c;
-		git_tree *t = NULL;
-		git_oid dir, pdir;
-		unsigned np, p, loaded = 0;
-		int got = -1, drc;
+		int got;
 
 		if (git_commit_lookup(&c, r->git, &id) < 0)
 			goto out;
-		np = git_commit_parentcount(c);
-		if (np > cap) {
-			cap = np;
-			pts = xrealloc(pts, cap * sizeof(*pts));
-		}
-		if ((drc = walk_dir_of(w, &id, c, &dir)) <= 0) {
-			got = drc; /* no directory: nothing brought */
-			goto next;
-		}
-		for (p = 0; p < np; p++) {
-			int prc = walk_dir_of(w, git_commit_parent_id(c, p), NULL, &pdir);
-
-			if (prc < 0)
-				goto next;
-			/* the directory as a parent had it: nothing brought */
-			if (prc == 1 && git_oid_equal(&pdir, &dir)) {
-				got = 0;
-				goto next;
-			}
-			pts[p] = NULL;
-			loaded = p + 1;
-			if (prc == 1 && git_tree_lookup(&pts[p], r->git, &pdir) < 0)
-				goto next;
-		}
-		if (git_tree_lookup(&t, r->git, &dir) < 0)
-			goto next;
-		mark_brought(t, pts, np, names, n, touched);
-		got = 0;
-	next:
-		for (p = 0; p < loaded; p++)
-			git_tree_free(pts[p]);
-		git_tree_free(t);
+		got = commit_brought(w, c, &pts, &cap, names, n, touched);
 		git_commit_free(c);
 		if (got < 0)
 			goto out;
@@ -433,6 +446,27 @@ out:
 	free(pts);
 	git_revwalk_free(rw);
 	return rc;
+}
+
+/*
+ * Which of the names prev's own tip brought, into brought. An entry prev
+ * attributed to its tip without the tip having brought it is where a cut
+ * history (shallow, graft) puts a file whose beginning it lacks: from a
+ * newer tip, that is the newer tip. A tip whose parents cannot be read
+ * brought nothing here.
+ */
+static void
+tip_brought(struct walk *w, const git_oid *prev, const char *const *names, size_t n, bool *brought)
+{
+	git_commit *c = NULL;
+	git_tree **pts = NULL;
+	unsigned cap = 0;
+
+	if (git_commit_lookup(&c, w->git, prev) == 0 &&
+	    commit_brought(w, c, &pts, &cap, names, n, brought) < 0)
+		memset(brought, 0, n * sizeof(*brought));
+	free(pts);
+	git_commit_free(c);
 }
 
 /* The index of git_path among the files of s (sorted by it: one directory), or -1. */
@@ -474,17 +508,16 @@ file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
 /*
  * Which files of s keep prev's entry (reuse[i]: the index in prev, or -1):
  * when prev's tip is tip or an ancestor of it, each path whose blob is
- * prev's and that no commit in between brought. An entry prev attributed to its
- * own tip is computed again: that is also where a cut history (shallow,
- * graft) puts a file whose beginning it lacks, which from a newer tip is the
- * newer tip. Returns 0 (all -1 when prev cannot serve), or -1 with err.
+ * prev's and that no commit in between brought; one prev attributed to its
+ * own tip only if that tip did bring it (tip_brought). Returns 0 (all -1
+ * when prev cannot serve), or -1 with err.
  */
 static int
 snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo_snapshot *prev,
 	   struct repo_snapshot *s, const char *const *names, ptrdiff_t *reuse, char *err,
 	   size_t errlen)
 {
-	bool *touched;
+	bool *touched, *brought;
 	git_oid pid;
 
 	for (size_t i = 0; i < s->n; i++)
@@ -495,8 +528,11 @@ snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo
 	if (!git_oid_equal(&pid, tip) && git_graph_descendant_of(r->git, tip, &pid) != 1)
 		return 0;
 	touched = xcalloc(s->n ? s->n : 1, sizeof(*touched));
+	brought = xcalloc(s->n ? s->n : 1, sizeof(*brought));
+	tip_brought(w, &pid, names, s->n, brought);
 	if (range_touched(r, w, tip, &pid, names, s->n, touched) < 0) {
 		free(touched);
+		free(brought);
 		return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
 				   repo_giterr());
 	}
@@ -506,12 +542,13 @@ snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo
 		if (touched[i] || (at = snap_index(prev, s->files[i].git_path)) < 0)
 			continue;
 		if (strcmp(prev->files[at].blob, s->files[i].blob) != 0 ||
-		    !strcmp(prev->files[at].commit, prev->tip))
+		    (!strcmp(prev->files[at].commit, prev->tip) && !brought[i]))
 			continue;
 		reuse[i] = at;
 		s->reused++;
 	}
 	free(touched);
+	free(brought);
 	return 0;
 }
 
