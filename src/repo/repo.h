@@ -130,7 +130,10 @@ int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapsh
  * them touched keeps prev's entry (copied: prev stays the caller's), while a
  * touched or new one is read and attributed as repo_snapshot does. When
  * prev's tip is not an ancestor (a rewritten branch) or prev is NULL, this is
- * repo_snapshot. The result is the one repo_snapshot gives.
+ * repo_snapshot. The result is the one repo_snapshot gives (unit.repo.since),
+ * but for one tie: two unrelated commits behind prev's tip that each brought
+ * a file's current bytes, which the walk from either tip orders by time but
+ * could in principle take in another order from the newer one.
  */
 int repo_snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_snapshot *prev,
 			struct repo_snapshot **out, char *err, size_t errlen);
