@@ -135,8 +135,9 @@ int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapsh
  * a file's current bytes, which the walk from either tip orders by time but
  * could in principle take in another order from the newer one.
  */
-int repo_snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_snapshot *prev,
-			struct repo_snapshot **out, char *err, size_t errlen);
+int repo_snapshot_since(struct repo *r, const char *migrations_dir,
+			const struct repo_snapshot *prev, struct repo_snapshot **out, char *err,
+			size_t errlen);
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*
