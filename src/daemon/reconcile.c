@@ -1113,7 +1113,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	w->full_pass = false;
 	w->settled_tip[0] = '\0';
-	if (repo_snapshot(w->repo, w->cfg->migrations_dir, &snap, errbuf, sizeof(errbuf)) < 0) {
+	if (repo_snapshot_since(w->repo, w->cfg->migrations_dir, w->snap, &snap, errbuf,
+				sizeof(errbuf)) < 0) {
 		snprintf(w->last_error, sizeof(w->last_error), "%s", errbuf);
 		log_warnx("[%s] %s", w->cfg->target, errbuf);
 		pthread_mutex_lock(&d->mu);

@@ -42,6 +42,7 @@ struct repo_snapshot {
 	struct repo_plan_file *files; /* plan files (*.yaml *.yml *.json) directly under
 					 migrations_dir, sorted by file name in byte order */
 	size_t n;
+	size_t reused; /* how many entries repo_snapshot_since copied from the previous one */
 };
 
 /*
@@ -120,6 +121,23 @@ int repo_fetch(struct repo *r, char *err, size_t errlen);
  */
 int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out, char *err,
 		  size_t errlen);
+
+/*
+ * The same snapshot, computed from prev (an earlier snapshot of the same
+ * repository and migrations_dir; may be NULL) for what did not change: when
+ * prev's tip is the tip or one of its ancestors, only the commits between
+ * the two are walked, each compared with its parents, and a file none of
+ * them touched keeps prev's entry (copied: prev stays the caller's), while a
+ * touched or new one is read and attributed as repo_snapshot does. When
+ * prev's tip is not an ancestor (a rewritten branch) or prev is NULL, this is
+ * repo_snapshot. The result is the one repo_snapshot gives (unit.repo.since),
+ * but for one tie: two unrelated commits behind prev's tip that each brought
+ * a file's current bytes, which the walk from either tip orders by time but
+ * could in principle take in another order from the newer one.
+ */
+int repo_snapshot_since(struct repo *r, const char *migrations_dir,
+			const struct repo_snapshot *prev, struct repo_snapshot **out, char *err,
+			size_t errlen);
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*

@@ -9,10 +9,18 @@
  * the content came from, as git log's history simplification does: a merge
  * that took f unchanged from one parent did not change it, and a commit on
  * another line that changed f to something else is not the one that made X.
+ *
+ * From an earlier snapshot whose tip is an ancestor (repo_snapshot_since),
+ * only the commits between the two tips are compared with their parents: a
+ * file with the old tip's blob that none of them brought has, in the walk
+ * from the new tip, only the candidates it had in the walk from the old one,
+ * so it is attributed where it was; its entry is copied, and only the other
+ * files are read and walked for.
  */
 #include "repo/repo_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -191,7 +199,7 @@ tree_has(git_tree *tree, const char *name, const git_oid *blob)
 
 /* Examines one commit; marks the files it brought. Returns the number resolved, or -1. */
 static int
-walk_commit(struct walk *w, git_commit *c, struct repo_plan_file *files, const char *const *names,
+walk_commit(struct walk *w, git_commit *c, struct repo_plan_file **files, const char *const *names,
 	    const git_oid *blobs, bool *done, bool *cand, size_t n)
 {
 	unsigned np = git_commit_parentcount(c);
@@ -236,7 +244,7 @@ walk_commit(struct walk *w, git_commit *c, struct repo_plan_file *files, const c
 	}
 	for (size_t i = 0; i < n; i++)
 		if (cand[i]) {
-			file_set_commit(&files[i], c);
+			file_set_commit(files[i], c);
 			done[i] = true;
 		}
 	resolved = (int)ncand;
@@ -246,22 +254,24 @@ out:
 	return resolved;
 }
 
-/* Attributes every file of s to the commit that brought its content. */
+/*
+ * Attributes each of the n files (names[i]: the name of files[i] in the
+ * directory) to the commit that brought its content.
+ */
 static int
-repo_attribute(struct repo *r, const char *dirpath, const git_oid *tip, struct repo_snapshot *s,
-	       const char *const *names, char *err, size_t errlen)
+repo_attribute(struct repo *r, struct walk *w, const git_oid *tip, struct repo_plan_file **files,
+	       const char *const *names, size_t n, char *err, size_t errlen)
 {
-	struct walk w = { .git = r->git, .dirpath = dirpath };
 	git_revwalk *rw = NULL;
-	git_oid *blobs = xcalloc(s->n ? s->n : 1, sizeof(*blobs));
-	bool *done = xcalloc(s->n ? s->n : 1, sizeof(bool));
-	bool *cand = xcalloc(s->n ? s->n : 1, sizeof(bool));
-	size_t left = s->n;
+	git_oid *blobs = xcalloc(n ? n : 1, sizeof(*blobs));
+	bool *done = xcalloc(n ? n : 1, sizeof(bool));
+	bool *cand = xcalloc(n ? n : 1, sizeof(bool));
+	size_t left = n;
 	git_oid id;
 	int rc = -1, wrc = 0;
 
-	for (size_t i = 0; i < s->n; i++)
-		(void)git_oid_fromstr(&blobs[i], s->files[i].blob);
+	for (size_t i = 0; i < n; i++)
+		(void)git_oid_fromstr(&blobs[i], files[i]->blob);
 	if (left && (git_revwalk_new(&rw, r->git) < 0 ||
 		     git_revwalk_sorting(rw, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
 		     git_revwalk_push(rw, tip) < 0))
@@ -272,7 +282,7 @@ repo_attribute(struct repo *r, const char *dirpath, const git_oid *tip, struct r
 
 		if (git_commit_lookup(&c, r->git, &id) < 0)
 			goto giterr;
-		got = walk_commit(&w, c, s->files, names, blobs, done, cand, s->n);
+		got = walk_commit(w, c, files, names, blobs, done, cand, n);
 		git_commit_free(c);
 		if (got < 0)
 			goto giterr;
@@ -286,9 +296,9 @@ repo_attribute(struct repo *r, const char *dirpath, const git_oid *tip, struct r
 
 		if (git_commit_lookup(&c, r->git, tip) < 0)
 			goto giterr;
-		for (size_t i = 0; i < s->n; i++)
+		for (size_t i = 0; i < n; i++)
 			if (!done[i])
-				file_set_commit(&s->files[i], c);
+				file_set_commit(files[i], c);
 		git_commit_free(c);
 	}
 	rc = 0;
@@ -298,11 +308,248 @@ giterr:
 			 repo_giterr());
 out:
 	git_revwalk_free(rw);
-	walk_free(&w);
 	free(blobs);
 	free(done);
 	free(cand);
 	return rc;
+}
+
+/* The index of name in the n sorted names, or -1. */
+static ptrdiff_t
+name_index(const char *const *names, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, names[mid]);
+
+		if (!c)
+			return (ptrdiff_t)mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/*
+ * Marks touched[i] for each of the names that commit tree t brought: t has
+ * it with an id that none of the np parent trees (NULL: the directory is
+ * absent there) has at that name. tree_has's test, as walk_commit makes it.
+ */
+static void
+mark_brought(git_tree *t, git_tree *const *pts, unsigned np, const char *const *names, size_t n,
+	     bool *touched)
+{
+	size_t cnt = git_tree_entrycount(t);
+
+	for (size_t i = 0; i < cnt; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const char *name = git_tree_entry_name(e);
+		ptrdiff_t at = name_index(names, n, name);
+		unsigned p;
+
+		if (at < 0 || touched[at])
+			continue;
+		for (p = 0; p < np; p++)
+			if (pts[p] && tree_has(pts[p], name, git_tree_entry_id(e)))
+				break;
+		if (p == np)
+			touched[at] = true;
+	}
+}
+
+/*
+ * Marks the names commit c brought, as walk_commit decides it: a name its
+ * directory has with an id no parent's directory has there. *pts is scratch
+ * room for the parents' trees (*cap of them), grown as needed. Returns 0, or
+ * -1 (libgit2's error).
+ */
+static int
+commit_brought(struct walk *w, git_commit *c, git_tree ***pts, unsigned *cap,
+	       const char *const *names, size_t n, bool *touched)
+{
+	unsigned np = git_commit_parentcount(c), p, loaded = 0;
+	git_tree *t = NULL;
+	git_oid dir, pdir;
+	int rc = -1, drc;
+
+	if (np > *cap) {
+		*cap = np;
+		*pts = xrealloc(*pts, np * sizeof(**pts));
+	}
+	if ((drc = walk_dir_of(w, git_commit_id(c), c, &dir)) <= 0)
+		return drc; /* no directory: nothing brought */
+	for (p = 0; p < np; p++) {
+		int prc = walk_dir_of(w, git_commit_parent_id(c, p), NULL, &pdir);
+
+		if (prc < 0)
+			goto out;
+		/* the directory as a parent had it: nothing brought */
+		if (prc == 1 && git_oid_equal(&pdir, &dir)) {
+			rc = 0;
+			goto out;
+		}
+		(*pts)[p] = NULL;
+		loaded = p + 1;
+		if (prc == 1 && git_tree_lookup(&(*pts)[p], w->git, &pdir) < 0)
+			goto out;
+	}
+	if (git_tree_lookup(&t, w->git, &dir) < 0)
+		goto out;
+	mark_brought(t, *pts, np, names, n, touched);
+	rc = 0;
+out:
+	for (p = 0; p < loaded; p++)
+		git_tree_free((*pts)[p]);
+	git_tree_free(t);
+	return rc;
+}
+
+/*
+ * Which of the n names some commit between prev (excluded) and tip
+ * (included) brought: each commit reachable from tip and not from prev, as
+ * commit_brought. A name no commit of the range brought and whose blob at
+ * tip is its blob at prev has the same candidates in the walk from tip as in
+ * the walk from prev, all of them behind prev. Returns 0, or -1 (libgit2's
+ * error).
+ */
+static int
+range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid *prev,
+	      const char *const *names, size_t n, bool *touched)
+{
+	git_revwalk *rw = NULL;
+	git_tree **pts = NULL;
+	unsigned cap = 0;
+	git_oid id;
+	int rc = -1, wrc;
+
+	if (git_revwalk_new(&rw, r->git) < 0 || git_revwalk_push(rw, tip) < 0 ||
+	    git_revwalk_hide(rw, prev) < 0)
+		goto out;
+	while ((wrc = git_revwalk_next(&id, rw)) == 0) {
+		git_commit *c;
+		int got;
+
+		if (git_commit_lookup(&c, r->git, &id) < 0)
+			goto out;
+		got = commit_brought(w, c, &pts, &cap, names, n, touched);
+		git_commit_free(c);
+		if (got < 0)
+			goto out;
+	}
+	if (wrc == GIT_ITEROVER)
+		rc = 0;
+out:
+	free(pts);
+	git_revwalk_free(rw);
+	return rc;
+}
+
+/*
+ * Which of the names prev's own tip brought, into brought. An entry prev
+ * attributed to its tip without the tip having brought it is where a cut
+ * history (shallow, graft) puts a file whose beginning it lacks: from a
+ * newer tip, that is the newer tip. A tip whose parents cannot be read
+ * brought nothing here.
+ */
+static void
+tip_brought(struct walk *w, const git_oid *prev, const char *const *names, size_t n, bool *brought)
+{
+	git_commit *c = NULL;
+	git_tree **pts = NULL;
+	unsigned cap = 0;
+
+	if (git_commit_lookup(&c, w->git, prev) == 0 &&
+	    commit_brought(w, c, &pts, &cap, names, n, brought) < 0)
+		memset(brought, 0, n * sizeof(*brought));
+	free(pts);
+	git_commit_free(c);
+}
+
+/* The index of git_path among the files of s (sorted by it: one directory), or -1. */
+static ptrdiff_t
+snap_index(const struct repo_snapshot *s, const char *git_path)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(git_path, s->files[mid].git_path);
+
+		if (!c)
+			return (ptrdiff_t)mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/* Copies prev's entry of the same path and blob into f (whose path, git_path and blob are set). */
+static void
+file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
+{
+	f->len = p->len;
+	f->too_large = p->too_large;
+	if (p->content) {
+		f->content = xmalloc(p->len + 1);
+		memcpy(f->content, p->content, p->len + 1);
+	}
+	memcpy(f->commit, p->commit, sizeof(f->commit));
+	f->author_name = xstrdup(p->author_name);
+	f->author_email = xstrdup(p->author_email);
+	f->commit_time = p->commit_time;
+}
+
+/*
+ * Which files of s keep prev's entry (reuse[i]: the index in prev, or -1):
+ * when prev's tip is tip or an ancestor of it, each path whose blob is
+ * prev's and that no commit in between brought; one prev attributed to its
+ * own tip only if that tip did bring it (tip_brought). Returns 0 (all -1
+ * when prev cannot serve), or -1 with err.
+ */
+static int
+snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo_snapshot *prev,
+	   struct repo_snapshot *s, const char *const *names, ptrdiff_t *reuse, char *err,
+	   size_t errlen)
+{
+	bool *touched, *brought;
+	git_oid pid;
+
+	for (size_t i = 0; i < s->n; i++)
+		reuse[i] = -1;
+	if (!prev || strlen(prev->tip) != GIT_OID_HEXSZ || git_oid_fromstr(&pid, prev->tip) < 0)
+		return 0;
+	/* a rewritten branch, or a tip gone (gc): the full snapshot */
+	if (!git_oid_equal(&pid, tip) && git_graph_descendant_of(r->git, tip, &pid) != 1)
+		return 0;
+	touched = xcalloc(s->n ? s->n : 1, sizeof(*touched));
+	brought = xcalloc(s->n ? s->n : 1, sizeof(*brought));
+	tip_brought(w, &pid, names, s->n, brought);
+	if (range_touched(r, w, tip, &pid, names, s->n, touched) < 0) {
+		free(touched);
+		free(brought);
+		return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
+				   repo_giterr());
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		ptrdiff_t at;
+
+		if (touched[i] || (at = snap_index(prev, s->files[i].git_path)) < 0)
+			continue;
+		if (strcmp(prev->files[at].blob, s->files[i].blob) != 0 ||
+		    (!strcmp(prev->files[at].commit, prev->tip) && !brought[i]))
+			continue;
+		reuse[i] = at;
+		s->reused++;
+	}
+	free(touched);
+	free(brought);
+	return 0;
 }
 
 static int
@@ -375,11 +622,23 @@ int
 repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot **out, char *err,
 	      size_t errlen)
 {
+	return repo_snapshot_since(r, migrations_dir, NULL, out, err, errlen);
+}
+
+int
+repo_snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_snapshot *prev,
+		    struct repo_snapshot **out, char *err, size_t errlen)
+{
 	char *ref = xasprintf("refs/heads/%s", r->branch);
 	char *dirpath = repo_norm_dir(migrations_dir ? migrations_dir : "");
 	struct repo_snapshot *s = xcalloc(1, sizeof(*s));
 	const git_tree_entry **ents = NULL;
 	const char **names = NULL;
+	struct repo_plan_file **todo = NULL;
+	const char **todo_names = NULL;
+	ptrdiff_t *reuse = NULL;
+	size_t ntodo = 0;
+	struct walk w = { .git = r->git };
 	git_commit *commit = NULL;
 	git_tree *root = NULL, *dir = NULL;
 	git_tree_entry *de = NULL;
@@ -402,6 +661,7 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 	    git_commit_tree(&root, commit) < 0)
 		goto giterr;
 	git_oid_tostr(s->tip, sizeof(s->tip), &tip);
+	w.dirpath = dirpath;
 	if (!*dirpath) {
 		dir = root;
 		root = NULL;
@@ -430,17 +690,32 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 	ents = repo_plan_entries(dir, &s->n);
 	s->files = xcalloc(s->n ? s->n : 1, sizeof(*s->files));
 	names = xcalloc(s->n ? s->n : 1, sizeof(*names));
+	todo = xcalloc(s->n ? s->n : 1, sizeof(*todo));
+	todo_names = xcalloc(s->n ? s->n : 1, sizeof(*todo_names));
+	reuse = xcalloc(s->n ? s->n : 1, sizeof(*reuse));
 	for (size_t i = 0; i < s->n; i++) {
 		struct repo_plan_file *f = &s->files[i];
-		git_object_t type;
-		git_blob *blob;
-		size_t len;
 
 		names[i] = git_tree_entry_name(ents[i]);
 		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
 		/* a file name may be any bytes but '/' and NUL */
 		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
 		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
+	}
+	if (snap_reuse(r, &w, &tip, prev, s, names, reuse, err, errlen) < 0)
+		goto fail;
+	for (size_t i = 0; i < s->n; i++) {
+		struct repo_plan_file *f = &s->files[i];
+		git_object_t type;
+		git_blob *blob;
+		size_t len;
+
+		if (reuse[i] >= 0) {
+			file_copy(f, &prev->files[reuse[i]]);
+			continue;
+		}
+		todo[ntodo] = f;
+		todo_names[ntodo++] = names[i];
 		/*
 		 * The size from the object's header first: looking the blob up
 		 * inflates all of it, and a plan of 512 MiB of spaces is 4 MB in
@@ -464,7 +739,7 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 		f->len = len;
 		git_blob_free(blob);
 	}
-	if (repo_attribute(r, dirpath, &tip, s, names, err, errlen) < 0)
+	if (repo_attribute(r, &w, &tip, todo, todo_names, ntodo, err, errlen) < 0)
 		goto fail;
 	*out = s;
 	s = NULL;
@@ -477,6 +752,10 @@ fail:
 	rc = -1;
 out:
 	repo_snapshot_free(s);
+	walk_free(&w);
+	free(reuse);
+	free(todo_names);
+	free(todo);
 	free(names);
 	free(ents);
 	git_odb_free(odb);
