@@ -449,15 +449,19 @@ sha_array(const struct plan *p)
  * What the database already knows of the plan: its recorded checksum and
  * status, and which of its steps are in the ledger. *stale gets a ledger
  * step of this plan that the file no longer has (borrowed until *r is freed).
+ * *may_record: whether this login may write the plan's status, its events
+ * and ledger rows (a reader may not: its `running` status is then written on
+ * its own, and fails the plan before any step runs).
  */
 static int
 load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult **ledger,
-	   PGresult **stale, struct db_error *err)
+	   PGresult **stale, bool *may_record, struct db_error *err)
 {
 	char *shas = sha_array(p);
 	const char *params[3] = { ex->target, p->id, shas };
 	const char *lparams[2] = { ex->target, shas };
-	struct db_stmt st[3] = {
+	static const char *const none[1];
+	struct db_stmt st[4] = {
 		{ .sql = "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
 			 "plan_id = $2",
 		  .nparams = 2,
@@ -476,15 +480,24 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 		  .nparams = 3,
 		  .params = params,
 		  .fixed = true },
+		{ .sql = "SELECT pg_catalog.has_table_privilege('taskslaps.plans', 'INSERT') AND "
+			 "pg_catalog.has_table_privilege('taskslaps.plans', 'UPDATE') AND "
+			 "pg_catalog.has_table_privilege('taskslaps.events', 'INSERT') AND "
+			 "pg_catalog.has_table_privilege('taskslaps.step_ledger', 'INSERT')",
+		  .params = none,
+		  .fixed = true },
 	};
 	int rc;
 
-	/* one round trip for the three */
+	/* one round trip for the four */
 	*plan_row = *ledger = *stale = NULL;
-	rc = db_batch(ex->db, st, 3, err, NULL);
+	rc = db_batch(ex->db, st, 4, err, NULL);
 	*plan_row = st[0].res;
 	*ledger = st[1].res;
 	*stale = st[2].res;
+	*may_record = st[3].res && PQntuples(st[3].res) == 1 &&
+		      !strcmp(PQgetvalue(st[3].res, 0, 0), "t");
+	PQclear(st[3].res);
 	free(shas);
 	return rc;
 }
@@ -583,7 +596,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	struct db_error err;
 	const char *status = NULL, *checksum = NULL;
 	int rc = 0, wlast = -1;
-	bool ended = false;
+	bool ended = false, may_record = false;
 	int64_t t0 = exec_now_ms();
 
 	memset(res, 0, sizeof(*res));
@@ -596,7 +609,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 	checksum = NULL;
-	if (load_state(ex, p, &row, &ledger, &stale, &err) < 0) {
+	if (load_state(ex, p, &row, &ledger, &stale, &may_record, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
 		rc = -1;
@@ -657,11 +670,11 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 
 	/*
 	 * The plan's `running` status goes with its first step's transaction when
-	 * nothing else runs before that step and the step is transactional: a
-	 * status that cannot be written then fails the step, as it fails the plan
-	 * here otherwise.
+	 * nothing else runs before that step, the step is transactional, and the
+	 * login may write it: a status that cannot be written then fails the
+	 * step, as it fails the plan here otherwise.
 	 */
-	if (p->on_failure == ON_FAILURE_STOP && !p->reverted &&
+	if (may_record && p->on_failure == ON_FAILURE_STOP && !p->reverted &&
 	    first_step_tx(p, ledger)) {
 		plan_status_deferred(ex, p, meta, "running");
 	} else if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
