@@ -4,6 +4,8 @@
 #   . "$(dirname "$0")/../lib/common.sh"
 #   bench_ctl                  # $CTL: taskslapsctl (builds build/bench, Release, unless $TASKSLAPSCTL)
 #   bench_pg_start [CONF]      # throwaway PostgreSQL 15 (tests/lib/pg.sh); exports PGHOST, PGPORT
+#                              # (FSYNC=on: with fsync on; pg.sh's default is off)
+#   bench_fsync                # "fsync = on" or "fsync = off": what the cluster runs with
 #   bench_work                 # $WORK: a temporary directory, removed on exit
 #   t=$(bench_time CMD...)     # wall time of CMD in µs (stdout and stderr to $WORK/last.out)
 #   bench_median N...          # the median (mean of the two middle values for an even count)
@@ -48,10 +50,24 @@ bench_work() {
 
 # bench_pg_start [EXTRA-CONF]: a cluster in its own mktemp directory (pg.sh
 # needs one its OS user can reach). EXTRA-CONF lines go to postgresql.conf.
+# FSYNC=on turns fsync on (every commit waits for its WAL flush, as on a
+# real server); pg.sh's clusters run with fsync off.
 bench_pg_start() {
+	local conf=${1:-}
+	case ${FSYNC:-off} in
+	on) conf=$(printf '%s\nfsync = on\n' "$conf") ;;
+	off) ;;
+	*) bench_die "FSYNC must be on or off, not ${FSYNC}" ;;
+	esac
 	_bench_pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/ts-bench-pg.XXXXXX")
-	TS_PG_CONF="${1:-}" pg_start "$_bench_pg_dir" >/dev/null || bench_die "PostgreSQL did not start"
+	TS_PG_CONF="$conf" pg_start "$_bench_pg_dir" >/dev/null || bench_die "PostgreSQL did not start"
 	PGDIR=$_bench_pg_dir
+}
+
+# What the running cluster says of fsync and synchronous_commit.
+bench_fsync() {
+	printf 'fsync = %s, synchronous_commit = %s' "$(bench_psql -At -c 'SHOW fsync')" \
+		"$(bench_psql -At -c 'SHOW synchronous_commit')"
 }
 
 # The server log of the running cluster.

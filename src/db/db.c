@@ -89,6 +89,7 @@ db_close(struct db *db)
 		return;
 	db_flush(db);
 	defer_free(db->defer);
+	defer_free(db->carried);
 	prep_clear(db);
 	free(db->prep);
 	if (db->cancel)
@@ -347,10 +348,35 @@ res_ok(const PGresult *r)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-int
-db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size_t *failed)
+/* How a batch sends the deferred statements queued before it. */
+enum batch_mode {
+	BATCH_AHEAD, /* ahead of it, each with a Sync of its own; none while held */
+	BATCH_FLUSH, /* the same, held or not (db_flush) */
+	BATCH_CARRY, /* inside the open transaction, prepared (db_batch_carry) */
+	BATCH_CARRY_TEXT, /* the same, not prepared */
+};
+
+/* Sent deferred statements: freed, or kept for db_carry_end when they were carried. */
+static void
+defer_done(struct db *db, struct db_deferred *d, enum batch_mode mode)
+{
+	struct db_deferred **tail = &db->carried;
+
+	if (mode != BATCH_CARRY && mode != BATCH_CARRY_TEXT) {
+		defer_free(d);
+		return;
+	}
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = d;
+}
+
+static int
+batch_run(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size_t *failed,
+	  enum batch_mode mode)
 {
 	struct pipe pp = { 0 };
+	bool carry = mode == BATCH_CARRY || mode == BATCH_CARRY_TEXT;
 	struct db_deferred *d = db->defer;
 	bool sent = true, read;
 	size_t bad = n;
@@ -367,11 +393,33 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 			*failed = 0;
 		return -1;
 	}
-	db->defer = NULL;
-	db->defer_tail = &db->defer;
-	db->ndefer = 0;
+	if (db->hold && mode == BATCH_AHEAD) {
+		/*
+		 * Held: only a DEALLOCATE ALL of db_prepared_reset (always first in
+		 * the queue, the only statement there that is not prepared) goes,
+		 * before anything is prepared again.
+		 */
+		struct db_deferred **cut = &db->defer;
+
+		while (*cut && !(*cut)->fixed) {
+			cut = &(*cut)->next;
+			db->ndefer--;
+		}
+		d = NULL;
+		if (cut != &db->defer) {
+			d = db->defer;
+			db->defer = *cut;
+			*cut = NULL;
+			if (!db->defer)
+				db->defer_tail = &db->defer;
+		}
+	} else if (d) {
+		db->defer = NULL;
+		db->defer_tail = &db->defer;
+		db->ndefer = 0;
+	}
 	if (!PQenterPipelineMode(db->conn)) {
-		defer_free(d);
+		defer_done(db, d, mode);
 		err_from_conn(err, db->conn, "");
 		if (failed)
 			*failed = 0;
@@ -385,9 +433,11 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 				x->params[i] = (char *)sb_str(&x->cols[i]);
 			}
 		}
+		/* carried: in the caller's transaction, so no Sync of its own */
 		sent = pipe_send(db, &pp, 0, SLOT_DEFERRED, x->sql, x->nparams,
-				 (const char *const *)x->params, x->fixed) &&
-		       pipe_sync(db, &pp);
+				 (const char *const *)x->params,
+				 x->fixed && mode != BATCH_CARRY_TEXT) &&
+		       (carry || pipe_sync(db, &pp));
 	}
 	for (size_t i = 0; i < n && sent; i++) {
 		sent = pipe_send(db, &pp, i, SLOT_STMT, st[i].sql, st[i].nparams, st[i].params,
@@ -405,7 +455,7 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 	if (sent || pp.n == 0 || pp.slots[pp.n - 1].kind != SLOT_SYNC)
 		(void)pipe_sync(db, &pp);
 	read = pipe_read(db, &pp);
-	defer_free(d);
+	defer_done(db, d, mode);
 	if (!sent)
 		rc = -1;
 	for (size_t k = 0; k < pp.n; k++) {
@@ -422,7 +472,9 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 			s->res = NULL;
 			continue;
 		}
-		if ((s->kind == SLOT_STMT || (s->kind == SLOT_PREPARE && !s->deferred)) &&
+		/* a carried statement's failure is the transaction's, so the batch's */
+		if ((s->kind == SLOT_STMT || (s->kind == SLOT_PREPARE && (!s->deferred || carry)) ||
+		     (s->kind == SLOT_DEFERRED && carry)) &&
 		    rc == 0 && !res_ok(s->res) &&
 		    !(s->res && PQresultStatus(s->res) == PGRES_PIPELINE_ABORTED)) {
 			/* the first failure of the batch: its own error, or a lost connection */
@@ -475,6 +527,46 @@ db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size
 	return rc;
 }
 
+int
+db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, size_t *failed)
+{
+	return batch_run(db, st, n, err, failed, BATCH_AHEAD);
+}
+
+int
+db_batch_carry(struct db *db, struct db_stmt *st, size_t n, bool prepared, struct db_error *err,
+	       size_t *failed)
+{
+	return batch_run(db, st, n, err, failed, prepared ? BATCH_CARRY : BATCH_CARRY_TEXT);
+}
+
+void
+db_defer_hold(struct db *db, bool hold)
+{
+	db->hold = hold;
+}
+
+void
+db_carry_end(struct db *db, bool committed)
+{
+	struct db_deferred *c = db->carried, **tail = &c;
+
+	db->carried = NULL;
+	if (!c)
+		return;
+	if (committed) {
+		defer_free(c);
+		return;
+	}
+	/* rolled back: first in the queue again, sent ahead of the next statement */
+	for (; *tail; tail = &(*tail)->next)
+		db->ndefer++;
+	*tail = db->defer;
+	if (db->defer_tail == &db->defer)
+		db->defer_tail = tail;
+	db->defer = c;
+}
+
 void
 db_defer(struct db *db, const char *sql, int nparams, const char *const *params)
 {
@@ -504,7 +596,7 @@ db_defer(struct db *db, const char *sql, int nparams, const char *const *params)
 		db->defer_tail = &db->defer;
 	*db->defer_tail = d;
 	db->defer_tail = &d->next;
-	if (++db->ndefer >= DB_DEFER_MAX)
+	if (++db->ndefer >= DB_DEFER_MAX && !db->hold)
 		db_flush(db);
 }
 
@@ -535,7 +627,8 @@ db_defer_row(struct db *db, const char *sql, int nparams, const char *const *par
 	/* the last queued entry, when it gathers rows for the same statement */
 	for (struct db_deferred *x = db->defer; x; x = x->next)
 		d = x;
-	if (!d || !d->cols || d->sql != sql || d->nrows >= DB_DEFER_ROWS_MAX) {
+	/* not one that was sent already (carried, then put back): its arrays are closed */
+	if (!d || !d->cols || d->params || d->sql != sql || d->nrows >= DB_DEFER_ROWS_MAX) {
 		d = xcalloc(1, sizeof(*d));
 		d->sql = sql;
 		d->fixed = true;
@@ -551,7 +644,7 @@ db_defer_row(struct db *db, const char *sql, int nparams, const char *const *par
 	for (int i = 0; i < nparams; i++)
 		array_elem(&d->cols[i], params[i], d->nrows == 0);
 	d->nrows++;
-	if (db->ndefer >= DB_DEFER_MAX)
+	if (db->ndefer >= DB_DEFER_MAX && !db->hold)
 		db_flush(db);
 }
 
@@ -561,7 +654,7 @@ db_flush(struct db *db)
 	struct db_error ignore;
 
 	if (db && db->defer && db_ok(db))
-		(void)db_batch(db, NULL, 0, &ignore, NULL);
+		(void)batch_run(db, NULL, 0, &ignore, NULL, BATCH_FLUSH);
 }
 
 static int

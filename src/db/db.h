@@ -31,6 +31,8 @@ struct db {
 	struct db_deferred *defer; /* statements waiting for the next round trip */
 	struct db_deferred **defer_tail;
 	size_t ndefer;
+	bool hold;			/* db_defer_hold */
+	struct db_deferred *carried;	/* db_batch_carry: sent in the open transaction */
 	bool broken; /* a pipeline was left unfinished: reconnect */
 };
 
@@ -100,6 +102,24 @@ void db_defer(struct db *db, const char *sql, int nparams, const char *const *pa
 void db_defer_row(struct db *db, const char *sql, int nparams, const char *const *params);
 /* Sends the queued statements now and waits for them (before waiting, sleeping or exiting). */
 void db_flush(struct db *db);
+
+/*
+ * Statements that commit with a transaction (a step's events and its plan's
+ * status, with the step's ledger row): while held (db_defer_hold), the
+ * queued statements are not sent ahead of the next statement (db_flush still
+ * sends them, and the queue grows past its usual bound instead of being sent).
+ * db_batch_carry sends them inside the open transaction, with no Sync of
+ * their own, ahead of st (prepared unless !prepared: after an author's SQL,
+ * which may have run DEALLOCATE ALL), and keeps them: a failure of one of
+ * them is the batch's (*failed 0). db_carry_end says whether that
+ * transaction committed: if so they are forgotten; if not (rolled back,
+ * failed, never committed) they go back to the head of the queue, to be sent
+ * on their own after the rollback, as if they had never been carried.
+ */
+void db_defer_hold(struct db *db, bool hold);
+int db_batch_carry(struct db *db, struct db_stmt *st, size_t n, bool prepared, struct db_error *err,
+		   size_t *failed);
+void db_carry_end(struct db *db, bool committed);
 
 /*
  * Forgets this connection's prepared statements, after SQL that may have

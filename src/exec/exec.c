@@ -265,7 +265,20 @@ exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_m
 	return db_execf(ex->db, NULL, err, SQL_PLAN_STATUS, 9, params);
 }
 
-/* The same, when nothing waits for it: a plan's final status. */
+struct db_stmt
+exec_plan_status_stmt(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		      const char *status, char hv[16], const char *params[9], bool fixed)
+{
+	plan_status_params(ex, p, meta, status, hv, params);
+	return (struct db_stmt){
+		.sql = SQL_PLAN_STATUS, .nparams = 9, .params = params, .fixed = fixed
+	};
+}
+
+/*
+ * The same, when nothing waits for it: a plan's final status, or its
+ * `running` when that goes with its first step's transaction.
+ */
 static void
 plan_status_deferred(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 		     const char *status)
@@ -446,15 +459,19 @@ sha_array(const struct plan *p)
  * What the database already knows of the plan: its recorded checksum and
  * status, and which of its steps are in the ledger. *stale gets a ledger
  * step of this plan that the file no longer has (borrowed until *r is freed).
+ * *may_record: whether this login may write the plan's status, its events
+ * and ledger rows (a reader may not: its `running` status is then written on
+ * its own, and fails the plan before any step runs).
  */
 static int
 load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult **ledger,
-	   PGresult **stale, struct db_error *err)
+	   PGresult **stale, bool *may_record, struct db_error *err)
 {
 	char *shas = sha_array(p);
 	const char *params[3] = { ex->target, p->id, shas };
 	const char *lparams[2] = { ex->target, shas };
-	struct db_stmt st[3] = {
+	static const char *const none[1];
+	struct db_stmt st[4] = {
 		{ .sql = "SELECT checksum, status FROM taskslaps.plans WHERE target = $1 AND "
 			 "plan_id = $2",
 		  .nparams = 2,
@@ -473,15 +490,24 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 		  .nparams = 3,
 		  .params = params,
 		  .fixed = true },
+		{ .sql = "SELECT pg_catalog.has_table_privilege('taskslaps.plans', 'INSERT') AND "
+			 "pg_catalog.has_table_privilege('taskslaps.plans', 'UPDATE') AND "
+			 "pg_catalog.has_table_privilege('taskslaps.events', 'INSERT') AND "
+			 "pg_catalog.has_table_privilege('taskslaps.step_ledger', 'INSERT')",
+		  .params = none,
+		  .fixed = true },
 	};
 	int rc;
 
-	/* one round trip for the three */
+	/* one round trip for the four */
 	*plan_row = *ledger = *stale = NULL;
-	rc = db_batch(ex->db, st, 3, err, NULL);
+	rc = db_batch(ex->db, st, 4, err, NULL);
 	*plan_row = st[0].res;
 	*ledger = st[1].res;
 	*stale = st[2].res;
+	*may_record = st[3].res && PQntuples(st[3].res) == 1 &&
+		      !strcmp(PQgetvalue(st[3].res, 0, 0), "t");
+	PQclear(st[3].res);
 	free(shas);
 	return rc;
 }
@@ -495,22 +521,45 @@ in_ledger(const PGresult *ledger, const char *sha)
 	return false;
 }
 
+/* Whether the first step of the plan that is not in the ledger is transactional. */
+static bool
+first_step_tx(const struct plan *p, const PGresult *ledger)
+{
+	for (int w = 0; w < WAVE__COUNT; w++)
+		for (size_t i = 0; i < p->waves[w].nsteps; i++)
+			if (!in_ledger(ledger, p->waves[w].steps[i].sha))
+				return p->waves[w].steps[i].exec == EXEC_TX;
+	return false;
+}
+
 enum exec_attempt
 exec_run_step(struct step_run *r)
 {
 	const char *table = r->s->touched.n ? r->s->touched.v[0] : NULL;
 	enum exec_attempt a = ATTEMPT_UNSET;
+	/*
+	 * A transactional step commits the events queued before it (and its
+	 * plan's `running` status, when it is the plan's first) with its ledger
+	 * row: they wait for it (db_defer_hold) unless something waits first.
+	 */
+	bool hold = r->s->exec == EXEC_TX;
 
+	if (hold)
+		db_defer_hold(r->ex->db, true);
 	/* a healthy reading younger than 250 ms stands, as between backfill batches */
 	if ((r->ex->gov.state != GOV_HEALTHY || !r->ex->gov.decided ||
 	     exec_now_ms() - r->ex->gov.last_probe_ms >= 250) &&
-	    !governor_wait(r->ex, r->p->id, table))
+	    !governor_wait(r->ex, r->p->id, table)) {
+		db_defer_hold(r->ex->db, false);
 		return exec_fail(r, NULL, "aborted while the governor paused the run");
+	}
 	switch (r->s->exec) {
 	case EXEC_TX: a = exec_step_tx(r); break;
 	case EXEC_NONTX: a = exec_step_nontx(r); break;
 	case EXEC_BATCHED: a = exec_step_backfill(r); break;
 	}
+	if (hold)
+		db_defer_hold(r->ex->db, false);
 	/* a step that did not say what became of it, or said nothing of why, failed */
 	if (a == ATTEMPT_OK)
 		return a;
@@ -556,7 +605,8 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	PGresult *row = NULL, *ledger = NULL, *stale = NULL, *fwd = NULL;
 	struct db_error err;
 	const char *status = NULL, *checksum = NULL;
-	int rc = 0;
+	int rc = 0, wlast = -1;
+	bool ended = false, may_record = false;
 	int64_t t0 = exec_now_ms();
 
 	memset(res, 0, sizeof(*res));
@@ -569,7 +619,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 	checksum = NULL;
-	if (load_state(ex, p, &row, &ledger, &stale, &err) < 0) {
+	if (load_state(ex, p, &row, &ledger, &stale, &may_record, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
 		rc = -1;
@@ -628,7 +678,16 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 
-	if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
+	/*
+	 * The plan's `running` status goes with its first step's transaction when
+	 * nothing else runs before that step, the step is transactional, and the
+	 * login may write it: a status that cannot be written then fails the
+	 * step, as it fails the plan here otherwise.
+	 */
+	if (may_record && p->on_failure == ON_FAILURE_STOP && !p->reverted &&
+	    first_step_tx(p, ledger)) {
+		plan_status_deferred(ex, p, meta, "running");
+	} else if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "recording the plan: %s", err.message);
 		rc = -1;
@@ -651,6 +710,9 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 			goto out;
 		}
 	}
+	for (int w = 0; w < WAVE__COUNT; w++)
+		if (p->waves[w].present)
+			wlast = w;
 	/* a revert plan: which of the steps it undoes the ledger has */
 	if (p->reverted && exec_revert_load(ex, p, &fwd, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
@@ -677,7 +739,11 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 					      .s = &wv->steps[i],
 					      .meta = meta,
 					      .wave = wname,
-					      .res = res };
+					      .res = res,
+					      .last = !p->reverted && w == wlast &&
+						      i + 1 == wv->nsteps,
+					      .plan_t0 = t0,
+					      .wave_t0 = wt0 };
 
 			if (in_ledger(ledger, r.s->sha)) {
 				res->steps_done++;
@@ -699,6 +765,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 				res->outcome = EXEC_ABORTED;
 			} else if (exec_run_step(&r) == ATTEMPT_OK) {
 				res->steps_done++;
+				ended = r.ended;
 				continue;
 			}
 			if (res->outcome == EXEC_FAILED && ex->abort_req)
@@ -715,6 +782,9 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 			end_failed(ex, p, meta, res);
 			goto out;
 		}
+		/* the plan's end, when its last step's transaction recorded it */
+		if (ended)
+			break;
 		exec_event(ex, "wave.ok", p->id, wname, NULL, NULL, "%s wave done in %lld ms",
 			   wname, (long long)(exec_now_ms() - wt0));
 	}
@@ -726,6 +796,8 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 	res->outcome = EXEC_APPLIED;
+	if (ended) /* status, wave.ok and plan.ok committed with the last step (res->message) */
+		goto out;
 	snprintf(res->message, sizeof(res->message),
 		 "%s applied: %zu/%zu steps (%zu skipped) in %lld ms", p->id, res->steps_done,
 		 res->steps_total, res->steps_skipped, (long long)(exec_now_ms() - t0));

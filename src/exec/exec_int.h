@@ -110,6 +110,15 @@ struct step_run {
 	struct exec_result *res;
 	int64_t rows; /* rows affected */
 	bool already_present;
+	/*
+	 * Set by the plan's loop (exec_run_plan) when the plan ends with this
+	 * step: a transactional step then commits the plan's end (wave.ok,
+	 * plan.ok, status applied) with its ledger row, and says so in ended.
+	 */
+	bool last;
+	int64_t plan_t0, wave_t0; /* when the plan and the step's wave began */
+	int attempts;		  /* attempts made so far (a transactional step's) */
+	bool ended;		  /* the plan's end was committed with the step */
 };
 
 /* exec_attempt.c */
@@ -165,6 +174,37 @@ void exec_db_rollback(struct exec *ex);
 void exec_event_step_start(struct step_run *r);
 /* step.ok, or step.already_present: how long it took, rows, attempts made. */
 void exec_event_step_ok(struct step_run *r, int64_t ms, int attempts);
+
+/*
+ * The events a transactional step writes in its own transaction, after its
+ * ledger row (exec_step.c): step.ok, and for the plan's last step wave.ok and
+ * plan.ok. They are recorded by statements of the step's last batch
+ * (exec_tail_stmt) and told to cfg.on_event only once it committed
+ * (exec_tail_tell): a COMMIT that fails said nothing.
+ */
+#define EXEC_TAIL_MAX 3
+struct exec_tail {
+	size_t n;
+	struct {
+		const char *type, *wave, *step_sha;
+		char *metrics, *message;
+	} ev[EXEC_TAIL_MAX];
+	const char *params[7 * EXEC_TAIL_MAX];
+};
+
+void exec_tail_add(struct exec_tail *t, const char *type, const char *wave, const char *step_sha,
+		   char *metrics, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* step.ok or step.already_present, into the tail (as exec_event_step_ok). */
+void exec_tail_step_ok(struct exec_tail *t, struct step_run *r, int64_t ms, int attempts);
+/* The one INSERT of the tail's events (t->n >= 1), prepared when fixed. */
+struct db_stmt exec_tail_stmt(struct exec_tail *t, struct step_run *r, bool fixed);
+void exec_tail_tell(struct exec_tail *t, struct step_run *r);
+void exec_tail_free(struct exec_tail *t);
+
+/* exec.c: the plan's status row as a statement of a batch (params[9], hv[16] are its storage). */
+struct db_stmt exec_plan_status_stmt(struct exec *ex, const struct plan *p,
+				     const struct exec_plan_meta *meta, const char *status,
+				     char hv[16], const char *params[9], bool fixed);
 
 /* exec_checks.c */
 

@@ -321,8 +321,12 @@ static enum exec_attempt
 tx_attempt(struct step_run *r, struct db_error *err, void *arg)
 {
 	bool user_ran = false;
-	enum exec_attempt a = tx_attempt_run(r, err, *(const int64_t *)arg, &user_ran);
+	enum exec_attempt a;
 
+	r->attempts++;
+	a = tx_attempt_run(r, err, *(const int64_t *)arg, &user_ran);
+	/* what was carried into the transaction is sent again unless it committed */
+	db_carry_end(r->ex->db, a == ATTEMPT_OK);
 	if (user_ran)
 		db_prepared_reset(r->ex->db);
 	return a;
@@ -336,10 +340,12 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	size_t npre = exec_checks_computed(r, pre), npost = exec_checks_computed(r, post);
 	char *pre_sql = exec_checks_sql(pre, npre), *post_sql = NULL, *names = NULL;
 	const char *failed = NULL, *failed_post = NULL;
-	char lock[24], stmt[24], idx[16], msbuf[24], rows[24];
+	char lock[24], stmt[24], idx[16], msbuf[24], rows[24], hv[16];
 	const char *tparams[3] = { lock, stmt, "true" };
-	const char *lparams[13], *lsql;
+	const char *lparams[13], *lsql, *sparams[9];
 	int lnparams;
+	int64_t ms;
+	struct exec_tail tail = { 0 };
 	struct db_stmt st[5];
 	size_t n = 0, ipre = 0, iproof, ipost = 0;
 	/*
@@ -439,18 +445,49 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 			return a;
 		}
 	}
-	/* 3: record and commit */
-	lsql = exec_ledger_params(r, exec_now_ms() - t0, lparams, &lnparams, idx, msbuf, rows);
+	/*
+	 * 3: record and commit: the events queued before the step (carried: its
+	 * plan's `running` status, plan.start, wave.start, step.start), the
+	 * ledger row, step.ok, and when the plan ends with this step wave.ok,
+	 * plan.ok and its `applied` status, in the step's transaction.
+	 */
+	ms = exec_now_ms() - t0;
+	lsql = exec_ledger_params(r, ms, lparams, &lnparams, idx, msbuf, rows);
+	exec_tail_step_ok(&tail, r, ms, r->attempts);
+	if (r->last) {
+		struct exec_result *res = r->res;
+
+		exec_tail_add(&tail, "wave.ok", r->wave, NULL, NULL, "%s wave done in %lld ms",
+			      r->wave, (long long)(exec_now_ms() - r->wave_t0));
+		exec_tail_add(&tail, "plan.ok", NULL, NULL, NULL,
+			      "%s applied: %zu/%zu steps (%zu skipped) in %lld ms", r->p->id,
+			      res->steps_done + 1, res->steps_total, res->steps_skipped,
+			      (long long)(exec_now_ms() - r->plan_t0));
+	}
 	n = 0;
 	st[n++] = (struct db_stmt){
 		.sql = lsql, .nparams = lnparams, .params = lparams, .fixed = !user_sql
 	};
+	st[n++] = exec_tail_stmt(&tail, r, !user_sql);
+	if (r->last)
+		st[n++] = exec_plan_status_stmt(r->ex, r->p, r->meta, "applied", hv, sparams,
+						!user_sql);
 	st[n++] = (struct db_stmt){ .sql = "COMMIT", .fixed = !user_sql };
-	rc = db_batch(r->ex->db, st, n, err, NULL);
+	rc = db_batch_carry(r->ex->db, st, n, !user_sql, err, NULL);
 	clear_stmts(st, n);
-	if (rc < 0)
+	if (rc < 0) {
+		exec_tail_free(&tail);
 		goto dberr;
+	}
 	exec_proof_free(&pf);
+	/* committed: now it is told */
+	exec_tail_tell(&tail, r);
+	if (r->last) {
+		snprintf(r->res->message, sizeof(r->res->message), "%s",
+			 tail.ev[tail.n - 1].message);
+		r->ended = true;
+	}
+	exec_tail_free(&tail);
 	return ATTEMPT_OK;
 dberr:
 	exec_proof_free(&pf);
@@ -468,8 +505,7 @@ exec_step_tx(struct step_run *r)
 
 	exec_event_step_start(r);
 	a = exec_retry(r, tx_attempt, &t0, &err, &retries);
-	if (a == ATTEMPT_OK)
-		exec_event_step_ok(r, exec_now_ms() - t0, retries + 1);
+	/* step.ok was committed with the step (tx_attempt_run) */
 	return exec_attempt_end(r, a, &err, retries, "statement failed, rolled back",
 				"nothing was applied");
 }
