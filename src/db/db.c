@@ -350,9 +350,9 @@ res_ok(const PGresult *r)
 
 /* How a batch sends the deferred statements queued before it. */
 enum batch_mode {
-	BATCH_AHEAD, /* ahead of it, each with a Sync of its own; none while held */
-	BATCH_FLUSH, /* the same, held or not (db_flush) */
-	BATCH_CARRY, /* inside the open transaction, prepared (db_batch_carry) */
+	BATCH_AHEAD,	  /* ahead of it, each with a Sync of its own; none while held */
+	BATCH_FLUSH,	  /* the same, held or not (db_flush) */
+	BATCH_CARRY,	  /* inside the open transaction, prepared (db_batch_carry) */
 	BATCH_CARRY_TEXT, /* the same, not prepared */
 };
 

@@ -31,9 +31,9 @@ struct db {
 	struct db_deferred *defer; /* statements waiting for the next round trip */
 	struct db_deferred **defer_tail;
 	size_t ndefer;
-	bool hold;			/* db_defer_hold */
-	struct db_deferred *carried;	/* db_batch_carry: sent in the open transaction */
-	bool broken; /* a pipeline was left unfinished: reconnect */
+	bool hold;		     /* db_defer_hold */
+	struct db_deferred *carried; /* db_batch_carry: sent in the open transaction */
+	bool broken;		     /* a pipeline was left unfinished: reconnect */
 };
 
 /*

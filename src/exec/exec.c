@@ -505,8 +505,8 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 	*plan_row = st[0].res;
 	*ledger = st[1].res;
 	*stale = st[2].res;
-	*may_record = st[3].res && PQntuples(st[3].res) == 1 &&
-		      !strcmp(PQgetvalue(st[3].res, 0, 0), "t");
+	*may_record =
+	    st[3].res && PQntuples(st[3].res) == 1 && !strcmp(PQgetvalue(st[3].res, 0, 0), "t");
 	PQclear(st[3].res);
 	free(shas);
 	return rc;
@@ -740,8 +740,8 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 					      .meta = meta,
 					      .wave = wname,
 					      .res = res,
-					      .last = !p->reverted && w == wlast &&
-						      i + 1 == wv->nsteps,
+					      .last =
+						  !p->reverted && w == wlast && i + 1 == wv->nsteps,
 					      .plan_t0 = t0,
 					      .wave_t0 = wt0 };
 

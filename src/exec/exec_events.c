@@ -24,8 +24,8 @@ static const char SQL_EVENTS_INSERT[] =
     "u(t, p, w, s, ty, m, me, o) ORDER BY u.o";
 
 static void
-tell(struct exec *ex, const char *type, const char *plan_id, const char *wave,
-     const char *step_sha, const char *metrics, const char *msg)
+tell(struct exec *ex, const char *type, const char *plan_id, const char *wave, const char *step_sha,
+     const char *metrics, const char *msg)
 {
 	struct exec_event ev = { 0 };
 

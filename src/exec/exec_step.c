@@ -470,8 +470,8 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	};
 	st[n++] = exec_tail_stmt(&tail, r, !user_sql);
 	if (r->last)
-		st[n++] = exec_plan_status_stmt(r->ex, r->p, r->meta, "applied", hv, sparams,
-						!user_sql);
+		st[n++] =
+		    exec_plan_status_stmt(r->ex, r->p, r->meta, "applied", hv, sparams, !user_sql);
 	st[n++] = (struct db_stmt){ .sql = "COMMIT", .fixed = !user_sql };
 	rc = db_batch_carry(r->ex->db, st, n, !user_sql, err, NULL);
 	clear_stmts(st, n);
