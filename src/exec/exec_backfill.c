@@ -1,6 +1,7 @@
 /*
  * backfill_sql: the author's UPDATE, run in keyset batches over the table's
- * primary key. Each batch is its own transaction and writes its checkpoint
+ * primary key, one statement a batch that takes the next keys and updates
+ * their rows. Each batch is its own transaction and writes its checkpoint
  * in that same transaction, so a killed run resumes after the last committed
  * batch and never applies one twice. The key range is fixed when the
  * backfill starts, so rows inserted meanwhile do not keep it running.
@@ -218,12 +219,12 @@ load_progress(struct backfill *b, struct db_error *err)
  * names one of them as a table would read the batch's own rows instead: the
  * read-back refuses it.
  */
-#define BATCH_KEYS "taskslaps_batch_keys"
 #define BATCH_HI "taskslaps_batch_hi"
+#define BATCH_KEYS "taskslaps_batch_keys"
 #define BATCH_UPD "taskslaps_batch_update"
 #define BATCH_PREFIX "taskslaps_batch_"
-/* how often the statement itself reads them: keys twice, hi twice, the update once */
-#define BATCH_OWN_REFS 5
+/* how often the statement itself reads them: hi twice and once per key column, keys and the update once */
+#define BATCH_OWN_REFS(nk) (4 + (int)(nk))
 
 static void
 msg_set(struct sql_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -252,11 +253,16 @@ is_batch_cte(const PgQuery__Node *n, PgQuery__Node__NodeCase query, const char *
 	       !c->cycle_clause;
 }
 
+/* one plain SELECT from table alone */
 static bool
-plain_select(const PgQuery__SelectStmt *sel)
+key_select(const PgQuery__Node *cte, const char *table)
 {
+	const PgQuery__SelectStmt *sel = cte->common_table_expr->ctequery->select_stmt;
+
 	return !sel->with_clause && !sel->n_locking_clause && !sel->into_clause &&
-	       sel->op == PG_QUERY__SET_OPERATION__SETOP_NONE;
+	       sel->op == PG_QUERY__SET_OPERATION__SETOP_NONE && sel->n_from_clause == 1 &&
+	       sel->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
+	       sql_rangevar_is(sel->from_clause[0]->range_var, table);
 }
 
 static bool
@@ -269,17 +275,17 @@ count_own_refs(const PgQuery__RangeVar *rv, void *ctx)
 }
 
 /*
- * Parse what we generate: WITH keys (one SELECT from the table alone), hi
- * (one SELECT from keys), update (one UPDATE of the table with a WHERE, no
- * FROM, no alias, RETURNING) SELECT of three values and nothing else; and
- * the WITH queries' names read only where the statement reads them.
+ * Parse what we generate: WITH hi and keys (each one SELECT from the table
+ * alone) and update (one UPDATE of the table with a WHERE, no FROM, no
+ * alias, RETURNING), then a SELECT of three values from no table; and the
+ * WITH queries' names read only where the statement reads them.
  */
 static bool
-batch_readback(const char *sql, const char *table, struct sql_msg *m)
+batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 {
 	struct sql_tree t;
 	const PgQuery__Node *n;
-	const PgQuery__SelectStmt *top, *keys, *hi;
+	const PgQuery__SelectStmt *top;
 	const PgQuery__UpdateStmt *u;
 	const PgQuery__WithClause *w;
 	int refs = 0;
@@ -297,20 +303,13 @@ batch_readback(const char *sql, const char *table, struct sql_msg *m)
 	ok = w && !w->recursive && w->n_ctes == 3 && top->n_target_list == 3 &&
 	     !top->n_from_clause && !top->n_locking_clause && !top->into_clause &&
 	     top->op == PG_QUERY__SET_OPERATION__SETOP_NONE &&
-	     is_batch_cte(w->ctes[0], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_KEYS) &&
-	     is_batch_cte(w->ctes[1], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_HI) &&
-	     is_batch_cte(w->ctes[2], PG_QUERY__NODE__NODE_UPDATE_STMT, BATCH_UPD);
+	     is_batch_cte(w->ctes[0], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_HI) &&
+	     is_batch_cte(w->ctes[1], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_KEYS) &&
+	     is_batch_cte(w->ctes[2], PG_QUERY__NODE__NODE_UPDATE_STMT, BATCH_UPD) &&
+	     key_select(w->ctes[0], table) && key_select(w->ctes[1], table);
 	if (ok) {
-		keys = w->ctes[0]->common_table_expr->ctequery->select_stmt;
-		hi = w->ctes[1]->common_table_expr->ctequery->select_stmt;
 		u = w->ctes[2]->common_table_expr->ctequery->update_stmt;
-		ok = plain_select(keys) && keys->n_from_clause == 1 &&
-		     keys->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
-		     sql_rangevar_is(keys->from_clause[0]->range_var, table) && plain_select(hi) &&
-		     hi->n_from_clause == 1 &&
-		     hi->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
-		     sql_rangevar_is(hi->from_clause[0]->range_var, BATCH_KEYS) &&
-		     sql_rangevar_is(u->relation, table) && !u->relation->alias &&
+		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias &&
 		     u->where_clause && !u->n_from_clause && !u->with_clause &&
 		     u->n_returning_list == 1;
 	}
@@ -318,7 +317,7 @@ batch_readback(const char *sql, const char *table, struct sql_msg *m)
 		msg_set(m, "the batch statement does not read back as the keys of %s, the UPDATE "
 			   "of their rows and its counts",
 			table);
-	else if (sql_walk_rangevars(&n->base, count_own_refs, &refs), refs != BATCH_OWN_REFS) {
+	else if (sql_walk_rangevars(&n->base, count_own_refs, &refs), refs != BATCH_OWN_REFS(nk)) {
 		msg_set(m, "the backfill's SQL reads a table named " BATCH_PREFIX "...: the batch "
 			   "statement uses that name for its own parts");
 		ok = false;
@@ -327,31 +326,45 @@ batch_readback(const char *sql, const char *table, struct sql_msg *m)
 	return ok;
 }
 
+/* "SELECT k FROM t WHERE [(k) > last AND] (k) <= upper ORDER BY k LIMIT ..." */
+static void
+range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *kl,
+	     bool from_start, int up, const char *limit)
+{
+	sb_printf(sb, "SELECT %s FROM %s WHERE ", kl, bs->qtable);
+	if (!from_start) {
+		sb_printf(sb, "(%s) > ", kl);
+		key_params(sb, bs->types, bs->nk, 1);
+		sb_puts(sb, " AND ");
+	}
+	sb_printf(sb, "(%s) <= ", kl);
+	key_params(sb, bs->types, bs->nk, up);
+	sb_printf(sb, " ORDER BY %s LIMIT %s", kl, limit);
+}
+
 char *
 exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, struct sql_msg *m)
 {
-	struct strbuf kl = STRBUF_INIT, desc = STRBUF_INIT, keys = STRBUF_INIT, upd = STRBUF_INIT,
+	struct strbuf kl = STRBUF_INIT, hi = STRBUF_INIT, keys = STRBUF_INIT, upd = STRBUF_INIT,
 		      q = STRBUF_INIT;
 	int up = from_start ? 1 : (int)bs->nk + 1; /* the upper key's first parameter */
+	int n = up + (int)bs->nk;		   /* batch_size */
+	char lim[48];
 	char *out = NULL;
 
-	for (size_t i = 0; i < bs->nk; i++) {
+	for (size_t i = 0; i < bs->nk; i++)
 		sb_printf(&kl, "%s%s", i ? ", " : "", bs->qcols[i]);
-		sb_printf(&desc, "%s%s DESC", i ? ", " : "", bs->qcols[i]);
-	}
-	/* the keys: the next batch_size after the checkpoint, up to the upper key */
-	sb_printf(&keys, "SELECT %s FROM %s WHERE ", sb_str(&kl), bs->qtable);
-	if (!from_start) {
-		sb_printf(&keys, "(%s) > ", sb_str(&kl));
-		key_params(&keys, bs->types, bs->nk, 1);
-		sb_puts(&keys, " AND ");
-	}
-	sb_printf(&keys, "(%s) <= ", sb_str(&kl));
-	key_params(&keys, bs->types, bs->nk, up);
-	sb_printf(&keys, " ORDER BY %s LIMIT $%d::bigint", sb_str(&kl), up + (int)bs->nk);
+	/* the batch's last key: batch_size keys on, none when fewer are left */
+	snprintf(lim, sizeof(lim), "1 OFFSET $%d::bigint - 1", n);
+	range_select(&hi, bs, sb_str(&kl), from_start, up, lim);
+	if (!sql_is_key_query(sb_str(&hi), bs->table, m))
+		goto out;
+	/* the keys left, counted only when fewer than batch_size are */
+	snprintf(lim, sizeof(lim), "$%d::bigint", n);
+	range_select(&keys, bs, sb_str(&kl), from_start, up, lim);
 	if (!sql_is_key_query(sb_str(&keys), bs->table, m))
 		goto out;
-	/* the author's UPDATE, bounded by (checkpoint, the batch's last key] */
+	/* the author's UPDATE, bounded by (checkpoint, hi], or the upper key without hi */
 	sb_printf(&upd, "UPDATE %s SET %s%s WHERE ", bs->qtable, bs->set,
 		  strstr(bs->set, "--") ? "\n" : "");
 	if (bs->where)
@@ -361,7 +374,11 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, stru
 		key_params(&upd, bs->types, bs->nk, 1);
 		sb_puts(&upd, " AND ");
 	}
-	sb_printf(&upd, "(%s) <= (SELECT %s FROM " BATCH_HI ")", sb_str(&kl), sb_str(&kl));
+	sb_printf(&upd, "(%s) <= (SELECT ", sb_str(&kl));
+	for (size_t i = 0; i < bs->nk; i++)
+		sb_printf(&upd, "%sCOALESCE((SELECT %s FROM " BATCH_HI "), $%d::%s)",
+			  i ? ", " : "", bs->qcols[i], up + (int)i, bs->types[i]);
+	sb_putc(&upd, ')');
 	if (!sql_is_batch_update(sb_str(&upd), bs->table, m))
 		goto out;
 	/*
@@ -370,17 +387,20 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, stru
 	 * skips.
 	 */
 	sb_printf(&q,
-		  "WITH " BATCH_KEYS " AS (%s), " BATCH_HI " AS (SELECT %s FROM " BATCH_KEYS
-		  " ORDER BY %s LIMIT 1), " BATCH_UPD " AS (%s RETURNING 1) SELECT (SELECT ",
-		  sb_str(&keys), sb_str(&kl), sb_str(&desc), sb_str(&upd));
+		  "WITH " BATCH_HI " AS (%s), " BATCH_KEYS " AS (%s), " BATCH_UPD
+		  " AS (%s RETURNING 1) SELECT (SELECT ",
+		  sb_str(&hi), sb_str(&keys), sb_str(&upd));
 	key_json(&q, bs->qcols, bs->nk);
-	sb_puts(&q, " FROM " BATCH_HI "), (SELECT pg_catalog.count(*) FROM " BATCH_KEYS
-		    "), (SELECT pg_catalog.count(*) FROM " BATCH_UPD ")");
-	if (batch_readback(sb_str(&q), bs->table, m))
+	sb_printf(&q,
+		  " FROM " BATCH_HI "), CASE WHEN EXISTS (SELECT 1 FROM " BATCH_HI
+		  ") THEN $%d::bigint ELSE (SELECT pg_catalog.count(*) FROM " BATCH_KEYS
+		  ") END, (SELECT pg_catalog.count(*) FROM " BATCH_UPD ")",
+		  n);
+	if (batch_readback(sb_str(&q), bs->table, bs->nk, m))
 		out = sb_detach(&q);
 out:
 	sb_free(&kl);
-	sb_free(&desc);
+	sb_free(&hi);
 	sb_free(&keys);
 	sb_free(&upd);
 	sb_free(&q);
@@ -389,9 +409,10 @@ out:
 
 /*
  * One batch in one transaction, as exec_attempt_fn (arg: the struct
- * backfill): one statement takes the next batch_size keys after the
- * checkpoint (up to the upper key), updates the rows among them and says
- * the last of them; the checkpoint moves to it; the locks are proved.
+ * backfill): one statement finds the batch's last key (batch_size keys
+ * after the checkpoint, or the upper key when fewer are left), updates the
+ * rows up to it and says how many keys it walked; the checkpoint moves to
+ * that key; the locks are proved.
  * ATTEMPT_OK (b->done when this was the last batch, b->walked the keys it
  * walked); ATTEMPT_PROMISE_VIOLATED when the proof failed (res says why);
  * otherwise what exec_attempt_db makes of the error (a lock timeout is
