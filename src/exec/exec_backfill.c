@@ -223,7 +223,7 @@ load_progress(struct backfill *b, struct db_error *err)
 #define BATCH_KEYS "taskslaps_batch_keys"
 #define BATCH_UPD "taskslaps_batch_update"
 #define BATCH_PREFIX "taskslaps_batch_"
-/* how often the statement itself reads them: hi twice and once per key column, keys and the update once */
+/* how often the statement reads them: hi twice and once a key column, keys and update once */
 #define BATCH_OWN_REFS(nk) (4 + (int)(nk))
 
 static void
@@ -317,10 +317,13 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 		msg_set(m, "the batch statement does not read back as the keys of %s, the UPDATE "
 			   "of their rows and its counts",
 			table);
-	else if (sql_walk_rangevars(&n->base, count_own_refs, &refs), refs != BATCH_OWN_REFS(nk)) {
-		msg_set(m, "the backfill's SQL reads a table named " BATCH_PREFIX "...: the batch "
-			   "statement uses that name for its own parts");
-		ok = false;
+	if (ok) {
+		sql_walk_rangevars(&n->base, count_own_refs, &refs);
+		if (refs != BATCH_OWN_REFS(nk)) {
+			msg_set(m, "the backfill's SQL reads a table named " BATCH_PREFIX
+				   "...: the batch statement uses that name for its own parts");
+			ok = false;
+		}
 	}
 	sql_tree_free(&t);
 	return ok;
