@@ -226,8 +226,7 @@ load_progress(struct backfill *b, struct db_error *err)
 /* how often the statement reads them: hi twice and once a key column, keys and update once */
 #define BATCH_OWN_REFS(nk) (4 + (int)(nk))
 
-static void
-msg_set(struct sql_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg_set(struct sql_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 msg_set(struct sql_msg *m, const char *fmt, ...)
@@ -314,8 +313,9 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 		     u->n_returning_list == 1;
 	}
 	if (!ok)
-		msg_set(m, "the batch statement does not read back as the keys of %s, the UPDATE "
-			   "of their rows and its counts",
+		msg_set(m,
+			"the batch statement does not read back as the keys of %s, the UPDATE "
+			"of their rows and its counts",
 			table);
 	if (ok) {
 		sql_walk_rangevars(&n->base, count_own_refs, &refs);
@@ -331,8 +331,8 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 
 /* "SELECT k FROM t WHERE [(k) > last AND] (k) <= upper ORDER BY k LIMIT ..." */
 static void
-range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *kl,
-	     bool from_start, int up, const char *limit)
+range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *kl, bool from_start,
+	     int up, const char *limit)
 {
 	sb_printf(sb, "SELECT %s FROM %s WHERE ", kl, bs->qtable);
 	if (!from_start) {
@@ -379,8 +379,8 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, stru
 	}
 	sb_printf(&upd, "(%s) <= (SELECT ", sb_str(&kl));
 	for (size_t i = 0; i < bs->nk; i++)
-		sb_printf(&upd, "%sCOALESCE((SELECT %s FROM " BATCH_HI "), $%d::%s)",
-			  i ? ", " : "", bs->qcols[i], up + (int)i, bs->types[i]);
+		sb_printf(&upd, "%sCOALESCE((SELECT %s FROM " BATCH_HI "), $%d::%s)", i ? ", " : "",
+			  bs->qcols[i], up + (int)i, bs->types[i]);
 	sb_putc(&upd, ')');
 	if (!sql_is_batch_update(sb_str(&upd), bs->table, m))
 		goto out;

@@ -27,8 +27,12 @@ static const char *const two_types[] = { "integer", "text" };
 static void
 test_backfill_sql__one_key_from_the_start(void **state)
 {
-	struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-				       .types = one_type, .nk = 1, .set = "c = id % 97" };
+	struct exec_batch_shape bs = { .table = "t",
+				       .qtable = "\"t\"",
+				       .qcols = one_col,
+				       .types = one_type,
+				       .nk = 1,
+				       .set = "c = id % 97" };
 	struct sql_msg m;
 	char *sql;
 
@@ -52,9 +56,13 @@ test_backfill_sql__one_key_from_the_start(void **state)
 static void
 test_backfill_sql__composite_key_after_a_checkpoint(void **state)
 {
-	struct exec_batch_shape bs = { .table = "app.t", .qtable = "\"app\".\"t\"",
-				       .qcols = two_cols, .types = two_types, .nk = 2,
-				       .set = "v = a * 10", .where = "a < 200 OR a > 900" };
+	struct exec_batch_shape bs = { .table = "app.t",
+				       .qtable = "\"app\".\"t\"",
+				       .qcols = two_cols,
+				       .types = two_types,
+				       .nk = 2,
+				       .set = "v = a * 10",
+				       .where = "a < 200 OR a > 900" };
 	struct sql_msg m;
 	char *sql;
 
@@ -68,7 +76,8 @@ test_backfill_sql__composite_key_after_a_checkpoint(void **state)
 				    "$5::bigint - 1)"));
 	/* the keys left, $5 of them at most */
 	assert_non_null(strstr(sql, "ORDER BY \"a\", \"b\" LIMIT $5::bigint)"));
-	/* the author's condition in parentheses, then the batch's range, to the upper key without hi */
+	/* the author's condition in parentheses, then the batch's range, to the upper key without
+	 * hi */
 	assert_non_null(strstr(
 	    sql, "UPDATE \"app\".\"t\" SET v = a * 10 WHERE (a < 200 OR a > 900) AND (\"a\", "
 		 "\"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= (SELECT COALESCE((SELECT "
@@ -82,8 +91,12 @@ test_backfill_sql__composite_key_after_a_checkpoint(void **state)
 static void
 test_backfill_sql__a_comment_in_a_fragment_ends_its_line(void **state)
 {
-	struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-				       .types = one_type, .nk = 1, .set = "c = 1 -- one\n, d = 2",
+	struct exec_batch_shape bs = { .table = "t",
+				       .qtable = "\"t\"",
+				       .qcols = one_col,
+				       .types = one_type,
+				       .nk = 1,
+				       .set = "c = 1 -- one\n, d = 2",
 				       .where = "c IS NULL -- not yet" };
 	struct sql_msg m;
 	char *sql;
@@ -108,24 +121,38 @@ test_backfill_sql__the_statements_own_names_are_refused(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(wheres) / sizeof(wheres[0]); i++) {
-		struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-					       .types = one_type, .nk = 1, .set = "c = 1",
+		struct exec_batch_shape bs = { .table = "t",
+					       .qtable = "\"t\"",
+					       .qcols = one_col,
+					       .types = one_type,
+					       .nk = 1,
+					       .set = "c = 1",
 					       .where = wheres[i] };
 		assert_null(exec_backfill_batch_sql(&bs, true, &m));
 		assert_non_null(strstr(m.text, "taskslaps_batch_"));
 	}
 	/* in the SET list as well */
 	{
-		struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-					       .types = one_type, .nk = 1,
-					       .set = "c = (SELECT max(id) FROM taskslaps_batch_hi)" };
+		struct exec_batch_shape bs = { .table = "t",
+					       .qtable = "\"t\"",
+					       .qcols = one_col,
+					       .types = one_type,
+					       .nk = 1,
+					       .set =
+						   "c = (SELECT max(id) FROM taskslaps_batch_hi)" };
 		assert_null(exec_backfill_batch_sql(&bs, false, &m));
 	}
 	/* a table of that name in another schema is the author's */
 	{
-		struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-					       .types = one_type, .nk = 1, .set = "c = 1",
-					       .where = "id IN (SELECT id FROM app.taskslaps_batch_keys)" };
+		struct exec_batch_shape bs = {
+			.table = "t",
+			.qtable = "\"t\"",
+			.qcols = one_col,
+			.types = one_type,
+			.nk = 1,
+			.set = "c = 1",
+			.where = "id IN (SELECT id FROM app.taskslaps_batch_keys)"
+		};
 		char *sql = exec_backfill_batch_sql(&bs, false, &m);
 		assert_non_null(sql);
 		free(sql);
@@ -149,22 +176,34 @@ test_backfill_sql__fragments_that_leave_their_place_are_refused(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
-		struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-					       .types = one_type, .nk = 1, .set = sets[i] };
+		struct exec_batch_shape bs = { .table = "t",
+					       .qtable = "\"t\"",
+					       .qcols = one_col,
+					       .types = one_type,
+					       .nk = 1,
+					       .set = sets[i] };
 		assert_null(exec_backfill_batch_sql(&bs, false, &m));
 		assert_true(m.text[0] != '\0');
 	}
 	for (size_t i = 0; i < sizeof(wheres) / sizeof(wheres[0]); i++) {
-		struct exec_batch_shape bs = { .table = "t", .qtable = "\"t\"", .qcols = one_col,
-					       .types = one_type, .nk = 1, .set = "c = 1",
+		struct exec_batch_shape bs = { .table = "t",
+					       .qtable = "\"t\"",
+					       .qcols = one_col,
+					       .types = one_type,
+					       .nk = 1,
+					       .set = "c = 1",
 					       .where = wheres[i] };
 		assert_null(exec_backfill_batch_sql(&bs, true, &m));
 		assert_true(m.text[0] != '\0');
 	}
 	/* the table the statement names must be the step's */
 	{
-		struct exec_batch_shape bs = { .table = "u", .qtable = "\"t\"", .qcols = one_col,
-					       .types = one_type, .nk = 1, .set = "c = 1" };
+		struct exec_batch_shape bs = { .table = "u",
+					       .qtable = "\"t\"",
+					       .qcols = one_col,
+					       .types = one_type,
+					       .nk = 1,
+					       .set = "c = 1" };
 		assert_null(exec_backfill_batch_sql(&bs, true, &m));
 	}
 }
