@@ -1,11 +1,13 @@
 /*
  * backfill_sql: the author's UPDATE, run in keyset batches over the table's
- * primary key. Each batch is its own transaction and writes its checkpoint
+ * primary key, one statement a batch that takes the next keys and updates
+ * their rows. Each batch is its own transaction and writes its checkpoint
  * in that same transaction, so a killed run resumes after the last committed
  * batch and never applies one twice. The key range is fixed when the
  * backfill starts, so rows inserted meanwhile do not keep it running.
  */
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,8 @@ struct backfill {
 	int64_t rows_updated; /* rows the UPDATEs changed, this run */
 	int64_t rows_total;   /* estimate, for progress */
 	struct exec_proof pf; /* each batch proves its locks before COMMIT */
+	char *sql_first;      /* the batch statement from the start of the range, */
+	char *sql_next;	      /* and after a checkpoint (exec_backfill_batch_sql) */
 	bool done;	      /* out of the last batch: it reached the range's end */
 	int64_t walked;	      /* out of the last batch: the keys it walked */
 };
@@ -107,26 +111,28 @@ backfill_free(struct backfill *b)
 	free(b->keylist);
 	free(b->last);
 	free(b->upper);
+	free(b->sql_first);
+	free(b->sql_next);
 	exec_proof_free(&b->pf);
 }
 
 /* "($1::bigint, $2::text)" with parameters numbered from first. */
 static void
-key_params(struct strbuf *sb, const struct backfill *b, int first)
+key_params(struct strbuf *sb, const char *const *types, size_t nk, int first)
 {
 	sb_putc(sb, '(');
-	for (size_t i = 0; i < b->nk; i++)
-		sb_printf(sb, "%s$%d::%s", i ? ", " : "", first + (int)i, b->types[i]);
+	for (size_t i = 0; i < nk; i++)
+		sb_printf(sb, "%s$%d::%s", i ? ", " : "", first + (int)i, types[i]);
 	sb_putc(sb, ')');
 }
 
 /* pg_catalog.json_build_array(k1::text, ...)::text: a key as one JSON value. */
 static void
-key_json(struct strbuf *sb, const struct backfill *b)
+key_json(struct strbuf *sb, const char *const *qcols, size_t nk)
 {
 	sb_puts(sb, "pg_catalog.json_build_array(");
-	for (size_t i = 0; i < b->nk; i++)
-		sb_printf(sb, "%s%s::text", i ? ", " : "", b->qcols[i]);
+	for (size_t i = 0; i < nk; i++)
+		sb_printf(sb, "%s%s::text", i ? ", " : "", qcols[i]);
 	sb_puts(sb, ")::text");
 }
 
@@ -188,7 +194,7 @@ load_progress(struct backfill *b, struct db_error *err)
 	PQclear(res);
 	/* fix the range now: rows inserted later are the application's business */
 	sb_puts(&sql, "SELECT ");
-	key_json(&sql, b);
+	key_json(&sql, (const char *const *)b->qcols, b->nk);
 	sb_printf(&sql, " FROM %s ORDER BY ", b->qtable);
 	for (size_t i = 0; i < b->nk; i++)
 		sb_printf(&sql, "%s%s DESC", i ? ", " : "", b->qcols[i]);
@@ -209,29 +215,243 @@ load_progress(struct backfill *b, struct db_error *err)
 }
 
 /*
+ * The names the batch statement gives its WITH queries. An author's SQL that
+ * names one of them as a table would read the batch's own rows instead: the
+ * read-back refuses it.
+ */
+#define BATCH_HI "taskslaps_batch_hi"
+#define BATCH_KEYS "taskslaps_batch_keys"
+#define BATCH_UPD "taskslaps_batch_update"
+#define BATCH_PREFIX "taskslaps_batch_"
+/* how often the statement reads them: hi twice and once a key column, keys and update once */
+#define BATCH_OWN_REFS(nk) (4 + (int)(nk))
+
+static void msg_set(struct sql_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+msg_set(struct sql_msg *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->text, sizeof(m->text), fmt, ap);
+	va_end(ap);
+	m->off = 0;
+}
+
+static bool
+is_batch_cte(const PgQuery__Node *n, PgQuery__Node__NodeCase query, const char *name)
+{
+	const PgQuery__CommonTableExpr *c;
+
+	if (!n || n->node_case != PG_QUERY__NODE__NODE_COMMON_TABLE_EXPR)
+		return false;
+	c = n->common_table_expr;
+	return c->ctename && strcmp(c->ctename, name) == 0 && c->ctequery &&
+	       c->ctequery->node_case == query && !c->n_aliascolnames && !c->search_clause &&
+	       !c->cycle_clause;
+}
+
+/* one plain SELECT from table alone */
+static bool
+key_select(const PgQuery__Node *cte, const char *table)
+{
+	const PgQuery__SelectStmt *sel = cte->common_table_expr->ctequery->select_stmt;
+
+	return !sel->with_clause && !sel->n_locking_clause && !sel->into_clause &&
+	       sel->op == PG_QUERY__SET_OPERATION__SETOP_NONE && sel->n_from_clause == 1 &&
+	       sel->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
+	       sql_rangevar_is(sel->from_clause[0]->range_var, table);
+}
+
+static bool
+count_own_refs(const PgQuery__RangeVar *rv, void *ctx)
+{
+	if ((!rv->schemaname || !rv->schemaname[0]) && rv->relname &&
+	    strncmp(rv->relname, BATCH_PREFIX, sizeof(BATCH_PREFIX) - 1) == 0)
+		(*(int *)ctx)++;
+	return true;
+}
+
+/*
+ * Parse what we generate: WITH hi and keys (each one SELECT from the table
+ * alone) and update (one UPDATE of the table with a WHERE, no FROM, no
+ * alias, RETURNING), then a SELECT of three values from no table; and the
+ * WITH queries' names read only where the statement reads them.
+ */
+static bool
+batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
+{
+	struct sql_tree t;
+	const PgQuery__Node *n;
+	const PgQuery__SelectStmt *top;
+	const PgQuery__UpdateStmt *u;
+	const PgQuery__WithClause *w;
+	int refs = 0;
+	bool ok;
+
+	if (sql_parse(&t, sql, m) < 0)
+		return false;
+	n = sql_tree_one(&t, sql, m);
+	if (!n) {
+		sql_tree_free(&t);
+		return false;
+	}
+	top = n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? n->select_stmt : NULL;
+	w = top ? top->with_clause : NULL;
+	ok = w && !w->recursive && w->n_ctes == 3 && top->n_target_list == 3 &&
+	     !top->n_from_clause && !top->n_locking_clause && !top->into_clause &&
+	     top->op == PG_QUERY__SET_OPERATION__SETOP_NONE &&
+	     is_batch_cte(w->ctes[0], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_HI) &&
+	     is_batch_cte(w->ctes[1], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_KEYS) &&
+	     is_batch_cte(w->ctes[2], PG_QUERY__NODE__NODE_UPDATE_STMT, BATCH_UPD) &&
+	     key_select(w->ctes[0], table) && key_select(w->ctes[1], table);
+	if (ok) {
+		u = w->ctes[2]->common_table_expr->ctequery->update_stmt;
+		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias &&
+		     u->where_clause && !u->n_from_clause && !u->with_clause &&
+		     u->n_returning_list == 1;
+	}
+	if (!ok)
+		msg_set(m,
+			"the batch statement does not read back as the keys of %s, the UPDATE "
+			"of their rows and its counts",
+			table);
+	if (ok) {
+		sql_walk_rangevars(&n->base, count_own_refs, &refs);
+		if (refs != BATCH_OWN_REFS(nk)) {
+			msg_set(m, "the backfill's SQL reads a table named " BATCH_PREFIX
+				   "...: the batch statement uses that name for its own parts");
+			ok = false;
+		}
+	}
+	sql_tree_free(&t);
+	return ok;
+}
+
+/* "SELECT k FROM t WHERE [(k) > last AND] (k) <= upper ORDER BY k LIMIT ..." */
+static void
+range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *kl, bool from_start,
+	     int up, const char *limit)
+{
+	sb_printf(sb, "SELECT %s FROM %s WHERE ", kl, bs->qtable);
+	if (!from_start) {
+		sb_printf(sb, "(%s) > ", kl);
+		key_params(sb, bs->types, bs->nk, 1);
+		sb_puts(sb, " AND ");
+	}
+	sb_printf(sb, "(%s) <= ", kl);
+	key_params(sb, bs->types, bs->nk, up);
+	sb_printf(sb, " ORDER BY %s LIMIT %s", kl, limit);
+}
+
+char *
+exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, struct sql_msg *m)
+{
+	struct strbuf kl = STRBUF_INIT, hi = STRBUF_INIT, keys = STRBUF_INIT, upd = STRBUF_INIT,
+		      q = STRBUF_INIT;
+	int up = from_start ? 1 : (int)bs->nk + 1; /* the upper key's first parameter */
+	int n = up + (int)bs->nk;		   /* batch_size */
+	char lim[48];
+	char *out = NULL;
+
+	for (size_t i = 0; i < bs->nk; i++)
+		sb_printf(&kl, "%s%s", i ? ", " : "", bs->qcols[i]);
+	/* the batch's last key: batch_size keys on, none when fewer are left */
+	snprintf(lim, sizeof(lim), "1 OFFSET $%d::bigint - 1", n);
+	range_select(&hi, bs, sb_str(&kl), from_start, up, lim);
+	if (!sql_is_key_query(sb_str(&hi), bs->table, m))
+		goto out;
+	/* the keys left, counted only when fewer than batch_size are */
+	snprintf(lim, sizeof(lim), "$%d::bigint", n);
+	range_select(&keys, bs, sb_str(&kl), from_start, up, lim);
+	if (!sql_is_key_query(sb_str(&keys), bs->table, m))
+		goto out;
+	/* the author's UPDATE, bounded by (checkpoint, hi], or the upper key without hi */
+	sb_printf(&upd, "UPDATE %s SET %s%s WHERE ", bs->qtable, bs->set,
+		  strstr(bs->set, "--") ? "\n" : "");
+	if (bs->where)
+		sb_printf(&upd, "(%s%s) AND ", bs->where, strstr(bs->where, "--") ? "\n" : "");
+	if (!from_start) {
+		sb_printf(&upd, "(%s) > ", sb_str(&kl));
+		key_params(&upd, bs->types, bs->nk, 1);
+		sb_puts(&upd, " AND ");
+	}
+	sb_printf(&upd, "(%s) <= (SELECT ", sb_str(&kl));
+	for (size_t i = 0; i < bs->nk; i++)
+		sb_printf(&upd, "%sCOALESCE((SELECT %s FROM " BATCH_HI "), $%d::%s)", i ? ", " : "",
+			  bs->qcols[i], up + (int)i, bs->types[i]);
+	sb_putc(&upd, ')');
+	if (!sql_is_batch_update(sb_str(&upd), bs->table, m))
+		goto out;
+	/*
+	 * One statement: the last key comes from the keys, not from the rows
+	 * the UPDATE changed, so the checkpoint passes over the rows its WHERE
+	 * skips.
+	 */
+	sb_printf(&q,
+		  "WITH " BATCH_HI " AS (%s), " BATCH_KEYS " AS (%s), " BATCH_UPD
+		  " AS (%s RETURNING 1) SELECT (SELECT ",
+		  sb_str(&hi), sb_str(&keys), sb_str(&upd));
+	key_json(&q, bs->qcols, bs->nk);
+	sb_printf(&q,
+		  " FROM " BATCH_HI "), CASE WHEN EXISTS (SELECT 1 FROM " BATCH_HI
+		  ") THEN $%d::bigint ELSE (SELECT pg_catalog.count(*) FROM " BATCH_KEYS
+		  ") END, (SELECT pg_catalog.count(*) FROM " BATCH_UPD ")",
+		  n);
+	if (batch_readback(sb_str(&q), bs->table, bs->nk, m))
+		out = sb_detach(&q);
+out:
+	sb_free(&kl);
+	sb_free(&hi);
+	sb_free(&keys);
+	sb_free(&upd);
+	sb_free(&q);
+	return out;
+}
+
+/*
  * One batch in one transaction, as exec_attempt_fn (arg: the struct
- * backfill): find the batch's upper key, update the rows of (last, hi], move
- * the checkpoint to hi, prove the locks. ATTEMPT_OK (b->done when this was
- * the last batch, b->walked the keys it walked); ATTEMPT_PROMISE_VIOLATED
- * when the proof failed (res says why); otherwise what exec_attempt_db makes
- * of the error (a lock timeout is busy, and retried). The transaction is
- * rolled back on any failure.
+ * backfill): one statement finds the batch's last key (batch_size keys
+ * after the checkpoint, or the upper key when fewer are left), updates the
+ * rows up to it and says how many keys it walked; the checkpoint moves to
+ * that key; the locks are proved.
+ * ATTEMPT_OK (b->done when this was the last batch, b->walked the keys it
+ * walked); ATTEMPT_PROMISE_VIOLATED when the proof failed (res says why);
+ * otherwise what exec_attempt_db makes of the error (a lock timeout is
+ * busy, and retried). The transaction is rolled back on any failure.
  */
 static enum exec_attempt
 batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 {
 	struct backfill *b = arg;
-	bool *done = &b->done;
-	int64_t *walked = &b->walked;
 	const struct plan_step *s = r->s;
-	struct strbuf q = STRBUF_INIT;
-	const char **params = xcalloc(3 * b->nk + 4, sizeof(char *));
-	cJSON *jlast = NULL, *jupper = NULL, *jhi = NULL;
+	const char **params = xcalloc(2 * b->nk + 5, sizeof(char *));
+	cJSON *jlast = NULL, *jupper = NULL;
 	char *hi = NULL, lim[24], rows[24], lock[24], stmt[24];
+	char **sql = b->last ? &b->sql_next : &b->sql_first;
+	size_t np = b->last ? b->nk : 0;
 	PGresult *res = NULL;
-	int np = 0;
 	enum exec_attempt a = ATTEMPT_UNSET;
 
+	if (!*sql) {
+		struct exec_batch_shape bs = {
+			.table = s->bf_table,
+			.qtable = b->qtable,
+			.qcols = (const char *const *)b->qcols,
+			.types = (const char *const *)b->types,
+			.nk = b->nk,
+			.set = s->bf_set,
+			.where = s->bf_where,
+		};
+		struct sql_msg m;
+		if (!(*sql = exec_backfill_batch_sql(&bs, b->last == NULL, &m))) {
+			memset(err, 0, sizeof(*err));
+			snprintf(err->message, sizeof(err->message), "backfill batch refused: %s",
+				 m.text);
+			goto dberr;
+		}
+	}
 	snprintf(lock, sizeof(lock), "%lldms", (long long)s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)s->ob.max_stmt_ms);
 	params[0] = lock;
@@ -243,84 +463,34 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 		    2, params) < 0)
 		goto dberr;
 
-	/* the batch's upper key: batch_size keys after last, or the range's end */
+	/* $1.. the checkpoint's key (but at the start), then the upper key, then batch_size */
 	if ((b->last && unpack_key(b, b->last, params, &jlast) < 0) ||
-	    unpack_key(b, b->upper, params + b->nk, &jupper) < 0) {
+	    unpack_key(b, b->upper, params + np, &jupper) < 0) {
+		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message), "corrupt backfill checkpoint");
-		err->sqlstate[0] = '\0';
 		goto dberr;
 	}
-	sb_puts(&q, "SELECT ");
-	key_json(&q, b);
-	sb_printf(&q, " FROM %s WHERE ", b->qtable);
-	if (b->last) {
-		sb_printf(&q, "(%s) > ", b->keylist);
-		key_params(&q, b, 1);
-		sb_puts(&q, " AND ");
-		np = (int)b->nk;
-	} else {
-		/* no lower bound yet: shift the upper key's parameters down */
-		for (size_t i = 0; i < b->nk; i++)
-			params[i] = params[b->nk + i];
-	}
-	sb_printf(&q, "(%s) <= ", b->keylist);
-	key_params(&q, b, np + 1);
-	np += (int)b->nk;
-	snprintf(lim, sizeof(lim), "%lld", (long long)(s->ob.batch_size - 1));
-	sb_printf(&q, " ORDER BY %s LIMIT 1 OFFSET $%d::bigint", b->keylist, np + 1);
-	params[np] = lim;
-	if (!key_query_ok(r, sb_str(&q), err) ||
-	    db_exec(r->ex->db, &res, err, sb_str(&q), np + 1, params) < 0)
+	snprintf(lim, sizeof(lim), "%lld", (long long)s->ob.batch_size);
+	params[np + b->nk] = lim;
+	if (db_exec(r->ex->db, &res, err, *sql, (int)(np + b->nk + 1), params) < 0)
 		goto dberr;
-	*done = PQntuples(res) == 0;
-	hi = xstrdup(*done ? b->upper : PQgetvalue(res, 0, 0));
-	PQclear(res);
-	res = NULL;
-
-	/* the update itself, bounded by (last, hi] */
-	sb_reset(&q);
-	np = 0;
-	if (b->last) {
-		/* the same key again: params pointed into the one parsed above */
-		cJSON_Delete(jlast);
-		unpack_key(b, b->last, params, &jlast);
-	}
-	if (unpack_key(b, hi, params + (b->last ? b->nk : 0), &jhi) < 0) {
-		snprintf(err->message, sizeof(err->message), "bad batch key %s", hi);
+	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "the backfill batch answered %d rows of %d values, expected 1 of 3",
+			 PQntuples(res), PQnfields(res));
 		goto dberr;
 	}
-	sb_printf(&q, "UPDATE %s SET %s WHERE ", b->qtable, s->bf_set);
-	if (s->bf_where)
-		sb_printf(&q, "(%s%s) AND ", s->bf_where, strstr(s->bf_where, "--") ? "\n" : "");
-	if (b->last) {
-		sb_printf(&q, "(%s) > ", b->keylist);
-		key_params(&q, b, 1);
-		sb_puts(&q, " AND ");
-		np = (int)b->nk;
-	}
-	sb_printf(&q, "(%s) <= ", b->keylist);
-	key_params(&q, b, np + 1);
-	np += (int)b->nk;
-	{
-		/* parse what we generate: one UPDATE of the table, bounded by its WHERE */
-		struct sql_msg m;
-		if (!sql_is_batch_update(sb_str(&q), s->bf_table, &m)) {
-			memset(err, 0, sizeof(*err));
-			snprintf(err->message, sizeof(err->message), "backfill batch refused: %s",
-				 m.text);
-			goto dberr;
-		}
-	}
-	if (db_exec(r->ex->db, &res, err, sb_str(&q), np, params) < 0)
-		goto dberr;
-	b->rows_updated += strtoll(PQcmdTuples(res)[0] ? PQcmdTuples(res) : "0", NULL, 10);
+	b->walked = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	b->rows_updated += strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	/* fewer keys than a batch: the range's end; no key at all: the checkpoint goes to it */
+	b->done = b->walked < s->ob.batch_size;
+	hi = xstrdup(PQgetisnull(res, 0, 0) ? b->upper : PQgetvalue(res, 0, 0));
 	PQclear(res);
 	res = NULL;
 
 	/* the checkpoint, in the same transaction */
-	/* every batch but the last walks exactly batch_size keys; the tail is not counted */
-	*walked = *done ? 0 : s->ob.batch_size;
-	snprintf(rows, sizeof(rows), "%lld", (long long)*walked);
+	snprintf(rows, sizeof(rows), "%lld", (long long)b->walked);
 	params[0] = s->sha;
 	params[1] = hi;
 	params[2] = rows;
@@ -367,10 +537,8 @@ out:
 	PQclear(res);
 	cJSON_Delete(jlast);
 	cJSON_Delete(jupper);
-	cJSON_Delete(jhi);
 	free(hi);
 	free(params);
-	sb_free(&q);
 	return a;
 }
 

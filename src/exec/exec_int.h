@@ -338,6 +338,29 @@ void exec_proof_free(struct exec_proof *pf);
  * backfill. As exec_run_step: ATTEMPT_OK, or another result with res filled.
  */
 enum exec_attempt exec_step_tx(struct step_run *r);
+
+/*
+ * exec_backfill.c: a backfill batch as one statement. It takes the next
+ * batch_size keys after the checkpoint (none when from_start), up to the
+ * upper key fixed when the backfill began, runs the author's UPDATE on the
+ * rows among them, and answers one row: the last of those keys as a JSON
+ * array of text (NULL when no key was left), how many keys it walked, how
+ * many rows the UPDATE changed. Parameters: the checkpoint's key ($1..$nk,
+ * but from the start), the upper key (the next nk), then batch_size (bigint).
+ * table is the name as validated; qtable and qcols are quoted; set and
+ * where (NULL when absent) are the author's fragments as the planner split
+ * them. Each part and the whole are read back by the parser. Returns the
+ * statement (free it), or NULL with the reason in m.
+ */
+struct sql_msg;
+struct exec_batch_shape {
+	const char *table, *qtable;
+	const char *const *qcols, *const *types; /* the primary key, in its order */
+	size_t nk;
+	const char *set, *where;
+};
+char *exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start,
+			      struct sql_msg *m);
 enum exec_attempt exec_step_nontx(struct step_run *r);
 enum exec_attempt exec_step_backfill(struct step_run *r);
 /* Primary key columns and their types of table; -1 with err, 0 with n=0 when there is none. */
