@@ -146,6 +146,8 @@ line_transition_ok(enum line_status from, enum line_status to, enum line_cause c
 		if (from == LINE_DRIFT && (to == LINE_APPLIED || to == LINE_PENDING))
 			return true;
 	}
+	if (cause == LINE_BY_RESTORE && from == LINE_DRIFT)
+		return to == LINE_RUNNING || to == LINE_APPLIED;
 	/* a file that does not parse is said beside a plan that ran, never over it */
 	if (to == LINE_INVALID)
 		return queued(from);
@@ -226,12 +228,25 @@ verdict_now(const struct line_plan *p, struct line_verdict *v)
 		set(v, LINE_DRIFT, LINE_WHY_CHECKSUM, LINE_NONE, p->db != LINE_DRIFT);
 		return true;
 	}
-	if (p->has_row && (p->db == LINE_APPLIED || p->db == LINE_ABORTED))
-		return false;
-	if (!p->blocked)
+	/* applied, aborted, in drift...: a block would go over what ran */
+	if (!p->blocked || (p->has_row && !line_transition_ok(p->db, LINE_BLOCKED, LINE_BY_PASS)))
 		return false;
 	set(v, LINE_BLOCKED, LINE_WHY_POLICY, LINE_NONE, !p->has_row || p->db != LINE_BLOCKED);
 	return true;
+}
+
+/*
+ * The head's verdict TO, unless the transition table keeps the plan where it
+ * is (a restored drift stays drift while it is blocked): then that.
+ */
+static void
+verdict_or_stay(const struct line_plan *p, struct line_verdict *v, enum line_status to,
+		enum line_why why, size_t ref)
+{
+	if (p->has_row && !line_transition_ok(p->db, to, LINE_BY_PASS))
+		set(v, p->db, LINE_WHY_DB, LINE_NONE, false);
+	else
+		set(v, to, why, ref, !p->has_row || p->db != to);
 }
 
 /*
@@ -258,8 +273,9 @@ verdict_head(const struct line_config *cfg, const struct line_plan *plans, size_
 			if (!plans[k].valid || plans[k].is_revert || !plans[k].has_row ||
 			    plans[k].db != LINE_APPLIED)
 				continue;
+			ref = k;
 			if (cfg->out_of_order == LINE_OOO_REFUSE)
-				blocked = LINE_WHY_OUT_OF_ORDER, ref = k;
+				blocked = LINE_WHY_OUT_OF_ORDER;
 			else
 				v->ooo_event = !p->has_row;
 			break;
@@ -267,8 +283,7 @@ verdict_head(const struct line_config *cfg, const struct line_plan *plans, size_
 		if (!blocked && p->rate == LINE_RATE_UNKNOWN)
 			blocked = LINE_WHY_RATE_UNKNOWN;
 		if (!blocked && p->rate == LINE_RATE_OVER) {
-			set(v, LINE_RATE_LIMITED, LINE_WHY_RATE_OVER, LINE_NONE,
-			    !p->has_row || p->db != LINE_RATE_LIMITED);
+			verdict_or_stay(p, v, LINE_RATE_LIMITED, LINE_WHY_RATE_OVER, LINE_NONE);
 			return true;
 		}
 		if (p->has_row && p->db == LINE_FAILED && p->failed_here) {
@@ -283,13 +298,14 @@ verdict_head(const struct line_config *cfg, const struct line_plan *plans, size_
 		return true;
 	}
 	if (p->has_row && p->db == LINE_ABORTED) {
-		set(v, LINE_ABORTED, LINE_WHY_DB, LINE_NONE, false);
+		set(v, LINE_ABORTED, LINE_WHY_ABORTED, LINE_NONE, false);
 		return true;
 	}
 	if (blocked) {
-		set(v, LINE_BLOCKED, blocked, ref, !p->has_row || p->db != LINE_BLOCKED);
+		verdict_or_stay(p, v, LINE_BLOCKED, blocked, ref);
 		return true;
 	}
+	v->ref = ref;
 	return false;
 }
 
@@ -346,7 +362,7 @@ line_decide(const struct line_config *cfg, const struct line_plan *plans, size_t
 		} else {
 			stopped = verdict_head(cfg, plans, n, i, v);
 			if (!stopped) {
-				set(v, LINE_RUNNING, LINE_WHY_RUNS, LINE_NONE, false);
+				set(v, LINE_RUNNING, LINE_WHY_RUNS, v->ref, false);
 				d->next = i;
 			}
 		}

@@ -44,7 +44,8 @@ enum line_health {
 /* Who moves a plan from one status to another. */
 enum line_cause {
 	LINE_BY_PASS = 0, /* a pass of the line: the daemon, `apply`, the executor */
-	LINE_BY_OPERATOR  /* an operator's verb: resume, accept-drift, abort */
+	LINE_BY_OPERATOR, /* an operator's verb: resume, accept-drift, abort */
+	LINE_BY_RESTORE	  /* the file at the tip is again the one that ran (docs/contract.md §4) */
 };
 
 /* The status's name ("reverted to expand"...), never NULL. */
@@ -74,7 +75,8 @@ enum line_health line_status_health(enum line_status s);
 
 /*
  * Whether a plan may move from FROM to TO by CAUSE (a plan with no row is
- * FROM LINE_PENDING). Only operator verbs leave aborted and drift; invalid
+ * FROM LINE_PENDING). Only operator verbs leave aborted and drift (and
+ * drift, the file restored to what ran: it runs, its steps skipped); invalid
  * never goes over a plan that ran; applied and reverted move only to drift
  * (and applied to reverted, by a revert plan). Staying is always allowed.
  */
@@ -128,6 +130,7 @@ enum line_why {
 	LINE_WHY_RATE_OVER,    /* the chaos rate limit */
 	LINE_WHY_RATE_UNKNOWN, /* blocked: the rate limit could not be checked */
 	LINE_WHY_FAILED_HERE,  /* failed at this tip: not retried */
+	LINE_WHY_ABORTED,      /* aborted: only `resume` lets it run again */
 	LINE_WHY_REVERT_NEXT,  /* failed; its revert, plan ref, runs */
 	LINE_WHY_RUNS	       /* the next plan to run */
 };
@@ -136,7 +139,8 @@ enum line_why {
 struct line_verdict {
 	enum line_status status; /* what the status document and the notes say */
 	enum line_why why;
-	size_t ref;	/* the plan WHY names, or LINE_NONE */
+	size_t
+	    ref; /* the plan WHY names (or the applied plan a runner sorts before), or LINE_NONE */
 	bool record;	/* a verdict to record now (event; the row when line_transition_ok) */
 	bool ooo_event; /* runs out of order (out_of_order: run): said once, before it runs */
 	bool waits;	/* after the next plan to run: not judged yet */

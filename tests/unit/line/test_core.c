@@ -111,6 +111,9 @@ test_line_transition__table(void **state)
 		{ LINE_DRIFT, LINE_APPLIED, LINE_BY_OPERATOR, true }, /* accept-drift */
 		{ LINE_DRIFT, LINE_PENDING, LINE_BY_OPERATOR, true }, /* ... with new steps */
 		{ LINE_DRIFT, LINE_DRIFT, LINE_BY_PASS, true },
+		{ LINE_DRIFT, LINE_BLOCKED, LINE_BY_PASS, false },
+		{ LINE_DRIFT, LINE_RUNNING, LINE_BY_RESTORE, true }, /* the file restored */
+		{ LINE_ABORTED, LINE_RUNNING, LINE_BY_RESTORE, false },
 		/* invalid never goes over a plan that ran */
 		{ LINE_APPLIED, LINE_INVALID, LINE_BY_PASS, false },
 		{ LINE_APPLIED, LINE_INVALID, LINE_BY_OPERATOR, false },
@@ -152,7 +155,9 @@ test_line_transition__table(void **state)
 		if (got != m->ok)
 			fail_msg("%s -> %s by %s: expected %s", line_status_name(m->from),
 				 line_status_name(m->to),
-				 m->cause == LINE_BY_OPERATOR ? "operator" : "pass",
+				 m->cause == LINE_BY_OPERATOR  ? "operator"
+				 : m->cause == LINE_BY_RESTORE ? "restore"
+							       : "pass",
 				 m->ok ? "allowed" : "refused");
 	}
 	/* every status may stay what it is */
@@ -237,13 +242,20 @@ static const struct situation situations[] = {
 	  .plans = { PLAN("0001-a", "a1", ROW(LINE_DRIFT, "a1")) },
 	  .want = { { LINE_RUNNING, false, LINE_WHY_RUNS } }, .next = 0, .sync = LINE_APPLYING,
 	  .health = LINE_PROGRESSING, .ref_of = N, .ooo_event = N },
+	{ "drift restored but blocked: stays drift, no block over it", .n = 2,
+	  .plans = { PLAN("0001-a", "a1", ROW(LINE_DRIFT, "a1"), .blocked = true),
+		     PLAN("0002-b", "b1", ROW(LINE_DRIFT, "b1"), .blocked = true) },
+	  .want = { { LINE_DRIFT, false, LINE_WHY_DB }, { LINE_DRIFT, false, LINE_WHY_DB } },
+	  .next = N, .sync = LINE_OUT_OF_SYNC, .health = LINE_FAILED_HEALTH, .ref_of = N,
+	  .ooo_event = N },
 	{ "aborted, then broken: invalid shown beside it", .n = 1,
 	  .plans = { BROKEN("0001-a", ROW(LINE_ABORTED, "a1")) },
 	  .want = { { LINE_INVALID, true, LINE_WHY_INVALID } }, .next = N, .sync = LINE_OUT_OF_SYNC,
 	  .health = LINE_FAILED_HEALTH, .ref_of = N, .ooo_event = N },
 	{ "... then the original again: still aborted, the line paused", .n = 2,
 	  .plans = { PLAN("0001-a", "a1", ROW(LINE_ABORTED, "a1")), PLAN("0002-b", "b1") },
-	  .want = { { LINE_ABORTED, false, LINE_WHY_DB }, { LINE_PENDING, false, LINE_WHY_WAITS } },
+	  .want = { { LINE_ABORTED, false, LINE_WHY_ABORTED },
+		    { LINE_PENDING, false, LINE_WHY_WAITS } },
 	  .next = N, .sync = LINE_OUT_OF_SYNC, .health = LINE_PAUSED, .ref_of = N, .ooo_event = N },
 	{ "resumed (an operator's verb made it pending): it runs", .n = 1,
 	  .plans = { PLAN("0001-a", "a1", ROW(LINE_PENDING, "a1")) },
@@ -299,7 +311,7 @@ static const struct situation situations[] = {
 	{ "out of order, out_of_order: run — it runs, said once", .n = 2, .ooo = LINE_OOO_RUN,
 	  .plans = { PLAN("0001-a", "a1"), PLAN("0002-b", "b1", ROW(LINE_APPLIED, "b1")) },
 	  .want = { { LINE_RUNNING, false, LINE_WHY_RUNS }, { LINE_APPLIED, false, LINE_WHY_DB } },
-	  .next = 0, .sync = LINE_APPLYING, .health = LINE_PROGRESSING, .ref_of = N,
+	  .next = 0, .sync = LINE_APPLYING, .health = LINE_PROGRESSING, .ref_of = 0, .ref = 1,
 	  .ooo_event = 0 },
 	{ "out of order, seen before: runs, not said again", .n = 2, .ooo = LINE_OOO_RUN,
 	  .plans = { PLAN("0001-a", "a1", ROW(LINE_FAILED, "a1")),
