@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/worker_int.h"
+#include "line/line.h"
 #include "plan/plan_dir.h"
 #include "repo/repo.h"
 #include "util/alloc.h"
@@ -36,8 +37,9 @@ struct pinfo {
 	 */
 	bool missing;
 	struct repo_plan_file *own_f;
-	bool own_diag; /* diag is the pinfo's (else the plan cache's) */
-	bool own_p;    /* p is the pinfo's (a revert plan), else the cache's */
+	bool own_diag;	 /* diag is the pinfo's (else the plan cache's) */
+	bool own_p;	 /* p is the pinfo's (a revert plan), else the cache's */
+	char *rate_note; /* the rate limit's verdict: whose plans count, or why it is not known */
 	char hazard[4];
 };
 
@@ -306,7 +308,7 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
  * undone; docs/contract.md §4). The verdict is still an event and a note.
  */
 static void
-record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool shadowed)
+record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool keep_row)
 {
 	const char *params[5] = { w->cfg->target, pi->id, pi->f->path, pi->f->commit,
 				  pi->f->author_email };
@@ -315,8 +317,11 @@ record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool 
 
 	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag))
 		return;
-	/* a valid plan at the tip has this id: the row is that plan's, the event is the file's */
-	if (shadowed)
+	/*
+	 * the row is not the file's to write: a valid plan at the tip has this id
+	 * (the row is that plan's), or the plan ran (line_transition_ok keeps it)
+	 */
+	if (keep_row)
 		goto event;
 	/* "nothing ran" is the ledger's word: a pending plan may have run steps (interrupted) */
 	(void)db_exec(
@@ -379,52 +384,6 @@ db_checksum(const struct dbview *v, const char *plan_id)
 {
 	int i = dbview_row(v, plan_id);
 	return i < 0 ? "" : PQgetvalue(v->plans, i, 2);
-}
-
-/*
- * A plan that waits behind another: the verdicts that do not depend on the
- * queue are given now (and recorded once), so its note does not say
- * pending of a plan that can never run as it is. Drift: applied, and the
- * file's checksum is another. Blocked: the policy of this branch, or a
- * missing signature. Returns true when PI got one.
- */
-static bool
-verdict_now(struct worker *w, struct pinfo *pi, const struct dbview *v,
-	    const struct plan_policy *pol, const struct exec_plan_meta *meta)
-{
-	const char *dbst = db_status(v, pi->id), *sum = db_checksum(v, pi->id);
-	struct db_error err;
-
-	if (dbst &&
-	    (!strcmp(dbst, "applied") || !strcmp(dbst, "drift") || exec_status_reverted(dbst)) &&
-	    sum[0] && strcmp(sum, pi->p->checksum) != 0) {
-		pi->status = "drift";
-		snprintf(pi->message, sizeof(pi->message),
-			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
-			 "applied plans are immutable; restore the file, or run `taskslapsctl "
-			 "accept-drift %s`",
-			 pi->id, sum, pi->p->checksum, pi->id);
-		if (strcmp(dbst, "drift") != 0) {
-			(void)exec_plan_status(w->ex, pi->p, meta, "drift", &err);
-			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s",
-				   pi->message);
-		}
-		return true;
-	}
-	/* applied and unchanged, or aborted (which the executor says first) */
-	if (dbst && (!strcmp(dbst, "applied") || !strcmp(dbst, "aborted")))
-		return false;
-	plan_apply_policy(pi->p, pol);
-	check_signature(w, pi);
-	if (!pi->p->blocked)
-		return false;
-	pi->status = "blocked";
-	snprintf(pi->message, sizeof(pi->message), "%s", pi->p->blocked_reason);
-	if (!dbst || strcmp(dbst, "blocked") != 0) {
-		(void)exec_plan_status(w->ex, pi->p, meta, "blocked", &err);
-		exec_event(w->ex, "plan.blocked", pi->id, NULL, NULL, NULL, "%s", pi->message);
-	}
-	return true;
 }
 
 /*
@@ -672,13 +631,13 @@ publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
 		 pis[running].id, running + 1, n);
 	pthread_mutex_lock(&d->mu);
 	cJSON_ReplaceItemInObject(d->status, "plans", plans);
-	st_set_str(d, "sync", "applying");
+	st_set_str(d, "sync", line_sync_name(LINE_APPLYING));
 	st_set_str(d, "last_result", result);
 	pthread_mutex_unlock(&d->mu);
 }
 
 static void
-publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const char *health,
+publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, enum line_health health,
 	bool in_sync)
 {
 	cJSON *plans = cJSON_CreateArray(), *drift = cJSON_CreateArray();
@@ -696,10 +655,10 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, const c
 	cJSON_ReplaceItemInObject(d->status, "plans", plans);
 	cJSON_ReplaceItemInObject(d->status, "drift", drift);
 	/* a pass that could not fetch or write notes applied what it had, but is not fine */
-	if (w->last_error[0] && !strcmp(health, "healthy"))
-		health = "degraded";
-	st_set_str(d, "health", health);
-	st_set_str(d, "sync", in_sync ? "in_sync" : "out_of_sync");
+	if (w->last_error[0])
+		health = line_health_worse(health, LINE_DEGRADED);
+	st_set_str(d, "health", line_health_name(health));
+	st_set_str(d, "sync", line_sync_name(in_sync ? LINE_IN_SYNC : LINE_OUT_OF_SYNC));
 	st_set_str(d, "last_attempted_commit", w->snap ? w->snap->tip : NULL);
 	if (in_sync && w->snap)
 		st_set_str(d, "last_applied_commit", w->snap->tip);
@@ -727,6 +686,7 @@ pinfos_free(struct pinfo *pis, size_t n)
 		if (pis[i].own_p)
 			plan_free(pis[i].p);
 		free(pis[i].id);
+		free(pis[i].rate_note);
 		if (pis[i].own_diag)
 			free(pis[i].diag);
 		if (pis[i].own_f)
@@ -987,16 +947,6 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 	return pis;
 }
 
-/* The index of the valid revert plan after pis[i] that reverts it, or SIZE_MAX. */
-static size_t
-reverted_later(const struct pinfo *pis, size_t n, size_t i)
-{
-	for (size_t k = i + 1; k < n; k++)
-		if (pis[k].p && pis[k].p->revert_of && !strcmp(pis[k].p->revert_of, pis[i].id))
-			return k;
-	return SIZE_MAX;
-}
-
 static bool
 open_repo(struct daemon *d, struct worker *w)
 {
@@ -1055,6 +1005,261 @@ lost_db(struct daemon *d, struct worker *w, const char *why)
 	daemon_notify_status(d);
 }
 
+/*
+ * The line's core (src/line/line.h) decides the pass; the functions below
+ * gather its facts from the pinfos and the database's view, and carry out
+ * what it says: record the verdicts, run the plan it names, write the
+ * outcome into the view and ask again (docs/design.md, "A pass").
+ */
+
+/* Per plan of a pass: what was done of it already. */
+enum { LP_RAN = 1, LP_RECORDED = 2, LP_OOO_SAID = 4 };
+
+/* The core's facts of pis[i]: the file, the database's row, this tip's failures. */
+static void
+line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbview *v,
+	  struct line_plan *lp)
+{
+	const struct pinfo *pi = &pis[i];
+	int row = dbview_row(v, pi->id);
+
+	memset(lp, 0, sizeof(*lp));
+	lp->id = pi->id;
+	lp->valid = pi->p != NULL;
+	lp->missing = pi->missing;
+	lp->checksum = pi->p ? pi->p->checksum : NULL;
+	lp->reverts = LINE_NONE;
+	/* resolve_revert made sure the reverted plan is a valid one before it */
+	for (size_t k = 0; pi->p && pi->p->revert_of && k < i; k++)
+		if (pis[k].p && !strcmp(pis[k].p->id, pi->p->revert_of)) {
+			lp->is_revert = true;
+			lp->reverts = k;
+			break;
+		}
+	if (row >= 0) {
+		lp->has_row = true;
+		/* the CHECK constraint allows nothing else; were it another, it never ran */
+		if (line_status_parse(PQgetvalue(v->plans, row, 1), &lp->db) < 0)
+			lp->db = LINE_PENDING;
+		lp->db_checksum = PQgetvalue(v->plans, row, 2);
+	}
+	lp->failed_here = w->failed && plan_idset_find(w->failed, pi->id);
+}
+
+/*
+ * The policy of the branch and the signatures, for a plan that may still
+ * run: not one that holds history (applied, drift, reverted: what ran is
+ * judged by its checksum) or is aborted.
+ */
+static void
+line_judge(struct worker *w, struct pinfo *pi, struct line_plan *lp, const struct plan_policy *pol)
+{
+	if (!pi->p || (lp->has_row && (lp->db == LINE_APPLIED || lp->db == LINE_DRIFT ||
+				       lp->db == LINE_ABORTED || line_status_reverted(lp->db))))
+		return;
+	plan_apply_policy(pi->p, pol);
+	check_signature(w, pi);
+	lp->blocked = pi->p->blocked;
+}
+
+/* pi's message for the verdict out. */
+static void
+line_message(struct pinfo *pi, const struct pinfo *pis, const struct line_verdict *out,
+	     const struct dbview *v, int chaos_max)
+{
+	switch (out->why) {
+	case LINE_WHY_SETTLED:
+		if (line_status_reverted(out->status))
+			snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+		break;
+	case LINE_WHY_DB:
+		if (out->status != LINE_APPLIED)
+			snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+		break;
+	case LINE_WHY_WAITS:
+		snprintf(pi->message, sizeof(pi->message), "waits for the plans before it");
+		break;
+	case LINE_WHY_CHECKSUM:
+		snprintf(pi->message, sizeof(pi->message),
+			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
+			 "applied plans are immutable; restore the file, or run `taskslapsctl "
+			 "accept-drift %s`",
+			 pi->id, db_checksum(v, pi->id), pi->p->checksum, pi->id);
+		break;
+	case LINE_WHY_STALE:
+		snprintf(pi->message, sizeof(pi->message),
+			 "plan %s was edited after some of its steps were applied: applied steps "
+			 "are immutable; restore the file, or run `taskslapsctl accept-drift %s`",
+			 pi->id, pi->id);
+		break;
+	case LINE_WHY_POLICY:
+		snprintf(pi->message, sizeof(pi->message), "%s",
+			 pi->p && pi->p->blocked_reason ? pi->p->blocked_reason : "blocked");
+		break;
+	case LINE_WHY_OUT_OF_ORDER:
+		snprintf(pi->message, sizeof(pi->message),
+			 "out of order: sorts before %s, which is already applied (out_of_order: "
+			 "refuse)",
+			 pis[out->ref].id);
+		break;
+	case LINE_WHY_RATE_OVER:
+		snprintf(pi->message, sizeof(pi->message),
+			 "%s already has %d plans in the last 24 h on this chaos branch; retried "
+			 "when the window allows",
+			 pi->rate_note ? pi->rate_note : "this author", chaos_max);
+		break;
+	case LINE_WHY_RATE_UNKNOWN:
+		snprintf(pi->message, sizeof(pi->message),
+			 "the chaos rate limit could not be checked (%s); blocked until it can be",
+			 pi->rate_note ? pi->rate_note : "");
+		break;
+	case LINE_WHY_FAILED_HERE:
+		snprintf(pi->message, sizeof(pi->message),
+			 "%.1400s (not retried until a new commit, `taskslapsctl reconcile` or "
+			 "`resume`)",
+			 db_message(v, pi->id));
+		break;
+	case LINE_WHY_ABORTED:
+		snprintf(pi->message, sizeof(pi->message),
+			 "plan %s is aborted; `taskslapsctl resume %s` lets it run again", pi->id,
+			 pi->id);
+		break;
+	case LINE_WHY_REVERT_NEXT:
+		snprintf(pi->message, sizeof(pi->message), "%.1400s (its revert %s runs next)",
+			 db_message(v, pi->id), pis[out->ref].id);
+		break;
+	case LINE_WHY_INVALID: /* the parse errors, from parse_all */
+	case LINE_WHY_MISSING: /* from add_missing */
+	case LINE_WHY_RUNS:
+	case LINE_WHY_NONE: break;
+	}
+}
+
+/*
+ * A status the pass writes itself, checked against the transition table
+ * (docs/design.md, "A pass"): refused, it is logged and not written.
+ */
+static bool
+line_write_ok(struct worker *w, const struct line_plan *lp, enum line_status to)
+{
+	enum line_status from = lp->has_row ? lp->db : LINE_PENDING;
+
+	if (line_transition_ok(from, to, LINE_BY_PASS))
+		return true;
+	log_warnx("[%s] plan %s: a pass does not move a plan from %s to %s", w->cfg->target, lp->id,
+		  line_status_name(from), line_status_name(to));
+	return false;
+}
+
+/* A verdict the core says to record now: the row (when the table allows it) and an event. */
+static void
+line_record(struct worker *w, const struct pinfo *pis, size_t n, struct pinfo *pi,
+	    struct line_plan *lp, const struct line_verdict *out, const struct dbview *v)
+{
+	struct exec_plan_meta meta = { pi->f->commit, pi->f->author_email };
+	struct db_error err;
+	const char *ev = NULL;
+
+	if (out->why == LINE_WHY_MISSING) {
+		record_missing(w, pi, v);
+	} else if (out->status == LINE_INVALID) {
+		bool shadowed = false;
+
+		for (size_t k = 0; k < n && !shadowed; k++)
+			shadowed = pis[k].p && !strcmp(pis[k].id, pi->id);
+		record_invalid(w, pi, v,
+			       shadowed || (lp->has_row && !line_transition_ok(lp->db, LINE_INVALID,
+									       LINE_BY_PASS)));
+		return;
+	} else if (out->status == LINE_DRIFT) {
+		ev = "plan.drift";
+	} else if (out->status == LINE_BLOCKED) {
+		ev = "plan.blocked";
+	} else if (out->status == LINE_RATE_LIMITED) {
+		ev = "plan.rate_limited";
+	}
+	if (ev && pi->p && line_write_ok(w, lp, out->status)) {
+		(void)exec_plan_status(w->ex, pi->p, &meta, line_status_name(out->status), &err);
+		exec_event(w->ex, ev, pi->id, NULL, NULL, NULL, "%s", pi->message);
+	}
+	/* the view follows what was written: the next question sees it */
+	if (out->status != LINE_INVALID) {
+		if (!lp->has_row || out->status != LINE_DRIFT)
+			lp->db_checksum = lp->checksum;
+		lp->has_row = true;
+		lp->db = out->status;
+	}
+}
+
+/*
+ * Plans [0, upto) as the core judged them: status, message, and what is to
+ * be recorded or said, once a pass. A plan run in this pass keeps the
+ * executor's words.
+ */
+static void
+line_apply(struct worker *w, struct pinfo *pis, size_t n, struct line_plan *lps,
+	   const struct line_verdict *outs, unsigned char *flags, size_t upto,
+	   const struct dbview *v)
+{
+	for (size_t i = 0; i < upto; i++) {
+		struct pinfo *pi = &pis[i];
+
+		if (!(flags[i] & LP_RAN)) {
+			pi->status = line_status_name(outs[i].status);
+			line_message(pi, pis, &outs[i], v,
+				     w->cfg->chaos_max_plans_per_author_per_day);
+		}
+		if (outs[i].ooo_event && !(flags[i] & LP_OOO_SAID)) {
+			exec_event(w->ex, "plan.out_of_order", pi->id, NULL, NULL, NULL,
+				   "%s sorts before %s, which is already applied; it runs anyway "
+				   "(out_of_order: run)",
+				   pi->id, pis[outs[i].ref].id);
+			flags[i] |= LP_OOO_SAID;
+		}
+		if (outs[i].record && !(flags[i] & LP_RECORDED)) {
+			line_record(w, pis, n, pi, &lps[i], &outs[i], v);
+			flags[i] |= LP_RECORDED;
+		}
+	}
+}
+
+/*
+ * The executor's outcome of pis[i], written into the view: its status and
+ * checksum, this tip's failures, and the plan a revert plan settles.
+ */
+static void
+line_ran(struct worker *w, struct pinfo *pis, struct line_plan *lps, unsigned char *flags, size_t i,
+	 const struct exec_result *res)
+{
+	struct pinfo *pi = &pis[i];
+	struct line_plan *lp = &lps[i];
+	enum line_status st = LINE_PENDING;
+
+	(void)line_status_parse(pi->status, &st);
+	if (res->outcome != EXEC_DRIFT || !lp->has_row)
+		lp->db_checksum = lp->checksum;
+	lp->has_row = true;
+	lp->db = st;
+	if (res->outcome == EXEC_FAILED) {
+		const char *first;
+
+		if (!w->failed)
+			w->failed = plan_idset_new();
+		plan_idset_add(w->failed, pi->id, "", &first);
+		lp->failed_here = true;
+	}
+	if (res->outcome == EXEC_APPLIED && lp->is_revert) {
+		/* the reverted plan is settled; the plans after it run, in order */
+		struct pinfo *t = &pis[lp->reverts];
+
+		(void)line_status_parse(plan_revert_status(pi->p), &lps[lp->reverts].db);
+		t->status = line_status_name(lps[lp->reverts].db);
+		snprintf(t->message, sizeof(t->message), "%s by plan %s", t->status, pi->id);
+		t->sqlstate[0] = '\0';
+		flags[lp->reverts] |= LP_RAN;
+	}
+}
+
 int
 worker_pass(struct daemon *d, struct worker *w)
 {
@@ -1064,9 +1269,14 @@ worker_pass(struct daemon *d, struct worker *w)
 	struct pinfo *pis = NULL;
 	struct repo_snapshot *snap = NULL;
 	char errbuf[512], lost[1600] = "";
-	bool stopped = false, in_sync = true, conn_lost = false, sync_at_gate = true;
-	size_t gate = SIZE_MAX, gated = 0; /* a failed plan's revert at pis[gate] may run */
-	const char *health = "healthy";
+	bool in_sync = false, conn_lost = false;
+	struct line_config lcfg = { w->cfg->out_of_order == OOO_REFUSE ? LINE_OOO_REFUSE
+								       : LINE_OOO_RUN };
+	struct line_decision dec = { LINE_NONE, LINE_OUT_OF_SYNC, LINE_HEALTHY };
+	struct line_plan *lps = NULL;
+	struct line_verdict *outs = NULL;
+	unsigned char *flags = NULL;
+	enum line_health health = LINE_HEALTHY;
 	int holder = 0, got, rc = PASS_OK;
 	size_t n;
 
@@ -1151,191 +1361,70 @@ worker_pass(struct daemon *d, struct worker *w)
 		goto out;
 	}
 	pis = add_missing(pis, &n, snap, &v);
+	lps = xcalloc(n ? n : 1, sizeof(*lps));
+	outs = xcalloc(n ? n : 1, sizeof(*outs));
+	flags = xcalloc(n ? n : 1, 1);
 	for (size_t i = 0; i < n; i++) {
-		struct pinfo *pi = &pis[i];
-		struct exec_plan_meta meta = { pi->f->commit, pi->f->author_email };
+		line_fill(w, pis, i, &v, &lps[i]);
+		line_judge(w, &pis[i], &lps[i], &pol);
+	}
+	for (;;) {
+		struct pinfo *pi;
+		struct exec_plan_meta meta;
 		struct exec_result res;
-		const char *dbst;
-		char why[600], *who = NULL;
-		int limited;
+		size_t i;
 
-		if (pi->missing) {
-			/* a verdict that does not depend on the queue: recorded wherever it is */
-			record_missing(w, pi, &v);
-			stopped = true;
-			in_sync = false;
-			continue;
+		line_decide(&lcfg, lps, n, outs, &dec);
+		line_apply(w, pis, n, lps, outs, flags, dec.next == LINE_NONE ? n : dec.next + 1,
+			   &v);
+		if (dec.next == LINE_NONE)
+			break;
+		i = dec.next;
+		pi = &pis[i];
+		if (flags[i] & LP_RAN) {
+			/* never twice in a pass: were the core to ask, the line stops here */
+			log_warnx("[%s] plan %s: asked to run it twice in one pass", w->cfg->target,
+				  pi->id);
+			dec.sync = LINE_OUT_OF_SYNC;
+			break;
 		}
-		if (!pi->p) {
-			/* a verdict that does not depend on the queue: recorded wherever it is */
-			bool shadowed = false;
+		if (pi->p->mode == MODE_CHAOS && lps[i].rate == LINE_RATE_UNCHECKED) {
+			/* chaos: the plans this author ran in the last 24 h; then ask again */
+			char why[600], *who = NULL;
+			int limited = rate_limited(w, pi, &who, why, sizeof(why));
 
-			for (size_t k = 0; k < n && !shadowed; k++)
-				shadowed = pis[k].p && !strcmp(pis[k].id, pi->id);
-			record_invalid(w, pi, &v, shadowed);
-			stopped = true;
-			in_sync = false;
+			free(pi->rate_note);
+			pi->rate_note = limited > 0 ? who : limited < 0 ? xstrdup(why) : NULL;
+			lps[i].rate = limited > 0   ? LINE_RATE_OVER
+				      : limited < 0 ? LINE_RATE_UNKNOWN
+						    : LINE_RATE_UNDER;
 			continue;
 		}
-		dbst = db_status(&v, pi->id);
-		/* undone by a revert plan: settled like applied, it never runs again */
-		if (exec_status_reverted(dbst) &&
-		    !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
-			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
-			pi->status = pi->dbstatus;
-			snprintf(pi->message, sizeof(pi->message), "%s", db_message(&v, pi->id));
-			continue;
-		}
-		if (stopped && i == gate) {
-			/* the revert of the failed plan that stops the line: the remedy runs */
-			stopped = false;
-		} else if (!stopped && dbst && !strcmp(dbst, "failed") &&
-			   (gate = reverted_later(pis, n, i)) != SIZE_MAX) {
-			/* failed, and reverted later in the line: not retried, its revert runs */
-			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst);
-			pi->status = pi->dbstatus;
-			snprintf(pi->message, sizeof(pi->message),
-				 "%.1400s (its revert %s runs next)", db_message(&v, pi->id),
-				 pis[gate].id);
-			gated = i;
-			sync_at_gate = in_sync;
-			stopped = true;
-			in_sync = false;
-			continue;
-		}
-		if (stopped && verdict_now(w, pi, &v, &pol, &meta)) {
-			in_sync = false;
-			continue;
-		}
-		if (stopped) {
-			snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", dbst ? dbst : "pending");
-			pi->status = pi->dbstatus;
-			if (dbst && strcmp(dbst, "applied") != 0)
-				snprintf(pi->message, sizeof(pi->message), "%s",
-					 db_message(&v, pi->id));
-			else if (!dbst || strcmp(dbst, "applied") != 0)
-				snprintf(pi->message, sizeof(pi->message),
-					 "waits for the plans before it");
-			if (!dbst || strcmp(dbst, "applied") != 0)
-				in_sync = false;
-			continue;
-		}
-		plan_apply_policy(pi->p, &pol);
-		if (dbst && !strcmp(dbst, "applied") &&
-		    !strcmp(db_checksum(&v, pi->id), pi->p->checksum)) {
-			/* applied and unchanged (the executor's first test): no round trip */
-			pi->status = "applied";
-			continue;
-		}
-		if (!dbst || strcmp(dbst, "applied") != 0) {
-			/* sorts before a plan already applied: merged from a parallel branch */
-			for (size_t k = i + 1; k < n; k++) {
-				const char *later = pis[k].p ? db_status(&v, pis[k].id) : NULL;
-				if (!later || strcmp(later, "applied") != 0)
-					continue;
-				if (w->cfg->out_of_order == OOO_REFUSE) {
-					pi->p->blocked = true;
-					pi->p->blocked_reason = arena_printf(
-					    pi->p->arena,
-					    "out of order: sorts before %s, which is already "
-					    "applied (out_of_order: refuse)",
-					    pis[k].id);
-				} else if (!dbst) {
-					exec_event(
-					    w->ex, "plan.out_of_order", pi->id, NULL, NULL, NULL,
-					    "%s sorts before %s, which is already applied; it "
-					    "runs anyway (out_of_order: run)",
-					    pi->id, pis[k].id);
-				}
-				break;
-			}
-			check_signature(w, pi);
-			limited = pi->p->blocked ? 0 : rate_limited(w, pi, &who, why, sizeof(why));
-			if (limited < 0) {
-				pi->p->blocked = true;
-				pi->p->blocked_reason = arena_printf(
-				    pi->p->arena,
-				    "the chaos rate limit could not be checked (%s); blocked "
-				    "until it can be",
-				    why);
-			}
-			if (limited > 0) {
-				pi->status = "rate_limited";
-				snprintf(pi->message, sizeof(pi->message),
-					 "%s already has %d plans in the last 24 h on this chaos "
-					 "branch; retried when the window allows",
-					 who, w->cfg->chaos_max_plans_per_author_per_day);
-				free(who);
-				if (!dbst || strcmp(dbst, "rate_limited") != 0) {
-					(void)exec_plan_status(w->ex, pi->p, &meta, "rate_limited",
-							       &err);
-					exec_event(w->ex, "plan.rate_limited", pi->id, NULL, NULL,
-						   NULL, "%s", pi->message);
-				}
-				stopped = true;
-				in_sync = false;
-				continue;
-			}
-			if (dbst && !strcmp(dbst, "failed") && w->failed &&
-			    plan_idset_find(w->failed, pi->id)) {
-				pi->status = "failed";
-				snprintf(pi->message, sizeof(pi->message),
-					 "%.1400s (not retried until a new commit, `taskslapsctl "
-					 "reconcile` or `resume`)",
-					 db_message(&v, pi->id));
-				stopped = true;
-				in_sync = false;
-				continue;
-			}
-			publish_progress(d, pis, n, i, &v);
-			pthread_mutex_lock(&d->mu);
-			st_set_str(d, "state", "applying");
-			st_set_str(d, "health", "progressing");
-			pthread_mutex_unlock(&d->mu);
-			daemon_notify_status(d);
-		}
+		publish_progress(d, pis, n, i, &v);
+		pthread_mutex_lock(&d->mu);
+		st_set_str(d, "state", "applying");
+		st_set_str(d, "health", line_health_name(LINE_PROGRESSING));
+		pthread_mutex_unlock(&d->mu);
+		daemon_notify_status(d);
+		meta.commit_sha = pi->f->commit;
+		meta.author = pi->f->author_email;
 		exec_run_plan(w->ex, pi->p, &meta, &res);
+		flags[i] |= LP_RAN;
 		pi->status = outcome_status(res.outcome);
+		pi->message[0] = '\0';
+		pi->sqlstate[0] = '\0';
 		if (res.outcome != EXEC_APPLIED) {
 			snprintf(pi->message, sizeof(pi->message), "%s", res.message);
 			snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%s", res.sqlstate);
-			stopped = true;
-			in_sync = false;
-		}
-		if (res.outcome == EXEC_FAILED && gate == SIZE_MAX &&
-		    (gate = reverted_later(pis, n, i)) != SIZE_MAX) {
-			/* the plan that stops the line has a revert later in it: that runs */
-			gated = i;
-			sync_at_gate = true;
-		} else if (i == gate) {
-			gate = SIZE_MAX;
-			if (res.outcome == EXEC_APPLIED) {
-				/* the reverted plan is settled; the plans after it run, in order */
-				struct pinfo *t = &pis[gated];
-
-				snprintf(t->dbstatus, sizeof(t->dbstatus), "%s",
-					 plan_revert_status(pi->p));
-				t->status = t->dbstatus;
-				snprintf(t->message, sizeof(t->message), "%s by plan %s", t->status,
-					 pi->id);
-				t->sqlstate[0] = '\0';
-				in_sync = sync_at_gate;
-				i = gated;
-				continue;
-			}
-		}
-		if (res.outcome == EXEC_FAILED) {
-			const char *first;
-			if (!w->failed)
-				w->failed = plan_idset_new();
-			plan_idset_add(w->failed, pi->id, "", &first);
 		}
 		if (res.outcome == EXEC_CONN_LOST) {
 			snprintf(lost, sizeof(lost), "%s", res.message);
 			conn_lost = true;
 			break;
 		}
+		line_ran(w, pis, lps, flags, i, &res);
 	}
+	in_sync = dec.sync == LINE_IN_SYNC;
 	if (conn_lost || !db_ok(exec_db(w->ex))) {
 		rc = PASS_DB_DOWN;
 		goto out;
@@ -1349,36 +1438,36 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct pinfo *pi = &pis[i];
+		enum line_status st;
+
 		fill_from_db(pi, &v);
-		if (!strcmp(pi->status, "failed") || !strcmp(pi->status, "drift") ||
-		    !strcmp(pi->status, "invalid"))
-			health = "failed";
-		else if (!strcmp(pi->status, "aborted") && strcmp(health, "failed") != 0)
-			health = "paused";
-		else if ((!strcmp(pi->status, "blocked") || !strcmp(pi->status, "rate_limited")) &&
-			 !strcmp(health, "healthy"))
-			health = "degraded";
+		if (line_status_parse(pi->status, &st) == 0)
+			health = line_health_worse(health, line_status_health(st));
 		if (pi->sqlstate[0] == '\0' && pi->message[0]) {
 			const char *s = strstr(pi->message, "(SQLSTATE ");
 			if (s)
 				snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%.5s", s + 10);
 		}
 	}
-	if (!strcmp(health, "healthy") && w->ex) {
+	if (w->ex) {
+		/* the governor's word, ranked with the plans' (line_health_worse) */
 		double f;
 		const char *g = exec_governor(w->ex, &f);
 		if (!strcmp(g, "critical"))
-			health = "paused";
+			health = line_health_worse(health, LINE_PAUSED);
 		else if (!strcmp(g, "degraded"))
-			health = "degraded";
+			health = line_health_worse(health, LINE_DEGRADED);
 	}
 	write_notes(d, w, pis, n);
 	publish(d, w, pis, n, health, in_sync);
-	if (in_sync && !strcmp(health, "healthy") && !w->last_error[0])
+	if (in_sync && health == LINE_HEALTHY && !w->last_error[0])
 		snprintf(w->settled_tip, sizeof(w->settled_tip), "%s", snap->tip);
 out:
 	dbview_free(&v);
 	pinfos_free(pis, n);
+	free(lps);
+	free(outs);
+	free(flags);
 	if (rc == PASS_DB_DOWN)
 		lost_db(d, w, lost[0] ? lost : "the connection was lost");
 	return rc;
