@@ -13,6 +13,7 @@
 
 #include "ctl/ctl.h"
 #include "exec/exec.h"
+#include "line/line.h"
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
 
@@ -144,40 +145,245 @@ ctl_open_exec(const struct ctl_global *g, struct exec **ex, struct exec_config *
 }
 
 /*
- * A failed plan's remedy: the revert plan among paths[from..n) that reverts
- * plan id runs at once (the plans between wait: they run after it, in their
- * order). Returns 1 when one was found and applied, 0 when there is none
- * (or it is invalid: its turn says why), -1 when it did not apply.
+ * The line of an apply: every plan file loaded (a duplicate id makes the
+ * later file invalid), the branch's policy applied, and the database's
+ * view of each, for the line's core (src/line/line.h), which decides what
+ * runs, in which order, and where the line stops — as in the daemon.
+ */
+struct apply_line {
+	size_t n;
+	struct plan **p; /* NULL: invalid, its errors in dg */
+	struct diags *dg;
+	struct line_plan *lp;
+	struct line_verdict *out;
+	bool *ran;	/* run (or, in a dry run, would run) in this apply */
+	PGresult *view; /* plan_id, status, checksum */
+};
+
+static void
+apply_line_free(struct apply_line *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		plan_free(l->p[i]);
+		diags_clear(&l->dg[i]);
+	}
+	free(l->p);
+	free(l->dg);
+	free(l->lp);
+	free(l->out);
+	free(l->ran);
+	PQclear(l->view);
+}
+
+/* The row of plan id in the view, as the core's facts. */
+static void
+apply_line_row(struct apply_line *l, size_t i)
+{
+	struct line_plan *lp = &l->lp[i];
+
+	for (int r = 0; l->view && r < PQntuples(l->view); r++) {
+		if (strcmp(PQgetvalue(l->view, r, 0), lp->id) != 0)
+			continue;
+		lp->has_row = true;
+		if (line_status_parse(PQgetvalue(l->view, r, 1), &lp->db) < 0)
+			lp->db = LINE_PENDING;
+		lp->db_checksum = PQgetvalue(l->view, r, 2);
+		return;
+	}
+}
+
+static void
+apply_line_load(struct apply_line *l, struct exec *ex, const char *target, char **paths, size_t n,
+		const struct plan_policy *pol)
+{
+	const char *params[1] = { target };
+	struct plan_idset *ids = plan_idset_new();
+	struct db_error err;
+
+	l->n = n;
+	l->p = xcalloc(n ? n : 1, sizeof(*l->p));
+	l->dg = xcalloc(n ? n : 1, sizeof(*l->dg));
+	l->lp = xcalloc(n ? n : 1, sizeof(*l->lp));
+	l->out = xcalloc(n ? n : 1, sizeof(*l->out));
+	l->ran = xcalloc(n ? n : 1, sizeof(*l->ran));
+	/* a database without the schema has no rows: the dry run says what it needs */
+	if (db_exec(exec_db(ex), &l->view, &err,
+		    "SELECT plan_id, status, coalesce(checksum, '') FROM taskslaps.plans WHERE "
+		    "target = $1",
+		    1, params) < 0)
+		l->view = NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct line_plan *lp = &l->lp[i];
+		struct plan *p = NULL;
+		const char *first;
+
+		l->dg[i] = (struct diags)DIAGS_INIT;
+		if (plan_load(&p, paths[i], &l->dg[i]) == 0 &&
+		    !plan_idset_add(ids, p->id, paths[i], &first))
+			diags_add(&l->dg[i], DIAG_ERROR, paths[i], p->id_line, p->id_col,
+				  "duplicate plan id '%s': %s has it already", p->id, first);
+		if (l->dg[i].nerrors) {
+			plan_free(p);
+			p = NULL;
+		} else {
+			plan_apply_policy(p, pol);
+		}
+		l->p[i] = p;
+		lp->id = p ? p->id : paths[i];
+		lp->valid = p != NULL;
+		lp->checksum = p ? p->checksum : NULL;
+		lp->blocked = p && p->blocked;
+		lp->reverts = LINE_NONE;
+		for (size_t k = 0; p && p->revert_of && k < i; k++)
+			if (l->p[k] && !strcmp(l->p[k]->id, p->revert_of)) {
+				lp->is_revert = true;
+				lp->reverts = k;
+				break;
+			}
+		if (p)
+			apply_line_row(l, i);
+	}
+	plan_idset_free(ids);
+}
+
+/* The view after plan i ran (or would run) with outcome o. */
+static void
+apply_line_ran(struct apply_line *l, size_t i, enum exec_outcome o)
+{
+	static const enum line_status st[] = {
+		[EXEC_UNSET] = LINE_FAILED,	[EXEC_APPLIED] = LINE_APPLIED,
+		[EXEC_FAILED] = LINE_FAILED,	[EXEC_BLOCKED] = LINE_BLOCKED,
+		[EXEC_DRIFT] = LINE_DRIFT,	[EXEC_ABORTED] = LINE_ABORTED,
+		[EXEC_CONN_LOST] = LINE_PENDING
+	};
+	struct line_plan *lp = &l->lp[i];
+
+	l->ran[i] = true;
+	if (o != EXEC_DRIFT || !lp->has_row)
+		lp->db_checksum = lp->checksum;
+	lp->has_row = true;
+	lp->db = (unsigned)o < sizeof(st) / sizeof(st[0]) ? st[o] : LINE_FAILED;
+	lp->failed_here = o == EXEC_FAILED;
+	if (o == EXEC_APPLIED && lp->is_revert)
+		l->lp[lp->reverts].db = line_status_reverted_to(l->p[i]->to_wave);
+}
+
+/* The first plan the line does not get past (not applied, not reverted), or LINE_NONE. */
+static size_t
+apply_line_stop(const struct apply_line *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->out[i].status != LINE_APPLIED && !line_status_reverted(l->out[i].status))
+			return i;
+	return LINE_NONE;
+}
+
+static void
+print_failure(const struct plan *p, const struct exec_result *res)
+{
+	fprintf(stderr, "taskslapsctl apply: %s %s: %s%s%s%s\n", p->id,
+		exec_outcome_name(res->outcome), res->message,
+		res->sqlstate[0] ? " (SQLSTATE " : "", res->sqlstate, res->sqlstate[0] ? ")" : "");
+}
+
+/*
+ * Runs the line: the plan the core names, its outcome into the view, and
+ * again, until it names none; then the plan that stops the line says why
+ * (an invalid file its errors; drift, a block or an abort through the
+ * executor, which records them). Returns CTL_OK, CTL_FINDINGS or CTL_USAGE.
  */
 static int
-run_revert_of(struct exec *ex, const struct plan_policy *pol, const char *id, char **paths,
-	      size_t from, size_t n)
+apply_line_run(struct apply_line *l, struct exec *ex, size_t *applied)
 {
-	for (size_t j = from; j < n; j++) {
-		struct diags d = DIAGS_INIT;
-		struct plan *r = NULL;
-		struct exec_result res;
-		int rc;
+	static const struct line_config lcfg = { LINE_OOO_RUN };
+	struct line_decision dec;
+	struct exec_result res;
+	size_t stop;
 
-		/* every file is read, as the line will read it: its errors are said in its turn */
-		(void)plan_load(&r, paths[j], &d);
-		diags_clear(&d);
-		if (!r || !r->revert_of || strcmp(r->revert_of, id) != 0) {
-			plan_free(r);
-			continue;
-		}
-		plan_apply_policy(r, pol);
-		printf("%s reverts %s, which stops the line: it runs now\n", r->id, id);
-		rc = exec_run_plan(ex, r, NULL, &res) < 0 || res.outcome != EXEC_APPLIED ? -1 : 1;
-		if (rc < 0)
-			fprintf(stderr, "taskslapsctl apply: %s %s: %s%s%s%s\n", r->id,
-				exec_outcome_name(res.outcome), res.message,
-				res.sqlstate[0] ? " (SQLSTATE " : "", res.sqlstate,
-				res.sqlstate[0] ? ")" : "");
-		plan_free(r);
-		return rc;
+	for (;;) {
+		size_t i;
+
+		line_decide(&lcfg, l->lp, l->n, l->out, &dec);
+		if (dec.next == LINE_NONE || l->ran[dec.next])
+			break;
+		i = dec.next;
+		if (l->lp[i].is_revert && l->out[l->lp[i].reverts].why == LINE_WHY_REVERT_NEXT)
+			printf("%s reverts %s, which stops the line: it runs now\n", l->p[i]->id,
+			       l->p[l->lp[i].reverts]->id);
+		if (exec_run_plan(ex, l->p[i], NULL, &res) < 0 || res.outcome != EXEC_APPLIED)
+			print_failure(l->p[i], &res);
+		apply_line_ran(l, i, res.outcome);
 	}
-	return 0;
+	stop = apply_line_stop(l);
+	*applied = 0;
+	for (size_t i = 0; i < (stop == LINE_NONE ? l->n : stop); i++)
+		*applied += l->out[i].status == LINE_APPLIED;
+	if (stop == LINE_NONE)
+		return CTL_OK;
+	if (!l->p[stop]) {
+		diags_print(&l->dg[stop], stderr);
+		fprintf(stderr, "taskslapsctl apply: %s is invalid; the plans after it wait\n",
+			l->lp[stop].id);
+		return CTL_USAGE;
+	}
+	if (!l->ran[stop] &&
+	    (exec_run_plan(ex, l->p[stop], NULL, &res) < 0 || res.outcome != EXEC_APPLIED))
+		print_failure(l->p[stop], &res);
+	return CTL_FINDINGS;
+}
+
+/*
+ * The dry run of the line: the core's decisions with every plan that would
+ * run taken as applied, then each plan's report in order. The verdicts of
+ * the line (drift, aborted) are the core's, as the daemon's and apply's.
+ */
+static int
+apply_line_dry(struct apply_line *l, struct exec *ex, struct printer *pr)
+{
+	static const struct line_config lcfg = { LINE_OOO_RUN };
+	struct line_decision dec;
+	int rc = CTL_OK;
+
+	for (;;) {
+		line_decide(&lcfg, l->lp, l->n, l->out, &dec);
+		if (dec.next == LINE_NONE || l->ran[dec.next])
+			break;
+		apply_line_ran(l, dec.next, EXEC_APPLIED);
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const struct line_verdict *v = &l->out[i];
+		struct plan *p = l->p[i];
+		struct exec_result res;
+		char *report = NULL;
+
+		if (!p) {
+			diags_print(&l->dg[i], stderr);
+			fprintf(stderr,
+				"taskslapsctl apply: %s is invalid; the plans after it wait\n",
+				l->lp[i].id);
+			rc = CTL_USAGE;
+			break;
+		}
+		exec_dry_run(ex, p, &report, &res);
+		if (!l->ran[i] && v->status == LINE_DRIFT && res.outcome != EXEC_DRIFT) {
+			res.outcome = EXEC_DRIFT;
+			snprintf(res.message, sizeof(res.message),
+				 "plan %s was applied with checksum %.16s; the file has %.16s",
+				 p->id, l->lp[i].db_checksum, p->checksum);
+		} else if (!l->ran[i] && v->status == LINE_ABORTED) {
+			res.outcome = EXEC_ABORTED;
+			snprintf(res.message, sizeof(res.message),
+				 "plan %s is aborted; `taskslapsctl resume %s` lets it run again",
+				 p->id, p->id);
+		}
+		render_plan(&pr->r, p, false);
+		printf("\ndry run: %s\n%s\n", res.message[0] ? res.message : "would apply",
+		       report ? report : "");
+		free(report);
+		if (res.outcome != EXEC_APPLIED)
+			rc = CTL_FINDINGS;
+	}
+	return rc;
 }
 
 int
@@ -196,7 +402,7 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 	struct printer pr = { 0 };
 	struct plan_policy pol;
 	struct exec *ex = NULL;
-	struct plan_idset *ids = NULL;
+	struct apply_line line = { 0 };
 	char **paths = NULL, *end;
 	size_t n = 0, applied = 0;
 	int c, rc = CTL_OK, holder = 0;
@@ -281,65 +487,17 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	apply_exec = ex;
-	ids = plan_idset_new();
-	for (size_t i = 0; i < n; i++) {
-		struct diags d = DIAGS_INIT;
-		struct plan *p = NULL;
-		struct exec_result res;
-		const char *first;
-
-		if (plan_load(&p, paths[i], &d) == 0 &&
-		    !plan_idset_add(ids, p->id, paths[i], &first))
-			diags_add(&d, DIAG_ERROR, paths[i], p->id_line, p->id_col,
-				  "duplicate plan id '%s': %s has it already", p->id, first);
-		if (d.nerrors) {
-			diags_print(&d, stderr);
-			fprintf(stderr,
-				"taskslapsctl apply: %s is invalid; the plans after it wait\n",
-				paths[i]);
-			diags_clear(&d);
-			plan_free(p);
-			rc = CTL_USAGE;
-			break;
-		}
-		diags_clear(&d);
-		plan_apply_policy(p, &pol);
-		if (dry) {
-			char *report = NULL;
-			exec_dry_run(ex, p, &report, &res);
-			render_plan(&pr.r, p, false);
-			printf("\ndry run: %s\n%s\n", res.message[0] ? res.message : "would apply",
-			       report ? report : "");
-			free(report);
-			if (res.outcome != EXEC_APPLIED)
-				rc = CTL_FINDINGS;
-			plan_free(p);
-			continue;
-		}
-		if (exec_run_plan(ex, p, NULL, &res) < 0 || res.outcome != EXEC_APPLIED) {
-			fprintf(stderr, "taskslapsctl apply: %s %s: %s%s%s%s\n", p->id,
-				exec_outcome_name(res.outcome), res.message,
-				res.sqlstate[0] ? " (SQLSTATE " : "", res.sqlstate,
-				res.sqlstate[0] ? ")" : "");
-			/* a failed plan stops the line, but its revert, later in it, may run */
-			if (res.outcome == EXEC_FAILED &&
-			    run_revert_of(ex, &pol, p->id, paths, i + 1, n) == 1) {
-				plan_free(p);
-				continue;
-			}
-			plan_free(p);
-			rc = CTL_FINDINGS;
-			break;
-		}
-		applied++;
-		plan_free(p);
-	}
+	apply_line_load(&line, ex, cfg.target, paths, n, &pol);
+	if (dry)
+		rc = apply_line_dry(&line, ex, &pr);
+	else
+		rc = apply_line_run(&line, ex, &applied);
 	apply_exec = NULL;
 	if (!dry && !pr.quiet)
 		printf("%zu of %zu plan%s applied or already applied\n", applied, n,
 		       n == 1 ? "" : "s");
 out:
-	plan_idset_free(ids);
+	apply_line_free(&line);
 	exec_close(ex);
 	for (size_t i = 0; i < n; i++)
 		free(paths[i]);
