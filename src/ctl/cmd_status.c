@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ctl/client.h"
+#include "line/line.h"
 #include "util/strbuf.h"
 
 /* How long status may take: the daemon answers it from memory. */
@@ -38,17 +39,18 @@ put(const struct render *r, const char *sgr, const char *s)
 static const char *
 health_sgr(const char *h)
 {
-	if (!h)
+	enum line_health v;
+
+	if (!h || line_health_parse(h, &v) < 0)
 		return NULL;
-	if (!strcmp(h, "healthy"))
-		return SGR_GREEN;
-	if (!strcmp(h, "progressing"))
-		return SGR_BLUE;
-	if (!strcmp(h, "degraded") || !strcmp(h, "paused"))
-		return SGR_YELLOW;
-	if (!strcmp(h, "failed"))
-		return SGR_RED;
-	return NULL;
+	switch (v) {
+	case LINE_HEALTHY: return SGR_GREEN;
+	case LINE_PROGRESSING: return SGR_BLUE;
+	case LINE_DEGRADED:
+	case LINE_PAUSED: return SGR_YELLOW;
+	case LINE_FAILED_HEALTH: break;
+	}
+	return SGR_RED;
 }
 
 static const char *
@@ -80,18 +82,15 @@ governor_sgr(const char *s)
 static const char *
 plan_status_sgr(const char *s)
 {
-	if (!s)
+	enum line_status st;
+
+	if (!s || line_status_parse(s, &st) < 0 || st == LINE_PENDING)
 		return NULL;
 	/* undone by a revert plan ("reverted", "reverted to expand"): settled too */
-	if (!strcmp(s, "applied") || !strncmp(s, "reverted", 8))
+	if (st == LINE_APPLIED || line_status_reverted(st))
 		return SGR_GREEN;
-	if (!strcmp(s, "running"))
-		return SGR_BLUE;
-	if (!strcmp(s, "failed") || !strcmp(s, "drift") || !strcmp(s, "invalid"))
-		return SGR_RED;
-	if (!strcmp(s, "blocked") || !strcmp(s, "rate_limited") || !strcmp(s, "aborted"))
-		return SGR_YELLOW;
-	return NULL;
+	/* running, or what the plan says of the target's health (line_status_health) */
+	return health_sgr(line_health_name(line_status_health(st)));
 }
 
 /* "  label           " */
@@ -136,9 +135,10 @@ seconds_since(const char *iso)
 int
 ctl_status_exit(const cJSON *doc)
 {
-	const char *h = ctl_json_str(doc, "health");
+	enum line_health h;
 
-	if (h && (!strcmp(h, "healthy") || !strcmp(h, "progressing")))
+	if (line_health_parse(ctl_json_str(doc, "health"), &h) == 0 &&
+	    line_health_worse(h, LINE_PROGRESSING) == LINE_PROGRESSING)
 		return CTL_OK;
 	return CTL_FINDINGS;
 }

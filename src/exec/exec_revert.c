@@ -19,12 +19,16 @@
 #include <string.h>
 
 #include "exec/exec_int.h"
+#include "line/line.h"
 #include "util/strbuf.h"
 
 bool
 exec_status_reverted(const char *status)
 {
-	return status && (!strcmp(status, "reverted") || !strncmp(status, "reverted to ", 12));
+	enum line_status s;
+
+	/* the names are the line's (src/line/line.h), the database's CHECK constraint's */
+	return line_status_parse(status, &s) == 0 && line_status_reverted(s);
 }
 
 int
