@@ -21,8 +21,7 @@ struct pinfo {
 	struct plan *p; /* NULL when invalid */
 	char *id;
 	char *diag;	    /* the parse errors of an invalid plan */
-	const char *status; /* a literal, or dbstatus */
-	char dbstatus[24];  /* the database's word for it, copied: the dbview is freed */
+	const char *status; /* a literal (line_status_name) */
 	char message[1600];
 	char sqlstate[6];
 	char applied_at[40];
@@ -1048,14 +1047,17 @@ line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbvi
 
 /*
  * The policy of the branch and the signatures, for a plan that may still
- * run: not one that holds history (applied, drift, reverted: what ran is
- * judged by its checksum) or is aborted.
+ * run: not one applied (or reverted) as it is, nor an aborted one. A plan
+ * in drift is judged: restored, it runs like any other.
  */
 static void
 line_judge(struct worker *w, struct pinfo *pi, struct line_plan *lp, const struct plan_policy *pol)
 {
-	if (!pi->p || (lp->has_row && (lp->db == LINE_APPLIED || lp->db == LINE_DRIFT ||
-				       lp->db == LINE_ABORTED || line_status_reverted(lp->db))))
+	if (!pi->p)
+		return;
+	if (lp->has_row &&
+	    (lp->db == LINE_ABORTED || ((lp->db == LINE_APPLIED || line_status_reverted(lp->db)) &&
+					!strcmp(lp->db_checksum, pi->p->checksum))))
 		return;
 	plan_apply_policy(pi->p, pol);
 	check_signature(w, pi);
