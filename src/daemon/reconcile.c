@@ -290,8 +290,10 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 	if (row >= 0 && pi->status && !strcmp(pi->status, "applied") &&
 	    exec_status_reverted(PQgetvalue(v->plans, row, 1)) &&
 	    !strcmp(PQgetvalue(v->plans, row, 2), pi->p->checksum)) {
-		snprintf(pi->dbstatus, sizeof(pi->dbstatus), "%s", PQgetvalue(v->plans, row, 1));
-		pi->status = pi->dbstatus;
+		enum line_status st;
+
+		if (line_status_parse(PQgetvalue(v->plans, row, 1), &st) == 0)
+			pi->status = line_status_name(st);
 		snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
 	}
 }
