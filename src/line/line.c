@@ -335,9 +335,11 @@ line_decide(const struct line_config *cfg, const struct line_plan *plans, size_t
 			set(v, LINE_DRIFT, LINE_WHY_MISSING, LINE_NONE,
 			    p->has_row && (p->db == LINE_APPLIED || line_status_reverted(p->db)));
 			stopped = true;
+			gate = LINE_NONE; /* a revert is the remedy of its plan, not of this */
 		} else if (!p->valid) {
 			set(v, LINE_INVALID, LINE_WHY_INVALID, LINE_NONE, true);
 			stopped = true;
+			gate = LINE_NONE;
 		} else if (p->has_row && line_status_reverted(p->db) && sum_same(p)) {
 			/* undone by a revert plan: settled like applied, it never runs again */
 			set(v, p->db, LINE_WHY_SETTLED, LINE_NONE, false);
@@ -349,7 +351,9 @@ line_decide(const struct line_config *cfg, const struct line_plan *plans, size_t
 			gate = g;
 			stopped = true;
 		} else if (stopped && i != gate) {
-			if (!verdict_now(p, v))
+			if (verdict_now(p, v))
+				gate = LINE_NONE; /* it stops the line on its own account */
+			else
 				set(v, p->has_row ? p->db : LINE_PENDING,
 				    !p->has_row		    ? LINE_WHY_WAITS
 				    : p->db == LINE_APPLIED ? LINE_WHY_SETTLED
