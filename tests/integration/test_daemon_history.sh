@@ -19,28 +19,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib/daemon.sh"
 daemon_env_start
 
-# bump REPO TARGET: a commit on main that touches no plan; waits until a
-# pass of TARGET has read it and published its result.
-bump() {
-    local name=$1 target=$2 branch=${3:-main} c
-    repo_checkout "$name" "$branch" || return 1
-    date +%s%N >>"$W/$name.wt/README.md"
-    git_as "$name" admin@example.com add -A &&
-        git_as "$name" admin@example.com commit -qm "Touch the README" &&
-        git_as "$name" admin@example.com push -q origin "$branch" || return 1
-    c=$(git -C "$W/$name.wt" rev-parse HEAD)
-    wait_status "$target" "s.get('last_attempted_commit') == '$c'" 30
-}
-
-table_plan_k() {
-    cat <<'EOF'
-title: Table k
-reason: the application needs it
-steps:
-  - { op: create_table, table: k, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
-EOF
-}
-
 double_plan() {
     cat <<'EOF'
 title: Double every balance
@@ -304,7 +282,7 @@ assert_eq "exit 0" 0 "$DRC"
 section "an idle daemon whose database was recreated applies again"
 newdb k1
 repo_new k
-put_plan k main dev@example.com 0001-t.yaml < <(table_plan_k)
+put_plan k main dev@example.com 0001-t.yaml < <(table_plan k)
 daemon_conf k "$W/k.git" 'poll_interval: 1'
 daemon_start k || exit 1
 assert_status "applied and in sync" k "pst('0001-t') == 'applied' and s['sync'] == 'in_sync'"

@@ -15,29 +15,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib/daemon.sh"
 daemon_env_start
 
-# bump REPO TARGET [BRANCH]: a commit on BRANCH (main) that touches no plan;
-# waits until a pass of TARGET has read it and published its result.
-bump() {
-    local name=$1 target=$2 branch=${3:-main} c
-    repo_checkout "$name" "$branch" || return 1
-    date +%s%N >>"$W/$name.wt/README.md"
-    git_as "$name" admin@example.com add -A &&
-        git_as "$name" admin@example.com commit -qm "Touch the README" &&
-        git_as "$name" admin@example.com push -q origin "$branch" || return 1
-    c=$(git -C "$W/$name.wt" rev-parse HEAD)
-    wait_status "$target" "s.get('last_attempted_commit') == '$c'" 30
-}
-
-# table_plan NAME: a plan that creates table NAME.
-table_plan() {
-    cat <<EOF
-title: Table $1
-reason: the application needs it
-steps:
-  - { op: create_table, table: $1, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
-EOF
-}
-
 # raw_commit NAME BRANCH AUTHOR_EMAIL MESSAGE: commits the clone's work tree
 # on BRANCH with that author written byte for byte (git commit would
 # re-encode what is not UTF-8), and pushes. COMMIT is the new commit.

@@ -17,6 +17,8 @@
 #   daemon_start t1                        # waits for READY=1; DPID; log $W/t1.log, sd_notify $W/t1.notify
 #   assert_status "applied" t1 'pst("0001-x") == "applied"' 30
 #   ctl t1 status --json                   # RC OUT ERR
+#   bump origin t1 [BRANCH]                # a commit touching no plan; waits for t1's pass over it
+#   table_plan t > plan.yaml               # a one-step plan creating table t
 #   daemon_stop t1                         # SIGTERM, waits; DRC exit status; sanitizer reports fail
 #   env_finish
 #
@@ -346,4 +348,27 @@ print(json.dumps(keep))' "$W/.status.json"
 # advisory_locks: advisory locks held in the cluster right now.
 advisory_locks() {
     "$PSQL" -X -At -d postgres -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+}
+
+# bump REPO TARGET [BRANCH]: a commit on BRANCH (main) that touches no plan;
+# waits until a pass of TARGET has read it and published its result.
+bump() {
+    local name=$1 target=$2 branch=${3:-main} c
+    repo_checkout "$name" "$branch" || return 1
+    date +%s%N >>"$W/$name.wt/README.md"
+    git_as "$name" admin@example.com add -A &&
+        git_as "$name" admin@example.com commit -qm "Touch the README" &&
+        git_as "$name" admin@example.com push -q origin "$branch" || return 1
+    c=$(git -C "$W/$name.wt" rev-parse HEAD)
+    wait_status "$target" "s.get('last_attempted_commit') == '$c'" 30
+}
+
+# table_plan NAME: a plan that creates table NAME.
+table_plan() {
+    cat <<EOF
+title: Table $1
+reason: the application needs it
+steps:
+  - { op: create_table, table: $1, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }
+EOF
 }
