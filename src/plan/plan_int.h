@@ -126,6 +126,10 @@ plan_opdef(enum plan_op op)
 	return &plan_optable[op];
 }
 
+/* The fields of one column of create_table's columns (name, type, nullable, default, default_sql).
+ */
+#define PLAN_NCOLDEF_FIELDS 5
+extern const struct plan_field plan_coldef_fields[PLAN_NCOLDEF_FIELDS];
 /* The fields every step accepts besides its op's: prechecks, postchecks, limits, allow. */
 extern const struct plan_field plan_step_common_fields[4];
 /* How many bytes a field of kind k takes where it is stored (for the table's test). */

@@ -4,7 +4,8 @@
  * it accepts and where each is stored, and its SQL template: a function that
  * writes the statement and the computed prechecks and postchecks. The field
  * kinds are read in plan_fields.c; CONTRIBUTING.md says what else a new op
- * needs (its read-back, its inverse, its canonical form, docs and tests).
+ * needs (its read-back, its inverse, docs and tests); the canonical form a
+ * step is hashed by is written from the fields (plan_json.c).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -632,12 +633,16 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    OPT("may_rewrite", FK_TRIBOOL, declared_rewrite),
 			    OPT("wave", FK_WAVE, wave), REVERT(FK_STMT) },
 	},
-	/* the inverse-only ops: no fields, a plan may not name them */
+	/*
+	 * The inverse-only ops: a plan may not name them; their fields are
+	 * what plan_inverse.c fills in, and what their canonical form holds.
+	 */
 	[OP_DROP_VIEW] = {
 		.name = "drop_view", .wave = WAVE_CONTRACT,
 		.hazard = H3, .hazard_reason = "readers of the view break",
 		.lock = LOCK_ACCESS_EXCLUSIVE /* on the view */, .exec = EXEC_TX,
 		.sql = sql_drop_view,
+		.fields = { REQ("name", FK_QIDENT, name) },
 	},
 	[OP_DROP_CONSTRAINT] = {
 		.name = "drop_constraint", .wave = WAVE_CONTRACT,
@@ -646,6 +651,8 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 				 "is scanned",
 		/* a foreign key's triggers go from both tables, each under ACCESS EXCLUSIVE */
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_drop_constraint,
+		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name),
+			    REQ("ref_table", FK_QIDENT, ref_table) },
 	},
 	[OP_DROP_NOT_NULL] = {
 		.name = "drop_not_null", .wave = WAVE_CONTRACT,
@@ -653,6 +660,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.hazard_reason = "drops NOT NULL: ACCESS EXCLUSIVE for an instant, nothing is "
 				 "scanned",
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_drop_not_null,
+		.fields = { REQ("table", FK_QIDENT, table), REQ("column", FK_IDENT, column) },
 	},
 };
 

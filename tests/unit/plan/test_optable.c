@@ -45,8 +45,9 @@ opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
 		}
 		if (ended)
 			return "a field after the end of the list (a gap)";
-		if (!plannable)
-			return "fields on an op a plan cannot name";
+		if (!plannable && f->required != true)
+			return "an optional field on an op a plan cannot name (the inverse fills "
+			       "every one)";
 		if (f->kind >= FK__COUNT || plan_fkind_size(f->kind) == 0)
 			return "a field of no kind";
 		if (f->off + plan_fkind_size(f->kind) > sizeof(struct plan_step)) {
