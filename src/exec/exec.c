@@ -89,6 +89,7 @@ exec_close(struct exec *ex)
 	db_close(ex->db);
 	db_close(ex->lockdb);
 	plan_idset_free(ex->applied);
+	plan_idset_free(ex->known);
 	free(ex->target);
 	free(ex->applied_by);
 	free(ex);
@@ -99,6 +100,18 @@ exec_flush(struct exec *ex)
 {
 	if (ex)
 		db_flush(ex->db);
+}
+
+#define SQL_MAY_RECORD                                                                             \
+	"SELECT pg_catalog.has_table_privilege('taskslaps.plans', 'INSERT') AND "                  \
+	"pg_catalog.has_table_privilege('taskslaps.plans', 'UPDATE') AND "                         \
+	"pg_catalog.has_table_privilege('taskslaps.events', 'INSERT') AND "                        \
+	"pg_catalog.has_table_privilege('taskslaps.step_ledger', 'INSERT')"
+
+static bool
+is_true(const PGresult *r)
+{
+	return r && PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
 }
 
 int
@@ -119,6 +132,51 @@ exec_prefetch_applied(struct exec *ex, struct db_error *err)
 		(void)plan_idset_add(ex->applied, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &first);
 	}
 	PQclear(r);
+	/* the rest when a plan first has to run (prefetch_known): a no-op run needs none of it */
+	plan_idset_free(ex->known);
+	ex->known = NULL;
+	ex->prefetch = true;
+	return 0;
+}
+
+/*
+ * Every plan id of the target that has a row or a ledger row, and whether
+ * this login may record: once per run, in one round trip, when the first
+ * plan that is not applied and unchanged is about to run. A ledger row
+ * without its plan's row is not written by this program (a step's ledger row
+ * commits with or after its plan's `running` status), but one left by hand
+ * is found all the same. Returns 0 or -1 with err.
+ */
+static int
+prefetch_known(struct exec *ex, struct db_error *err)
+{
+	const char *params[1] = { ex->target };
+	static const char *const none[1];
+	struct db_stmt st[3] = {
+		{ .sql = "SELECT plan_id FROM taskslaps.plans WHERE target = $1",
+		  .nparams = 1,
+		  .params = params,
+		  .fixed = true },
+		{ .sql = "SELECT DISTINCT plan_id FROM taskslaps.step_ledger WHERE target = $1",
+		  .nparams = 1,
+		  .params = params,
+		  .fixed = true },
+		{ .sql = SQL_MAY_RECORD, .params = none, .fixed = true },
+	};
+	const char *first;
+
+	if (db_batch(ex->db, st, 3, err, NULL) < 0) {
+		for (size_t i = 0; i < 3; i++)
+			PQclear(st[i].res);
+		return -1;
+	}
+	ex->known = plan_idset_new();
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < PQntuples(st[k].res); i++)
+			(void)plan_idset_add(ex->known, PQgetvalue(st[k].res, i, 0), "", &first);
+	ex->may_record = is_true(st[2].res);
+	for (size_t i = 0; i < 3; i++)
+		PQclear(st[i].res);
 	return 0;
 }
 
@@ -490,12 +548,7 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 		  .nparams = 3,
 		  .params = params,
 		  .fixed = true },
-		{ .sql = "SELECT pg_catalog.has_table_privilege('taskslaps.plans', 'INSERT') AND "
-			 "pg_catalog.has_table_privilege('taskslaps.plans', 'UPDATE') AND "
-			 "pg_catalog.has_table_privilege('taskslaps.events', 'INSERT') AND "
-			 "pg_catalog.has_table_privilege('taskslaps.step_ledger', 'INSERT')",
-		  .params = none,
-		  .fixed = true },
+		{ .sql = SQL_MAY_RECORD, .params = none, .fixed = true },
 	};
 	int rc;
 
@@ -505,8 +558,7 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 	*plan_row = st[0].res;
 	*ledger = st[1].res;
 	*stale = st[2].res;
-	*may_record =
-	    st[3].res && PQntuples(st[3].res) == 1 && !strcmp(PQgetvalue(st[3].res, 0, 0), "t");
+	*may_record = is_true(st[3].res);
 	PQclear(st[3].res);
 	free(shas);
 	return rc;
@@ -619,7 +671,23 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 	checksum = NULL;
-	if (load_state(ex, p, &row, &ledger, &stale, &may_record, &err) < 0) {
+	if (ex->prefetch && !ex->known && prefetch_known(ex, &err) < 0) {
+		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
+		rc = -1;
+		goto out;
+	}
+	if (ex->known && !p->reverted && !plan_idset_find(ex->known, p->id)) {
+		/*
+		 * Neither a row nor a ledger row when the run began, and nobody but
+		 * this runner writes them: no state to read. Known from now on, so
+		 * that another run of it in this one reads what this run leaves.
+		 */
+		const char *first;
+
+		may_record = ex->may_record;
+		(void)plan_idset_add(ex->known, p->id, "", &first);
+	} else if (load_state(ex, p, &row, &ledger, &stale, &may_record, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
 		rc = -1;

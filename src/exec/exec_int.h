@@ -31,6 +31,15 @@ struct exec {
 	int64_t err_times[16]; /* monotonic ms of recent step errors (ring) */
 	unsigned nerr;
 	struct plan_idset *applied; /* exec_prefetch_applied: plan id -> checksum */
+	/*
+	 * Asked for by exec_prefetch_applied (prefetch), read when the first plan
+	 * runs: every plan id the database has a row or a ledger row of (and each
+	 * plan run since), so that a plan it has neither of needs no read before
+	 * it runs; and whether this login may record (may_record).
+	 */
+	bool prefetch;
+	struct plan_idset *known;
+	bool may_record;
 };
 
 /*
@@ -219,6 +228,15 @@ int exec_checks(struct step_run *r, const struct plan_strv *checks, const char *
 size_t exec_checks_computed(const struct step_run *r, const struct plan_strv *checks);
 /* "SELECT (c1)::boolean, (c2)::boolean ..." for the first n checks; NULL when n is 0. */
 char *exec_checks_sql(const struct plan_strv *checks, size_t n);
+/*
+ * The first n checks as one statement that answers true when all of them are
+ * true and raises otherwise (an invalid boolean, "EXEC_CHECK_FALSE <pid>"),
+ * so that statements pipelined after it do not run; NULL when n is 0. Its
+ * error says nothing of which check: the caller asks again with
+ * exec_checks_sql.
+ */
+#define EXEC_CHECK_FALSE "taskslaps: a check is not true"
+char *exec_checks_guard_sql(const struct plan_strv *checks, size_t n);
 /* The first check whose column in res is not true, or NULL. */
 const char *exec_checks_first_false(const PGresult *res, const struct plan_strv *checks);
 /* The checks from index from on, one statement each, up to the first false. */
@@ -332,6 +350,20 @@ int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error
 enum exec_attempt exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks,
 				   struct db_error *err);
 void exec_proof_free(struct exec_proof *pf);
+/*
+ * The proof's "after" as statements of a batch: the locks (when in a
+ * transaction), then the relfilenodes by oid. Returns how many (at most 2).
+ */
+size_t exec_proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st);
+/*
+ * Judges the obligations from the "after"'s results (locks may be NULL;
+ * after: oid, relfilenode): no lock on a relation that existed before
+ * stronger than lock_class_max, and no table rewritten (new relfilenode)
+ * unless the op may rewrite. As exec_proof_after.
+ */
+enum exec_attempt exec_proof_judge(struct step_run *r, const struct exec_proof *pf,
+				   const PGresult *locks, const PGresult *after,
+				   struct db_error *err);
 
 /*
  * exec_step.c: a transactional or a CONCURRENTLY step; exec_backfill.c: a
