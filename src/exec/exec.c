@@ -573,15 +573,23 @@ in_ledger(const PGresult *ledger, const char *sha)
 	return false;
 }
 
-/* Whether the first step of the plan that is not in the ledger is transactional. */
+/*
+ * Whether the first step of the plan that is not in the ledger is
+ * transactional; *last: and it is the plan's last step.
+ */
 static bool
-first_step_tx(const struct plan *p, const PGresult *ledger)
+first_step_tx(const struct plan *p, const PGresult *ledger, bool *last)
 {
+	const struct plan_step *first = NULL, *end = NULL;
+
 	for (int w = 0; w < WAVE__COUNT; w++)
-		for (size_t i = 0; i < p->waves[w].nsteps; i++)
-			if (!in_ledger(ledger, p->waves[w].steps[i].sha))
-				return p->waves[w].steps[i].exec == EXEC_TX;
-	return false;
+		for (size_t i = 0; i < p->waves[w].nsteps; i++) {
+			end = &p->waves[w].steps[i];
+			if (!first && !in_ledger(ledger, end->sha))
+				first = end;
+		}
+	*last = first && first == end;
+	return first && first->exec == EXEC_TX;
 }
 
 enum exec_attempt
@@ -658,7 +666,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	struct db_error err;
 	const char *status = NULL, *checksum = NULL;
 	int rc = 0, wlast = -1;
-	bool ended = false, may_record = false;
+	bool ended = false, may_record = false, only = false;
 	int64_t t0 = exec_now_ms();
 
 	memset(res, 0, sizeof(*res));
@@ -753,8 +761,14 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	 * step, as it fails the plan here otherwise.
 	 */
 	if (may_record && p->on_failure == ON_FAILURE_STOP && !p->reverted &&
-	    first_step_tx(p, ledger)) {
-		plan_status_deferred(ex, p, meta, "running");
+	    first_step_tx(p, ledger, &only)) {
+		/*
+		 * When that step is also the plan's last, its transaction writes the
+		 * `applied` status: a `running` one in the same commit would never be
+		 * seen. Should the step fail, its failure's status writes the row.
+		 */
+		if (!only)
+			plan_status_deferred(ex, p, meta, "running");
 	} else if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "recording the plan: %s", err.message);

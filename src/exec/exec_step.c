@@ -2,6 +2,7 @@
  * One step: a transaction that checks, runs, proves and records — or, for
  * CREATE/DROP INDEX CONCURRENTLY, the same outside a transaction.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,7 +402,7 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	/* after an author's SQL, not the prepared ones: it may have run DEALLOCATE ALL */
 	bool user_sql = r->s->op == OP_SQL;
 	struct db_stmt st[8];
-	size_t n = 0, ipre = 0, ibefore, istmt, ipost = 0, ilocks, iafter, failed = 0;
+	size_t n = 0, ipre = 0, ibefore, istmt, ipost = 0, ilocks = SIZE_MAX, iafter, failed = 0;
 	enum exec_attempt a;
 	int rc;
 
@@ -428,8 +429,12 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 		ipost = n;
 		st[n++] = (struct db_stmt){ .sql = post_sql };
 	}
-	ilocks = n;
-	st[n++] = (struct db_stmt){ .sql = SQL_MY_LOCKS, .params = none, .fixed = !user_sql };
+	/* no lock is stronger than AccessExclusiveLock: that promise needs no reading */
+	if (r->s->ob.lock_class_max < LOCK_ACCESS_EXCLUSIVE) {
+		ilocks = n;
+		st[n++] =
+		    (struct db_stmt){ .sql = SQL_MY_LOCKS, .params = none, .fixed = !user_sql };
+	}
 	/* by name: the oids are the "before"'s answer, which this round trip does not have */
 	iafter = n;
 	st[n++] = (struct db_stmt){ .sql = SQL_RELFILENODES_BY_NAME,
@@ -470,7 +475,8 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 		PQclear(st[iafter].res);
 		st[iafter].res = by_oid.res;
 	}
-	a = tx_judge(r, pf, post_sql ? st[ipost].res : NULL, st[ilocks].res, st[iafter].res, err);
+	a = tx_judge(r, pf, post_sql ? st[ipost].res : NULL,
+		     ilocks == SIZE_MAX ? NULL : st[ilocks].res, st[iafter].res, err);
 	free(post_sql);
 	clear_stmts(st, n);
 	return a;
