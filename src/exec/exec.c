@@ -337,9 +337,9 @@ exec_plan_status_stmt(struct exec *ex, const struct plan *p, const struct exec_p
  * The same, when nothing waits for it: a plan's final status, or its
  * `running` when that goes with its first step's transaction.
  */
-static void
-plan_status_deferred(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
-		     const char *status)
+void
+exec_plan_status_defer(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		       const char *status)
 {
 	char hv[16];
 	const char *params[9];
@@ -635,7 +635,7 @@ finish(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 {
 	if (res->outcome == EXEC_CONN_LOST || !db_ok(ex->db))
 		return 0;
-	plan_status_deferred(ex, p, meta, status);
+	exec_plan_status_defer(ex, p, meta, status);
 	if (res->sqlstate[0])
 		exec_event(ex, event, p->id, NULL, res->step_sha[0] ? res->step_sha : NULL, NULL,
 			   "%s (SQLSTATE %s)", res->message, res->sqlstate);
@@ -666,7 +666,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	struct db_error err;
 	const char *status = NULL, *checksum = NULL;
 	int rc = 0, wlast = -1;
-	bool ended = false, may_record = false, only = false;
+	bool ended = false, may_record = false, only = false, later = false;
 	int64_t t0 = exec_now_ms();
 
 	memset(res, 0, sizeof(*res));
@@ -765,10 +765,13 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		/*
 		 * When that step is also the plan's last, its transaction writes the
 		 * `applied` status: a `running` one in the same commit would never be
-		 * seen. Should the step fail, its failure's status writes the row.
+		 * seen. An attempt of it that does not commit queues it
+		 * (running_later).
 		 */
-		if (!only)
-			plan_status_deferred(ex, p, meta, "running");
+		if (only)
+			later = true;
+		else
+			exec_plan_status_defer(ex, p, meta, "running");
 	} else if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "recording the plan: %s", err.message);
@@ -825,7 +828,8 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 					      .last =
 						  !p->reverted && w == wlast && i + 1 == wv->nsteps,
 					      .plan_t0 = t0,
-					      .wave_t0 = wt0 };
+					      .wave_t0 = wt0,
+					      .running_later = later };
 
 			if (in_ledger(ledger, r.s->sha)) {
 				res->steps_done++;

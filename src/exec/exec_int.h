@@ -128,6 +128,13 @@ struct step_run {
 	int64_t plan_t0, wave_t0; /* when the plan and the step's wave began */
 	int attempts;		  /* attempts made so far (a transactional step's) */
 	bool ended;		  /* the plan's end was committed with the step */
+	/*
+	 * The plan's `running` status was not queued, since this step's commit
+	 * writes its `applied` one: an attempt that does not commit queues it
+	 * (exec_plan_status_defer), so that the plan shows as running while it
+	 * waits to try again, and before its failure is recorded.
+	 */
+	bool running_later;
 };
 
 /* exec_attempt.c */
@@ -210,6 +217,9 @@ struct db_stmt exec_tail_stmt(struct exec_tail *t, struct step_run *r, bool fixe
 void exec_tail_tell(struct exec_tail *t, struct step_run *r);
 void exec_tail_free(struct exec_tail *t);
 
+/* exec.c: queues the plan's status row (db_defer), sent with the next statement. */
+void exec_plan_status_defer(struct exec *ex, const struct plan *p,
+			    const struct exec_plan_meta *meta, const char *status);
 /* exec.c: the plan's status row as a statement of a batch (params[9], hv[16] are its storage). */
 struct db_stmt exec_plan_status_stmt(struct exec *ex, const struct plan *p,
 				     const struct exec_plan_meta *meta, const char *status,

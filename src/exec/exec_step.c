@@ -332,6 +332,11 @@ tx_attempt(struct step_run *r, struct db_error *err, void *arg)
 	a = tx_attempt_run(r, err, *(const int64_t *)arg, &user_ran);
 	/* what was carried into the transaction is sent again unless it committed */
 	db_carry_end(r->ex->db, a == ATTEMPT_OK);
+	if (a != ATTEMPT_OK && r->running_later) {
+		/* not committed with `applied`: the plan shows as running from now on */
+		exec_plan_status_defer(r->ex, r->p, r->meta, "running");
+		r->running_later = false;
+	}
 	if (user_ran)
 		db_prepared_reset(r->ex->db);
 	return a;

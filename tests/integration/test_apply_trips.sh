@@ -136,6 +136,39 @@ assert_sql "no ledger row" "0" "SELECT count(*) FROM taskslaps.step_ledger WHERE
 rm "$P/0007-gone.yaml"
 
 ###########################################################################
+section "a one-step plan that waits for a lock shows as running meanwhile"
+# Its `running` status would commit with `applied`, so it is not written
+# then; an attempt that does not commit writes it before the backoff.
+q "CREATE TABLE busy (id int PRIMARY KEY)" >/dev/null
+plan "$P/0008-busy.yaml" <<'EOF'
+id: 0008-busy
+title: Column a on busy
+reason: integration test
+waves:
+  - name: expand
+    limits: { max_lock_ms: 50 }
+    steps:
+      - { op: add_column, table: busy, name: a, type: int }
+EOF
+start_bg holder "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$CURDB" \
+	-c "BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE; SELECT pg_sleep(60); COMMIT;"
+HOLDER=$BG_PID
+wait_for "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = 'busy'::regclass
+            AND l.granted AND l.pid <> pg_backend_pid())" 10 ||
+	fail "the holder got its lock" "$(cat "$W/holder.err")"
+start_ctl_bg apply apply "$P" --lock-retries 100
+APPLY=$BG_PID
+wait_for "SELECT EXISTS (SELECT 1 FROM taskslaps.plans WHERE plan_id = '0008-busy' AND status = 'running')" 20
+assert_rc "the plan is running while it waits for its lock" 0 "$?"
+assert_sql "its step is not in the ledger yet" "0" \
+	"SELECT count(*) FROM taskslaps.step_ledger WHERE plan_id = '0008-busy'"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE busy%' AND pid <> pg_backend_pid()" >/dev/null
+wait_bg "$HOLDER" 20
+wait_bg "$APPLY" 60
+assert_rc "then the apply exits 0" 0 "$BG_RC"
+assert_sql "the plan is applied" "applied" "SELECT status FROM taskslaps.plans WHERE plan_id = '0008-busy'"
+
+###########################################################################
 section "a backfill batch: two round trips"
 newdb bf
 q "CREATE TABLE w (id int PRIMARY KEY);
