@@ -287,13 +287,13 @@ exec_aborting(const struct exec *ex)
 
 #define SQL_PLAN_STATUS                                                                            \
 	"INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, file_path, "   \
-	"commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, "    \
-	"$9) ON CONFLICT (target, plan_id) DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN "  \
-	"p.checksum ELSE EXCLUDED.checksum END, hash_version = EXCLUDED.hash_version, "            \
-	"file_path = EXCLUDED.file_path, commit_sha = coalesce(EXCLUDED.commit_sha, "              \
-	"p.commit_sha), author = coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, "  \
-	"max_hazard = EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "     \
-	"'applied' THEN now() ELSE p.completed_at END"
+	"commit_sha, author, status, max_hazard, completed_at) VALUES ($1, $2, $3, $4::int, $5, "  \
+	"$6, $7, $8, $9, CASE WHEN $8 = 'applied' THEN now() END) ON CONFLICT (target, plan_id) "  \
+	"DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN p.checksum ELSE EXCLUDED.checksum "  \
+	"END, hash_version = EXCLUDED.hash_version, file_path = EXCLUDED.file_path, commit_sha = " \
+	"coalesce(EXCLUDED.commit_sha, p.commit_sha), author = coalesce(EXCLUDED.author, "         \
+	"p.author), status = EXCLUDED.status, max_hazard = EXCLUDED.max_hazard, updated_at = "     \
+	"now(), completed_at = CASE WHEN $8 = 'applied' THEN now() ELSE p.completed_at END"
 
 /* The checksum is kept while a plan is in drift: it is what was applied. */
 static void

@@ -98,8 +98,9 @@ for i in 1 2 3 4 5; do
 done
 measure "$P"
 assert_rc "apply of five one-step plans exits 0" 0 "$RC" "$ERR"
-assert_sql "all five applied" "5" \
-	"SELECT count(*) FROM taskslaps.plans WHERE status = 'applied' AND plan_id LIKE '000_-a'"
+assert_sql "all five applied, each with its completion time" "5" \
+	"SELECT count(*) FROM taskslaps.plans WHERE status = 'applied' AND completed_at IS NOT NULL
+	   AND plan_id LIKE '000_-a'"
 probes=$(count "$PROBE" "$LOG")
 printf '     five one-step plans: %s commits over a no-op apply, %s governor probe(s)\n' \
 	"$((COMMITS - base_commits))" "$probes"
