@@ -16,6 +16,10 @@
 #   BATCH=5000 RATE=50000 THROTTLED_ROWS=500000 THROTTLED_BATCH=500 bash bench/backfill/run.sh
 #   PROFILE=1 bash bench/backfill/run.sh       server time per batch statement even when
 #                                              the goals are met (PROFILE=0: never; default: on a miss)
+#   FSYNC=on bash bench/backfill/run.sh        the cluster with fsync on (default off)
+#   BEFORE=path/taskslapsctl bash bench/backfill/run.sh   also the unthrottled backfill of
+#                                              that build (an older one) in every run, right
+#                                              after this one's, side by side
 #
 # Every run starts from a fresh copy of the loaded, vacuumed table (CREATE
 # DATABASE ... TEMPLATE; then CHECKPOINT; not timed). The taskslaps databases
@@ -39,6 +43,8 @@ rate=${RATE:-20000}
 trows=${THROTTLED_ROWS:-200000}
 profile=${PROFILE:-auto}
 tbatch=${THROTTLED_BATCH:-1000}
+before=${BEFORE:-}
+[ -z "$before" ] || [ -x "$before" ] || bench_die "BEFORE: no taskslapsctl at $before"
 
 bench_ctl
 bench_work
@@ -80,6 +86,7 @@ fresh() { # DB TEMPLATE [log]
 	bench_psql -c CHECKPOINT
 }
 apply() { "$CTL" --db "$(bench_conninfo "$1")" apply "$2" --quiet; }
+apply_before() { "$before" --db "$(bench_conninfo "$1")" apply "$2" --quiet; }
 # step DB: "execution_time_ms rows_affected degraded_decisions" of the backfill
 step() {
 	bench_psql -At -F ' ' -d "$1" -c "SELECT (SELECT (metrics->>'execution_time_ms')::bigint FROM taskslaps.events WHERE type = 'step.ok'),
@@ -95,7 +102,7 @@ check() { # DB: every row filled
 		bench_die "$1: rows left unfilled"
 }
 
-declare -a pw tw tx ts_span ts_med sw sx s_span s_med s_rate degr
+declare -a pw tw tx ts_span ts_med sw sx s_span s_med s_rate degr bw bx
 for ((r = 0; r < RUNS; r++)); do
 	fresh "plain_$r" bf_big
 	pw+=("$(bench_time bench_psql -d "plain_$r" -c 'UPDATE t SET c = id % 97')")
@@ -113,6 +120,15 @@ for ((r = 0; r < RUNS; r++)); do
 	ts_span+=("$a") ts_med+=("$b")
 	[ "$r" -gt 0 ] && bench_psql -c "DROP DATABASE fast_$r" # fast_0 stays for the profile
 
+	if [ -n "$before" ]; then
+		fresh "before_$r" bf_big
+		bw+=("$(bench_time apply_before "before_$r" "$WORK/fast")")
+		check "before_$r"
+		read -r ms n d < <(step "before_$r")
+		bx+=("$ms")
+		bench_psql -c "DROP DATABASE before_$r"
+	fi
+
 	fresh "slow_$r" bf_small log
 	sw+=("$(bench_time apply "slow_$r" "$WORK/slow")")
 	check "slow_$r"
@@ -122,7 +138,7 @@ for ((r = 0; r < RUNS; r++)); do
 	read -r a b < <(span "slow_$r")
 	s_span+=("$a") s_med+=("$b")
 	bench_psql -c "DROP DATABASE slow_$r"
-	bench_log "run $((r + 1))/$RUNS: plain $((pw[r] / 1000)) ms, unthrottled $((tw[r] / 1000)) ms (step $((tx[r])) ms, longest batch ${ts_span[r]} ms), throttled ${s_rate[r]} rows/s"
+	bench_log "run $((r + 1))/$RUNS: plain $((pw[r] / 1000)) ms, unthrottled $((tw[r] / 1000)) ms (step $((tx[r])) ms, longest batch ${ts_span[r]} ms)${before:+, BEFORE unthrottled $((bw[r] / 1000)) ms (step ${bx[r]} ms)}, throttled ${s_rate[r]} rows/s"
 done
 
 P=$(bench_calc "$(bench_median "${pw[@]}") / 1e6" "%.3f")
@@ -140,6 +156,7 @@ echo
 echo "== backfill: UPDATE t SET c = id % 97, t (id bigint PRIMARY KEY, c integer), median of $RUNS"
 echo "   taskslaps $("$CTL" --version | head -n 1), PostgreSQL $(bench_psql -At -c 'SHOW server_version' | cut -d' ' -f1)"
 echo "   $(bench_machine)"
+echo "   cluster: $(bench_fsync)"
 echo
 printf '%-50s %8s %7s %7s %8s %9s %9s\n' "case" "rows" "wall s" "step s" "rows/s" "vs plain" "lock ms"
 printf '%-50s %8s %7s %7s %8s %9s %9s\n' "----" "----" "------" "------" "------" "--------" "-------"
@@ -147,12 +164,19 @@ printf '%-50s %8d %7.3f %7s %8.0f %9s %9.0f\n' "plain UPDATE, one statement" "$r
 	"$(bench_calc "$rows / $P")" "1.00" "$(bench_calc "$P * 1000")"
 printf '%-50s %8d %7.3f %7.3f %8.0f %9.2f %9s\n' "taskslaps unthrottled, batch_size $batch" "$rows" "$T" "$TX" \
 	"$(bench_calc "$rows / $TX")" "$ratio" "$(printf '%.0f/%.0f' "$TSPAN" "$(bench_median "${ts_med[@]}")")"
+if [ -n "$before" ]; then
+	BW=$(bench_calc "$(bench_median "${bw[@]}") / 1e6" "%.3f")
+	BX=$(bench_calc "$(bench_median "${bx[@]}") / 1e3" "%.3f")
+	printf '%-50s %8d %7.3f %7.3f %8.0f %9.2f %9s\n' "BEFORE build unthrottled, batch_size $batch" "$rows" "$BW" "$BX" \
+		"$(bench_calc "$rows / $BX")" "$(bench_calc "$BW / $P" "%.2f")" ""
+fi
 printf '%-50s %8d %7.3f %7.3f %8.0f %9s %9s\n' "taskslaps rows_per_second $rate, batch_size $tbatch" "$trows" "$SW" "$SX" \
 	"$SR" "" "$(printf '%.0f/%.0f' "$SSPAN" "$(bench_median "${s_med[@]}")")"
 echo
 echo "lock ms: plain = the whole statement (every row stays locked until it ends);"
 echo "taskslaps = longest/median batch transaction, BEGIN to COMMIT (longest over all runs)."
 echo "unthrottled taskslaps / plain UPDATE: ${ratio}x wall (apply, including connection and schema install), $(bench_calc "$TX / $P" "%.2f")x step time"
+[ -z "$before" ] || echo "BEFORE build ($before) / plain UPDATE: $(bench_calc "$BW / $P" "%.2f")x wall, $(bench_calc "$BX / $P" "%.2f")x step time; run by run, ms (plain / unthrottled / BEFORE): $(for ((r = 0; r < RUNS; r++)); do printf '%s/%s/%s ' $((pw[r] / 1000)) $((tw[r] / 1000)) $((bw[r] / 1000)); done)"
 echo "throttled: target $rate rows/s, achieved $SR rows/s (median; runs: ${s_rate[*]}), error ${err}%"
 echo "governor degraded decisions during the unthrottled runs: ${degr[*]} (autovacuum on the table or lock waiters halve the rate)"
 missed=0

@@ -12,6 +12,10 @@
 #   TASKSLAPSCTL=path/taskslapsctl bash bench/peers/apply.sh   another build (e.g. an older one)
 #   PROFILE=1 bash bench/peers/apply.sh           profile even when the goals are met
 #                                                 (PROFILE=0: never; default: on a miss)
+#   BEFORE=path/taskslapsctl bash bench/peers/apply.sh   also time that build (an older
+#                                                 one) in every run, next to this one (the
+#                                                 two take turns going first), and print
+#                                                 both side by side with dbmate
 #
 # taskslaps: N plans of one add_column step, `taskslapsctl --db ... apply DIR
 # --quiet` (installs its schema in the fresh database, takes the runner lock,
@@ -37,6 +41,8 @@ bench_runs 5
 n=${APPLY_MIGRATIONS:-${MIGRATIONS:-200}}
 verify=${SQITCH_VERIFY:-1}
 profile=${PROFILE:-auto}
+before=${BEFORE:-}
+[ -z "$before" ] || [ -x "$before" ] || bench_die "BEFORE: no taskslapsctl at $before"
 
 bench_ctl
 bench_need_sqitch
@@ -84,19 +90,29 @@ check() { # every table got its column
 }
 
 run_ts() { "$CTL" --db "$(bench_conninfo "$1")" apply "$WORK/ts" --quiet; }
+run_before() { "$before" --db "$(bench_conninfo "$1")" apply "$WORK/ts" --quiet; }
+time_before() { # run: the BEFORE build on a fresh database
+	fresh "tb_$1"
+	tb+=("$(bench_time run_before "tb_$1")")
+	tb0+=("$(bench_time run_before "tb_$1")")
+	check "tb_$1" "taskslaps (BEFORE)"
+	bench_psql -c "DROP DATABASE tb_$1"
+}
 run_dbmate() {
 	DATABASE_URL="postgres://postgres@:$PGPORT/$1?socket=$PGHOST&sslmode=disable" \
 		"$DBMATE" --no-dump-schema --migrations-dir "$WORK/dbmate" up
 }
 run_sqitch() { (cd "$WORK/sqitch" && "$SQITCH" deploy "$@"); }
 
-declare -a ts ts0 dm dm0 sq sq0 sv sv0
+declare -a ts ts0 tb tb0 dm dm0 sq sq0 sv sv0
 bench_log "apply: $n migrations, $RUNS runs per tool"
 for ((r = 0; r < RUNS; r++)); do
+	[ -n "$before" ] && [ $((r % 2)) = 1 ] && time_before "$r"
 	fresh "ts_$r"
 	ts+=("$(bench_time run_ts "ts_$r")")
 	ts0+=("$(bench_time run_ts "ts_$r")")
 	check "ts_$r" taskslaps
+	[ -n "$before" ] && [ $((r % 2)) = 0 ] && time_before "$r"
 
 	fresh "dm_$r"
 	dm+=("$(bench_time run_dbmate "dm_$r")")
@@ -114,7 +130,7 @@ for ((r = 0; r < RUNS; r++)); do
 		sv0+=("$(bench_time run_sqitch --verify "db:pg://postgres@/sv_$r")")
 		check "sv_$r" "sqitch --verify"
 	fi
-	bench_log "run $((r + 1))/$RUNS: taskslaps $((ts[r] / 1000)) ms, dbmate $((dm[r] / 1000)) ms, sqitch $((sq[r] / 1000)) ms${sv:+, sqitch --verify $((sv[r] / 1000)) ms}"
+	bench_log "run $((r + 1))/$RUNS: taskslaps $((ts[r] / 1000)) ms${before:+, BEFORE $((tb[r] / 1000)) ms}, dbmate $((dm[r] / 1000)) ms, sqitch $((sq[r] / 1000)) ms${sv:+, sqitch --verify $((sv[r] / 1000)) ms}"
 	bench_psql -c "DROP DATABASE ts_$r" -c "DROP DATABASE dm_$r" -c "DROP DATABASE sq_$r"
 	[ "$verify" = 1 ] && bench_psql -c "DROP DATABASE sv_$r"
 done
@@ -136,6 +152,11 @@ printf '%-34s %12s %10s %16s\n' "case" "taskslaps s" "peer s" "peer/taskslaps"
 printf '%-34s %12s %10s %16s\n' "----" "-----------" "------" "--------------"
 row "dbmate up" "$T" "$D"
 row "dbmate up, no-op re-run" "$T0" "$D0"
+if [ -n "$before" ]; then
+	B=$(m "${tb[@]}") B0=$(m "${tb0[@]}")
+	row "dbmate up (BEFORE build)" "$B" "$D"
+	row "dbmate up, no-op (BEFORE build)" "$B0" "$D0"
+fi
 row "sqitch deploy" "$T" "$S"
 row "sqitch deploy, no-op re-run" "$T0" "$S0"
 if [ "$verify" = 1 ]; then
@@ -150,6 +171,13 @@ printf 'range (min-max s): taskslaps %.3f-%.3f, dbmate %.3f-%.3f, sqitch %.3f-%.
 	"$(bench_calc "$(bench_min "${ts[@]}") / 1e6")" "$(bench_calc "$(bench_max "${ts[@]}") / 1e6")" \
 	"$(bench_calc "$(bench_min "${dm[@]}") / 1e6")" "$(bench_calc "$(bench_max "${dm[@]}") / 1e6")" \
 	"$(bench_calc "$(bench_min "${sq[@]}") / 1e6")" "$(bench_calc "$(bench_max "${sq[@]}") / 1e6")"
+if [ -n "$before" ]; then
+	printf 'BEFORE build: %s; per migration %.2f ms, %.2fx dbmate'"'"'s time; this build / BEFORE: %.2fx\n' \
+		"$before" "$(bench_calc "$B * 1000 / $n")" "$(bench_calc "$B / $D")" "$(bench_calc "$T / $B")"
+	echo "run by run, ms (taskslaps / BEFORE / dbmate): $(for ((r = 0; r < RUNS; r++)); do
+		printf '%s/%s/%s ' $((ts[r] / 1000)) $((tb[r] / 1000)) $((dm[r] / 1000))
+	done)"
+fi
 missed=0
 if awk "BEGIN { exit !($T < $D) }"; then
 	printf 'goal: faster than dbmate: MET (%.2fx)\n' "$(bench_calc "$D / $T")"

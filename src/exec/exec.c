@@ -89,6 +89,7 @@ exec_close(struct exec *ex)
 	db_close(ex->db);
 	db_close(ex->lockdb);
 	plan_idset_free(ex->applied);
+	plan_idset_free(ex->known);
 	free(ex->target);
 	free(ex->applied_by);
 	free(ex);
@@ -99,6 +100,18 @@ exec_flush(struct exec *ex)
 {
 	if (ex)
 		db_flush(ex->db);
+}
+
+#define SQL_MAY_RECORD                                                                             \
+	"SELECT pg_catalog.has_table_privilege('taskslaps.plans', 'INSERT') AND "                  \
+	"pg_catalog.has_table_privilege('taskslaps.plans', 'UPDATE') AND "                         \
+	"pg_catalog.has_table_privilege('taskslaps.events', 'INSERT') AND "                        \
+	"pg_catalog.has_table_privilege('taskslaps.step_ledger', 'INSERT')"
+
+static bool
+is_true(const PGresult *r)
+{
+	return r && PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
 }
 
 int
@@ -119,6 +132,51 @@ exec_prefetch_applied(struct exec *ex, struct db_error *err)
 		(void)plan_idset_add(ex->applied, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &first);
 	}
 	PQclear(r);
+	/* the rest when a plan first has to run (prefetch_known): a no-op run needs none of it */
+	plan_idset_free(ex->known);
+	ex->known = NULL;
+	ex->prefetch = true;
+	return 0;
+}
+
+/*
+ * Every plan id of the target that has a row or a ledger row, and whether
+ * this login may record: once per run, in one round trip, when the first
+ * plan that is not applied and unchanged is about to run. A ledger row
+ * without its plan's row is not written by this program (a step's ledger row
+ * commits with or after its plan's `running` status), but one left by hand
+ * is found all the same. Returns 0 or -1 with err.
+ */
+static int
+prefetch_known(struct exec *ex, struct db_error *err)
+{
+	const char *params[1] = { ex->target };
+	static const char *const none[1];
+	struct db_stmt st[3] = {
+		{ .sql = "SELECT plan_id FROM taskslaps.plans WHERE target = $1",
+		  .nparams = 1,
+		  .params = params,
+		  .fixed = true },
+		{ .sql = "SELECT DISTINCT plan_id FROM taskslaps.step_ledger WHERE target = $1",
+		  .nparams = 1,
+		  .params = params,
+		  .fixed = true },
+		{ .sql = SQL_MAY_RECORD, .params = none, .fixed = true },
+	};
+	const char *first;
+
+	if (db_batch(ex->db, st, 3, err, NULL) < 0) {
+		for (size_t i = 0; i < 3; i++)
+			PQclear(st[i].res);
+		return -1;
+	}
+	ex->known = plan_idset_new();
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < PQntuples(st[k].res); i++)
+			(void)plan_idset_add(ex->known, PQgetvalue(st[k].res, i, 0), "", &first);
+	ex->may_record = is_true(st[2].res);
+	for (size_t i = 0; i < 3; i++)
+		PQclear(st[i].res);
 	return 0;
 }
 
@@ -229,13 +287,13 @@ exec_aborting(const struct exec *ex)
 
 #define SQL_PLAN_STATUS                                                                            \
 	"INSERT INTO taskslaps.plans AS p (target, plan_id, checksum, hash_version, file_path, "   \
-	"commit_sha, author, status, max_hazard) VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, "    \
-	"$9) ON CONFLICT (target, plan_id) DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN "  \
-	"p.checksum ELSE EXCLUDED.checksum END, hash_version = EXCLUDED.hash_version, "            \
-	"file_path = EXCLUDED.file_path, commit_sha = coalesce(EXCLUDED.commit_sha, "              \
-	"p.commit_sha), author = coalesce(EXCLUDED.author, p.author), status = EXCLUDED.status, "  \
-	"max_hazard = EXCLUDED.max_hazard, updated_at = now(), completed_at = CASE WHEN $8 = "     \
-	"'applied' THEN now() ELSE p.completed_at END"
+	"commit_sha, author, status, max_hazard, completed_at) VALUES ($1, $2, $3, $4::int, $5, "  \
+	"$6, $7, $8, $9, CASE WHEN $8 = 'applied' THEN now() END) ON CONFLICT (target, plan_id) "  \
+	"DO UPDATE SET checksum = CASE WHEN $8 = 'drift' THEN p.checksum ELSE EXCLUDED.checksum "  \
+	"END, hash_version = EXCLUDED.hash_version, file_path = EXCLUDED.file_path, commit_sha = " \
+	"coalesce(EXCLUDED.commit_sha, p.commit_sha), author = coalesce(EXCLUDED.author, "         \
+	"p.author), status = EXCLUDED.status, max_hazard = EXCLUDED.max_hazard, updated_at = "     \
+	"now(), completed_at = CASE WHEN $8 = 'applied' THEN now() ELSE p.completed_at END"
 
 /* The checksum is kept while a plan is in drift: it is what was applied. */
 static void
@@ -279,9 +337,9 @@ exec_plan_status_stmt(struct exec *ex, const struct plan *p, const struct exec_p
  * The same, when nothing waits for it: a plan's final status, or its
  * `running` when that goes with its first step's transaction.
  */
-static void
-plan_status_deferred(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
-		     const char *status)
+void
+exec_plan_status_defer(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
+		       const char *status)
 {
 	char hv[16];
 	const char *params[9];
@@ -490,12 +548,7 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 		  .nparams = 3,
 		  .params = params,
 		  .fixed = true },
-		{ .sql = "SELECT pg_catalog.has_table_privilege('taskslaps.plans', 'INSERT') AND "
-			 "pg_catalog.has_table_privilege('taskslaps.plans', 'UPDATE') AND "
-			 "pg_catalog.has_table_privilege('taskslaps.events', 'INSERT') AND "
-			 "pg_catalog.has_table_privilege('taskslaps.step_ledger', 'INSERT')",
-		  .params = none,
-		  .fixed = true },
+		{ .sql = SQL_MAY_RECORD, .params = none, .fixed = true },
 	};
 	int rc;
 
@@ -505,8 +558,7 @@ load_state(struct exec *ex, const struct plan *p, PGresult **plan_row, PGresult 
 	*plan_row = st[0].res;
 	*ledger = st[1].res;
 	*stale = st[2].res;
-	*may_record =
-	    st[3].res && PQntuples(st[3].res) == 1 && !strcmp(PQgetvalue(st[3].res, 0, 0), "t");
+	*may_record = is_true(st[3].res);
 	PQclear(st[3].res);
 	free(shas);
 	return rc;
@@ -521,15 +573,23 @@ in_ledger(const PGresult *ledger, const char *sha)
 	return false;
 }
 
-/* Whether the first step of the plan that is not in the ledger is transactional. */
+/*
+ * Whether the first step of the plan that is not in the ledger is
+ * transactional; *last: and it is the plan's last step.
+ */
 static bool
-first_step_tx(const struct plan *p, const PGresult *ledger)
+first_step_tx(const struct plan *p, const PGresult *ledger, bool *last)
 {
+	const struct plan_step *first = NULL, *end = NULL;
+
 	for (int w = 0; w < WAVE__COUNT; w++)
-		for (size_t i = 0; i < p->waves[w].nsteps; i++)
-			if (!in_ledger(ledger, p->waves[w].steps[i].sha))
-				return p->waves[w].steps[i].exec == EXEC_TX;
-	return false;
+		for (size_t i = 0; i < p->waves[w].nsteps; i++) {
+			end = &p->waves[w].steps[i];
+			if (!first && !in_ledger(ledger, end->sha))
+				first = end;
+		}
+	*last = first && first == end;
+	return first && first->exec == EXEC_TX;
 }
 
 enum exec_attempt
@@ -575,7 +635,7 @@ finish(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 {
 	if (res->outcome == EXEC_CONN_LOST || !db_ok(ex->db))
 		return 0;
-	plan_status_deferred(ex, p, meta, status);
+	exec_plan_status_defer(ex, p, meta, status);
 	if (res->sqlstate[0])
 		exec_event(ex, event, p->id, NULL, res->step_sha[0] ? res->step_sha : NULL, NULL,
 			   "%s (SQLSTATE %s)", res->message, res->sqlstate);
@@ -606,7 +666,7 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	struct db_error err;
 	const char *status = NULL, *checksum = NULL;
 	int rc = 0, wlast = -1;
-	bool ended = false, may_record = false;
+	bool ended = false, may_record = false, only = false, later = false;
 	int64_t t0 = exec_now_ms();
 
 	memset(res, 0, sizeof(*res));
@@ -619,7 +679,23 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 		goto out;
 	}
 	checksum = NULL;
-	if (load_state(ex, p, &row, &ledger, &stale, &may_record, &err) < 0) {
+	if (ex->prefetch && !ex->known && prefetch_known(ex, &err) < 0) {
+		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
+		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
+		rc = -1;
+		goto out;
+	}
+	if (ex->known && !p->reverted && !plan_idset_find(ex->known, p->id)) {
+		/*
+		 * Neither a row nor a ledger row when the run began, and nobody but
+		 * this runner writes them: no state to read. Known from now on, so
+		 * that another run of it in this one reads what this run leaves.
+		 */
+		const char *first;
+
+		may_record = ex->may_record;
+		(void)plan_idset_add(ex->known, p->id, "", &first);
+	} else if (load_state(ex, p, &row, &ledger, &stale, &may_record, &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "reading the ledger: %s", err.message);
 		rc = -1;
@@ -685,8 +761,17 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 	 * step, as it fails the plan here otherwise.
 	 */
 	if (may_record && p->on_failure == ON_FAILURE_STOP && !p->reverted &&
-	    first_step_tx(p, ledger)) {
-		plan_status_deferred(ex, p, meta, "running");
+	    first_step_tx(p, ledger, &only)) {
+		/*
+		 * When that step is also the plan's last, its transaction writes the
+		 * `applied` status: a `running` one in the same commit would never be
+		 * seen. An attempt of it that does not commit queues it
+		 * (running_later).
+		 */
+		if (only)
+			later = true;
+		else
+			exec_plan_status_defer(ex, p, meta, "running");
 	} else if (exec_plan_status(ex, p, meta, "running", &err) < 0) {
 		res->outcome = err.conn_lost ? EXEC_CONN_LOST : EXEC_FAILED;
 		snprintf(res->message, sizeof(res->message), "recording the plan: %s", err.message);
@@ -743,7 +828,8 @@ exec_run_plan(struct exec *ex, const struct plan *p, const struct exec_plan_meta
 					      .last =
 						  !p->reverted && w == wlast && i + 1 == wv->nsteps,
 					      .plan_t0 = t0,
-					      .wave_t0 = wt0 };
+					      .wave_t0 = wt0,
+					      .running_later = later };
 
 			if (in_ledger(ledger, r.s->sha)) {
 				res->steps_done++;

@@ -106,9 +106,13 @@ void exec_flush(struct exec *ex);
 /*
  * Reads, in one query, which of the target's plans are applied and with which
  * checksum, so that exec_run_plan answers "applied and unchanged" for them
- * without asking the database again. Only while the runner lock is held (no
- * one else can change that meanwhile), and for one run of a directory
- * (taskslapsctl apply); exec_run_plan still reads everything else. Returns 0
+ * without asking the database again; and when the first other plan is about
+ * to run, in one round trip, which plan ids the database has a row or a
+ * ledger row of, and whether this login may record plans, events and ledger
+ * rows, so that a plan the database knows nothing of runs without its state
+ * being read first. Only while the runner lock is held (no one else can
+ * change that meanwhile), and for one run of a directory (taskslapsctl
+ * apply); exec_run_plan still reads the state of every other plan. Returns 0
  * or -1 with err.
  */
 int exec_prefetch_applied(struct exec *ex, struct db_error *err);

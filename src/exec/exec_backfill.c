@@ -411,11 +411,35 @@ out:
 }
 
 /*
+ * The checkpoint moves from the key this batch started at, and only from it:
+ * were another runner on the same backfill (its runner lock lost), its batch
+ * would have moved the checkpoint, and this one rolls back instead of
+ * applying a range twice. Sent in the same round trip as COMMIT, so a
+ * checkpoint that did not move raises (an invalid integer,
+ * "BATCH_MOVED <rows>"; not a constant, so the planner does not fold it),
+ * and COMMIT does not run.
+ */
+#define BATCH_MOVED "taskslaps: the checkpoint moved"
+#define SQL_CHECKPOINT                                                                             \
+	"WITH moved AS (UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = " \
+	"rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 AND "      \
+	"last_key IS NOT DISTINCT FROM $4::jsonb RETURNING 1) SELECT CASE WHEN (SELECT "           \
+	"pg_catalog.count(*) FROM moved) = 1 THEN 1 ELSE ('" BATCH_MOVED " ' || (SELECT "          \
+	"pg_catalog.count(*) FROM moved))::int END"
+
+#define SQL_BATCH_TIMEOUTS                                                                         \
+	"SELECT pg_catalog.set_config('lock_timeout', $1, true), "                                 \
+	"pg_catalog.set_config('statement_timeout', $2, true)"
+
+/*
  * One batch in one transaction, as exec_attempt_fn (arg: the struct
- * backfill): one statement finds the batch's last key (batch_size keys
- * after the checkpoint, or the upper key when fewer are left), updates the
- * rows up to it and says how many keys it walked; the checkpoint moves to
- * that key; the locks are proved.
+ * backfill), in two round trips:
+ *   1. BEGIN, the timeouts, the batch statement (it finds the batch's last
+ *      key, batch_size keys after the checkpoint or the upper key when fewer
+ *      are left, updates the rows up to it and says how many keys it
+ *      walked), the proof's "after" (this backend's locks, the relfilenodes);
+ *   2. when the locks are proved, the checkpoint moved to that key and
+ *      COMMIT.
  * ATTEMPT_OK (b->done when this was the last batch, b->walked the keys it
  * walked); ATTEMPT_PROMISE_VIOLATED when the proof failed (res says why);
  * otherwise what exec_attempt_db makes of the error (a lock timeout is
@@ -429,11 +453,15 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	const char **params = xcalloc(2 * b->nk + 5, sizeof(char *));
 	cJSON *jlast = NULL, *jupper = NULL;
 	char *hi = NULL, lim[24], rows[24], lock[24], stmt[24];
+	const char *tparams[2] = { lock, stmt }, *cparams[5];
 	char **sql = b->last ? &b->sql_next : &b->sql_first;
-	size_t np = b->last ? b->nk : 0;
-	PGresult *res = NULL;
+	size_t np = b->last ? b->nk : 0, n = 0, failed = 0;
+	int64_t updated;
+	struct db_stmt st[5];
+	PGresult *res;
 	enum exec_attempt a = ATTEMPT_UNSET;
 
+	memset(st, 0, sizeof(st));
 	if (!*sql) {
 		struct exec_batch_shape bs = {
 			.table = s->bf_table,
@@ -454,15 +482,6 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	}
 	snprintf(lock, sizeof(lock), "%lldms", (long long)s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)s->ob.max_stmt_ms);
-	params[0] = lock;
-	params[1] = stmt;
-	if (db_cmd(r->ex->db, err, "BEGIN") < 0 ||
-	    db_exec(r->ex->db, NULL, err,
-		    "SELECT pg_catalog.set_config('lock_timeout', $1, true), "
-		    "pg_catalog.set_config('statement_timeout', $2, true)",
-		    2, params) < 0)
-		goto dberr;
-
 	/* $1.. the checkpoint's key (but at the start), then the upper key, then batch_size */
 	if ((b->last && unpack_key(b, b->last, params, &jlast) < 0) ||
 	    unpack_key(b, b->upper, params + np, &jupper) < 0) {
@@ -472,8 +491,18 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	}
 	snprintf(lim, sizeof(lim), "%lld", (long long)s->ob.batch_size);
 	params[np + b->nk] = lim;
-	if (db_exec(r->ex->db, &res, err, *sql, (int)(np + b->nk + 1), params) < 0)
+
+	/* 1: open, timeouts, the batch, and a batch is held to lock_class_max like any step */
+	st[n++] = (struct db_stmt){ .sql = "BEGIN", .fixed = true };
+	st[n++] = (struct db_stmt){
+		.sql = SQL_BATCH_TIMEOUTS, .nparams = 2, .params = tparams, .fixed = true
+	};
+	st[n++] =
+	    (struct db_stmt){ .sql = *sql, .nparams = (int)(np + b->nk + 1), .params = params };
+	n += exec_proof_after_stmts(&b->pf, true, st + n);
+	if (db_batch(r->ex->db, st, n, err, NULL) < 0)
 		goto dberr;
+	res = st[2].res;
 	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
@@ -482,48 +511,39 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 		goto dberr;
 	}
 	b->walked = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	b->rows_updated += strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	updated = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	/* fewer keys than a batch: the range's end; no key at all: the checkpoint goes to it */
-	b->done = b->walked < s->ob.batch_size;
 	hi = xstrdup(PQgetisnull(res, 0, 0) ? b->upper : PQgetvalue(res, 0, 0));
-	PQclear(res);
-	res = NULL;
-
-	/* the checkpoint, in the same transaction */
-	snprintf(rows, sizeof(rows), "%lld", (long long)b->walked);
-	params[0] = s->sha;
-	params[1] = hi;
-	params[2] = rows;
-	params[3] = b->last;
-	params[4] = r->ex->target;
-	/*
-	 * Only from the checkpoint this batch started at: were another runner
-	 * on the same backfill (its runner lock lost), its batch would have
-	 * moved the checkpoint, and this one rolls back instead of applying a
-	 * range twice.
-	 */
-	if (db_exec(
-		r->ex->db, &res, err,
-		"UPDATE taskslaps.backfill_progress SET last_key = $2::jsonb, rows_done = "
-		"rows_done + $3::bigint, updated_at = now() WHERE step_sha = $1 AND target = $5 "
-		"AND last_key IS NOT DISTINCT FROM $4::jsonb",
-		5, params) < 0)
-		goto dberr;
-	if (strcmp(PQcmdTuples(res), "1") != 0) {
-		memset(err, 0, sizeof(*err));
-		snprintf(
-		    err->message, sizeof(err->message),
-		    "the checkpoint moved under this batch (another runner on this backfill?)");
-		goto dberr;
-	}
-	PQclear(res);
-	res = NULL;
-	/* a batch is held to the step's lock_class_max like any step */
-	a = exec_proof_after(r, &b->pf, true, err);
+	a = exec_proof_judge(r, &b->pf, st[3].res, st[4].res, err);
 	if (a != ATTEMPT_OK)
 		goto out;
-	if (db_cmd(r->ex->db, err, "COMMIT") < 0)
+
+	/* 2: the checkpoint, in the same transaction, and COMMIT */
+	snprintf(rows, sizeof(rows), "%lld", (long long)b->walked);
+	cparams[0] = s->sha;
+	cparams[1] = hi;
+	cparams[2] = rows;
+	cparams[3] = b->last;
+	cparams[4] = r->ex->target;
+	for (size_t i = 0; i < n; i++)
+		PQclear(st[i].res);
+	memset(st, 0, sizeof(st));
+	n = 0;
+	st[n++] = (struct db_stmt){
+		.sql = SQL_CHECKPOINT, .nparams = 5, .params = cparams, .fixed = true
+	};
+	st[n++] = (struct db_stmt){ .sql = "COMMIT", .fixed = true };
+	if (db_batch(r->ex->db, st, n, err, &failed) < 0) {
+		if (failed == 0 && strstr(err->message, BATCH_MOVED)) {
+			memset(err, 0, sizeof(*err));
+			snprintf(err->message, sizeof(err->message),
+				 "the checkpoint moved under this batch (another runner on this "
+				 "backfill?)");
+		}
 		goto dberr;
+	}
+	b->rows_updated += updated;
+	b->done = b->walked < s->ob.batch_size;
 	free(b->last);
 	b->last = hi;
 	hi = NULL;
@@ -534,7 +554,8 @@ dberr:
 out:
 	if (a != ATTEMPT_OK)
 		exec_db_rollback(r->ex);
-	PQclear(res);
+	for (size_t i = 0; i < n; i++)
+		PQclear(st[i].res);
 	cJSON_Delete(jlast);
 	cJSON_Delete(jupper);
 	free(hi);

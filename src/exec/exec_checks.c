@@ -33,6 +33,25 @@ exec_checks_sql(const struct plan_strv *checks, size_t n)
 	return sb_detach(&sb);
 }
 
+char *
+exec_checks_guard_sql(const struct plan_strv *checks, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (n == 0)
+		return NULL;
+	sb_puts(&sb, "SELECT CASE WHEN ");
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&sb, "%s(%s\n)::boolean", i ? " AND " : "", checks->v[i]);
+	/*
+	 * Not a constant, so that the planner does not fold (and raise) it
+	 * whatever the checks say: it is evaluated only when one is not true.
+	 */
+	sb_puts(&sb, " THEN true ELSE ('" EXEC_CHECK_FALSE
+		     " ' || pg_catalog.pg_backend_pid())::boolean END");
+	return sb_detach(&sb);
+}
+
 const char *
 exec_checks_first_false(const PGresult *res, const struct plan_strv *checks)
 {

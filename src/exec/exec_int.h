@@ -31,6 +31,15 @@ struct exec {
 	int64_t err_times[16]; /* monotonic ms of recent step errors (ring) */
 	unsigned nerr;
 	struct plan_idset *applied; /* exec_prefetch_applied: plan id -> checksum */
+	/*
+	 * Asked for by exec_prefetch_applied (prefetch), read when the first plan
+	 * runs: every plan id the database has a row or a ledger row of (and each
+	 * plan run since), so that a plan it has neither of needs no read before
+	 * it runs; and whether this login may record (may_record).
+	 */
+	bool prefetch;
+	struct plan_idset *known;
+	bool may_record;
 };
 
 /*
@@ -119,6 +128,13 @@ struct step_run {
 	int64_t plan_t0, wave_t0; /* when the plan and the step's wave began */
 	int attempts;		  /* attempts made so far (a transactional step's) */
 	bool ended;		  /* the plan's end was committed with the step */
+	/*
+	 * The plan's `running` status was not queued, since this step's commit
+	 * writes its `applied` one: an attempt that does not commit queues it
+	 * (exec_plan_status_defer), so that the plan shows as running while it
+	 * waits to try again, and before its failure is recorded.
+	 */
+	bool running_later;
 };
 
 /* exec_attempt.c */
@@ -201,6 +217,9 @@ struct db_stmt exec_tail_stmt(struct exec_tail *t, struct step_run *r, bool fixe
 void exec_tail_tell(struct exec_tail *t, struct step_run *r);
 void exec_tail_free(struct exec_tail *t);
 
+/* exec.c: queues the plan's status row (db_defer), sent with the next statement. */
+void exec_plan_status_defer(struct exec *ex, const struct plan *p,
+			    const struct exec_plan_meta *meta, const char *status);
 /* exec.c: the plan's status row as a statement of a batch (params[9], hv[16] are its storage). */
 struct db_stmt exec_plan_status_stmt(struct exec *ex, const struct plan *p,
 				     const struct exec_plan_meta *meta, const char *status,
@@ -219,6 +238,15 @@ int exec_checks(struct step_run *r, const struct plan_strv *checks, const char *
 size_t exec_checks_computed(const struct step_run *r, const struct plan_strv *checks);
 /* "SELECT (c1)::boolean, (c2)::boolean ..." for the first n checks; NULL when n is 0. */
 char *exec_checks_sql(const struct plan_strv *checks, size_t n);
+/*
+ * The first n checks as one statement that answers true when all of them are
+ * true and raises otherwise (an invalid boolean, "EXEC_CHECK_FALSE <pid>"),
+ * so that statements pipelined after it do not run; NULL when n is 0. Its
+ * error says nothing of which check: the caller asks again with
+ * exec_checks_sql.
+ */
+#define EXEC_CHECK_FALSE "taskslaps: a check is not true"
+char *exec_checks_guard_sql(const struct plan_strv *checks, size_t n);
 /* The first check whose column in res is not true, or NULL. */
 const char *exec_checks_first_false(const PGresult *res, const struct plan_strv *checks);
 /* The checks from index from on, one statement each, up to the first false. */
@@ -332,6 +360,20 @@ int exec_proof_before(struct step_run *r, struct exec_proof *pf, struct db_error
 enum exec_attempt exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks,
 				   struct db_error *err);
 void exec_proof_free(struct exec_proof *pf);
+/*
+ * The proof's "after" as statements of a batch: the locks (when in a
+ * transaction), then the relfilenodes by oid. Returns how many (at most 2).
+ */
+size_t exec_proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st);
+/*
+ * Judges the obligations from the "after"'s results (locks may be NULL;
+ * after: oid, relfilenode): no lock on a relation that existed before
+ * stronger than lock_class_max, and no table rewritten (new relfilenode)
+ * unless the op may rewrite. As exec_proof_after.
+ */
+enum exec_attempt exec_proof_judge(struct step_run *r, const struct exec_proof *pf,
+				   const PGresult *locks, const PGresult *after,
+				   struct db_error *err);
 
 /*
  * exec_step.c: a transactional or a CONCURRENTLY step; exec_backfill.c: a

@@ -2,6 +2,7 @@
  * One step: a transaction that checks, runs, proves and records — or, for
  * CREATE/DROP INDEX CONCURRENTLY, the same outside a transaction.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,12 @@
 	"SELECT c.oid::pg_catalog.regclass::text, c.oid::text, c.relfilenode::text FROM "          \
 	"pg_catalog.pg_class c WHERE c.oid = ANY (ARRAY(SELECT "                                   \
 	"taskslaps.lookup_relation(t.name)::oid FROM pg_catalog.unnest($1::text[]) AS t(name)))"
+
+/* The same tables' relfilenode now, by the names (oid, relfilenode; a missing one is left out). */
+#define SQL_RELFILENODES_BY_NAME                                                                   \
+	"SELECT c.oid::text, c.relfilenode::text FROM pg_catalog.pg_class c WHERE c.oid = ANY "    \
+	"(ARRAY(SELECT taskslaps.lookup_relation(t.name)::oid FROM pg_catalog.unnest($1::text[]) " \
+	"AS t(name)))"
 
 /* The same tables' relfilenode now, by oid (a dropped one is left out). */
 #define SQL_RELFILENODES_AFTER                                                                     \
@@ -129,9 +136,8 @@ lock_rank(const char *mode)
 	return l < 0 ? LOCK_ACCESS_EXCLUSIVE : l;
 }
 
-/* The statements of the proof's "after": locks (when in a transaction), relfilenodes. */
-static size_t
-proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
+size_t
+exec_proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
 {
 	size_t n = 0;
 
@@ -147,16 +153,9 @@ proof_after_stmts(struct exec_proof *pf, bool with_locks, struct db_stmt *st)
 	return n;
 }
 
-/*
- * Judges the obligations from the proof's results: no lock on a relation that
- * existed before stronger than lock_class_max, and no table rewritten (new
- * relfilenode) unless the op may rewrite. ATTEMPT_OK proved;
- * ATTEMPT_PROMISE_VIOLATED (res filled); or what exec_attempt_db makes of a
- * failed query.
- */
-static enum exec_attempt
-proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *locks,
-	    const PGresult *after, struct db_error *err)
+enum exec_attempt
+exec_proof_judge(struct step_run *r, const struct exec_proof *pf, const PGresult *locks,
+		 const PGresult *after, struct db_error *err)
 {
 	struct strbuf over = STRBUF_INIT;
 	PGresult *seen = NULL;
@@ -226,7 +225,7 @@ enum exec_attempt
 exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks, struct db_error *err)
 {
 	struct db_stmt st[2];
-	size_t n = proof_after_stmts(pf, with_locks, st);
+	size_t n = exec_proof_after_stmts(pf, with_locks, st);
 	enum exec_attempt a;
 
 	if (db_batch(r->ex->db, st, n, err, NULL) < 0) {
@@ -234,7 +233,7 @@ exec_proof_after(struct step_run *r, struct exec_proof *pf, bool with_locks, str
 			PQclear(st[i].res);
 		return exec_attempt_db(r, err, "proving the step's obligations");
 	}
-	a = proof_judge(r, pf, with_locks ? st[0].res : NULL, st[n - 1].res, err);
+	a = exec_proof_judge(r, pf, with_locks ? st[0].res : NULL, st[n - 1].res, err);
 	for (size_t i = 0; i < n; i++)
 		PQclear(st[i].res);
 	return a;
@@ -296,13 +295,19 @@ adopt_or_fail(struct step_run *r, const char *failed, struct db_error *err)
 static enum exec_attempt tx_attempt(struct step_run *r, struct db_error *err, void *arg);
 
 /*
- * One attempt, as exec_attempt_fn. Three round trips when nothing fails,
- * each a pipelined batch:
- *   1. BEGIN, the timeouts, the computed prechecks, the proof's "before";
- *   2. the timeouts again, the statement, the computed postchecks, the proof's "after";
- *   3. the ledger row and COMMIT.
- * The author's own checks, if any, run one at a time after the computed ones,
- * each in a savepoint rolled back at once (exec_checks_user).
+ * One attempt, as exec_attempt_fn. Two round trips when nothing fails, each
+ * a pipelined batch (tx_fast, then tx_record):
+ *   1. BEGIN, the timeouts, the computed prechecks (as one statement that
+ *      raises when one is not true, so that nothing after it runs), the
+ *      proof's "before", the statement, the computed postchecks, the proof's
+ *      "after";
+ *   2. the ledger row, the events and COMMIT.
+ * A step with prechecks of its author, or whose prechecks are not all true,
+ * goes the careful way instead (tx_checked): its prechecks are read in a
+ * round trip of their own and told one by one, the author's one at a time
+ * after the computed ones, each in a savepoint rolled back at once
+ * (exec_checks_user); the statement follows in a second round trip. The
+ * author's postchecks run the same way after the computed ones.
  * A statement after a failing one in a batch does not run, so a failed
  * statement is never followed by its checks or its ledger row. Anything but
  * ATTEMPT_OK leaves the transaction rolled back.
@@ -327,37 +332,184 @@ tx_attempt(struct step_run *r, struct db_error *err, void *arg)
 	a = tx_attempt_run(r, err, *(const int64_t *)arg, &user_ran);
 	/* what was carried into the transaction is sent again unless it committed */
 	db_carry_end(r->ex->db, a == ATTEMPT_OK);
+	if (a != ATTEMPT_OK && r->running_later) {
+		/* not committed with `applied`: the plan shows as running from now on */
+		exec_plan_status_defer(r->ex, r->p, r->meta, "running");
+		r->running_later = false;
+	}
 	if (user_ran)
 		db_prepared_reset(r->ex->db);
 	return a;
 }
 
-static enum exec_attempt
-tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran)
+/* Whether every table of the proof's "before" is in rows of (oid, relfilenode). */
+static bool
+proof_all_found(const struct exec_proof *pf, const PGresult *after)
 {
-	struct exec_proof pf = { 0 };
+	for (int i = 0; i < PQntuples(pf->nodes); i++) {
+		bool found = false;
+
+		for (int j = 0; j < PQntuples(after) && !found; j++)
+			found = strcmp(PQgetvalue(after, j, 0), PQgetvalue(pf->nodes, i, 1)) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * After the statement, in its transaction: the postchecks (the computed
+ * ones' result in post, NULL when there are none; the author's run here)
+ * and the proof (locks and relfilenodes, after). ATTEMPT_OK, or the
+ * transaction rolled back and another result.
+ */
+static enum exec_attempt
+tx_judge(struct step_run *r, struct exec_proof *pf, const PGresult *post, const PGresult *locks,
+	 const PGresult *after, struct db_error *err)
+{
+	const struct plan_strv *checks = &r->s->ob.postchecks;
+	size_t npost = exec_checks_computed(r, checks);
+	const char *failed_post = post ? exec_checks_first_false(post, checks) : NULL;
+	enum exec_attempt a = failed_post ? ATTEMPT_OK : exec_proof_judge(r, pf, locks, after, err);
+
+	if (!failed_post && a == ATTEMPT_OK &&
+	    exec_checks_user(r, checks, npost, &failed_post, err) < 0) {
+		exec_db_rollback(r->ex);
+		return exec_attempt_db(r, err, "statement failed, rolled back");
+	}
+	if (failed_post) {
+		exec_db_rollback(r->ex);
+		exec_fail(r, NULL, "postcheck failed after the statement: %s; rolled back",
+			  failed_post);
+		return ATTEMPT_PROMISE_VIOLATED;
+	}
+	if (a != ATTEMPT_OK)
+		exec_db_rollback(r->ex);
+	return a;
+}
+
+/*
+ * The statement and everything around it up to the ledger row in one round
+ * trip (the first of tx_attempt_run). ATTEMPT_UNSET when the step goes the
+ * careful way instead (tx_checked): it has prechecks of its author, or one
+ * of its prechecks is not true (nothing ran, the transaction is rolled back).
+ * Otherwise as tx_checked: ATTEMPT_OK with the transaction open, or the
+ * transaction rolled back and another result.
+ */
+static enum exec_attempt
+tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *user_ran)
+{
+	const struct plan_strv *pre = &r->s->ob.prechecks, *post = &r->s->ob.postchecks;
+	size_t npre = exec_checks_computed(r, pre), npost = exec_checks_computed(r, post);
+	char lock[24], stmt[24], *pre_sql, *post_sql, *names = NULL;
+	const char *tparams[3] = { lock, stmt, "true" };
+	static const char *const none[1];
+	/* after an author's SQL, not the prepared ones: it may have run DEALLOCATE ALL */
+	bool user_sql = r->s->op == OP_SQL;
+	struct db_stmt st[8];
+	size_t n = 0, ipre = 0, ibefore, istmt, ipost = 0, ilocks = SIZE_MAX, iafter, failed = 0;
+	enum exec_attempt a;
+	int rc;
+
+	if (npre < pre->n)
+		return ATTEMPT_UNSET;
+	snprintf(lock, sizeof(lock), "%lldms", (long long)r->s->ob.max_lock_ms);
+	snprintf(stmt, sizeof(stmt), "%lldms", (long long)r->s->ob.max_stmt_ms);
+	pre_sql = exec_checks_guard_sql(pre, npre);
+	post_sql = exec_checks_sql(post, npost);
+	st[n++] = (struct db_stmt){ .sql = "BEGIN", .fixed = true };
+	st[n++] = (struct db_stmt){
+		.sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams, .fixed = true
+	};
+	if (pre_sql) {
+		ipre = n;
+		st[n++] = (struct db_stmt){ .sql = pre_sql };
+	}
+	ibefore = n;
+	proof_before_stmt(r, st + n, &names);
+	n++;
+	istmt = n;
+	st[n++] = (struct db_stmt){ .sql = r->s->stmt };
+	if (post_sql) {
+		ipost = n;
+		st[n++] = (struct db_stmt){ .sql = post_sql };
+	}
+	/* no lock is stronger than AccessExclusiveLock: that promise needs no reading */
+	if (r->s->ob.lock_class_max < LOCK_ACCESS_EXCLUSIVE) {
+		ilocks = n;
+		st[n++] =
+		    (struct db_stmt){ .sql = SQL_MY_LOCKS, .params = none, .fixed = !user_sql };
+	}
+	/* by name: the oids are the "before"'s answer, which this round trip does not have */
+	iafter = n;
+	st[n++] = (struct db_stmt){ .sql = SQL_RELFILENODES_BY_NAME,
+				    .nparams = 1,
+				    .params = (const char *const *)&names,
+				    .fixed = !user_sql };
+	*user_ran = user_sql;
+	rc = db_batch(r->ex->db, st, n, err, &failed);
+	free(pre_sql);
+	free(names);
+	if (rc < 0) {
+		free(post_sql);
+		clear_stmts(st, n);
+		exec_db_rollback(r->ex);
+		if (npre && failed == ipre && !err->conn_lost) {
+			/* a precheck is not true (or failed): which, the careful way */
+			*user_ran = false;
+			return ATTEMPT_UNSET;
+		}
+		return exec_attempt_db(r, err, "statement failed, rolled back");
+	}
+	r->rows =
+	    strtoll(PQcmdTuples(st[istmt].res)[0] ? PQcmdTuples(st[istmt].res) : "0", NULL, 10);
+	proof_before_take(pf, st + ibefore);
+	if (!r->s->ob.may_rewrite && !proof_all_found(pf, st[iafter].res)) {
+		/* a table the statement renamed or dropped: its relfilenode by oid */
+		struct db_stmt by_oid = { .sql = SQL_RELFILENODES_AFTER,
+					  .nparams = 1,
+					  .params = (const char *const *)&pf->oids,
+					  .fixed = !user_sql };
+
+		if (db_batch(r->ex->db, &by_oid, 1, err, NULL) < 0) {
+			free(post_sql);
+			clear_stmts(st, n);
+			exec_db_rollback(r->ex);
+			return exec_attempt_db(r, err, "statement failed, rolled back");
+		}
+		PQclear(st[iafter].res);
+		st[iafter].res = by_oid.res;
+	}
+	a = tx_judge(r, pf, post_sql ? st[ipost].res : NULL,
+		     ilocks == SIZE_MAX ? NULL : st[ilocks].res, st[iafter].res, err);
+	free(post_sql);
+	clear_stmts(st, n);
+	return a;
+}
+
+/*
+ * The careful way, in two round trips: BEGIN, the timeouts, the computed
+ * prechecks (each told), the proof's "before"; then the author's prechecks;
+ * then, when all hold, the timeouts again, the statement, the postchecks and
+ * the proof's "after" — or, when one does not, the adoption of a step whose
+ * postchecks hold (adopt_or_fail). ATTEMPT_OK with the transaction open, or
+ * the transaction rolled back and another result.
+ */
+static enum exec_attempt
+tx_checked(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *user_ran)
+{
 	const struct plan_strv *pre = &r->s->ob.prechecks, *post = &r->s->ob.postchecks;
 	size_t npre = exec_checks_computed(r, pre), npost = exec_checks_computed(r, post);
 	char *pre_sql = exec_checks_sql(pre, npre), *post_sql = NULL, *names = NULL;
-	const char *failed = NULL, *failed_post = NULL;
-	char lock[24], stmt[24], idx[16], msbuf[24], rows[24], hv[16];
+	const char *failed = NULL;
+	char lock[24], stmt[24];
 	const char *tparams[3] = { lock, stmt, "true" };
-	const char *lparams[13], *lsql, *sparams[9];
-	int lnparams;
-	int64_t ms;
-	struct exec_tail tail = { 0 };
 	struct db_stmt st[5];
 	size_t n = 0, ipre = 0, iproof, ipost = 0;
-	/*
-	 * After an author's SQL, in the same transaction, this program's statements
-	 * are not the prepared ones: that SQL may have run DEALLOCATE ALL.
-	 */
 	bool user_sql = r->s->op == OP_SQL;
 	enum exec_attempt a = ATTEMPT_UNSET;
 	int rc;
 
-	r->already_present = false;
-	r->rows = 0;
 	snprintf(lock, sizeof(lock), "%lldms", (long long)r->s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)r->s->ob.max_stmt_ms);
 
@@ -382,75 +534,75 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	}
 	if (npre)
 		failed = exec_checks_first_false(st[ipre].res, pre);
-	proof_before_take(&pf, st + iproof);
+	proof_before_take(pf, st + iproof);
 	clear_stmts(st, n);
 	if (!failed && exec_checks_user(r, pre, npre, &failed, err) < 0)
 		goto dberr;
 	if (failed) {
-		exec_proof_free(&pf);
+		exec_proof_free(pf);
 		a = adopt_or_fail(r, failed, err);
-		if (a != ATTEMPT_OK) {
+		if (a != ATTEMPT_OK)
 			exec_db_rollback(r->ex);
-			return a;
-		}
-	} else {
-		/*
-		 * 2: the timeouts again (nothing that ran before, an author's check
-		 * included, can have lifted them), the statement, postchecks, proof
-		 * after. In one pipeline, the statement runs only if the timeouts
-		 * were set just before it.
-		 */
-		n = 0;
-		st[n++] = (struct db_stmt){
-			.sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams, .fixed = true
-		};
-		st[n++] = (struct db_stmt){ .sql = r->s->stmt };
-		post_sql = exec_checks_sql(post, npost);
-		if (post_sql) {
-			ipost = n;
-			st[n++] = (struct db_stmt){ .sql = post_sql };
-		}
-		iproof = n;
-		n += proof_after_stmts(&pf, true, st + n);
-		for (size_t i = iproof; i < n; i++)
-			st[i].fixed = !user_sql;
-		*user_ran = user_sql;
-		rc = db_batch(r->ex->db, st, n, err, NULL);
-		free(post_sql);
-		if (rc < 0) {
-			clear_stmts(st, n);
-			goto dberr;
-		}
-		r->rows =
-		    strtoll(PQcmdTuples(st[1].res)[0] ? PQcmdTuples(st[1].res) : "0", NULL, 10);
-
-		if (npost)
-			failed_post = exec_checks_first_false(st[ipost].res, post);
-		a = failed_post ? ATTEMPT_OK
-				: proof_judge(r, &pf, st[iproof].res, st[iproof + 1].res, err);
-		clear_stmts(st, n);
-		if (!failed_post && a == ATTEMPT_OK &&
-		    exec_checks_user(r, post, npost, &failed_post, err) < 0)
-			goto dberr;
-		if (failed_post) {
-			exec_db_rollback(r->ex);
-			exec_proof_free(&pf);
-			exec_fail(r, NULL, "postcheck failed after the statement: %s; rolled back",
-				  failed_post);
-			return ATTEMPT_PROMISE_VIOLATED;
-		}
-		if (a != ATTEMPT_OK) {
-			exec_db_rollback(r->ex);
-			exec_proof_free(&pf);
-			return a;
-		}
+		return a;
 	}
 	/*
-	 * 3: record and commit: the events queued before the step (carried: its
-	 * plan's `running` status, plan.start, wave.start, step.start), the
-	 * ledger row, step.ok, and when the plan ends with this step wave.ok,
-	 * plan.ok and its `applied` status, in the step's transaction.
+	 * 2: the timeouts again (nothing that ran before, an author's check
+	 * included, can have lifted them), the statement, postchecks, proof
+	 * after. In one pipeline, the statement runs only if the timeouts were
+	 * set just before it.
 	 */
+	n = 0;
+	st[n++] = (struct db_stmt){
+		.sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams, .fixed = true
+	};
+	st[n++] = (struct db_stmt){ .sql = r->s->stmt };
+	post_sql = exec_checks_sql(post, npost);
+	if (post_sql) {
+		ipost = n;
+		st[n++] = (struct db_stmt){ .sql = post_sql };
+	}
+	iproof = n;
+	n += exec_proof_after_stmts(pf, true, st + n);
+	for (size_t i = iproof; i < n; i++)
+		st[i].fixed = !user_sql;
+	*user_ran = user_sql;
+	rc = db_batch(r->ex->db, st, n, err, NULL);
+	if (rc < 0) {
+		free(post_sql);
+		clear_stmts(st, n);
+		goto dberr;
+	}
+	r->rows = strtoll(PQcmdTuples(st[1].res)[0] ? PQcmdTuples(st[1].res) : "0", NULL, 10);
+	a = tx_judge(r, pf, post_sql ? st[ipost].res : NULL, st[iproof].res, st[iproof + 1].res,
+		     err);
+	free(post_sql);
+	clear_stmts(st, n);
+	return a;
+dberr:
+	exec_db_rollback(r->ex);
+	return exec_attempt_db(r, err, "statement failed, rolled back");
+}
+
+/*
+ * The last round trip: record and commit — the events queued before the
+ * step (carried: its plan's `running` status, plan.start, wave.start,
+ * step.start), the ledger row, step.ok, and when the plan ends with this
+ * step wave.ok, plan.ok and its `applied` status, in the step's
+ * transaction. ATTEMPT_OK committed, or rolled back and another result.
+ */
+static enum exec_attempt
+tx_record(struct step_run *r, struct db_error *err, int64_t t0)
+{
+	char idx[16], msbuf[24], rows[24], hv[16];
+	const char *lparams[13], *lsql, *sparams[9];
+	int lnparams;
+	int64_t ms;
+	struct exec_tail tail = { 0 };
+	struct db_stmt st[4];
+	size_t n = 0;
+	bool user_sql = r->s->op == OP_SQL;
+	int rc;
+
 	ms = exec_now_ms() - t0;
 	lsql = exec_ledger_params(r, ms, lparams, &lnparams, idx, msbuf, rows);
 	exec_tail_step_ok(&tail, r, ms, r->attempts);
@@ -464,7 +616,6 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 			      res->steps_done + 1, res->steps_total, res->steps_skipped,
 			      (long long)(exec_now_ms() - r->plan_t0));
 	}
-	n = 0;
 	st[n++] = (struct db_stmt){
 		.sql = lsql, .nparams = lnparams, .params = lparams, .fixed = !user_sql
 	};
@@ -477,9 +628,9 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	clear_stmts(st, n);
 	if (rc < 0) {
 		exec_tail_free(&tail);
-		goto dberr;
+		exec_db_rollback(r->ex);
+		return exec_attempt_db(r, err, "statement failed, rolled back");
 	}
-	exec_proof_free(&pf);
 	/* committed: now it is told */
 	exec_tail_tell(&tail, r);
 	if (r->last) {
@@ -489,10 +640,23 @@ tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_
 	}
 	exec_tail_free(&tail);
 	return ATTEMPT_OK;
-dberr:
+}
+
+static enum exec_attempt
+tx_attempt_run(struct step_run *r, struct db_error *err, int64_t t0, bool *user_ran)
+{
+	struct exec_proof pf = { 0 };
+	enum exec_attempt a;
+
+	r->already_present = false;
+	r->rows = 0;
+	a = tx_fast(r, err, &pf, user_ran);
+	if (a == ATTEMPT_UNSET) {
+		exec_proof_free(&pf);
+		a = tx_checked(r, err, &pf, user_ran);
+	}
 	exec_proof_free(&pf);
-	exec_db_rollback(r->ex);
-	return exec_attempt_db(r, err, "statement failed, rolled back");
+	return a == ATTEMPT_OK ? tx_record(r, err, t0) : a;
 }
 
 enum exec_attempt

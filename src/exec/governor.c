@@ -37,49 +37,60 @@ recent_errors(const struct exec *ex)
 	return n;
 }
 
+#define SQL_PROBE                                                                                  \
+	"SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'active' AND "     \
+	"backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()), (SELECT "        \
+	"count(*) FROM pg_catalog.pg_locks WHERE NOT granted AND (database IS NULL OR database = " \
+	"(SELECT oid FROM pg_catalog.pg_database WHERE datname = "                                 \
+	"pg_catalog.current_database()))), (SELECT coalesce(max(extract(epoch FROM replay_lag)) "  \
+	"* 1000, 0) FROM pg_catalog.pg_stat_replication), (SELECT count(*) FROM "                  \
+	"pg_catalog.pg_stat_progress_vacuum v WHERE $1::text IS NOT NULL AND v.relid = "           \
+	"taskslaps.lookup_relation($1)), (SELECT coalesce(max(extract(epoch FROM now() - "         \
+	"a.xact_start)), 0) FROM pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_locks l ON "     \
+	"l.pid = a.pid WHERE $1::text IS NOT NULL AND l.locktype = 'relation' AND l.relation = "   \
+	"taskslaps.lookup_relation($1) AND a.pid <> pg_catalog.pg_backend_pid())"
+
+/* needs superuser or pg_monitor; without it that signal is simply not read */
+#define SQL_ARCHIVE_READY                                                                          \
+	"SELECT count(*) FROM pg_catalog.pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+
+/*
+ * One round trip: the signals, and the WAL waiting to be archived after them
+ * in the same pipeline while that is allowed. A refusal of the second (no
+ * pg_monitor) leaves the first's answer standing and stops asking.
+ */
 static int
 probe(struct exec *ex, const char *table, struct health *h)
 {
 	const char *params[1] = { table };
+	static const char *const none[1];
+	struct db_stmt st[2] = {
+		{ .sql = SQL_PROBE, .nparams = 1, .params = params, .fixed = true },
+		{ .sql = SQL_ARCHIVE_READY, .params = none, .fixed = true },
+	};
+	size_t n = ex->gov.archive_ok ? 2 : 1, failed = 0;
 	struct db_error err;
 	PGresult *r;
 
 	memset(h, 0, sizeof(*h));
 	h->errors = recent_errors(ex);
-	if (db_execf(
-		ex->db, &r, &err,
-		"SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'active' "
-		"AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()), "
-		"(SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted AND (database IS NULL "
-		"OR database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
-		"pg_catalog.current_database()))), "
-		"(SELECT coalesce(max(extract(epoch FROM replay_lag)) * 1000, 0) FROM "
-		"pg_catalog.pg_stat_replication), "
-		"(SELECT count(*) FROM pg_catalog.pg_stat_progress_vacuum v WHERE $1::text IS "
-		"NOT NULL AND v.relid = taskslaps.lookup_relation($1)), "
-		"(SELECT coalesce(max(extract(epoch FROM now() - a.xact_start)), 0) FROM "
-		"pg_catalog.pg_stat_activity a JOIN pg_catalog.pg_locks l ON l.pid = a.pid WHERE "
-		"$1::text IS NOT NULL AND l.locktype = 'relation' AND l.relation = "
-		"taskslaps.lookup_relation($1) AND a.pid <> pg_catalog.pg_backend_pid())",
-		1, params) < 0)
-		return -1;
+	if (db_batch(ex->db, st, n, &err, &failed) < 0) {
+		if (failed != 1 || err.conn_lost || !st[0].res) {
+			PQclear(st[0].res);
+			return -1;
+		}
+		ex->gov.archive_ok = false;
+	}
+	r = st[0].res;
 	h->active = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	h->waiters = strtol(PQgetvalue(r, 0, 1), NULL, 10);
 	h->lag_ms = strtod(PQgetvalue(r, 0, 2), NULL);
 	h->vacuum = strtol(PQgetvalue(r, 0, 3), NULL, 10);
 	h->xact_s = strtod(PQgetvalue(r, 0, 4), NULL);
 	PQclear(r);
-	/* needs superuser or pg_monitor; without it that signal is simply not read */
-	if (ex->gov.archive_ok) {
-		if (db_exec(ex->db, &r, &err,
-			    "SELECT count(*) FROM pg_catalog.pg_ls_archive_statusdir() WHERE name "
-			    "LIKE '%.ready'",
-			    0, NULL) < 0) {
-			ex->gov.archive_ok = false;
-		} else {
-			h->wal_ready = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-			PQclear(r);
-		}
+	if (st[1].res) {
+		h->wal_ready = strtol(PQgetvalue(st[1].res, 0, 0), NULL, 10);
+		PQclear(st[1].res);
 	}
 	return 0;
 }
