@@ -300,18 +300,16 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 	}
 	top = IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
 	w = top ? top->withClause : NULL;
-	ok = w && !w->recursive && list_length(w->ctes) == 3 &&
-	     list_length(top->targetList) == 3 && !top->fromClause && !top->lockingClause &&
-	     !top->intoClause && top->op == SETOP_NONE &&
+	ok = w && !w->recursive && list_length(w->ctes) == 3 && list_length(top->targetList) == 3 &&
+	     !top->fromClause && !top->lockingClause && !top->intoClause && top->op == SETOP_NONE &&
 	     is_batch_cte(linitial(w->ctes), T_SelectStmt, BATCH_HI) &&
 	     is_batch_cte(lsecond(w->ctes), T_SelectStmt, BATCH_KEYS) &&
 	     is_batch_cte(lthird(w->ctes), T_UpdateStmt, BATCH_UPD) &&
 	     key_select(linitial(w->ctes), table) && key_select(lsecond(w->ctes), table);
 	if (ok) {
 		u = (const UpdateStmt *)lthird_node(CommonTableExpr, w->ctes)->ctequery;
-		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias &&
-		     u->whereClause && !u->fromClause && !u->withClause &&
-		     list_length(u->returningList) == 1;
+		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias && u->whereClause &&
+		     !u->fromClause && !u->withClause && list_length(u->returningList) == 1;
 	}
 	if (!ok)
 		msg_set(m,

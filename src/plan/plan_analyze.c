@@ -263,8 +263,7 @@ constraint(struct fx *f, const Constraint *k, bool on_new_table)
 		break;
 	case CONSTR_DEFAULT:
 		if (!on_new_table && k->raw_expr) {
-			if (sql_volatility(k->raw_expr, NULL, NULL) !=
-			    SQL_IMMUTABLE_OR_STABLE) {
+			if (sql_volatility(k->raw_expr, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE) {
 				f->e->rewrites = true;
 				rule(f, RULE_VOLATILE_DEFAULT);
 				haz(f, H3,
@@ -377,8 +376,7 @@ alter_cmd(struct fx *f, const AlterTableCmd *c)
 		break;
 	case AT_SetRelOptions:
 	case AT_ResetRelOptions:
-		if (c->def && IsA(c->def, List) &&
-		    reloptions_light((const List *)c->def)) {
+		if (c->def && IsA(c->def, List) && reloptions_light((const List *)c->def)) {
 			lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 			haz(f, H1, "changes a storage parameter");
 		} else {
@@ -457,11 +455,8 @@ unknown(struct fx *f, const char *what)
 static bool
 drop_table_like(ObjectType t)
 {
-	return t == OBJECT_TABLE ||
-	       t == OBJECT_VIEW ||
-	       t == OBJECT_MATVIEW ||
-	       t == OBJECT_SEQUENCE ||
-	       t == OBJECT_FOREIGN_TABLE;
+	return t == OBJECT_TABLE || t == OBJECT_VIEW || t == OBJECT_MATVIEW ||
+	       t == OBJECT_SEQUENCE || t == OBJECT_FOREIGN_TABLE;
 }
 
 void
@@ -512,8 +507,7 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 			    "rebuilds without CONCURRENTLY: the index is locked ACCESS "
 			    "EXCLUSIVE and writes wait");
 		}
-		if (r->kind != REINDEX_OBJECT_INDEX &&
-		    r->kind != REINDEX_OBJECT_TABLE)
+		if (r->kind != REINDEX_OBJECT_INDEX && r->kind != REINDEX_OBJECT_TABLE)
 			e->nontx = true; /* SCHEMA, SYSTEM, DATABASE */
 		break;
 	}
@@ -527,16 +521,14 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 				lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			}
 			haz(&f, H3, "queries that use the index slow down or change plans");
-		} else if (drop_table_like(d->removeType) ||
-			   d->behavior == DROP_CASCADE ||
+		} else if (drop_table_like(d->removeType) || d->behavior == DROP_CASCADE ||
 			   d->removeType == OBJECT_SCHEMA) {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			e->destructive = true;
 			if (d->removeType == OBJECT_TABLE)
 				rule(&f, RULE_DROP);
 			haz(&f, H3, "destroys a relation and its data");
-		} else if (d->removeType == OBJECT_TRIGGER ||
-			   d->removeType == OBJECT_POLICY ||
+		} else if (d->removeType == OBJECT_TRIGGER || d->removeType == OBJECT_POLICY ||
 			   d->removeType == OBJECT_RULE) {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			haz(&f, H3, "drops what writes or reads of a table depend on");
@@ -552,8 +544,7 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		else if (r->relation)
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
-		if (r->renameType == OBJECT_TABLE ||
-		    r->renameType == OBJECT_COLUMN)
+		if (r->renameType == OBJECT_TABLE || r->renameType == OBJECT_COLUMN)
 			rule(&f, RULE_RENAME);
 		haz(&f, H3, "readers and writers of the old name break");
 		break;
@@ -572,10 +563,12 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 		haz(&f, H2, "adds a trigger: every later write runs it");
 		break;
 	case T_ViewStmt:
-		lock(&f, ((const ViewStmt *)n)->replace ? LOCK_ACCESS_EXCLUSIVE : LOCK_ACCESS_SHARE);
+		lock(&f,
+		     ((const ViewStmt *)n)->replace ? LOCK_ACCESS_EXCLUSIVE : LOCK_ACCESS_SHARE);
 		haz(&f, ((const ViewStmt *)n)->replace ? H1 : H0,
-		    ((const ViewStmt *)n)->replace ? "replaces a view: its readers wait for an instant"
-					  : "creates a view: metadata only");
+		    ((const ViewStmt *)n)->replace
+			? "replaces a view: its readers wait for an instant"
+			: "creates a view: metadata only");
 		break;
 	case T_CreateTableAsStmt:
 		lock(&f, LOCK_ACCESS_SHARE);
@@ -607,8 +600,7 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 					const Node *cn =
 					    list_nth(((const ColumnDef *)el)->constraints, k);
 					if (IsA(cn, Constraint) &&
-					    ((const Constraint *)cn)->contype ==
-						CONSTR_FOREIGN)
+					    ((const Constraint *)cn)->contype == CONSTR_FOREIGN)
 						fk = true;
 				}
 		}
@@ -665,27 +657,21 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 				    : "LOCK TABLE in a mode that lets writes go on");
 		break;
 	}
-	case T_GrantStmt:
-		haz(&f, H1, "changes privileges: who may read or write changes");
-		break;
+	case T_GrantStmt: haz(&f, H1, "changes privileges: who may read or write changes"); break;
 	case T_CreateEnumStmt:
 	case T_DefineStmt:
 	case T_CompositeTypeStmt:
 	case T_CreateRangeStmt:
 	case T_CreateDomainStmt:
 	case T_CreateSchemaStmt:
-	case T_CreateSeqStmt:
-		haz(&f, H0, "creates a new object: metadata only");
-		break;
+	case T_CreateSeqStmt: haz(&f, H0, "creates a new object: metadata only"); break;
 	case T_CreateFunctionStmt:
 		haz(&f, ((const CreateFunctionStmt *)n)->replace ? H1 : H0,
 		    ((const CreateFunctionStmt *)n)->replace
 			? "replaces a function: its callers get the new body"
 			: "creates a function: metadata only");
 		break;
-	case T_AlterFunctionStmt:
-		haz(&f, H1, "changes a function's properties");
-		break;
+	case T_AlterFunctionStmt: haz(&f, H1, "changes a function's properties"); break;
 	case T_AlterEnumStmt:
 		if (!sql_str_empty(((const AlterEnumStmt *)n)->oldVal)) {
 			haz(&f, H3,
@@ -722,7 +708,8 @@ plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 		haz(&f, H2, "changes rows in one transaction, without batches");
 		break;
 	case T_SelectStmt:
-		lock(&f, ((const SelectStmt *)n)->lockingClause ? LOCK_ROW_SHARE : LOCK_ACCESS_SHARE);
+		lock(&f,
+		     ((const SelectStmt *)n)->lockingClause ? LOCK_ROW_SHARE : LOCK_ACCESS_SHARE);
 		haz(&f, H0, "a query: reads only");
 		break;
 	case T_DoStmt: unknown(&f, "a DO block"); break;

@@ -17,8 +17,7 @@ static const char *
 stmt_keyword(const Node *q)
 {
 	switch (nodeTag(q)) {
-	case T_VacuumStmt:
-		return ((const VacuumStmt *)q)->is_vacuumcmd ? "VACUUM" : "ANALYZE";
+	case T_VacuumStmt: return ((const VacuumStmt *)q)->is_vacuumcmd ? "VACUUM" : "ANALYZE";
 	case T_AlterSystemStmt: return "ALTER SYSTEM";
 	case T_CreatedbStmt: return "CREATE DATABASE";
 	case T_DropdbStmt: return "DROP DATABASE";
@@ -50,8 +49,7 @@ tx_keyword(const TransactionStmt *t)
 	case TRANS_STMT_ROLLBACK_TO: return "ROLLBACK TO";
 	case TRANS_STMT_PREPARE: return "PREPARE TRANSACTION";
 	case TRANS_STMT_COMMIT_PREPARED: return "COMMIT PREPARED";
-	case TRANS_STMT_ROLLBACK_PREPARED:
-		return "ROLLBACK PREPARED";
+	case TRANS_STMT_ROLLBACK_PREPARED: return "ROLLBACK PREPARED";
 	default: return "transaction control";
 	}
 }

@@ -132,7 +132,7 @@ backfill_left(struct plan *p, const struct plan_step *s)
 			const struct plan_step *e;
 
 			e = IsA(r, ResTarget) && r->name ? dropped_by(p, s, s->bf_table, r->name)
-							  : NULL;
+							 : NULL;
 			all = e != NULL;
 			if (e && (!by || e->op == OP_CREATE_TABLE))
 				by = e;

@@ -35,7 +35,8 @@ one_cmd(const Node *n, const char *table, AlterTableType sub)
 		return NULL;
 	a = (const AlterTableStmt *)n;
 	if (a->objtype != OBJECT_TABLE || a->missing_ok || !sql_rangevar_is(a->relation, table) ||
-	    !a->relation->inh || list_length(a->cmds) != 1 || !IsA(linitial(a->cmds), AlterTableCmd))
+	    !a->relation->inh || list_length(a->cmds) != 1 ||
+	    !IsA(linitial(a->cmds), AlterTableCmd))
 		return NULL;
 	c = linitial_node(AlterTableCmd, a->cmds);
 	return c->subtype == sub ? c : NULL;
@@ -80,10 +81,9 @@ add_constraint_ok(const Node *n, const struct plan_step *s, ConstrType type)
 	k = (const Constraint *)c->def;
 	return k->contype == type && sql_str_eq(k->conname, s->name) && k->skip_validation &&
 	       !k->is_no_inherit && !k->deferrable &&
-	       (type != CONSTR_FOREIGN ||
-		(sql_rangevar_is(k->pktable, s->ref_table) &&
-		 (size_t)list_length(k->fk_attrs) == s->columns.n &&
-		 (size_t)list_length(k->pk_attrs) == s->ref_columns.n));
+	       (type != CONSTR_FOREIGN || (sql_rangevar_is(k->pktable, s->ref_table) &&
+					   (size_t)list_length(k->fk_attrs) == s->columns.n &&
+					   (size_t)list_length(k->pk_attrs) == s->ref_columns.n));
 }
 
 static bool
@@ -177,21 +177,17 @@ shape_ok(const Node *n, const struct plan_step *s)
 			return false;
 		v = (const ViewStmt *)n;
 		return sql_rangevar_is(v->view, s->name) && !v->replace && !v->aliases &&
-		       !v->options && v->query &&
-		       IsA(v->query, SelectStmt) &&
+		       !v->options && v->query && IsA(v->query, SelectStmt) &&
 		       !((const SelectStmt *)v->query)->intoClause &&
-		       v->withCheckOption == NO_CHECK_OPTION &&
-		       v->view->relpersistence == 'p';
+		       v->withCheckOption == NO_CHECK_OPTION && v->view->relpersistence == 'p';
 	}
 	case OP_CREATE_TABLE: return create_table_ok(n, s);
 	case OP_ADD_COLUMN:
 		c = one_cmd(n, s->table, AT_AddColumn);
 		return c && !c->missing_ok && coldef_ok(c->def, s->name, s->nullable, &s->def);
 	case OP_ADD_INDEX_CONCURRENTLY: return index_ok(n, s);
-	case OP_ADD_FOREIGN_KEY_NOT_VALID:
-		return add_constraint_ok(n, s, CONSTR_FOREIGN);
-	case OP_ADD_CHECK_NOT_VALID:
-		return add_constraint_ok(n, s, CONSTR_CHECK);
+	case OP_ADD_FOREIGN_KEY_NOT_VALID: return add_constraint_ok(n, s, CONSTR_FOREIGN);
+	case OP_ADD_CHECK_NOT_VALID: return add_constraint_ok(n, s, CONSTR_CHECK);
 	case OP_BACKFILL_SQL: {
 		const UpdateStmt *u;
 		if (!IsA(n, UpdateStmt))
@@ -211,33 +207,27 @@ shape_ok(const Node *n, const struct plan_step *s)
 		return c && sql_str_eq(c->name, s->name) && !c->missing_ok &&
 		       c->behavior == DROP_RESTRICT;
 	case OP_DROP_INDEX_CONCURRENTLY:
-		return drop_ok(n, OBJECT_INDEX, true) &&
-		       drop_names(n, s->name);
-	case OP_DROP_TABLE:
-		return drop_ok(n, OBJECT_TABLE, false) &&
-		       drop_names(n, s->table);
+		return drop_ok(n, OBJECT_INDEX, true) && drop_names(n, s->name);
+	case OP_DROP_TABLE: return drop_ok(n, OBJECT_TABLE, false) && drop_names(n, s->table);
 	case OP_RENAME_COLUMN: {
 		const RenameStmt *r;
 		if (!IsA(n, RenameStmt))
 			return false;
 		r = (const RenameStmt *)n;
-		return r->renameType == OBJECT_COLUMN &&
-		       sql_rangevar_is(r->relation, s->table) && sql_str_eq(r->subname, s->from) &&
-		       sql_str_eq(r->newname, s->to) && !r->missing_ok;
+		return r->renameType == OBJECT_COLUMN && sql_rangevar_is(r->relation, s->table) &&
+		       sql_str_eq(r->subname, s->from) && sql_str_eq(r->newname, s->to) &&
+		       !r->missing_ok;
 	}
 	case OP_RENAME_TABLE: {
 		const RenameStmt *r;
 		if (!IsA(n, RenameStmt))
 			return false;
 		r = (const RenameStmt *)n;
-		return r->renameType == OBJECT_TABLE &&
-		       sql_rangevar_is(r->relation, s->from) && sql_str_eq(r->newname, s->to) &&
-		       !r->missing_ok;
+		return r->renameType == OBJECT_TABLE && sql_rangevar_is(r->relation, s->from) &&
+		       sql_str_eq(r->newname, s->to) && !r->missing_ok;
 	}
 	case OP_SQL: return true;
-	case OP_DROP_VIEW:
-		return drop_ok(n, OBJECT_VIEW, false) &&
-		       drop_names(n, s->name);
+	case OP_DROP_VIEW: return drop_ok(n, OBJECT_VIEW, false) && drop_names(n, s->name);
 	case OP_DROP_CONSTRAINT:
 		c = one_cmd(n, s->table, AT_DropConstraint);
 		return c && sql_str_eq(c->name, s->name) && !c->missing_ok &&

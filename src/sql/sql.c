@@ -600,8 +600,8 @@ sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 	if (!tn || tn->setof || tn->pct_type || !tn->names)
 		goto shape;
 	last = sql_node_str(llast(tn->names));
-	for (size_t i = 0; last && list_length(tn->names) == 1 && i < sizeof(serials) / sizeof(*serials);
-	     i++)
+	for (size_t i = 0;
+	     last && list_length(tn->names) == 1 && i < sizeof(serials) / sizeof(*serials); i++)
 		if (strcasecmp(last, serials[i]) == 0)
 			*serial = true;
 	ok = true;
