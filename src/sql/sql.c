@@ -58,7 +58,12 @@ sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m)
 	/*
 	 * The tree lives in a memory context of its own (a child of the
 	 * thread's top context), deleted by sql_tree_free; the error and the
-	 * captured stderr are malloc'ed.
+	 * captured stderr are malloc'ed. The context stays the current one
+	 * until the next call into libpg_query: each call makes its own
+	 * context under the thread's top context and leaves the top one
+	 * current when it ends, so trees may outlive one another in any order
+	 * (libpg_query is built without assertions, whose check that the top
+	 * context is current at each entry would object to a tree kept alive).
 	 */
 	MemoryContext ctx = pg_query_enter_memory_context();
 	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(text);
