@@ -422,7 +422,7 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	const RangeVar *rv;
 	size_t set_end = 0, where_at = 0, last_end = 0, set_at = 0;
 	int depth = 0;
-	bool ok = false;
+	bool ok = false, after_dot = false;
 
 	if (sql_parse(&t, sql, m) < 0)
 		return false;
@@ -464,17 +464,22 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	}
 	for (size_t i = 0; i < tk.r->n_tokens; i++) {
 		const PgQuery__ScanToken *k = tk.r->tokens[i];
+		/* after a '.', a keyword is a name (s.set, x.where), not a clause */
+		bool name = after_dot;
+
 		if (is_comment(k))
 			continue;
+		after_dot = k->token == PG_QUERY__TOKEN__ASCII_46;
 		if (k->token == PG_QUERY__TOKEN__ASCII_59)
 			break; /* the trailing ; */
 		if (k->token == PG_QUERY__TOKEN__ASCII_40)
 			depth++;
 		else if (k->token == PG_QUERY__TOKEN__ASCII_41)
 			depth--;
-		else if (depth == 0 && !set_at && k->token == PG_QUERY__TOKEN__SET)
+		else if (depth == 0 && !name && !set_at && k->token == PG_QUERY__TOKEN__SET)
 			set_at = (size_t)k->end;
-		else if (depth == 0 && set_at && !where_at && k->token == PG_QUERY__TOKEN__WHERE) {
+		else if (depth == 0 && !name && set_at && !where_at &&
+			 k->token == PG_QUERY__TOKEN__WHERE) {
 			where_at = (size_t)k->end;
 			set_end = last_end;
 		}
@@ -482,6 +487,13 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	}
 	if (!set_at) {
 		msg(m, 0, "expected SET after the table name");
+		goto out;
+	}
+	if ((where_at != 0) != (u->whereClause != NULL)) {
+		/* the tokens and the tree disagree: never split a text we misread */
+		msg(m, where_at ? where_at : 0,
+		    "expected UPDATE table SET ... [WHERE ...]; the SET list and the WHERE "
+		    "condition could not be told apart");
 		goto out;
 	}
 	if (!where_at)
