@@ -464,8 +464,12 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	}
 	for (size_t i = 0; i < tk.r->n_tokens; i++) {
 		const PgQuery__ScanToken *k = tk.r->tokens[i];
-		/* after a '.', a keyword is a name (s.set, x.where), not a clause */
-		bool name = after_dot;
+		/*
+		 * The table's own name (SET is not reserved: a table may be
+		 * called set), and a keyword after a '.' (s.set, x.where), are
+		 * names, not clauses
+		 */
+		bool name = after_dot || k->start == rv->location;
 
 		if (is_comment(k))
 			continue;

@@ -48,14 +48,16 @@ test_sql_split__keyword_after_a_dot_is_a_name(void **state)
 	split_ok("UPDATE t SET a = r.where WHERE a IS NULL", "t", "a = r.where", "a IS NULL");
 	split_ok("UPDATE t SET a = r. /* c */ where WHERE a IS NULL", "t", "a = r. /* c */ where",
 		 "a IS NULL");
-	/* a table named set */
+	/* a table named set, a column named set, set as a value */
 	split_ok("UPDATE s.set SET a = 1 WHERE b", "s.set", "a = 1", "b");
+	split_ok("UPDATE set SET set = set WHERE b", "set", "set = set", "b");
+	split_ok("UPDATE SEt SET\r\r\f\rd=t WHERE  V2", "set", "d=t", "V2");
 }
 
 static void
 test_sql_split__fuzz_regression(void **state)
 {
-	/* tests/fuzz/regressions/sql/split-where-after-dot, without its first byte */
+	/* tests/fuzz/regressions/sql/split-*, without their first byte */
 	static const char in[] = "UPDATE \x8e  SET a =\xf2\xd2.WHERE\t \t\t  \t-au";
 
 	(void)state;
