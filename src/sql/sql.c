@@ -1,6 +1,9 @@
 /*
- * The SQL reader over libpg_query: parse, walk, classify, and the checks of
- * the fragments an author writes. See sql.h.
+ * The SQL reader over libpg_query: parse, classify, and the checks of the
+ * fragments an author writes (the walk is sql_walk.c). See sql.h. The
+ * parser's tree is PostgreSQL's raw parse tree; the scanner's tokens still
+ * come in libpg_query's protobuf form (pg_query_scan), for the two uses
+ * below: a backfill's UPDATE taken apart and an `.sql` plan's token stream.
  */
 #include "sql/sql_pg.h"
 
