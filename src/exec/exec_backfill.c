@@ -6,6 +6,8 @@
  * batch and never applies one twice. The key range is fixed when the
  * backfill starts, so rows inserted meanwhile do not keep it running.
  */
+#include "sql/sql_pg.h"
+
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +15,6 @@
 #include <string.h>
 
 #include "exec/exec_int.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -240,34 +241,34 @@ msg_set(struct sql_msg *m, const char *fmt, ...)
 }
 
 static bool
-is_batch_cte(const PgQuery__Node *n, PgQuery__Node__NodeCase query, const char *name)
+is_batch_cte(const Node *n, NodeTag query, const char *name)
 {
-	const PgQuery__CommonTableExpr *c;
+	const CommonTableExpr *c;
 
-	if (!n || n->node_case != PG_QUERY__NODE__NODE_COMMON_TABLE_EXPR)
+	if (!n || !IsA(n, CommonTableExpr))
 		return false;
-	c = n->common_table_expr;
+	c = (const CommonTableExpr *)n;
 	return c->ctename && strcmp(c->ctename, name) == 0 && c->ctequery &&
-	       c->ctequery->node_case == query && !c->n_aliascolnames && !c->search_clause &&
+	       nodeTag(c->ctequery) == query && !c->aliascolnames && !c->search_clause &&
 	       !c->cycle_clause;
 }
 
 /* one plain SELECT from table alone */
 static bool
-key_select(const PgQuery__Node *cte, const char *table)
+key_select(const Node *cte, const char *table)
 {
-	const PgQuery__SelectStmt *sel = cte->common_table_expr->ctequery->select_stmt;
+	const SelectStmt *sel = (const SelectStmt *)((const CommonTableExpr *)cte)->ctequery;
 
-	return !sel->with_clause && !sel->n_locking_clause && !sel->into_clause &&
-	       sel->op == PG_QUERY__SET_OPERATION__SETOP_NONE && sel->n_from_clause == 1 &&
-	       sel->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
-	       sql_rangevar_is(sel->from_clause[0]->range_var, table);
+	return !sel->withClause && !sel->lockingClause && !sel->intoClause &&
+	       sel->op == SETOP_NONE && list_length(sel->fromClause) == 1 &&
+	       IsA(linitial(sel->fromClause), RangeVar) &&
+	       sql_rangevar_is(linitial_node(RangeVar, sel->fromClause), table);
 }
 
 static bool
-count_own_refs(const PgQuery__RangeVar *rv, void *ctx)
+count_own_refs(const RangeVar *rv, void *ctx)
 {
-	if ((!rv->schemaname || !rv->schemaname[0]) && rv->relname &&
+	if (sql_str_empty(rv->schemaname) && rv->relname &&
 	    strncmp(rv->relname, BATCH_PREFIX, sizeof(BATCH_PREFIX) - 1) == 0)
 		(*(int *)ctx)++;
 	return true;
@@ -283,10 +284,10 @@ static bool
 batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 {
 	struct sql_tree t;
-	const PgQuery__Node *n;
-	const PgQuery__SelectStmt *top;
-	const PgQuery__UpdateStmt *u;
-	const PgQuery__WithClause *w;
+	const Node *n;
+	const SelectStmt *top;
+	const UpdateStmt *u;
+	const WithClause *w;
 	int refs = 0;
 	bool ok;
 
@@ -297,20 +298,18 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 		sql_tree_free(&t);
 		return false;
 	}
-	top = n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? n->select_stmt : NULL;
-	w = top ? top->with_clause : NULL;
-	ok = w && !w->recursive && w->n_ctes == 3 && top->n_target_list == 3 &&
-	     !top->n_from_clause && !top->n_locking_clause && !top->into_clause &&
-	     top->op == PG_QUERY__SET_OPERATION__SETOP_NONE &&
-	     is_batch_cte(w->ctes[0], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_HI) &&
-	     is_batch_cte(w->ctes[1], PG_QUERY__NODE__NODE_SELECT_STMT, BATCH_KEYS) &&
-	     is_batch_cte(w->ctes[2], PG_QUERY__NODE__NODE_UPDATE_STMT, BATCH_UPD) &&
-	     key_select(w->ctes[0], table) && key_select(w->ctes[1], table);
+	top = IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
+	w = top ? top->withClause : NULL;
+	ok = w && !w->recursive && list_length(w->ctes) == 3 && list_length(top->targetList) == 3 &&
+	     !top->fromClause && !top->lockingClause && !top->intoClause && top->op == SETOP_NONE &&
+	     is_batch_cte(linitial(w->ctes), T_SelectStmt, BATCH_HI) &&
+	     is_batch_cte(lsecond(w->ctes), T_SelectStmt, BATCH_KEYS) &&
+	     is_batch_cte(lthird(w->ctes), T_UpdateStmt, BATCH_UPD) &&
+	     key_select(linitial(w->ctes), table) && key_select(lsecond(w->ctes), table);
 	if (ok) {
-		u = w->ctes[2]->common_table_expr->ctequery->update_stmt;
-		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias &&
-		     u->where_clause && !u->n_from_clause && !u->with_clause &&
-		     u->n_returning_list == 1;
+		u = (const UpdateStmt *)lthird_node(CommonTableExpr, w->ctes)->ctequery;
+		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias && u->whereClause &&
+		     !u->fromClause && !u->withClause && list_length(u->returningList) == 1;
 	}
 	if (!ok)
 		msg_set(m,
@@ -318,7 +317,7 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 			"of their rows and its counts",
 			table);
 	if (ok) {
-		sql_walk_rangevars(&n->base, count_own_refs, &refs);
+		sql_walk_rangevars(n, count_own_refs, &refs);
 		if (refs != BATCH_OWN_REFS(nk)) {
 			msg_set(m, "the backfill's SQL reads a table named " BATCH_PREFIX
 				   "...: the batch statement uses that name for its own parts");

@@ -15,13 +15,14 @@
  * default, are all told apart, and no parser of types or expressions is
  * written here.
  */
+#include "sql/sql_pg.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "exec/exec_int.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -90,19 +91,19 @@ probe_reads_back(const char *sql, size_t n)
 {
 	struct sql_tree t;
 	struct sql_msg m;
-	const PgQuery__Node *q;
+	const Node *q;
+	const CreateStmt *c;
 	bool ok;
 
 	if (sql_parse(&t, sql, &m) < 0)
 		return false;
 	q = sql_tree_one(&t, sql, &m);
-	ok = q && q->node_case == PG_QUERY__NODE__NODE_CREATE_STMT &&
-	     sql_rangevar_is(q->create_stmt->relation, "taskslaps_present_probe") &&
-	     !strcmp(q->create_stmt->relation->relpersistence, "t") &&
-	     q->create_stmt->n_table_elts == n && !q->create_stmt->n_inh_relations &&
-	     !q->create_stmt->n_constraints;
+	c = q && IsA(q, CreateStmt) ? (const CreateStmt *)q : NULL;
+	ok = c && sql_rangevar_is(c->relation, "taskslaps_present_probe") &&
+	     c->relation->relpersistence == 't' /* temporary */ &&
+	     (size_t)list_length(c->tableElts) == n && !c->inhRelations && !c->constraints;
 	for (size_t i = 0; ok && i < n; i++)
-		ok = q->create_stmt->table_elts[i]->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF;
+		ok = IsA(list_nth(c->tableElts, (int)i), ColumnDef);
 	sql_tree_free(&t);
 	return ok;
 }

@@ -14,47 +14,45 @@
  * never before a statement above it: the file's order is kept, so a wave is
  * the latest of its own and its predecessors'.
  */
+#include "sql/sql_pg.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plan/doc.h"
 #include "plan/plan.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/utf8.h"
 
-typedef PgQuery__Node node;
-
 /* An ALTER TABLE that only adds, or changes what does not block (expand), or validates. */
 static enum plan_wave
-alter_wave(const PgQuery__AlterTableStmt *a)
+alter_wave(const AlterTableStmt *a)
 {
 	enum plan_wave w = WAVE_EXPAND;
 
-	for (size_t i = 0; i < a->n_cmds; i++) {
-		const PgQuery__AlterTableCmd *c;
+	for (int i = 0; i < list_length(a->cmds); i++) {
+		const AlterTableCmd *c = list_nth(a->cmds, i);
 
-		if (a->cmds[i]->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
+		if (!IsA(c, AlterTableCmd))
 			return WAVE_CONTRACT;
-		c = a->cmds[i]->alter_table_cmd;
 		switch (c->subtype) {
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull: break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
+		case AT_AddColumn:
+		case AT_ColumnDefault:
+		case AT_SetStatistics:
+		case AT_SetOptions:
+		case AT_ResetOptions:
+		case AT_SetRelOptions:
+		case AT_ResetRelOptions:
+		case AT_DropNotNull: break;
+		case AT_AddConstraint:
 			/* NOT VALID adds; a constraint checked as it is added validates */
-			if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
-			    !c->def->constraint->skip_validation && w < WAVE_VALIDATE)
+			if (c->def && IsA(c->def, Constraint) &&
+			    !((const Constraint *)c->def)->skip_validation && w < WAVE_VALIDATE)
 				w = WAVE_VALIDATE;
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
+		case AT_ValidateConstraint:
+		case AT_SetNotNull:
 			if (w < WAVE_VALIDATE)
 				w = WAVE_VALIDATE;
 			break;
@@ -65,32 +63,32 @@ alter_wave(const PgQuery__AlterTableStmt *a)
 }
 
 static enum plan_wave
-doc_sql_wave(const node *n)
+doc_sql_wave(const Node *n)
 {
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_CREATE_STMT:
-	case PG_QUERY__NODE__NODE_INDEX_STMT:
-	case PG_QUERY__NODE__NODE_VIEW_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_ENUM_STMT:
-	case PG_QUERY__NODE__NODE_DEFINE_STMT:
-	case PG_QUERY__NODE__NODE_COMPOSITE_TYPE_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_SEQ_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_SCHEMA_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
-	case PG_QUERY__NODE__NODE_COMMENT_STMT:
-	case PG_QUERY__NODE__NODE_GRANT_STMT: return WAVE_EXPAND;
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
-		return n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0] ? WAVE_CONTRACT
-										     : WAVE_EXPAND;
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: return alter_wave(n->alter_table_stmt);
-	case PG_QUERY__NODE__NODE_INSERT_STMT:
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-	case PG_QUERY__NODE__NODE_DELETE_STMT:
-	case PG_QUERY__NODE__NODE_MERGE_STMT: return WAVE_BACKFILL;
+	switch (nodeTag(n)) {
+	case T_CreateStmt:
+	case T_IndexStmt:
+	case T_ViewStmt:
+	case T_CreateFunctionStmt:
+	case T_CreateEnumStmt:
+	case T_DefineStmt:
+	case T_CompositeTypeStmt:
+	case T_CreateDomainStmt:
+	case T_CreateSeqStmt:
+	case T_CreateSchemaStmt:
+	case T_CreateTrigStmt:
+	case T_CreateTableAsStmt:
+	case T_CreateStatsStmt:
+	case T_CommentStmt:
+	case T_GrantStmt: return WAVE_EXPAND;
+	case T_AlterEnumStmt:
+		return sql_str_empty(((const AlterEnumStmt *)n)->oldVal) ? WAVE_EXPAND
+									 : WAVE_CONTRACT;
+	case T_AlterTableStmt: return alter_wave((const AlterTableStmt *)n);
+	case T_InsertStmt:
+	case T_UpdateStmt:
+	case T_DeleteStmt:
+	case T_MergeStmt: return WAVE_BACKFILL;
 	default: return WAVE_CONTRACT;
 	}
 }
@@ -184,7 +182,7 @@ doc_parse_sql(struct doc **out, const char *file, const char *buf, size_t len, s
 	doc = xcalloc(1, sizeof(*doc));
 	doc->arena = arena_new();
 	root = doc->root = doc_node_new(doc, DOC_MAP, 1, 1);
-	first = t.tree->n_stmts ? (size_t)t.tree->stmts[0]->stmt_location : len;
+	first = t.stmts ? (size_t)linitial_node(RawStmt, t.stmts)->stmt_location : len;
 	/* the first statement's location includes the comments before it */
 	{
 		size_t k = first;
@@ -204,8 +202,8 @@ doc_parse_sql(struct doc **out, const char *file, const char *buf, size_t len, s
 		put(doc, root, "reason", str_node(doc, "plain SQL migration", 19, 1, 1));
 	steps = doc_node_new(doc, DOC_SEQ, 1, 1);
 	put(doc, root, "steps", steps);
-	for (size_t i = 0; i < t.tree->n_stmts; i++) {
-		const PgQuery__RawStmt *r = t.tree->stmts[i];
+	for (int i = 0; i < list_length(t.stmts); i++) {
+		const RawStmt *r = list_nth_node(RawStmt, t.stmts, i);
 		size_t s = (size_t)r->stmt_location,
 		       e = r->stmt_len ? s + (size_t)r->stmt_len : len;
 		struct doc_node *step;

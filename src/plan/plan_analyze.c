@@ -13,15 +13,14 @@
  * know stays H3 under AccessExclusiveLock. The executor proves the result at
  * run time like any step's promise.
  */
+#include "sql/sql_pg.h"
+
 #include <string.h>
 #include <strings.h>
 
 #include "plan/plan.h"
 #include "plan/plan_int.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
-
-typedef PgQuery__Node node;
 
 static const struct plan_rule rules[PLAN_RULE__COUNT] = {
 	[RULE_INDEX_NOT_CONCURRENT] = { "S001", "index-not-concurrent",
@@ -133,18 +132,20 @@ rule(struct fx *f, enum plan_rule_id r)
 
 /* Whether a list of DefElem options holds name (as PostgreSQL lower-cases it). */
 static bool
-has_option(size_t n, PgQuery__Node **v, const char *name)
+has_option(const List *v, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (v[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && v[i]->def_elem->defname &&
-		    !strcmp(v[i]->def_elem->defname, name))
+	for (int i = 0; i < list_length(v); i++) {
+		const Node *o = list_nth(v, i);
+		if (IsA(o, DefElem) && ((const DefElem *)o)->defname &&
+		    !strcmp(((const DefElem *)o)->defname, name))
 			return true;
+	}
 	return false;
 }
 
 /* Storage parameters whose change PostgreSQL takes under ShareUpdateExclusiveLock. */
 static bool
-reloptions_light(size_t n, PgQuery__Node **v)
+reloptions_light(const List *v)
 {
 	static const char *const light[] = {
 		"fillfactor",
@@ -156,21 +157,21 @@ reloptions_light(size_t n, PgQuery__Node **v)
 		"user_catalog_table",
 	};
 
-	for (size_t i = 0; i < n; i++) {
+	for (int i = 0; i < list_length(v); i++) {
+		const DefElem *d = list_nth(v, i);
 		const char *name;
 		bool ok = false;
 
-		if (v[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM)
+		if (!IsA(d, DefElem))
 			return false;
-		name = v[i]->def_elem->defname;
+		name = d->defname;
 		if (!name)
 			return false;
 		if (!strncmp(name, "autovacuum_", 11))
 			ok = true;
 		for (size_t k = 0; !ok && k < sizeof(light) / sizeof(*light); k++)
 			ok = !strcmp(name, light[k]);
-		if (v[i]->def_elem->defnamespace && v[i]->def_elem->defnamespace[0] &&
-		    strcmp(v[i]->def_elem->defnamespace, "toast") != 0)
+		if (!sql_str_empty(d->defnamespace) && strcmp(d->defnamespace, "toast") != 0)
 			ok = false;
 		if (!ok)
 			return false;
@@ -179,13 +180,13 @@ reloptions_light(size_t n, PgQuery__Node **v)
 }
 
 static bool
-is_serial_type(const PgQuery__TypeName *t)
+is_serial_type(const TypeName *t)
 {
 	static const char *const serials[] = { "serial",  "bigserial", "smallserial",
 					       "serial2", "serial4",   "serial8" };
 	const char *last;
 
-	if (!t || t->n_names != 1 || !(last = sql_node_str(t->names[0])))
+	if (!t || list_length(t->names) != 1 || !(last = sql_node_str(linitial(t->names))))
 		return false;
 	for (size_t i = 0; i < sizeof(serials) / sizeof(*serials); i++)
 		if (!strcasecmp(last, serials[i]))
@@ -195,10 +196,10 @@ is_serial_type(const PgQuery__TypeName *t)
 
 /* A constraint added with a table or a column: its lock, scan and findings. */
 static void
-constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
+constraint(struct fx *f, const Constraint *k, bool on_new_table)
 {
 	switch (k->contype) {
-	case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
+	case CONSTR_FOREIGN:
 		lock(f, LOCK_SHARE_ROW_EXCLUSIVE); /* both tables: it adds triggers to each */
 		if (!on_new_table && !k->skip_validation) {
 			f->e->scans = true;
@@ -210,7 +211,7 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 			haz(f, H1, "adds a foreign key NOT VALID: nothing is scanned");
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
+	case CONSTR_CHECK:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		if (!on_new_table && !k->skip_validation) {
 			f->e->scans = true;
@@ -222,11 +223,11 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 			haz(f, H1, "adds a CHECK NOT VALID: nothing is scanned");
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
-	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
-	case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
+	case CONSTR_PRIMARY:
+	case CONSTR_UNIQUE:
+	case CONSTR_EXCLUSION:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
-		if (!on_new_table && !(k->indexname && k->indexname[0])) {
+		if (!on_new_table && sql_str_empty(k->indexname)) {
 			f->e->scans = true;
 			rule(f, RULE_UNIQUE_WITHOUT_INDEX);
 			haz(f, H3, "builds a unique index under ACCESS EXCLUSIVE");
@@ -234,14 +235,14 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 			haz(f, H1, "attaches an existing unique index as a constraint");
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL:
+	case CONSTR_NOTNULL:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		if (!on_new_table) {
 			f->e->scans = true;
 			haz(f, H3, "NOT NULL is checked by a scan under ACCESS EXCLUSIVE");
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_IDENTITY:
+	case CONSTR_IDENTITY:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		if (!on_new_table) {
 			f->e->rewrites = true;
@@ -251,7 +252,7 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 			    "rewritten");
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_GENERATED:
+	case CONSTR_GENERATED:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		if (!on_new_table) {
 			f->e->rewrites = true;
@@ -260,10 +261,9 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 			    "table is rewritten");
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT:
+	case CONSTR_DEFAULT:
 		if (!on_new_table && k->raw_expr) {
-			if (sql_volatility(&k->raw_expr->base, NULL, NULL) !=
-			    SQL_IMMUTABLE_OR_STABLE) {
+			if (sql_volatility(k->raw_expr, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE) {
 				f->e->rewrites = true;
 				rule(f, RULE_VOLATILE_DEFAULT);
 				haz(f, H3,
@@ -277,11 +277,11 @@ constraint(struct fx *f, const PgQuery__Constraint *k, bool on_new_table)
 }
 
 static void
-add_column(struct fx *f, const PgQuery__ColumnDef *c)
+add_column(struct fx *f, const ColumnDef *c)
 {
 	lock(f, LOCK_ACCESS_EXCLUSIVE);
 	haz(f, H1, "adds a column: ACCESS EXCLUSIVE for an instant, no rewrite");
-	if (is_serial_type(c->type_name)) {
+	if (is_serial_type(c->typeName)) {
 		f->e->rewrites = true;
 		rule(f, RULE_SERIAL_COLUMN);
 		haz(f, H3,
@@ -289,7 +289,7 @@ add_column(struct fx *f, const PgQuery__ColumnDef *c)
 		    "rewritten under ACCESS EXCLUSIVE");
 	}
 	if (c->raw_default) {
-		if (sql_volatility(&c->raw_default->base, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE) {
+		if (sql_volatility(c->raw_default, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE) {
 			f->e->rewrites = true;
 			rule(f, RULE_VOLATILE_DEFAULT);
 			haz(f, H3,
@@ -297,36 +297,36 @@ add_column(struct fx *f, const PgQuery__ColumnDef *c)
 			    "table is rewritten");
 		}
 	}
-	for (size_t i = 0; i < c->n_constraints; i++)
-		if (c->constraints[i]->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
-			constraint(f, c->constraints[i]->constraint, false);
+	for (int i = 0; i < list_length(c->constraints); i++)
+		if (IsA(list_nth(c->constraints, i), Constraint))
+			constraint(f, list_nth(c->constraints, i), false);
 }
 
 static void
-alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
+alter_cmd(struct fx *f, const AlterTableCmd *c)
 {
 	switch (c->subtype) {
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumnRecurse:
-		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-			add_column(f, c->def->column_def);
+	case AT_AddColumn:
+	case AT_AddColumnRecurse:
+		if (c->def && IsA(c->def, ColumnDef))
+			add_column(f, (const ColumnDef *)c->def);
 		else
 			lock(f, LOCK_ACCESS_EXCLUSIVE);
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse:
-		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
-			constraint(f, c->def->constraint, false);
+	case AT_AddConstraint:
+	case AT_AddConstraintRecurse:
+		if (c->def && IsA(c->def, Constraint))
+			constraint(f, (const Constraint *)c->def, false);
 		else
 			lock(f, LOCK_ACCESS_EXCLUSIVE);
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraintRecurse:
+	case AT_ValidateConstraint:
+	case AT_ValidateConstraintRecurse:
 		lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		f->e->scans = true;
 		haz(f, H3, "scans the whole table to validate");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
+	case AT_SetNotNull:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		f->e->scans = true;
 		rule(f, RULE_SET_NOT_NULL);
@@ -334,14 +334,14 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 		    "ACCESS EXCLUSIVE while the table is scanned (unless a valid CHECK "
 		    "(col IS NOT NULL) proves it)");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse:
+	case AT_DropColumn:
+	case AT_DropColumnRecurse:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		f->e->destructive = true;
 		rule(f, RULE_DROP);
 		haz(f, H3, "destroys data; readers of the column break");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
+	case AT_AlterColumnType:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		f->e->rewrites = true;
 		rule(f, RULE_COLUMN_TYPE);
@@ -349,35 +349,34 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 		    "changes a column's type: the table and its indexes may be rewritten "
 		    "under ACCESS EXCLUSIVE");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetLogged:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetUnLogged:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetAccessMethod:
+	case AT_SetLogged:
+	case AT_SetUnLogged:
+	case AT_SetTableSpace:
+	case AT_SetAccessMethod:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		f->e->rewrites = true;
 		rule(f, RULE_TABLE_REWRITE);
 		haz(f, H3, "rewrites the table under ACCESS EXCLUSIVE");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AttachPartition:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartitionFinalize:
+	case AT_SetStatistics:
+	case AT_ClusterOn:
+	case AT_DropCluster:
+	case AT_SetOptions:
+	case AT_ResetOptions:
+	case AT_AttachPartition:
+	case AT_DetachPartitionFinalize:
 		lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		haz(f, H1, "changes a planner or maintenance setting");
-		if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AttachPartition) {
+		if (c->subtype == AT_AttachPartition) {
 			/* the partition itself is locked harder, and checked by a scan */
 			lock(f, LOCK_ACCESS_EXCLUSIVE);
 			f->e->scans = true;
 			haz(f, H3, "attaches a partition: its rows are checked under its lock");
 		}
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions:
-		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_LIST &&
-		    reloptions_light(c->def->list->n_items, c->def->list->items)) {
+	case AT_SetRelOptions:
+	case AT_ResetRelOptions:
+		if (c->def && IsA(c->def, List) && reloptions_light((const List *)c->def)) {
 			lock(f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 			haz(f, H1, "changes a storage parameter");
 		} else {
@@ -385,51 +384,51 @@ alter_cmd(struct fx *f, const PgQuery__AlterTableCmd *c)
 			haz(f, H1, "changes a storage parameter under ACCESS EXCLUSIVE");
 		}
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrig:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigAll:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigAll:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigUser:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigUser:
+	case AT_EnableTrig:
+	case AT_EnableAlwaysTrig:
+	case AT_EnableReplicaTrig:
+	case AT_DisableTrig:
+	case AT_EnableTrigAll:
+	case AT_DisableTrigAll:
+	case AT_EnableTrigUser:
+	case AT_DisableTrigUser:
 		lock(f, LOCK_SHARE_ROW_EXCLUSIVE);
 		haz(f, H2, "enables or disables triggers: what writes do changes");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition:
+	case AT_DetachPartition:
 		/*
 		 * CONCURRENTLY spares the parent (ShareUpdateExclusiveLock) but not
 		 * the partition, which is locked ACCESS EXCLUSIVE either way
 		 */
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
-		if (c->def && c->def->node_case == PG_QUERY__NODE__NODE_PARTITION_CMD &&
-		    c->def->partition_cmd->concurrent)
+		if (c->def && IsA(c->def, PartitionCmd) &&
+		    ((const PartitionCmd *)c->def)->concurrent)
 			f->e->nontx = true;
 		haz(f, H3, "detaches a partition: its rows leave the table");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraintRecurse:
+	case AT_DropConstraint:
+	case AT_DropConstraintRecurse:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		haz(f, H1, "drops a constraint: ACCESS EXCLUSIVE for an instant");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ReplicaIdentity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableRowSecurity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableRowSecurity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ForceRowSecurity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_NoForceRowSecurity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ChangeOwner:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStorage:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetCompression:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterConstraint:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropIdentity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetIdentity:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropExpression:
+	case AT_ColumnDefault:
+	case AT_DropNotNull:
+	case AT_ReplicaIdentity:
+	case AT_EnableRowSecurity:
+	case AT_DisableRowSecurity:
+	case AT_ForceRowSecurity:
+	case AT_NoForceRowSecurity:
+	case AT_ChangeOwner:
+	case AT_SetStorage:
+	case AT_SetCompression:
+	case AT_AlterConstraint:
+	case AT_DropIdentity:
+	case AT_SetIdentity:
+	case AT_DropExpression:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		haz(f, H1, "changes the table's definition: ACCESS EXCLUSIVE for an instant");
 		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIdentity:
+	case AT_AddIdentity:
 		lock(f, LOCK_ACCESS_EXCLUSIVE);
 		haz(f, H1,
 		    "makes an existing column an identity: ACCESS EXCLUSIVE for an "
@@ -454,35 +453,32 @@ unknown(struct fx *f, const char *what)
 }
 
 static bool
-drop_table_like(PgQuery__ObjectType t)
+drop_table_like(ObjectType t)
 {
-	return t == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
-	       t == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
-	       t == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW ||
-	       t == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ||
-	       t == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE;
+	return t == OBJECT_TABLE || t == OBJECT_VIEW || t == OBJECT_MATVIEW ||
+	       t == OBJECT_SEQUENCE || t == OBJECT_FOREIGN_TABLE;
 }
 
 void
-plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
+plan_sql_analyze(struct arena *a, const Node *n, struct plan_sql_effect *e)
 {
 	struct fx f = { e, a };
 
 	memset(e, 0, sizeof(*e));
 	e->known = true;
 	e->hazard = H0;
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: {
-		const PgQuery__AlterTableStmt *s = n->alter_table_stmt;
-		for (size_t i = 0; i < s->n_cmds; i++)
-			if (s->cmds[i]->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
-				alter_cmd(&f, s->cmds[i]->alter_table_cmd);
-		if (!s->n_cmds)
+	switch (nodeTag(n)) {
+	case T_AlterTableStmt: {
+		const AlterTableStmt *s = (const AlterTableStmt *)n;
+		for (int i = 0; i < list_length(s->cmds); i++)
+			if (IsA(list_nth(s->cmds, i), AlterTableCmd))
+				alter_cmd(&f, list_nth(s->cmds, i));
+		if (!s->cmds)
 			unknown(&f, "an empty ALTER TABLE");
 		break;
 	}
-	case PG_QUERY__NODE__NODE_INDEX_STMT:
-		if (n->index_stmt->concurrent) {
+	case T_IndexStmt:
+		if (((const IndexStmt *)n)->concurrent) {
 			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 			e->nontx = true;
 			haz(&f, H1, "builds the index concurrently: writes go on");
@@ -495,11 +491,11 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 			    "whole build");
 		}
 		break;
-	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
-		const PgQuery__ReindexStmt *r = n->reindex_stmt;
+	case T_ReindexStmt: {
+		const ReindexStmt *r = (const ReindexStmt *)n;
 		/* either way the index gets a new relfilenode */
 		e->rewrites = true;
-		if (has_option(r->n_params, r->params, "concurrently")) {
+		if (has_option(r->params, "concurrently")) {
 			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 			e->nontx = true;
 			haz(&f, H1, "rebuilds concurrently: writes go on");
@@ -511,14 +507,13 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 			    "rebuilds without CONCURRENTLY: the index is locked ACCESS "
 			    "EXCLUSIVE and writes wait");
 		}
-		if (r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX &&
-		    r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_TABLE)
+		if (r->kind != REINDEX_OBJECT_INDEX && r->kind != REINDEX_OBJECT_TABLE)
 			e->nontx = true; /* SCHEMA, SYSTEM, DATABASE */
 		break;
 	}
-	case PG_QUERY__NODE__NODE_DROP_STMT: {
-		const PgQuery__DropStmt *d = n->drop_stmt;
-		if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
+	case T_DropStmt: {
+		const DropStmt *d = (const DropStmt *)n;
+		if (d->removeType == OBJECT_INDEX) {
 			if (d->concurrent) {
 				lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 				e->nontx = true;
@@ -526,17 +521,15 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 				lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			}
 			haz(&f, H3, "queries that use the index slow down or change plans");
-		} else if (drop_table_like(d->remove_type) ||
-			   d->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE ||
-			   d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA) {
+		} else if (drop_table_like(d->removeType) || d->behavior == DROP_CASCADE ||
+			   d->removeType == OBJECT_SCHEMA) {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			e->destructive = true;
-			if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+			if (d->removeType == OBJECT_TABLE)
 				rule(&f, RULE_DROP);
 			haz(&f, H3, "destroys a relation and its data");
-		} else if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_TRIGGER ||
-			   d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_POLICY ||
-			   d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_RULE) {
+		} else if (d->removeType == OBJECT_TRIGGER || d->removeType == OBJECT_POLICY ||
+			   d->removeType == OBJECT_RULE) {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			haz(&f, H3, "drops what writes or reads of a table depend on");
 		} else {
@@ -545,43 +538,44 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		}
 		break;
 	}
-	case PG_QUERY__NODE__NODE_RENAME_STMT: {
-		const PgQuery__RenameStmt *r = n->rename_stmt;
-		if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX)
+	case T_RenameStmt: {
+		const RenameStmt *r = (const RenameStmt *)n;
+		if (r->renameType == OBJECT_INDEX)
 			lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		else if (r->relation)
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
-		if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
-		    r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN)
+		if (r->renameType == OBJECT_TABLE || r->renameType == OBJECT_COLUMN)
 			rule(&f, RULE_RENAME);
 		haz(&f, H3, "readers and writers of the old name break");
 		break;
 	}
-	case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
-		if (n->alter_object_schema_stmt->relation)
+	case T_AlterObjectSchemaStmt:
+		if (((const AlterObjectSchemaStmt *)n)->relation)
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 		haz(&f, H3, "moves an object to another schema: readers of the old name break");
 		break;
-	case PG_QUERY__NODE__NODE_COMMENT_STMT:
+	case T_CommentStmt:
 		lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		haz(&f, H0, "a comment: metadata only");
 		break;
-	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+	case T_CreateTrigStmt:
 		lock(&f, LOCK_SHARE_ROW_EXCLUSIVE);
 		haz(&f, H2, "adds a trigger: every later write runs it");
 		break;
-	case PG_QUERY__NODE__NODE_VIEW_STMT:
-		lock(&f, n->view_stmt->replace ? LOCK_ACCESS_EXCLUSIVE : LOCK_ACCESS_SHARE);
-		haz(&f, n->view_stmt->replace ? H1 : H0,
-		    n->view_stmt->replace ? "replaces a view: its readers wait for an instant"
-					  : "creates a view: metadata only");
+	case T_ViewStmt:
+		lock(&f,
+		     ((const ViewStmt *)n)->replace ? LOCK_ACCESS_EXCLUSIVE : LOCK_ACCESS_SHARE);
+		haz(&f, ((const ViewStmt *)n)->replace ? H1 : H0,
+		    ((const ViewStmt *)n)->replace
+			? "replaces a view: its readers wait for an instant"
+			: "creates a view: metadata only");
 		break;
-	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+	case T_CreateTableAsStmt:
 		lock(&f, LOCK_ACCESS_SHARE);
 		haz(&f, H1, "creates a table or materialized view from a query: reads its sources");
 		break;
-	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
-		if (n->refresh_mat_view_stmt->concurrent) {
+	case T_RefreshMatViewStmt:
+		if (((const RefreshMatViewStmt *)n)->concurrent) {
 			lock(&f, LOCK_EXCLUSIVE);
 			haz(&f, H2,
 			    "refreshes concurrently: readers go on, writes of the view wait");
@@ -592,24 +586,25 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 			haz(&f, H3, "refreshes under ACCESS EXCLUSIVE: readers wait");
 		}
 		break;
-	case PG_QUERY__NODE__NODE_CREATE_STMT: {
-		const PgQuery__CreateStmt *c = n->create_stmt;
+	case T_CreateStmt: {
+		const CreateStmt *c = (const CreateStmt *)n;
 		bool fk = false;
-		for (size_t i = 0; i < c->n_table_elts; i++) {
-			const node *el = c->table_elts[i];
-			if (el->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
-			    el->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+		for (int i = 0; i < list_length(c->tableElts); i++) {
+			const Node *el = list_nth(c->tableElts, i);
+			if (IsA(el, Constraint) &&
+			    ((const Constraint *)el)->contype == CONSTR_FOREIGN)
 				fk = true;
-			if (el->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-				for (size_t k = 0; k < el->column_def->n_constraints; k++) {
-					const node *cn = el->column_def->constraints[k];
-					if (cn->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
-					    cn->constraint->contype ==
-						PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+			if (IsA(el, ColumnDef))
+				for (int k = 0;
+				     k < list_length(((const ColumnDef *)el)->constraints); k++) {
+					const Node *cn =
+					    list_nth(((const ColumnDef *)el)->constraints, k);
+					if (IsA(cn, Constraint) &&
+					    ((const Constraint *)cn)->contype == CONSTR_FOREIGN)
 						fk = true;
 				}
 		}
-		if (c->partbound || c->n_inh_relations) {
+		if (c->partbound || c->inhRelations) {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			haz(&f, H3, "creates a partition or child: the parent is locked");
 		} else {
@@ -618,17 +613,17 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		}
 		break;
 	}
-	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
+	case T_ClusterStmt:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE);
 		e->rewrites = true;
 		/* CLUSTER of every clustered table refuses a transaction block */
-		e->nontx = !n->cluster_stmt->relation;
+		e->nontx = !((const ClusterStmt *)n)->relation;
 		rule(&f, RULE_TABLE_REWRITE);
 		haz(&f, H3, "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
 		break;
-	case PG_QUERY__NODE__NODE_VACUUM_STMT: {
-		const PgQuery__VacuumStmt *v = n->vacuum_stmt;
-		if (v->is_vacuumcmd && has_option(v->n_options, v->options, "full")) {
+	case T_VacuumStmt: {
+		const VacuumStmt *v = (const VacuumStmt *)n;
+		if (v->is_vacuumcmd && has_option(v->options, "full")) {
 			lock(&f, LOCK_ACCESS_EXCLUSIVE);
 			e->rewrites = true;
 			e->nontx = true;
@@ -643,15 +638,15 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 		}
 		break;
 	}
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
+	case T_TruncateStmt:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE);
 		e->rewrites = true;
 		e->destructive = true;
 		rule(&f, RULE_TRUNCATE);
 		haz(&f, H3, "TRUNCATE destroys every row under ACCESS EXCLUSIVE");
 		break;
-	case PG_QUERY__NODE__NODE_LOCK_STMT: {
-		int m = n->lock_stmt->mode;
+	case T_LockStmt: {
+		int m = ((const LockStmt *)n)->mode;
 		enum pg_lock l = m >= LOCK_ACCESS_SHARE && m <= LOCK_ACCESS_EXCLUSIVE
 				     ? (enum pg_lock)m
 				     : LOCK_ACCESS_EXCLUSIVE;
@@ -662,29 +657,23 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 				    : "LOCK TABLE in a mode that lets writes go on");
 		break;
 	}
-	case PG_QUERY__NODE__NODE_GRANT_STMT:
-		haz(&f, H1, "changes privileges: who may read or write changes");
-		break;
-	case PG_QUERY__NODE__NODE_CREATE_ENUM_STMT:
-	case PG_QUERY__NODE__NODE_DEFINE_STMT:
-	case PG_QUERY__NODE__NODE_COMPOSITE_TYPE_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_RANGE_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_SCHEMA_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_SEQ_STMT:
-		haz(&f, H0, "creates a new object: metadata only");
-		break;
-	case PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT:
-		haz(&f, n->create_function_stmt->replace ? H1 : H0,
-		    n->create_function_stmt->replace
+	case T_GrantStmt: haz(&f, H1, "changes privileges: who may read or write changes"); break;
+	case T_CreateEnumStmt:
+	case T_DefineStmt:
+	case T_CompositeTypeStmt:
+	case T_CreateRangeStmt:
+	case T_CreateDomainStmt:
+	case T_CreateSchemaStmt:
+	case T_CreateSeqStmt: haz(&f, H0, "creates a new object: metadata only"); break;
+	case T_CreateFunctionStmt:
+		haz(&f, ((const CreateFunctionStmt *)n)->replace ? H1 : H0,
+		    ((const CreateFunctionStmt *)n)->replace
 			? "replaces a function: its callers get the new body"
 			: "creates a function: metadata only");
 		break;
-	case PG_QUERY__NODE__NODE_ALTER_FUNCTION_STMT:
-		haz(&f, H1, "changes a function's properties");
-		break;
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
-		if (n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0]) {
+	case T_AlterFunctionStmt: haz(&f, H1, "changes a function's properties"); break;
+	case T_AlterEnumStmt:
+		if (!sql_str_empty(((const AlterEnumStmt *)n)->oldVal)) {
 			haz(&f, H3,
 			    "renames an enum value: readers and writers of the old value break");
 		} else {
@@ -693,46 +682,43 @@ plan_sql_analyze(struct arena *a, const node *n, struct plan_sql_effect *e)
 			haz(&f, H1, "adds an enum value: metadata only");
 		}
 		break;
-	case PG_QUERY__NODE__NODE_ALTER_SEQ_STMT:
+	case T_AlterSeqStmt:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE); /* on the sequence */
 		e->rewrites = true;		 /* RESTART and others give it a new relfilenode */
 		haz(&f, H1, "changes a sequence");
 		break;
-	case PG_QUERY__NODE__NODE_CREATE_POLICY_STMT:
-	case PG_QUERY__NODE__NODE_ALTER_POLICY_STMT:
+	case T_CreatePolicyStmt:
+	case T_AlterPolicyStmt:
 		lock(&f, LOCK_ACCESS_EXCLUSIVE);
 		haz(&f, H2, "changes row-level security: which rows roles see changes");
 		break;
-	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
+	case T_CreateStatsStmt:
 		lock(&f, LOCK_SHARE_UPDATE_EXCLUSIVE);
 		haz(&f, H0, "creates extended statistics: metadata only");
 		break;
-	case PG_QUERY__NODE__NODE_INSERT_STMT:
+	case T_InsertStmt:
 		lock(&f, LOCK_ROW_EXCLUSIVE);
 		haz(&f, H2, "inserts rows");
 		break;
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-	case PG_QUERY__NODE__NODE_DELETE_STMT:
-	case PG_QUERY__NODE__NODE_MERGE_STMT:
+	case T_UpdateStmt:
+	case T_DeleteStmt:
+	case T_MergeStmt:
 		lock(&f, LOCK_ROW_EXCLUSIVE);
 		rule(&f, RULE_DML_IN_SQL);
 		haz(&f, H2, "changes rows in one transaction, without batches");
 		break;
-	case PG_QUERY__NODE__NODE_SELECT_STMT:
-		lock(&f, n->select_stmt->n_locking_clause ? LOCK_ROW_SHARE : LOCK_ACCESS_SHARE);
+	case T_SelectStmt:
+		lock(&f,
+		     ((const SelectStmt *)n)->lockingClause ? LOCK_ROW_SHARE : LOCK_ACCESS_SHARE);
 		haz(&f, H0, "a query: reads only");
 		break;
-	case PG_QUERY__NODE__NODE_DO_STMT: unknown(&f, "a DO block"); break;
-	case PG_QUERY__NODE__NODE_CREATE_EXTENSION_STMT: unknown(&f, "CREATE EXTENSION"); break;
-	default: {
-		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
-		    &pg_query__node__descriptor, (unsigned)n->node_case);
-		unknown(&f, arena_printf(a, "this statement (%s)", fd ? fd->name : "?"));
-	} break;
+	case T_DoStmt: unknown(&f, "a DO block"); break;
+	case T_CreateExtensionStmt: unknown(&f, "CREATE EXTENSION"); break;
+	default: unknown(&f, arena_printf(a, "this statement (%s)", sql_stmt_name(n))); break;
 	}
 	/* a data-modifying function call anywhere is a side effect the tree does not show */
-	if (e->known && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
-	    sql_volatility(&n->base, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE)
+	if (e->known && IsA(n, SelectStmt) &&
+	    sql_volatility(n, NULL, NULL) != SQL_IMMUTABLE_OR_STABLE)
 		unknown(&f, "a query that calls a volatile or unknown function");
 	if (!e->reason)
 		e->reason = "metadata only";

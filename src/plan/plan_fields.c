@@ -104,7 +104,7 @@ get_expr(struct plan_bctx *c, const struct doc_node *n, const char *field, bool 
  */
 char *
 plan_get_stmt(struct plan_bctx *c, const struct doc_node *n, const char *field, struct sql_tree *t,
-	      const PgQuery__Node **stmt)
+	      const struct Node **stmt)
 {
 	const char *s = get_string(c, n, field, "an SQL statement");
 	struct sql_msg m;

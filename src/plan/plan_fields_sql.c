@@ -2,68 +2,66 @@
  * The fields that hold a whole statement: create_view's query, an sql step's
  * statement (and what it does, read from its tree), backfill_sql's UPDATE.
  */
+#include "sql/sql_pg.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "plan/doc.h"
 #include "plan/plan.h"
 #include "plan/plan_int.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
 
 /* A short name of a statement's kind, for messages: "VACUUM", "CREATE DATABASE". */
 static const char *
-stmt_keyword(const PgQuery__Node *q)
+stmt_keyword(const Node *q)
 {
-	switch (q->node_case) {
-	case PG_QUERY__NODE__NODE_VACUUM_STMT:
-		return q->vacuum_stmt->is_vacuumcmd ? "VACUUM" : "ANALYZE";
-	case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT: return "ALTER SYSTEM";
-	case PG_QUERY__NODE__NODE_CREATEDB_STMT: return "CREATE DATABASE";
-	case PG_QUERY__NODE__NODE_DROPDB_STMT: return "DROP DATABASE";
-	case PG_QUERY__NODE__NODE_ALTER_DATABASE_STMT: return "ALTER DATABASE";
-	case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT: return "CREATE TABLESPACE";
-	case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT: return "DROP TABLESPACE";
-	case PG_QUERY__NODE__NODE_INSERT_STMT: return "INSERT";
-	case PG_QUERY__NODE__NODE_UPDATE_STMT: return "UPDATE";
-	case PG_QUERY__NODE__NODE_DELETE_STMT: return "DELETE";
-	case PG_QUERY__NODE__NODE_CREATE_STMT: return "CREATE TABLE";
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: return "ALTER TABLE";
-	case PG_QUERY__NODE__NODE_DROP_STMT: return "DROP";
-	case PG_QUERY__NODE__NODE_INDEX_STMT: return "CREATE INDEX";
+	switch (nodeTag(q)) {
+	case T_VacuumStmt: return ((const VacuumStmt *)q)->is_vacuumcmd ? "VACUUM" : "ANALYZE";
+	case T_AlterSystemStmt: return "ALTER SYSTEM";
+	case T_CreatedbStmt: return "CREATE DATABASE";
+	case T_DropdbStmt: return "DROP DATABASE";
+	case T_AlterDatabaseStmt: return "ALTER DATABASE";
+	case T_CreateTableSpaceStmt: return "CREATE TABLESPACE";
+	case T_DropTableSpaceStmt: return "DROP TABLESPACE";
+	case T_InsertStmt: return "INSERT";
+	case T_UpdateStmt: return "UPDATE";
+	case T_DeleteStmt: return "DELETE";
+	case T_CreateStmt: return "CREATE TABLE";
+	case T_AlterTableStmt: return "ALTER TABLE";
+	case T_DropStmt: return "DROP";
+	case T_IndexStmt: return "CREATE INDEX";
 	default: return "a statement that is not a query";
 	}
 }
 
 /* What the transaction statement is called in SQL. */
 static const char *
-tx_keyword(const PgQuery__TransactionStmt *t)
+tx_keyword(const TransactionStmt *t)
 {
 	switch (t->kind) {
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN: return "BEGIN";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START: return "START TRANSACTION";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT: return "COMMIT";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK: return "ROLLBACK";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT: return "SAVEPOINT";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_RELEASE: return "RELEASE";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO: return "ROLLBACK TO";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE: return "PREPARE TRANSACTION";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT_PREPARED: return "COMMIT PREPARED";
-	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED:
-		return "ROLLBACK PREPARED";
+	case TRANS_STMT_BEGIN: return "BEGIN";
+	case TRANS_STMT_START: return "START TRANSACTION";
+	case TRANS_STMT_COMMIT: return "COMMIT";
+	case TRANS_STMT_ROLLBACK: return "ROLLBACK";
+	case TRANS_STMT_SAVEPOINT: return "SAVEPOINT";
+	case TRANS_STMT_RELEASE: return "RELEASE";
+	case TRANS_STMT_ROLLBACK_TO: return "ROLLBACK TO";
+	case TRANS_STMT_PREPARE: return "PREPARE TRANSACTION";
+	case TRANS_STMT_COMMIT_PREPARED: return "COMMIT PREPARED";
+	case TRANS_STMT_ROLLBACK_PREPARED: return "ROLLBACK PREPARED";
 	default: return "transaction control";
 	}
 }
 
 static bool
-is_set_config(const PgQuery__Node *n, void *ctx)
+is_set_config(const Node *n, void *ctx)
 {
 	bool *found = ctx;
 
-	if (n->node_case == PG_QUERY__NODE__NODE_FUNC_CALL && n->func_call->n_funcname &&
-	    sql_node_str(n->func_call->funcname[n->func_call->n_funcname - 1]) &&
-	    !strcmp(sql_node_str(n->func_call->funcname[n->func_call->n_funcname - 1]),
-		    "set_config")) {
+	if (IsA(n, FuncCall) && ((const FuncCall *)n)->funcname &&
+	    sql_node_str(llast(((const FuncCall *)n)->funcname)) &&
+	    !strcmp(sql_node_str(llast(((const FuncCall *)n)->funcname)), "set_config")) {
 		*found = true;
 		return false;
 	}
@@ -72,35 +70,35 @@ is_set_config(const PgQuery__Node *n, void *ctx)
 
 /* Whether the statement calls set_config anywhere (a function body is not looked into). */
 static bool
-calls_set_config(const PgQuery__Node *q)
+calls_set_config(const Node *q)
 {
 	bool found = false;
 
-	(void)sql_walk(&q->base, is_set_config, &found);
+	(void)sql_walk(q, is_set_config, &found);
 	return found;
 }
 
 /* Why an `sql` step's statement cannot run as a step, or NULL. */
 static const char *
-stmt_refused(struct plan_bctx *c, const PgQuery__Node *q)
+stmt_refused(struct plan_bctx *c, const Node *q)
 {
-	switch (q->node_case) {
-	case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+	switch (nodeTag(q)) {
+	case T_TransactionStmt:
 		return arena_printf(c->a,
 				    "expected a statement, found transaction control ('%s'): the "
 				    "executor runs each step in its own transaction",
-				    tx_keyword(q->transaction_stmt));
-	case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT:
-	case PG_QUERY__NODE__NODE_CREATEDB_STMT:
-	case PG_QUERY__NODE__NODE_DROPDB_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT:
-	case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT:
+				    tx_keyword((const TransactionStmt *)q));
+	case T_AlterSystemStmt:
+	case T_CreatedbStmt:
+	case T_DropdbStmt:
+	case T_CreateTableSpaceStmt:
+	case T_DropTableSpaceStmt:
 		return arena_printf(c->a,
 				    "expected a statement on this database's objects, found '%s', "
 				    "which changes the server or another database",
 				    stmt_keyword(q));
-	case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
-	case PG_QUERY__NODE__NODE_DISCARD_STMT:
+	case T_VariableSetStmt:
+	case T_DiscardStmt:
 		return "expected a statement that leaves the session as it was, found SET, RESET "
 		       "or DISCARD: a setting would outlive the step (use limits: for timeouts)";
 	default: break;
@@ -112,16 +110,16 @@ stmt_refused(struct plan_bctx *c, const PgQuery__Node *q)
 }
 
 static bool
-collect_rangevar(const PgQuery__RangeVar *rv, void *ctx)
+collect_rangevar(const RangeVar *rv, void *ctx)
 {
 	void **a = ctx;
 	struct plan_bctx *c = a[0];
 	struct plan_step *s = a[1];
 	char *name, **nv;
 
-	if (!rv->relname || (rv->catalogname && rv->catalogname[0]))
+	if (!rv->relname || !sql_str_empty(rv->catalogname))
 		return true;
-	name = rv->schemaname && rv->schemaname[0]
+	name = !sql_str_empty(rv->schemaname)
 		   ? arena_printf(c->p->arena, "%s.%s", rv->schemaname, rv->relname)
 		   : arena_strdup(c->p->arena, rv->relname);
 	if (!plan_ident_ok(name, true))
@@ -142,11 +140,11 @@ collect_rangevar(const PgQuery__RangeVar *rv, void *ctx)
  * compared before and after the statement when it promises no rewrite.
  */
 static void
-touched_of(struct plan_bctx *c, const PgQuery__Node *q, struct plan_step *s)
+touched_of(struct plan_bctx *c, const Node *q, struct plan_step *s)
 {
 	void *ctx[2] = { c, s };
 
-	(void)sql_walk_rangevars(&q->base, collect_rangevar, ctx);
+	(void)sql_walk_rangevars(q, collect_rangevar, ctx);
 }
 
 /*
@@ -155,13 +153,13 @@ touched_of(struct plan_bctx *c, const PgQuery__Node *q, struct plan_step *s)
  * statement is not rolled back). Returns why the statement is refused, or NULL.
  */
 static const char *
-concurrent_index(struct plan_bctx *c, const PgQuery__Node *q, struct plan_step *s)
+concurrent_index(struct plan_bctx *c, const Node *q, struct plan_step *s)
 {
-	if (q->node_case == PG_QUERY__NODE__NODE_INDEX_STMT && q->index_stmt->concurrent) {
-		const PgQuery__IndexStmt *x = q->index_stmt;
+	if (IsA(q, IndexStmt) && ((const IndexStmt *)q)->concurrent) {
+		const IndexStmt *x = (const IndexStmt *)q;
 		const char *schema = x->relation ? x->relation->schemaname : NULL;
 
-		if (!x->idxname || !x->idxname[0])
+		if (sql_str_empty(x->idxname))
 			return "expected CREATE INDEX CONCURRENTLY to name its index: a build "
 			       "killed half-way leaves an INVALID index that a retry must find";
 		s->cic_index = schema && schema[0]
@@ -173,16 +171,17 @@ concurrent_index(struct plan_bctx *c, const PgQuery__Node *q, struct plan_step *
 					    "found '%s'",
 					    s->cic_index);
 	}
-	if (q->node_case == PG_QUERY__NODE__NODE_DROP_STMT && q->drop_stmt->concurrent &&
-	    q->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX &&
-	    q->drop_stmt->n_objects == 1 &&
-	    q->drop_stmt->objects[0]->node_case == PG_QUERY__NODE__NODE_LIST) {
-		const PgQuery__List *l = q->drop_stmt->objects[0]->list;
-		const char *a = l->n_items > 0 ? sql_node_str(l->items[0]) : NULL;
-		const char *b = l->n_items > 1 ? sql_node_str(l->items[1]) : NULL;
-		char *name = l->n_items == 2 && a && b ? arena_printf(c->p->arena, "%s.%s", a, b)
-			     : l->n_items == 1 && a    ? arena_strdup(c->p->arena, a)
-						       : NULL;
+	if (IsA(q, DropStmt) && ((const DropStmt *)q)->concurrent &&
+	    ((const DropStmt *)q)->removeType == OBJECT_INDEX &&
+	    list_length(((const DropStmt *)q)->objects) == 1 &&
+	    IsA(linitial(((const DropStmt *)q)->objects), List)) {
+		const List *l = linitial(((const DropStmt *)q)->objects);
+		const char *a = list_length(l) > 0 ? sql_node_str(linitial(l)) : NULL;
+		const char *b = list_length(l) > 1 ? sql_node_str(lsecond(l)) : NULL;
+		char *name = list_length(l) == 2 && a && b
+				 ? arena_printf(c->p->arena, "%s.%s", a, b)
+			     : list_length(l) == 1 && a ? arena_strdup(c->p->arena, a)
+							: NULL;
 		if (name && plan_ident_ok(name, true))
 			s->dic_index = name;
 	}
@@ -193,15 +192,15 @@ bool
 plan_read_query(struct plan_bctx *c, const struct doc_node *v, const char *label, char **out)
 {
 	struct sql_tree t;
-	const PgQuery__Node *q;
-	const PgQuery__SelectStmt *sel;
+	const Node *q;
+	const SelectStmt *sel;
 	char *sql = plan_get_stmt(c, v, label, &t, &q);
 
 	if (!sql)
 		return false;
 	*out = sql;
-	sel = q->node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? q->select_stmt : NULL;
-	if (!sel || sel->into_clause) {
+	sel = IsA(q, SelectStmt) ? (const SelectStmt *)q : NULL;
+	if (!sel || sel->intoClause) {
 		plan_err(c, v, "sql: expected a query (SELECT, WITH, VALUES or TABLE), found %s",
 			 sel ? "SELECT INTO" : arena_printf(c->a, "'%s'", stmt_keyword(q)));
 		sql_tree_free(&t);
@@ -216,7 +215,7 @@ plan_read_stmt(struct plan_bctx *c, struct plan_step *s, const struct doc_node *
 	       const char *label, char **out)
 {
 	struct sql_tree t;
-	const PgQuery__Node *q;
+	const Node *q;
 	const char *why;
 	char *sql = plan_get_stmt(c, v, label, &t, &q);
 

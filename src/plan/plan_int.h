@@ -11,9 +11,9 @@ void plan_step_finish(struct plan *p, struct plan_step *s);
 
 struct sql_msg;
 struct arena;
-typedef struct PgQuery__Node PgQuery__Node;
+struct Node;
 /* Derives what an sql step's statement does (plan_analyze.c). */
-void plan_sql_analyze(struct arena *a, const PgQuery__Node *stmt, struct plan_sql_effect *e);
+void plan_sql_analyze(struct arena *a, const struct Node *stmt, struct plan_sql_effect *e);
 /*
  * Reads a finished step's statement and checks back with PostgreSQL's parser
  * and checks the tree is the op's promise (plan_shape.c). False with *m when not.
@@ -192,7 +192,7 @@ void plan_sql_err(struct plan_bctx *c, const struct doc_node *n, const char *fie
 /* One SQL statement (without its `;`) in the plan's arena; *t holds its tree (sql_tree_free). */
 struct sql_tree;
 char *plan_get_stmt(struct plan_bctx *c, const struct doc_node *n, const char *field,
-		    struct sql_tree *t, const PgQuery__Node **stmt);
+		    struct sql_tree *t, const struct Node **stmt);
 
 /* plan_fields_sql.c: the kinds that hold a statement */
 bool plan_read_query(struct plan_bctx *c, const struct doc_node *v, const char *label, char **out);

@@ -23,12 +23,13 @@
  * JSON {"inverse_of":<the step's step_sha>,"step":<its fields>}, which can
  * never be the canonical form of a forward step.
  */
+#include "sql/sql_pg.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "plan/plan.h"
 #include "plan/plan_int.h"
-#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/canon.h"
 
@@ -117,23 +118,22 @@ backfill_left(struct plan *p, const struct plan_step *s)
 {
 	struct sql_tree t;
 	struct sql_msg m;
-	const PgQuery__Node *n;
+	const Node *n;
 	const struct plan_step *by = NULL;
 	bool all = false;
 
 	if (sql_parse(&t, s->sql, &m) < 0)
 		goto out;
 	n = sql_tree_one(&t, s->sql, &m);
-	if (n && n->node_case == PG_QUERY__NODE__NODE_UPDATE_STMT &&
-	    n->update_stmt->n_target_list > 0) {
+	if (n && IsA(n, UpdateStmt) && ((const UpdateStmt *)n)->targetList) {
+		const List *tl = ((const UpdateStmt *)n)->targetList;
 		all = true;
-		for (size_t i = 0; all && i < n->update_stmt->n_target_list; i++) {
-			const PgQuery__Node *r = n->update_stmt->target_list[i];
+		for (int i = 0; all && i < list_length(tl); i++) {
+			const ResTarget *r = list_nth(tl, i);
 			const struct plan_step *e;
 
-			e = r->node_case == PG_QUERY__NODE__NODE_RES_TARGET && r->res_target->name
-				? dropped_by(p, s, s->bf_table, r->res_target->name)
-				: NULL;
+			e = IsA(r, ResTarget) && r->name ? dropped_by(p, s, s->bf_table, r->name)
+							 : NULL;
 			all = e != NULL;
 			if (e && (!by || e->op == OP_CREATE_TABLE))
 				by = e;

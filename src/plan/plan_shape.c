@@ -7,15 +7,14 @@
  * changes the tree, and the plan is refused before anything reaches a
  * database.
  */
+#include "sql/sql_pg.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "plan/plan.h"
 #include "plan/plan_int.h"
-#include "sql/sql.h"
 #include "util/strbuf.h"
-
-typedef PgQuery__Node node;
 
 static bool
 fail(struct sql_msg *m, const char *what)
@@ -26,230 +25,216 @@ fail(struct sql_msg *m, const char *what)
 }
 
 /* The AlterTableStmt on table with one subcommand of kind sub, or NULL. */
-static const PgQuery__AlterTableCmd *
-one_cmd(const node *n, const char *table, PgQuery__AlterTableType sub)
+static const AlterTableCmd *
+one_cmd(const Node *n, const char *table, AlterTableType sub)
 {
-	const PgQuery__AlterTableStmt *a;
+	const AlterTableStmt *a;
+	const AlterTableCmd *c;
 
-	if (n->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT)
+	if (!IsA(n, AlterTableStmt))
 		return NULL;
-	a = n->alter_table_stmt;
-	if (a->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE || a->missing_ok ||
-	    !sql_rangevar_is(a->relation, table) || !a->relation->inh || a->n_cmds != 1 ||
-	    a->cmds[0]->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
+	a = (const AlterTableStmt *)n;
+	if (a->objtype != OBJECT_TABLE || a->missing_ok || !sql_rangevar_is(a->relation, table) ||
+	    !a->relation->inh || list_length(a->cmds) != 1 ||
+	    !IsA(linitial(a->cmds), AlterTableCmd))
 		return NULL;
-	if (a->cmds[0]->alter_table_cmd->subtype != sub)
-		return NULL;
-	return a->cmds[0]->alter_table_cmd;
+	c = linitial_node(AlterTableCmd, a->cmds);
+	return c->subtype == sub ? c : NULL;
 }
 
 /* A column definition as column_sql writes it: NOT NULL and DEFAULT at most. */
 static bool
-coldef_ok(const node *n, const char *name, bool nullable, const struct plan_const *def)
+coldef_ok(const Node *n, const char *name, bool nullable, const struct plan_const *def)
 {
-	const PgQuery__ColumnDef *c;
-	size_t want = (nullable ? 0 : 1) + (def->kind != CONST_NONE ? 1 : 0), got_nn = 0,
-	       got_def = 0;
+	const ColumnDef *c;
+	int want = (nullable ? 0 : 1) + (def->kind != CONST_NONE ? 1 : 0), got_nn = 0, got_def = 0;
 
-	if (!n || n->node_case != PG_QUERY__NODE__NODE_COLUMN_DEF)
+	if (!n || !IsA(n, ColumnDef))
 		return false;
-	c = n->column_def;
-	if (strcmp(c->colname, name) != 0 || !c->type_name || c->coll_clause || c->raw_default ||
-	    (c->identity && c->identity[0]) || (c->generated && c->generated[0]) ||
-	    (c->compression && c->compression[0]) || c->n_constraints != want)
+	c = (const ColumnDef *)n;
+	if (!sql_str_eq(c->colname, name) || !c->typeName || c->collClause || c->raw_default ||
+	    c->identity || c->generated || !sql_str_empty(c->compression) ||
+	    list_length(c->constraints) != want)
 		return false;
-	for (size_t i = 0; i < c->n_constraints; i++) {
-		const node *k = c->constraints[i];
-		if (k->node_case != PG_QUERY__NODE__NODE_CONSTRAINT)
+	for (int i = 0; i < list_length(c->constraints); i++) {
+		const Constraint *k = list_nth(c->constraints, i);
+		if (!IsA(k, Constraint))
 			return false;
-		if (k->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL)
+		if (k->contype == CONSTR_NOTNULL)
 			got_nn++;
-		else if (k->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT)
+		else if (k->contype == CONSTR_DEFAULT)
 			got_def++;
 		else
 			return false;
 	}
-	return got_nn == (nullable ? 0u : 1u) && got_def == (def->kind != CONST_NONE ? 1u : 0u);
+	return got_nn == (nullable ? 0 : 1) && got_def == (def->kind != CONST_NONE ? 1 : 0);
 }
 
 static bool
-add_constraint_ok(const node *n, const struct plan_step *s, PgQuery__ConstrType type)
+add_constraint_ok(const Node *n, const struct plan_step *s, ConstrType type)
 {
-	const PgQuery__AlterTableCmd *c =
-	    one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint);
-	const PgQuery__Constraint *k;
+	const AlterTableCmd *c = one_cmd(n, s->table, AT_AddConstraint);
+	const Constraint *k;
 
-	if (!c || !c->def || c->def->node_case != PG_QUERY__NODE__NODE_CONSTRAINT)
+	if (!c || !c->def || !IsA(c->def, Constraint))
 		return false;
-	k = c->def->constraint;
-	return k->contype == type && !strcmp(k->conname, s->name) && k->skip_validation &&
+	k = (const Constraint *)c->def;
+	return k->contype == type && sql_str_eq(k->conname, s->name) && k->skip_validation &&
 	       !k->is_no_inherit && !k->deferrable &&
-	       (type != PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN ||
-		(sql_rangevar_is(k->pktable, s->ref_table) && k->n_fk_attrs == s->columns.n &&
-		 k->n_pk_attrs == s->ref_columns.n));
+	       (type != CONSTR_FOREIGN || (sql_rangevar_is(k->pktable, s->ref_table) &&
+					   (size_t)list_length(k->fk_attrs) == s->columns.n &&
+					   (size_t)list_length(k->pk_attrs) == s->ref_columns.n));
 }
 
 static bool
-drop_ok(const node *n, PgQuery__ObjectType type, bool concurrent)
+drop_ok(const Node *n, ObjectType type, bool concurrent)
 {
-	const PgQuery__DropStmt *d;
+	const DropStmt *d;
 
-	if (n->node_case != PG_QUERY__NODE__NODE_DROP_STMT)
+	if (!IsA(n, DropStmt))
 		return false;
-	d = n->drop_stmt;
-	return d->remove_type == type && d->n_objects == 1 && !d->missing_ok &&
-	       d->concurrent == concurrent && d->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
+	d = (const DropStmt *)n;
+	return d->removeType == type && list_length(d->objects) == 1 && !d->missing_ok &&
+	       d->concurrent == concurrent && d->behavior == DROP_RESTRICT;
 }
 
 /* Whether the one object of a DropStmt is ident ("name" or "schema.name"). */
 static bool
-drop_names(const node *n, const char *ident)
+drop_names(const Node *n, const char *ident)
 {
-	const node *o = n->drop_stmt->objects[0];
+	const List *o = linitial(((const DropStmt *)n)->objects);
 	const char *dot = strchr(ident, '.'), *a, *b;
 
-	if (o->node_case != PG_QUERY__NODE__NODE_LIST || o->list->n_items != (dot ? 2u : 1u))
+	if (!IsA(o, List) || list_length(o) != (dot ? 2 : 1))
 		return false;
-	a = sql_node_str(o->list->items[0]);
+	a = sql_node_str(linitial(o));
 	if (!dot)
 		return a && !strcmp(a, ident);
-	b = sql_node_str(o->list->items[1]);
+	b = sql_node_str(lsecond(o));
 	return a && b && strlen(a) == (size_t)(dot - ident) && !strncmp(a, ident, strlen(a)) &&
 	       !strcmp(b, dot + 1);
 }
 
 static bool
-index_ok(const node *n, const struct plan_step *s)
+index_ok(const Node *n, const struct plan_step *s)
 {
-	const PgQuery__IndexStmt *x;
+	const IndexStmt *x;
 
-	if (n->node_case != PG_QUERY__NODE__NODE_INDEX_STMT)
+	if (!IsA(n, IndexStmt))
 		return false;
-	x = n->index_stmt;
-	if (strcmp(x->idxname, s->name) != 0 || !sql_rangevar_is(x->relation, s->table) ||
+	x = (const IndexStmt *)n;
+	if (!sql_str_eq(x->idxname, s->name) || !sql_rangevar_is(x->relation, s->table) ||
 	    !x->concurrent || x->unique != s->unique || x->primary || x->isconstraint ||
-	    x->n_index_params != s->columns.n || x->n_index_including_params || x->n_options ||
-	    (x->table_space && x->table_space[0]) || x->if_not_exists ||
-	    (x->where_clause != NULL) != (s->where != NULL))
+	    (size_t)list_length(x->indexParams) != s->columns.n || x->indexIncludingParams ||
+	    x->options || !sql_str_empty(x->tableSpace) || x->if_not_exists ||
+	    (x->whereClause != NULL) != (s->where != NULL))
 		return false;
-	for (size_t i = 0; i < x->n_index_params; i++) {
-		const node *e = x->index_params[i];
-		if (e->node_case != PG_QUERY__NODE__NODE_INDEX_ELEM || !e->index_elem->name ||
-		    strcmp(e->index_elem->name, s->columns.v[i]) != 0)
+	for (int i = 0; i < list_length(x->indexParams); i++) {
+		const IndexElem *e = list_nth(x->indexParams, i);
+		if (!IsA(e, IndexElem) || !e->name || strcmp(e->name, s->columns.v[i]) != 0)
 			return false;
 	}
 	return true;
 }
 
 static bool
-create_table_ok(const node *n, const struct plan_step *s)
+create_table_ok(const Node *n, const struct plan_step *s)
 {
-	const PgQuery__CreateStmt *c;
+	const CreateStmt *c;
 	size_t want = s->ncoldefs + (s->primary_key.n ? 1 : 0);
 
-	if (n->node_case != PG_QUERY__NODE__NODE_CREATE_STMT)
+	if (!IsA(n, CreateStmt))
 		return false;
-	c = n->create_stmt;
-	if (!sql_rangevar_is(c->relation, s->table) || c->n_inh_relations || c->partbound ||
-	    c->partspec || c->of_typename || c->n_constraints || c->n_options || c->if_not_exists ||
-	    (c->tablespacename && c->tablespacename[0]) ||
-	    (c->access_method && c->access_method[0]) ||
-	    strcmp(c->relation->relpersistence, "p") != 0 || c->n_table_elts != want)
+	c = (const CreateStmt *)n;
+	if (!sql_rangevar_is(c->relation, s->table) || c->inhRelations || c->partbound ||
+	    c->partspec || c->ofTypename || c->constraints || c->options || c->if_not_exists ||
+	    !sql_str_empty(c->tablespacename) || !sql_str_empty(c->accessMethod) ||
+	    c->relation->relpersistence != 'p' /* permanent */ ||
+	    (size_t)list_length(c->tableElts) != want)
 		return false;
 	for (size_t i = 0; i < s->ncoldefs; i++)
-		if (!coldef_ok(c->table_elts[i], s->coldefs[i].name, s->coldefs[i].nullable,
-			       &s->coldefs[i].def))
+		if (!coldef_ok(list_nth(c->tableElts, (int)i), s->coldefs[i].name,
+			       s->coldefs[i].nullable, &s->coldefs[i].def))
 			return false;
 	if (s->primary_key.n) {
-		const node *k = c->table_elts[s->ncoldefs];
-		if (k->node_case != PG_QUERY__NODE__NODE_CONSTRAINT ||
-		    k->constraint->contype != PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY ||
-		    k->constraint->n_keys != s->primary_key.n)
+		const Constraint *k = list_nth(c->tableElts, (int)s->ncoldefs);
+		if (!IsA(k, Constraint) || k->contype != CONSTR_PRIMARY ||
+		    (size_t)list_length(k->keys) != s->primary_key.n)
 			return false;
 	}
 	return true;
 }
 
 static bool
-shape_ok(const node *n, const struct plan_step *s)
+shape_ok(const Node *n, const struct plan_step *s)
 {
-	const PgQuery__AlterTableCmd *c;
+	const AlterTableCmd *c;
 
 	switch (s->op) {
 	case OP_CREATE_VIEW: {
-		const PgQuery__ViewStmt *v;
-		if (n->node_case != PG_QUERY__NODE__NODE_VIEW_STMT)
+		const ViewStmt *v;
+		if (!IsA(n, ViewStmt))
 			return false;
-		v = n->view_stmt;
-		return sql_rangevar_is(v->view, s->name) && !v->replace && !v->n_aliases &&
-		       !v->n_options && v->query &&
-		       v->query->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
-		       !v->query->select_stmt->into_clause &&
-		       v->with_check_option == PG_QUERY__VIEW_CHECK_OPTION__NO_CHECK_OPTION &&
-		       strcmp(v->view->relpersistence, "p") == 0;
+		v = (const ViewStmt *)n;
+		return sql_rangevar_is(v->view, s->name) && !v->replace && !v->aliases &&
+		       !v->options && v->query && IsA(v->query, SelectStmt) &&
+		       !((const SelectStmt *)v->query)->intoClause &&
+		       v->withCheckOption == NO_CHECK_OPTION && v->view->relpersistence == 'p';
 	}
 	case OP_CREATE_TABLE: return create_table_ok(n, s);
 	case OP_ADD_COLUMN:
-		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn);
+		c = one_cmd(n, s->table, AT_AddColumn);
 		return c && !c->missing_ok && coldef_ok(c->def, s->name, s->nullable, &s->def);
 	case OP_ADD_INDEX_CONCURRENTLY: return index_ok(n, s);
-	case OP_ADD_FOREIGN_KEY_NOT_VALID:
-		return add_constraint_ok(n, s, PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
-	case OP_ADD_CHECK_NOT_VALID:
-		return add_constraint_ok(n, s, PG_QUERY__CONSTR_TYPE__CONSTR_CHECK);
+	case OP_ADD_FOREIGN_KEY_NOT_VALID: return add_constraint_ok(n, s, CONSTR_FOREIGN);
+	case OP_ADD_CHECK_NOT_VALID: return add_constraint_ok(n, s, CONSTR_CHECK);
 	case OP_BACKFILL_SQL: {
-		const PgQuery__UpdateStmt *u;
-		if (n->node_case != PG_QUERY__NODE__NODE_UPDATE_STMT)
+		const UpdateStmt *u;
+		if (!IsA(n, UpdateStmt))
 			return false;
-		u = n->update_stmt;
-		return sql_rangevar_is(u->relation, s->bf_table) && !u->n_from_clause &&
-		       !u->n_returning_list && !u->with_clause && u->n_target_list > 0;
+		u = (const UpdateStmt *)n;
+		return sql_rangevar_is(u->relation, s->bf_table) && !u->fromClause &&
+		       !u->returningList && !u->withClause && u->targetList;
 	}
 	case OP_VALIDATE_CONSTRAINT:
-		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint);
-		return c && !strcmp(c->name, s->name);
+		c = one_cmd(n, s->table, AT_ValidateConstraint);
+		return c && sql_str_eq(c->name, s->name);
 	case OP_SET_NOT_NULL:
-		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull);
-		return c && !strcmp(c->name, s->column);
+		c = one_cmd(n, s->table, AT_SetNotNull);
+		return c && sql_str_eq(c->name, s->column);
 	case OP_DROP_COLUMN:
-		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn);
-		return c && !strcmp(c->name, s->name) && !c->missing_ok &&
-		       c->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
+		c = one_cmd(n, s->table, AT_DropColumn);
+		return c && sql_str_eq(c->name, s->name) && !c->missing_ok &&
+		       c->behavior == DROP_RESTRICT;
 	case OP_DROP_INDEX_CONCURRENTLY:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_INDEX, true) &&
-		       drop_names(n, s->name);
-	case OP_DROP_TABLE:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_TABLE, false) &&
-		       drop_names(n, s->table);
+		return drop_ok(n, OBJECT_INDEX, true) && drop_names(n, s->name);
+	case OP_DROP_TABLE: return drop_ok(n, OBJECT_TABLE, false) && drop_names(n, s->table);
 	case OP_RENAME_COLUMN: {
-		const PgQuery__RenameStmt *r;
-		if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
+		const RenameStmt *r;
+		if (!IsA(n, RenameStmt))
 			return false;
-		r = n->rename_stmt;
-		return r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN &&
-		       sql_rangevar_is(r->relation, s->table) && !strcmp(r->subname, s->from) &&
-		       !strcmp(r->newname, s->to) && !r->missing_ok;
-	}
-	case OP_RENAME_TABLE: {
-		const PgQuery__RenameStmt *r;
-		if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
-			return false;
-		r = n->rename_stmt;
-		return r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
-		       sql_rangevar_is(r->relation, s->from) && !strcmp(r->newname, s->to) &&
+		r = (const RenameStmt *)n;
+		return r->renameType == OBJECT_COLUMN && sql_rangevar_is(r->relation, s->table) &&
+		       sql_str_eq(r->subname, s->from) && sql_str_eq(r->newname, s->to) &&
 		       !r->missing_ok;
 	}
+	case OP_RENAME_TABLE: {
+		const RenameStmt *r;
+		if (!IsA(n, RenameStmt))
+			return false;
+		r = (const RenameStmt *)n;
+		return r->renameType == OBJECT_TABLE && sql_rangevar_is(r->relation, s->from) &&
+		       sql_str_eq(r->newname, s->to) && !r->missing_ok;
+	}
 	case OP_SQL: return true;
-	case OP_DROP_VIEW:
-		return drop_ok(n, PG_QUERY__OBJECT_TYPE__OBJECT_VIEW, false) &&
-		       drop_names(n, s->name);
+	case OP_DROP_VIEW: return drop_ok(n, OBJECT_VIEW, false) && drop_names(n, s->name);
 	case OP_DROP_CONSTRAINT:
-		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint);
-		return c && !strcmp(c->name, s->name) && !c->missing_ok &&
-		       c->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_RESTRICT;
+		c = one_cmd(n, s->table, AT_DropConstraint);
+		return c && sql_str_eq(c->name, s->name) && !c->missing_ok &&
+		       c->behavior == DROP_RESTRICT;
 	case OP_DROP_NOT_NULL:
-		c = one_cmd(n, s->table, PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull);
-		return c && !strcmp(c->name, s->column);
+		c = one_cmd(n, s->table, AT_DropNotNull);
+		return c && sql_str_eq(c->name, s->column);
 	case OP__COUNT:
 	case OP__ALL: break;
 	}
@@ -262,7 +247,7 @@ checks_ok(const struct plan_strv *v, struct sql_msg *m)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct sql_tree t;
-	const node *n;
+	const Node *n;
 	bool ok;
 
 	if (v->n == 0)
@@ -275,9 +260,9 @@ checks_ok(const struct plan_strv *v, struct sql_msg *m)
 		return false;
 	}
 	n = sql_tree_one(&t, sb_str(&sb), m);
-	ok = n && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
-	     n->select_stmt->n_target_list == v->n && !n->select_stmt->n_from_clause &&
-	     !n->select_stmt->where_clause;
+	ok = n && IsA(n, SelectStmt) &&
+	     (size_t)list_length(((const SelectStmt *)n)->targetList) == v->n &&
+	     !((const SelectStmt *)n)->fromClause && !((const SelectStmt *)n)->whereClause;
 	if (n && !ok)
 		fail(m, "the step's checks do not read back as one boolean each");
 	sql_tree_free(&t);
@@ -286,11 +271,11 @@ checks_ok(const struct plan_strv *v, struct sql_msg *m)
 }
 
 static bool
-checks_node_ok(const node *n, size_t want)
+checks_node_ok(const Node *n, size_t want)
 {
-	return n && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
-	       n->select_stmt->n_target_list == want && !n->select_stmt->n_from_clause &&
-	       !n->select_stmt->where_clause;
+	return n && IsA(n, SelectStmt) &&
+	       (size_t)list_length(((const SelectStmt *)n)->targetList) == want &&
+	       !((const SelectStmt *)n)->fromClause && !((const SelectStmt *)n)->whereClause;
 }
 
 static void
@@ -306,7 +291,7 @@ static bool
 shape_check_apart(const struct plan_step *s, struct sql_msg *m)
 {
 	struct sql_tree t;
-	const node *n;
+	const Node *n;
 	bool ok;
 
 	if (sql_parse(&t, s->stmt, m) < 0)
@@ -333,7 +318,8 @@ plan_shape_check(const struct plan_step *s, struct sql_msg *m)
 	 * is off, the pieces are read again apart for a precise message.
 	 */
 	const struct plan_strv *pre = &s->ob.prechecks, *post = &s->ob.postchecks;
-	size_t want = 1 + (pre->n ? 1 : 0) + (post->n ? 1 : 0), len = strlen(s->stmt), k = 1;
+	size_t want = 1 + (pre->n ? 1 : 0) + (post->n ? 1 : 0), len = strlen(s->stmt);
+	int k = 1;
 	struct strbuf sb = STRBUF_INIT;
 	struct sql_tree t;
 	bool ok;
@@ -349,13 +335,13 @@ plan_shape_check(const struct plan_step *s, struct sql_msg *m)
 	ok = sql_parse(&t, sb_str(&sb), m) == 0;
 	sb_free(&sb);
 	if (ok) {
-		const PgQuery__ParseResult *r = t.tree;
-		ok = r->n_stmts == want && r->stmts[0]->stmt_location == 0 &&
-		     (size_t)r->stmts[0]->stmt_len == len + 1 && shape_ok(r->stmts[0]->stmt, s);
+		const RawStmt *r = list_length(t.stmts) ? linitial_node(RawStmt, t.stmts) : NULL;
+		ok = (size_t)list_length(t.stmts) == want && r->stmt_location == 0 &&
+		     (size_t)r->stmt_len == len + 1 && shape_ok(r->stmt, s);
 		if (ok && pre->n)
-			ok = checks_node_ok(r->stmts[k++]->stmt, pre->n);
+			ok = checks_node_ok(list_nth_node(RawStmt, t.stmts, k++)->stmt, pre->n);
 		if (ok && post->n)
-			ok = checks_node_ok(r->stmts[k]->stmt, post->n);
+			ok = checks_node_ok(list_nth_node(RawStmt, t.stmts, k)->stmt, post->n);
 		sql_tree_free(&t);
 	}
 	return ok || shape_check_apart(s, m);

@@ -1,7 +1,14 @@
 /*
- * The SQL reader over libpg_query: parse, walk, classify, and the checks of
- * the fragments an author writes. See sql.h.
+ * The SQL reader over libpg_query: parse, classify, and the checks of the
+ * fragments an author writes (the walk is sql_walk.c). See sql.h. The
+ * parser's tree is PostgreSQL's raw parse tree; the scanner's tokens still
+ * come in libpg_query's protobuf form (pg_query_scan), for the two uses
+ * below: a backfill's UPDATE taken apart and an `.sql` plan's token stream.
  */
+#include "sql/sql_pg.h"
+
+#include <pg_query/pg_query.pb-c.h>
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -10,7 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -52,30 +58,40 @@ char_to_byte(const char *s, int pos)
 int
 sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m)
 {
-	PgQueryProtobufParseResult r = pg_query_parse_protobuf(text);
+	/*
+	 * The tree lives in a memory context of its own (a child of the
+	 * thread's top context), deleted by sql_tree_free; the error and the
+	 * captured stderr are malloc'ed. The context stays the current one
+	 * until the next call into libpg_query: each call makes its own
+	 * context under the thread's top context and leaves the top one
+	 * current when it ends, so trees may outlive one another in any order
+	 * (libpg_query is built without assertions, whose check that the top
+	 * context is current at each entry would object to a tree kept alive).
+	 */
+	MemoryContext ctx = pg_query_enter_memory_context();
+	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(text);
 
-	out->tree = NULL;
+	free(r.stderr_buffer);
+	out->ctx = NULL;
+	out->stmts = NIL;
 	if (r.error) {
 		msg(m, char_to_byte(text, r.error->cursorpos), "%s", r.error->message);
-		pg_query_free_protobuf_parse_result(r);
+		pg_query_free_error(r.error);
+		pg_query_exit_memory_context(ctx);
 		return -1;
 	}
-	out->tree = pg_query__parse_result__unpack(NULL, r.parse_tree.len,
-						   (const uint8_t *)r.parse_tree.data);
-	pg_query_free_protobuf_parse_result(r);
-	if (!out->tree) {
-		msg(m, 0, "the SQL parser's result could not be read");
-		return -1;
-	}
+	out->ctx = ctx;
+	out->stmts = r.tree;
 	return 0;
 }
 
 void
 sql_tree_free(struct sql_tree *t)
 {
-	if (t && t->tree) {
-		pg_query__parse_result__free_unpacked(t->tree, NULL);
-		t->tree = NULL;
+	if (t && t->ctx) {
+		pg_query_exit_memory_context(t->ctx);
+		t->ctx = NULL;
+		t->stmts = NIL;
 	}
 }
 
@@ -101,118 +117,44 @@ skip_blank(const char *s, size_t i)
 	}
 }
 
-const PgQuery__Node *
+/* The i-th RawStmt of a parsed text. */
+static const RawStmt *
+raw_stmt(const struct sql_tree *t, int i)
+{
+	return list_nth_node(RawStmt, t->stmts, i);
+}
+
+const Node *
 sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m)
 {
-	const PgQuery__ParseResult *r = t->tree;
+	const RawStmt *r;
 
-	if (r->n_stmts == 0) {
+	if (list_length(t->stmts) == 0) {
 		msg(m, 0, "expected SQL, found nothing but blanks and comments");
 		return NULL;
 	}
-	if (r->n_stmts > 1) {
-		const PgQuery__RawStmt *a = r->stmts[0];
-		size_t end = (size_t)a->stmt_location + (size_t)a->stmt_len;
+	r = raw_stmt(t, 0);
+	if (list_length(t->stmts) > 1) {
+		size_t end = (size_t)r->stmt_location + (size_t)r->stmt_len;
 		msg(m, end, "expected one statement, found ';' followed by more SQL");
 		return NULL;
 	}
-	if (r->stmts[0]->stmt_len) {
+	if (r->stmt_len) {
 		/* one ';' may end the statement; another, even of an empty statement, may not */
-		size_t end = (size_t)r->stmts[0]->stmt_location + (size_t)r->stmts[0]->stmt_len;
+		size_t end = (size_t)r->stmt_location + (size_t)r->stmt_len;
 		if (text[end] == ';' && text[skip_blank(text, end + 1)] != '\0') {
 			msg(m, end, "expected one statement, found ';' followed by more SQL");
 			return NULL;
 		}
 	}
-	return r->stmts[0]->stmt;
-}
-
-/* Visits every message below (and including) m, depth first, until fn returns false. */
-typedef bool (*msg_visit_fn)(const ProtobufCMessage *m, void *ctx);
-
-static bool
-walk_messages(const ProtobufCMessage *m, msg_visit_fn fn, void *ctx)
-{
-	const ProtobufCMessageDescriptor *d;
-
-	if (!m)
-		return true;
-	if (!fn(m, ctx))
-		return false;
-	d = m->descriptor;
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *base = (const char *)m;
-
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-			uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
-			if (which != f->id)
-				continue;
-		}
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)(base + f->quantifier_offset);
-			ProtobufCMessage *const *v =
-			    *(ProtobufCMessage *const *const *)(base + f->offset);
-			for (size_t k = 0; k < n; k++)
-				if (!walk_messages(v[k], fn, ctx))
-					return false;
-		} else {
-			const ProtobufCMessage *sub =
-			    *(ProtobufCMessage *const *)(base + f->offset);
-			if (!walk_messages(sub, fn, ctx))
-				return false;
-		}
-	}
-	return true;
-}
-
-struct walk_ctx {
-	sql_visit_fn node_fn;
-	sql_rangevar_fn rv_fn;
-	void *ctx;
-};
-
-static bool
-visit_node(const ProtobufCMessage *m, void *ctx)
-{
-	const struct walk_ctx *w = ctx;
-
-	return m->descriptor != &pg_query__node__descriptor ||
-	       w->node_fn((const PgQuery__Node *)m, w->ctx);
-}
-
-static bool
-visit_rangevar(const ProtobufCMessage *m, void *ctx)
-{
-	const struct walk_ctx *w = ctx;
-
-	return m->descriptor != &pg_query__range_var__descriptor ||
-	       w->rv_fn((const PgQuery__RangeVar *)m, w->ctx);
-}
-
-bool
-sql_walk(const ProtobufCMessage *m, sql_visit_fn fn, void *ctx)
-{
-	struct walk_ctx w = { .node_fn = fn, .ctx = ctx };
-
-	return walk_messages(m, visit_node, &w);
-}
-
-bool
-sql_walk_rangevars(const ProtobufCMessage *m, sql_rangevar_fn fn, void *ctx)
-{
-	struct walk_ctx w = { .rv_fn = fn, .ctx = ctx };
-
-	return walk_messages(m, visit_rangevar, &w);
+	return r->stmt;
 }
 
 const char *
-sql_node_str(const PgQuery__Node *n)
+sql_node_str(const Node *n)
 {
-	if (n && n->node_case == PG_QUERY__NODE__NODE_STRING && n->string)
-		return n->string->sval;
+	if (n && IsA(n, String))
+		return strVal(n);
 	return NULL;
 }
 
@@ -265,15 +207,15 @@ vol_note(struct vol_ctx *c, enum sql_volatility v, const char *name, int loc)
 }
 
 static bool
-vol_visit(const PgQuery__Node *n, void *ctx)
+vol_visit(const Node *n, void *ctx)
 {
 	struct vol_ctx *c = ctx;
 
-	if (n->node_case == PG_QUERY__NODE__NODE_FUNC_CALL) {
-		const PgQuery__FuncCall *f = n->func_call;
-		const char *schema = f->n_funcname == 2 ? sql_node_str(f->funcname[0]) : NULL;
-		const char *name =
-		    f->n_funcname ? sql_node_str(f->funcname[f->n_funcname - 1]) : NULL;
+	if (IsA(n, FuncCall)) {
+		const FuncCall *f = (const FuncCall *)n;
+		int nname = list_length(f->funcname);
+		const char *schema = nname == 2 ? sql_node_str(linitial(f->funcname)) : NULL;
+		const char *name = nname ? sql_node_str(llast(f->funcname)) : NULL;
 		const struct builtin_fn *b = NULL;
 
 		if (!name)
@@ -282,7 +224,7 @@ vol_visit(const PgQuery__Node *n, void *ctx)
 		 * A built-in is known by its name, unqualified or in pg_catalog.
 		 * The helpers of our own schema read the catalogs and change nothing.
 		 */
-		if (f->n_funcname == 1 || (schema && !strcmp(schema, "pg_catalog")))
+		if (nname == 1 || (schema && !strcmp(schema, "pg_catalog")))
 			b = builtin_find(name);
 		if (schema && !strcmp(schema, "taskslaps"))
 			return true;
@@ -299,7 +241,7 @@ vol_visit(const PgQuery__Node *n, void *ctx)
 }
 
 enum sql_volatility
-sql_volatility(const ProtobufCMessage *expr, const char **fname, int *loc)
+sql_volatility(const Node *expr, const char **fname, int *loc)
 {
 	struct vol_ctx c = { SQL_IMMUTABLE_OR_STABLE, NULL, -1 };
 
@@ -316,14 +258,14 @@ sql_volatility(const ProtobufCMessage *expr, const char **fname, int *loc)
 /* "SELECT <frag>" parsed: the one target's value, or NULL with *m (offsets in frag). */
 #define SELECT_PREFIX "SELECT "
 
-static const PgQuery__Node *
+static const Node *
 one_value(struct sql_tree *t, const char *frag, const char *what, struct sql_msg *m)
 {
 	size_t plen = sizeof(SELECT_PREFIX) - 1, flen = strlen(frag);
 	char *text = xmalloc(plen + flen + 1);
-	const PgQuery__SelectStmt *sel;
-	const PgQuery__RawStmt *raw;
-	const PgQuery__ResTarget *rt;
+	const SelectStmt *sel;
+	const RawStmt *raw;
+	const ResTarget *rt;
 	struct sql_msg pm;
 
 	memcpy(text, SELECT_PREFIX, plen);
@@ -338,37 +280,37 @@ one_value(struct sql_tree *t, const char *frag, const char *what, struct sql_msg
 		msg(m, 0, "expected %s, found nothing but blanks and comments", what);
 		goto bad;
 	}
-	if (t->tree->n_stmts != 1) {
-		const PgQuery__RawStmt *a = t->tree->stmts[0];
+	if (list_length(t->stmts) != 1) {
+		const RawStmt *a = raw_stmt(t, 0);
 		size_t end = (size_t)a->stmt_location + (size_t)a->stmt_len;
 		msg(m, end > plen ? end - plen : 0, "expected %s, found ';' followed by more SQL",
 		    what);
 		goto bad;
 	}
-	raw = t->tree->stmts[0];
+	raw = raw_stmt(t, 0);
 	if (raw->stmt_len != 0) {
 		/* the statement ends before the text does: a ';' */
 		size_t end = (size_t)raw->stmt_len;
 		msg(m, end > plen ? end - plen : 0, "expected %s, found ';'", what);
 		goto bad;
 	}
-	if (raw->stmt->node_case != PG_QUERY__NODE__NODE_SELECT_STMT)
+	if (!IsA(raw->stmt, SelectStmt))
 		goto shape;
-	sel = raw->stmt->select_stmt;
-	if (sel->n_target_list != 1 || sel->n_from_clause || sel->where_clause ||
-	    sel->n_group_clause || sel->having_clause || sel->n_window_clause ||
-	    sel->n_values_lists || sel->n_sort_clause || sel->limit_count || sel->limit_offset ||
-	    sel->n_locking_clause || sel->with_clause || sel->n_distinct_clause ||
-	    sel->into_clause || sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
+	sel = (const SelectStmt *)raw->stmt;
+	if (list_length(sel->targetList) != 1 || sel->fromClause || sel->whereClause ||
+	    sel->groupClause || sel->havingClause || sel->windowClause || sel->valuesLists ||
+	    sel->sortClause || sel->limitCount || sel->limitOffset || sel->lockingClause ||
+	    sel->withClause || sel->distinctClause || sel->intoClause || sel->op != SETOP_NONE)
 		goto shape;
-	rt = sel->target_list[0]->res_target;
-	if (!rt || (rt->name && rt->name[0]) || rt->n_indirection || !rt->val)
+	if (!IsA(linitial(sel->targetList), ResTarget))
+		goto shape;
+	rt = linitial_node(ResTarget, sel->targetList);
+	if (!sql_str_empty(rt->name) || rt->indirection || !rt->val)
 		goto shape;
 	/* `*` and `t.*` are target lists, not values */
-	if (rt->val->node_case == PG_QUERY__NODE__NODE_COLUMN_REF) {
-		const PgQuery__ColumnRef *cr = rt->val->column_ref;
-		if (cr->n_fields &&
-		    cr->fields[cr->n_fields - 1]->node_case == PG_QUERY__NODE__NODE_A_STAR)
+	if (IsA(rt->val, ColumnRef)) {
+		const ColumnRef *cr = (const ColumnRef *)rt->val;
+		if (cr->fields && IsA(llast(cr->fields), A_Star))
 			goto shape;
 	}
 	return rt->val;
@@ -393,13 +335,13 @@ bool
 sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m)
 {
 	struct sql_tree t;
-	const PgQuery__Node *v = one_value(&t, frag, "one SQL expression", m);
+	const Node *v = one_value(&t, frag, "one SQL expression", m);
 	const char *fname;
 	int loc;
 
 	if (!v)
 		return false;
-	if (no_volatile && sql_volatility(&v->base, &fname, &loc) == SQL_VOLATILE) {
+	if (no_volatile && sql_volatility(v, &fname, &loc) == SQL_VOLATILE) {
 		msg(m, frag_off(loc),
 		    "expected a check without side effects, found a call of the volatile function "
 		    "%s()",
@@ -412,11 +354,11 @@ sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m)
 }
 
 bool
-sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt, size_t *len,
+sql_check_stmt(const char *frag, struct sql_tree *t, const Node **stmt, size_t *len,
 	       struct sql_msg *m)
 {
-	const PgQuery__Node *n;
-	const PgQuery__RawStmt *raw;
+	const Node *n;
+	const RawStmt *raw;
 	size_t end;
 
 	if (sql_parse(t, frag, m) < 0)
@@ -426,7 +368,7 @@ sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt,
 		sql_tree_free(t);
 		return false;
 	}
-	raw = t->tree->stmts[0];
+	raw = raw_stmt(t, 0);
 	end = raw->stmt_len ? (size_t)raw->stmt_location + (size_t)raw->stmt_len : strlen(frag);
 	while (end > 0 && isspace((unsigned char)frag[end - 1]))
 		end--;
@@ -478,45 +420,45 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 {
 	struct sql_tree t;
 	struct tokens tk = { 0 };
-	const PgQuery__Node *n;
-	const PgQuery__UpdateStmt *u;
-	const PgQuery__RangeVar *rv;
+	const Node *n;
+	const UpdateStmt *u;
+	const RangeVar *rv;
 	size_t set_end = 0, where_at = 0, last_end = 0, set_at = 0;
 	int depth = 0;
-	bool ok = false;
+	bool ok = false, after_dot = false;
 
 	if (sql_parse(&t, sql, m) < 0)
 		return false;
 	if (!(n = sql_tree_one(&t, sql, m)))
 		goto out;
-	if (n->node_case != PG_QUERY__NODE__NODE_UPDATE_STMT) {
-		msg(m, (size_t)t.tree->stmts[0]->stmt_location + skip_blank(sql, 0),
+	if (!IsA(n, UpdateStmt)) {
+		msg(m, (size_t)raw_stmt(&t, 0)->stmt_location + skip_blank(sql, 0),
 		    "expected a single UPDATE statement");
 		goto out;
 	}
-	u = n->update_stmt;
+	u = (const UpdateStmt *)n;
 	rv = u->relation;
-	if (u->with_clause) {
+	if (u->withClause) {
 		msg(m, skip_blank(sql, 0), "expected a single UPDATE statement (without WITH)");
 		goto out;
 	}
-	if (u->n_from_clause || u->n_returning_list) {
+	if (u->fromClause || u->returningList) {
 		msg(m, 0,
 		    "expected UPDATE table SET ... [WHERE ...]; found a clause a batched backfill "
 		    "cannot keep (FROM, RETURNING)");
 		goto locate;
 	}
-	if (rv->alias || !rv->inh || (rv->catalogname && rv->catalogname[0])) {
+	if (rv->alias || !rv->inh || !sql_str_empty(rv->catalogname)) {
 		msg(m, (size_t)rv->location,
 		    "expected SET after the table name (a backfill updates its table without an "
 		    "alias or ONLY)");
 		goto out;
 	}
-	if (u->where_clause && u->where_clause->node_case == PG_QUERY__NODE__NODE_CURRENT_OF_EXPR) {
+	if (u->whereClause && IsA(u->whereClause, CurrentOfExpr)) {
 		msg(m, 0, "expected a condition after WHERE, found CURRENT OF");
 		goto out;
 	}
-	*table = rv->schemaname && rv->schemaname[0]
+	*table = !sql_str_empty(rv->schemaname)
 		     ? arena_printf(a, "%s.%s", rv->schemaname, rv->relname)
 		     : arena_strdup(a, rv->relname);
 	if (scan(&tk, sql) < 0) {
@@ -525,17 +467,26 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	}
 	for (size_t i = 0; i < tk.r->n_tokens; i++) {
 		const PgQuery__ScanToken *k = tk.r->tokens[i];
+		/*
+		 * The table's own name (SET is not reserved: a table may be
+		 * called set), and a keyword after a '.' (s.set, x.where), are
+		 * names, not clauses
+		 */
+		bool name = after_dot || k->start == rv->location;
+
 		if (is_comment(k))
 			continue;
+		after_dot = k->token == PG_QUERY__TOKEN__ASCII_46;
 		if (k->token == PG_QUERY__TOKEN__ASCII_59)
 			break; /* the trailing ; */
 		if (k->token == PG_QUERY__TOKEN__ASCII_40)
 			depth++;
 		else if (k->token == PG_QUERY__TOKEN__ASCII_41)
 			depth--;
-		else if (depth == 0 && !set_at && k->token == PG_QUERY__TOKEN__SET)
+		else if (depth == 0 && !name && !set_at && k->token == PG_QUERY__TOKEN__SET)
 			set_at = (size_t)k->end;
-		else if (depth == 0 && set_at && !where_at && k->token == PG_QUERY__TOKEN__WHERE) {
+		else if (depth == 0 && !name && set_at && !where_at &&
+			 k->token == PG_QUERY__TOKEN__WHERE) {
 			where_at = (size_t)k->end;
 			set_end = last_end;
 		}
@@ -543,6 +494,13 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	}
 	if (!set_at) {
 		msg(m, 0, "expected SET after the table name");
+		goto out;
+	}
+	if ((where_at != 0) != (u->whereClause != NULL)) {
+		/* the tokens and the tree disagree: never split a text we misread */
+		msg(m, where_at ? where_at : 0,
+		    "expected UPDATE table SET ... [WHERE ...]; the SET list and the WHERE "
+		    "condition could not be told apart");
 		goto out;
 	}
 	if (!where_at)
@@ -578,16 +536,16 @@ bool
 sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m)
 {
 	struct sql_tree t;
-	const PgQuery__Node *n;
+	const Node *n;
+	const UpdateStmt *u;
 	bool ok;
 
 	if (sql_parse(&t, sql, m) < 0)
 		return false;
 	n = sql_tree_one(&t, sql, m);
-	ok = n && n->node_case == PG_QUERY__NODE__NODE_UPDATE_STMT &&
-	     sql_rangevar_is(n->update_stmt->relation, table) && n->update_stmt->where_clause &&
-	     !n->update_stmt->n_from_clause && !n->update_stmt->n_returning_list &&
-	     !n->update_stmt->with_clause && !n->update_stmt->relation->alias;
+	u = n && IsA(n, UpdateStmt) ? (const UpdateStmt *)n : NULL;
+	ok = u && sql_rangevar_is(u->relation, table) && u->whereClause && !u->fromClause &&
+	     !u->returningList && !u->withClause && !u->relation->alias;
 	if (n && !ok)
 		msg(m, 0, "the batch statement does not read back as one UPDATE of %s with a WHERE",
 		    table);
@@ -599,19 +557,17 @@ bool
 sql_is_key_query(const char *sql, const char *table, struct sql_msg *m)
 {
 	struct sql_tree t;
-	const PgQuery__Node *n;
-	const PgQuery__SelectStmt *sel;
+	const Node *n;
+	const SelectStmt *sel;
 	bool ok;
 
 	if (sql_parse(&t, sql, m) < 0)
 		return false;
 	n = sql_tree_one(&t, sql, m);
-	sel = n && n->node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? n->select_stmt : NULL;
-	ok = sel && sel->n_from_clause == 1 &&
-	     sel->from_clause[0]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR &&
-	     sql_rangevar_is(sel->from_clause[0]->range_var, table) && !sel->with_clause &&
-	     !sel->n_locking_clause && !sel->into_clause &&
-	     sel->op == PG_QUERY__SET_OPERATION__SETOP_NONE;
+	sel = n && IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
+	ok = sel && list_length(sel->fromClause) == 1 && IsA(linitial(sel->fromClause), RangeVar) &&
+	     sql_rangevar_is(linitial_node(RangeVar, sel->fromClause), table) && !sel->withClause &&
+	     !sel->lockingClause && !sel->intoClause && sel->op == SETOP_NONE;
 	if (n && !ok)
 		msg(m, 0, "the key query does not read back as one SELECT from %s", table);
 	sql_tree_free(&t);
@@ -627,9 +583,10 @@ sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 	char *text = xmalloc(plen + flen + 1);
 	struct sql_tree t;
 	struct sql_msg pm;
-	const PgQuery__SelectStmt *sel;
-	const PgQuery__ResTarget *rt;
-	const PgQuery__TypeName *tn;
+	const SelectStmt *sel;
+	const ResTarget *rt;
+	const TypeCast *tc;
+	const TypeName *tn;
 	const char *last;
 	bool ok = false;
 
@@ -642,33 +599,33 @@ sql_check_type(const char *frag, bool *serial, struct sql_msg *m)
 		return false;
 	}
 	free(text);
-	if (t.tree->n_stmts != 1 || t.tree->stmts[0]->stmt_len != 0) {
-		size_t end = t.tree->n_stmts ? (size_t)t.tree->stmts[0]->stmt_len : 0;
+	if (list_length(t.stmts) != 1 || raw_stmt(&t, 0)->stmt_len != 0) {
+		size_t end = t.stmts ? (size_t)raw_stmt(&t, 0)->stmt_len : 0;
 		msg(m, end > plen ? end - plen : 0, "expected a type name alone, found ';'");
 		goto out;
 	}
-	if (t.tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_SELECT_STMT)
+	if (!IsA(raw_stmt(&t, 0)->stmt, SelectStmt))
 		goto shape;
-	sel = t.tree->stmts[0]->stmt->select_stmt;
-	if (sel->n_target_list != 1 || sel->n_from_clause || sel->where_clause ||
-	    sel->with_clause || sel->n_group_clause || sel->having_clause || sel->n_sort_clause ||
-	    sel->limit_count || sel->n_locking_clause ||
-	    sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
+	sel = (const SelectStmt *)raw_stmt(&t, 0)->stmt;
+	if (list_length(sel->targetList) != 1 || sel->fromClause || sel->whereClause ||
+	    sel->withClause || sel->groupClause || sel->havingClause || sel->sortClause ||
+	    sel->limitCount || sel->lockingClause || sel->op != SETOP_NONE)
 		goto shape;
-	rt = sel->target_list[0]->res_target;
-	if (!rt || (rt->name && rt->name[0]) || !rt->val ||
-	    rt->val->node_case != PG_QUERY__NODE__NODE_TYPE_CAST)
+	if (!IsA(linitial(sel->targetList), ResTarget))
 		goto shape;
+	rt = linitial_node(ResTarget, sel->targetList);
+	if (!sql_str_empty(rt->name) || !rt->val || !IsA(rt->val, TypeCast))
+		goto shape;
+	tc = (const TypeCast *)rt->val;
 	/* NULL::a::b is two casts: the type is only the one right after NULL */
-	if (!rt->val->type_cast->arg ||
-	    rt->val->type_cast->arg->node_case != PG_QUERY__NODE__NODE_A_CONST ||
-	    !rt->val->type_cast->arg->a_const->isnull)
+	if (!tc->arg || !IsA(tc->arg, A_Const) || !((const A_Const *)tc->arg)->isnull)
 		goto shape;
-	tn = rt->val->type_cast->type_name;
-	if (!tn || tn->setof || tn->pct_type || !tn->n_names)
+	tn = tc->typeName;
+	if (!tn || tn->setof || tn->pct_type || !tn->names)
 		goto shape;
-	last = sql_node_str(tn->names[tn->n_names - 1]);
-	for (size_t i = 0; last && tn->n_names == 1 && i < sizeof(serials) / sizeof(*serials); i++)
+	last = sql_node_str(llast(tn->names));
+	for (size_t i = 0;
+	     last && list_length(tn->names) == 1 && i < sizeof(serials) / sizeof(*serials); i++)
 		if (strcasecmp(last, serials[i]) == 0)
 			*serial = true;
 	ok = true;
@@ -687,12 +644,12 @@ sql_check_default(const char *frag, enum sql_volatility *vol, char *fname, size_
 		  struct sql_msg *m)
 {
 	struct sql_tree t;
-	const PgQuery__Node *v = one_value(&t, frag, "one SQL expression", m);
+	const Node *v = one_value(&t, frag, "one SQL expression", m);
 	const char *f = NULL;
 
 	if (!v)
 		return false;
-	*vol = sql_volatility(&v->base, &f, NULL);
+	*vol = sql_volatility(v, &f, NULL);
 	snprintf(fname, fname_len, "%s", f ? f : "");
 	sql_tree_free(&t);
 	return true;
@@ -703,7 +660,7 @@ sql_string_looks_evaluated(const char *s)
 {
 	static const char *const specials[] = { "now", "today", "tomorrow", "yesterday" };
 	struct sql_tree t;
-	const PgQuery__Node *v;
+	const Node *v;
 	size_t b = 0, e = strlen(s);
 	bool yes;
 
@@ -719,8 +676,7 @@ sql_string_looks_evaluated(const char *s)
 		return false;
 	if (!(v = one_value(&t, s, "an expression", NULL)))
 		return false;
-	yes = v->node_case == PG_QUERY__NODE__NODE_FUNC_CALL ||
-	      v->node_case == PG_QUERY__NODE__NODE_SQLVALUE_FUNCTION;
+	yes = IsA(v, FuncCall) || IsA(v, SQLValueFunction);
 	sql_tree_free(&t);
 	return yes;
 }
@@ -758,14 +714,14 @@ sql_token_stream(struct arena *a, const char *sql)
 /* --- names ---------------------------------------------------------------- */
 
 bool
-sql_rangevar_is(const PgQuery__RangeVar *rv, const char *ident)
+sql_rangevar_is(const RangeVar *rv, const char *ident)
 {
 	const char *dot = strchr(ident, '.');
 
-	if (!rv || !rv->relname || (rv->catalogname && rv->catalogname[0]))
+	if (!rv || !rv->relname || !sql_str_empty(rv->catalogname))
 		return false;
 	if (!dot)
-		return !(rv->schemaname && rv->schemaname[0]) && strcmp(rv->relname, ident) == 0;
+		return sql_str_empty(rv->schemaname) && strcmp(rv->relname, ident) == 0;
 	return rv->schemaname && strlen(rv->schemaname) == (size_t)(dot - ident) &&
 	       strncmp(rv->schemaname, ident, (size_t)(dot - ident)) == 0 &&
 	       strcmp(rv->relname, dot + 1) == 0;

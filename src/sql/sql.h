@@ -3,9 +3,12 @@
  * text a plan carries, and every statement the planner and executor build
  * from it, is read here before it can reach a database.
  *
- * A text is parsed into PostgreSQL's raw parse tree (libpg_query's protobuf
- * form, unpacked into C structs by protobuf-c). Callers inspect the tree with
- * the PgQuery__* types; sql_walk visits every node of a subtree.
+ * A text is parsed into PostgreSQL's raw parse tree: libpg_query's own
+ * raw-tree interface hands out the tree PostgreSQL's grammar builds, with the
+ * node structs of PostgreSQL 15's server headers. Files that look into a
+ * tree include sql/sql_pg.h (the only one to include PostgreSQL's headers);
+ * the others see only the opaque struct Node, List and RangeVar below.
+ * sql_walk visits every node of a subtree.
  *
  * Errors are PostgreSQL's own messages ("syntax error at or near ...") or
  * ours, with the byte offset in the text they point at.
@@ -16,10 +19,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <pg_query.h>
-#include <pg_query/pg_query.pb-c.h>
-
 struct arena;
+/* PostgreSQL's node structs (sql/sql_pg.h), opaque to everyone else. */
+struct Node;
+struct List;
+struct RangeVar;
+struct MemoryContextData;
 
 /* A message about a text, and the byte offset in that text it points at. */
 struct sql_msg {
@@ -27,9 +32,14 @@ struct sql_msg {
 	size_t off;
 };
 
-/* A parsed text. tree is NULL when parsing failed. */
+/*
+ * A parsed text: PostgreSQL's raw parse tree, a List of RawStmt (NULL when
+ * the text holds no statement), in a memory context of its own that
+ * sql_tree_free deletes. ctx is NULL when parsing failed or after the free.
+ */
 struct sql_tree {
-	PgQuery__ParseResult *tree;
+	struct MemoryContextData *ctx;
+	struct List *stmts;
 };
 
 /*
@@ -42,21 +52,31 @@ void sql_tree_free(struct sql_tree *t);
 /*
  * The parser keeps a memory context per thread, which libpg_query frees
  * itself when the thread ends (a thread-specific key's destructor): calling
- * pg_query_exit() as well would free it twice.
+ * pg_query_exit() as well would free it twice. A tree's own context is a
+ * child of that thread's top context: a tree is freed by the thread that
+ * parsed it.
  */
 
 /* The one statement of t, or NULL (with *m) when t holds none or several. */
-const PgQuery__Node *sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m);
+const struct Node *sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m);
 
-/* Visits every Node below (and including) msg, depth first; stops when fn returns false. */
-typedef bool (*sql_visit_fn)(const PgQuery__Node *n, void *ctx);
-bool sql_walk(const ProtobufCMessage *msg, sql_visit_fn fn, void *ctx);
 /*
- * Visits every RangeVar below msg, wrapped in a Node or not (a statement's
- * own relation is a field of its own, not a Node); stops when fn returns false.
+ * Visits every node below (and including) n, depth first, each node's
+ * children in the order its struct declares them; stops when fn returns
+ * false. A node held in a field of a node type of its own (a statement's
+ * RangeVar, a CALL's FuncCall) is walked into but not given to fn: fn sees
+ * the nodes held as Node or in a List.
  */
-typedef bool (*sql_rangevar_fn)(const PgQuery__RangeVar *rv, void *ctx);
-bool sql_walk_rangevars(const ProtobufCMessage *msg, sql_rangevar_fn fn, void *ctx);
+typedef bool (*sql_visit_fn)(const struct Node *n, void *ctx);
+bool sql_walk(const struct Node *n, sql_visit_fn fn, void *ctx);
+/*
+ * Visits every RangeVar below n, held as a Node or not (a statement's own
+ * relation is a field of its own); stops when fn returns false.
+ */
+typedef bool (*sql_rangevar_fn)(const struct RangeVar *rv, void *ctx);
+bool sql_walk_rangevars(const struct Node *n, sql_rangevar_fn fn, void *ctx);
+/* The name libpg_query gives a statement's node type ("create_foreign_table_stmt"), or "?". */
+const char *sql_stmt_name(const struct Node *n);
 
 /* Volatility of an expression, as PostgreSQL would judge the functions it calls. */
 enum sql_volatility { SQL_IMMUTABLE_OR_STABLE, SQL_VOLATILE, SQL_UNKNOWN_FUNCTION };
@@ -67,7 +87,7 @@ enum sql_volatility { SQL_IMMUTABLE_OR_STABLE, SQL_VOLATILE, SQL_UNKNOWN_FUNCTIO
  * for one that is not built in (its volatility is not known offline).
  * *fname (may be NULL) names the first such function; *loc its location.
  */
-enum sql_volatility sql_volatility(const ProtobufCMessage *expr, const char **fname, int *loc);
+enum sql_volatility sql_volatility(const struct Node *expr, const char **fname, int *loc);
 /* Whether name is a built-in function of PostgreSQL 15 that is volatile. */
 bool sql_builtin_volatile(const char *name);
 
@@ -86,7 +106,7 @@ bool sql_check_expr(const char *frag, bool no_volatile, struct sql_msg *m);
  * *stmt (may be NULL) gets the statement node, valid while *t lives: t is
  * filled only when the function returns true (free it with sql_tree_free).
  */
-bool sql_check_stmt(const char *frag, struct sql_tree *t, const PgQuery__Node **stmt, size_t *len,
+bool sql_check_stmt(const char *frag, struct sql_tree *t, const struct Node **stmt, size_t *len,
 		    struct sql_msg *m);
 
 /*
@@ -138,8 +158,8 @@ char *sql_quote_ident(struct arena *a, const char *ident);
 /* 'text' (E'...' when it holds a backslash), quotes doubled. */
 char *sql_quote_literal(struct arena *a, const char *text);
 /* Whether rv names ident ("name" or "schema.name", as the planner validated it). */
-bool sql_rangevar_is(const PgQuery__RangeVar *rv, const char *ident);
+bool sql_rangevar_is(const struct RangeVar *rv, const char *ident);
 /* The string of a String node, or NULL. */
-const char *sql_node_str(const PgQuery__Node *n);
+const char *sql_node_str(const struct Node *n);
 
 #endif

@@ -7,36 +7,58 @@
  * inside `ALTER TABLE ... CHECK (<check>) NOT VALID` must read back as one
  * AlterTableStmt with one subcommand; an accepted type inside ADD COLUMN the
  * same; an accepted UPDATE split into SET and WHERE must rebuild as one UPDATE
- * of the same table. A violation aborts (a finding).
+ * of the same table. A violation aborts (a finding). Every statement the
+ * reader accepts is also walked whole (sql_walk, sql_walk_rangevars,
+ * sql_volatility), as the planner walks an `sql` step's statement: the walk
+ * is table-driven (src/sql/sql_walk.c) and must get through any tree
+ * PostgreSQL's grammar builds.
  *
  *   build/asan/tests/fuzz/fuzz_sql corpus tests/fuzz/seeds/sql -dict=tests/fuzz/sql.dict
  */
+#include "sql/sql_pg.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sql/sql.h"
 #include "util/alloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Whether text is one statement whose node is kind, with (for ALTER TABLE) one subcommand. */
 static bool
-one_of(const char *text, PgQuery__Node__NodeCase kind)
+one_of(const char *text, NodeTag kind)
 {
 	struct sql_tree t;
 	struct sql_msg m;
-	const PgQuery__Node *n;
+	const Node *n;
 	bool ok;
 
 	if (sql_parse(&t, text, &m) < 0)
 		return false;
 	n = sql_tree_one(&t, text, &m);
-	ok = n && n->node_case == kind &&
-	     (kind != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT || n->alter_table_stmt->n_cmds == 1);
+	ok = n && nodeTag(n) == kind &&
+	     (kind != T_AlterTableStmt || list_length(((const AlterTableStmt *)n)->cmds) == 1);
 	sql_tree_free(&t);
 	return ok;
+}
+
+static bool
+count_node(const Node *n, void *ctx)
+{
+	(void)n;
+	(*(size_t *)ctx)++;
+	return true;
+}
+
+static bool
+count_rangevar(const RangeVar *rv, void *ctx)
+{
+	if (!rv->relname)
+		abort();
+	(*(size_t *)ctx)++;
+	return true;
 }
 
 /* The concatenation of up to five strings (NULL ends the list early). */
@@ -76,14 +98,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sql_check_expr(s, true, &m)) {
 			built = cat5("ALTER TABLE t ADD CONSTRAINT c CHECK (", s,
 				     strstr(s, "--") ? "\n)" : ")", " NOT VALID", NULL);
-			if (!one_of(built, PG_QUERY__NODE__NODE_ALTER_TABLE_STMT))
+			if (!one_of(built, T_AlterTableStmt))
 				abort();
 		}
 		break;
 	case 1:
 		if (sql_check_type(s, &serial, &m)) {
 			built = cat5("ALTER TABLE t ADD COLUMN c ", s, NULL, NULL, NULL);
-			if (!one_of(built, PG_QUERY__NODE__NODE_ALTER_TABLE_STMT))
+			if (!one_of(built, T_AlterTableStmt))
 				abort();
 		}
 		break;
@@ -100,9 +122,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 3: {
 		struct sql_tree t;
-		size_t len;
-		if (sql_check_stmt(s, &t, NULL, &len, &m))
+		const Node *n;
+		size_t len, nodes = 0, rels = 0;
+		if (sql_check_stmt(s, &t, &n, &len, &m)) {
+			/* the walk gets through the whole tree: every node, every RangeVar */
+			if (!sql_walk(n, count_node, &nodes) || nodes == 0 ||
+			    !sql_walk_rangevars(n, count_rangevar, &rels))
+				abort();
+			(void)sql_volatility(n, NULL, NULL);
+			if (!sql_stmt_name(n))
+				abort();
 			sql_tree_free(&t);
+		}
 		break;
 	}
 	case 4:

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Writes src/sql/sql_nodes.inc: for every node type of PostgreSQL 15's parse
+trees, where its children are (the fields that hold a node, a list of nodes,
+or a node struct inline), read from the server headers the build compiles
+against; and the name libpg_query's protobuf form gives each node type (the
+planner names a statement it does not know by it).
+
+The SQL reader's walk (src/sql/sql_walk.c) visits every node below a
+statement with this table, so it knows every node type the headers define:
+nothing is left to a walker that would stop at a type it does not know.
+
+    python3 scripts/gen-pg-nodes.py [SERVER_INCLUDE_DIR [PG_QUERY_PROTO]]
+
+Defaults: `pg_config --includedir-server` (or /usr/include/postgresql/15/server)
+and /usr/include/pg_query/pg_query.proto. The output is compiled with
+offsetof() against the same headers, so a field that moved or vanished is a
+build error.
+"""
+import os
+import re
+import subprocess
+import sys
+
+HEADERS = ["nodes/parsenodes.h", "nodes/primnodes.h", "nodes/value.h"]
+
+
+def server_dir():
+    if len(sys.argv) > 1:
+        return sys.argv[1]
+    try:
+        return subprocess.check_output(["pg_config", "--includedir-server"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "/usr/include/postgresql/15/server"
+
+
+def strip_comments(s):
+    s = re.sub(r"/\*.*?\*/", " ", s, flags=re.S)
+    s = re.sub(r"//[^\n]*", " ", s)
+    return re.sub(r"^\s*#[^\n]*(\\\n[^\n]*)*", " ", s, flags=re.M)
+
+
+def node_tags(inc):
+    text = strip_comments(open(os.path.join(inc, "nodes/nodes.h")).read())
+    body = re.search(r"typedef\s+enum\s+NodeTag\s*\{(.*?)\}\s*NodeTag\s*;", text, re.S).group(1)
+    return set(re.findall(r"\bT_(\w+)", body))
+
+
+def structs(inc):
+    """name -> list of (type, is_pointer, field) in declaration order."""
+    out = {}
+    for h in HEADERS:
+        text = strip_comments(open(os.path.join(inc, h)).read())
+        for m in re.finditer(r"(?:typedef\s+)?\bstruct\s+(\w+)\s*\{", text):
+            # the body, with nested braces (A_Const's union) balanced
+            i, depth = m.end(), 1
+            while depth:
+                depth += {"{": 1, "}": -1}.get(text[i], 0)
+                i += 1
+            body = text[m.end():i - 1]
+            # a nested union or struct is not a child: drop it with its declarator
+            while True:
+                n = re.search(r"(union|struct)\s+\w*\s*\{", body)
+                if not n:
+                    break
+                j, d = n.end(), 1
+                while d:
+                    d += {"{": 1, "}": -1}.get(body[j], 0)
+                    j += 1
+                semi = body.index(";", j)
+                body = body[:n.start()] + body[semi + 1:]
+            fields = []
+            for decl in body.split(";"):
+                decl = " ".join(decl.split())
+                if not decl:
+                    continue
+                decl = re.sub(r"^(const|struct|pg_node_attr\([^)]*\))\s+", "", decl)
+                m2 = re.match(r"(\w+)\s*(.*)$", decl)
+                if not m2:
+                    continue
+                typ, rest = m2.group(1), m2.group(2)
+                for d in rest.split(","):
+                    d = d.strip()
+                    ptr = d.count("*")
+                    name = d.replace("*", "").strip()
+                    if re.fullmatch(r"\w+", name):
+                        fields.append((typ, ptr, name))
+            out[m.group(1)] = fields
+    return out
+
+
+def children(name, all_structs, tags, prefix=""):
+    """(member designator, kind) of the children of struct name, in order."""
+    res = []
+    for typ, ptr, field in all_structs.get(name, []):
+        path = prefix + field
+        if ptr == 1 and typ in ("Node", "Expr"):
+            res.append((path, "SQL_CHILD_NODE"))
+        elif ptr == 1 and typ == "List":
+            res.append((path, "SQL_CHILD_LIST"))
+        elif ptr == 1 and typ in tags and typ in all_structs:
+            res.append((path, "SQL_CHILD_TYPED"))
+        elif ptr == 0 and typ in tags and typ in all_structs and typ not in ("Expr",):
+            # a node struct inline (CreateForeignTableStmt's CreateStmt base)
+            res += children(typ, all_structs, tags, path + ".")
+    return res
+
+
+def proto_names(path):
+    if not os.path.exists(path):
+        return {}
+    text = open(path).read()
+    body = re.search(r"message\s+Node\s*\{\s*oneof\s+node\s*\{(.*?)\}", text, re.S).group(1)
+    return {t: f for t, f in re.findall(r"^\s*(\w+)\s+(\w+)\s*=\s*\d+", body, re.M)}
+
+
+def main():
+    inc = server_dir()
+    proto = sys.argv[2] if len(sys.argv) > 2 else "/usr/include/pg_query/pg_query.proto"
+    tags = node_tags(inc)
+    all_structs = structs(inc)
+    names = proto_names(proto)
+    ver = "?"
+    m = re.search(r'PG_VERSION\s+"([^"]+)"', open(os.path.join(inc, "pg_config.h")).read())
+    if m:
+        ver = m.group(1)
+    lines = [
+        "/* Generated by scripts/gen-pg-nodes.py from PostgreSQL %s's node headers; do not edit. */"
+        % ver,
+        "/* The children of each node type: SQL_CHILDREN(type, {member, kind}...). */",
+    ]
+    for s in sorted(all_structs):
+        if s not in tags:
+            continue
+        ch = children(s, all_structs, tags)
+        if not ch:
+            continue
+        lines.append("SQL_CHILDREN(%s," % s)
+        lines.append(
+            ",\n".join("\t     { offsetof(%s, %s), %s }" % (s, p, k) for p, k in ch) + ")")
+    lines.append("/* libpg_query's name of each statement's node type: SQL_STMT_NAME(type, name). */")
+    for t in sorted(names):
+        if t in tags and t.endswith("Stmt"):
+            lines.append('SQL_STMT_NAME(%s, "%s")' % (t, names[t]))
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "sql",
+                       "sql_nodes.inc")
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote %s: %d node types with children, %d statement names" % (
+        os.path.normpath(out), sum(1 for l in lines if l.startswith("SQL_CHILDREN")),
+        sum(1 for l in lines if l.startswith("SQL_STMT_NAME"))), file=sys.stderr)
+
+
+main()
