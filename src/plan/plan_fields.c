@@ -347,14 +347,13 @@ plan_get_limits(struct plan_bctx *c, const struct doc_node *n, struct plan_limit
 }
 
 /* A column of create_table. */
-static const struct plan_field coldef_fields[] = {
+const struct plan_field plan_coldef_fields[PLAN_NCOLDEF_FIELDS] = {
 	{ "name", FK_IDENT, true, .off = offsetof(struct plan_coldef, name) },
 	{ "type", FK_TYPE, true, .off = offsetof(struct plan_coldef, type) },
 	{ "nullable", FK_BOOL, false, .off = offsetof(struct plan_coldef, nullable) },
 	{ "default", FK_CONST, false, .off = offsetof(struct plan_coldef, def) },
 	{ "default_sql", FK_DEFAULT_SQL, false, .off = offsetof(struct plan_coldef, def) },
 };
-#define NCOLDEF_FIELDS (sizeof(coldef_fields) / sizeof(*coldef_fields))
 
 static bool
 get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
@@ -388,7 +387,7 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 		for (size_t k = 0; k < m->n; k++) {
 			const char *key = m->keys[k]->str;
 			const struct plan_field *f =
-			    plan_field_find(coldef_fields, NCOLDEF_FIELDS, key);
+			    plan_field_find(plan_coldef_fields, PLAN_NCOLDEF_FIELDS, key);
 
 			if (!f) {
 				plan_err(
@@ -402,10 +401,11 @@ get_coldefs(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s)
 			ok &= plan_field_store(c, s, cd, f, arena_printf(c->a, "columns.%s", key),
 					       m->items[k]);
 		}
-		for (size_t k = 0; k < NCOLDEF_FIELDS; k++) {
-			if (coldef_fields[k].required && !doc_map_get(m, coldef_fields[k].name)) {
+		for (size_t k = 0; k < PLAN_NCOLDEF_FIELDS; k++) {
+			if (plan_coldef_fields[k].required &&
+			    !doc_map_get(m, plan_coldef_fields[k].name)) {
 				plan_err(c, m, "columns: missing field '%s'",
-					 coldef_fields[k].name);
+					 plan_coldef_fields[k].name);
 				ok = false;
 			}
 		}

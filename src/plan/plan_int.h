@@ -115,7 +115,26 @@ struct plan_opdef {
 	 */
 	bool (*check)(struct plan_bctx *c, const struct doc_node *n, struct plan_step *s);
 	struct plan_field fields[PLAN_MAXF]; /* ends at the first without a name */
+	/*
+	 * How a step of the op is undone (plan_inverse.c). UNDO_INVERSE: by a
+	 * step of op .inverse whose fields (that op's entry's) are the step's
+	 * members at the same place, or made by .invert when they are not such
+	 * a copy (a rename back). UNDO_NOTHING and UNDO_IRREVERSIBLE:
+	 * .undo_reason says why, or .invert sets the step's when the reason
+	 * depends on the step. A written revert_sql is the inverse whatever
+	 * this says.
+	 */
+	enum plan_undo undo;
+	enum plan_op inverse;
+	const char *undo_reason;
+	struct plan_step *(*invert)(struct plan *p, struct plan_step *s);
 };
+
+/* The op table's hooks for inverses that are not a copy of the step's fields (plan_inverse.c). */
+struct plan_step *plan_invert_index(struct plan *p, struct plan_step *s);
+struct plan_step *plan_invert_rename_column(struct plan *p, struct plan_step *s);
+struct plan_step *plan_invert_rename_table(struct plan *p, struct plan_step *s);
+struct plan_step *plan_invert_backfill(struct plan *p, struct plan_step *s);
 
 extern const struct plan_opdef plan_optable[OP__ALL];
 
@@ -126,6 +145,10 @@ plan_opdef(enum plan_op op)
 	return &plan_optable[op];
 }
 
+/* The fields of one column of create_table's columns (name, type, nullable, default, default_sql).
+ */
+#define PLAN_NCOLDEF_FIELDS 5
+extern const struct plan_field plan_coldef_fields[PLAN_NCOLDEF_FIELDS];
 /* The fields every step accepts besides its op's: prechecks, postchecks, limits, allow. */
 extern const struct plan_field plan_step_common_fields[4];
 /* How many bytes a field of kind k takes where it is stored (for the table's test). */

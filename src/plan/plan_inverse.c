@@ -1,6 +1,7 @@
 /*
  * How each step is undone: its inverse, a step of its own that the executor
- * can run like any other, or why there is none.
+ * can run like any other, or why there is none. The op table (plan_ops.c:
+ * .undo, .inverse, .undo_reason, .invert) says which, for each op:
  *
  *   create_view                 -> drop_view
  *   create_table                -> drop_table
@@ -154,90 +155,73 @@ out:
 	       "undo it)";
 }
 
-/* The generated inverse of s, or NULL with s->undo and s->undo_reason set. */
+/* The hooks of the op table for inverses that are not a copy of the step's fields. */
+
+/* add_index_concurrently: the index lives in the table's schema. */
+struct plan_step *
+plan_invert_index(struct plan *p, struct plan_step *s)
+{
+	struct plan_step *inv = inverse_new(p, s, OP_DROP_INDEX_CONCURRENTLY);
+
+	inv->name = beside(p, s->table, s->name);
+	return inv;
+}
+
+/* rename_column: the rename back. */
+struct plan_step *
+plan_invert_rename_column(struct plan *p, struct plan_step *s)
+{
+	struct plan_step *inv = inverse_new(p, s, OP_RENAME_COLUMN);
+
+	inv->table = s->table;
+	inv->from = s->to;
+	inv->to = s->from;
+	return inv;
+}
+
+/* rename_table: it stays in its schema, so from "app.a" to "b" is undone from "app.b" to "a". */
+struct plan_step *
+plan_invert_rename_table(struct plan *p, struct plan_step *s)
+{
+	struct plan_step *inv = inverse_new(p, s, OP_RENAME_TABLE);
+
+	inv->from = beside(p, s->from, s->to);
+	inv->to = (char *)unqualified(s->from);
+	return inv;
+}
+
+/* backfill_sql without revert_sql: no inverse; why the data it leaves may not matter. */
+struct plan_step *
+plan_invert_backfill(struct plan *p, struct plan_step *s)
+{
+	s->undo_reason = backfill_left(p, s);
+	return NULL;
+}
+
+/*
+ * The generated inverse of s, or NULL with s->undo and s->undo_reason set,
+ * from s's entry in the op table: a step of the entry's inverse op whose
+ * fields are s's members at the same place (a drop_column gets the
+ * add_column's table and name), or what the entry's hook makes.
+ */
 static struct plan_step *
 generated_inverse(struct plan *p, struct plan_step *s)
 {
-	struct plan_step *inv = NULL;
+	const struct plan_opdef *d = plan_opdef(s->op);
+	const struct plan_opdef *id;
+	struct plan_step *inv;
 
-	switch (s->op) {
-	case OP_CREATE_VIEW:
-		inv = inverse_new(p, s, OP_DROP_VIEW);
-		inv->name = s->name;
-		break;
-	case OP_CREATE_TABLE:
-		inv = inverse_new(p, s, OP_DROP_TABLE);
-		inv->table = s->table;
-		break;
-	case OP_ADD_COLUMN:
-		inv = inverse_new(p, s, OP_DROP_COLUMN);
-		inv->table = s->table;
-		inv->name = s->name;
-		break;
-	case OP_ADD_INDEX_CONCURRENTLY:
-		inv = inverse_new(p, s, OP_DROP_INDEX_CONCURRENTLY);
-		inv->name = beside(p, s->table, s->name);
-		break;
-	case OP_ADD_FOREIGN_KEY_NOT_VALID:
-	case OP_ADD_CHECK_NOT_VALID:
-		inv = inverse_new(p, s, OP_DROP_CONSTRAINT);
-		inv->table = s->table;
-		inv->name = s->name;
-		inv->ref_table = s->ref_table;
-		break;
-	case OP_SET_NOT_NULL:
-		inv = inverse_new(p, s, OP_DROP_NOT_NULL);
-		inv->table = s->table;
-		inv->column = s->column;
-		break;
-	case OP_RENAME_COLUMN:
-		inv = inverse_new(p, s, OP_RENAME_COLUMN);
-		inv->table = s->table;
-		inv->from = s->to;
-		inv->to = s->from;
-		break;
-	case OP_RENAME_TABLE:
-		/* it stays in its schema: from "app.a" to "b" is undone from "app.b" to "a" */
-		inv = inverse_new(p, s, OP_RENAME_TABLE);
-		inv->from = beside(p, s->from, s->to);
-		inv->to = (char *)unqualified(s->from);
-		break;
-	case OP_VALIDATE_CONSTRAINT:
-		s->undo = UNDO_NOTHING;
-		s->undo_reason = "nothing to undo: validating changed no row and no definition "
-				 "(the inverse of the step that added the constraint drops it)";
-		break;
-	case OP_BACKFILL_SQL:
-		s->undo = UNDO_NOTHING;
-		s->undo_reason = backfill_left(p, s);
-		break;
-	case OP_SQL:
-		s->undo = UNDO_IRREVERSIBLE;
-		s->undo_reason = "irreversible: an sql step is undone only by its revert_sql, and "
-				 "it has none";
-		break;
-	case OP_DROP_COLUMN:
-		s->undo = UNDO_IRREVERSIBLE;
-		s->undo_reason = "irreversible: the column and its data are gone";
-		break;
-	case OP_DROP_TABLE:
-		s->undo = UNDO_IRREVERSIBLE;
-		s->undo_reason = "irreversible: the table and its rows are gone";
-		break;
-	case OP_DROP_INDEX_CONCURRENTLY:
-		s->undo = UNDO_IRREVERSIBLE;
-		s->undo_reason = "irreversible: the index's definition is gone (the step does not "
-				 "say how it was built)";
-		break;
-	case OP_DROP_VIEW:
-	case OP_DROP_CONSTRAINT:
-	case OP_DROP_NOT_NULL:
-	case OP__COUNT:
-	case OP__ALL:
-		s->undo = UNDO_IRREVERSIBLE;
-		s->undo_reason = "irreversible: an inverse is not undone in turn";
-		break;
-	}
+	s->undo = d->undo;
+	s->undo_reason = d->undo_reason;
+	if (d->invert)
+		return d->invert(p, s);
+	if (d->undo != UNDO_INVERSE)
+		return NULL;
+	inv = inverse_new(p, s, d->inverse);
+	id = plan_opdef(d->inverse);
+	for (int i = 0; i < PLAN_MAXF && id->fields[i].name; i++)
+		memcpy((char *)inv + id->fields[i].off, (const char *)s + id->fields[i].off,
+		       plan_fkind_size(id->fields[i].kind));
 	return inv;
 }
 

@@ -52,110 +52,99 @@ plan_limits_json(const struct plan_limits *l)
 	return o;
 }
 
+/*
+ * One field of the op table (or of a column), read where the table says it
+ * is stored in base, as the canonical form writes it. Which key and when:
+ * - a constant default is "default", an SQL one "default_sql" (both kinds
+ *   share one member: the first field naming it writes it);
+ * - a statement of a .sql plan is its token stream, "sql_tokens" (a
+ *   reformatting is no drift, an edited value is);
+ * - revert_sql, lock_class_max and may_rewrite only when written, so steps
+ *   without them keep the step_sha they had;
+ * - on_delete is always there, "NO ACTION" when not written;
+ * - the wave an `sql` step is written in is not part of it (which wave
+ *   runs it is the plan's shape, hashed with the plan).
+ */
+static void
+add_field(cJSON *o, const struct plan_step *s, const void *base, const struct plan_field *f,
+	  const struct plan_field *fields)
+{
+	const char *at = (const char *)base + f->off;
+
+	if (f->inverse) {
+		if (!s->inverse_of && s->inverse)
+			add_str(o, f->name, s->inverse->sql);
+		return;
+	}
+	for (const struct plan_field *g = fields; g < f; g++)
+		if (g->off == f->off && !g->inverse)
+			return; /* written by the field before that shares its member */
+	switch (f->kind) {
+	case FK_IDENT:
+	case FK_QIDENT:
+	case FK_TYPE:
+	case FK_EXPR:
+	case FK_QUERY: add_str(o, f->name, *(char *const *)at); break;
+	case FK_STMT:
+	case FK_UPDATE:
+		if (s->from_sql_file && s->sql_tokens)
+			add_str(o, "sql_tokens", s->sql_tokens);
+		else
+			add_str(o, f->name, *(char *const *)at);
+		break;
+	case FK_ONDELETE: {
+		const char *action = *(char *const *)at;
+		add_str(o, f->name, action ? action : "NO ACTION");
+		break;
+	}
+	case FK_BOOL: cJSON_AddBoolToObject(o, f->name, *(const bool *)at); break;
+	case FK_TRIBOOL:
+		if (*(const int *)at >= 0)
+			cJSON_AddBoolToObject(o, f->name, *(const int *)at == 1);
+		break;
+	case FK_CONST:
+	case FK_DEFAULT_SQL: add_const(o, "default", (const struct plan_const *)at); break;
+	case FK_IDENTS: add_strv(o, f->name, (const struct plan_strv *)at); break;
+	case FK_COLDEFS: {
+		cJSON *cols = cJSON_AddArrayToObject(o, f->name);
+		for (size_t i = 0; i < s->ncoldefs; i++) {
+			cJSON *c = cJSON_CreateObject();
+			for (size_t k = 0; k < PLAN_NCOLDEF_FIELDS; k++)
+				add_field(c, s, &s->coldefs[i], &plan_coldef_fields[k],
+					  plan_coldef_fields);
+			cJSON_AddItemToArray(cols, c);
+		}
+		break;
+	}
+	case FK_LOCK:
+		if (*(const enum pg_lock *)at != LOCK_NONE)
+			add_str(o, f->name, pg_lock_name(*(const enum pg_lock *)at));
+		break;
+	case FK_WAVE:
+	case FK_INT:
+	case FK_CHECKS:
+	case FK_LIMITS:
+	case FK_ALLOWS:
+	case FK__COUNT: break;
+	}
+}
+
+/*
+ * The step's canonical form: its op, then every field of its entry in the
+ * op table (plan_ops.c), in the table's order, then what every step has.
+ * An op is hashed by what the table says it holds: a new op needs no code
+ * here. Once released, an op's form does not change without bumping
+ * PLAN_HASH_VERSION (the keys are sorted before hashing: canon.c).
+ */
 cJSON *
 plan_step_fields_json(const struct plan_step *s)
 {
+	const struct plan_opdef *d = plan_opdef(s->op);
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "op", plan_op_name(s->op));
-	switch (s->op) {
-	case OP_CREATE_VIEW:
-		add_str(o, "name", s->name);
-		add_str(o, "sql", s->sql);
-		break;
-	case OP_CREATE_TABLE: {
-		cJSON *cols = cJSON_AddArrayToObject(o, "columns");
-		add_str(o, "table", s->table);
-		for (size_t i = 0; i < s->ncoldefs; i++) {
-			cJSON *c = cJSON_CreateObject();
-			add_str(c, "name", s->coldefs[i].name);
-			add_str(c, "type", s->coldefs[i].type);
-			cJSON_AddBoolToObject(c, "nullable", s->coldefs[i].nullable);
-			add_const(c, "default", &s->coldefs[i].def);
-			cJSON_AddItemToArray(cols, c);
-		}
-		add_strv(o, "primary_key", &s->primary_key);
-		break;
-	}
-	case OP_ADD_COLUMN:
-		add_str(o, "table", s->table);
-		add_str(o, "name", s->name);
-		add_str(o, "type", s->type);
-		cJSON_AddBoolToObject(o, "nullable", s->nullable);
-		add_const(o, "default", &s->def);
-		break;
-	case OP_ADD_INDEX_CONCURRENTLY:
-		add_str(o, "table", s->table);
-		add_str(o, "name", s->name);
-		add_strv(o, "columns", &s->columns);
-		cJSON_AddBoolToObject(o, "unique", s->unique);
-		add_str(o, "where", s->where);
-		break;
-	case OP_ADD_FOREIGN_KEY_NOT_VALID:
-		add_str(o, "table", s->table);
-		add_str(o, "name", s->name);
-		add_strv(o, "columns", &s->columns);
-		add_str(o, "ref_table", s->ref_table);
-		add_strv(o, "ref_columns", &s->ref_columns);
-		add_str(o, "on_delete", s->on_delete ? s->on_delete : "NO ACTION");
-		break;
-	case OP_ADD_CHECK_NOT_VALID:
-		add_str(o, "table", s->table);
-		add_str(o, "name", s->name);
-		add_str(o, "check", s->check);
-		break;
-	case OP_BACKFILL_SQL:
-	case OP_SQL:
-		if (s->from_sql_file && s->sql_tokens)
-			/* a .sql plan's statement: reformatting it is no drift, editing a value is
-			 */
-			add_str(o, "sql_tokens", s->sql_tokens);
-		else
-			add_str(o, "sql", s->sql);
-		/*
-		 * Only when written, so steps without it keep their step_sha. These
-		 * two ops have an inverse only when revert_sql was given (read into it).
-		 */
-		if (!s->inverse_of && s->inverse)
-			add_str(o, "revert_sql", s->inverse->sql);
-		if (s->op == OP_SQL && s->declared_lock != LOCK_NONE)
-			add_str(o, "lock_class_max", pg_lock_name(s->declared_lock));
-		if (s->op == OP_SQL && s->declared_rewrite >= 0)
-			cJSON_AddBoolToObject(o, "may_rewrite", s->declared_rewrite == 1);
-		break;
-	case OP_VALIDATE_CONSTRAINT:
-	case OP_DROP_COLUMN:
-		add_str(o, "table", s->table);
-		add_str(o, "name", s->name);
-		break;
-	case OP_SET_NOT_NULL:
-		add_str(o, "table", s->table);
-		add_str(o, "column", s->column);
-		break;
-	case OP_DROP_INDEX_CONCURRENTLY: add_str(o, "name", s->name); break;
-	case OP_DROP_TABLE: add_str(o, "table", s->table); break;
-	case OP_RENAME_COLUMN:
-		add_str(o, "table", s->table);
-		add_str(o, "from", s->from);
-		add_str(o, "to", s->to);
-		break;
-	case OP_RENAME_TABLE:
-		add_str(o, "from", s->from);
-		add_str(o, "to", s->to);
-		break;
-	case OP_DROP_VIEW: add_str(o, "name", s->name); break;
-	case OP_DROP_CONSTRAINT:
-		add_str(o, "table", s->table);
-		add_str(o, "name", s->name);
-		add_str(o, "ref_table", s->ref_table);
-		break;
-	case OP_DROP_NOT_NULL:
-		add_str(o, "table", s->table);
-		add_str(o, "column", s->column);
-		break;
-	case OP__COUNT:
-	case OP__ALL: break;
-	}
+	for (int i = 0; i < PLAN_MAXF && d->fields[i].name; i++)
+		add_field(o, s, s, &d->fields[i], d->fields);
 	add_strv(o, "prechecks", &s->user_prechecks);
 	add_strv(o, "postchecks", &s->user_postchecks);
 	cJSON_AddItemToObject(o, "limits", plan_limits_json(&s->limits));

@@ -4,7 +4,8 @@
  * it accepts and where each is stored, and its SQL template: a function that
  * writes the statement and the computed prechecks and postchecks. The field
  * kinds are read in plan_fields.c; CONTRIBUTING.md says what else a new op
- * needs (its read-back, its inverse, its canonical form, docs and tests).
+ * needs (its read-back, its inverse, docs and tests); the canonical form a
+ * step is hashed by is written from the fields (plan_json.c).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -515,12 +516,15 @@ sql_drop_not_null(struct plan *p, struct plan_step *s, struct strbuf *sb)
  * limits, allow (plan_step_common_fields). At most PLAN_MAXF fields; the
  * order of the fields is the order messages list them in.
  */
+static const char inverse_only[] = "irreversible: an inverse is not undone in turn";
+
 const struct plan_opdef plan_optable[OP__ALL] = {
 	[OP_CREATE_VIEW] = {
 		.name = "create_view", .plannable = true, .wave = WAVE_EXPAND,
 		.hazard = H0, .hazard_reason = "creates a view: metadata only",
 		.lock = LOCK_ACCESS_SHARE, .exec = EXEC_TX, .sql = sql_create_view,
 		.fields = { REQ("name", FK_QIDENT, name), REQ("sql", FK_QUERY, sql) },
+		.undo = UNDO_INVERSE, .inverse = OP_DROP_VIEW,
 	},
 	[OP_CREATE_TABLE] = {
 		.name = "create_table", .plannable = true, .wave = WAVE_EXPAND,
@@ -529,6 +533,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.check = check_create_table,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("columns", FK_COLDEFS, coldefs),
 			    OPT("primary_key", FK_IDENTS, primary_key) },
+		.undo = UNDO_INVERSE, .inverse = OP_DROP_TABLE,
 	},
 	[OP_ADD_COLUMN] = {
 		.name = "add_column", .plannable = true, .wave = WAVE_EXPAND,
@@ -539,6 +544,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name),
 			    REQ("type", FK_TYPE, type), OPT("nullable", FK_BOOL, nullable),
 			    OPT("default", FK_CONST, def), OPT("default_sql", FK_DEFAULT_SQL, def) },
+		.undo = UNDO_INVERSE, .inverse = OP_DROP_COLUMN,
 	},
 	[OP_ADD_INDEX_CONCURRENTLY] = {
 		.name = "add_index_concurrently", .plannable = true, .wave = WAVE_EXPAND,
@@ -548,6 +554,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name),
 			    REQ("columns", FK_IDENTS, columns), OPT("unique", FK_BOOL, unique),
 			    OPT("where", FK_EXPR, where) },
+		.undo = UNDO_INVERSE, .invert = plan_invert_index,
 	},
 	[OP_ADD_FOREIGN_KEY_NOT_VALID] = {
 		.name = "add_foreign_key_not_valid", .plannable = true, .wave = WAVE_EXPAND,
@@ -560,6 +567,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    REQ("ref_table", FK_QIDENT, ref_table),
 			    REQ("ref_columns", FK_IDENTS, ref_columns),
 			    OPT("on_delete", FK_ONDELETE, on_delete) },
+		.undo = UNDO_INVERSE, .inverse = OP_DROP_CONSTRAINT,
 	},
 	[OP_ADD_CHECK_NOT_VALID] = {
 		.name = "add_check_not_valid", .plannable = true, .wave = WAVE_EXPAND,
@@ -568,12 +576,14 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_add_check_not_valid,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name),
 			    REQ("check", FK_EXPR, check) },
+		.undo = UNDO_INVERSE, .inverse = OP_DROP_CONSTRAINT,
 	},
 	[OP_BACKFILL_SQL] = {
 		.name = "backfill_sql", .plannable = true, .wave = WAVE_BACKFILL,
 		.hazard = H2, .hazard_reason = "updates rows: run in throttled batches",
 		.lock = LOCK_ROW_EXCLUSIVE, .exec = EXEC_BATCHED, .sql = sql_backfill_sql,
 		.fields = { REQ("sql", FK_UPDATE, sql), REVERT(FK_UPDATE) },
+		.undo = UNDO_NOTHING, .invert = plan_invert_backfill,
 	},
 	[OP_VALIDATE_CONSTRAINT] = {
 		.name = "validate_constraint", .plannable = true, .wave = WAVE_VALIDATE,
@@ -581,6 +591,9 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_SHARE_UPDATE_EXCLUSIVE, .exec = EXEC_TX,
 		.sql = sql_validate_constraint,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name) },
+		.undo = UNDO_NOTHING,
+		.undo_reason = "nothing to undo: validating changed no row and no definition "
+			       "(the inverse of the step that added the constraint drops it)",
 	},
 	[OP_SET_NOT_NULL] = {
 		.name = "set_not_null", .plannable = true, .wave = WAVE_VALIDATE,
@@ -589,12 +602,15 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 				 "CHECK (col IS NOT NULL) proves it)",
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_set_not_null,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("column", FK_IDENT, column) },
+		.undo = UNDO_INVERSE, .inverse = OP_DROP_NOT_NULL,
 	},
 	[OP_DROP_COLUMN] = {
 		.name = "drop_column", .plannable = true, .wave = WAVE_CONTRACT,
 		.hazard = H3, .hazard_reason = "destroys data; readers of the column break",
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_drop_column,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = "irreversible: the column and its data are gone",
 	},
 	[OP_DROP_INDEX_CONCURRENTLY] = {
 		.name = "drop_index_concurrently", .plannable = true, .wave = WAVE_CONTRACT,
@@ -603,12 +619,17 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_SHARE_UPDATE_EXCLUSIVE, .exec = EXEC_NONTX,
 		.sql = sql_drop_index_concurrently,
 		.fields = { REQ("name", FK_QIDENT, name) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = "irreversible: the index's definition is gone (the step does not "
+			       "say how it was built)",
 	},
 	[OP_DROP_TABLE] = {
 		.name = "drop_table", .plannable = true, .wave = WAVE_CONTRACT,
 		.hazard = H3, .hazard_reason = "destroys a table and its data",
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_drop_table,
 		.fields = { REQ("table", FK_QIDENT, table) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = "irreversible: the table and its rows are gone",
 	},
 	[OP_RENAME_COLUMN] = {
 		.name = "rename_column", .plannable = true, .wave = WAVE_CONTRACT,
@@ -616,12 +637,14 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_rename_column,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("from", FK_IDENT, from),
 			    REQ("to", FK_IDENT, to) },
+		.undo = UNDO_INVERSE, .invert = plan_invert_rename_column,
 	},
 	[OP_RENAME_TABLE] = {
 		.name = "rename_table", .plannable = true, .wave = WAVE_CONTRACT,
 		.hazard = H3, .hazard_reason = "readers and writers of the old name break",
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_rename_table,
 		.fields = { REQ("from", FK_QIDENT, from), REQ("to", FK_IDENT, to) },
+		.undo = UNDO_INVERSE, .invert = plan_invert_rename_table,
 	},
 	[OP_SQL] = {
 		/* hazard, lock and exec: from what the statement does (hazard_sql) */
@@ -631,13 +654,22 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    OPT("lock_class_max", FK_LOCK, declared_lock),
 			    OPT("may_rewrite", FK_TRIBOOL, declared_rewrite),
 			    OPT("wave", FK_WAVE, wave), REVERT(FK_STMT) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = "irreversible: an sql step is undone only by its revert_sql, and it "
+			       "has none",
 	},
-	/* the inverse-only ops: no fields, a plan may not name them */
+	/*
+	 * The inverse-only ops: a plan may not name them; their fields are
+	 * what plan_inverse.c fills in, and what their canonical form holds.
+	 */
 	[OP_DROP_VIEW] = {
 		.name = "drop_view", .wave = WAVE_CONTRACT,
 		.hazard = H3, .hazard_reason = "readers of the view break",
 		.lock = LOCK_ACCESS_EXCLUSIVE /* on the view */, .exec = EXEC_TX,
 		.sql = sql_drop_view,
+		.fields = { REQ("name", FK_QIDENT, name) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = inverse_only,
 	},
 	[OP_DROP_CONSTRAINT] = {
 		.name = "drop_constraint", .wave = WAVE_CONTRACT,
@@ -646,6 +678,10 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 				 "is scanned",
 		/* a foreign key's triggers go from both tables, each under ACCESS EXCLUSIVE */
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_drop_constraint,
+		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name),
+			    OPT("ref_table", FK_QIDENT, ref_table) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = inverse_only,
 	},
 	[OP_DROP_NOT_NULL] = {
 		.name = "drop_not_null", .wave = WAVE_CONTRACT,
@@ -653,6 +689,9 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.hazard_reason = "drops NOT NULL: ACCESS EXCLUSIVE for an instant, nothing is "
 				 "scanned",
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_drop_not_null,
+		.fields = { REQ("table", FK_QIDENT, table), REQ("column", FK_IDENT, column) },
+		.undo = UNDO_IRREVERSIBLE,
+		.undo_reason = inverse_only,
 	},
 };
 

@@ -13,6 +13,39 @@
 
 #define NCOMMON (sizeof(plan_step_common_fields) / sizeof(*plan_step_common_fields))
 
+/*
+ * What is wrong with how the entry o says its steps are undone, or NULL: an
+ * inverse op that is an op, and, when the inverse is a copy of the step's
+ * fields (no hook), every field the inverse op requires is one of o's, of
+ * the same kind at the same place; a reason when there is no inverse.
+ */
+static const char *
+undo_problem(const struct plan_opdef *o, char *why, size_t n)
+{
+	const struct plan_opdef *inv;
+
+	if (o->undo == UNDO_UNSET)
+		return "no undo: how are its steps undone?";
+	if (o->undo != UNDO_INVERSE)
+		return o->undo_reason || o->invert ? NULL : "no inverse and no reason why";
+	if (o->invert)
+		return NULL;
+	if (o->inverse >= OP__ALL || o->inverse == OP__COUNT || !plan_optable[o->inverse].name)
+		return "an inverse that is no op";
+	inv = &plan_optable[o->inverse];
+	for (int i = 0; i < PLAN_MAXF && inv->fields[i].name; i++) {
+		const struct plan_field *f = &inv->fields[i];
+		const struct plan_field *g = plan_field_find(o->fields, PLAN_MAXF, f->name);
+
+		if (f->required && (!g || g->off != f->off || g->kind != f->kind)) {
+			snprintf(why, n, "its inverse %s needs '%s', which it does not have",
+				 inv->name, f->name);
+			return why;
+		}
+	}
+	return NULL;
+}
+
 /* What is wrong with the entry o for op, or NULL; why is a scratch buffer. */
 static const char *
 opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
@@ -45,8 +78,6 @@ opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
 		}
 		if (ended)
 			return "a field after the end of the list (a gap)";
-		if (!plannable)
-			return "fields on an op a plan cannot name";
 		if (f->kind >= FK__COUNT || plan_fkind_size(f->kind) == 0)
 			return "a field of no kind";
 		if (f->off + plan_fkind_size(f->kind) > sizeof(struct plan_step)) {
@@ -77,7 +108,7 @@ opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
 		if (f->kind == FK_INT && f->min > f->max)
 			return "an int field whose bounds are reversed";
 	}
-	return NULL;
+	return undo_problem(o, why, n);
 }
 
 static void
@@ -169,6 +200,22 @@ test_plan_optable__slips_are_caught(void **state)
 	o = plan_optable[OP_ADD_CHECK_NOT_VALID];
 	o.fields[3] = (struct plan_field){ .name = "wave", .kind = FK_WAVE };
 	assert_non_null(opdef_problem(OP_ADD_CHECK_NOT_VALID, &o, why, sizeof(why)));
+
+	o = plan_optable[OP_ADD_CHECK_NOT_VALID];
+	o.undo = UNDO_UNSET;
+	bad = opdef_problem(OP_ADD_CHECK_NOT_VALID, &o, why, sizeof(why));
+	assert_non_null(bad);
+	assert_non_null(strstr(bad, "no undo"));
+
+	o = plan_optable[OP_ADD_CHECK_NOT_VALID];
+	o.inverse = OP_DROP_NOT_NULL; /* wants a column this op does not have */
+	bad = opdef_problem(OP_ADD_CHECK_NOT_VALID, &o, why, sizeof(why));
+	assert_non_null(bad);
+	assert_non_null(strstr(bad, "needs 'column'"));
+
+	o = plan_optable[OP_DROP_TABLE];
+	o.undo_reason = NULL;
+	assert_non_null(opdef_problem(OP_DROP_TABLE, &o, why, sizeof(why)));
 
 	o = plan_optable[OP_ADD_CHECK_NOT_VALID];
 	o.plannable = false;
