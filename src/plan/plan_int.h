@@ -89,6 +89,51 @@ struct plan_bctx;
 struct strbuf;
 struct doc_node;
 
+/*
+ * What an op's statement must read back as in PostgreSQL's parse tree
+ * (plan_shape.c): every statement the planner builds is parsed again and
+ * refused when its tree is not exactly the op's promise.
+ */
+enum plan_shape_kind {
+	SHAPE_UNSET, /* the table's test refuses it */
+	SHAPE_ANY,   /* sql: the author's statement, which the analyser reads */
+	/* ALTER TABLE <the step's table> with the one subcommand .sub naming .name_off */
+	SHAPE_ALTER,
+	/* DROP <.object> [CONCURRENTLY] <.name_off>, no IF EXISTS, RESTRICT */
+	SHAPE_DROP,
+	SHAPE_HOOK, /* .hook checks the tree */
+};
+/* The ALTER TABLE subcommands and the objects of DROP that ops build. */
+enum plan_shape_sub {
+	SHAPE_SUB_VALIDATE_CONSTRAINT,
+	SHAPE_SUB_SET_NOT_NULL,
+	SHAPE_SUB_DROP_NOT_NULL,
+	SHAPE_SUB_DROP_COLUMN,
+	SHAPE_SUB_DROP_CONSTRAINT,
+	SHAPE_SUB__COUNT
+};
+enum plan_shape_object { SHAPE_OBJ_TABLE, SHAPE_OBJ_INDEX, SHAPE_OBJ_VIEW, SHAPE_OBJ__COUNT };
+struct Node; /* PostgreSQL's parse tree node (sql/sql_pg.h) */
+struct plan_step;
+struct plan_shape {
+	enum plan_shape_kind kind;
+	enum plan_shape_sub sub;       /* SHAPE_ALTER */
+	enum plan_shape_object object; /* SHAPE_DROP */
+	bool concurrent;	       /* SHAPE_DROP: DROP ... CONCURRENTLY */
+	size_t name_off;	       /* the char * member of struct plan_step it names */
+	bool (*hook)(const struct Node *n, const struct plan_step *s); /* SHAPE_HOOK */
+};
+/* The hooks (plan_shape.c). */
+bool plan_shape_create_view(const struct Node *n, const struct plan_step *s);
+bool plan_shape_create_table(const struct Node *n, const struct plan_step *s);
+bool plan_shape_add_column(const struct Node *n, const struct plan_step *s);
+bool plan_shape_add_index(const struct Node *n, const struct plan_step *s);
+bool plan_shape_add_foreign_key(const struct Node *n, const struct plan_step *s);
+bool plan_shape_add_check(const struct Node *n, const struct plan_step *s);
+bool plan_shape_backfill(const struct Node *n, const struct plan_step *s);
+bool plan_shape_rename_column(const struct Node *n, const struct plan_step *s);
+bool plan_shape_rename_table(const struct Node *n, const struct plan_step *s);
+
 struct plan_opdef {
 	const char *name; /* as written in a plan; NULL for the OP__COUNT gap */
 	bool plannable;	  /* a plan may name it (the others are inverses only) */
@@ -128,6 +173,7 @@ struct plan_opdef {
 	enum plan_op inverse;
 	const char *undo_reason;
 	struct plan_step *(*invert)(struct plan *p, struct plan_step *s);
+	struct plan_shape shape; /* what its statement reads back as */
 };
 
 /* The op table's hooks for inverses that are not a copy of the step's fields (plan_inverse.c). */

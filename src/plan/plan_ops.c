@@ -525,6 +525,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_ACCESS_SHARE, .exec = EXEC_TX, .sql = sql_create_view,
 		.fields = { REQ("name", FK_QIDENT, name), REQ("sql", FK_QUERY, sql) },
 		.undo = UNDO_INVERSE, .inverse = OP_DROP_VIEW,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_create_view },
 	},
 	[OP_CREATE_TABLE] = {
 		.name = "create_table", .plannable = true, .wave = WAVE_EXPAND,
@@ -534,6 +535,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("columns", FK_COLDEFS, coldefs),
 			    OPT("primary_key", FK_IDENTS, primary_key) },
 		.undo = UNDO_INVERSE, .inverse = OP_DROP_TABLE,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_create_table },
 	},
 	[OP_ADD_COLUMN] = {
 		.name = "add_column", .plannable = true, .wave = WAVE_EXPAND,
@@ -545,6 +547,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    REQ("type", FK_TYPE, type), OPT("nullable", FK_BOOL, nullable),
 			    OPT("default", FK_CONST, def), OPT("default_sql", FK_DEFAULT_SQL, def) },
 		.undo = UNDO_INVERSE, .inverse = OP_DROP_COLUMN,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_add_column },
 	},
 	[OP_ADD_INDEX_CONCURRENTLY] = {
 		.name = "add_index_concurrently", .plannable = true, .wave = WAVE_EXPAND,
@@ -555,6 +558,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    REQ("columns", FK_IDENTS, columns), OPT("unique", FK_BOOL, unique),
 			    OPT("where", FK_EXPR, where) },
 		.undo = UNDO_INVERSE, .invert = plan_invert_index,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_add_index },
 	},
 	[OP_ADD_FOREIGN_KEY_NOT_VALID] = {
 		.name = "add_foreign_key_not_valid", .plannable = true, .wave = WAVE_EXPAND,
@@ -568,6 +572,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    REQ("ref_columns", FK_IDENTS, ref_columns),
 			    OPT("on_delete", FK_ONDELETE, on_delete) },
 		.undo = UNDO_INVERSE, .inverse = OP_DROP_CONSTRAINT,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_add_foreign_key },
 	},
 	[OP_ADD_CHECK_NOT_VALID] = {
 		.name = "add_check_not_valid", .plannable = true, .wave = WAVE_EXPAND,
@@ -577,6 +582,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name),
 			    REQ("check", FK_EXPR, check) },
 		.undo = UNDO_INVERSE, .inverse = OP_DROP_CONSTRAINT,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_add_check },
 	},
 	[OP_BACKFILL_SQL] = {
 		.name = "backfill_sql", .plannable = true, .wave = WAVE_BACKFILL,
@@ -584,6 +590,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_ROW_EXCLUSIVE, .exec = EXEC_BATCHED, .sql = sql_backfill_sql,
 		.fields = { REQ("sql", FK_UPDATE, sql), REVERT(FK_UPDATE) },
 		.undo = UNDO_NOTHING, .invert = plan_invert_backfill,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_backfill },
 	},
 	[OP_VALIDATE_CONSTRAINT] = {
 		.name = "validate_constraint", .plannable = true, .wave = WAVE_VALIDATE,
@@ -594,6 +601,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.undo = UNDO_NOTHING,
 		.undo_reason = "nothing to undo: validating changed no row and no definition "
 			       "(the inverse of the step that added the constraint drops it)",
+		.shape = { .kind = SHAPE_ALTER, .sub = SHAPE_SUB_VALIDATE_CONSTRAINT, .name_off = offsetof(struct plan_step, name) },
 	},
 	[OP_SET_NOT_NULL] = {
 		.name = "set_not_null", .plannable = true, .wave = WAVE_VALIDATE,
@@ -603,6 +611,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_set_not_null,
 		.fields = { REQ("table", FK_QIDENT, table), REQ("column", FK_IDENT, column) },
 		.undo = UNDO_INVERSE, .inverse = OP_DROP_NOT_NULL,
+		.shape = { .kind = SHAPE_ALTER, .sub = SHAPE_SUB_SET_NOT_NULL, .name_off = offsetof(struct plan_step, column) },
 	},
 	[OP_DROP_COLUMN] = {
 		.name = "drop_column", .plannable = true, .wave = WAVE_CONTRACT,
@@ -611,6 +620,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("name", FK_IDENT, name) },
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = "irreversible: the column and its data are gone",
+		.shape = { .kind = SHAPE_ALTER, .sub = SHAPE_SUB_DROP_COLUMN, .name_off = offsetof(struct plan_step, name) },
 	},
 	[OP_DROP_INDEX_CONCURRENTLY] = {
 		.name = "drop_index_concurrently", .plannable = true, .wave = WAVE_CONTRACT,
@@ -622,6 +632,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = "irreversible: the index's definition is gone (the step does not "
 			       "say how it was built)",
+		.shape = { .kind = SHAPE_DROP, .object = SHAPE_OBJ_INDEX, .concurrent = true, .name_off = offsetof(struct plan_step, name) },
 	},
 	[OP_DROP_TABLE] = {
 		.name = "drop_table", .plannable = true, .wave = WAVE_CONTRACT,
@@ -630,6 +641,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table) },
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = "irreversible: the table and its rows are gone",
+		.shape = { .kind = SHAPE_DROP, .object = SHAPE_OBJ_TABLE, .name_off = offsetof(struct plan_step, table) },
 	},
 	[OP_RENAME_COLUMN] = {
 		.name = "rename_column", .plannable = true, .wave = WAVE_CONTRACT,
@@ -638,6 +650,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("from", FK_IDENT, from),
 			    REQ("to", FK_IDENT, to) },
 		.undo = UNDO_INVERSE, .invert = plan_invert_rename_column,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_rename_column },
 	},
 	[OP_RENAME_TABLE] = {
 		.name = "rename_table", .plannable = true, .wave = WAVE_CONTRACT,
@@ -645,6 +658,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.lock = LOCK_ACCESS_EXCLUSIVE, .exec = EXEC_TX, .sql = sql_rename_table,
 		.fields = { REQ("from", FK_QIDENT, from), REQ("to", FK_IDENT, to) },
 		.undo = UNDO_INVERSE, .invert = plan_invert_rename_table,
+		.shape = { .kind = SHAPE_HOOK, .hook = plan_shape_rename_table },
 	},
 	[OP_SQL] = {
 		/* hazard, lock and exec: from what the statement does (hazard_sql) */
@@ -657,6 +671,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = "irreversible: an sql step is undone only by its revert_sql, and it "
 			       "has none",
+		.shape = { .kind = SHAPE_ANY },
 	},
 	/*
 	 * The inverse-only ops: a plan may not name them; their fields are
@@ -670,6 +685,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("name", FK_QIDENT, name) },
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = inverse_only,
+		.shape = { .kind = SHAPE_DROP, .object = SHAPE_OBJ_VIEW, .name_off = offsetof(struct plan_step, name) },
 	},
 	[OP_DROP_CONSTRAINT] = {
 		.name = "drop_constraint", .wave = WAVE_CONTRACT,
@@ -682,6 +698,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 			    OPT("ref_table", FK_QIDENT, ref_table) },
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = inverse_only,
+		.shape = { .kind = SHAPE_ALTER, .sub = SHAPE_SUB_DROP_CONSTRAINT, .name_off = offsetof(struct plan_step, name) },
 	},
 	[OP_DROP_NOT_NULL] = {
 		.name = "drop_not_null", .wave = WAVE_CONTRACT,
@@ -692,6 +709,7 @@ const struct plan_opdef plan_optable[OP__ALL] = {
 		.fields = { REQ("table", FK_QIDENT, table), REQ("column", FK_IDENT, column) },
 		.undo = UNDO_IRREVERSIBLE,
 		.undo_reason = inverse_only,
+		.shape = { .kind = SHAPE_ALTER, .sub = SHAPE_SUB_DROP_NOT_NULL, .name_off = offsetof(struct plan_step, column) },
 	},
 };
 

@@ -5,7 +5,8 @@
  * the named table, ...). A fragment that escaped its place in the statement
  * (a comment that swallowed a parenthesis, a clause smuggled into a type)
  * changes the tree, and the plan is refused before anything reaches a
- * database.
+ * database. What each op promises is its entry's .shape in the op table
+ * (plan_ops.c): one subcommand, one drop, or a hook below.
  */
 #include "sql/sql_pg.h"
 
@@ -165,78 +166,135 @@ create_table_ok(const Node *n, const struct plan_step *s)
 	return true;
 }
 
+/* The hooks of the op table, for statements that are more than one subcommand or one drop. */
+
+bool
+plan_shape_create_view(const Node *n, const struct plan_step *s)
+{
+	const ViewStmt *v;
+
+	if (!IsA(n, ViewStmt))
+		return false;
+	v = (const ViewStmt *)n;
+	return sql_rangevar_is(v->view, s->name) && !v->replace && !v->aliases && !v->options &&
+	       v->query && IsA(v->query, SelectStmt) &&
+	       !((const SelectStmt *)v->query)->intoClause &&
+	       v->withCheckOption == NO_CHECK_OPTION && v->view->relpersistence == 'p';
+}
+
+bool
+plan_shape_create_table(const Node *n, const struct plan_step *s)
+{
+	return create_table_ok(n, s);
+}
+
+bool
+plan_shape_add_column(const Node *n, const struct plan_step *s)
+{
+	const AlterTableCmd *c = one_cmd(n, s->table, AT_AddColumn);
+
+	return c && !c->missing_ok && coldef_ok(c->def, s->name, s->nullable, &s->def);
+}
+
+bool
+plan_shape_add_index(const Node *n, const struct plan_step *s)
+{
+	return index_ok(n, s);
+}
+
+bool
+plan_shape_add_foreign_key(const Node *n, const struct plan_step *s)
+{
+	return add_constraint_ok(n, s, CONSTR_FOREIGN);
+}
+
+bool
+plan_shape_add_check(const Node *n, const struct plan_step *s)
+{
+	return add_constraint_ok(n, s, CONSTR_CHECK);
+}
+
+bool
+plan_shape_backfill(const Node *n, const struct plan_step *s)
+{
+	const UpdateStmt *u;
+
+	if (!IsA(n, UpdateStmt))
+		return false;
+	u = (const UpdateStmt *)n;
+	return sql_rangevar_is(u->relation, s->bf_table) && !u->fromClause && !u->returningList &&
+	       !u->withClause && u->targetList;
+}
+
+bool
+plan_shape_rename_column(const Node *n, const struct plan_step *s)
+{
+	const RenameStmt *r;
+
+	if (!IsA(n, RenameStmt))
+		return false;
+	r = (const RenameStmt *)n;
+	return r->renameType == OBJECT_COLUMN && sql_rangevar_is(r->relation, s->table) &&
+	       sql_str_eq(r->subname, s->from) && sql_str_eq(r->newname, s->to) && !r->missing_ok;
+}
+
+bool
+plan_shape_rename_table(const Node *n, const struct plan_step *s)
+{
+	const RenameStmt *r;
+
+	if (!IsA(n, RenameStmt))
+		return false;
+	r = (const RenameStmt *)n;
+	return r->renameType == OBJECT_TABLE && sql_rangevar_is(r->relation, s->from) &&
+	       sql_str_eq(r->newname, s->to) && !r->missing_ok;
+}
+
+/* PostgreSQL's subcommand and object type of the op table's words for them. */
+static const AlterTableType alter_sub[SHAPE_SUB__COUNT] = {
+	[SHAPE_SUB_VALIDATE_CONSTRAINT] = AT_ValidateConstraint,
+	[SHAPE_SUB_SET_NOT_NULL] = AT_SetNotNull,
+	[SHAPE_SUB_DROP_NOT_NULL] = AT_DropNotNull,
+	[SHAPE_SUB_DROP_COLUMN] = AT_DropColumn,
+	[SHAPE_SUB_DROP_CONSTRAINT] = AT_DropConstraint,
+};
+static const ObjectType drop_object[SHAPE_OBJ__COUNT] = {
+	[SHAPE_OBJ_TABLE] = OBJECT_TABLE,
+	[SHAPE_OBJ_INDEX] = OBJECT_INDEX,
+	[SHAPE_OBJ_VIEW] = OBJECT_VIEW,
+};
+
+/* The step's member that the op table says the statement names. */
+static const char *
+named(const struct plan_step *s, const struct plan_shape *sh)
+{
+	return *(char *const *)((const char *)s + sh->name_off);
+}
+
+/*
+ * Whether n is what the op's entry in the op table (.shape) promises: one
+ * ALTER TABLE of the step's table with exactly the one subcommand, naming
+ * the member it says (no IF EXISTS, RESTRICT); one DROP of the object it
+ * names (CONCURRENTLY as it says, no IF EXISTS, RESTRICT); or what its hook
+ * checks. An `sql` step is the author's statement: the analyser reads it.
+ */
 static bool
 shape_ok(const Node *n, const struct plan_step *s)
 {
+	const struct plan_shape *sh = &plan_opdef(s->op)->shape;
 	const AlterTableCmd *c;
 
-	switch (s->op) {
-	case OP_CREATE_VIEW: {
-		const ViewStmt *v;
-		if (!IsA(n, ViewStmt))
-			return false;
-		v = (const ViewStmt *)n;
-		return sql_rangevar_is(v->view, s->name) && !v->replace && !v->aliases &&
-		       !v->options && v->query && IsA(v->query, SelectStmt) &&
-		       !((const SelectStmt *)v->query)->intoClause &&
-		       v->withCheckOption == NO_CHECK_OPTION && v->view->relpersistence == 'p';
-	}
-	case OP_CREATE_TABLE: return create_table_ok(n, s);
-	case OP_ADD_COLUMN:
-		c = one_cmd(n, s->table, AT_AddColumn);
-		return c && !c->missing_ok && coldef_ok(c->def, s->name, s->nullable, &s->def);
-	case OP_ADD_INDEX_CONCURRENTLY: return index_ok(n, s);
-	case OP_ADD_FOREIGN_KEY_NOT_VALID: return add_constraint_ok(n, s, CONSTR_FOREIGN);
-	case OP_ADD_CHECK_NOT_VALID: return add_constraint_ok(n, s, CONSTR_CHECK);
-	case OP_BACKFILL_SQL: {
-		const UpdateStmt *u;
-		if (!IsA(n, UpdateStmt))
-			return false;
-		u = (const UpdateStmt *)n;
-		return sql_rangevar_is(u->relation, s->bf_table) && !u->fromClause &&
-		       !u->returningList && !u->withClause && u->targetList;
-	}
-	case OP_VALIDATE_CONSTRAINT:
-		c = one_cmd(n, s->table, AT_ValidateConstraint);
-		return c && sql_str_eq(c->name, s->name);
-	case OP_SET_NOT_NULL:
-		c = one_cmd(n, s->table, AT_SetNotNull);
-		return c && sql_str_eq(c->name, s->column);
-	case OP_DROP_COLUMN:
-		c = one_cmd(n, s->table, AT_DropColumn);
-		return c && sql_str_eq(c->name, s->name) && !c->missing_ok &&
+	switch (sh->kind) {
+	case SHAPE_ANY: return true;
+	case SHAPE_ALTER:
+		c = one_cmd(n, s->table, alter_sub[sh->sub]);
+		return c && sql_str_eq(c->name, named(s, sh)) && !c->missing_ok &&
 		       c->behavior == DROP_RESTRICT;
-	case OP_DROP_INDEX_CONCURRENTLY:
-		return drop_ok(n, OBJECT_INDEX, true) && drop_names(n, s->name);
-	case OP_DROP_TABLE: return drop_ok(n, OBJECT_TABLE, false) && drop_names(n, s->table);
-	case OP_RENAME_COLUMN: {
-		const RenameStmt *r;
-		if (!IsA(n, RenameStmt))
-			return false;
-		r = (const RenameStmt *)n;
-		return r->renameType == OBJECT_COLUMN && sql_rangevar_is(r->relation, s->table) &&
-		       sql_str_eq(r->subname, s->from) && sql_str_eq(r->newname, s->to) &&
-		       !r->missing_ok;
-	}
-	case OP_RENAME_TABLE: {
-		const RenameStmt *r;
-		if (!IsA(n, RenameStmt))
-			return false;
-		r = (const RenameStmt *)n;
-		return r->renameType == OBJECT_TABLE && sql_rangevar_is(r->relation, s->from) &&
-		       sql_str_eq(r->newname, s->to) && !r->missing_ok;
-	}
-	case OP_SQL: return true;
-	case OP_DROP_VIEW: return drop_ok(n, OBJECT_VIEW, false) && drop_names(n, s->name);
-	case OP_DROP_CONSTRAINT:
-		c = one_cmd(n, s->table, AT_DropConstraint);
-		return c && sql_str_eq(c->name, s->name) && !c->missing_ok &&
-		       c->behavior == DROP_RESTRICT;
-	case OP_DROP_NOT_NULL:
-		c = one_cmd(n, s->table, AT_DropNotNull);
-		return c && sql_str_eq(c->name, s->column);
-	case OP__COUNT:
-	case OP__ALL: break;
+	case SHAPE_DROP:
+		return drop_ok(n, drop_object[sh->object], sh->concurrent) &&
+		       drop_names(n, named(s, sh));
+	case SHAPE_HOOK: return sh->hook(n, s);
+	case SHAPE_UNSET: break;
 	}
 	return false;
 }

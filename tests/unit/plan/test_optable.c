@@ -46,6 +46,39 @@ undo_problem(const struct plan_opdef *o, char *why, size_t n)
 	return NULL;
 }
 
+/*
+ * What is wrong with what the entry o says its statement reads back as, or
+ * NULL: a kind; a hook for SHAPE_HOOK; for an ALTER TABLE subcommand or a
+ * DROP, a subcommand or object there is, naming one of the op's fields
+ * that holds a name.
+ */
+static const char *
+shape_problem(const struct plan_opdef *o)
+{
+	const struct plan_shape *sh = &o->shape;
+	bool names = false;
+
+	switch (sh->kind) {
+	case SHAPE_UNSET: return "no shape: what does its statement read back as?";
+	case SHAPE_ANY:
+		return o->fields[0].kind == FK_STMT ? NULL : "any statement, but not an sql op";
+	case SHAPE_HOOK: return sh->hook ? NULL : "a shape hook that is not there";
+	case SHAPE_ALTER:
+		if (sh->sub >= SHAPE_SUB__COUNT)
+			return "an ALTER TABLE subcommand there is not";
+		break;
+	case SHAPE_DROP:
+		if (sh->object >= SHAPE_OBJ__COUNT)
+			return "a DROP of an object there is not";
+		break;
+	}
+	for (int i = 0; i < PLAN_MAXF && o->fields[i].name; i++)
+		if (o->fields[i].off == sh->name_off &&
+		    (o->fields[i].kind == FK_IDENT || o->fields[i].kind == FK_QIDENT))
+			names = true;
+	return names ? NULL : "a shape that names no field of the op holding a name";
+}
+
 /* What is wrong with the entry o for op, or NULL; why is a scratch buffer. */
 static const char *
 opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
@@ -108,7 +141,7 @@ opdef_problem(enum plan_op op, const struct plan_opdef *o, char *why, size_t n)
 		if (f->kind == FK_INT && f->min > f->max)
 			return "an int field whose bounds are reversed";
 	}
-	return undo_problem(o, why, n);
+	return undo_problem(o, why, n) ? undo_problem(o, why, n) : shape_problem(o);
 }
 
 static void
@@ -216,6 +249,18 @@ test_plan_optable__slips_are_caught(void **state)
 	o = plan_optable[OP_DROP_TABLE];
 	o.undo_reason = NULL;
 	assert_non_null(opdef_problem(OP_DROP_TABLE, &o, why, sizeof(why)));
+
+	o = plan_optable[OP_ADD_CHECK_NOT_VALID];
+	o.shape.kind = SHAPE_UNSET;
+	bad = opdef_problem(OP_ADD_CHECK_NOT_VALID, &o, why, sizeof(why));
+	assert_non_null(bad);
+	assert_non_null(strstr(bad, "no shape"));
+
+	o = plan_optable[OP_SET_NOT_NULL];
+	o.shape.name_off = offsetof(struct plan_step, name); /* set_not_null has no name */
+	bad = opdef_problem(OP_SET_NOT_NULL, &o, why, sizeof(why));
+	assert_non_null(bad);
+	assert_non_null(strstr(bad, "names no field"));
 
 	o = plan_optable[OP_ADD_CHECK_NOT_VALID];
 	o.plannable = false;
