@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "daemon/dbview.h"
 #include "daemon/worker_int.h"
 #include "line/line.h"
 #include "plan/plan_dir.h"
@@ -42,112 +44,39 @@ struct pinfo {
 	char hazard[4];
 };
 
-/* The database's view of the target's plans. */
-struct dbview {
-	PGresult *plans;  /* plan_id, status, checksum, completed_at, file_path, max_hazard */
-	PGresult *steps;  /* plan_id, count: the ledger's steps of each plan */
-	PGresult *events; /* plan_id, type, message: the last plan.* event of each plan */
-	struct plan_idset *ledger; /* step_sha -> plan_id */
-	struct plan_idset *ooo;	   /* plans that ran out of order */
-};
-
-static void
-dbview_free(struct dbview *v)
+/* The plan's row, or NULL when the database has none. */
+static const struct dbplan *
+db_row(const struct dbview *v, const char *plan_id)
 {
-	PQclear(v->plans);
-	PQclear(v->steps);
-	PQclear(v->events);
-	plan_idset_free(v->ledger);
-	plan_idset_free(v->ooo);
-	memset(v, 0, sizeof(*v));
-}
+	const struct dbplan *p = dbview_get(v, plan_id);
 
-static int
-dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
-{
-	const char *params[1] = { w->cfg->target };
-	PGresult *r;
-
-	memset(v, 0, sizeof(*v));
-	if (db_exec(exec_db(w->ex), &v->plans, err,
-		    "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char(completed_at "
-		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-		    "coalesce(file_path, ''), coalesce(max_hazard, '') FROM "
-		    "taskslaps.plans WHERE target = $1",
-		    1, params) < 0)
-		return -1;
-	if (db_exec(exec_db(w->ex), &v->steps, err,
-		    "SELECT plan_id, count(*) FROM taskslaps.step_ledger WHERE target = $1 AND "
-		    "outcome IN ('applied', 'already_present') GROUP BY plan_id",
-		    1, params) < 0)
-		return -1;
-	if (db_exec(
-		exec_db(w->ex), &v->events, err,
-		"SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
-		"taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
-		"('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
-		"'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') "
-		"ORDER BY "
-		"plan_id, id DESC",
-		1, params) < 0)
-		return -1;
-	if (db_exec(exec_db(w->ex), &r, err,
-		    "SELECT step_sha, plan_id FROM taskslaps.step_ledger WHERE target = $1", 1,
-		    params) < 0)
-		return -1;
-	v->ledger = plan_idset_new();
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *first;
-		plan_idset_add(v->ledger, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &first);
-	}
-	PQclear(r);
-	if (db_exec(exec_db(w->ex), &r, err,
-		    "SELECT DISTINCT plan_id FROM taskslaps.events WHERE target = $1 AND type = "
-		    "'plan.out_of_order' AND plan_id IS NOT NULL",
-		    1, params) < 0)
-		return -1;
-	v->ooo = plan_idset_new();
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *first;
-		plan_idset_add(v->ooo, PQgetvalue(r, i, 0), "", &first);
-	}
-	PQclear(r);
-	return 0;
-}
-
-static int
-dbview_row(const struct dbview *v, const char *plan_id)
-{
-	for (int i = 0; v->plans && i < PQntuples(v->plans); i++)
-		if (!strcmp(PQgetvalue(v->plans, i, 0), plan_id))
-			return i;
-	return -1;
+	return p && p->has_row ? p : NULL;
 }
 
 static const char *
 db_status(const struct dbview *v, const char *plan_id)
 {
-	int i = dbview_row(v, plan_id);
-	return i < 0 ? NULL : PQgetvalue(v->plans, i, 1);
+	const struct dbplan *p = db_row(v, plan_id);
+
+	return p ? p->status : NULL;
 }
 
+/* The message of the last plan.* event of a plan, or "". */
 static const char *
 db_message(const struct dbview *v, const char *plan_id)
 {
-	for (int i = 0; v->events && i < PQntuples(v->events); i++)
-		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
-			return PQgetvalue(v->events, i, 2);
-	return "";
+	const struct dbplan *p = dbview_get(v, plan_id);
+
+	return p && p->ev_msg ? p->ev_msg : "";
 }
 
 /* The number of a plan's steps in the ledger. */
 static size_t
 db_steps(const struct dbview *v, const char *plan_id)
 {
-	for (int i = 0; v->steps && i < PQntuples(v->steps); i++)
-		if (!strcmp(PQgetvalue(v->steps, i, 0), plan_id))
-			return (size_t)strtoull(PQgetvalue(v->steps, i, 1), NULL, 10);
-	return 0;
+	const struct dbplan *p = dbview_get(v, plan_id);
+
+	return p ? p->steps : 0;
 }
 
 static const char *
@@ -162,10 +91,9 @@ base_name(const char *path)
 static const char *
 db_last_event(const struct dbview *v, const char *plan_id)
 {
-	for (int i = 0; v->events && i < PQntuples(v->events); i++)
-		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
-			return PQgetvalue(v->events, i, 1);
-	return NULL;
+	const struct dbplan *p = dbview_get(v, plan_id);
+
+	return p ? p->ev_type : NULL;
 }
 
 /*
@@ -178,22 +106,30 @@ db_last_event(const struct dbview *v, const char *plan_id)
 static struct pinfo *
 add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, const struct dbview *v)
 {
-	for (int r = 0; v->plans && r < PQntuples(v->plans); r++) {
-		const char *id = PQgetvalue(v->plans, r, 0), *st = PQgetvalue(v->plans, r, 1);
-		const char *path = PQgetvalue(v->plans, r, 4);
+	struct plan_idset *ids = plan_idset_new(), *paths = plan_idset_new();
+	struct dbplan *const *all;
+	size_t nall;
+	const char *first;
+
+	for (size_t k = 0; k < *n; k++) {
+		(void)plan_idset_add(ids, pis[k].id, "", &first);
+		(void)plan_idset_add(paths, pis[k].f->path, "", &first);
+	}
+	all = dbview_all(v, &nall);
+	for (size_t r = 0; r < nall; r++) {
+		const char *id = all[r]->id, *st = all[r]->status;
+		const char *path = all[r]->file_path;
 		struct repo_plan_file *f;
 		struct pinfo *pi;
-		bool here = false;
 		size_t at;
 
 		/* an accepted removal leaves the row applied with no checksum */
-		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0 &&
+		if (!all[r]->has_row ||
+		    (strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0 &&
 		     !exec_status_reverted(st)) ||
-		    !*PQgetvalue(v->plans, r, 2))
+		    !*all[r]->checksum)
 			continue;
-		for (size_t k = 0; k < *n && !here; k++)
-			here = !strcmp(pis[k].id, id) || (*path && !strcmp(pis[k].f->path, path));
-		if (here)
+		if (plan_idset_find(ids, id) || (*path && plan_idset_find(paths, path)))
 			continue;
 		f = xcalloc(1, sizeof(*f));
 		/* rows written by older versions hold raw text from git: clean it as new text is */
@@ -212,7 +148,7 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		pi->missing = true;
 		pi->status = "drift";
 		pi->done = pi->total = db_steps(v, id);
-		snprintf(pi->hazard, sizeof(pi->hazard), "%s", PQgetvalue(v->plans, r, 5));
+		snprintf(pi->hazard, sizeof(pi->hazard), "%s", all[r]->max_hazard);
 		snprintf(pi->message, sizeof(pi->message),
 			 "plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
 			 "removing an applied plan is drift, as editing one is; restore the file, "
@@ -221,6 +157,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 			 id, f->path, snap->tip, id);
 		(*n)++;
 	}
+	plan_idset_free(ids);
+	plan_idset_free(paths);
 	return pis;
 }
 
@@ -267,7 +205,7 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 static void
 fill_from_db(struct pinfo *pi, const struct dbview *v)
 {
-	int row;
+	const struct dbplan *row;
 
 	if (!pi->p)
 		return;
@@ -276,23 +214,23 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 		pi->wtotal[w] = pi->p->waves[w].nsteps;
 		pi->wdone[w] = 0;
 		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++)
-			if (plan_idset_find(v->ledger, pi->p->waves[w].steps[i].sha))
+			if (dbview_in_ledger(v, pi->p->waves[w].steps[i].sha))
 				pi->wdone[w]++;
 		pi->done += pi->wdone[w];
 	}
 	pi->total = pi->p->nsteps;
-	pi->out_of_order = plan_idset_find(v->ooo, pi->id) != NULL;
-	row = dbview_row(v, pi->id);
-	if (row >= 0)
-		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s",
-			 PQgetvalue(v->plans, row, 3));
+	row = dbview_get(v, pi->id);
+	pi->out_of_order = row && row->ooo;
+	if (row && !row->has_row)
+		row = NULL;
+	if (row)
+		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", row->completed_at);
 	/* reverted in this pass by a revert plan after it in the line: say so now */
-	if (row >= 0 && pi->status && !strcmp(pi->status, "applied") &&
-	    exec_status_reverted(PQgetvalue(v->plans, row, 1)) &&
-	    !strcmp(PQgetvalue(v->plans, row, 2), pi->p->checksum)) {
+	if (row && pi->status && !strcmp(pi->status, "applied") &&
+	    exec_status_reverted(row->status) && !strcmp(row->checksum, pi->p->checksum)) {
 		enum line_status st;
 
-		if (line_status_parse(PQgetvalue(v->plans, row, 1), &st) == 0)
+		if (line_status_parse(row->status, &st) == 0)
 			pi->status = line_status_name(st);
 		snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
 	}
@@ -383,8 +321,9 @@ check_signature(struct worker *w, struct pinfo *pi)
 static const char *
 db_checksum(const struct dbview *v, const char *plan_id)
 {
-	int i = dbview_row(v, plan_id);
-	return i < 0 ? "" : PQgetvalue(v->plans, i, 2);
+	const struct dbplan *p = db_row(v, plan_id);
+
+	return p ? p->checksum : "";
 }
 
 /*
@@ -1022,7 +961,7 @@ line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbvi
 	  struct line_plan *lp)
 {
 	const struct pinfo *pi = &pis[i];
-	int row = dbview_row(v, pi->id);
+	const struct dbplan *row = db_row(v, pi->id);
 
 	memset(lp, 0, sizeof(*lp));
 	lp->id = pi->id;
@@ -1037,12 +976,12 @@ line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbvi
 			lp->reverts = k;
 			break;
 		}
-	if (row >= 0) {
+	if (row) {
 		lp->has_row = true;
 		/* the CHECK constraint allows nothing else; were it another, it never ran */
-		if (line_status_parse(PQgetvalue(v->plans, row, 1), &lp->db) < 0)
+		if (line_status_parse(row->status, &lp->db) < 0)
 			lp->db = LINE_PENDING;
-		lp->db_checksum = PQgetvalue(v->plans, row, 2);
+		lp->db_checksum = row->checksum;
 	}
 	lp->failed_here = w->failed && plan_idset_find(w->failed, pi->id);
 }
@@ -1264,11 +1203,91 @@ line_ran(struct worker *w, struct pinfo *pis, struct line_plan *lps, unsigned ch
 	}
 }
 
+/*
+ * Section timers of a pass (TS_PASS_TIMING set in the environment): one log
+ * line per full pass, "pass timing: total=... snapshot=... ran=N", in ms,
+ * for bench/daemon/run.sh.
+ */
+enum {
+	T_TIP,
+	T_SNAPSHOT,
+	T_PARSE,
+	T_VIEW,
+	T_JUDGE,
+	T_WALK,
+	T_REFRESH,
+	T_PROJECT,
+	T_NOTES,
+	T_PUBLISH,
+	T__COUNT
+};
+static const char *const t_name[T__COUNT] = { "tip",  "snapshot", "parse",   "view",  "judge",
+					      "walk", "refresh",  "project", "notes", "publish" };
+
+struct ptimer {
+	bool on;
+	double start, last, t[T__COUNT];
+};
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The time since the last mark goes to section k. */
+static void
+pt_mark(struct ptimer *t, int k)
+{
+	double now;
+
+	if (!t->on)
+		return;
+	now = mono_ms();
+	t->t[k] += now - t->last;
+	t->last = now;
+}
+
+static void
+pt_log(const struct ptimer *t, const char *target, size_t ran)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (!t->on)
+		return;
+	sb_printf(&sb, "total=%.2f", mono_ms() - t->start);
+	for (int k = 0; k < T__COUNT; k++)
+		sb_printf(&sb, " %s=%.2f", t_name[k], t->t[k]);
+	log_info("[%s] pass timing: %s ran=%zu", target, sb.buf, ran);
+	sb_free(&sb);
+}
+
+/*
+ * The plans this pass wrote (ran, or recorded a verdict of) as ids for
+ * dbview_catch_up: their events name them too, this is in case one did not.
+ */
+static const char **
+written_ids(const struct pinfo *pis, const unsigned char *flags, size_t n, size_t *k)
+{
+	const char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+
+	*k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (flags[i] & (LP_RAN | LP_RECORDED))
+			ids[(*k)++] = pis[i].id;
+	return ids;
+}
+
 int
 worker_pass(struct daemon *d, struct worker *w)
 {
 	struct plan_policy pol;
-	struct dbview v = { 0 };
+	struct dbview *v;
+	struct ptimer tm = { .on = getenv("TS_PASS_TIMING") != NULL };
+	size_t ran = 0;
 	struct db_error err;
 	struct pinfo *pis = NULL;
 	struct repo_snapshot *snap = NULL;
@@ -1284,6 +1303,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	int holder = 0, got, rc = PASS_OK;
 	size_t n;
 
+	if (tm.on)
+		tm.start = tm.last = mono_ms();
 	w->last_error[0] = '\0';
 	if (!ensure_exec(d, w))
 		return PASS_DB_DOWN;
@@ -1327,6 +1348,7 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	w->full_pass = false;
 	w->settled_tip[0] = '\0';
+	pt_mark(&tm, T_TIP);
 	if (repo_snapshot_since(w->repo, w->cfg->migrations_dir, w->snap, &snap, errbuf,
 				sizeof(errbuf)) < 0) {
 		snprintf(w->last_error, sizeof(w->last_error), "%s", errbuf);
@@ -1357,21 +1379,32 @@ worker_pass(struct daemon *d, struct worker *w)
 	pthread_mutex_unlock(&d->mu);
 	daemon_notify_status(d);
 
+	pt_mark(&tm, T_SNAPSHOT);
 	n = snap->n;
 	pis = parse_all(w, snap);
-	if (dbview_load(w, &v, &err) < 0) {
+	pt_mark(&tm, T_PARSE);
+	/* the view of the last pass, with what changed since (another writer's work) */
+	if (!w->view || strcmp(w->view_target ? w->view_target : "", w->cfg->target) != 0) {
+		dbview_free(w->view);
+		w->view = dbview_new();
+		free(w->view_target);
+		w->view_target = xstrdup(w->cfg->target);
+	}
+	v = w->view;
+	if (dbview_catch_up(v, exec_db(w->ex), w->cfg->target, NULL, 0, &err) < 0) {
 		snprintf(lost, sizeof(lost), "%s", err.message);
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
-	pis = add_missing(pis, &n, snap, &v);
+	pis = add_missing(pis, &n, snap, v);
 	lps = xcalloc(n ? n : 1, sizeof(*lps));
 	outs = xcalloc(n ? n : 1, sizeof(*outs));
 	flags = xcalloc(n ? n : 1, 1);
 	for (size_t i = 0; i < n; i++) {
-		line_fill(w, pis, i, &v, &lps[i]);
+		line_fill(w, pis, i, v, &lps[i]);
 		line_judge(w, &pis[i], &lps[i], &pol);
 	}
+	pt_mark(&tm, T_VIEW);
 	for (;;) {
 		struct pinfo *pi;
 		struct exec_plan_meta meta;
@@ -1380,7 +1413,7 @@ worker_pass(struct daemon *d, struct worker *w)
 
 		line_decide(&lcfg, lps, n, outs, &dec);
 		line_apply(w, pis, n, lps, outs, flags, dec.next == LINE_NONE ? n : dec.next + 1,
-			   &v);
+			   v);
 		if (dec.next == LINE_NONE)
 			break;
 		i = dec.next;
@@ -1404,7 +1437,7 @@ worker_pass(struct daemon *d, struct worker *w)
 						    : LINE_RATE_UNDER;
 			continue;
 		}
-		publish_progress(d, pis, n, i, &v);
+		publish_progress(d, pis, n, i, v);
 		pthread_mutex_lock(&d->mu);
 		st_set_str(d, "state", "applying");
 		st_set_str(d, "health", line_health_name(LINE_PROGRESSING));
@@ -1414,6 +1447,7 @@ worker_pass(struct daemon *d, struct worker *w)
 		meta.author = pi->f->author_email;
 		exec_run_plan(w->ex, pi->p, &meta, &res);
 		flags[i] |= LP_RAN;
+		ran++;
 		pi->status = outcome_status(res.outcome);
 		pi->message[0] = '\0';
 		pi->sqlstate[0] = '\0';
@@ -1433,18 +1467,31 @@ worker_pass(struct daemon *d, struct worker *w)
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
-	/* the notes and the status are a projection of what the database now says */
-	dbview_free(&v);
-	if (dbview_load(w, &v, &err) < 0) {
-		snprintf(lost, sizeof(lost), "%s", err.message);
-		rc = PASS_DB_DOWN;
-		goto out;
+	pt_mark(&tm, T_WALK);
+	/*
+	 * The notes and the status are a projection of what the database now
+	 * says: the view reads again the plans this pass wrote, and any other
+	 * writer's (their events name them), not every plan.
+	 */
+	{
+		size_t k;
+		const char **ids = written_ids(pis, flags, n, &k);
+
+		exec_flush(w->ex);
+		got = dbview_catch_up(v, exec_db(w->ex), w->cfg->target, ids, k, &err);
+		free(ids);
+		if (got < 0) {
+			snprintf(lost, sizeof(lost), "%s", err.message);
+			rc = PASS_DB_DOWN;
+			goto out;
+		}
 	}
+	pt_mark(&tm, T_REFRESH);
 	for (size_t i = 0; i < n; i++) {
 		struct pinfo *pi = &pis[i];
 		enum line_status st;
 
-		fill_from_db(pi, &v);
+		fill_from_db(pi, v);
 		if (line_status_parse(pi->status, &st) == 0)
 			health = line_health_worse(health, line_status_health(st));
 		if (pi->sqlstate[0] == '\0' && pi->message[0]) {
@@ -1462,12 +1509,15 @@ worker_pass(struct daemon *d, struct worker *w)
 		else if (!strcmp(g, "degraded"))
 			health = line_health_worse(health, LINE_DEGRADED);
 	}
+	pt_mark(&tm, T_PROJECT);
 	write_notes(d, w, pis, n);
+	pt_mark(&tm, T_NOTES);
 	publish(d, w, pis, n, health, in_sync);
+	pt_mark(&tm, T_PUBLISH);
+	pt_log(&tm, w->cfg->target, ran);
 	if (in_sync && health == LINE_HEALTHY && !w->last_error[0])
 		snprintf(w->settled_tip, sizeof(w->settled_tip), "%s", snap->tip);
 out:
-	dbview_free(&v);
 	pinfos_free(pis, n);
 	free(lps);
 	free(outs);
@@ -1598,6 +1648,10 @@ worker_state_free(struct worker *w)
 	w->snap = NULL;
 	pcache_free(w->pcache);
 	w->pcache = NULL;
+	dbview_free(w->view);
+	w->view = NULL;
+	free(w->view_target);
+	w->view_target = NULL;
 	free(w->repo_key);
 	w->repo_key = NULL;
 }
