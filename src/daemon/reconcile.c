@@ -3,6 +3,7 @@
  * under the policy of the branch; then the database's state projected into
  * git notes and the status document.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,11 @@ struct pinfo {
 	bool own_p;	 /* p is the pinfo's (a revert plan), else the cache's */
 	char *rate_note; /* the rate limit's verdict: whose plans count, or why it is not known */
 	char hazard[4];
+	/*
+	 * In its plan cache entry: the fingerprint of the note last written on
+	 * its commit (0: none yet), or NULL for a plan the cache does not keep.
+	 */
+	uint64_t *note_fp;
 };
 
 /* The plan's row, or NULL when the database has none. */
@@ -254,7 +260,12 @@ record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool 
 	const char *last = db_last_event(v, pi->id);
 	struct db_error err;
 
-	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag))
+	const struct dbplan *row = db_row(v, pi->id);
+
+	/* said already, and by this commit (reason_moved) */
+	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag) &&
+	    (keep_row || !row || strcmp(row->status, "invalid") != 0 ||
+	     !strcmp(row->commit_sha, pi->f->commit)))
 		return;
 	/*
 	 * the row is not the file's to write: a valid plan at the tip has this id
@@ -465,45 +476,125 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	}
 }
 
-/* One note per commit, summing up every plan whose file that commit last changed. */
+static uint64_t
+fp_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ull;
+	return h;
+}
+
+static uint64_t
+fp_str(uint64_t h, const char *s)
+{
+	return fp_bytes(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+/* Everything of pi that its note says (note_line, note_trailers). */
+static uint64_t
+note_fingerprint(const struct pinfo *pi)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	h = fp_str(h, pi->id);
+	h = fp_str(h, pi->status);
+	h = fp_str(h, pi->f->path);
+	h = fp_str(h, pi->f->commit);
+	h = fp_str(h, pi->hazard);
+	h = fp_str(h, pi->p ? pi->p->checksum : NULL);
+	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : "");
+	h = fp_bytes(h, &pi->done, sizeof(pi->done));
+	h = fp_bytes(h, &pi->total, sizeof(pi->total));
+	h = fp_bytes(h, pi->wdone, sizeof(pi->wdone));
+	h = fp_bytes(h, pi->wtotal, sizeof(pi->wtotal));
+	h = fp_bytes(h, &pi->out_of_order, sizeof(pi->out_of_order));
+	h = fp_str(h, pi->applied_at);
+	h = fp_str(h, pi->sqlstate);
+	h = fp_str(h, pi->message);
+	return h;
+}
+
+struct by_commit {
+	const char *commit;
+	size_t i;
+};
+
+static int
+by_commit_cmp(const void *a, const void *b)
+{
+	const struct by_commit *x = a, *y = b;
+	int c = strcmp(x->commit, y->commit);
+
+	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * One note per commit, summing up every plan whose file that commit last
+ * changed; written only for the commits whose note would say something else
+ * than the one this daemon last wrote there (the fingerprint of its plans,
+ * kept in their plan cache entries): a pass costs what changed, not the
+ * number of plans.
+ */
 static void
 write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 {
 	struct repo_note *notes = xcalloc(n ? n : 1, sizeof(*notes));
 	char **texts = xcalloc(n ? n : 1, sizeof(char *));
-	size_t nn = 0;
+	struct by_commit *order = xcalloc(n ? n : 1, sizeof(*order));
+	uint64_t *fps = xcalloc(n ? n : 1, sizeof(*fps));
+	size_t nn = 0, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *ends;
 	char err[512];
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
-		struct strbuf sb = STRBUF_INIT;
-		bool seen = false;
-
-		for (size_t k = 0; k < i; k++)
-			seen |= !strcmp(pis[k].f->commit, pis[i].f->commit);
-		if (seen)
-			continue;
-		sb_printf(&sb, "taskslaps %s: ", w->cfg->target);
-		for (size_t k = i, first = 1; k < n; k++) {
-			if (strcmp(pis[k].f->commit, pis[i].f->commit))
-				continue;
-			if (!first)
-				sb_puts(&sb, "; ");
-			note_line(&sb, w->cfg->target, &pis[k]);
-			first = 0;
-		}
-		sb_puts(&sb, "\n\n");
-		sb_printf(&sb, "Target: %s\n", w->cfg->target);
-		for (size_t k = i; k < n; k++)
-			if (!strcmp(pis[k].f->commit, pis[i].f->commit))
-				note_trailers(&sb, &pis[k]);
-		texts[nn] = sb_detach(&sb);
-		notes[nn].commit = pis[i].f->commit;
-		notes[nn].text = texts[nn];
-		nn++;
+		order[i].commit = pis[i].f->commit;
+		order[i].i = i;
 	}
-	rc = repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
-			     w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err));
+	qsort(order, n, sizeof(*order), by_commit_cmp);
+	ends = xcalloc(n ? n : 1, sizeof(*ends));
+	for (size_t g = 0; g < n;) {
+		size_t e = g;
+		uint64_t fp =
+		    fp_str(fp_str(1469598103934665603ull, w->cfg->target), w->cfg->notes_ref);
+		bool same = true;
+
+		while (e < n && !strcmp(order[e].commit, order[g].commit))
+			e++;
+		for (size_t k = g; k < e; k++) {
+			uint64_t one = note_fingerprint(&pis[order[k].i]);
+			fp = fp_bytes(fp, &one, sizeof(one));
+		}
+		fp |= 1; /* never 0, which is "none written" */
+		for (size_t k = g; k < e && same; k++)
+			same = pis[order[k].i].note_fp && *pis[order[k].i].note_fp == fp;
+		if (!same) {
+			struct strbuf sb = STRBUF_INIT;
+
+			sb_printf(&sb, "taskslaps %s: ", w->cfg->target);
+			for (size_t k = g; k < e; k++) {
+				if (k > g)
+					sb_puts(&sb, "; ");
+				note_line(&sb, w->cfg->target, &pis[order[k].i]);
+			}
+			sb_puts(&sb, "\n\n");
+			sb_printf(&sb, "Target: %s\n", w->cfg->target);
+			for (size_t k = g; k < e; k++)
+				note_trailers(&sb, &pis[order[k].i]);
+			texts[nn] = sb_detach(&sb);
+			notes[nn].commit = order[g].commit;
+			notes[nn].text = texts[nn];
+			fps[nn] = fp;
+			firsts[nn] = g;
+			ends[nn] = e;
+			nn++;
+		}
+		g = e;
+	}
+	rc = nn ? repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
+				  w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err))
+		: 0;
 	if (rc > 0) {
 		/* somebody pointed our notes ref at something else: said once, when repaired */
 		exec_event(w->ex, "notes.repaired", NULL, NULL, NULL, NULL, "%s", err);
@@ -515,10 +606,19 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		snprintf(w->last_error + used, sizeof(w->last_error) - used,
 			 "%swriting git notes: %s", used ? "; " : "", err);
 	}
+	/* written: remembered; not written: written again on the next pass */
+	for (size_t k = 0; k < nn; k++)
+		for (size_t m = firsts[k]; m < ends[k]; m++)
+			if (pis[order[m].i].note_fp)
+				*pis[order[m].i].note_fp = rc >= 0 ? fps[k] : 0;
 	for (size_t i = 0; i < nn; i++)
 		free(texts[i]);
 	free(texts);
 	free(notes);
+	free(order);
+	free(fps);
+	free(firsts);
+	free(ends);
 	(void)d;
 }
 
@@ -662,11 +762,13 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
  * one against the plan it reverts changes it, and they are few.
  */
 struct pcache_ent {
-	char *key;	/* "<blob id>:<path>" */
-	struct plan *p; /* NULL when the file is invalid */
-	char *diag;	/* its errors, when invalid */
-	bool moved;	/* taken by the next pass's cache (key kept for the search) */
-	bool skip;	/* a revert plan: its pinfo owns it, never looked up */
+	char *key;	  /* "<blob id>:<path>" */
+	struct plan *p;	  /* NULL when the file is invalid */
+	char *diag;	  /* its errors, when invalid */
+	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
+	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
+	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
+	size_t at;	  /* its place in the snapshot, while the pass builds the cache */
 };
 
 struct pcache {
@@ -738,6 +840,7 @@ pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_en
 		e->key = want.key;
 		e->p = hit->p;
 		e->diag = hit->diag;
+		e->note_fp = hit->note_fp;
 		hit->p = NULL;
 		hit->diag = NULL;
 		hit->moved = true;
@@ -851,6 +954,7 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 
 		pi->f = &s->files[i];
 		pcache_fill(w->pcache, pi->f, e, &own);
+		e->at = i;
 		pi->p = own ? own : e->p;
 		pi->own_p = own != NULL;
 		pi->diag = e->diag;
@@ -879,6 +983,8 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 	plan_idset_free(ids);
 	/* in snapshot order until here, for the pinfos; sorted for the next pass */
 	qsort(next->v, next->n, sizeof(*next->v), pcache_cmp);
+	for (size_t k = 0; k < next->n; k++)
+		pis[next->v[k].at].note_fp = &next->v[k].note_fp;
 	pcache_free(w->pcache);
 	w->pcache = next;
 	for (size_t i = 0; i < s->n; i++)
@@ -1135,6 +1241,32 @@ line_record(struct worker *w, const struct pinfo *pis, size_t n, struct pinfo *p
 }
 
 /*
+ * A verdict the database has already (blocked, rate limited, invalid) whose
+ * reason is now another commit or author than its row names: a new version
+ * of the file, still refused. Recorded again, so the row (and the event)
+ * name the commit and author of now, not the first.
+ */
+static bool
+reason_moved(const struct pinfo *pi, const struct line_plan *lp, const struct line_verdict *out,
+	     const struct dbview *v)
+{
+	const struct dbplan *row = db_row(v, pi->id);
+
+	if (out->record || !row || !lp->has_row || lp->db != out->status || pi->missing)
+		return false;
+	if (out->status != LINE_BLOCKED && out->status != LINE_RATE_LIMITED &&
+	    out->status != LINE_INVALID)
+		return false;
+	/* an invalid file writes the row only while the row is its own (record_invalid) */
+	if (out->status == LINE_INVALID && strcmp(row->status, "invalid") != 0)
+		return false;
+	/* the row keeps its author when the commit has none (the upsert's coalesce) */
+	return strcmp(row->commit_sha, pi->f->commit) != 0 ||
+	       (pi->f->author_email && *pi->f->author_email &&
+		strcmp(row->author, pi->f->author_email) != 0);
+}
+
+/*
  * Plans [0, upto) as the core judged them: status, message, and what is to
  * be recorded or said, once a pass. A plan run in this pass keeps the
  * executor's words.
@@ -1159,7 +1291,8 @@ line_apply(struct worker *w, struct pinfo *pis, size_t n, struct line_plan *lps,
 				   pi->id, pis[outs[i].ref].id);
 			flags[i] |= LP_OOO_SAID;
 		}
-		if (outs[i].record && !(flags[i] & LP_RECORDED)) {
+		if ((outs[i].record || reason_moved(pi, &lps[i], &outs[i], v)) &&
+		    !(flags[i] & LP_RECORDED)) {
 			line_record(w, pis, n, pi, &lps[i], &outs[i], v);
 			flags[i] |= LP_RECORDED;
 		}
