@@ -257,8 +257,10 @@ cmd_status(struct client *c, const struct proto_request *rq)
 				const char *id =
 				    cJSON_GetStringValue(cJSON_GetObjectItem(one, "plan_id"));
 
-				if (id && !strcmp(id, plan))
+				if (id && !strcmp(id, plan)) {
 					cJSON_AddItemToArray(plans, cJSON_Duplicate(one, 1));
+					break; /* ids are unique */
+				}
 			}
 		}
 	}

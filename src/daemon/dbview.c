@@ -137,8 +137,10 @@ plan_clear(struct dbview *v, struct dbplan *p)
 	free(p->ev_type);
 	free(p->ev_msg);
 	char *id = p->id;
+	size_t at = p->at;
 	memset(p, 0, sizeof(*p));
 	p->id = id;
+	p->at = at;
 }
 
 struct dbview *
@@ -208,6 +210,7 @@ plan_of(struct dbview *v, const char *id)
 		v->cap = v->cap ? v->cap * 2 : 256;
 		v->all = xrealloc(v->all, v->cap * sizeof(*v->all));
 	}
+	p->at = v->nall;
 	v->all[v->nall++] = p;
 	table_put(&v->plans, p->id, p);
 	return p;

@@ -26,6 +26,7 @@ struct dbplan {
 	bool ooo;      /* a plan.out_of_order event names it */
 	char **shas;   /* its step_sha in the ledger, any outcome */
 	size_t nshas;
+	size_t at; /* its index in dbview_all */
 };
 
 struct dbview;

@@ -18,6 +18,33 @@
 #include "util/log.h"
 #include "util/strbuf.h"
 
+/*
+ * The plan cache: every plan file parsed once per (blob id, path) and kept
+ * while the tip has it, so a pass parses only what changed (docs/design.md,
+ * "A pass"). A plan is judged again on every pass (policy, signatures,
+ * the database), never remembered judged. The entries are sorted by key
+ * for a binary search; a pass builds the next array from the snapshot and
+ * frees what the tip no longer has. Revert plans are not kept: resolving
+ * one against the plan it reverts changes it, and they are few. An entry
+ * also keeps what the last pass said of its plan: the fingerprint of the
+ * note on its commit, and its item of the status document's "plans".
+ */
+struct pcache_ent {
+	char *key;	  /* "<blob id>:<path>" */
+	struct plan *p;	  /* NULL when the file is invalid */
+	char *diag;	  /* its errors, when invalid */
+	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
+	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
+	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
+	size_t at;	  /* its place in the snapshot, while the pass builds the cache */
+	/*
+	 * Its item in the status document's "plans" (w->plans_doc, owned by the
+	 * document; only the worker replaces it) and what the item says.
+	 */
+	cJSON *item;
+	uint64_t item_fp;
+};
+
 /* What the status document and the notes say of one plan file. */
 struct pinfo {
 	const struct repo_plan_file *f;
@@ -44,10 +71,11 @@ struct pinfo {
 	char *rate_note; /* the rate limit's verdict: whose plans count, or why it is not known */
 	char hazard[4];
 	/*
-	 * In its plan cache entry: the fingerprint of the note last written on
-	 * its commit (0: none yet), or NULL for a plan the cache does not keep.
+	 * Its plan cache entry, which keeps what the pass last said of it (the
+	 * note, the status document's item), or NULL for a plan the cache does
+	 * not keep (a removed plan's stand-in).
 	 */
-	uint64_t *note_fp;
+	struct pcache_ent *ent;
 };
 
 /* The plan's row, or NULL when the database has none. */
@@ -112,16 +140,19 @@ db_last_event(const struct dbview *v, const char *plan_id)
 static struct pinfo *
 add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, const struct dbview *v)
 {
-	struct plan_idset *ids = plan_idset_new(), *paths = plan_idset_new();
-	struct dbplan *const *all;
+	struct plan_idset *paths = NULL;
 	size_t nall;
+	struct dbplan *const *all = dbview_all(v, &nall);
+	bool *here = xcalloc(nall ? nall : 1, sizeof(*here));
 	const char *first;
 
+	/* the rows of the plans at the tip, by id; by path only for what is left */
 	for (size_t k = 0; k < *n; k++) {
-		(void)plan_idset_add(ids, pis[k].id, "", &first);
-		(void)plan_idset_add(paths, pis[k].f->path, "", &first);
+		const struct dbplan *p = dbview_get(v, pis[k].id);
+
+		if (p)
+			here[p->at] = true;
 	}
-	all = dbview_all(v, &nall);
 	for (size_t r = 0; r < nall; r++) {
 		const char *id = all[r]->id, *st = all[r]->status;
 		const char *path = all[r]->file_path;
@@ -135,7 +166,14 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		     !exec_status_reverted(st)) ||
 		    !*all[r]->checksum)
 			continue;
-		if (plan_idset_find(ids, id) || (*path && plan_idset_find(paths, path)))
+		if (here[r])
+			continue;
+		if (*path && !paths) {
+			paths = plan_idset_new();
+			for (size_t k = 0; k < *n; k++)
+				(void)plan_idset_add(paths, pis[k].f->path, "", &first);
+		}
+		if (*path && plan_idset_find(paths, path))
 			continue;
 		f = xcalloc(1, sizeof(*f));
 		/* rows written by older versions hold raw text from git: clean it as new text is */
@@ -163,8 +201,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 			 id, f->path, snap->tip, id);
 		(*n)++;
 	}
-	plan_idset_free(ids);
 	plan_idset_free(paths);
+	free(here);
 	return pis;
 }
 
@@ -568,7 +606,7 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		}
 		fp |= 1; /* never 0, which is "none written" */
 		for (size_t k = g; k < e && same; k++)
-			same = pis[order[k].i].note_fp && *pis[order[k].i].note_fp == fp;
+			same = pis[order[k].i].ent && pis[order[k].i].ent->note_fp == fp;
 		if (!same) {
 			struct strbuf sb = STRBUF_INIT;
 
@@ -609,8 +647,8 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	/* written: remembered; not written: written again on the next pass */
 	for (size_t k = 0; k < nn; k++)
 		for (size_t m = firsts[k]; m < ends[k]; m++)
-			if (pis[order[m].i].note_fp)
-				*pis[order[m].i].note_fp = rc >= 0 ? fps[k] : 0;
+			if (pis[order[m].i].ent)
+				pis[order[m].i].ent->note_fp = rc >= 0 ? fps[k] : 0;
 	for (size_t i = 0; i < nn; i++)
 		free(texts[i]);
 	free(texts);
@@ -643,6 +681,55 @@ plan_json(const struct pinfo *pi, const char *status)
 	return o;
 }
 
+/* Everything of pi that plan_json says, with status. */
+static uint64_t
+item_fingerprint(const struct pinfo *pi, const char *status)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	h = fp_str(h, pi->id);
+	h = fp_str(h, pi->f->path);
+	h = fp_str(h, status);
+	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : NULL);
+	h = fp_bytes(h, &pi->done, sizeof(pi->done));
+	h = fp_bytes(h, &pi->total, sizeof(pi->total));
+	h = fp_str(h, pi->f->commit);
+	h = fp_str(h, pi->f->author_email);
+	return fp_str(h, pi->message);
+}
+
+/*
+ * Replaces the status document's "plans" (mu held) with pis, each with
+ * sts[i] as its status. A plan whose item says what it said in the last
+ * array the worker published keeps that item (moved, not copied): a pass
+ * builds the items of what changed, not of every plan.
+ */
+static void
+set_plans_locked(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n,
+		 const char *const *sts)
+{
+	cJSON *old = cJSON_GetObjectItem(d->status, "plans"), *arr = cJSON_CreateArray();
+	bool reuse = old && old == w->plans_doc;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pcache_ent *e = pis[i].ent;
+		uint64_t fp = item_fingerprint(&pis[i], sts[i]);
+		cJSON *it = NULL;
+
+		if (reuse && e && e->item && e->item_fp == fp)
+			it = cJSON_DetachItemViaPointer(old, e->item);
+		if (!it)
+			it = plan_json(&pis[i], sts[i]);
+		cJSON_AddItemToArray(arr, it);
+		if (e) {
+			e->item = it;
+			e->item_fp = fp;
+		}
+	}
+	cJSON_ReplaceItemInObject(d->status, "plans", arr);
+	w->plans_doc = arr;
+}
+
 /*
  * Before plan RUNNING of the pass starts work: every plan at the tip is
  * listed (those before it as this pass found them, it as running, those
@@ -651,10 +738,10 @@ plan_json(const struct pinfo *pi, const char *status)
  * tip, or none at all on the first pass.
  */
 static void
-publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
+publish_progress(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, size_t running,
 		 const struct dbview *v)
 {
-	cJSON *plans = cJSON_CreateArray();
+	const char **sts = xcalloc(n ? n : 1, sizeof(*sts));
 	char result[300];
 
 	for (size_t i = 0; i < n; i++) {
@@ -665,34 +752,36 @@ publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
 			st = "running";
 		else if (i > running && !st)
 			st = db_status(v, pis[i].id) ? db_status(v, pis[i].id) : "pending";
-		cJSON_AddItemToArray(plans, plan_json(&pis[i], st ? st : "pending"));
+		sts[i] = st ? st : "pending";
 	}
 	snprintf(result, sizeof(result), "applying %s (plan %zu of %zu at the tip)",
 		 pis[running].id, running + 1, n);
 	pthread_mutex_lock(&d->mu);
-	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	set_plans_locked(d, w, pis, n, sts);
 	st_set_str(d, "sync", line_sync_name(LINE_APPLYING));
 	st_set_str(d, "last_result", result);
 	pthread_mutex_unlock(&d->mu);
+	free(sts);
 }
 
 static void
 publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, enum line_health health,
 	bool in_sync)
 {
-	cJSON *plans = cJSON_CreateArray(), *drift = cJSON_CreateArray();
+	cJSON *drift = cJSON_CreateArray();
+	const char **sts = xcalloc(n ? n : 1, sizeof(*sts));
 	char at[32];
 	double factor = 1.0;
 	const char *gov = w->ex ? exec_governor(w->ex, &factor) : "healthy";
 
 	for (size_t i = 0; i < n; i++) {
-		cJSON_AddItemToArray(plans, plan_json(&pis[i], pis[i].status));
+		sts[i] = pis[i].status;
 		if (!strcmp(pis[i].status, "drift"))
 			cJSON_AddItemToArray(drift, cJSON_CreateString(pis[i].id));
 	}
 	iso_now(at, sizeof(at));
 	pthread_mutex_lock(&d->mu);
-	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	set_plans_locked(d, w, pis, n, sts);
 	cJSON_ReplaceItemInObject(d->status, "drift", drift);
 	/* a pass that could not fetch or write notes applied what it had, but is not fine */
 	if (w->last_error[0])
@@ -715,6 +804,7 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, enum li
 	st_set_str(d, "last_result",
 		   in_sync ? "in sync: every plan applied" : "out of sync: see plans");
 	pthread_mutex_unlock(&d->mu);
+	free(sts);
 	daemon_notify_status(d);
 }
 
@@ -751,25 +841,6 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
 	}
 	return plan_parse(out, f->path, f->content, f->len, dg);
 }
-
-/*
- * The plan cache: every plan file parsed once per (blob id, path) and kept
- * while the tip has it, so a pass parses only what changed (docs/design.md,
- * "A pass"). A plan is judged again on every pass (policy, signatures,
- * the database), never remembered judged. The entries are sorted by key
- * for a binary search; a pass builds the next array from the snapshot and
- * frees what the tip no longer has. Revert plans are not kept: resolving
- * one against the plan it reverts changes it, and they are few.
- */
-struct pcache_ent {
-	char *key;	  /* "<blob id>:<path>" */
-	struct plan *p;	  /* NULL when the file is invalid */
-	char *diag;	  /* its errors, when invalid */
-	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
-	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
-	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
-	size_t at;	  /* its place in the snapshot, while the pass builds the cache */
-};
 
 struct pcache {
 	struct pcache_ent *v;
@@ -841,6 +912,8 @@ pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_en
 		e->p = hit->p;
 		e->diag = hit->diag;
 		e->note_fp = hit->note_fp;
+		e->item = hit->item;
+		e->item_fp = hit->item_fp;
 		hit->p = NULL;
 		hit->diag = NULL;
 		hit->moved = true;
@@ -937,12 +1010,27 @@ resolve_revert(struct pinfo *pis, size_t n, size_t i)
  * duplicate ids make the later file invalid. Revert plans are resolved
  * against the plans before them.
  */
+struct id_ref {
+	const char *id;
+	size_t i;
+};
+
+static int
+id_ref_cmp(const void *a, const void *b)
+{
+	const struct id_ref *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
 static struct pinfo *
 parse_all(struct worker *w, const struct repo_snapshot *s)
 {
 	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
-	struct plan_idset *ids = plan_idset_new();
+	struct id_ref *refs = xcalloc(s->n ? s->n : 1, sizeof(*refs));
 	struct pcache *next = xcalloc(1, sizeof(*next));
+	size_t nrefs = 0;
 
 	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
 	next->n = s->n;
@@ -950,7 +1038,6 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 		struct pinfo *pi = &pis[i];
 		struct pcache_ent *e = &next->v[i];
 		struct plan *own;
-		const char *first;
 
 		pi->f = &s->files[i];
 		pcache_fill(w->pcache, pi->f, e, &own);
@@ -958,17 +1045,10 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 		pi->p = own ? own : e->p;
 		pi->own_p = own != NULL;
 		pi->diag = e->diag;
-		if (pi->p && !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
-			struct diags dg = DIAGS_INIT;
-
-			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
-				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
+		if (pi->p) {
 			pi->id = xstrdup(pi->p->id);
-			drop_plan(pi);
-			make_invalid(pi, &dg);
-			diags_clear(&dg);
-		} else if (pi->p) {
-			pi->id = xstrdup(pi->p->id);
+			refs[nrefs].id = pi->id;
+			refs[nrefs++].i = i;
 		} else {
 			const char *base = strrchr(pi->f->path, '/');
 			const char *dot;
@@ -980,11 +1060,29 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
 		}
 	}
-	plan_idset_free(ids);
+	/* the same id twice: the later files are invalid (sorted, not hashed: no copies) */
+	qsort(refs, nrefs, sizeof(*refs), id_ref_cmp);
+	for (size_t k = 1; k < nrefs; k++) {
+		size_t first = k - 1;
+		struct diags dg = DIAGS_INIT;
+		struct pinfo *pi = &pis[refs[k].i];
+
+		while (first > 0 && !strcmp(refs[first - 1].id, refs[k].id))
+			first--;
+		if (strcmp(refs[first].id, refs[k].id) != 0)
+			continue;
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
+			  "duplicate plan id '%s': %s has it already", pi->p->id,
+			  pis[refs[first].i].f->path);
+		drop_plan(pi);
+		make_invalid(pi, &dg);
+		diags_clear(&dg);
+	}
+	free(refs);
 	/* in snapshot order until here, for the pinfos; sorted for the next pass */
 	qsort(next->v, next->n, sizeof(*next->v), pcache_cmp);
 	for (size_t k = 0; k < next->n; k++)
-		pis[next->v[k].at].note_fp = &next->v[k].note_fp;
+		pis[next->v[k].at].ent = &next->v[k];
 	pcache_free(w->pcache);
 	w->pcache = next;
 	for (size_t i = 0; i < s->n; i++)
@@ -1570,7 +1668,7 @@ worker_pass(struct daemon *d, struct worker *w)
 						    : LINE_RATE_UNDER;
 			continue;
 		}
-		publish_progress(d, pis, n, i, v);
+		publish_progress(d, w, pis, n, i, v);
 		pthread_mutex_lock(&d->mu);
 		st_set_str(d, "state", "applying");
 		st_set_str(d, "health", line_health_name(LINE_PROGRESSING));

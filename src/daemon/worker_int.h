@@ -49,6 +49,8 @@ struct worker {
 	 */
 	struct dbview *view;
 	char *view_target;
+	/* the "plans" array this worker last put in the status document (reconcile.c) */
+	cJSON *plans_doc;
 };
 
 void worker_forget_failures(struct worker *w);
