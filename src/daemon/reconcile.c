@@ -1580,10 +1580,13 @@ worker_pass(struct daemon *d, struct worker *w)
 	w->full_pass = false;
 	w->settled_tip[0] = '\0';
 	pt_mark(&tm, T_TIP);
-	if (repo_snapshot_since(w->repo, w->cfg->migrations_dir, w->snap, &snap, errbuf,
-				sizeof(errbuf)) < 0) {
+	if (repo_snapshot_since_move(w->repo, w->cfg->migrations_dir, w->snap, &snap, errbuf,
+				     sizeof(errbuf)) < 0) {
 		snprintf(w->last_error, sizeof(w->last_error), "%s", errbuf);
 		log_warnx("[%s] %s", w->cfg->target, errbuf);
+		/* the failed snapshot may have taken some of its strings: read whole next time */
+		repo_snapshot_free(w->snap);
+		w->snap = NULL;
 		pthread_mutex_lock(&d->mu);
 		st_set_str(d, "state", "error");
 		st_set_str(d, "last_error", errbuf);

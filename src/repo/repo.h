@@ -72,7 +72,8 @@ void repo_free(struct repo *r);
  * libgit2 frees a thread's error state at that thread's exit, or at the last
  * shutdown but only for the thread that calls it; the main thread never
  * "exits", so its state leaked whenever a worker thread happened to free the
- * last repository. Returns 0 or -1.
+ * last repository. It also lets libgit2's object cache keep trees of up to
+ * 8 MB (a large migrations directory is read in every pass). Returns 0 or -1.
  */
 int repo_global_init(void);
 void repo_global_shutdown(void);
@@ -138,6 +139,13 @@ int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapsh
 int repo_snapshot_since(struct repo *r, const char *migrations_dir,
 			const struct repo_snapshot *prev, struct repo_snapshot **out, char *err,
 			size_t errlen);
+/*
+ * repo_snapshot_since for a caller that frees prev right after: the entries
+ * reused take prev's content and author strings instead of copying them
+ * (prev's become NULL; prev must then only be freed, on failure too).
+ */
+int repo_snapshot_since_move(struct repo *r, const char *migrations_dir, struct repo_snapshot *prev,
+			     struct repo_snapshot **out, char *err, size_t errlen);
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*
