@@ -22,9 +22,10 @@
  * The plan cache: every plan file parsed once per (blob id, path) and kept
  * while the tip has it, so a pass parses only what changed (docs/design.md,
  * "A pass"). A plan is judged again on every pass (policy, signatures,
- * the database), never remembered judged. The entries are sorted by key
- * for a binary search; a pass builds the next array from the snapshot and
- * frees what the tip no longer has. Revert plans are not kept: resolving
+ * the database), never remembered judged. The entries are in the
+ * snapshot's order (by path), so a pass finds a file's entry by walking the
+ * last array alongside the snapshot; it builds the next array from the
+ * snapshot and frees what the tip no longer has. Revert plans are not kept: resolving
  * one against the plan it reverts changes it, and they are few. An entry
  * also keeps what the last pass said of its plan: the fingerprint of the
  * note on its commit, and its item of the status document's "plans".
@@ -36,7 +37,6 @@ struct pcache_ent {
 	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
 	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
 	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
-	size_t at;	  /* its place in the snapshot, while the pass builds the cache */
 	/*
 	 * Its item in the status document's "plans" (w->plans_doc, owned by the
 	 * document; only the worker replaces it) and what the item says.
@@ -554,18 +554,45 @@ note_fingerprint(const struct pinfo *pi)
 	return h;
 }
 
-struct by_commit {
-	const char *commit;
-	size_t i;
-};
-
-static int
-by_commit_cmp(const void *a, const void *b)
+/*
+ * The plans by the commit that last changed their file: nxt[i] is the next
+ * plan after i with i's commit (NONE at the last), and head[i] whether i is
+ * the first of its commit. A hash of the commits, not a sort: one string
+ * comparison per plan. Caller frees both.
+ */
+#define NONE ((size_t)-1)
+static void
+group_by_commit(const struct pinfo *pis, size_t n, size_t **nxt_out, bool **head_out)
 {
-	const struct by_commit *x = a, *y = b;
-	int c = strcmp(x->commit, y->commit);
+	size_t cap = 16, *slot, *last = xcalloc(n ? n : 1, sizeof(*last));
+	size_t *nxt = xcalloc(n ? n : 1, sizeof(*nxt));
+	bool *head = xcalloc(n ? n : 1, sizeof(*head));
 
-	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+	while (cap < 2 * n)
+		cap *= 2;
+	slot = xcalloc(cap, sizeof(*slot));
+	for (size_t k = 0; k < cap; k++)
+		slot[k] = NONE;
+	for (size_t i = 0; i < n; i++) {
+		const char *c = pis[i].f->commit;
+		size_t h = (size_t)fp_str(1469598103934665603ull, c) & (cap - 1);
+
+		while (slot[h] != NONE && strcmp(pis[slot[h]].f->commit, c) != 0)
+			h = (h + 1) & (cap - 1);
+		nxt[i] = NONE;
+		if (slot[h] == NONE) {
+			slot[h] = i;
+			head[i] = true;
+			last[i] = i;
+		} else {
+			nxt[last[slot[h]]] = i;
+			last[slot[h]] = i;
+		}
+	}
+	free(slot);
+	free(last);
+	*nxt_out = nxt;
+	*head_out = head;
 }
 
 /*
@@ -580,55 +607,47 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 {
 	struct repo_note *notes = xcalloc(n ? n : 1, sizeof(*notes));
 	char **texts = xcalloc(n ? n : 1, sizeof(char *));
-	struct by_commit *order = xcalloc(n ? n : 1, sizeof(*order));
 	uint64_t *fps = xcalloc(n ? n : 1, sizeof(*fps));
-	size_t nn = 0, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *ends;
+	size_t nn = 0, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *nxt;
+	bool *head;
 	char err[512];
 	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		order[i].commit = pis[i].f->commit;
-		order[i].i = i;
-	}
-	qsort(order, n, sizeof(*order), by_commit_cmp);
-	ends = xcalloc(n ? n : 1, sizeof(*ends));
-	for (size_t g = 0; g < n;) {
-		size_t e = g;
+	group_by_commit(pis, n, &nxt, &head);
+	for (size_t g = 0; g < n; g++) {
 		uint64_t fp =
 		    fp_str(fp_str(1469598103934665603ull, w->cfg->target), w->cfg->notes_ref);
 		bool same = true;
 
-		while (e < n && !strcmp(order[e].commit, order[g].commit))
-			e++;
-		for (size_t k = g; k < e; k++) {
-			uint64_t one = note_fingerprint(&pis[order[k].i]);
+		if (!head[g])
+			continue;
+		for (size_t k = g; k != NONE; k = nxt[k]) {
+			uint64_t one = note_fingerprint(&pis[k]);
 			fp = fp_bytes(fp, &one, sizeof(one));
 		}
 		fp |= 1; /* never 0, which is "none written" */
-		for (size_t k = g; k < e && same; k++)
-			same = pis[order[k].i].ent && pis[order[k].i].ent->note_fp == fp;
+		for (size_t k = g; k != NONE && same; k = nxt[k])
+			same = pis[k].ent && pis[k].ent->note_fp == fp;
 		if (!same) {
 			struct strbuf sb = STRBUF_INIT;
 
 			sb_printf(&sb, "taskslaps %s: ", w->cfg->target);
-			for (size_t k = g; k < e; k++) {
-				if (k > g)
+			for (size_t k = g; k != NONE; k = nxt[k]) {
+				if (k != g)
 					sb_puts(&sb, "; ");
-				note_line(&sb, w->cfg->target, &pis[order[k].i]);
+				note_line(&sb, w->cfg->target, &pis[k]);
 			}
 			sb_puts(&sb, "\n\n");
 			sb_printf(&sb, "Target: %s\n", w->cfg->target);
-			for (size_t k = g; k < e; k++)
-				note_trailers(&sb, &pis[order[k].i]);
+			for (size_t k = g; k != NONE; k = nxt[k])
+				note_trailers(&sb, &pis[k]);
 			texts[nn] = sb_detach(&sb);
-			notes[nn].commit = order[g].commit;
+			notes[nn].commit = pis[g].f->commit;
 			notes[nn].text = texts[nn];
 			fps[nn] = fp;
 			firsts[nn] = g;
-			ends[nn] = e;
 			nn++;
 		}
-		g = e;
 	}
 	rc = nn ? repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
 				  w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err))
@@ -645,18 +664,18 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 			 "%swriting git notes: %s", used ? "; " : "", err);
 	}
 	/* written: remembered; not written: written again on the next pass */
-	for (size_t k = 0; k < nn; k++)
-		for (size_t m = firsts[k]; m < ends[k]; m++)
-			if (pis[order[m].i].ent)
-				pis[order[m].i].ent->note_fp = rc >= 0 ? fps[k] : 0;
+	for (size_t m = 0; m < nn; m++)
+		for (size_t k = firsts[m]; k != NONE; k = nxt[k])
+			if (pis[k].ent)
+				pis[k].ent->note_fp = rc >= 0 ? fps[m] : 0;
 	for (size_t i = 0; i < nn; i++)
 		free(texts[i]);
 	free(texts);
 	free(notes);
-	free(order);
 	free(fps);
 	free(firsts);
-	free(ends);
+	free(nxt);
+	free(head);
 	(void)d;
 }
 
@@ -847,12 +866,6 @@ struct pcache {
 	size_t n;
 };
 
-static int
-pcache_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct pcache_ent *)a)->key, ((const struct pcache_ent *)b)->key);
-}
-
 static void
 pcache_ent_free(struct pcache_ent *e)
 {
@@ -894,15 +907,22 @@ diag_text(const struct diags *dg)
  * now. A revert plan goes to *own instead (the caller owns it).
  */
 static void
-pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_ent *e,
+pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, struct pcache_ent *e,
 	    struct plan **own)
 {
 	struct pcache_ent want = { .key = xasprintf("%s:%s", f->blob, f->path) }, *hit = NULL;
+	size_t blen = strlen(f->blob);
 	struct diags dg = DIAGS_INIT;
 
 	*own = NULL;
-	if (old && old->n)
-		hit = bsearch(&want, old->v, old->n, sizeof(*old->v), pcache_cmp);
+	/*
+	 * Both in the snapshot's order (by path): one walk down the old cache.
+	 * Were an order to differ, a file would only be parsed again.
+	 */
+	while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
+		(*cur)++;
+	if (old && *cur < old->n && !strcmp(old->v[*cur].key, want.key))
+		hit = &old->v[*cur];
 	/*
 	 * A plan blocked in the last pass is parsed again: its reasons are
 	 * written in its arena, which must not grow pass after pass.
@@ -1030,7 +1050,7 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
 	struct id_ref *refs = xcalloc(s->n ? s->n : 1, sizeof(*refs));
 	struct pcache *next = xcalloc(1, sizeof(*next));
-	size_t nrefs = 0;
+	size_t nrefs = 0, cur = 0;
 
 	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
 	next->n = s->n;
@@ -1040,8 +1060,8 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 		struct plan *own;
 
 		pi->f = &s->files[i];
-		pcache_fill(w->pcache, pi->f, e, &own);
-		e->at = i;
+		pcache_fill(w->pcache, &cur, pi->f, e, &own);
+		pi->ent = e;
 		pi->p = own ? own : e->p;
 		pi->own_p = own != NULL;
 		pi->diag = e->diag;
@@ -1079,10 +1099,6 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 		diags_clear(&dg);
 	}
 	free(refs);
-	/* in snapshot order until here, for the pinfos; sorted for the next pass */
-	qsort(next->v, next->n, sizeof(*next->v), pcache_cmp);
-	for (size_t k = 0; k < next->n; k++)
-		pis[next->v[k].at].ent = &next->v[k];
 	pcache_free(w->pcache);
 	w->pcache = next;
 	for (size_t i = 0; i < s->n; i++)
