@@ -609,10 +609,16 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	char **texts = xcalloc(n ? n : 1, sizeof(char *));
 	uint64_t *fps = xcalloc(n ? n : 1, sizeof(*fps));
 	size_t nn = 0, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *nxt;
-	bool *head;
-	char err[512];
+	bool *head, all;
+	char err[512], id[41];
 	int rc;
 
+	/*
+	 * Our notes ref as we left it: only the changed notes are written.
+	 * Moved by another hand (a push to it, a repair to make): all are.
+	 */
+	all = !w->notes_id[0] || repo_notes_id(w->repo, w->cfg->notes_ref, id) < 0 ||
+	      strcmp(id, w->notes_id) != 0;
 	group_by_commit(pis, n, &nxt, &head);
 	for (size_t g = 0; g < n; g++) {
 		uint64_t fp =
@@ -627,7 +633,7 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		}
 		fp |= 1; /* never 0, which is "none written" */
 		for (size_t k = g; k != NONE && same; k = nxt[k])
-			same = pis[k].ent && pis[k].ent->note_fp == fp;
+			same = !all && pis[k].ent && pis[k].ent->note_fp == fp;
 		if (!same) {
 			struct strbuf sb = STRBUF_INIT;
 
@@ -663,6 +669,9 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		snprintf(w->last_error + used, sizeof(w->last_error) - used,
 			 "%swriting git notes: %s", used ? "; " : "", err);
 	}
+	/* (nothing written: the ref is where the check above found it, ours) */
+	if (rc < 0 || (nn && repo_notes_id(w->repo, w->cfg->notes_ref, w->notes_id) < 0))
+		w->notes_id[0] = '\0';
 	/* written: remembered; not written: written again on the next pass */
 	for (size_t m = 0; m < nn; m++)
 		for (size_t k = firsts[m]; k != NONE; k = nxt[k])

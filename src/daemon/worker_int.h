@@ -51,6 +51,11 @@ struct worker {
 	char *view_target;
 	/* the "plans" array this worker last put in the status document (reconcile.c) */
 	cJSON *plans_doc;
+	/*
+	 * Where the notes ref pointed after this worker last wrote notes ("":
+	 * not yet): moved by another hand, every note is written again.
+	 */
+	char notes_id[41];
 };
 
 void worker_forget_failures(struct worker *w);

@@ -201,6 +201,13 @@ struct repo_note {
 int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
 		    bool push, char *err, size_t errlen);
 
+/*
+ * The object notes_ref points at (hex) into out, "" when there is no such
+ * ref: what a writer of notes compares with the id it left there, to know
+ * whether another hand moved it. 0, or -1 when it could not be read.
+ */
+int repo_notes_id(struct repo *r, const char *notes_ref, char out[41]);
+
 /* The note on commit under notes_ref, or NULL (caller frees). */
 char *repo_note_read(struct repo *r, const char *notes_ref, const char *commit);
 
