@@ -4,7 +4,7 @@
 # two pushes. An operator mends the database from outside the daemon
 # (`taskslapsctl --db accept-drift`, `taskslapsctl --db resume`): the next
 # pass must see it, not the plan's state of the last pass, in its decisions,
-# its status and its notes.
+# its status and its notes. And `status` with args.plan: that plan alone.
 #
 #   bash tests/integration/test_daemon_view.sh   (TS_VERBOSE=1 prints passes)
 set -u
@@ -64,6 +64,29 @@ assert_eq "resume --db exits 0" 0 "$?"
 ctl v reconcile
 assert_status "after resume --db and a reconcile: both applied" v \
     "pst('0003-c') == 'applied' and pst('0004-d') == 'applied' and s['sync'] == 'in_sync'"
+
+# ------------------------------------------------------------------ 3
+section "status with args.plan holds that plan alone"
+status_of() {
+    python3 - "$W/v.sock" "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(json.dumps({"v": 1, "id": 1, "cmd": "status", "args": {"plan": sys.argv[2]}}).encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+r = json.loads(buf)["result"]
+print("%s %s %s" % (r.get("sync"), ",".join(p["plan_id"] + ":" + p["status"] for p in r["plans"]),
+                    "history" in r))
+PY
+}
+assert_eq "one plan" "in_sync 0002-b:applied True" "$(status_of 0002-b)"
+assert_eq "no such plan: none" "in_sync  True" "$(status_of 9999-none)"
+
 daemon_stop v
 assert_eq "exit 0" 0 "$DRC"
 
