@@ -6,6 +6,13 @@
  * the plan (the executor's, the pass's own verdicts, the operator verbs of
  * the daemon and of `taskslapsctl --db`), so the events with an id over the
  * last one read name every plan to read again (docs/design.md, "A pass").
+ *
+ * What this does not see: an event whose id was drawn before, but whose
+ * transaction commits after, the read of a higher id. The writers that run
+ * plans hold the runner lock the daemon holds; the operator verbs that do
+ * not (`taskslapsctl --db resume`, `accept-drift`) write their event in a
+ * statement of its own, after their row's, so the window is that one
+ * INSERT's, between its sequence number and its commit.
  */
 #ifndef TS_DAEMON_DBVIEW_H
 #define TS_DAEMON_DBVIEW_H
