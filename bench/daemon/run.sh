@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
-# taskslapsd: push-to-applied latency and idle cost.
+# taskslapsd: push-to-applied latency and idle cost, at one or more sizes of
+# the migrations directory.
 #
 #   bash bench/daemon/run.sh                 # builds build/bench (Release) first
 #   PUSHES=50 IDLE_SECONDS=120 bash bench/daemon/run.sh
 #   TASKSLAPSD=build/taskslapsd TASKSLAPSCTL=build/taskslapsctl bash bench/daemon/run.sh
-#   EXISTING=3000 POLL=5 bash bench/daemon/run.sh   # 3,000 applied plans at the tip
+#   SIZES="100 1000 10000" PUSHES=10 IDLE_SECONDS=20 bash bench/daemon/run.sh
+#   BEFORE_TASKSLAPSD=/other/build/taskslapsd ROUNDS=2 SIZES="100 1000" bash bench/daemon/run.sh
 #
-# EXISTING (default 0) one-step plans are committed before the daemon starts
-# and applied first, so the figures show what the size of the directory
-# costs; POLL (default 30) is the poll_interval.
+# SIZES (default: EXISTING, default 0): for each size N, N one-step plans are
+# committed in one commit and applied by one `taskslapsctl apply` into a
+# template database (ledger, events and plan rows, as a daemon writes them,
+# but in one run of the executor rather than one pass per push); each daemon
+# run gets a fresh copy of that database and of the repository, so the
+# figures show what the size of the directory costs. BEFORE_TASKSLAPSD:
+# another daemon, run before this one at each size, ROUNDS (default 1) times,
+# alternately. POLL (default 30) is the poll_interval.
 #
 # Latency: a daemon follows a local bare repository (poll_interval 30, the
 # default: a push is seen through inotify). PUSHES times (default 20), a
 # commit adding a one-step plan (create_table) is pushed, and the time from
 # the start of `git push` until the plan's status is `applied` is measured
-# by asking the control socket for status every 10 ms. The baseline is the
-# same `git push` of the same commit to a second bare repository that nobody
-# watches. Both are reported as p50 and p95.
+# by asking the control socket for status every 10 ms (for that plan alone:
+# args.plan, so the document's size does not weigh on the figure). The
+# baseline is the same `git push` of the same commit to a second bare
+# repository that nobody watches. Both are reported as p50 and p95. The
+# daemons run with TS_PASS_TIMING=1: the passes that applied a pushed plan
+# are shown section by section (medians).
 #
 # Idle: after the pushes the daemon is left alone for IDLE_SECONDS (default
 # 60): its CPU time (utime + stime of /proc/PID/stat), its wake-ups
 # (context switches of all its threads) and its resident memory (VmRSS,
-# VmHWM of /proc/PID/status) are read before and after, and the resident
-# memory is broken down per mapping (bench/daemon/smaps.py).
+# VmHWM of /proc/PID/status) are read before and after; SMAPS=1 breaks the
+# resident memory down per mapping (bench/daemon/smaps.py).
 #
 # Goals: no busy polling while idle (the CPU time of an idle minute is the
-# cost of the poll passes alone, well under 0.1 s); RSS under 10 MB.
+# cost of the poll passes alone, well under 0.1 s); RSS under 10 MB; push to
+# applied within 50 ms at 100, 1,000 and 10,000 plans.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib/common.sh
@@ -33,225 +44,118 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 PUSHES=${PUSHES:-20}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
-EXISTING=${EXISTING:-0}
+SIZES=${SIZES:-${EXISTING:-0}}
+ROUNDS=${ROUNDS:-1}
 POLL=${POLL:-30}
-export EXISTING POLL
+export POLL
 
 if [ -z "${TASKSLAPSD:-}" ] || [ -z "${TASKSLAPSCTL:-}" ]; then
 	bench_log "building build/bench/taskslapsd and taskslapsctl (Release)"
 	cmake -S "$bench_top" -B "$bench_top/build/bench" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
 		bench_die "cmake failed"
-	make -s -C "$bench_top/build/bench" -j"$(nproc)" taskslapsd taskslapsctl >/dev/null ||
-		bench_die "build failed"
+	make -s -C "$bench_top/build/bench" -j"$(nproc)" taskslapsd taskslapsctl taskslapsctl-full \
+		>/dev/null || bench_die "build failed"
 	TASKSLAPSD=${TASKSLAPSD:-$bench_top/build/bench/taskslapsd}
 	TASKSLAPSCTL=${TASKSLAPSCTL:-$bench_top/build/bench/taskslapsctl}
 fi
 [ -x "$TASKSLAPSD" ] || bench_die "no taskslapsd at $TASKSLAPSD"
+[ -z "${BEFORE_TASKSLAPSD:-}" ] || [ -x "$BEFORE_TASKSLAPSD" ] ||
+	bench_die "no taskslapsd at $BEFORE_TASKSLAPSD"
 command -v python3 >/dev/null || bench_die "python3 is needed"
 
 bench_work
 bench_pg_start
-bench_psql -d postgres -c "CREATE DATABASE bench" >/dev/null
+: >"$WORK/results"
 
-# the followed repository, a clone to commit in, and an unwatched twin for the baseline
-git init -q --bare -b main "$WORK/origin.git"
-git init -q --bare -b main "$WORK/plain.git"
-git init -q -b main "$WORK/wt"
-g() { git -C "$WORK/wt" -c user.name=Bench -c user.email=bench@example.com -c commit.gpgsign=false "$@"; }
-g remote add origin "$WORK/origin.git"
-g remote add plain "$WORK/plain.git"
-mkdir -p "$WORK/wt/migrations"
-echo "# plans" >"$WORK/wt/migrations/README.md"
-for ((i = 1; i <= EXISTING; i++)); do
-	printf 'title: Existing %d\nreason: benchmark\nsteps:\n  - { op: create_table, table: e%d, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }\n' \
-		"$i" "$i" >"$WORK/wt/migrations/$(printf '0000-e%05d' "$i").yaml"
-done
-g add -A && g commit -qm start && g push -q origin main && g push -q plain main
+git_bench() { git -C "$1" -c user.name=Bench -c user.email=bench@example.com -c commit.gpgsign=false "${@:2}"; }
 
-mkdir -p "$WORK/state"
-cat >"$WORK/bench.yaml" <<EOF
+# seed N: $WORK/seed-N.git, whose one commit holds N one-step plans, and the
+# database seed_N where one `taskslapsctl apply` applied them all.
+seed() {
+	local n=$1 dir=$WORK/seed-$1 t0 t1 i
+	git init -q -b main "$dir"
+	mkdir -p "$dir/migrations"
+	echo "# plans" >"$dir/migrations/README.md"
+	for ((i = 1; i <= n; i++)); do
+		printf 'title: Existing %d\nreason: benchmark\nsteps:\n  - { op: create_table, table: e%d, columns: [{ name: id, type: int, nullable: false }], primary_key: [id] }\n' \
+			"$i" "$i" >"$dir/migrations/$(printf '0000-e%05d' "$i").yaml"
+	done
+	git_bench "$dir" add -A
+	git_bench "$dir" commit -qm start
+	git clone -q --bare "$dir" "$WORK/seed-$n.git"
+	bench_psql -d postgres -c "CREATE DATABASE seed_$n" >/dev/null
+	t0=$(date +%s%N)
+	if [ "$n" -gt 0 ]; then
+		"$TASKSLAPSCTL" --target bench --db "$(bench_conninfo "seed_$n")" apply "$dir/migrations" \
+			>"$WORK/seed-$n.log" 2>&1 || {
+			tail -5 "$WORK/seed-$n.log" >&2
+			bench_die "seeding $n plans failed"
+		}
+	fi
+	t1=$(date +%s%N)
+	bench_log "seed: $n plans applied by one taskslapsctl apply in $(((t1 - t0) / 1000000)) ms"
+}
+
+# run N LABEL DAEMON: DAEMON on fresh copies of seed N's database and
+# repository; its figures, and a summary line in $WORK/results.
+run() {
+	local n=$1 label=$2 daemon=$3 r=$WORK/run dpid
+	rm -rf "$r"
+	mkdir -p "$r/state"
+	bench_psql -d postgres -c "DROP DATABASE IF EXISTS bench" >/dev/null
+	bench_psql -d postgres -c "CREATE DATABASE bench TEMPLATE seed_$n" >/dev/null
+	git clone -q --bare "$WORK/seed-$n.git" "$r/origin.git"
+	git clone -q --bare "$WORK/seed-$n.git" "$r/plain.git"
+	git clone -q "$WORK/seed-$n.git" "$r/wt"
+	git -C "$r/wt" remote set-url origin "$r/origin.git"
+	git -C "$r/wt" remote add plain "$r/plain.git"
+	cat >"$r/bench.yaml" <<EOF
 target: bench
-repository: $WORK/origin.git
+repository: $r/origin.git
 branch: main
 migrations_dir: migrations
-state_dir: $WORK/state
+state_dir: $r/state
 protected_branches: [main]
 database: "$(bench_conninfo bench)"
-control_socket: $WORK/bench.sock
+control_socket: $r/bench.sock
 poll_interval: $POLL
 EOF
-"$TASKSLAPSD" --config "$WORK/bench.yaml" 2>"$WORK/daemon.log" &
-DPID=$!
-bench_bg_pid "$DPID"
+	TS_PASS_TIMING=1 "$daemon" --config "$r/bench.yaml" 2>"$r/daemon.log" &
+	dpid=$!
+	bench_bg_pid "$dpid"
+	echo "== $label, $n plans, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%M:%S) UTC"
+	EXISTING=$n LABEL=$label python3 "$here/measure.py" "$r" "$dpid" "$PUSHES" "$IDLE_SECONDS" \
+		"$daemon" "$here/smaps.py" "$WORK/results"
+	kill "$dpid"
+	wait "$dpid" || bench_die "taskslapsd exited with $? on SIGTERM"
+	bench_bg_done
+	echo
+}
 
-python3 - "$WORK" "$DPID" "$PUSHES" "$IDLE_SECONDS" "$TASKSLAPSD" "$here/smaps.py" <<'PY'
-import json, os, socket, statistics, subprocess, sys, time
+for n in $SIZES; do
+	seed "$n"
+	for ((round = 1; round <= ROUNDS; round++)); do
+		if [ -n "${BEFORE_TASKSLAPSD:-}" ]; then
+			run "$n" before "$BEFORE_TASKSLAPSD"
+		fi
+		run "$n" after "$TASKSLAPSD"
+	done
+	bench_psql -d postgres -c "DROP DATABASE bench" >/dev/null
+	bench_psql -d postgres -c "DROP DATABASE seed_$n" >/dev/null
+	rm -rf "$WORK/seed-$n" "$WORK/seed-$n.git"
+done
 
-work, pid, pushes, idle_s, daemon = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-smaps_py = sys.argv[6]
-sock_path = os.path.join(work, "bench.sock")
-wt = os.path.join(work, "wt")
-git = ["git", "-C", wt, "-c", "user.name=Bench", "-c", "user.email=bench@example.com",
-       "-c", "commit.gpgsign=false"]
-req_id = 0
+python3 - "$WORK/results" <<'PY'
+import json, sys, time
 
-
-def status():
-    """One status request over the control socket (JSON lines, protocol v1)."""
-    global req_id
-    req_id += 1
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(sock_path)
-        s.sendall(json.dumps({"v": 1, "id": req_id, "cmd": "status"}).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        s.close()
-    return json.loads(buf)["result"]
-
-
-def wait(pred, timeout, interval=0.01):
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            st = status()
-            if pred(st):
-                return st
-        except (OSError, ValueError, KeyError):
-            pass
-        if time.monotonic() > end:
-            sys.exit("bench: timed out waiting for the daemon; see %s/daemon.log" % work)
-        time.sleep(interval)
-
-
-def pst(st, plan):
-    return next((p["status"] for p in st.get("plans") or [] if p["plan_id"] == plan), None)
-
-
-def proc_cpu():
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def proc_mem():
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM", "Threads"):
-                out[k] = int(v.split()[0])
-    return out
-
-
-def proc_rollup():
-    """Rss split into what is shared with other processes (library code) and what is the daemon's own."""
-    out = {}
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Anonymous"):
-                out[k] = int(v.split()[0])
-    return out
-
-
-def switches():
-    n = 0
-    for t in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/status" % (pid, t)) as f:
-            for line in f:
-                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                    n += int(line.split()[1])
-    return n
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    k = (len(xs) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
-existing = int(os.environ.get("EXISTING", "0"))
-wait(lambda st: st.get("state") == "idle" and st.get("sync") == "in_sync", 30 + existing * 0.2, 0.2)
-mem_start = proc_mem()
-
-lat, push, base = [], [], []
-for i in range(1, pushes + 1):
-    plan = "%04d-t%d" % (i, i)
-    with open(os.path.join(wt, "migrations", plan + ".yaml"), "w") as f:
-        f.write("title: Table %d\nreason: benchmark\nsteps:\n"
-                "  - { op: create_table, table: t%d, columns: [{ name: id, type: int, nullable: false }],"
-                " primary_key: [id] }\n" % (i, i))
-    subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-qm", "Add " + plan], check=True)
-    # the baseline: the same push to a repository nobody watches
-    t0 = time.monotonic()
-    subprocess.run(git + ["push", "-q", "plain", "main"], check=True)
-    base.append(time.monotonic() - t0)
-    # let the daemon be idle before the measured push
-    wait(lambda st: st.get("state") == "idle", 30)
-    t0 = time.monotonic()
-    subprocess.run(git + ["push", "-q", "origin", "main"], check=True)
-    t1 = time.monotonic()
-    wait(lambda st: pst(st, plan) == "applied", 30)
-    t2 = time.monotonic()
-    push.append(t1 - t0)
-    lat.append(t2 - t0)
-
-wait(lambda st: st.get("state") == "idle", 30)
-time.sleep(1)
-cpu0, sw0, mem0 = proc_cpu(), switches(), proc_mem()
-time.sleep(idle_s)
-cpu1, sw1, mem1 = proc_cpu(), switches(), proc_mem()
-roll = proc_rollup()
-st = status()
-
-ms = lambda x: "%.0f" % (x * 1000)
-print("taskslapsd: %d applied plans at the tip; %d pushes of a one-step plan; then %.0f s idle "
-      "(poll_interval %s, inotify)" % (existing, pushes, idle_s, os.environ.get("POLL", "30")))
-print("daemon: %s" % daemon)
-print()
-print("%-44s %8s %8s %8s" % ("latency", "p50 ms", "p95 ms", "max ms"))
-print("%-44s %8s %8s %8s" % ("-------", "------", "------", "------"))
-for name, xs in (("baseline: git push to an unwatched repository", base),
-                 ("git push to the followed repository", push),
-                 ("push to applied (status over the socket)", lat),
-                 ("  of which after the push returned", [a - b for a, b in zip(lat, push)])):
-    print("%-44s %8s %8s %8s" % (name, ms(pct(xs, 50)), ms(pct(xs, 95)), ms(max(xs))))
-print()
-print("%-44s %12s" % ("idle", "value"))
-print("%-44s %12s" % ("----", "-----"))
-print("%-44s %12.3f" % ("CPU time over %.0f s idle, s" % idle_s, cpu1 - cpu0))
-print("%-44s %12.3f" % ("  as a share of one core, %", (cpu1 - cpu0) / idle_s * 100))
-print("%-44s %12d" % ("context switches (all threads)", sw1 - sw0))
-mb = lambda kib: kib * 1024 / 1e6
-print("%-44s %12.1f" % ("VmRSS after the first pass, MB", mb(mem_start["VmRSS"])))
-print("%-44s %12.1f" % ("VmRSS idle after %d pushes, MB" % pushes, mb(mem1["VmRSS"])))
-print("%-44s %12.1f" % ("VmHWM (peak RSS), MB", mb(mem1["VmHWM"])))
-print("%-44s %12.1f" % ("  of RSS: shared library pages, MB", mb(roll["Shared_Clean"])))
-print("%-44s %12.1f" % ("  of RSS: private (heap, stacks, data), MB", mb(roll["Private_Clean"] + roll["Private_Dirty"])))
-print("%-44s %12.1f" % ("Pss (proportional set size), MB", mb(roll["Pss"])))
-print("%-44s %12d" % ("threads", mem1["Threads"]))
-print()
-print("resident memory per mapping, after the idle time (bench/daemon/smaps.py):")
-sys.stdout.flush()
-subprocess.run([sys.executable, smaps_py, str(pid)], check=False)
-print()
-p50 = pct(lat, 50)
-print("goal: no busy polling: %s (%.3f s CPU in %.0f s idle, %d wake-ups)" %
-      ("met" if (cpu1 - cpu0) < 0.1 * idle_s / 60 else "MISSED", cpu1 - cpu0, idle_s, sw1 - sw0))
-print("goal: RSS under 10 MB: %s (%.1f MB idle, %.1f MB peak)" %
-      ("met" if mb(mem1["VmRSS"]) < 10 else "MISSED", mb(mem1["VmRSS"]), mb(mem1["VmHWM"])))
-print("push to applied p50 %.0f ms = git push %.0f ms + %.0f ms" % (p50 * 1000, pct(push, 50) * 1000, (p50 - pct(push, 50)) * 1000))
-if st.get("sync") != "in_sync":
-    sys.exit("bench: the daemon ended out of sync")
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print("summary, %s UTC: push to applied (ms), idle CPU, RSS, and the passes that applied a pushed plan"
+      % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+print("%-7s %-7s %7s %7s %9s %7s %7s %5s  %s" % ("plans", "daemon", "p50", "p95", "idle CPU",
+      "RSS MB", "50 ms", "load", "pass sections, medians (ms)"))
+for r in rows:
+    sec = " ".join("%s %.1f" % kv for kv in r["sections"].items())
+    print("%-7d %-7s %7.0f %7.0f %8.3fs %7.1f %7s %5.1f  %s" % (
+        r["plans"], r["label"], r["p50"], r["p95"], r["idle_cpu"], r["rss_mb"],
+        "MET" if r["p50"] <= 50 else "MISSED", r["load"], sec or "-"))
 PY
-kill "$DPID"
-wait "$DPID" || bench_die "taskslapsd exited with $? on SIGTERM"
-bench_bg_done

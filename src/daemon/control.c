@@ -236,10 +236,34 @@ static void
 cmd_status(struct client *c, const struct proto_request *rq)
 {
 	struct daemon *d = c->d;
-	cJSON *s;
+	const char *plan = arg_str(rq, "plan");
+	cJSON *s, *it, *plans, *one;
 
 	pthread_mutex_lock(&d->mu);
-	s = cJSON_Duplicate(d->status, 1);
+	if (!plan) {
+		s = cJSON_Duplicate(d->status, 1);
+	} else {
+		/* args.plan: "plans" holds that plan alone (or nothing): no copy of every plan */
+		s = cJSON_CreateObject();
+		cJSON_ArrayForEach(it, d->status)
+		{
+			if (strcmp(it->string, "plans") != 0) {
+				cJSON_AddItemToObject(s, it->string, cJSON_Duplicate(it, 1));
+				continue;
+			}
+			plans = cJSON_AddArrayToObject(s, "plans");
+			cJSON_ArrayForEach(one, it)
+			{
+				const char *id =
+				    cJSON_GetStringValue(cJSON_GetObjectItem(one, "plan_id"));
+
+				if (id && !strcmp(id, plan)) {
+					cJSON_AddItemToArray(plans, cJSON_Duplicate(one, 1));
+					break; /* ids are unique */
+				}
+			}
+		}
+	}
 	cJSON_AddItemToObject(s, "history", cJSON_Duplicate(d->history, 1));
 	pthread_mutex_unlock(&d->mu);
 	client_send_owned(c, proto_reply_result(rq->id, s));

@@ -220,17 +220,34 @@ on_efd(sd_event_source *s, int fd, uint32_t revents, void *arg)
 	return 0;
 }
 
-/* A push to the local repository: any change under the watched ref directories. */
+/*
+ * A push to the local repository: any change under the watched ref
+ * directories but git's lock files. A ref is written as "<ref>.lock" and
+ * renamed onto the ref (packed-refs the same way): the lock's creation comes
+ * before the new tip is there, and a pass woken by it would find the old
+ * tip and make the push wait for a second pass.
+ */
 static int
 on_inotify(sd_event_source *s, int fd, uint32_t revents, void *arg)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool wake = false;
+	ssize_t len;
 
 	(void)s;
 	(void)revents;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	daemon_wake_worker(arg);
+	while ((len = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			size_t nl = ev->len ? strlen(ev->name) : 0;
+
+			if (nl < 5 || strcmp(ev->name + nl - 5, ".lock") != 0)
+				wake = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (wake)
+		daemon_wake_worker(arg);
 	return 0;
 }
 

@@ -3,10 +3,13 @@
  * under the policy of the branch; then the database's state projected into
  * git notes and the status document.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "daemon/dbview.h"
 #include "daemon/worker_int.h"
 #include "line/line.h"
 #include "plan/plan_dir.h"
@@ -14,6 +17,33 @@
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/strbuf.h"
+
+/*
+ * The plan cache: every plan file parsed once per (blob id, path) and kept
+ * while the tip has it, so a pass parses only what changed (docs/design.md,
+ * "A pass"). A plan is judged again on every pass (policy, signatures,
+ * the database), never remembered judged. The entries are in the
+ * snapshot's order (by path), so a pass finds a file's entry by walking the
+ * last array alongside the snapshot; it builds the next array from the
+ * snapshot and frees what the tip no longer has. Revert plans are not kept: resolving
+ * one against the plan it reverts changes it, and they are few. An entry
+ * also keeps what the last pass said of its plan: the fingerprint of the
+ * note on its commit, and its item of the status document's "plans".
+ */
+struct pcache_ent {
+	char *key;	  /* "<blob id>:<path>" */
+	struct plan *p;	  /* NULL when the file is invalid */
+	char *diag;	  /* its errors, when invalid */
+	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
+	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
+	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
+	/*
+	 * Its item in the status document's "plans" (w->plans_doc, owned by the
+	 * document; only the worker replaces it) and what the item says.
+	 */
+	cJSON *item;
+	uint64_t item_fp;
+};
 
 /* What the status document and the notes say of one plan file. */
 struct pinfo {
@@ -40,114 +70,47 @@ struct pinfo {
 	bool own_p;	 /* p is the pinfo's (a revert plan), else the cache's */
 	char *rate_note; /* the rate limit's verdict: whose plans count, or why it is not known */
 	char hazard[4];
+	/*
+	 * Its plan cache entry, which keeps what the pass last said of it (the
+	 * note, the status document's item), or NULL for a plan the cache does
+	 * not keep (a removed plan's stand-in).
+	 */
+	struct pcache_ent *ent;
 };
 
-/* The database's view of the target's plans. */
-struct dbview {
-	PGresult *plans;  /* plan_id, status, checksum, completed_at, file_path, max_hazard */
-	PGresult *steps;  /* plan_id, count: the ledger's steps of each plan */
-	PGresult *events; /* plan_id, type, message: the last plan.* event of each plan */
-	struct plan_idset *ledger; /* step_sha -> plan_id */
-	struct plan_idset *ooo;	   /* plans that ran out of order */
-};
-
-static void
-dbview_free(struct dbview *v)
+/* The plan's row, or NULL when the database has none. */
+static const struct dbplan *
+db_row(const struct dbview *v, const char *plan_id)
 {
-	PQclear(v->plans);
-	PQclear(v->steps);
-	PQclear(v->events);
-	plan_idset_free(v->ledger);
-	plan_idset_free(v->ooo);
-	memset(v, 0, sizeof(*v));
-}
+	const struct dbplan *p = dbview_get(v, plan_id);
 
-static int
-dbview_load(struct worker *w, struct dbview *v, struct db_error *err)
-{
-	const char *params[1] = { w->cfg->target };
-	PGresult *r;
-
-	memset(v, 0, sizeof(*v));
-	if (db_exec(exec_db(w->ex), &v->plans, err,
-		    "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char(completed_at "
-		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-		    "coalesce(file_path, ''), coalesce(max_hazard, '') FROM "
-		    "taskslaps.plans WHERE target = $1",
-		    1, params) < 0)
-		return -1;
-	if (db_exec(exec_db(w->ex), &v->steps, err,
-		    "SELECT plan_id, count(*) FROM taskslaps.step_ledger WHERE target = $1 AND "
-		    "outcome IN ('applied', 'already_present') GROUP BY plan_id",
-		    1, params) < 0)
-		return -1;
-	if (db_exec(
-		exec_db(w->ex), &v->events, err,
-		"SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
-		"taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND type IN "
-		"('plan.ok', 'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
-		"'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') "
-		"ORDER BY "
-		"plan_id, id DESC",
-		1, params) < 0)
-		return -1;
-	if (db_exec(exec_db(w->ex), &r, err,
-		    "SELECT step_sha, plan_id FROM taskslaps.step_ledger WHERE target = $1", 1,
-		    params) < 0)
-		return -1;
-	v->ledger = plan_idset_new();
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *first;
-		plan_idset_add(v->ledger, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &first);
-	}
-	PQclear(r);
-	if (db_exec(exec_db(w->ex), &r, err,
-		    "SELECT DISTINCT plan_id FROM taskslaps.events WHERE target = $1 AND type = "
-		    "'plan.out_of_order' AND plan_id IS NOT NULL",
-		    1, params) < 0)
-		return -1;
-	v->ooo = plan_idset_new();
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *first;
-		plan_idset_add(v->ooo, PQgetvalue(r, i, 0), "", &first);
-	}
-	PQclear(r);
-	return 0;
-}
-
-static int
-dbview_row(const struct dbview *v, const char *plan_id)
-{
-	for (int i = 0; v->plans && i < PQntuples(v->plans); i++)
-		if (!strcmp(PQgetvalue(v->plans, i, 0), plan_id))
-			return i;
-	return -1;
+	return p && p->has_row ? p : NULL;
 }
 
 static const char *
 db_status(const struct dbview *v, const char *plan_id)
 {
-	int i = dbview_row(v, plan_id);
-	return i < 0 ? NULL : PQgetvalue(v->plans, i, 1);
+	const struct dbplan *p = db_row(v, plan_id);
+
+	return p ? p->status : NULL;
 }
 
+/* The message of the last plan.* event of a plan, or "". */
 static const char *
 db_message(const struct dbview *v, const char *plan_id)
 {
-	for (int i = 0; v->events && i < PQntuples(v->events); i++)
-		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
-			return PQgetvalue(v->events, i, 2);
-	return "";
+	const struct dbplan *p = dbview_get(v, plan_id);
+
+	return p && p->ev_msg ? p->ev_msg : "";
 }
 
 /* The number of a plan's steps in the ledger. */
 static size_t
 db_steps(const struct dbview *v, const char *plan_id)
 {
-	for (int i = 0; v->steps && i < PQntuples(v->steps); i++)
-		if (!strcmp(PQgetvalue(v->steps, i, 0), plan_id))
-			return (size_t)strtoull(PQgetvalue(v->steps, i, 1), NULL, 10);
-	return 0;
+	const struct dbplan *p = dbview_get(v, plan_id);
+
+	return p ? p->steps : 0;
 }
 
 static const char *
@@ -162,10 +125,9 @@ base_name(const char *path)
 static const char *
 db_last_event(const struct dbview *v, const char *plan_id)
 {
-	for (int i = 0; v->events && i < PQntuples(v->events); i++)
-		if (!strcmp(PQgetvalue(v->events, i, 0), plan_id))
-			return PQgetvalue(v->events, i, 1);
-	return NULL;
+	const struct dbplan *p = dbview_get(v, plan_id);
+
+	return p ? p->ev_type : NULL;
 }
 
 /*
@@ -178,22 +140,40 @@ db_last_event(const struct dbview *v, const char *plan_id)
 static struct pinfo *
 add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, const struct dbview *v)
 {
-	for (int r = 0; v->plans && r < PQntuples(v->plans); r++) {
-		const char *id = PQgetvalue(v->plans, r, 0), *st = PQgetvalue(v->plans, r, 1);
-		const char *path = PQgetvalue(v->plans, r, 4);
+	struct plan_idset *paths = NULL;
+	size_t nall;
+	struct dbplan *const *all = dbview_all(v, &nall);
+	bool *here = xcalloc(nall ? nall : 1, sizeof(*here));
+	const char *first;
+
+	/* the rows of the plans at the tip, by id; by path only for what is left */
+	for (size_t k = 0; k < *n; k++) {
+		const struct dbplan *p = dbview_get(v, pis[k].id);
+
+		if (p)
+			here[p->at] = true;
+	}
+	for (size_t r = 0; r < nall; r++) {
+		const char *id = all[r]->id, *st = all[r]->status;
+		const char *path = all[r]->file_path;
 		struct repo_plan_file *f;
 		struct pinfo *pi;
-		bool here = false;
 		size_t at;
 
 		/* an accepted removal leaves the row applied with no checksum */
-		if ((strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0 &&
+		if (!all[r]->has_row ||
+		    (strcmp(st, "applied") != 0 && strcmp(st, "drift") != 0 &&
 		     !exec_status_reverted(st)) ||
-		    !*PQgetvalue(v->plans, r, 2))
+		    !*all[r]->checksum)
 			continue;
-		for (size_t k = 0; k < *n && !here; k++)
-			here = !strcmp(pis[k].id, id) || (*path && !strcmp(pis[k].f->path, path));
-		if (here)
+		if (here[r])
+			continue;
+		if (*path && !paths) {
+			paths = plan_idset_new();
+			for (size_t k = 0; k < *n; k++)
+				(void)plan_idset_add(paths, pis[k].f->path, "", &first);
+		}
+		if (*path && plan_idset_find(paths, path))
 			continue;
 		f = xcalloc(1, sizeof(*f));
 		/* rows written by older versions hold raw text from git: clean it as new text is */
@@ -212,7 +192,7 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		pi->missing = true;
 		pi->status = "drift";
 		pi->done = pi->total = db_steps(v, id);
-		snprintf(pi->hazard, sizeof(pi->hazard), "%s", PQgetvalue(v->plans, r, 5));
+		snprintf(pi->hazard, sizeof(pi->hazard), "%s", all[r]->max_hazard);
 		snprintf(pi->message, sizeof(pi->message),
 			 "plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
 			 "removing an applied plan is drift, as editing one is; restore the file, "
@@ -221,6 +201,8 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 			 id, f->path, snap->tip, id);
 		(*n)++;
 	}
+	plan_idset_free(paths);
+	free(here);
 	return pis;
 }
 
@@ -267,7 +249,7 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 static void
 fill_from_db(struct pinfo *pi, const struct dbview *v)
 {
-	int row;
+	const struct dbplan *row;
 
 	if (!pi->p)
 		return;
@@ -276,23 +258,23 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 		pi->wtotal[w] = pi->p->waves[w].nsteps;
 		pi->wdone[w] = 0;
 		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++)
-			if (plan_idset_find(v->ledger, pi->p->waves[w].steps[i].sha))
+			if (dbview_in_ledger(v, pi->p->waves[w].steps[i].sha))
 				pi->wdone[w]++;
 		pi->done += pi->wdone[w];
 	}
 	pi->total = pi->p->nsteps;
-	pi->out_of_order = plan_idset_find(v->ooo, pi->id) != NULL;
-	row = dbview_row(v, pi->id);
-	if (row >= 0)
-		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s",
-			 PQgetvalue(v->plans, row, 3));
+	row = dbview_get(v, pi->id);
+	pi->out_of_order = row && row->ooo;
+	if (row && !row->has_row)
+		row = NULL;
+	if (row)
+		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", row->completed_at);
 	/* reverted in this pass by a revert plan after it in the line: say so now */
-	if (row >= 0 && pi->status && !strcmp(pi->status, "applied") &&
-	    exec_status_reverted(PQgetvalue(v->plans, row, 1)) &&
-	    !strcmp(PQgetvalue(v->plans, row, 2), pi->p->checksum)) {
+	if (row && pi->status && !strcmp(pi->status, "applied") &&
+	    exec_status_reverted(row->status) && !strcmp(row->checksum, pi->p->checksum)) {
 		enum line_status st;
 
-		if (line_status_parse(PQgetvalue(v->plans, row, 1), &st) == 0)
+		if (line_status_parse(row->status, &st) == 0)
 			pi->status = line_status_name(st);
 		snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
 	}
@@ -316,7 +298,12 @@ record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool 
 	const char *last = db_last_event(v, pi->id);
 	struct db_error err;
 
-	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag))
+	const struct dbplan *row = db_row(v, pi->id);
+
+	/* said already, and by this commit (reason_moved) */
+	if (last && !strcmp(last, "plan.invalid") && !strcmp(db_message(v, pi->id), pi->diag) &&
+	    (keep_row || !row || strcmp(row->status, "invalid") != 0 ||
+	     !strcmp(row->commit_sha, pi->f->commit)))
 		return;
 	/*
 	 * the row is not the file's to write: a valid plan at the tip has this id
@@ -383,8 +370,9 @@ check_signature(struct worker *w, struct pinfo *pi)
 static const char *
 db_checksum(const struct dbview *v, const char *plan_id)
 {
-	int i = dbview_row(v, plan_id);
-	return i < 0 ? "" : PQgetvalue(v->plans, i, 2);
+	const struct dbplan *p = db_row(v, plan_id);
+
+	return p ? p->checksum : "";
 }
 
 /*
@@ -526,45 +514,150 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	}
 }
 
-/* One note per commit, summing up every plan whose file that commit last changed. */
+static uint64_t
+fp_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ull;
+	return h;
+}
+
+static uint64_t
+fp_str(uint64_t h, const char *s)
+{
+	return fp_bytes(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+/* Everything of pi that its note says (note_line, note_trailers). */
+static uint64_t
+note_fingerprint(const struct pinfo *pi)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	h = fp_str(h, pi->id);
+	h = fp_str(h, pi->status);
+	h = fp_str(h, pi->f->path);
+	h = fp_str(h, pi->f->commit);
+	h = fp_str(h, pi->hazard);
+	h = fp_str(h, pi->p ? pi->p->checksum : NULL);
+	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : "");
+	h = fp_bytes(h, &pi->done, sizeof(pi->done));
+	h = fp_bytes(h, &pi->total, sizeof(pi->total));
+	h = fp_bytes(h, pi->wdone, sizeof(pi->wdone));
+	h = fp_bytes(h, pi->wtotal, sizeof(pi->wtotal));
+	h = fp_bytes(h, &pi->out_of_order, sizeof(pi->out_of_order));
+	h = fp_str(h, pi->applied_at);
+	h = fp_str(h, pi->sqlstate);
+	h = fp_str(h, pi->message);
+	return h;
+}
+
+/*
+ * The plans by the commit that last changed their file: nxt[i] is the next
+ * plan after i with i's commit (NONE at the last), and head[i] whether i is
+ * the first of its commit. A hash of the commits, not a sort: one string
+ * comparison per plan. Caller frees both.
+ */
+#define NONE ((size_t)-1)
+static void
+group_by_commit(const struct pinfo *pis, size_t n, size_t **nxt_out, bool **head_out)
+{
+	size_t cap = 16, *slot, *last = xcalloc(n ? n : 1, sizeof(*last));
+	size_t *nxt = xcalloc(n ? n : 1, sizeof(*nxt));
+	bool *head = xcalloc(n ? n : 1, sizeof(*head));
+
+	while (cap < 2 * n)
+		cap *= 2;
+	slot = xcalloc(cap, sizeof(*slot));
+	for (size_t k = 0; k < cap; k++)
+		slot[k] = NONE;
+	for (size_t i = 0; i < n; i++) {
+		const char *c = pis[i].f->commit;
+		size_t h = (size_t)fp_str(1469598103934665603ull, c) & (cap - 1);
+
+		while (slot[h] != NONE && strcmp(pis[slot[h]].f->commit, c) != 0)
+			h = (h + 1) & (cap - 1);
+		nxt[i] = NONE;
+		if (slot[h] == NONE) {
+			slot[h] = i;
+			head[i] = true;
+			last[i] = i;
+		} else {
+			nxt[last[slot[h]]] = i;
+			last[slot[h]] = i;
+		}
+	}
+	free(slot);
+	free(last);
+	*nxt_out = nxt;
+	*head_out = head;
+}
+
+/*
+ * One note per commit, summing up every plan whose file that commit last
+ * changed; written only for the commits whose note would say something else
+ * than the one this daemon last wrote there (the fingerprint of its plans,
+ * kept in their plan cache entries): a pass costs what changed, not the
+ * number of plans.
+ */
 static void
 write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 {
 	struct repo_note *notes = xcalloc(n ? n : 1, sizeof(*notes));
 	char **texts = xcalloc(n ? n : 1, sizeof(char *));
-	size_t nn = 0;
-	char err[512];
+	uint64_t *fps = xcalloc(n ? n : 1, sizeof(*fps));
+	size_t nn = 0, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *nxt;
+	bool *head, all;
+	char err[512], id[41];
 	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		struct strbuf sb = STRBUF_INIT;
-		bool seen = false;
+	/*
+	 * Our notes ref as we left it: only the changed notes are written.
+	 * Moved by another hand (a push to it, a repair to make): all are.
+	 */
+	all = !w->notes_id[0] || repo_notes_id(w->repo, w->cfg->notes_ref, id) < 0 ||
+	      strcmp(id, w->notes_id) != 0;
+	group_by_commit(pis, n, &nxt, &head);
+	for (size_t g = 0; g < n; g++) {
+		uint64_t fp =
+		    fp_str(fp_str(1469598103934665603ull, w->cfg->target), w->cfg->notes_ref);
+		bool same = true;
 
-		for (size_t k = 0; k < i; k++)
-			seen |= !strcmp(pis[k].f->commit, pis[i].f->commit);
-		if (seen)
+		if (!head[g])
 			continue;
-		sb_printf(&sb, "taskslaps %s: ", w->cfg->target);
-		for (size_t k = i, first = 1; k < n; k++) {
-			if (strcmp(pis[k].f->commit, pis[i].f->commit))
-				continue;
-			if (!first)
-				sb_puts(&sb, "; ");
-			note_line(&sb, w->cfg->target, &pis[k]);
-			first = 0;
+		for (size_t k = g; k != NONE; k = nxt[k]) {
+			uint64_t one = note_fingerprint(&pis[k]);
+			fp = fp_bytes(fp, &one, sizeof(one));
 		}
-		sb_puts(&sb, "\n\n");
-		sb_printf(&sb, "Target: %s\n", w->cfg->target);
-		for (size_t k = i; k < n; k++)
-			if (!strcmp(pis[k].f->commit, pis[i].f->commit))
+		fp |= 1; /* never 0, which is "none written" */
+		for (size_t k = g; k != NONE && same; k = nxt[k])
+			same = !all && pis[k].ent && pis[k].ent->note_fp == fp;
+		if (!same) {
+			struct strbuf sb = STRBUF_INIT;
+
+			sb_printf(&sb, "taskslaps %s: ", w->cfg->target);
+			for (size_t k = g; k != NONE; k = nxt[k]) {
+				if (k != g)
+					sb_puts(&sb, "; ");
+				note_line(&sb, w->cfg->target, &pis[k]);
+			}
+			sb_puts(&sb, "\n\n");
+			sb_printf(&sb, "Target: %s\n", w->cfg->target);
+			for (size_t k = g; k != NONE; k = nxt[k])
 				note_trailers(&sb, &pis[k]);
-		texts[nn] = sb_detach(&sb);
-		notes[nn].commit = pis[i].f->commit;
-		notes[nn].text = texts[nn];
-		nn++;
+			texts[nn] = sb_detach(&sb);
+			notes[nn].commit = pis[g].f->commit;
+			notes[nn].text = texts[nn];
+			fps[nn] = fp;
+			firsts[nn] = g;
+			nn++;
+		}
 	}
-	rc = repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
-			     w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err));
+	rc = nn ? repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
+				  w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err))
+		: 0;
 	if (rc > 0) {
 		/* somebody pointed our notes ref at something else: said once, when repaired */
 		exec_event(w->ex, "notes.repaired", NULL, NULL, NULL, NULL, "%s", err);
@@ -576,10 +669,22 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		snprintf(w->last_error + used, sizeof(w->last_error) - used,
 			 "%swriting git notes: %s", used ? "; " : "", err);
 	}
+	/* (nothing written: the ref is where the check above found it, ours) */
+	if (rc < 0 || (nn && repo_notes_id(w->repo, w->cfg->notes_ref, w->notes_id) < 0))
+		w->notes_id[0] = '\0';
+	/* written: remembered; not written: written again on the next pass */
+	for (size_t m = 0; m < nn; m++)
+		for (size_t k = firsts[m]; k != NONE; k = nxt[k])
+			if (pis[k].ent)
+				pis[k].ent->note_fp = rc >= 0 ? fps[m] : 0;
 	for (size_t i = 0; i < nn; i++)
 		free(texts[i]);
 	free(texts);
 	free(notes);
+	free(fps);
+	free(firsts);
+	free(nxt);
+	free(head);
 	(void)d;
 }
 
@@ -604,6 +709,55 @@ plan_json(const struct pinfo *pi, const char *status)
 	return o;
 }
 
+/* Everything of pi that plan_json says, with status. */
+static uint64_t
+item_fingerprint(const struct pinfo *pi, const char *status)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	h = fp_str(h, pi->id);
+	h = fp_str(h, pi->f->path);
+	h = fp_str(h, status);
+	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : NULL);
+	h = fp_bytes(h, &pi->done, sizeof(pi->done));
+	h = fp_bytes(h, &pi->total, sizeof(pi->total));
+	h = fp_str(h, pi->f->commit);
+	h = fp_str(h, pi->f->author_email);
+	return fp_str(h, pi->message);
+}
+
+/*
+ * Replaces the status document's "plans" (mu held) with pis, each with
+ * sts[i] as its status. A plan whose item says what it said in the last
+ * array the worker published keeps that item (moved, not copied): a pass
+ * builds the items of what changed, not of every plan.
+ */
+static void
+set_plans_locked(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n,
+		 const char *const *sts)
+{
+	cJSON *old = cJSON_GetObjectItem(d->status, "plans"), *arr = cJSON_CreateArray();
+	bool reuse = old && old == w->plans_doc;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pcache_ent *e = pis[i].ent;
+		uint64_t fp = item_fingerprint(&pis[i], sts[i]);
+		cJSON *it = NULL;
+
+		if (reuse && e && e->item && e->item_fp == fp)
+			it = cJSON_DetachItemViaPointer(old, e->item);
+		if (!it)
+			it = plan_json(&pis[i], sts[i]);
+		cJSON_AddItemToArray(arr, it);
+		if (e) {
+			e->item = it;
+			e->item_fp = fp;
+		}
+	}
+	cJSON_ReplaceItemInObject(d->status, "plans", arr);
+	w->plans_doc = arr;
+}
+
 /*
  * Before plan RUNNING of the pass starts work: every plan at the tip is
  * listed (those before it as this pass found them, it as running, those
@@ -612,10 +766,10 @@ plan_json(const struct pinfo *pi, const char *status)
  * tip, or none at all on the first pass.
  */
 static void
-publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
+publish_progress(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, size_t running,
 		 const struct dbview *v)
 {
-	cJSON *plans = cJSON_CreateArray();
+	const char **sts = xcalloc(n ? n : 1, sizeof(*sts));
 	char result[300];
 
 	for (size_t i = 0; i < n; i++) {
@@ -626,34 +780,36 @@ publish_progress(struct daemon *d, struct pinfo *pis, size_t n, size_t running,
 			st = "running";
 		else if (i > running && !st)
 			st = db_status(v, pis[i].id) ? db_status(v, pis[i].id) : "pending";
-		cJSON_AddItemToArray(plans, plan_json(&pis[i], st ? st : "pending"));
+		sts[i] = st ? st : "pending";
 	}
 	snprintf(result, sizeof(result), "applying %s (plan %zu of %zu at the tip)",
 		 pis[running].id, running + 1, n);
 	pthread_mutex_lock(&d->mu);
-	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	set_plans_locked(d, w, pis, n, sts);
 	st_set_str(d, "sync", line_sync_name(LINE_APPLYING));
 	st_set_str(d, "last_result", result);
 	pthread_mutex_unlock(&d->mu);
+	free(sts);
 }
 
 static void
 publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, enum line_health health,
 	bool in_sync)
 {
-	cJSON *plans = cJSON_CreateArray(), *drift = cJSON_CreateArray();
+	cJSON *drift = cJSON_CreateArray();
+	const char **sts = xcalloc(n ? n : 1, sizeof(*sts));
 	char at[32];
 	double factor = 1.0;
 	const char *gov = w->ex ? exec_governor(w->ex, &factor) : "healthy";
 
 	for (size_t i = 0; i < n; i++) {
-		cJSON_AddItemToArray(plans, plan_json(&pis[i], pis[i].status));
+		sts[i] = pis[i].status;
 		if (!strcmp(pis[i].status, "drift"))
 			cJSON_AddItemToArray(drift, cJSON_CreateString(pis[i].id));
 	}
 	iso_now(at, sizeof(at));
 	pthread_mutex_lock(&d->mu);
-	cJSON_ReplaceItemInObject(d->status, "plans", plans);
+	set_plans_locked(d, w, pis, n, sts);
 	cJSON_ReplaceItemInObject(d->status, "drift", drift);
 	/* a pass that could not fetch or write notes applied what it had, but is not fine */
 	if (w->last_error[0])
@@ -676,6 +832,7 @@ publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, enum li
 	st_set_str(d, "last_result",
 		   in_sync ? "in sync: every plan applied" : "out of sync: see plans");
 	pthread_mutex_unlock(&d->mu);
+	free(sts);
 	daemon_notify_status(d);
 }
 
@@ -713,33 +870,10 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
 	return plan_parse(out, f->path, f->content, f->len, dg);
 }
 
-/*
- * The plan cache: every plan file parsed once per (blob id, path) and kept
- * while the tip has it, so a pass parses only what changed (docs/design.md,
- * "A pass"). A plan is judged again on every pass (policy, signatures,
- * the database), never remembered judged. The entries are sorted by key
- * for a binary search; a pass builds the next array from the snapshot and
- * frees what the tip no longer has. Revert plans are not kept: resolving
- * one against the plan it reverts changes it, and they are few.
- */
-struct pcache_ent {
-	char *key;	/* "<blob id>:<path>" */
-	struct plan *p; /* NULL when the file is invalid */
-	char *diag;	/* its errors, when invalid */
-	bool moved;	/* taken by the next pass's cache (key kept for the search) */
-	bool skip;	/* a revert plan: its pinfo owns it, never looked up */
-};
-
 struct pcache {
 	struct pcache_ent *v;
 	size_t n;
 };
-
-static int
-pcache_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct pcache_ent *)a)->key, ((const struct pcache_ent *)b)->key);
-}
 
 static void
 pcache_ent_free(struct pcache_ent *e)
@@ -782,15 +916,22 @@ diag_text(const struct diags *dg)
  * now. A revert plan goes to *own instead (the caller owns it).
  */
 static void
-pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_ent *e,
+pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, struct pcache_ent *e,
 	    struct plan **own)
 {
 	struct pcache_ent want = { .key = xasprintf("%s:%s", f->blob, f->path) }, *hit = NULL;
+	size_t blen = strlen(f->blob);
 	struct diags dg = DIAGS_INIT;
 
 	*own = NULL;
-	if (old && old->n)
-		hit = bsearch(&want, old->v, old->n, sizeof(*old->v), pcache_cmp);
+	/*
+	 * Both in the snapshot's order (by path): one walk down the old cache.
+	 * Were an order to differ, a file would only be parsed again.
+	 */
+	while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
+		(*cur)++;
+	if (old && *cur < old->n && !strcmp(old->v[*cur].key, want.key))
+		hit = &old->v[*cur];
 	/*
 	 * A plan blocked in the last pass is parsed again: its reasons are
 	 * written in its arena, which must not grow pass after pass.
@@ -799,6 +940,9 @@ pcache_fill(struct pcache *old, const struct repo_plan_file *f, struct pcache_en
 		e->key = want.key;
 		e->p = hit->p;
 		e->diag = hit->diag;
+		e->note_fp = hit->note_fp;
+		e->item = hit->item;
+		e->item_fp = hit->item_fp;
 		hit->p = NULL;
 		hit->diag = NULL;
 		hit->moved = true;
@@ -895,12 +1039,27 @@ resolve_revert(struct pinfo *pis, size_t n, size_t i)
  * duplicate ids make the later file invalid. Revert plans are resolved
  * against the plans before them.
  */
+struct id_ref {
+	const char *id;
+	size_t i;
+};
+
+static int
+id_ref_cmp(const void *a, const void *b)
+{
+	const struct id_ref *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
 static struct pinfo *
 parse_all(struct worker *w, const struct repo_snapshot *s)
 {
 	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
-	struct plan_idset *ids = plan_idset_new();
+	struct id_ref *refs = xcalloc(s->n ? s->n : 1, sizeof(*refs));
 	struct pcache *next = xcalloc(1, sizeof(*next));
+	size_t nrefs = 0, cur = 0;
 
 	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
 	next->n = s->n;
@@ -908,24 +1067,17 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 		struct pinfo *pi = &pis[i];
 		struct pcache_ent *e = &next->v[i];
 		struct plan *own;
-		const char *first;
 
 		pi->f = &s->files[i];
-		pcache_fill(w->pcache, pi->f, e, &own);
+		pcache_fill(w->pcache, &cur, pi->f, e, &own);
+		pi->ent = e;
 		pi->p = own ? own : e->p;
 		pi->own_p = own != NULL;
 		pi->diag = e->diag;
-		if (pi->p && !plan_idset_add(ids, pi->p->id, pi->f->path, &first)) {
-			struct diags dg = DIAGS_INIT;
-
-			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
-				  "duplicate plan id '%s': %s has it already", pi->p->id, first);
+		if (pi->p) {
 			pi->id = xstrdup(pi->p->id);
-			drop_plan(pi);
-			make_invalid(pi, &dg);
-			diags_clear(&dg);
-		} else if (pi->p) {
-			pi->id = xstrdup(pi->p->id);
+			refs[nrefs].id = pi->id;
+			refs[nrefs++].i = i;
 		} else {
 			const char *base = strrchr(pi->f->path, '/');
 			const char *dot;
@@ -937,9 +1089,25 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
 		}
 	}
-	plan_idset_free(ids);
-	/* in snapshot order until here, for the pinfos; sorted for the next pass */
-	qsort(next->v, next->n, sizeof(*next->v), pcache_cmp);
+	/* the same id twice: the later files are invalid (sorted, not hashed: no copies) */
+	qsort(refs, nrefs, sizeof(*refs), id_ref_cmp);
+	for (size_t k = 1; k < nrefs; k++) {
+		size_t first = k - 1;
+		struct diags dg = DIAGS_INIT;
+		struct pinfo *pi = &pis[refs[k].i];
+
+		while (first > 0 && !strcmp(refs[first - 1].id, refs[k].id))
+			first--;
+		if (strcmp(refs[first].id, refs[k].id) != 0)
+			continue;
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
+			  "duplicate plan id '%s': %s has it already", pi->p->id,
+			  pis[refs[first].i].f->path);
+		drop_plan(pi);
+		make_invalid(pi, &dg);
+		diags_clear(&dg);
+	}
+	free(refs);
 	pcache_free(w->pcache);
 	w->pcache = next;
 	for (size_t i = 0; i < s->n; i++)
@@ -1022,7 +1190,7 @@ line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbvi
 	  struct line_plan *lp)
 {
 	const struct pinfo *pi = &pis[i];
-	int row = dbview_row(v, pi->id);
+	const struct dbplan *row = db_row(v, pi->id);
 
 	memset(lp, 0, sizeof(*lp));
 	lp->id = pi->id;
@@ -1037,12 +1205,12 @@ line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbvi
 			lp->reverts = k;
 			break;
 		}
-	if (row >= 0) {
+	if (row) {
 		lp->has_row = true;
 		/* the CHECK constraint allows nothing else; were it another, it never ran */
-		if (line_status_parse(PQgetvalue(v->plans, row, 1), &lp->db) < 0)
+		if (line_status_parse(row->status, &lp->db) < 0)
 			lp->db = LINE_PENDING;
-		lp->db_checksum = PQgetvalue(v->plans, row, 2);
+		lp->db_checksum = row->checksum;
 	}
 	lp->failed_here = w->failed && plan_idset_find(w->failed, pi->id);
 }
@@ -1196,6 +1364,32 @@ line_record(struct worker *w, const struct pinfo *pis, size_t n, struct pinfo *p
 }
 
 /*
+ * A verdict the database has already (blocked, rate limited, invalid) whose
+ * reason is now another commit or author than its row names: a new version
+ * of the file, still refused. Recorded again, so the row (and the event)
+ * name the commit and author of now, not the first.
+ */
+static bool
+reason_moved(const struct pinfo *pi, const struct line_plan *lp, const struct line_verdict *out,
+	     const struct dbview *v)
+{
+	const struct dbplan *row = db_row(v, pi->id);
+
+	if (out->record || !row || !lp->has_row || lp->db != out->status || pi->missing)
+		return false;
+	if (out->status != LINE_BLOCKED && out->status != LINE_RATE_LIMITED &&
+	    out->status != LINE_INVALID)
+		return false;
+	/* an invalid file writes the row only while the row is its own (record_invalid) */
+	if (out->status == LINE_INVALID && strcmp(row->status, "invalid") != 0)
+		return false;
+	/* the row keeps its author when the commit has none (the upsert's coalesce) */
+	return strcmp(row->commit_sha, pi->f->commit) != 0 ||
+	       (pi->f->author_email && *pi->f->author_email &&
+		strcmp(row->author, pi->f->author_email) != 0);
+}
+
+/*
  * Plans [0, upto) as the core judged them: status, message, and what is to
  * be recorded or said, once a pass. A plan run in this pass keeps the
  * executor's words.
@@ -1220,7 +1414,8 @@ line_apply(struct worker *w, struct pinfo *pis, size_t n, struct line_plan *lps,
 				   pi->id, pis[outs[i].ref].id);
 			flags[i] |= LP_OOO_SAID;
 		}
-		if (outs[i].record && !(flags[i] & LP_RECORDED)) {
+		if ((outs[i].record || reason_moved(pi, &lps[i], &outs[i], v)) &&
+		    !(flags[i] & LP_RECORDED)) {
 			line_record(w, pis, n, pi, &lps[i], &outs[i], v);
 			flags[i] |= LP_RECORDED;
 		}
@@ -1264,11 +1459,91 @@ line_ran(struct worker *w, struct pinfo *pis, struct line_plan *lps, unsigned ch
 	}
 }
 
+/*
+ * Section timers of a pass (TS_PASS_TIMING set in the environment): one log
+ * line per full pass, "pass timing: total=... snapshot=... ran=N", in ms,
+ * for bench/daemon/run.sh.
+ */
+enum {
+	T_TIP,
+	T_SNAPSHOT,
+	T_PARSE,
+	T_VIEW,
+	T_JUDGE,
+	T_WALK,
+	T_REFRESH,
+	T_PROJECT,
+	T_NOTES,
+	T_PUBLISH,
+	T__COUNT
+};
+static const char *const t_name[T__COUNT] = { "tip",  "snapshot", "parse",   "view",  "judge",
+					      "walk", "refresh",  "project", "notes", "publish" };
+
+struct ptimer {
+	bool on;
+	double start, last, t[T__COUNT];
+};
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The time since the last mark goes to section k. */
+static void
+pt_mark(struct ptimer *t, int k)
+{
+	double now;
+
+	if (!t->on)
+		return;
+	now = mono_ms();
+	t->t[k] += now - t->last;
+	t->last = now;
+}
+
+static void
+pt_log(const struct ptimer *t, const char *target, size_t ran)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (!t->on)
+		return;
+	sb_printf(&sb, "total=%.2f", mono_ms() - t->start);
+	for (int k = 0; k < T__COUNT; k++)
+		sb_printf(&sb, " %s=%.2f", t_name[k], t->t[k]);
+	log_info("[%s] pass timing: %s ran=%zu", target, sb.buf, ran);
+	sb_free(&sb);
+}
+
+/*
+ * The plans this pass wrote (ran, or recorded a verdict of) as ids for
+ * dbview_catch_up: their events name them too, this is in case one did not.
+ */
+static const char **
+written_ids(const struct pinfo *pis, const unsigned char *flags, size_t n, size_t *k)
+{
+	const char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+
+	*k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (flags[i] & (LP_RAN | LP_RECORDED))
+			ids[(*k)++] = pis[i].id;
+	return ids;
+}
+
 int
 worker_pass(struct daemon *d, struct worker *w)
 {
 	struct plan_policy pol;
-	struct dbview v = { 0 };
+	struct dbview *v;
+	struct ptimer tm = { .on = getenv("TS_PASS_TIMING") != NULL };
+	size_t ran = 0;
 	struct db_error err;
 	struct pinfo *pis = NULL;
 	struct repo_snapshot *snap = NULL;
@@ -1284,6 +1559,8 @@ worker_pass(struct daemon *d, struct worker *w)
 	int holder = 0, got, rc = PASS_OK;
 	size_t n;
 
+	if (tm.on)
+		tm.start = tm.last = mono_ms();
 	w->last_error[0] = '\0';
 	if (!ensure_exec(d, w))
 		return PASS_DB_DOWN;
@@ -1327,10 +1604,14 @@ worker_pass(struct daemon *d, struct worker *w)
 	}
 	w->full_pass = false;
 	w->settled_tip[0] = '\0';
-	if (repo_snapshot_since(w->repo, w->cfg->migrations_dir, w->snap, &snap, errbuf,
-				sizeof(errbuf)) < 0) {
+	pt_mark(&tm, T_TIP);
+	if (repo_snapshot_since_move(w->repo, w->cfg->migrations_dir, w->snap, &snap, errbuf,
+				     sizeof(errbuf)) < 0) {
 		snprintf(w->last_error, sizeof(w->last_error), "%s", errbuf);
 		log_warnx("[%s] %s", w->cfg->target, errbuf);
+		/* the failed snapshot may have taken some of its strings: read whole next time */
+		repo_snapshot_free(w->snap);
+		w->snap = NULL;
 		pthread_mutex_lock(&d->mu);
 		st_set_str(d, "state", "error");
 		st_set_str(d, "last_error", errbuf);
@@ -1357,21 +1638,32 @@ worker_pass(struct daemon *d, struct worker *w)
 	pthread_mutex_unlock(&d->mu);
 	daemon_notify_status(d);
 
+	pt_mark(&tm, T_SNAPSHOT);
 	n = snap->n;
 	pis = parse_all(w, snap);
-	if (dbview_load(w, &v, &err) < 0) {
+	pt_mark(&tm, T_PARSE);
+	/* the view of the last pass, with what changed since (another writer's work) */
+	if (!w->view || strcmp(w->view_target ? w->view_target : "", w->cfg->target) != 0) {
+		dbview_free(w->view);
+		w->view = dbview_new();
+		free(w->view_target);
+		w->view_target = xstrdup(w->cfg->target);
+	}
+	v = w->view;
+	if (dbview_catch_up(v, exec_db(w->ex), w->cfg->target, NULL, 0, &err) < 0) {
 		snprintf(lost, sizeof(lost), "%s", err.message);
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
-	pis = add_missing(pis, &n, snap, &v);
+	pis = add_missing(pis, &n, snap, v);
 	lps = xcalloc(n ? n : 1, sizeof(*lps));
 	outs = xcalloc(n ? n : 1, sizeof(*outs));
 	flags = xcalloc(n ? n : 1, 1);
 	for (size_t i = 0; i < n; i++) {
-		line_fill(w, pis, i, &v, &lps[i]);
+		line_fill(w, pis, i, v, &lps[i]);
 		line_judge(w, &pis[i], &lps[i], &pol);
 	}
+	pt_mark(&tm, T_VIEW);
 	for (;;) {
 		struct pinfo *pi;
 		struct exec_plan_meta meta;
@@ -1380,7 +1672,7 @@ worker_pass(struct daemon *d, struct worker *w)
 
 		line_decide(&lcfg, lps, n, outs, &dec);
 		line_apply(w, pis, n, lps, outs, flags, dec.next == LINE_NONE ? n : dec.next + 1,
-			   &v);
+			   v);
 		if (dec.next == LINE_NONE)
 			break;
 		i = dec.next;
@@ -1404,7 +1696,7 @@ worker_pass(struct daemon *d, struct worker *w)
 						    : LINE_RATE_UNDER;
 			continue;
 		}
-		publish_progress(d, pis, n, i, &v);
+		publish_progress(d, w, pis, n, i, v);
 		pthread_mutex_lock(&d->mu);
 		st_set_str(d, "state", "applying");
 		st_set_str(d, "health", line_health_name(LINE_PROGRESSING));
@@ -1414,6 +1706,7 @@ worker_pass(struct daemon *d, struct worker *w)
 		meta.author = pi->f->author_email;
 		exec_run_plan(w->ex, pi->p, &meta, &res);
 		flags[i] |= LP_RAN;
+		ran++;
 		pi->status = outcome_status(res.outcome);
 		pi->message[0] = '\0';
 		pi->sqlstate[0] = '\0';
@@ -1433,18 +1726,31 @@ worker_pass(struct daemon *d, struct worker *w)
 		rc = PASS_DB_DOWN;
 		goto out;
 	}
-	/* the notes and the status are a projection of what the database now says */
-	dbview_free(&v);
-	if (dbview_load(w, &v, &err) < 0) {
-		snprintf(lost, sizeof(lost), "%s", err.message);
-		rc = PASS_DB_DOWN;
-		goto out;
+	pt_mark(&tm, T_WALK);
+	/*
+	 * The notes and the status are a projection of what the database now
+	 * says: the view reads again the plans this pass wrote, and any other
+	 * writer's (their events name them), not every plan.
+	 */
+	{
+		size_t k;
+		const char **ids = written_ids(pis, flags, n, &k);
+
+		exec_flush(w->ex);
+		got = dbview_catch_up(v, exec_db(w->ex), w->cfg->target, ids, k, &err);
+		free(ids);
+		if (got < 0) {
+			snprintf(lost, sizeof(lost), "%s", err.message);
+			rc = PASS_DB_DOWN;
+			goto out;
+		}
 	}
+	pt_mark(&tm, T_REFRESH);
 	for (size_t i = 0; i < n; i++) {
 		struct pinfo *pi = &pis[i];
 		enum line_status st;
 
-		fill_from_db(pi, &v);
+		fill_from_db(pi, v);
 		if (line_status_parse(pi->status, &st) == 0)
 			health = line_health_worse(health, line_status_health(st));
 		if (pi->sqlstate[0] == '\0' && pi->message[0]) {
@@ -1462,12 +1768,15 @@ worker_pass(struct daemon *d, struct worker *w)
 		else if (!strcmp(g, "degraded"))
 			health = line_health_worse(health, LINE_DEGRADED);
 	}
+	pt_mark(&tm, T_PROJECT);
 	write_notes(d, w, pis, n);
+	pt_mark(&tm, T_NOTES);
 	publish(d, w, pis, n, health, in_sync);
+	pt_mark(&tm, T_PUBLISH);
+	pt_log(&tm, w->cfg->target, ran);
 	if (in_sync && health == LINE_HEALTHY && !w->last_error[0])
 		snprintf(w->settled_tip, sizeof(w->settled_tip), "%s", snap->tip);
 out:
-	dbview_free(&v);
 	pinfos_free(pis, n);
 	free(lps);
 	free(outs);
@@ -1598,6 +1907,10 @@ worker_state_free(struct worker *w)
 	w->snap = NULL;
 	pcache_free(w->pcache);
 	w->pcache = NULL;
+	dbview_free(w->view);
+	w->view = NULL;
+	free(w->view_target);
+	w->view_target = NULL;
 	free(w->repo_key);
 	w->repo_key = NULL;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/dbview.h"
 #include "daemon/worker_int.h"
 #include "plan/plan_dir.h"
 #include "repo/repo.h"
@@ -226,6 +227,9 @@ worker_drop_exec(struct daemon *d, struct worker *w)
 	pthread_mutex_unlock(&d->mu);
 	exec_close(w->ex);
 	w->ex = NULL;
+	/* nor does it know the view of the old one: read again whole on the next pass */
+	dbview_free(w->view);
+	w->view = NULL;
 	/* a new connection (a restart, a restored database, a reload) owes a full pass */
 	w->settled_tip[0] = '\0';
 	w->full_pass = true;

@@ -8,6 +8,7 @@
 
 struct repo;
 struct repo_snapshot;
+struct dbview;
 
 enum pass_result { PASS_OK, PASS_DB_DOWN, PASS_STANDBY, PASS_ERROR };
 
@@ -42,6 +43,19 @@ struct worker {
 	bool full_pass;
 	/* every plan file at the tip, parsed once per blob (reconcile.c) */
 	struct pcache *pcache;
+	/*
+	 * The database's view of the target's plans (dbview.h), kept between
+	 * passes for view_target; forgotten with the executor's connection.
+	 */
+	struct dbview *view;
+	char *view_target;
+	/* the "plans" array this worker last put in the status document (reconcile.c) */
+	cJSON *plans_doc;
+	/*
+	 * Where the notes ref pointed after this worker last wrote notes ("":
+	 * not yet): moved by another hand, every note is written again.
+	 */
+	char notes_id[41];
 };
 
 void worker_forget_failures(struct worker *w);

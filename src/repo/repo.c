@@ -454,7 +454,16 @@ repo_free(struct repo *r)
 int
 repo_global_init(void)
 {
-	return git_libgit2_init() < 0 ? -1 : 0;
+	if (git_libgit2_init() < 0)
+		return -1;
+	/*
+	 * A long-lived reader of one directory of plans: its tree (a 10,000-plan
+	 * directory is about 500 KB) is read in every pass and by several
+	 * questions of one pass. libgit2 caches no tree over 4 KB by default, so
+	 * each would be inflated and parsed again; keep trees up to 8 MB.
+	 */
+	(void)git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)8 << 20);
+	return 0;
 }
 
 void

@@ -72,7 +72,8 @@ void repo_free(struct repo *r);
  * libgit2 frees a thread's error state at that thread's exit, or at the last
  * shutdown but only for the thread that calls it; the main thread never
  * "exits", so its state leaked whenever a worker thread happened to free the
- * last repository. Returns 0 or -1.
+ * last repository. It also lets libgit2's object cache keep trees of up to
+ * 8 MB (a large migrations directory is read in every pass). Returns 0 or -1.
  */
 int repo_global_init(void);
 void repo_global_shutdown(void);
@@ -138,6 +139,13 @@ int repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapsh
 int repo_snapshot_since(struct repo *r, const char *migrations_dir,
 			const struct repo_snapshot *prev, struct repo_snapshot **out, char *err,
 			size_t errlen);
+/*
+ * repo_snapshot_since for a caller that frees prev right after: the entries
+ * reused take prev's content and author strings instead of copying them
+ * (prev's become NULL; prev must then only be freed, on failure too).
+ */
+int repo_snapshot_since_move(struct repo *r, const char *migrations_dir, struct repo_snapshot *prev,
+			     struct repo_snapshot **out, char *err, size_t errlen);
 void repo_snapshot_free(struct repo_snapshot *s);
 
 /*
@@ -192,6 +200,13 @@ struct repo_note {
  */
 int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
 		    bool push, char *err, size_t errlen);
+
+/*
+ * The object notes_ref points at (hex) into out, "" when there is no such
+ * ref: what a writer of notes compares with the id it left there, to know
+ * whether another hand moved it. 0, or -1 when it could not be read.
+ */
+int repo_notes_id(struct repo *r, const char *notes_ref, char out[41]);
 
 /* The note on commit under notes_ref, or NULL (caller frees). */
 char *repo_note_read(struct repo *r, const char *notes_ref, const char *commit);

@@ -132,6 +132,21 @@ notes_ref_id(git_repository *git, const char *ref, git_oid *out, git_object_t *t
 	return *type == GIT_OBJECT_COMMIT ? 1 : 2;
 }
 
+int
+repo_notes_id(struct repo *r, const char *notes_ref, char out[41])
+{
+	git_oid id;
+	int rc = git_reference_name_to_id(&id, r->git, notes_ref);
+
+	out[0] = '\0';
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return -1;
+	git_oid_tostr(out, 41, &id);
+	return 0;
+}
+
 /* What replaced says of a notes ref that was not a notes commit. */
 static void
 notes_say_replaced(char *what, size_t whatlen, const char *ref, const git_oid *id,

@@ -625,9 +625,44 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 	return repo_snapshot_since(r, migrations_dir, NULL, out, err, errlen);
 }
 
+/* file_copy that takes p's strings instead (p stays freeable, its strings NULL). */
+static void
+file_move(struct repo_plan_file *f, struct repo_plan_file *p)
+{
+	f->len = p->len;
+	f->too_large = p->too_large;
+	f->content = p->content;
+	p->content = NULL;
+	memcpy(f->commit, p->commit, sizeof(f->commit));
+	f->author_name = p->author_name;
+	p->author_name = NULL;
+	f->author_email = p->author_email;
+	p->author_email = NULL;
+	f->commit_time = p->commit_time;
+}
+
+static int snapshot_since(struct repo *r, const char *migrations_dir,
+			  const struct repo_snapshot *prev, struct repo_snapshot *take,
+			  struct repo_snapshot **out, char *err, size_t errlen);
+
 int
 repo_snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_snapshot *prev,
 		    struct repo_snapshot **out, char *err, size_t errlen)
+{
+	return snapshot_since(r, migrations_dir, prev, NULL, out, err, errlen);
+}
+
+int
+repo_snapshot_since_move(struct repo *r, const char *migrations_dir, struct repo_snapshot *prev,
+			 struct repo_snapshot **out, char *err, size_t errlen)
+{
+	return snapshot_since(r, migrations_dir, prev, prev, out, err, errlen);
+}
+
+/* repo_snapshot_since; with take (prev itself), reused entries move out of it. */
+static int
+snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_snapshot *prev,
+	       struct repo_snapshot *take, struct repo_snapshot **out, char *err, size_t errlen)
 {
 	char *ref = xasprintf("refs/heads/%s", r->branch);
 	char *dirpath = repo_norm_dir(migrations_dir ? migrations_dir : "");
@@ -711,7 +746,10 @@ repo_snapshot_since(struct repo *r, const char *migrations_dir, const struct rep
 		size_t len;
 
 		if (reuse[i] >= 0) {
-			file_copy(f, &prev->files[reuse[i]]);
+			if (take)
+				file_move(f, &take->files[reuse[i]]);
+			else
+				file_copy(f, &prev->files[reuse[i]]);
 			continue;
 		}
 		todo[ntodo] = f;

@@ -321,4 +321,55 @@ assert_sql "the column is still there" t "SELECT taskslaps.column_exists('t', 'g
 daemon_stop sh
 assert_eq "exit 0" 0 "$DRC"
 
+# ------------------------------------------------------------------ 9
+section "a refused plan edited by another author: its row names the commit and author of now"
+newdb b1
+q "CREATE TABLE t (id int PRIMARY KEY, gone int)" >/dev/null
+repo_new bk play
+put_plan bk play first@example.com 0008-y.json <<'EOF'
+{ "title": "Drop a column", "reason": "H3 on a chaos branch",
+  "steps": [ { "op": "drop_column", "table": "t", "name": "gone" } ] }
+EOF
+FIRST=$COMMIT
+printf 'title: [\n' >"$W/bk.wt/migrations/0009-z.yaml"
+git_as bk first@example.com add -A && git_as bk first@example.com commit -qm "A broken file" &&
+    git_as bk first@example.com push -q origin play
+BROKEN1=$(git -C "$W/bk.wt" rev-parse HEAD)
+daemon_conf bk "$W/bk.git" 'branch: play' 'protected_branches: [main]'
+daemon_start bk || exit 1
+assert_status "the H3 plan is blocked, the broken file invalid" bk \
+    "pst('0008-y') == 'blocked' and pst('0009-z') == 'invalid' and s['tip'] == '$BROKEN1'"
+assert_sql "the rows name the first commits and author" "$FIRST|first@example.com|$BROKEN1|first@example.com" \
+    "SELECT (SELECT commit_sha || '|' || author FROM taskslaps.plans WHERE plan_id = '0008-y') || '|' ||
+            (SELECT commit_sha || '|' || author FROM taskslaps.plans WHERE plan_id = '0009-z')"
+# another author edits the plan (still blocked) and brings the broken file
+# back with the same bytes (removed, then added again: the same errors)
+repo_checkout bk play
+cat >"$W/bk.wt/migrations/0008-y.json" <<'EOF'
+{ "title": "Drop a column, reworded", "reason": "H3 on a chaos branch",
+  "steps": [ { "op": "drop_column", "table": "t", "name": "gone" } ] }
+EOF
+git -C "$W/bk.wt" rm -q migrations/0009-z.yaml
+git_as bk second@example.com add -A && git_as bk second@example.com commit -qm "Reword, drop the file"
+SECOND=$(git -C "$W/bk.wt" rev-parse HEAD)
+printf 'title: [\n' >"$W/bk.wt/migrations/0009-z.yaml"
+git_as bk second@example.com add -A && git_as bk second@example.com commit -qm "The file again" &&
+    git_as bk second@example.com push -q origin play
+BROKEN2=$(git -C "$W/bk.wt" rev-parse HEAD)
+assert_status "still blocked and invalid, at the new tip" bk \
+    "s['tip'] == '$BROKEN2' and pst('0008-y') == 'blocked' and pst('0009-z') == 'invalid'"
+assert_sql "the rows name the commits and author of now" "$SECOND|second@example.com|$BROKEN2|second@example.com" \
+    "SELECT (SELECT commit_sha || '|' || author FROM taskslaps.plans WHERE plan_id = '0008-y') || '|' ||
+            (SELECT commit_sha || '|' || author FROM taskslaps.plans WHERE plan_id = '0009-z')"
+case "$(note_of "$W/bk.git" bk "$SECOND")" in
+*"blocked 0008-y"*) pass "the note on the new commit says blocked" ;;
+*) fail "the note on the new commit says blocked" "$(note_of "$W/bk.git" bk "$SECOND")" ;;
+esac
+bump bk bk play
+assert_sql "said once per commit: two blocked and two invalid events over three passes" "2|2" \
+    "SELECT (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.blocked' AND plan_id = '0008-y') || '|' ||
+            (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.invalid' AND plan_id = '0009-z')"
+daemon_stop bk
+assert_eq "exit 0" 0 "$DRC"
+
 env_finish

@@ -417,6 +417,49 @@ test_repo_since__copies_entries(void **state)
 	rt_rm_rf(d);
 }
 
+/*
+ * repo_snapshot_since_move: the same snapshot, whose reused entries took the
+ * previous one's strings (left NULL there), which can still be freed.
+ */
+static void
+test_repo_since__move_takes_entries(void **state)
+{
+	char *d = rt_init();
+	struct repo *r;
+	struct repo_snapshot *prev = NULL, *next = NULL, *full;
+	char *content;
+	char err[512] = "";
+
+	(void)state;
+	rt_write(d, "migrations/0001-a.yaml", "a\n");
+	rt_write(d, "migrations/0002-b.yaml", "b\n");
+	free(rt_commit(d, "alice", "a and b"));
+	r = rt_open(d, NULL, "main");
+	step(r, "migrations", &prev);
+	rt_write(d, "migrations/0002-b.yaml", "b2\n");
+	rt_write(d, "migrations/0003-c.yaml", "c\n");
+	free(rt_commit(d, "bob", "b2 and c"));
+
+	content = prev->files[0].content;
+	assert_int_equal(repo_snapshot_since_move(r, "migrations", prev, &next, err, sizeof(err)),
+			 0);
+	assert_int_equal(next->reused, 1);
+	/* taken, not copied: the same bytes at the same address, gone from prev */
+	assert_ptr_equal(next->files[0].content, content);
+	assert_null(prev->files[0].content);
+	assert_null(prev->files[0].author_name);
+	assert_non_null(prev->files[1].content); /* changed: not taken */
+	repo_snapshot_free(prev);
+	full = rt_snap(r, "migrations");
+	assert_int_equal(full->n, next->n);
+	for (size_t i = 0; i < full->n; i++)
+		assert_same_file(&full->files[i], &next->files[i]);
+	repo_snapshot_free(full);
+	repo_snapshot_free(next);
+	repo_free(r);
+	rt_rm_rf(d);
+}
+
 int
 main(void)
 {
@@ -427,6 +470,7 @@ main(void)
 		cmocka_unit_test(test_repo_since__merges),
 		cmocka_unit_test(test_repo_since__force_push),
 		cmocka_unit_test(test_repo_since__copies_entries),
+		cmocka_unit_test(test_repo_since__move_takes_entries),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,381 @@
+/*
+ * The database's view of a target's plans, kept between passes (dbview.h).
+ * A chained hash table of plans by id, and one of ledger step ids to the
+ * plan that has them; a plan read again is emptied and filled anew.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/dbview.h"
+#include "util/alloc.h"
+#include "util/strbuf.h"
+
+struct node {
+	struct node *next;
+	const char *key; /* borrowed from val (a plan's id, or a step id of its shas) */
+	struct dbplan *val;
+};
+
+struct table {
+	struct node **b;
+	size_t nb, n;
+};
+
+struct dbview {
+	struct table plans;  /* id -> plan */
+	struct table ledger; /* step_sha -> plan */
+	struct dbplan **all;
+	size_t nall, cap;
+	long long last_event; /* the highest event id read; -1: nothing read yet */
+};
+
+static size_t
+hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static struct node **
+table_slot(const struct table *t, const char *key)
+{
+	struct node **p;
+
+	if (!t->nb)
+		return NULL;
+	for (p = &t->b[hash(key) & (t->nb - 1)]; *p; p = &(*p)->next)
+		if (!strcmp((*p)->key, key))
+			return p;
+	return p;
+}
+
+static struct dbplan *
+table_get(const struct table *t, const char *key)
+{
+	struct node **p = table_slot(t, key);
+
+	return p && *p ? (*p)->val : NULL;
+}
+
+static void
+table_put(struct table *t, const char *key, struct dbplan *val)
+{
+	struct node **p, *e;
+
+	if (t->n + 1 > t->nb) {
+		size_t nb = t->nb ? t->nb * 2 : 256;
+		struct node **b = xcalloc(nb, sizeof(*b));
+
+		for (size_t i = 0; i < t->nb; i++)
+			for (struct node *x = t->b[i], *nx; x; x = nx) {
+				nx = x->next;
+				x->next = b[hash(x->key) & (nb - 1)];
+				b[hash(x->key) & (nb - 1)] = x;
+			}
+		free(t->b);
+		t->b = b;
+		t->nb = nb;
+	}
+	p = table_slot(t, key);
+	if (*p) {
+		(*p)->key = key;
+		(*p)->val = val;
+		return;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->key = key;
+	e->val = val;
+	*p = e;
+	t->n++;
+}
+
+/* Removes key when it maps to val. */
+static void
+table_del(struct table *t, const char *key, const struct dbplan *val)
+{
+	struct node **p = table_slot(t, key), *e;
+
+	if (!p || !*p || (*p)->val != val)
+		return;
+	e = *p;
+	*p = e->next;
+	free(e);
+	t->n--;
+}
+
+static void
+table_clear(struct table *t)
+{
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct node *x = t->b[i], *nx; x; x = nx) {
+			nx = x->next;
+			free(x);
+		}
+	free(t->b);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Empties what was read of p (its id stays), and its ledger entries. */
+static void
+plan_clear(struct dbview *v, struct dbplan *p)
+{
+	for (size_t i = 0; i < p->nshas; i++) {
+		table_del(&v->ledger, p->shas[i], p);
+		free(p->shas[i]);
+	}
+	free(p->shas);
+	free(p->status);
+	free(p->checksum);
+	free(p->completed_at);
+	free(p->file_path);
+	free(p->max_hazard);
+	free(p->commit_sha);
+	free(p->author);
+	free(p->ev_type);
+	free(p->ev_msg);
+	char *id = p->id;
+	size_t at = p->at;
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	p->at = at;
+}
+
+struct dbview *
+dbview_new(void)
+{
+	struct dbview *v = xcalloc(1, sizeof(*v));
+
+	v->last_event = -1;
+	return v;
+}
+
+void
+dbview_forget(struct dbview *v)
+{
+	for (size_t i = 0; i < v->nall; i++) {
+		plan_clear(v, v->all[i]);
+		free(v->all[i]->id);
+		free(v->all[i]);
+	}
+	free(v->all);
+	v->all = NULL;
+	v->nall = v->cap = 0;
+	table_clear(&v->plans);
+	table_clear(&v->ledger);
+	v->last_event = -1;
+}
+
+void
+dbview_free(struct dbview *v)
+{
+	if (!v)
+		return;
+	dbview_forget(v);
+	free(v);
+}
+
+const struct dbplan *
+dbview_get(const struct dbview *v, const char *id)
+{
+	return table_get(&v->plans, id);
+}
+
+bool
+dbview_in_ledger(const struct dbview *v, const char *step_sha)
+{
+	return table_get(&v->ledger, step_sha) != NULL;
+}
+
+struct dbplan *const *
+dbview_all(const struct dbview *v, size_t *n)
+{
+	*n = v->nall;
+	return v->all;
+}
+
+/* The entry of id, made (empty) when there is none. */
+static struct dbplan *
+plan_of(struct dbview *v, const char *id)
+{
+	struct dbplan *p = table_get(&v->plans, id);
+
+	if (p)
+		return p;
+	p = xcalloc(1, sizeof(*p));
+	p->id = xstrdup(id);
+	if (v->nall == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 256;
+		v->all = xrealloc(v->all, v->cap * sizeof(*v->all));
+	}
+	p->at = v->nall;
+	v->all[v->nall++] = p;
+	table_put(&v->plans, p->id, p);
+	return p;
+}
+
+/* ids as a text[] literal: {"a","b"}, each element quoted. */
+static char *
+array_literal(const char *const *ids, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	sb_putc(&sb, '{');
+	for (size_t i = 0; i < n; i++) {
+		sb_puts(&sb, i ? ",\"" : "\"");
+		for (const char *c = ids[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				sb_putc(&sb, '\\');
+			sb_putc(&sb, *c);
+		}
+		sb_putc(&sb, '"');
+	}
+	sb_putc(&sb, '}');
+	return sb_detach(&sb);
+}
+
+/*
+ * Reads the plans named by the text[] literal ids (NULL: every plan of the
+ * target) into v, after emptying the entries of the plans named (all, for
+ * NULL).
+ */
+static int
+read_plans(struct dbview *v, struct db *db, const char *target, const char *ids,
+	   const char *const *names, size_t nnames, struct db_error *err)
+{
+	const char *params[2] = { target, ids };
+	PGresult *r[4] = { NULL, NULL, NULL, NULL };
+	int rc = -1;
+
+	/* one filter for both: NULL is every plan (the planner drops the test) */
+	if (db_exec(db, &r[0], err,
+		    "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char(completed_at "
+		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+		    "coalesce(file_path, ''), coalesce(max_hazard, ''), coalesce(commit_sha, ''), "
+		    "coalesce(author, '') FROM taskslaps.plans WHERE target = $1 AND ($2::text[] "
+		    "IS NULL OR plan_id = ANY ($2::text[]))",
+		    2, params) < 0 ||
+	    db_exec(db, &r[1], err,
+		    "SELECT step_sha, plan_id, outcome IN ('applied', 'already_present') FROM "
+		    "taskslaps.step_ledger WHERE target = $1 AND ($2::text[] IS NULL OR plan_id = "
+		    "ANY ($2::text[]))",
+		    2, params) < 0 ||
+	    db_exec(db, &r[2], err,
+		    "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
+		    "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND ($2::text[] IS "
+		    "NULL OR plan_id = ANY ($2::text[])) AND type IN ('plan.ok', 'plan.failed', "
+		    "'plan.blocked', 'plan.drift', 'plan.rate_limited', 'plan.aborted', "
+		    "'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') ORDER BY "
+		    "plan_id, id DESC",
+		    2, params) < 0 ||
+	    db_exec(db, &r[3], err,
+		    "SELECT DISTINCT plan_id FROM taskslaps.events WHERE target = $1 AND type = "
+		    "'plan.out_of_order' AND plan_id IS NOT NULL AND ($2::text[] IS NULL OR "
+		    "plan_id = ANY ($2::text[]))",
+		    2, params) < 0)
+		goto out;
+	if (!ids) {
+		for (size_t i = 0; i < v->nall; i++)
+			plan_clear(v, v->all[i]);
+	} else {
+		for (size_t i = 0; i < nnames; i++)
+			plan_clear(v, plan_of(v, names[i]));
+	}
+	for (int i = 0; i < PQntuples(r[0]); i++) {
+		struct dbplan *p = plan_of(v, PQgetvalue(r[0], i, 0));
+
+		p->has_row = true;
+		p->status = xstrdup(PQgetvalue(r[0], i, 1));
+		p->checksum = xstrdup(PQgetvalue(r[0], i, 2));
+		p->completed_at = xstrdup(PQgetvalue(r[0], i, 3));
+		p->file_path = xstrdup(PQgetvalue(r[0], i, 4));
+		p->max_hazard = xstrdup(PQgetvalue(r[0], i, 5));
+		p->commit_sha = xstrdup(PQgetvalue(r[0], i, 6));
+		p->author = xstrdup(PQgetvalue(r[0], i, 7));
+	}
+	for (int i = 0; i < PQntuples(r[1]); i++) {
+		struct dbplan *p = plan_of(v, PQgetvalue(r[1], i, 1));
+
+		p->shas = xrealloc(p->shas, (p->nshas + 1) * sizeof(*p->shas));
+		p->shas[p->nshas] = xstrdup(PQgetvalue(r[1], i, 0));
+		table_put(&v->ledger, p->shas[p->nshas], p);
+		p->nshas++;
+		if (!strcmp(PQgetvalue(r[1], i, 2), "t"))
+			p->steps++;
+	}
+	for (int i = 0; i < PQntuples(r[2]); i++) {
+		struct dbplan *p = plan_of(v, PQgetvalue(r[2], i, 0));
+
+		p->ev_type = xstrdup(PQgetvalue(r[2], i, 1));
+		p->ev_msg = xstrdup(PQgetvalue(r[2], i, 2));
+	}
+	for (int i = 0; i < PQntuples(r[3]); i++)
+		plan_of(v, PQgetvalue(r[3], i, 0))->ooo = true;
+	rc = 0;
+out:
+	for (int i = 0; i < 4; i++)
+		PQclear(r[i]);
+	return rc;
+}
+
+int
+dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char *const *extra,
+		size_t nextra, struct db_error *err)
+{
+	char last[32];
+	const char *params[2] = { target, last };
+	const char **names = NULL;
+	size_t n = 0;
+	long long top = v->last_event;
+	PGresult *r = NULL;
+	char *lit = NULL;
+	int rc = -1;
+
+	snprintf(last, sizeof(last), "%lld", v->last_event);
+	/*
+	 * The plans named by the events since the last one read (all of them
+	 * the first time: the highest id is read before the plans, so an event
+	 * written meanwhile is read again next time, never missed).
+	 */
+	if (db_exec(db, &r, err,
+		    "SELECT coalesce(plan_id, ''), max(id) FROM taskslaps.events WHERE target = $1 "
+		    "AND id > $2::bigint GROUP BY plan_id",
+		    2, params) < 0)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		long long id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+
+		if (id > top)
+			top = id;
+	}
+	if (v->last_event < 0) {
+		if (read_plans(v, db, target, NULL, NULL, 0, err) < 0)
+			goto fail;
+		v->last_event = top < 0 ? 0 : top;
+		rc = (int)v->nall;
+		goto out;
+	}
+	names = xcalloc((size_t)PQntuples(r) + nextra + 1, sizeof(*names));
+	for (int i = 0; i < PQntuples(r); i++)
+		if (*PQgetvalue(r, i, 0))
+			names[n++] = PQgetvalue(r, i, 0);
+	for (size_t i = 0; i < nextra; i++)
+		names[n++] = extra[i];
+	if (n) {
+		lit = array_literal(names, n);
+		if (read_plans(v, db, target, lit, names, n, err) < 0)
+			goto fail;
+	}
+	v->last_event = top;
+	rc = (int)n;
+	goto out;
+fail:
+	dbview_forget(v);
+out:
+	free(lit);
+	free(names);
+	PQclear(r);
+	return rc;
+}

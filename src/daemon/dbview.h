@@ -1,0 +1,65 @@
+/*
+ * The daemon's view of the database's word on a target's plans: each plan's
+ * row, its steps in the ledger and its last plan.* event. Kept between
+ * passes and brought up to date by reading only the plans that changed
+ * since: every write to a plan's row or ledger comes with an event naming
+ * the plan (the executor's, the pass's own verdicts, the operator verbs of
+ * the daemon and of `taskslapsctl --db`), so the events with an id over the
+ * last one read name every plan to read again (docs/design.md, "A pass").
+ *
+ * What this does not see: an event whose id was drawn before, but whose
+ * transaction commits after, the read of a higher id. The writers that run
+ * plans hold the runner lock the daemon holds; the operator verbs that do
+ * not (`taskslapsctl --db resume`, `accept-drift`) write their event in a
+ * statement of its own, after their row's, so the window is that one
+ * INSERT's, between its sequence number and its commit.
+ */
+#ifndef TS_DAEMON_DBVIEW_H
+#define TS_DAEMON_DBVIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db/db.h"
+
+/* One plan as the database has it; strings are "" when the column is NULL. */
+struct dbplan {
+	char *id;
+	bool has_row; /* a row in taskslaps.plans */
+	char *status, *checksum, *completed_at, *file_path, *max_hazard, *commit_sha, *author;
+	size_t steps;  /* its ledger steps applied or already present */
+	char *ev_type; /* its last plan.* event, or NULL */
+	char *ev_msg;  /* that event's message ("" when none) */
+	bool ooo;      /* a plan.out_of_order event names it */
+	char **shas;   /* its step_sha in the ledger, any outcome */
+	size_t nshas;
+	size_t at; /* its index in dbview_all */
+};
+
+struct dbview;
+
+/* An empty view (never loaded: dbview_catch_up reads all). dbview_free(NULL) is a no-op. */
+struct dbview *dbview_new(void);
+void dbview_free(struct dbview *v);
+
+/*
+ * Brings the view up to date for target: the first time (or after
+ * dbview_forget) every plan is read; afterwards one indexed query reads the
+ * plans named by events newer than the last one seen, and only those plans
+ * are read again, with the EXTRA ids given (plans the caller wrote). Returns
+ * the number of plans read again (0: nothing changed), or -1 with err (the
+ * view is then forgotten, so the next call reads all).
+ */
+int dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char *const *extra,
+		    size_t nextra, struct db_error *err);
+/* Forgets what was read: the next dbview_catch_up reads every plan (a new connection). */
+void dbview_forget(struct dbview *v);
+
+/* The plan id's entry, or NULL (borrowed, valid until the next catch-up). */
+const struct dbplan *dbview_get(const struct dbview *v, const char *id);
+/* Whether a ledger row has step_sha (any plan, any outcome). */
+bool dbview_in_ledger(const struct dbview *v, const char *step_sha);
+/* The plans in the order they were first read; n in *n (borrowed). */
+struct dbplan *const *dbview_all(const struct dbview *v, size_t *n);
+
+#endif

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Integration test of taskslapsd: the database's view a daemon keeps between
+# passes (src/daemon/dbview.c) follows what other processes write between
+# two pushes. An operator mends the database from outside the daemon
+# (`taskslapsctl --db accept-drift`, `taskslapsctl --db resume`): the next
+# pass must see it, not the plan's state of the last pass, in its decisions,
+# its status and its notes. And `status` with args.plan: that plan alone.
+#
+#   bash tests/integration/test_daemon_view.sh   (TS_VERBOSE=1 prints passes)
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/daemon.sh
+. "$here/../lib/daemon.sh"
+daemon_env_start
+
+# ------------------------------------------------------------------ 1
+section "drift accepted from outside the daemon, then a push"
+newdb v1
+repo_new v
+put_plan v main dev@example.com 0001-a.yaml < <(table_plan a)
+daemon_conf v "$W/v.git"
+daemon_start v || exit 1
+assert_status "0001-a is applied" v "pst('0001-a') == 'applied' and s['sync'] == 'in_sync'"
+# an edit of the applied plan: drift, and the line stops there
+sed -i 's/reason: the application needs it/reason: the application still needs it/' \
+    "$W/v.wt/migrations/0001-a.yaml"
+git_as v dev@example.com commit -qam "Reword 0001-a" && git_as v dev@example.com push -q origin main
+EDIT=$(git -C "$W/v.wt" rev-parse HEAD)
+assert_status "the edit is drift" v "s['tip'] == '$EDIT' and pst('0001-a') == 'drift'"
+# the operator accepts it with the database's own verb, not through the daemon
+"$TASKSLAPSCTL" --db "$CONNINFO" --target v accept-drift 0001-a "$W/v.wt/migrations/0001-a.yaml" \
+    >"$W/accept.out" 2>&1
+assert_eq "accept-drift --db exits 0" 0 "$?"
+assert_sql "the row is applied with the new checksum" applied \
+    "SELECT status FROM taskslaps.plans WHERE plan_id = '0001-a'"
+put_plan v main dev@example.com 0002-b.yaml < <(table_plan b)
+assert_status "the next push: 0001-a applied as the database says, and 0002-b runs" v \
+    "s['tip'] == '$COMMIT' and pst('0001-a') == 'applied' and pst('0002-b') == 'applied' and s['sync'] == 'in_sync'"
+assert_sql "table b exists" t "SELECT to_regclass('public.b') IS NOT NULL"
+if wait_note "$W/v.git" v "$EDIT" "applied 0001-a"; then
+    pass "the note on the edit says applied"
+else
+    fail "the note on the edit says applied" "$(note_of "$W/v.git" v "$EDIT")"
+fi
+
+# ------------------------------------------------------------------ 2
+section "a failed plan aborted, then resumed, from outside the daemon between pushes"
+# fails at this tip: its table exists with another shape
+q "CREATE TABLE c (id text)" >/dev/null
+put_plan v main dev@example.com 0003-c.yaml < <(table_plan c)
+FAILED=$COMMIT
+assert_status "0003-c failed" v "s['tip'] == '$FAILED' and pst('0003-c') == 'failed'"
+# another runner's operator aborted it (the row and the event an abort
+# leaves), written from outside the daemon between two pushes
+q "UPDATE taskslaps.plans SET status = 'aborted', updated_at = now() WHERE target = 'v' AND plan_id = '0003-c';
+   INSERT INTO taskslaps.events (target, type, plan_id, message) VALUES ('v', 'plan.aborted', '0003-c', 'aborted by an operator')" >/dev/null
+put_plan v main dev@example.com 0004-d.yaml < <(table_plan d)
+assert_status "the next push sees the abort written outside: 0003-c aborted, 0004-d waits" v \
+    "s['tip'] == '$COMMIT' and pst('0003-c') == 'aborted' and pst('0004-d') == 'pending'"
+q "DROP TABLE c" >/dev/null
+"$TASKSLAPSCTL" --db "$CONNINFO" --target v resume 0003-c >"$W/resume.out" 2>&1
+assert_eq "resume --db exits 0" 0 "$?"
+ctl v reconcile
+assert_status "after resume --db and a reconcile: both applied" v \
+    "pst('0003-c') == 'applied' and pst('0004-d') == 'applied' and s['sync'] == 'in_sync'"
+
+# ------------------------------------------------------------------ 3
+section "status with args.plan holds that plan alone"
+status_of() {
+    python3 - "$W/v.sock" "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(json.dumps({"v": 1, "id": 1, "cmd": "status", "args": {"plan": sys.argv[2]}}).encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+r = json.loads(buf)["result"]
+print("%s %s %s" % (r.get("sync"), ",".join(p["plan_id"] + ":" + p["status"] for p in r["plans"]),
+                    "history" in r))
+PY
+}
+assert_eq "one plan" "in_sync 0002-b:applied True" "$(status_of 0002-b)"
+assert_eq "no such plan: none" "in_sync  True" "$(status_of 9999-none)"
+
+daemon_stop v
+assert_eq "exit 0" 0 "$DRC"
+
+env_finish
