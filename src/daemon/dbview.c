@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/dbview.h"
 #include "util/alloc.h"
@@ -27,7 +28,22 @@ struct dbview {
 	struct dbplan **all;
 	size_t nall, cap;
 	long long last_event; /* the highest event id read; -1: nothing read yet */
+	/*
+	 * The ids below last_event that no read has seen: an event of another
+	 * target the view may not read, a rolled back insert, or one whose
+	 * transaction had drawn its id and not yet committed. Each is looked
+	 * for again by every read until it is seen or HOLE_SECONDS have passed.
+	 */
+	struct hole {
+		long long id;
+		double until;
+	} * holes;
+	size_t nholes;
 };
+
+/* How long an id that no read has seen is looked for, and how many are kept. */
+#define HOLE_SECONDS 60.0
+#define HOLES_MAX 4096
 
 static size_t
 hash(const char *s)
@@ -166,6 +182,9 @@ dbview_forget(struct dbview *v)
 	table_clear(&v->plans);
 	table_clear(&v->ledger);
 	v->last_event = -1;
+	free(v->holes);
+	v->holes = NULL;
+	v->nholes = 0;
 }
 
 void
@@ -320,47 +339,110 @@ out:
 	return rc;
 }
 
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Whether id is a hole (an id not seen before); it is then seen, and no longer one. */
+static bool
+hole_take(struct dbview *v, long long id)
+{
+	for (size_t i = 0; i < v->nholes; i++) {
+		if (v->holes[i].id == id) {
+			v->holes[i] = v->holes[--v->nholes];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Adds the ids from lo to hi as holes; false when there would be too many to keep. */
+static bool
+holes_add(struct dbview *v, long long lo, long long hi, double until)
+{
+	if (hi < lo)
+		return true;
+	if ((unsigned long long)(hi - lo) >= HOLES_MAX - v->nholes)
+		return false;
+	v->holes = xrealloc(v->holes, (v->nholes + (size_t)(hi - lo) + 1) * sizeof(*v->holes));
+	for (long long id = lo; id <= hi; id++)
+		v->holes[v->nholes++] = (struct hole){ .id = id, .until = until };
+	return true;
+}
+
 int
 dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char *const *extra,
 		size_t nextra, struct db_error *err)
 {
-	char last[32];
-	const char *params[2] = { target, last };
+	char from[32];
+	const char *params[2] = { target, from };
 	const char **names = NULL;
 	size_t n = 0;
-	long long top = v->last_event;
+	long long top = v->last_event, seen, low = v->last_event;
+	bool first = v->last_event < 0;
+	double now = now_seconds();
 	PGresult *r = NULL;
 	char *lit = NULL;
 	int rc = -1;
 
-	snprintf(last, sizeof(last), "%lld", v->last_event);
+	/* holes given up on: an insert holds its id for one statement, not a minute */
+	for (size_t i = 0; i < v->nholes;) {
+		if (v->holes[i].until < now)
+			v->holes[i] = v->holes[--v->nholes];
+		else
+			i++;
+	}
+	for (size_t i = 0; i < v->nholes; i++)
+		if (v->holes[i].id - 1 < low)
+			low = v->holes[i].id - 1;
+	snprintf(from, sizeof(from), "%lld", low);
 	/*
-	 * The plans named by the events since the last one read (all of them
-	 * the first time: the highest id is read before the plans, so an event
+	 * The events since the last one read, and since the oldest hole, of
+	 * every target (an id of another target is no hole), in id order. The
+	 * first time, the last 256 ids only, to find the holes
+	 * there: every plan is read anyway, after the highest id (so an event
 	 * written meanwhile is read again next time, never missed).
 	 */
 	if (db_exec(db, &r, err,
-		    "SELECT coalesce(plan_id, ''), max(id) FROM taskslaps.events WHERE target = $1 "
-		    "AND id > $2::bigint GROUP BY plan_id",
+		    first ? "SELECT id, target = $1, coalesce(plan_id, '') FROM taskslaps.events "
+			    "WHERE id > (SELECT coalesce(max(id), 0) FROM taskslaps.events) - "
+			    "256 AND $2::bigint < 0 ORDER BY id"
+			  : "SELECT id, target = $1, coalesce(plan_id, '') FROM taskslaps.events "
+			    "WHERE id > $2::bigint ORDER BY id",
 		    2, params) < 0)
 		goto fail;
+	names = xcalloc((size_t)PQntuples(r) + nextra + 1, sizeof(*names));
+	seen = first && PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) - 1 : v->last_event;
 	for (int i = 0; i < PQntuples(r); i++) {
-		long long id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+		long long id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		bool fresh = id > v->last_event || hole_take(v, id);
 
+		if (id > seen) {
+			/* the ids skipped since the last one seen are holes */
+			if (!holes_add(v, seen + 1, id - 1, now + HOLE_SECONDS)) {
+				/* too many to keep: read everything again */
+				dbview_forget(v);
+				first = true;
+			}
+			seen = id;
+		}
 		if (id > top)
 			top = id;
+		if (fresh && !strcmp(PQgetvalue(r, i, 1), "t") && *PQgetvalue(r, i, 2))
+			names[n++] = PQgetvalue(r, i, 2);
 	}
-	if (v->last_event < 0) {
+	if (first) {
 		if (read_plans(v, db, target, NULL, NULL, 0, err) < 0)
 			goto fail;
 		v->last_event = top < 0 ? 0 : top;
 		rc = (int)v->nall;
 		goto out;
 	}
-	names = xcalloc((size_t)PQntuples(r) + nextra + 1, sizeof(*names));
-	for (int i = 0; i < PQntuples(r); i++)
-		if (*PQgetvalue(r, i, 0))
-			names[n++] = PQgetvalue(r, i, 0);
 	for (size_t i = 0; i < nextra; i++)
 		names[n++] = extra[i];
 	if (n) {

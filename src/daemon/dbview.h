@@ -7,12 +7,12 @@
  * the daemon and of `taskslapsctl --db`), so the events with an id over the
  * last one read name every plan to read again (docs/design.md, "A pass").
  *
- * What this does not see: an event whose id was drawn before, but whose
- * transaction commits after, the read of a higher id. The writers that run
- * plans hold the runner lock the daemon holds; the operator verbs that do
- * not (`taskslapsctl --db resume`, `accept-drift`) write their event in a
- * statement of its own, after their row's, so the window is that one
- * INSERT's, between its sequence number and its commit.
+ * An event whose id was drawn before, but whose transaction commits after,
+ * the read of a higher id (an operator verb of `taskslapsctl --db` writing
+ * while the daemon reads) is not lost: the ids a read skips are kept as
+ * holes, and every later read looks for them again, for a minute (an insert
+ * holds its id for one statement). The first read looks for holes among
+ * the last 256 ids.
  */
 #ifndef TS_DAEMON_DBVIEW_H
 #define TS_DAEMON_DBVIEW_H

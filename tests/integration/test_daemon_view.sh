@@ -87,6 +87,38 @@ PY
 assert_eq "one plan" "in_sync 0002-b:applied True" "$(status_of 0002-b)"
 assert_eq "no such plan: none" "in_sync  True" "$(status_of 9999-none)"
 
+# ------------------------------------------------------------------ 4
+section "an event whose id was drawn before a higher one was read, committed after"
+# An operator's word from outside (here an abort's row and event, on an
+# applied plan the daemon does not touch again), in a transaction still open while the
+# daemon reads a higher event id (its own): the read skips the abort's id,
+# and a later read must find it when it commits.
+mkfifo "$W/held.in"
+"$PSQL" -X -At -v ON_ERROR_STOP=1 -d "$CURDB" <"$W/held.in" >"$W/held.out" 2>&1 &
+HELD=$!
+exec 7>"$W/held.in"
+echo "BEGIN;
+UPDATE taskslaps.plans SET status = 'aborted', updated_at = now() WHERE target = 'v' AND plan_id = '0004-d';
+INSERT INTO taskslaps.events (target, type, plan_id, message) VALUES ('v', 'plan.aborted', '0004-d', 'aborted by an operator') RETURNING 'held', id;" >&7
+for _ in $(seq 1 100); do grep -q '^held' "$W/held.out" && break; sleep 0.05; done
+HELD_ID=$(sed -n 's/^held|//p' "$W/held.out")
+assert_eq "the abort's event drew its id and waits uncommitted" 1 "$([ -n "$HELD_ID" ] && echo 1)"
+# two passes: the first writes an event of its own (an invalid file), the
+# second reads it, an id above the held one
+put_plan v main dev@example.com 0006-x.yaml < <(printf 'bogus: [\n')
+assert_status "the first pass noted 0006-x" v "s['tip'] == '$COMMIT' and pst('0006-x') == 'invalid'"
+put_plan v main dev@example.com 0007-y.yaml < <(printf 'bogus: [\n')
+assert_status "the second pass read past the held id" v "s['tip'] == '$COMMIT' and pst('0007-y') == 'invalid' and pst('0004-d') == 'applied'"
+assert_sql "an event above the held one is committed" t \
+    "SELECT max(id) > $HELD_ID FROM taskslaps.events WHERE target = 'v'"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD"
+assert_sql "the abort is committed" aborted "SELECT status FROM taskslaps.plans WHERE target = 'v' AND plan_id = '0004-d'"
+put_plan v main dev@example.com 0008-z.yaml < <(printf 'bogus: [\n')
+assert_status "the next pass finds the abort below the ids it had read" v \
+    "s['tip'] == '$COMMIT' and pst('0008-z') == 'invalid' and pst('0004-d') == 'aborted'"
+
 daemon_stop v
 assert_eq "exit 0" 0 "$DRC"
 
