@@ -390,13 +390,6 @@ dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char 
 	char *lit = NULL;
 	int rc = -1;
 
-	/* holes given up on: an insert holds its id for one statement, not a minute */
-	for (size_t i = 0; i < v->nholes;) {
-		if (v->holes[i].until < now)
-			v->holes[i] = v->holes[--v->nholes];
-		else
-			i++;
-	}
 	for (size_t i = 0; i < v->nholes; i++)
 		if (v->holes[i].id - 1 < low)
 			low = v->holes[i].id - 1;
@@ -435,6 +428,17 @@ dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char 
 			top = id;
 		if (fresh && !strcmp(PQgetvalue(r, i, 1), "t") && *PQgetvalue(r, i, 2))
 			names[n++] = PQgetvalue(r, i, 2);
+	}
+	/*
+	 * Holes given up on, once this read has looked for them a minute after
+	 * they were made (an insert holds its id for one statement, not a
+	 * minute): after, not before, the read, however long the daemon idled.
+	 */
+	for (size_t i = 0; i < v->nholes;) {
+		if (v->holes[i].until < now)
+			v->holes[i] = v->holes[--v->nholes];
+		else
+			i++;
 	}
 	if (first) {
 		if (read_plans(v, db, target, NULL, NULL, 0, err) < 0)

@@ -80,6 +80,15 @@ sql_parse(struct sql_tree *out, const char *text, struct sql_msg *m)
 		pg_query_exit_memory_context(ctx);
 		return -1;
 	}
+	if (strlen(text) >= SQL_DEPTH_CHECK_BYTES &&
+	    !sql_depth_within((const Node *)r.tree, SQL_MAX_DEPTH)) {
+		msg(m, 0,
+		    "the statement nests deeper than %d levels (a chain of %d operators or "
+		    "more): split it",
+		    SQL_MAX_DEPTH, SQL_MAX_DEPTH);
+		pg_query_exit_memory_context(ctx);
+		return -1;
+	}
 	out->ctx = ctx;
 	out->stmts = r.tree;
 	return 0;

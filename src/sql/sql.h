@@ -75,6 +75,16 @@ bool sql_walk(const struct Node *n, sql_visit_fn fn, void *ctx);
  */
 typedef bool (*sql_rangevar_fn)(const struct RangeVar *rv, void *ctx);
 bool sql_walk_rangevars(const struct Node *n, sql_rangevar_fn fn, void *ctx);
+/*
+ * The walks recurse once a level: a tree deeper than SQL_MAX_DEPTH levels
+ * (1+1+...+1 nests a level a term) is refused by sql_parse, so no walk can
+ * exhaust a thread's stack. Only a text of SQL_DEPTH_CHECK_BYTES or more
+ * can nest that deep (a level takes a token), so only such a text is
+ * measured. sql_depth_within: whether n nests max levels at most.
+ */
+#define SQL_MAX_DEPTH 10000
+#define SQL_DEPTH_CHECK_BYTES 8000
+bool sql_depth_within(const struct Node *n, int max);
 /* The name libpg_query gives a statement's node type ("create_foreign_table_stmt"), or "?". */
 const char *sql_stmt_name(const struct Node *n);
 

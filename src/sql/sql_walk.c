@@ -118,6 +118,50 @@ sql_walk_rangevars(const Node *n, sql_rangevar_fn fn, void *ctx)
 	return walk_node(n, true, &w);
 }
 
+static bool within(const Node *n, int left);
+
+static bool
+within_list(const List *l, int left)
+{
+	if (!l || !IsA(l, List))
+		return true;
+	for (int i = 0; i < list_length(l); i++)
+		if (!within(list_nth(l, i), left))
+			return false;
+	return true;
+}
+
+/* Whether n nests left levels at most (the recursion goes no deeper than left). */
+static bool
+within(const Node *n, int left)
+{
+	const struct sql_node_desc *d;
+
+	if (!n)
+		return true;
+	if (left <= 0)
+		return false;
+	if (IsA(n, List))
+		return within_list((const List *)n, left - 1);
+	if ((size_t)nodeTag(n) >= sizeof(descs) / sizeof(*descs))
+		return true;
+	d = &descs[nodeTag(n)];
+	for (size_t i = 0; i < d->n; i++) {
+		const void *c = *(const void *const *)((const char *)n + d->v[i].off);
+
+		if (!(d->v[i].kind == SQL_CHILD_LIST ? within_list(c, left - 1)
+						     : within(c, left - 1)))
+			return false;
+	}
+	return true;
+}
+
+bool
+sql_depth_within(const Node *n, int max)
+{
+	return within(n, max);
+}
+
 const char *
 sql_stmt_name(const Node *n)
 {
