@@ -5,7 +5,7 @@
  * Threads. The main thread runs the sd-event loop (signals, control socket,
  * inotify, timers, watchdog) and never touches the database: main.c,
  * control.c, notify.c. The worker thread reconciles synchronously with
- * libpq: worker.c, reconcile.c, and everything in struct worker, which no
+ * libpq: worker.c, reconcile*.c, and everything in struct worker, which no
  * other thread sees. The rules for what they share in struct daemon:
  *
  *  - Set before the worker starts, read-only after: check_only, once,

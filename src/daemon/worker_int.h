@@ -41,7 +41,7 @@ struct worker {
 	 */
 	char settled_tip[41];
 	bool full_pass;
-	/* every plan file at the tip, parsed once per blob (reconcile.c) */
+	/* every plan file at the tip, parsed once per blob (reconcile_parse.c) */
 	struct pcache *pcache;
 	/*
 	 * The database's view of the target's plans (dbview.h), kept between
@@ -49,7 +49,7 @@ struct worker {
 	 */
 	struct dbview *view;
 	char *view_target;
-	/* the "plans" array this worker last put in the status document (reconcile.c) */
+	/* the "plans" array this worker last put in the status document (reconcile_out.c) */
 	cJSON *plans_doc;
 	/*
 	 * Where the notes ref pointed after this worker last wrote notes ("":

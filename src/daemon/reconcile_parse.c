@@ -1,0 +1,295 @@
+/*
+ * The tip's plan files parsed: the plan cache (each file parsed once per
+ * blob id and path, and kept while the tip has it), invalid files and
+ * revert plans resolved against the plan they revert.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/reconcile_int.h"
+#include "plan/plan_dir.h"
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+void
+pinfos_free(struct pinfo *pis, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		/* the plan and its parse errors belong to the plan cache, but for own_* */
+		if (pis[i].own_p)
+			plan_free(pis[i].p);
+		free(pis[i].id);
+		free(pis[i].rate_note);
+		if (pis[i].own_diag)
+			free(pis[i].diag);
+		if (pis[i].own_f)
+			free(pis[i].own_f->path);
+		free(pis[i].own_f);
+	}
+	free(pis);
+}
+
+/*
+ * Parses one plan file of the snapshot. One too large to be read is refused
+ * with the planner's own words for it, from the size alone.
+ */
+int
+parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
+{
+	if (f->too_large) {
+		diags_add(dg, DIAG_ERROR, f->path, 0, 0,
+			  "file is %zu bytes; a plan may be at most %d bytes", f->len,
+			  REPO_PLAN_MAX_BYTES);
+		return -1;
+	}
+	return plan_parse(out, f->path, f->content, f->len, dg);
+}
+
+struct pcache {
+	struct pcache_ent *v;
+	size_t n;
+};
+
+static void
+pcache_ent_free(struct pcache_ent *e)
+{
+	free(e->key);
+	plan_free(e->p);
+	free(e->diag);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+pcache_free(struct pcache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		pcache_ent_free(&c->v[i]);
+	free(c->v);
+	free(c);
+}
+
+/* The errors of an invalid file, at most five of them, as one text. */
+static char *
+diag_text(const struct diags *dg)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t k = 0; k < dg->n && k < 5; k++) {
+		char *line = diag_format(&dg->v[k]);
+		sb_printf(&sb, "%s%s", k ? "\n" : "", line);
+		free(line);
+	}
+	if (dg->n > 5)
+		sb_printf(&sb, "\n(and %zu more)", dg->n - 5);
+	return sb_detach(&sb);
+}
+
+/*
+ * The cache entry of file f: taken from the last pass's cache, or parsed
+ * now. A revert plan goes to *own instead (the caller owns it).
+ */
+static void
+pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, struct pcache_ent *e,
+	    struct plan **own)
+{
+	struct pcache_ent want = { .key = xasprintf("%s:%s", f->blob, f->path) }, *hit = NULL;
+	size_t blen = strlen(f->blob);
+	struct diags dg = DIAGS_INIT;
+
+	*own = NULL;
+	/*
+	 * Both in the snapshot's order (by path): one walk down the old cache.
+	 * Were an order to differ, a file would only be parsed again.
+	 */
+	while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
+		(*cur)++;
+	if (old && *cur < old->n && !strcmp(old->v[*cur].key, want.key))
+		hit = &old->v[*cur];
+	/*
+	 * A plan blocked in the last pass is parsed again: its reasons are
+	 * written in its arena, which must not grow pass after pass.
+	 */
+	if (hit && !hit->moved && !hit->skip && !(hit->p && hit->p->blocked)) {
+		e->key = want.key;
+		e->p = hit->p;
+		e->diag = hit->diag;
+		e->note_fp = hit->note_fp;
+		e->item = hit->item;
+		e->item_fp = hit->item_fp;
+		hit->p = NULL;
+		hit->diag = NULL;
+		hit->moved = true;
+		return;
+	}
+	*e = want;
+	if (parse_file(f, &e->p, &dg) < 0) {
+		plan_free(e->p);
+		e->p = NULL;
+		e->diag = diag_text(&dg);
+	} else if (e->p->revert_of) {
+		*own = e->p;
+		e->p = NULL;
+		e->skip = true;
+	}
+	diags_clear(&dg);
+}
+
+/* Makes pi invalid, with dg's errors as its message. */
+static void
+make_invalid(struct pinfo *pi, const struct diags *dg)
+{
+	const char *base = strrchr(pi->f->path, '/');
+	const char *dot;
+
+	if (!pi->id) {
+		base = base ? base + 1 : pi->f->path;
+		dot = strrchr(base, '.');
+		pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+	}
+	if (pi->own_diag)
+		free(pi->diag);
+	pi->diag = diag_text(dg);
+	pi->own_diag = true;
+	pi->status = "invalid";
+	snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+}
+
+/* pi's plan goes: freed when it is pi's own, left to the cache otherwise. */
+static void
+drop_plan(struct pinfo *pi)
+{
+	if (pi->own_p)
+		plan_free(pi->p);
+	pi->p = NULL;
+	pi->own_p = false;
+}
+
+/*
+ * A revert plan at pis[i] is resolved against the plan it reverts, which
+ * must be a valid plan before it at the tip, reverted by no revert before
+ * it; the reverted plan is parsed again from its file, for the revert plan
+ * to own. Any problem makes the revert plan invalid.
+ */
+static void
+resolve_revert(struct pinfo *pis, size_t n, size_t i)
+{
+	struct pinfo *pi = &pis[i];
+	const char *id = pi->p->revert_of;
+	struct diags dg = DIAGS_INIT;
+	struct plan *t = NULL;
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if (k != i && pis[k].p && !strcmp(pis[k].p->id, id))
+			break;
+	if (k == n)
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			  "revert: no valid plan with id '%s' at the tip (the reverted plan stays "
+			  "in the directory, unchanged)",
+			  id);
+	else if (k > i)
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			  "revert: plan %s is in %s, which comes after this file: a revert comes "
+			  "after the plan it reverts in the line order",
+			  id, pis[k].f->path);
+	for (size_t o = 0; o < i && !dg.nerrors; o++)
+		if (pis[o].p && pis[o].p->revert_of && !strcmp(pis[o].p->revert_of, id))
+			diags_add(
+			    &dg, DIAG_ERROR, pi->f->path, pi->p->revert_line, pi->p->revert_col,
+			    "revert: plan %s is reverted already by %s: a plan is reverted once",
+			    id, pis[o].f->path);
+	if (!dg.nerrors && parse_file(pis[k].f, &t, &dg) == 0)
+		(void)plan_revert_resolve(pi->p, t, &dg);
+	if (dg.nerrors) {
+		drop_plan(pi);
+		make_invalid(pi, &dg);
+	}
+	diags_clear(&dg);
+}
+
+/*
+ * The plans at the tip, through the cache (w->pcache is replaced);
+ * duplicate ids make the later file invalid. Revert plans are resolved
+ * against the plans before them.
+ */
+struct id_ref {
+	const char *id;
+	size_t i;
+};
+
+static int
+id_ref_cmp(const void *a, const void *b)
+{
+	const struct id_ref *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
+struct pinfo *
+parse_all(struct worker *w, const struct repo_snapshot *s)
+{
+	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
+	struct id_ref *refs = xcalloc(s->n ? s->n : 1, sizeof(*refs));
+	struct pcache *next = xcalloc(1, sizeof(*next));
+	size_t nrefs = 0, cur = 0;
+
+	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
+	next->n = s->n;
+	for (size_t i = 0; i < s->n; i++) {
+		struct pinfo *pi = &pis[i];
+		struct pcache_ent *e = &next->v[i];
+		struct plan *own;
+
+		pi->f = &s->files[i];
+		pcache_fill(w->pcache, &cur, pi->f, e, &own);
+		pi->ent = e;
+		pi->p = own ? own : e->p;
+		pi->own_p = own != NULL;
+		pi->diag = e->diag;
+		if (pi->p) {
+			pi->id = xstrdup(pi->p->id);
+			refs[nrefs].id = pi->id;
+			refs[nrefs++].i = i;
+		} else {
+			const char *base = strrchr(pi->f->path, '/');
+			const char *dot;
+
+			base = base ? base + 1 : pi->f->path;
+			dot = strrchr(base, '.');
+			pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+			pi->status = "invalid";
+			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+		}
+	}
+	/* the same id twice: the later files are invalid (sorted, not hashed: no copies) */
+	qsort(refs, nrefs, sizeof(*refs), id_ref_cmp);
+	for (size_t k = 1; k < nrefs; k++) {
+		size_t first = k - 1;
+		struct diags dg = DIAGS_INIT;
+		struct pinfo *pi = &pis[refs[k].i];
+
+		while (first > 0 && !strcmp(refs[first - 1].id, refs[k].id))
+			first--;
+		if (strcmp(refs[first].id, refs[k].id) != 0)
+			continue;
+		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
+			  "duplicate plan id '%s': %s has it already", pi->p->id,
+			  pis[refs[first].i].f->path);
+		drop_plan(pi);
+		make_invalid(pi, &dg);
+		diags_clear(&dg);
+	}
+	free(refs);
+	pcache_free(w->pcache);
+	w->pcache = next;
+	for (size_t i = 0; i < s->n; i++)
+		if (pis[i].p && pis[i].p->revert_of)
+			resolve_revert(pis, s->n, i);
+	return pis;
+}
