@@ -1,5 +1,6 @@
 /*
  * What the files of a reconciliation pass share (reconcile.c, the pass;
+ * reconcile_facts.c, what it gathers for the line's core beside the files;
  * reconcile_parse.c, the plan cache and the parsing of the tip;
  * reconcile_out.c, the notes and the status document): one plan file's
  * facts as the pass gathers them, the cache entry that keeps a file
@@ -119,8 +120,16 @@ db_last_event(const struct dbview *v, const char *plan_id)
 	return p ? p->ev_type : NULL;
 }
 
-/* reconcile.c: a plan's counts, status and message from the database's view */
+/* reconcile_facts.c */
+/* a plan's counts, status and message from the database's view */
 void fill_from_db(struct pinfo *pi, const struct dbview *v);
+struct pinfo *add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap,
+			  const struct dbview *v);
+void record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v);
+void record_invalid(struct worker *w, struct pinfo *pi, const struct dbview *v, bool keep_row);
+void check_signature(struct worker *w, struct pinfo *pi);
+const char *db_checksum(const struct dbview *v, const char *plan_id);
+int rate_limited(struct worker *w, struct pinfo *pi, char **who, char *why, size_t whylen);
 
 /* reconcile_parse.c */
 void pinfos_free(struct pinfo *pis, size_t n);
