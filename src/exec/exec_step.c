@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "exec/exec_int.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -416,6 +417,11 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	snprintf(lock, sizeof(lock), "%lldms", (long long)r->s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)r->s->ob.max_stmt_ms);
 	pre_sql = exec_checks_guard_sql(pre, npre);
+	if (pre_sql && !sql_is_checks_guard(pre_sql, npre, NULL)) {
+		/* read back by PostgreSQL's parser, as everything sent: else the careful way */
+		free(pre_sql);
+		return ATTEMPT_UNSET;
+	}
 	post_sql = exec_checks_sql(post, npost);
 	st[n++] = (struct db_stmt){ .sql = "BEGIN", .fixed = true };
 	st[n++] = (struct db_stmt){

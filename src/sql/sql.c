@@ -562,6 +562,59 @@ sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m)
 	return ok;
 }
 
+/* Whether n is a check as the executor wraps it: (check)::boolean. */
+static bool
+is_bool_cast(const Node *n)
+{
+	const TypeCast *c = n && IsA(n, TypeCast) ? (const TypeCast *)n : NULL;
+	const char *type;
+
+	if (!c || !c->typeName || list_length(c->typeName->names) < 1)
+		return false;
+	type = sql_node_str(llast(c->typeName->names));
+	return type && !strcmp(type, "bool");
+}
+
+bool
+sql_is_checks_guard(const char *sql, size_t n, struct sql_msg *m)
+{
+	struct sql_tree t;
+	const Node *node, *cond = NULL;
+	const SelectStmt *sel;
+	const CaseExpr *ce = NULL;
+	bool ok = false;
+
+	if (sql_parse(&t, sql, m) < 0)
+		return false;
+	node = sql_tree_one(&t, sql, m);
+	sel = node && IsA(node, SelectStmt) ? (const SelectStmt *)node : NULL;
+	if (sel && !sel->fromClause && !sel->whereClause && !sel->withClause &&
+	    !sel->lockingClause && !sel->intoClause && !sel->groupClause && !sel->havingClause &&
+	    !sel->sortClause && !sel->limitCount && !sel->limitOffset && !sel->valuesLists &&
+	    !sel->distinctClause && sel->op == SETOP_NONE && list_length(sel->targetList) == 1) {
+		const ResTarget *rt = linitial_node(ResTarget, sel->targetList);
+		if (rt->val && IsA(rt->val, CaseExpr))
+			ce = (const CaseExpr *)rt->val;
+	}
+	if (ce && !ce->arg && ce->defresult && list_length(ce->args) == 1 &&
+	    IsA(linitial(ce->args), CaseWhen))
+		cond = (const Node *)linitial_node(CaseWhen, ce->args)->expr;
+	if (cond && n == 1) {
+		ok = is_bool_cast(cond);
+	} else if (cond && IsA(cond, BoolExpr) && ((const BoolExpr *)cond)->boolop == AND_EXPR &&
+		   (size_t)list_length(((const BoolExpr *)cond)->args) == n) {
+		const List *args = ((const BoolExpr *)cond)->args;
+		ok = true;
+		for (int i = 0; ok && i < list_length(args); i++)
+			ok = is_bool_cast(list_nth(args, i));
+	}
+	if (node && !ok)
+		msg(m, 0,
+		    "the guard over the checks does not read back as one CASE over %zu checks", n);
+	sql_tree_free(&t);
+	return ok;
+}
+
 bool
 sql_is_key_query(const char *sql, const char *table, struct sql_msg *m)
 {

@@ -133,6 +133,13 @@ bool sql_split_update(struct arena *a, const char *sql, char **table, char **set
  */
 bool sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m);
 /*
+ * Whether sql is exactly the executor's guard over n checks (prechecks sent
+ * in the statement's own round trip): one SELECT, of one CASE whose one
+ * WHEN is the n checks, each cast to boolean, joined by AND (the check
+ * alone when n is 1), with an ELSE; no FROM, WHERE or anything else.
+ */
+bool sql_is_checks_guard(const char *sql, size_t n, struct sql_msg *m);
+/*
  * Whether sql is exactly one plain SELECT from table alone (no WITH, no
  * locking clause, no set operation): a backfill's key query.
  */
