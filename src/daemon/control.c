@@ -257,10 +257,9 @@ cmd_status(struct client *c, const struct proto_request *rq)
 				const char *id =
 				    cJSON_GetStringValue(cJSON_GetObjectItem(one, "plan_id"));
 
-				if (id && !strcmp(id, plan)) {
+				/* every item: an invalid file may share a plan's id */
+				if (id && !strcmp(id, plan))
 					cJSON_AddItemToArray(plans, cJSON_Duplicate(one, 1));
-					break; /* ids are unique */
-				}
 			}
 		}
 	}

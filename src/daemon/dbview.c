@@ -29,13 +29,16 @@ struct dbview {
 	size_t nall, cap;
 	long long last_event; /* the highest event id read; -1: nothing read yet */
 	/*
-	 * The ids below last_event that no read has seen: an event of another
-	 * target the view may not read, a rolled back insert, or one whose
-	 * transaction had drawn its id and not yet committed. Each is looked
-	 * for again by every read until it is seen or HOLE_SECONDS have passed.
+	 * The ids below last_event that no read has seen, as ranges: an event
+	 * of another target the view may not read, a rolled back insert, or
+	 * one whose transaction had drawn its id and not yet committed. Each
+	 * is looked for again by every read until it is seen or HOLE_SECONDS
+	 * have passed; past HOLES_MAX ranges, a new gap widens the last one
+	 * (a row in a range is read again until the range ends: more reading,
+	 * nothing missed).
 	 */
 	struct hole {
-		long long id;
+		long long lo, hi;
 		double until;
 	} * holes;
 	size_t nholes;
@@ -348,31 +351,42 @@ now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Whether id is a hole (an id not seen before); it is then seen, and no longer one. */
+/* Whether id is in a hole (an id not seen before); a range shrinks from its ends. */
 static bool
 hole_take(struct dbview *v, long long id)
 {
 	for (size_t i = 0; i < v->nholes; i++) {
-		if (v->holes[i].id == id) {
-			v->holes[i] = v->holes[--v->nholes];
-			return true;
-		}
+		struct hole *h = &v->holes[i];
+
+		if (id < h->lo || id > h->hi)
+			continue;
+		if (h->lo == h->hi)
+			*h = v->holes[--v->nholes];
+		else if (id == h->lo)
+			h->lo++;
+		else if (id == h->hi)
+			h->hi--;
+		return true;
 	}
 	return false;
 }
 
-/* Adds the ids from lo to hi as holes; false when there would be too many to keep. */
-static bool
+/* Adds the ids from lo to hi as a hole (widening the last one when there are HOLES_MAX). */
+static void
 holes_add(struct dbview *v, long long lo, long long hi, double until)
 {
 	if (hi < lo)
-		return true;
-	if ((unsigned long long)(hi - lo) >= HOLES_MAX - v->nholes)
-		return false;
-	v->holes = xrealloc(v->holes, (v->nholes + (size_t)(hi - lo) + 1) * sizeof(*v->holes));
-	for (long long id = lo; id <= hi; id++)
-		v->holes[v->nholes++] = (struct hole){ .id = id, .until = until };
-	return true;
+		return;
+	if (v->nholes == HOLES_MAX) {
+		struct hole *last = &v->holes[v->nholes - 1];
+
+		last->lo = lo < last->lo ? lo : last->lo;
+		last->hi = hi > last->hi ? hi : last->hi;
+		last->until = until;
+		return;
+	}
+	v->holes = xrealloc(v->holes, (v->nholes + 1) * sizeof(*v->holes));
+	v->holes[v->nholes++] = (struct hole){ .lo = lo, .hi = hi, .until = until };
 }
 
 int
@@ -391,8 +405,8 @@ dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char 
 	int rc = -1;
 
 	for (size_t i = 0; i < v->nholes; i++)
-		if (v->holes[i].id - 1 < low)
-			low = v->holes[i].id - 1;
+		if (v->holes[i].lo - 1 < low)
+			low = v->holes[i].lo - 1;
 	snprintf(from, sizeof(from), "%lld", low);
 	/*
 	 * The events since the last one read, and since the oldest hole, of
@@ -417,11 +431,7 @@ dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char 
 
 		if (id > seen) {
 			/* the ids skipped since the last one seen are holes */
-			if (!holes_add(v, seen + 1, id - 1, now + HOLE_SECONDS)) {
-				/* too many to keep: read everything again */
-				dbview_forget(v);
-				first = true;
-			}
+			holes_add(v, seen + 1, id - 1, now + HOLE_SECONDS);
 			seen = id;
 		}
 		if (id > top)

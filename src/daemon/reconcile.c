@@ -499,6 +499,14 @@ worker_pass(struct daemon *d, struct worker *w)
 		daemon_notify_status(d);
 		return PASS_STANDBY;
 	}
+	if (w->standby_logged && w->view) {
+		/*
+		 * Another runner had the database: what it wrote is read whole,
+		 * not from the events since the last read (a runner cut off
+		 * between a row and its event leaves no event to follow).
+		 */
+		dbview_forget(w->view);
+	}
 	w->standby_logged = false;
 	if (!open_repo(d, w))
 		return PASS_ERROR;
@@ -775,6 +783,14 @@ worker_job(struct daemon *d, struct worker *w, const struct job *j, cJSON *res)
 	}
 	if (!strcmp(j->cmd, "accept-drift")) {
 		struct repo_snapshot *s = w->snap;
+		if (!s) {
+			/* no tip read yet (or the last read failed): absent is not removed */
+			cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
+			cJSON_AddStringToObject(res, "message",
+						"the branch tip is not read yet (or its last read "
+						"failed): try again after a pass");
+			return -1;
+		}
 		for (size_t i = 0; s && i < s->n; i++) {
 			struct diags dg = DIAGS_INIT;
 			struct plan *p = NULL;

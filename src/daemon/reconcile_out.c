@@ -160,9 +160,12 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	/*
 	 * Our notes ref as we left it: only the changed notes are written.
 	 * Moved by another hand (a push to it, a repair to make): all are.
+	 * Notes pushed to a remote: all are, every pass, as the remote's ref
+	 * is not seen here without fetching it, and the sync that pushes them
+	 * fetches it and puts back a note lost or damaged there.
 	 */
 	all = !w->notes_id[0] || repo_notes_id(w->repo, w->cfg->notes_ref, id) < 0 ||
-	      strcmp(id, w->notes_id) != 0;
+	      strcmp(id, w->notes_id) != 0 || (w->cfg->push_notes && repo_is_remote(w->repo));
 	group_by_commit(pis, n, &nxt, &head);
 	for (size_t g = 0; g < n; g++) {
 		uint64_t fp =

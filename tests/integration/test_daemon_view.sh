@@ -119,6 +119,14 @@ put_plan v main dev@example.com 0008-z.yaml < <(printf 'bogus: [\n')
 assert_status "the next pass finds the abort below the ids it had read" v \
     "s['tip'] == '$COMMIT' and pst('0008-z') == 'invalid' and pst('0004-d') == 'aborted'"
 
+# ------------------------------------------------------------------ 5
+section "status with args.plan holds every item of that id"
+# a second unparsable file with the same name stem: two items, one id
+put_plan v main dev@example.com 0006-x.yml < <(printf 'bogus: [\n')
+assert_status "both files are listed" v \
+    "s['tip'] == '$COMMIT' and sum(1 for p in s['plans'] if p['plan_id'] == '0006-x') == 2"
+assert_eq "args.plan gives both" "0006-x:invalid,0006-x:invalid" "$(status_of 0006-x | cut -d' ' -f2)"
+
 daemon_stop v
 assert_eq "exit 0" 0 "$DRC"
 
