@@ -299,33 +299,32 @@ shape_ok(const Node *n, const struct plan_step *s)
 	return false;
 }
 
-/* All of a step's checks as the executor sends them, in one SELECT of n booleans. */
-static bool
-checks_ok(const struct plan_strv *v, struct sql_msg *m)
+/*
+ * A list of checks as the executor sends it (exec_checks.c): the computed
+ * ones, the first v->n - nuser, in one SELECT of a boolean each; then each
+ * of the author's alone. Each text is one statement: SELECT ..., appended
+ * to sb with ";\n" after it. Returns how many (the first: ncomp targets,
+ * the others one); *ncomp gets the number of computed ones.
+ */
+static size_t
+checks_stmts(struct strbuf *sb, const struct plan_strv *v, size_t nuser, size_t *ncomp)
 {
-	struct strbuf sb = STRBUF_INIT;
-	struct sql_tree t;
-	const Node *n;
-	bool ok;
+	size_t n = 0;
 
-	if (v->n == 0)
-		return true;
-	sb_puts(&sb, "SELECT ");
-	for (size_t i = 0; i < v->n; i++)
-		sb_printf(&sb, "%s(%s\n)::boolean", i ? ", " : "", v->v[i]);
-	if (sql_parse(&t, sb_str(&sb), m) < 0) {
-		sb_free(&sb);
-		return false;
+	*ncomp = v->n > nuser ? v->n - nuser : 0;
+	for (size_t i = 0; i < v->n; i++) {
+		if (i == 0 || i >= *ncomp)
+			sb_puts(sb, "SELECT ");
+		else
+			sb_puts(sb, ", ");
+		/* the newline lets a trailing -- comment end before the parenthesis */
+		sb_printf(sb, "(%s\n)::boolean", v->v[i]);
+		if (i + 1 >= *ncomp) {
+			sb_puts(sb, ";\n");
+			n++;
+		}
 	}
-	n = sql_tree_one(&t, sb_str(&sb), m);
-	ok = n && IsA(n, SelectStmt) &&
-	     (size_t)list_length(((const SelectStmt *)n)->targetList) == v->n &&
-	     !((const SelectStmt *)n)->fromClause && !((const SelectStmt *)n)->whereClause;
-	if (n && !ok)
-		fail(m, "the step's checks do not read back as one boolean each");
-	sql_tree_free(&t);
-	sb_free(&sb);
-	return ok;
+	return n;
 }
 
 static bool
@@ -336,12 +335,47 @@ checks_node_ok(const Node *n, size_t want)
 	       !((const SelectStmt *)n)->fromClause && !((const SelectStmt *)n)->whereClause;
 }
 
-static void
-checks_text(struct strbuf *sb, const struct plan_strv *v)
+/* Whether the statements of t from *k on are the check statements of v (checks_stmts). */
+static bool
+checks_read_ok(const struct sql_tree *t, int *k, const struct plan_strv *v, size_t nuser)
 {
-	sb_puts(sb, "SELECT ");
-	for (size_t i = 0; i < v->n; i++)
-		sb_printf(sb, "%s(%s\n)::boolean", i ? ", " : "", v->v[i]);
+	size_t ncomp = v->n > nuser ? v->n - nuser : 0;
+
+	for (size_t i = 0; i < v->n; i++) {
+		if (i > 0 && i < ncomp)
+			continue; /* in the computed ones' one SELECT */
+		if (*k >= list_length(t->stmts) ||
+		    !checks_node_ok(list_nth_node(RawStmt, t->stmts, *k)->stmt,
+				    i < ncomp ? ncomp : 1))
+			return false;
+		(*k)++;
+	}
+	return true;
+}
+
+/* A list of checks alone, each statement as the executor sends it: slower, for the message. */
+static bool
+checks_ok(const struct plan_strv *v, size_t nuser, struct sql_msg *m)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct sql_tree t;
+	size_t ncomp, want;
+	int k = 0;
+	bool ok;
+
+	if (v->n == 0)
+		return true;
+	want = checks_stmts(&sb, v, nuser, &ncomp);
+	if (sql_parse(&t, sb_str(&sb), m) < 0) {
+		sb_free(&sb);
+		return false;
+	}
+	ok = (size_t)list_length(t.stmts) == want && checks_read_ok(&t, &k, v, nuser);
+	if (!ok)
+		fail(m, "the step's checks do not read back as one boolean each");
+	sql_tree_free(&t);
+	sb_free(&sb);
+	return ok;
 }
 
 /* The statement alone, then each list of checks alone: slower, for the message. */
@@ -362,21 +396,25 @@ shape_check_apart(const struct plan_step *s, struct sql_msg *m)
 			 "reached outside its place in the statement): %.160s",
 			 plan_op_name(s->op), s->stmt);
 	sql_tree_free(&t);
-	return ok && checks_ok(&s->ob.prechecks, m) && checks_ok(&s->ob.postchecks, m);
+	return ok && checks_ok(&s->ob.prechecks, s->user_prechecks.n, m) &&
+	       checks_ok(&s->ob.postchecks, s->user_postchecks.n, m);
 }
 
 bool
 plan_shape_check(const struct plan_step *s, struct sql_msg *m)
 {
 	/*
-	 * One parse for the step: its statement, then its prechecks and its
-	 * postchecks as the executor sends them, each a statement of its own
-	 * (libpg_query's cost is per call as much as per node). The first
-	 * statement must be exactly the step's, to its last byte; when anything
-	 * is off, the pieces are read again apart for a precise message.
+	 * One parse for the step: its statement, then its checks as the
+	 * executor sends them (the computed ones of a list in one SELECT, each
+	 * of the author's alone), each a statement of its own (libpg_query's
+	 * cost is per call as much as per node). The first statement must be
+	 * exactly the step's, to its last byte; when anything is off, the
+	 * pieces are read again apart for a precise message. The guard the
+	 * executor builds over the computed prechecks is read back where it is
+	 * built (sql_is_checks_guard).
 	 */
 	const struct plan_strv *pre = &s->ob.prechecks, *post = &s->ob.postchecks;
-	size_t want = 1 + (pre->n ? 1 : 0) + (post->n ? 1 : 0), len = strlen(s->stmt);
+	size_t want = 1, len = strlen(s->stmt), ncomp;
 	int k = 1;
 	struct strbuf sb = STRBUF_INIT;
 	struct sql_tree t;
@@ -384,22 +422,16 @@ plan_shape_check(const struct plan_step *s, struct sql_msg *m)
 
 	sb_puts(&sb, s->stmt);
 	sb_puts(&sb, "\n;\n"); /* a new line ends a -- comment at the statement's end */
-	if (pre->n) {
-		checks_text(&sb, pre);
-		sb_puts(&sb, ";\n");
-	}
-	if (post->n)
-		checks_text(&sb, post);
+	want += checks_stmts(&sb, pre, s->user_prechecks.n, &ncomp);
+	want += checks_stmts(&sb, post, s->user_postchecks.n, &ncomp);
 	ok = sql_parse(&t, sb_str(&sb), m) == 0;
 	sb_free(&sb);
 	if (ok) {
 		const RawStmt *r = list_length(t.stmts) ? linitial_node(RawStmt, t.stmts) : NULL;
 		ok = (size_t)list_length(t.stmts) == want && r->stmt_location == 0 &&
-		     (size_t)r->stmt_len == len + 1 && shape_ok(r->stmt, s);
-		if (ok && pre->n)
-			ok = checks_node_ok(list_nth_node(RawStmt, t.stmts, k++)->stmt, pre->n);
-		if (ok && post->n)
-			ok = checks_node_ok(list_nth_node(RawStmt, t.stmts, k)->stmt, post->n);
+		     (size_t)r->stmt_len == len + 1 && shape_ok(r->stmt, s) &&
+		     checks_read_ok(&t, &k, pre, s->user_prechecks.n) &&
+		     checks_read_ok(&t, &k, post, s->user_postchecks.n);
 		sql_tree_free(&t);
 	}
 	return ok || shape_check_apart(s, m);
