@@ -103,11 +103,21 @@ def pct(xs, p):
 
 
 existing = int(os.environ.get("EXISTING", "0"))
+# The moment a push lands: a post-receive hook (run once the ref is updated)
+# writes the wall clock; the same hook in the baseline repository, so that both
+# pushes do the same work.
+for repo in ("origin.git", "plain.git"):
+    hook = os.path.join(work, repo, "hooks", "post-receive")
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\ndate +%%s.%%N >'%s'\n" % os.path.join(work, repo + ".landed"))
+    os.chmod(hook, 0o755)
+landed_file = os.path.join(work, "origin.git.landed")
+poll = float(os.environ.get("POLL_STATUS_MS", "2")) / 1000
 wait(lambda st: st.get("state") == "idle" and st.get("sync") == "in_sync", 30 + existing * 0.2, 0.2)
 log_mark = os.path.getsize(os.path.join(work, "daemon.log"))
 mem_start = proc_mem()
 
-lat, push, base = [], [], []
+lat, push, base, land = [], [], [], []
 for i in range(1, pushes + 1):
     plan = "%04d-t%d" % (i, i)
     with open(os.path.join(wt, "migrations", plan + ".yaml"), "w") as f:
@@ -125,10 +135,14 @@ for i in range(1, pushes + 1):
     t0 = time.monotonic()
     subprocess.run(git + ["push", "-q", "origin", "main"], check=True)
     t1 = time.monotonic()
-    wait(lambda st: pst(st, plan) == "applied", 30, plan=plan)
+    wait(lambda st: pst(st, plan) == "applied", 30, interval=poll, plan=plan)
     t2 = time.monotonic()
+    w2 = time.time()
+    with open(landed_file) as f:
+        landed = float(f.read())
     push.append(t1 - t0)
     lat.append(t2 - t0)
+    land.append(w2 - landed)
 
 wait(lambda st: st.get("state") == "idle", 30)
 time.sleep(1)
@@ -160,7 +174,8 @@ print("%-44s %8s %8s %8s" % ("-------", "------", "------", "------"))
 for name, xs in (("baseline: git push to an unwatched repository", base),
                  ("git push to the followed repository", push),
                  ("push to applied (status over the socket)", lat),
-                 ("  of which after the push returned", [a - b for a, b in zip(lat, push)])):
+                 ("  of which after the push returned", [a - b for a, b in zip(lat, push)]),
+                 ("ref updated to applied (the daemon's part)", land)):
     print("%-44s %8s %8s %8s" % (name, ms(pct(xs, 50)), ms(pct(xs, 95)), ms(max(xs))))
 print()
 print("%-44s %12s" % ("idle", "value"))
@@ -191,6 +206,7 @@ with open(results, "a") as f:
     f.write(json.dumps({"label": os.environ.get("LABEL", ""), "plans": existing,
                         "p50": pct(lat, 50) * 1000, "p95": pct(lat, 95) * 1000,
                         "after_push_p50": pct([a - b for a, b in zip(lat, push)], 50) * 1000,
+                        "landed_p50": pct(land, 50) * 1000, "push_p50": pct(push, 50) * 1000,
                         "idle_cpu": cpu1 - cpu0, "idle_s": idle_s, "switches": sw1 - sw0,
                         "rss_mb": mb(mem1["VmRSS"]),
                         "sections": {k: statistics.median(v) for k, v in sections.items()},
