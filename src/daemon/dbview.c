@@ -268,36 +268,42 @@ read_plans(struct dbview *v, struct db *db, const char *target, const char *ids,
 	   const char *const *names, size_t nnames, struct db_error *err)
 {
 	const char *params[2] = { target, ids };
-	PGresult *r[4] = { NULL, NULL, NULL, NULL };
+	/* one filter for all: NULL is every plan (the planner drops the test) */
+	struct db_stmt st[4] = {
+		{ .sql = "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char("
+			 "completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+			 "coalesce(file_path, ''), coalesce(max_hazard, ''), coalesce(commit_sha, "
+			 "''), coalesce(author, '') FROM taskslaps.plans WHERE target = $1 AND "
+			 "($2::text[] IS NULL OR plan_id = ANY ($2::text[]))" },
+		{ .sql =
+		      "SELECT step_sha, plan_id, outcome IN ('applied', 'already_present') FROM "
+		      "taskslaps.step_ledger WHERE target = $1 AND ($2::text[] IS NULL OR plan_id "
+		      "= ANY ($2::text[]))" },
+		{ .sql =
+		      "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
+		      "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND ($2::text[] "
+		      "IS NULL OR plan_id = ANY ($2::text[])) AND type IN ('plan.ok', "
+		      "'plan.failed', 'plan.blocked', 'plan.drift', 'plan.rate_limited', "
+		      "'plan.aborted', 'plan.invalid', 'plan.interrupted', 'plan.start', "
+		      "'plan.reverted') ORDER BY plan_id, id DESC" },
+		{ .sql =
+		      "SELECT DISTINCT plan_id FROM taskslaps.events WHERE target = $1 AND type = "
+		      "'plan.out_of_order' AND plan_id IS NOT NULL AND ($2::text[] IS NULL OR "
+		      "plan_id = ANY ($2::text[]))" },
+	};
+	PGresult *r[4];
 	int rc = -1;
 
-	/* one filter for both: NULL is every plan (the planner drops the test) */
-	if (db_exec(db, &r[0], err,
-		    "SELECT plan_id, status, coalesce(checksum, ''), coalesce(to_char(completed_at "
-		    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-		    "coalesce(file_path, ''), coalesce(max_hazard, ''), coalesce(commit_sha, ''), "
-		    "coalesce(author, '') FROM taskslaps.plans WHERE target = $1 AND ($2::text[] "
-		    "IS NULL OR plan_id = ANY ($2::text[]))",
-		    2, params) < 0 ||
-	    db_exec(db, &r[1], err,
-		    "SELECT step_sha, plan_id, outcome IN ('applied', 'already_present') FROM "
-		    "taskslaps.step_ledger WHERE target = $1 AND ($2::text[] IS NULL OR plan_id = "
-		    "ANY ($2::text[]))",
-		    2, params) < 0 ||
-	    db_exec(db, &r[2], err,
-		    "SELECT DISTINCT ON (plan_id) plan_id, type, coalesce(message, '') FROM "
-		    "taskslaps.events WHERE target = $1 AND plan_id IS NOT NULL AND ($2::text[] IS "
-		    "NULL OR plan_id = ANY ($2::text[])) AND type IN ('plan.ok', 'plan.failed', "
-		    "'plan.blocked', 'plan.drift', 'plan.rate_limited', 'plan.aborted', "
-		    "'plan.invalid', 'plan.interrupted', 'plan.start', 'plan.reverted') ORDER BY "
-		    "plan_id, id DESC",
-		    2, params) < 0 ||
-	    db_exec(db, &r[3], err,
-		    "SELECT DISTINCT plan_id FROM taskslaps.events WHERE target = $1 AND type = "
-		    "'plan.out_of_order' AND plan_id IS NOT NULL AND ($2::text[] IS NULL OR "
-		    "plan_id = ANY ($2::text[]))",
-		    2, params) < 0)
+	/* in one round trip, and one implicit transaction: the four read one moment */
+	for (int i = 0; i < 4; i++) {
+		st[i].nparams = 2;
+		st[i].params = params;
+		st[i].fixed = true;
+	}
+	if (db_batch(db, st, 4, err, NULL) < 0)
 		goto out;
+	for (int i = 0; i < 4; i++)
+		r[i] = st[i].res;
 	if (!ids) {
 		for (size_t i = 0; i < v->nall; i++)
 			plan_clear(v, v->all[i]);
@@ -338,7 +344,7 @@ read_plans(struct dbview *v, struct db *db, const char *target, const char *ids,
 	rc = 0;
 out:
 	for (int i = 0; i < 4; i++)
-		PQclear(r[i]);
+		PQclear(st[i].res);
 	return rc;
 }
 
