@@ -4,6 +4,8 @@
 #   2. checks the C sources' format (clang-format --dry-run -Werror on src/
 #      and tests/, with the repository's .clang-format),
 #      builds with -Werror and runs every test (unit + integration) with ctest,
+#      the SQL audit on (every SQL text the program sent, read back last by
+#      PostgreSQL's parser: integration.sql_audit),
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs
 #      the suite again, plus a short fuzzing smoke run when clang is there.
 # Options: --quick (skip the sanitizer pass), -R REGEX (only matching tests).
@@ -25,12 +27,16 @@ done
 
 bash scripts/deps.sh
 jobs=$(nproc)
+# The whole suite records every SQL text the program sends (-DTS_SQL_AUDIT=ON)
+# and reads it back last (integration.sql_audit): with no -R, that it
+# recorded nothing is a failure too.
+[ ${#filter[@]} -eq 0 ] && export TS_SQL_AUDIT_REQUIRE=1
 
 echo "== format (clang-format --dry-run -Werror) =="
 find src tests -name '*.[ch]' -print0 | sort -z | xargs -0 clang-format --dry-run -Werror
 
 echo "== build (-Werror) =="
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_WERROR=ON >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_WERROR=ON -DTS_SQL_AUDIT=ON >/dev/null
 cmake --build build/release -j"$jobs"
 echo "== tests =="
 ctest --test-dir build/release --output-on-failure -j"$jobs" "${filter[@]}"
@@ -41,7 +47,7 @@ echo "== build (ASan + UBSan) =="
 fuzz=OFF
 command -v clang >/dev/null && fuzz=ON
 CC=clang cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DTS_WERROR=ON -DTS_SANITIZE=ON \
-	-DTS_FUZZ=$fuzz >/dev/null
+	-DTS_SQL_AUDIT=ON -DTS_FUZZ=$fuzz >/dev/null
 cmake --build build/asan -j"$jobs"
 echo "== tests under sanitizers =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/db_audit.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -247,6 +248,7 @@ pipe_send(struct db *db, struct pipe *pp, size_t stmt, int kind, const char *sql
 {
 	const char *name = fixed ? prep_find(db, sql) : NULL;
 
+	db_audit('E', sql);
 	if (fixed && !name) {
 		size_t i = prep_add(db, sql);
 		struct slot *s;
@@ -673,6 +675,7 @@ exec_one(struct db *db, PGresult **res, struct db_error *err, const char *sql, i
 			return -1;
 		r = st.res;
 	} else {
+		db_audit('E', sql);
 		r = name ? PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0)
 			 : PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 		if (!res_ok(r)) {
@@ -729,6 +732,7 @@ db_script(struct db *db, struct db_error *err, const char *sql)
 	ExecStatusType st;
 
 	db_flush(db);
+	db_audit('S', sql);
 	r = PQexec(db->conn, sql);
 	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
