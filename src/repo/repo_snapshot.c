@@ -337,28 +337,42 @@ name_index(const char *const *names, size_t n, const char *name)
 /*
  * Marks touched[i] for each of the names that commit tree t brought: t has
  * it with an id that none of the np parent trees (NULL: the directory is
- * absent there) has at that name. tree_has's test, as walk_commit makes it.
+ * absent there) has at that name. tree_has's test, as walk_commit makes it,
+ * made as one merge of t's entries with each parent's (both in git's order
+ * of a tree): only the entries that no parent has are looked up in names,
+ * so a commit that changed k of N files costs N comparisons and k searches.
  */
 static void
 mark_brought(git_tree *t, git_tree *const *pts, unsigned np, const char *const *names, size_t n,
 	     bool *touched)
 {
 	size_t cnt = git_tree_entrycount(t);
+	bool *kept = xcalloc(cnt ? cnt : 1, sizeof(*kept));
 
+	for (unsigned p = 0; p < np; p++) {
+		size_t pcnt = pts[p] ? git_tree_entrycount(pts[p]) : 0, j = 0;
+
+		for (size_t i = 0; i < cnt && j < pcnt; i++) {
+			const git_tree_entry *e = git_tree_entry_byindex(t, i), *pe = NULL;
+			int c = 1;
+
+			while (j < pcnt && (c = git_tree_entry_cmp(
+						pe = git_tree_entry_byindex(pts[p], j), e)) < 0)
+				j++;
+			if (c == 0 && git_oid_equal(git_tree_entry_id(pe), git_tree_entry_id(e)))
+				kept[i] = true;
+		}
+	}
 	for (size_t i = 0; i < cnt; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(t, i);
-		const char *name = git_tree_entry_name(e);
-		ptrdiff_t at = name_index(names, n, name);
-		unsigned p;
+		ptrdiff_t at;
 
-		if (at < 0 || touched[at])
+		if (kept[i])
 			continue;
-		for (p = 0; p < np; p++)
-			if (pts[p] && tree_has(pts[p], name, git_tree_entry_id(e)))
-				break;
-		if (p == np)
+		at = name_index(names, n, git_tree_entry_name(git_tree_entry_byindex(t, i)));
+		if (at >= 0)
 			touched[at] = true;
 	}
+	free(kept);
 }
 
 /*
@@ -469,30 +483,63 @@ tip_brought(struct walk *w, const git_oid *prev, const char *const *names, size_
 	git_commit_free(c);
 }
 
-/* The index of git_path among the files of s (sorted by it: one directory), or -1. */
-static ptrdiff_t
-snap_index(const struct repo_snapshot *s, const char *git_path)
+/*
+ * dir "/" name (name alone when dir is "") against full, as strcmp would
+ * compare the joined text, without joining it.
+ */
+static int
+joined_cmp(const char *dir, size_t dlen, const char *name, const char *full)
 {
-	size_t lo = 0, hi = s->n;
+	if (dlen) {
+		int c = strncmp(dir, full, dlen);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(git_path, s->files[mid].git_path);
-
-		if (!c)
-			return (ptrdiff_t)mid;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		if (c)
+			return c;
+		if (full[dlen] != '/')
+			return (unsigned char)'/' - (unsigned char)full[dlen];
+		full += dlen + 1;
 	}
-	return -1;
+	return strcmp(name, full);
 }
 
-/* Copies prev's entry of the same path and blob into f (whose path, git_path and blob are set). */
+/*
+ * same[i]: the index in prev of the file with the path and the blob of
+ * ents[i] (names[i] its name, under dirpath), or -1. Both are sorted by
+ * path: one merge of the two lists.
+ */
+static void
+prev_same(const struct repo_snapshot *prev, const char *dirpath, const git_tree_entry *const *ents,
+	  const char *const *names, size_t n, ptrdiff_t *same)
+{
+	size_t dlen = strlen(dirpath), j = 0;
+
+	for (size_t i = 0; i < n; i++)
+		same[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		char hex[GIT_OID_HEXSZ];
+		int c = 1;
+
+		while (j < prev->n &&
+		       (c = joined_cmp(dirpath, dlen, names[i], prev->files[j].git_path)) > 0)
+			j++;
+		if (j == prev->n)
+			break;
+		if (c != 0)
+			continue;
+		git_oid_fmt(hex, git_tree_entry_id(ents[i]));
+		if (!memcmp(hex, prev->files[j].blob, GIT_OID_HEXSZ) &&
+		    !prev->files[j].blob[GIT_OID_HEXSZ])
+			same[i] = (ptrdiff_t)j;
+	}
+}
+
+/* Copies prev's entry of the same path and blob into f. */
 static void
 file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
 {
+	f->path = xstrdup(p->path);
+	f->git_path = xstrdup(p->git_path);
+	memcpy(f->blob, p->blob, sizeof(f->blob));
 	f->len = p->len;
 	f->too_large = p->too_large;
 	if (p->content) {
@@ -514,10 +561,10 @@ file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
  */
 static int
 snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo_snapshot *prev,
-	   struct repo_snapshot *s, const char *const *names, ptrdiff_t *reuse, char *err,
-	   size_t errlen)
+	   struct repo_snapshot *s, const git_tree_entry *const *ents, const char *const *names,
+	   ptrdiff_t *reuse, char *err, size_t errlen)
 {
-	bool *touched, *brought;
+	bool *touched, *brought = NULL;
 	git_oid pid;
 
 	for (size_t i = 0; i < s->n; i++)
@@ -528,22 +575,29 @@ snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo
 	if (!git_oid_equal(&pid, tip) && git_graph_descendant_of(r->git, tip, &pid) != 1)
 		return 0;
 	touched = xcalloc(s->n ? s->n : 1, sizeof(*touched));
-	brought = xcalloc(s->n ? s->n : 1, sizeof(*brought));
-	tip_brought(w, &pid, names, s->n, brought);
 	if (range_touched(r, w, tip, &pid, names, s->n, touched) < 0) {
 		free(touched);
-		free(brought);
 		return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
 				   repo_giterr());
 	}
+	prev_same(prev, w->dirpath, ents, names, s->n, reuse);
 	for (size_t i = 0; i < s->n; i++) {
-		ptrdiff_t at;
+		ptrdiff_t at = reuse[i];
 
-		if (touched[i] || (at = snap_index(prev, s->files[i].git_path)) < 0)
+		if (at < 0)
 			continue;
-		if (strcmp(prev->files[at].blob, s->files[i].blob) != 0 ||
-		    (!strcmp(prev->files[at].commit, prev->tip) && !brought[i]))
+		reuse[i] = -1;
+		if (touched[i])
 			continue;
+		if (!strcmp(prev->files[at].commit, prev->tip)) {
+			/* read only when an entry needs it */
+			if (!brought) {
+				brought = xcalloc(s->n ? s->n : 1, sizeof(*brought));
+				tip_brought(w, &pid, names, s->n, brought);
+			}
+			if (!brought[i])
+				continue;
+		}
 		reuse[i] = at;
 		s->reused++;
 	}
@@ -588,16 +642,27 @@ repo_plan_entries(git_tree *dir, size_t *n)
 	size_t cnt = git_tree_entrycount(dir), k = 0;
 	const git_tree_entry **v = xcalloc(cnt ? cnt : 1, sizeof(*v));
 
+	bool sorted = true;
+
 	for (size_t i = 0; i < cnt; i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(dir, i);
 		git_filemode_t m = git_tree_entry_filemode(e);
 
 		/* Regular files only: not symlinks, subdirectories or submodules. */
 		if ((m == GIT_FILEMODE_BLOB || m == GIT_FILEMODE_BLOB_EXECUTABLE) &&
-		    plan_dir_is_plan_name(git_tree_entry_name(e)))
+		    plan_dir_is_plan_name(git_tree_entry_name(e))) {
+			if (k && sorted && cmp_entry_name(&v[k - 1], &e) > 0)
+				sorted = false;
 			v[k++] = e;
+		}
 	}
-	qsort(v, k, sizeof(*v), cmp_entry_name);
+	/*
+	 * git's order of a tree is byte order for files (a directory sorts as
+	 * if its name ended in '/'): sorted already, but for a tree git did
+	 * not write.
+	 */
+	if (!sorted)
+		qsort(v, k, sizeof(*v), cmp_entry_name);
 	*n = k;
 	return v;
 }
@@ -629,6 +694,11 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 static void
 file_move(struct repo_plan_file *f, struct repo_plan_file *p)
 {
+	f->path = p->path;
+	p->path = NULL;
+	f->git_path = p->git_path;
+	p->git_path = NULL;
+	memcpy(f->blob, p->blob, sizeof(f->blob));
 	f->len = p->len;
 	f->too_large = p->too_large;
 	f->content = p->content;
@@ -728,16 +798,9 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 	todo = xcalloc(s->n ? s->n : 1, sizeof(*todo));
 	todo_names = xcalloc(s->n ? s->n : 1, sizeof(*todo_names));
 	reuse = xcalloc(s->n ? s->n : 1, sizeof(*reuse));
-	for (size_t i = 0; i < s->n; i++) {
-		struct repo_plan_file *f = &s->files[i];
-
+	for (size_t i = 0; i < s->n; i++)
 		names[i] = git_tree_entry_name(ents[i]);
-		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
-		/* a file name may be any bytes but '/' and NUL */
-		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
-		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
-	}
-	if (snap_reuse(r, &w, &tip, prev, s, names, reuse, err, errlen) < 0)
+	if (snap_reuse(r, &w, &tip, prev, s, ents, names, reuse, err, errlen) < 0)
 		goto fail;
 	for (size_t i = 0; i < s->n; i++) {
 		struct repo_plan_file *f = &s->files[i];
@@ -746,12 +809,17 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 		size_t len;
 
 		if (reuse[i] >= 0) {
+			/* the same path and blob: prev's strings serve */
 			if (take)
 				file_move(f, &take->files[reuse[i]]);
 			else
 				file_copy(f, &prev->files[reuse[i]]);
 			continue;
 		}
+		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		/* a file name may be any bytes but '/' and NUL */
+		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
+		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
 		todo[ntodo] = f;
 		todo_names[ntodo++] = names[i];
 		/*
