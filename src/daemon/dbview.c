@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "daemon/dbview.h"
+#include "daemon/fphash.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -51,11 +52,7 @@ struct dbview {
 static size_t
 hash(const char *s)
 {
-	size_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return (size_t)fp_str(FP_SEED, s);
 }
 
 static struct node **

@@ -44,6 +44,7 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 	for (size_t k = 0; k < *n; k++) {
 		const struct dbplan *p = dbview_get(v, pis[k].id);
 
+		pis[k].dbp = p;
 		if (p)
 			here[p->at] = true;
 	}
@@ -83,16 +84,18 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		memset(pi, 0, sizeof(*pi));
 		pi->f = pi->own_f = f;
 		pi->id = repo_text_clean(id, strlen(id));
+		pi->own_id = true;
+		pi->dbp = dbview_get(v, pi->id);
 		pi->missing = true;
 		pi->status = "drift";
 		pi->done = pi->total = db_steps(v, id);
 		snprintf(pi->hazard, sizeof(pi->hazard), "%s", all[r]->max_hazard);
-		snprintf(pi->message, sizeof(pi->message),
-			 "plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
-			 "removing an applied plan is drift, as editing one is; restore the file, "
-			 "or run `taskslapsctl accept-drift %s` to accept its removal (nothing is "
-			 "undone)",
-			 id, f->path, snap->tip, id);
+		pi_msgf(pi,
+			"plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
+			"removing an applied plan is drift, as editing one is; restore the file, "
+			"or run `taskslapsctl accept-drift %s` to accept its removal (nothing is "
+			"undone)",
+			id, f->path, snap->tip, id);
 		(*n)++;
 	}
 	plan_idset_free(paths);
@@ -123,8 +126,7 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 		const char *last = db_last_event(v, pi->id);
 
 		if (!last || strcmp(last, "plan.drift") != 0)
-			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s",
-				   pi->message);
+			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi_msg(pi));
 		return;
 	}
 	if (db_exec(
@@ -136,7 +138,7 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 	changed = PQntuples(r);
 	PQclear(r);
 	if (changed)
-		exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi->message);
+		exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi_msg(pi));
 }
 
 /* Counts a plan's steps in the ledger, per wave, and its recorded status. */
@@ -157,7 +159,7 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 		pi->done += pi->wdone[w];
 	}
 	pi->total = pi->p->nsteps;
-	row = dbview_get(v, pi->id);
+	row = pi->dbp;
 	pi->out_of_order = row && row->ooo;
 	if (row && !row->has_row)
 		row = NULL;
@@ -170,7 +172,7 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 
 		if (line_status_parse(row->status, &st) == 0)
 			pi->status = line_status_name(st);
-		snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+		pi_msgf(pi, "%s", db_message(v, pi->id));
 	}
 }
 

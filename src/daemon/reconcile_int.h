@@ -32,7 +32,9 @@ struct pcache_ent {
 	char *key;	  /* "<blob id>:<path>" */
 	struct plan *p;	  /* NULL when the file is invalid */
 	char *diag;	  /* its errors, when invalid */
+	uint64_t id_hash; /* fp_str of its plan's id, when p */
 	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
+	bool key_moved;	  /* the key too: the next cache's, freed there */
 	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
 	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
 	/*
@@ -47,10 +49,11 @@ struct pcache_ent {
 struct pinfo {
 	const struct repo_plan_file *f;
 	struct plan *p; /* NULL when invalid */
-	char *id;
+	char *id;	/* p's (borrowed), or the pinfo's own (own_id) */
+	bool own_id;
 	char *diag;	    /* the parse errors of an invalid plan */
 	const char *status; /* a literal (line_status_name) */
-	char message[1600];
+	char *message;	    /* the pinfo's own, NULL for none: pi_msg, pi_msgf */
 	char sqlstate[6];
 	char applied_at[40];
 	size_t done, total;
@@ -74,7 +77,34 @@ struct pinfo {
 	 * not keep (a removed plan's stand-in).
 	 */
 	struct pcache_ent *ent;
+	/*
+	 * dbview_get of its id, looked up once a pass (add_missing), again
+	 * after the view's refresh only when NULL: an entry, once made, stays
+	 * where it is until the view is forgotten.
+	 */
+	const struct dbplan *dbp;
 };
+
+/* pi's row in the view, or NULL when the database has none. */
+static inline const struct dbplan *
+pi_row(const struct pinfo *pi)
+{
+	return pi->dbp && pi->dbp->has_row ? pi->dbp : NULL;
+}
+
+/* What pi says of its plan ("" when nothing). */
+static inline const char *
+pi_msg(const struct pinfo *pi)
+{
+	return pi->message ? pi->message : "";
+}
+
+/*
+ * Sets pi's message, at most PI_MSG_MAX - 1 bytes of it, as snprintf into
+ * a buffer of PI_MSG_MAX would; an empty one is none.
+ */
+#define PI_MSG_MAX 1600
+void pi_msgf(struct pinfo *pi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The plan's row, or NULL when the database has none. */
 static inline const struct dbplan *

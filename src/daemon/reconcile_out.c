@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/fphash.h"
 #include "daemon/reconcile_int.h"
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
@@ -49,7 +50,7 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 			"Warning: out of order: sorts before a plan that was applied earlier\n");
 	if (pi->sqlstate[0])
 		sb_printf(sb, "SQLSTATE: %s\n", pi->sqlstate);
-	if (pi->message[0] && strcmp(pi->status, "applied") != 0) {
+	if (pi->message && strcmp(pi->status, "applied") != 0) {
 		/* a trailer is one line */
 		sb_puts(sb, "Message: ");
 		for (const char *c = pi->message; *c; c++)
@@ -58,27 +59,11 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	}
 }
 
-static uint64_t
-fp_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 1099511628211ull;
-	return h;
-}
-
-static uint64_t
-fp_str(uint64_t h, const char *s)
-{
-	return fp_bytes(h, s ? s : "", s ? strlen(s) + 1 : 1);
-}
-
 /* Everything of pi that its note says (note_line, note_trailers). */
 static uint64_t
 note_fingerprint(const struct pinfo *pi)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FP_SEED;
 
 	h = fp_str(h, pi->id);
 	h = fp_str(h, pi->status);
@@ -119,7 +104,7 @@ group_by_commit(const struct pinfo *pis, size_t n, size_t **nxt_out, bool **head
 		slot[k] = NONE;
 	for (size_t i = 0; i < n; i++) {
 		const char *c = pis[i].f->commit;
-		size_t h = (size_t)fp_str(1469598103934665603ull, c) & (cap - 1);
+		size_t h = (size_t)fp_str(FP_SEED, c) & (cap - 1);
 
 		while (slot[h] != NONE && strcmp(pis[slot[h]].f->commit, c) != 0)
 			h = (h + 1) & (cap - 1);
@@ -168,8 +153,7 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	      strcmp(id, w->notes_id) != 0 || (w->cfg->push_notes && repo_is_remote(w->repo));
 	group_by_commit(pis, n, &nxt, &head);
 	for (size_t g = 0; g < n; g++) {
-		uint64_t fp =
-		    fp_str(fp_str(1469598103934665603ull, w->cfg->target), w->cfg->notes_ref);
+		uint64_t fp = fp_str(fp_str(FP_SEED, w->cfg->target), w->cfg->notes_ref);
 		bool same = true;
 
 		if (!head[g])
@@ -251,7 +235,7 @@ plan_json(const struct pinfo *pi, const char *status)
 	cJSON_AddStringToObject(o, "commit", pi->f->commit);
 	if (pi->f->author_email)
 		cJSON_AddStringToObject(o, "author", pi->f->author_email);
-	if (pi->message[0])
+	if (pi->message)
 		cJSON_AddStringToObject(o, "message", pi->message);
 	return o;
 }
@@ -260,7 +244,7 @@ plan_json(const struct pinfo *pi, const char *status)
 static uint64_t
 item_fingerprint(const struct pinfo *pi, const char *status)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FP_SEED;
 
 	h = fp_str(h, pi->id);
 	h = fp_str(h, pi->f->path);
@@ -285,7 +269,10 @@ set_plans_locked(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 {
 	cJSON *old = cJSON_GetObjectItem(d->status, "plans"), *arr = cJSON_CreateArray();
 	bool reuse = old && old == w->plans_doc;
+	bool same = reuse && n == w->nplans_items;
 
+	if (!same || !w->plans_items)
+		w->plans_items = xrealloc(w->plans_items, (n ? n : 1) * sizeof(*w->plans_items));
 	for (size_t i = 0; i < n; i++) {
 		struct pcache_ent *e = pis[i].ent;
 		uint64_t fp = item_fingerprint(&pis[i], sts[i]);
@@ -300,9 +287,15 @@ set_plans_locked(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 			e->item = it;
 			e->item_fp = fp;
 		}
+		same = same && w->plans_items[i] == it;
+		w->plans_items[i] = it;
 	}
+	w->nplans_items = n;
 	cJSON_ReplaceItemInObject(d->status, "plans", arr);
 	w->plans_doc = arr;
+	/* the same items in the same order: the index by plan id still holds */
+	if (!same)
+		d->plans_gen++;
 }
 
 /*
@@ -326,7 +319,7 @@ publish_progress(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 		if (i == running)
 			st = "running";
 		else if (i > running && !st)
-			st = db_status(v, pis[i].id) ? db_status(v, pis[i].id) : "pending";
+			st = pi_row(&pis[i]) ? pi_row(&pis[i])->status : "pending";
 		sts[i] = st ? st : "pending";
 	}
 	snprintf(result, sizeof(result), "applying %s (plan %zu of %zu at the tip)",
