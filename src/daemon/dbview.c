@@ -49,6 +49,15 @@ struct dbview {
 #define HOLE_SECONDS 60.0
 #define HOLES_MAX 4096
 
+/* The source of every entry's gen: never twice the same, across views. */
+static unsigned long long gen_clock;
+
+static unsigned long long
+gen_next(void)
+{
+	return __atomic_add_fetch(&gen_clock, 1, __ATOMIC_RELAXED);
+}
+
 static size_t
 hash(const char *s)
 {
@@ -97,6 +106,9 @@ table_put(struct table *t, const char *key, struct dbplan *val)
 	}
 	p = table_slot(t, key);
 	if (*p) {
+		/* the ledger's step id changes hands: what its owner said changes */
+		if ((*p)->val != val)
+			(*p)->val->gen = gen_next();
 		(*p)->key = key;
 		(*p)->val = val;
 		return;
@@ -157,6 +169,7 @@ plan_clear(struct dbview *v, struct dbplan *p)
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	p->at = at;
+	p->gen = gen_next();
 }
 
 struct dbview *
@@ -208,6 +221,12 @@ dbview_in_ledger(const struct dbview *v, const char *step_sha)
 	return table_get(&v->ledger, step_sha) != NULL;
 }
 
+const struct dbplan *
+dbview_ledger_owner(const struct dbview *v, const char *step_sha)
+{
+	return table_get(&v->ledger, step_sha);
+}
+
 struct dbplan *const *
 dbview_all(const struct dbview *v, size_t *n)
 {
@@ -225,6 +244,7 @@ plan_of(struct dbview *v, const char *id)
 		return p;
 	p = xcalloc(1, sizeof(*p));
 	p->id = xstrdup(id);
+	p->gen = gen_next();
 	if (v->nall == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 256;
 		v->all = xrealloc(v->all, v->cap * sizeof(*v->all));

@@ -34,6 +34,13 @@ struct dbplan {
 	char **shas;   /* its step_sha in the ledger, any outcome */
 	size_t nshas;
 	size_t at; /* its index in dbview_all */
+	/*
+	 * Moves whenever what the view says of the plan may have changed: it
+	 * was read again, or a step id of its ledger was taken by another
+	 * plan's (dbview_ledger_owner). Never the same for two entries, even
+	 * of two views: a memo of an entry holds while its gen does.
+	 */
+	unsigned long long gen;
 };
 
 struct dbview;
@@ -59,6 +66,11 @@ void dbview_forget(struct dbview *v);
 const struct dbplan *dbview_get(const struct dbview *v, const char *id);
 /* Whether a ledger row has step_sha (any plan, any outcome). */
 bool dbview_in_ledger(const struct dbview *v, const char *step_sha);
+/*
+ * The plan whose ledger row has step_sha, as dbview_in_ledger finds it, or
+ * NULL: while that plan's gen stays, so does the answer.
+ */
+const struct dbplan *dbview_ledger_owner(const struct dbview *v, const char *step_sha);
 /* The plans in the order they were first read; n in *n (borrowed). */
 struct dbplan *const *dbview_all(const struct dbview *v, size_t *n);
 

@@ -141,6 +141,45 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 		exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi_msg(pi));
 }
 
+/*
+ * Counts pi's steps in the ledger, per wave. Remembered in its cache entry
+ * when every step is in its own ledger rows: then only a read of its row
+ * again (or a step id of its taken by another plan's) changes the count,
+ * and the row's gen says when.
+ */
+static void
+count_steps(struct pinfo *pi, const struct dbview *v)
+{
+	struct pcache_ent *e = pi->ent;
+	const struct dbplan *row = pi->dbp;
+	bool own = row != NULL;
+
+	if (e && row && e->p == pi->p && e->db == row && e->db_gen == row->gen) {
+		memcpy(pi->wdone, e->wdone, sizeof(pi->wdone));
+		pi->done = e->done;
+		return;
+	}
+	pi->done = 0;
+	for (int w = 0; w < WAVE__COUNT; w++) {
+		pi->wdone[w] = 0;
+		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++) {
+			const struct dbplan *o =
+			    dbview_ledger_owner(v, pi->p->waves[w].steps[i].sha);
+
+			if (o)
+				pi->wdone[w]++;
+			own = own && o == row;
+		}
+		pi->done += pi->wdone[w];
+	}
+	if (e && e->p == pi->p) {
+		e->db = own ? row : NULL;
+		e->db_gen = own ? row->gen : 0;
+		memcpy(e->wdone, pi->wdone, sizeof(e->wdone));
+		e->done = pi->done;
+	}
+}
+
 /* Counts a plan's steps in the ledger, per wave, and its recorded status. */
 void
 fill_from_db(struct pinfo *pi, const struct dbview *v)
@@ -149,22 +188,23 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 
 	if (!pi->p)
 		return;
-	pi->done = 0;
-	for (int w = 0; w < WAVE__COUNT; w++) {
+	for (int w = 0; w < WAVE__COUNT; w++)
 		pi->wtotal[w] = pi->p->waves[w].nsteps;
-		pi->wdone[w] = 0;
-		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++)
-			if (dbview_in_ledger(v, pi->p->waves[w].steps[i].sha))
-				pi->wdone[w]++;
-		pi->done += pi->wdone[w];
-	}
+	count_steps(pi, v);
 	pi->total = pi->p->nsteps;
 	row = pi->dbp;
 	pi->out_of_order = row && row->ooo;
 	if (row && !row->has_row)
 		row = NULL;
-	if (row)
-		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", row->completed_at);
+	if (row) {
+		size_t len = strlen(row->completed_at);
+
+		/* as snprintf into it would */
+		if (len >= sizeof(pi->applied_at))
+			len = sizeof(pi->applied_at) - 1;
+		memcpy(pi->applied_at, row->completed_at, len);
+		pi->applied_at[len] = '\0';
+	}
 	/* reverted in this pass by a revert plan after it in the line: say so now */
 	if (row && pi->status && !strcmp(pi->status, "applied") &&
 	    exec_status_reverted(row->status) && !strcmp(row->checksum, pi->p->checksum)) {

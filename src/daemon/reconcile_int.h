@@ -43,6 +43,15 @@ struct pcache_ent {
 	 */
 	cJSON *item;
 	uint64_t item_fp;
+	/*
+	 * What fill_from_db counted of p's steps in the ledger, while db_gen is
+	 * db's gen: kept only when every step was found in db's own ledger.
+	 */
+	const struct dbplan *db;
+	unsigned long long db_gen;
+	size_t wdone[WAVE__COUNT], done;
+	/* fp of what of its plan does not change while the entry is kept (pi_fixed_fp) */
+	uint64_t fixed_fp;
 };
 
 /* What the status document and the notes say of one plan file. */

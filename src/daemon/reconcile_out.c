@@ -59,28 +59,59 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	}
 }
 
-/* Everything of pi that its note says (note_line, note_trailers). */
+/* What of pi stays while its plan cache entry does: its id, its file's path, its plan's. */
 static uint64_t
-note_fingerprint(const struct pinfo *pi)
+fixed_fp_of(const struct pinfo *pi)
 {
 	uint64_t h = FP_SEED;
 
 	h = fp_str(h, pi->id);
-	h = fp_str(h, pi->status);
 	h = fp_str(h, pi->f->path);
-	h = fp_str(h, pi->f->commit);
-	h = fp_str(h, pi->hazard);
 	h = fp_str(h, pi->p ? pi->p->checksum : NULL);
-	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : "");
+	return fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : NULL);
+}
+
+/*
+ * fixed_fp_of, kept in the cache entry when pi's plan and id are the
+ * entry's (a cache hit is the same blob at the same path: the same plan);
+ * made anew otherwise (an invalid file, a revert plan, a duplicate id).
+ */
+static uint64_t
+pi_fixed_fp(const struct pinfo *pi)
+{
+	struct pcache_ent *e = pi->ent;
+
+	if (!e || !pi->p || pi->p != e->p || pi->id != pi->p->id)
+		return fixed_fp_of(pi);
+	if (!e->fixed_fp)
+		e->fixed_fp = fixed_fp_of(pi) | 1;
+	return e->fixed_fp;
+}
+
+/*
+ * A char array hashed whole: what follows its text is stable for a pinfo
+ * (zeroed, or copied whole), and differing bytes there only rebuild.
+ */
+#define FP_ARRAY(h, a) fp_bytes((h), (a), sizeof(a))
+
+/* Everything of pi that its note says (note_line, note_trailers). */
+static uint64_t
+note_fingerprint(const struct pinfo *pi)
+{
+	uint64_t h = FP_SEED, fixed = pi_fixed_fp(pi);
+
+	h = fp_bytes(h, &fixed, sizeof(fixed));
+	h = fp_str(h, pi->status);
+	h = FP_ARRAY(h, pi->f->commit);
+	h = FP_ARRAY(h, pi->hazard);
 	h = fp_bytes(h, &pi->done, sizeof(pi->done));
 	h = fp_bytes(h, &pi->total, sizeof(pi->total));
 	h = fp_bytes(h, pi->wdone, sizeof(pi->wdone));
 	h = fp_bytes(h, pi->wtotal, sizeof(pi->wtotal));
 	h = fp_bytes(h, &pi->out_of_order, sizeof(pi->out_of_order));
-	h = fp_str(h, pi->applied_at);
-	h = fp_str(h, pi->sqlstate);
-	h = fp_str(h, pi->message);
-	return h;
+	h = FP_ARRAY(h, pi->applied_at);
+	h = FP_ARRAY(h, pi->sqlstate);
+	return fp_str(h, pi->message);
 }
 
 /*
@@ -240,20 +271,21 @@ plan_json(const struct pinfo *pi, const char *status)
 	return o;
 }
 
-/* Everything of pi that plan_json says, with status. */
+/*
+ * Everything of pi that plan_json says, with status. The author is the
+ * commit's: a commit id says it (a removed plan's stand-in, which has none,
+ * keeps no item).
+ */
 static uint64_t
 item_fingerprint(const struct pinfo *pi, const char *status)
 {
-	uint64_t h = FP_SEED;
+	uint64_t h = FP_SEED, fixed = pi_fixed_fp(pi);
 
-	h = fp_str(h, pi->id);
-	h = fp_str(h, pi->f->path);
+	h = fp_bytes(h, &fixed, sizeof(fixed));
 	h = fp_str(h, status);
-	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : NULL);
 	h = fp_bytes(h, &pi->done, sizeof(pi->done));
 	h = fp_bytes(h, &pi->total, sizeof(pi->total));
-	h = fp_str(h, pi->f->commit);
-	h = fp_str(h, pi->f->author_email);
+	h = FP_ARRAY(h, pi->f->commit);
 	return fp_str(h, pi->message);
 }
 

@@ -149,6 +149,11 @@ pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, str
 		e->note_fp = hit->note_fp;
 		e->item = hit->item;
 		e->item_fp = hit->item_fp;
+		e->db = hit->db;
+		e->db_gen = hit->db_gen;
+		memcpy(e->wdone, hit->wdone, sizeof(e->wdone));
+		e->done = hit->done;
+		e->fixed_fp = hit->fixed_fp;
 		/* the key stays readable for the walk until the old cache goes */
 		hit->key_moved = true;
 		hit->p = NULL;
