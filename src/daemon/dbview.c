@@ -27,8 +27,10 @@ struct dbview {
 	struct table plans;  /* id -> plan */
 	struct table ledger; /* step_sha -> plan */
 	struct dbplan **all;
+	unsigned long long *gens; /* all[i]->gen, side by side: dbview_gen_at */
 	size_t nall, cap;
-	long long last_event; /* the highest event id read; -1: nothing read yet */
+	long long last_event;	   /* the highest event id read; -1: nothing read yet */
+	unsigned long long serial; /* dbview_serial */
 	/*
 	 * The ids below last_event that no read has seen, as ranges: an event
 	 * of another target the view may not read, a rolled back insert, or
@@ -85,8 +87,17 @@ table_get(const struct table *t, const char *key)
 	return p && *p ? (*p)->val : NULL;
 }
 
+/* p's gen moves (and its copy in v->gens). */
 static void
-table_put(struct table *t, const char *key, struct dbplan *val)
+gen_bump(struct dbview *v, struct dbplan *p)
+{
+	p->gen = gen_next();
+	v->gens[p->at] = p->gen;
+}
+
+/* key -> val; v (for the ledger) when a step id changing hands moves its owner's gen. */
+static void
+table_put(struct table *t, const char *key, struct dbplan *val, struct dbview *v)
 {
 	struct node **p, *e;
 
@@ -107,8 +118,8 @@ table_put(struct table *t, const char *key, struct dbplan *val)
 	p = table_slot(t, key);
 	if (*p) {
 		/* the ledger's step id changes hands: what its owner said changes */
-		if ((*p)->val != val)
-			(*p)->val->gen = gen_next();
+		if (v && (*p)->val != val)
+			gen_bump(v, (*p)->val);
 		(*p)->key = key;
 		(*p)->val = val;
 		return;
@@ -169,7 +180,7 @@ plan_clear(struct dbview *v, struct dbplan *p)
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	p->at = at;
-	p->gen = gen_next();
+	gen_bump(v, p);
 }
 
 struct dbview *
@@ -178,6 +189,7 @@ dbview_new(void)
 	struct dbview *v = xcalloc(1, sizeof(*v));
 
 	v->last_event = -1;
+	v->serial = gen_next();
 	return v;
 }
 
@@ -191,10 +203,13 @@ dbview_forget(struct dbview *v)
 	}
 	free(v->all);
 	v->all = NULL;
+	free(v->gens);
+	v->gens = NULL;
 	v->nall = v->cap = 0;
 	table_clear(&v->plans);
 	table_clear(&v->ledger);
 	v->last_event = -1;
+	v->serial = gen_next();
 	free(v->holes);
 	v->holes = NULL;
 	v->nholes = 0;
@@ -207,6 +222,18 @@ dbview_free(struct dbview *v)
 		return;
 	dbview_forget(v);
 	free(v);
+}
+
+unsigned long long
+dbview_serial(const struct dbview *v)
+{
+	return v->serial;
+}
+
+unsigned long long
+dbview_gen_at(const struct dbview *v, size_t at)
+{
+	return at < v->nall ? v->gens[at] : 0;
 }
 
 const struct dbplan *
@@ -244,14 +271,15 @@ plan_of(struct dbview *v, const char *id)
 		return p;
 	p = xcalloc(1, sizeof(*p));
 	p->id = xstrdup(id);
-	p->gen = gen_next();
 	if (v->nall == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 256;
 		v->all = xrealloc(v->all, v->cap * sizeof(*v->all));
+		v->gens = xrealloc(v->gens, v->cap * sizeof(*v->gens));
 	}
 	p->at = v->nall;
 	v->all[v->nall++] = p;
-	table_put(&v->plans, p->id, p);
+	gen_bump(v, p);
+	table_put(&v->plans, p->id, p, NULL);
 	return p;
 }
 
@@ -339,7 +367,7 @@ read_plans(struct dbview *v, struct db *db, const char *target, const char *ids,
 
 		p->shas = xrealloc(p->shas, (p->nshas + 1) * sizeof(*p->shas));
 		p->shas[p->nshas] = xstrdup(PQgetvalue(r[1], i, 0));
-		table_put(&v->ledger, p->shas[p->nshas], p);
+		table_put(&v->ledger, p->shas[p->nshas], p, v);
 		p->nshas++;
 		if (!strcmp(PQgetvalue(r[1], i, 2), "t"))
 			p->steps++;

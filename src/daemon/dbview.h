@@ -62,6 +62,19 @@ int dbview_catch_up(struct dbview *v, struct db *db, const char *target, const c
 /* Forgets what was read: the next dbview_catch_up reads every plan (a new connection). */
 void dbview_forget(struct dbview *v);
 
+/*
+ * Never the same for two views, and moved whenever the view forgets what it
+ * read: while it stays, an entry dbview_get gave stays where it is.
+ */
+unsigned long long dbview_serial(const struct dbview *v);
+
+/*
+ * The gen of the entry at index at of dbview_all (0 when there is none),
+ * read from an array of them side by side: a memo checked for every plan
+ * of a pass costs no visit to each entry.
+ */
+unsigned long long dbview_gen_at(const struct dbview *v, size_t at);
+
 /* The plan id's entry, or NULL (borrowed, valid until the next catch-up). */
 const struct dbplan *dbview_get(const struct dbview *v, const char *id);
 /* Whether a ledger row has step_sha (any plan, any outcome). */

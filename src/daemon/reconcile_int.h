@@ -44,12 +44,27 @@ struct pcache_ent {
 	cJSON *item;
 	uint64_t item_fp;
 	/*
-	 * What fill_from_db counted of p's steps in the ledger, while db_gen is
-	 * db's gen: kept only when every step was found in db's own ledger.
+	 * What the pass read of its plan's entry in the view (db, at index
+	 * db_at of dbview_all), kept while that entry's gen is the one read:
+	 * fill_gen for what fill_from_db found (its steps in the ledger, kept
+	 * only when each is in db's own ledger rows), line_gen for line_fill's
+	 * facts. 0: nothing kept. Checked with dbview_gen_at, which visits no
+	 * entry: a plan nothing changed costs no lookup of the view.
 	 */
 	const struct dbplan *db;
-	unsigned long long db_gen;
+	size_t db_at;
+	unsigned long long fill_gen, line_gen;
 	size_t wdone[WAVE__COUNT], done;
+	bool ooo, has_row;
+	char applied_at[40];
+	const char *reverted; /* the row's reverted status, its checksum the plan's; else NULL */
+	enum line_status line_db;
+	const char *line_db_checksum;
+	bool line_sum_same;
+	/* its plan's entry in the view (add_missing), while the view's serial is view_serial */
+	const struct dbplan *dbp;
+	size_t dbp_at;
+	unsigned long long view_serial;
 	/* fp of what of its plan does not change while the entry is kept (pi_fixed_fp) */
 	uint64_t fixed_fp;
 };
@@ -92,6 +107,8 @@ struct pinfo {
 	 * where it is until the view is forgotten.
 	 */
 	const struct dbplan *dbp;
+	/* line_fill: the row's checksum is the plan's (-1: not known, no row) */
+	signed char sum_same;
 };
 
 /* pi's row in the view, or NULL when the database has none. */
@@ -160,6 +177,7 @@ db_last_event(const struct dbview *v, const char *plan_id)
 }
 
 /* reconcile_facts.c */
+struct pcache_ent *pi_memo(const struct pinfo *pi, const struct dbview *v, unsigned long long *gen);
 /* a plan's counts, status and message from the database's view */
 void fill_from_db(struct pinfo *pi, const struct dbview *v);
 struct pinfo *add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap,

@@ -4,6 +4,7 @@
  * revert plans resolved against the plan they revert.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
 struct pcache {
 	struct pcache_ent *v;
 	size_t n;
+	unsigned long long serial; /* of the snapshot it was made from, whose order it has */
 };
 
 static void
@@ -120,23 +122,34 @@ pcache_key_is(const struct pcache_ent *e, const struct repo_plan_file *f, size_t
 }
 
 static void
-pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, struct pcache_ent *e,
-	    struct plan **own)
+pcache_fill(struct pcache *old, unsigned long long s_prev_serial, size_t *cur,
+	    const struct repo_plan_file *f, struct pcache_ent *e, struct plan **own)
 {
 	struct pcache_ent *hit = NULL;
 	size_t blen = strlen(f->blob);
 	struct diags dg = DIAGS_INIT;
 
 	*own = NULL;
-	/*
-	 * Both in the snapshot's order (by path): one walk down the old cache.
-	 * Were an order to differ, a file would only be parsed again. The key
-	 * is made only for a file parsed now.
-	 */
-	while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
-		(*cur)++;
-	if (old && *cur < old->n && pcache_key_is(&old->v[*cur], f, blen))
-		hit = &old->v[*cur];
+	if (old && old->serial && old->serial == s_prev_serial) {
+		/*
+		 * The old cache is in the order of the snapshot this one was made
+		 * from, which names the entry of the same path and blob: the key is
+		 * the same, by construction (its blob is checked all the same).
+		 */
+		if (f->prev != REPO_NONE && f->prev < old->n &&
+		    !memcmp(old->v[f->prev].key, f->blob, blen))
+			hit = &old->v[f->prev];
+	} else {
+		/*
+		 * Both in the snapshot's order (by path): one walk down the old
+		 * cache. Were an order to differ, a file would only be parsed
+		 * again. The key is made only for a file parsed now.
+		 */
+		while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
+			(*cur)++;
+		if (old && *cur < old->n && pcache_key_is(&old->v[*cur], f, blen))
+			hit = &old->v[*cur];
+	}
 	/*
 	 * A plan blocked in the last pass is parsed again: its reasons are
 	 * written in its arena, which must not grow pass after pass.
@@ -149,10 +162,9 @@ pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, str
 		e->note_fp = hit->note_fp;
 		e->item = hit->item;
 		e->item_fp = hit->item_fp;
-		e->db = hit->db;
-		e->db_gen = hit->db_gen;
-		memcpy(e->wdone, hit->wdone, sizeof(e->wdone));
-		e->done = hit->done;
+		memcpy(&e->db, &hit->db,
+		       offsetof(struct pcache_ent, view_serial) + sizeof(e->view_serial) -
+			   offsetof(struct pcache_ent, db));
 		e->fixed_fp = hit->fixed_fp;
 		/* the key stays readable for the walk until the old cache goes */
 		hit->key_moved = true;
@@ -271,6 +283,7 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 
 	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
 	next->n = s->n;
+	next->serial = s->serial;
 	while (cap < 2 * s->n)
 		cap *= 2;
 	slot = xmalloc(cap * sizeof(*slot));
@@ -281,7 +294,7 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 		struct plan *own;
 
 		pi->f = &s->files[i];
-		pcache_fill(w->pcache, &cur, pi->f, e, &own);
+		pcache_fill(w->pcache, s->prev_serial, &cur, pi->f, e, &own);
 		pi->ent = e;
 		pi->p = own ? own : e->p;
 		pi->own_p = own != NULL;

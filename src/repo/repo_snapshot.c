@@ -290,6 +290,14 @@ repo_attribute(struct repo *r, struct walk *w, const git_oid *tip, struct repo_p
 	}
 	if (left && wrc != GIT_ITEROVER)
 		goto giterr;
+	{
+		char hex[GIT_OID_HEXSZ + 1];
+
+		/* brought by the tip: the walk found it there (not a cut history's stand-in) */
+		git_oid_tostr(hex, sizeof(hex), tip);
+		for (size_t i = 0; i < n; i++)
+			files[i]->by_tip = done[i] && !strcmp(files[i]->commit, hex);
+	}
 	if (left) {
 		/* Only a cut history (graft, shallow) ends before a file began. */
 		git_commit *c;
@@ -463,73 +471,34 @@ out:
 }
 
 /*
- * Which of the names prev's own tip brought, into brought. An entry prev
- * attributed to its tip without the tip having brought it is where a cut
- * history (shallow, graft) puts a file whose beginning it lacks: from a
- * newer tip, that is the newer tip. A tip whose parents cannot be read
- * brought nothing here.
- */
-static void
-tip_brought(struct walk *w, const git_oid *prev, const char *const *names, size_t n, bool *brought)
-{
-	git_commit *c = NULL;
-	git_tree **pts = NULL;
-	unsigned cap = 0;
-
-	if (git_commit_lookup(&c, w->git, prev) == 0 &&
-	    commit_brought(w, c, &pts, &cap, names, n, brought) < 0)
-		memset(brought, 0, n * sizeof(*brought));
-	free(pts);
-	git_commit_free(c);
-}
-
-/*
- * dir "/" name (name alone when dir is "") against full, as strcmp would
- * compare the joined text, without joining it.
- */
-static int
-joined_cmp(const char *dir, size_t dlen, const char *name, const char *full)
-{
-	if (dlen) {
-		int c = strncmp(dir, full, dlen);
-
-		if (c)
-			return c;
-		if (full[dlen] != '/')
-			return (unsigned char)'/' - (unsigned char)full[dlen];
-		full += dlen + 1;
-	}
-	return strcmp(name, full);
-}
-
-/*
- * same[i]: the index in prev of the file with the path and the blob of
- * ents[i] (names[i] its name, under dirpath), or -1. Both are sorted by
- * path: one merge of the two lists.
+ * The files' prev: the index in prev of the file with the path and the
+ * blob of ents[i] (names[i] its name, under dirpath), or REPO_NONE. Both
+ * are sorted by name, under the same directory: one merge of the two
+ * lists. Nothing matches when prev read another directory.
  */
 static void
 prev_same(const struct repo_snapshot *prev, const char *dirpath, const git_tree_entry *const *ents,
-	  const char *const *names, size_t n, ptrdiff_t *same)
+	  const char *const *names, struct repo_snapshot *s)
 {
-	size_t dlen = strlen(dirpath), j = 0;
+	size_t off = *dirpath ? strlen(dirpath) + 1 : 0, j = 0;
 
-	for (size_t i = 0; i < n; i++)
-		same[i] = -1;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < s->n; i++)
+		s->files[i].prev = REPO_NONE;
+	if (!prev->dir || strcmp(prev->dir, dirpath) != 0)
+		return;
+	s->prev_serial = prev->serial;
+	for (size_t i = 0; i < s->n && j < prev->n; i++) {
 		char hex[GIT_OID_HEXSZ];
 		int c = 1;
 
-		while (j < prev->n &&
-		       (c = joined_cmp(dirpath, dlen, names[i], prev->files[j].git_path)) > 0)
+		while (j < prev->n && (c = strcmp(names[i], prev->files[j].git_path + off)) > 0)
 			j++;
-		if (j == prev->n)
-			break;
 		if (c != 0)
 			continue;
 		git_oid_fmt(hex, git_tree_entry_id(ents[i]));
 		if (!memcmp(hex, prev->files[j].blob, GIT_OID_HEXSZ) &&
 		    !prev->files[j].blob[GIT_OID_HEXSZ])
-			same[i] = (ptrdiff_t)j;
+			s->files[i].prev = j;
 	}
 }
 
@@ -550,25 +519,28 @@ file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
 	f->author_name = xstrdup(p->author_name);
 	f->author_email = xstrdup(p->author_email);
 	f->commit_time = p->commit_time;
+	f->by_tip = p->by_tip;
 }
 
 /*
  * Which files of s keep prev's entry (reuse[i]: the index in prev, or -1):
  * when prev's tip is tip or an ancestor of it, each path whose blob is
  * prev's and that no commit in between brought; one prev attributed to its
- * own tip only if that tip did bring it (tip_brought). Returns 0 (all -1
- * when prev cannot serve), or -1 with err.
+ * own tip only if that tip did bring it (by_tip). Returns 0 (all -1 when
+ * prev cannot serve), or -1 with err.
  */
 static int
 snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo_snapshot *prev,
 	   struct repo_snapshot *s, const git_tree_entry *const *ents, const char *const *names,
 	   ptrdiff_t *reuse, char *err, size_t errlen)
 {
-	bool *touched, *brought = NULL;
+	bool *touched;
 	git_oid pid;
 
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		reuse[i] = -1;
+		s->files[i].prev = REPO_NONE;
+	}
 	if (!prev || strlen(prev->tip) != GIT_OID_HEXSZ || git_oid_fromstr(&pid, prev->tip) < 0)
 		return 0;
 	/* a rewritten branch, or a tip gone (gc): the full snapshot */
@@ -580,29 +552,19 @@ snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo
 		return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
 				   repo_giterr());
 	}
-	prev_same(prev, w->dirpath, ents, names, s->n, reuse);
+	prev_same(prev, w->dirpath, ents, names, s);
 	for (size_t i = 0; i < s->n; i++) {
-		ptrdiff_t at = reuse[i];
+		size_t at = s->files[i].prev;
 
-		if (at < 0)
+		if (at == REPO_NONE || touched[i])
 			continue;
-		reuse[i] = -1;
-		if (touched[i])
+		/* a cut history's stand-in at prev's tip: the newer tip stands in now */
+		if (!strcmp(prev->files[at].commit, prev->tip) && !prev->files[at].by_tip)
 			continue;
-		if (!strcmp(prev->files[at].commit, prev->tip)) {
-			/* read only when an entry needs it */
-			if (!brought) {
-				brought = xcalloc(s->n ? s->n : 1, sizeof(*brought));
-				tip_brought(w, &pid, names, s->n, brought);
-			}
-			if (!brought[i])
-				continue;
-		}
-		reuse[i] = at;
+		reuse[i] = (ptrdiff_t)at;
 		s->reused++;
 	}
 	free(touched);
-	free(brought);
 	return 0;
 }
 
@@ -709,6 +671,7 @@ file_move(struct repo_plan_file *f, struct repo_plan_file *p)
 	f->author_email = p->author_email;
 	p->author_email = NULL;
 	f->commit_time = p->commit_time;
+	f->by_tip = p->by_tip;
 }
 
 static int snapshot_since(struct repo *r, const char *migrations_dir,
@@ -728,6 +691,9 @@ repo_snapshot_since_move(struct repo *r, const char *migrations_dir, struct repo
 {
 	return snapshot_since(r, migrations_dir, prev, prev, out, err, errlen);
 }
+
+/* The source of snapshots' serials. */
+static unsigned long long snap_serial;
 
 /* repo_snapshot_since; with take (prev itself), reused entries move out of it. */
 static int
@@ -767,6 +733,8 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 		goto giterr;
 	git_oid_tostr(s->tip, sizeof(s->tip), &tip);
 	w.dirpath = dirpath;
+	s->dir = xstrdup(dirpath);
+	s->serial = __atomic_add_fetch(&snap_serial, 1, __ATOMIC_RELAXED);
 	if (!*dirpath) {
 		dir = root;
 		root = NULL;
@@ -887,6 +855,7 @@ repo_snapshot_free(struct repo_snapshot *s)
 		free(s->files[i].author_email);
 	}
 	free(s->files);
+	free(s->dir);
 	free(s);
 }
 
