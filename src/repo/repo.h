@@ -53,6 +53,11 @@ struct repo_snapshot {
 	size_t reused; /* how many entries repo_snapshot_since copied from the previous one */
 	char *dir;     /* migrations_dir as read ("" for the root) */
 	/*
+	 * Its tree at the tip (libgit2's git_tree, a reference of the
+	 * snapshot's own, freed with it): the next snapshot's walk needs it.
+	 */
+	struct git_tree *dir_tree;
+	/*
 	 * Never the same for two snapshots; prev_serial: the serial of the one
 	 * this was made from, whose indexes the files' prev are (0: none).
 	 */

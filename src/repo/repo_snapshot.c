@@ -169,6 +169,32 @@ walk_tree(struct walk *w, const git_oid *id)
 	return t;
 }
 
+/*
+ * A tree the walk holds already (its own reference): a lookup of its id
+ * finds it without reading the object again, whatever libgit2's cache
+ * dropped meanwhile.
+ */
+static void
+walk_hold(struct walk *w, git_tree *t)
+{
+	git_object *dup;
+
+	if (!t || git_object_dup(&dup, (git_object *)t) < 0)
+		return;
+	git_tree_free(w->trees[w->next_tree]);
+	w->trees[w->next_tree] = (git_tree *)dup;
+	w->next_tree = (w->next_tree + 1) % REPO_TREE_CACHE;
+}
+
+/* walk_tree, with a reference of the caller's own (git_tree_free it), or -1. */
+static int
+walk_tree_ref(struct walk *w, git_tree **out, const git_oid *id)
+{
+	git_tree *t = walk_tree(w, id);
+
+	return t ? git_object_dup((git_object **)out, (git_object *)t) : -1;
+}
+
 static void
 walk_free(struct walk *w)
 {
@@ -416,10 +442,10 @@ commit_brought(struct walk *w, git_commit *c, git_tree ***pts, unsigned *cap,
 		}
 		(*pts)[p] = NULL;
 		loaded = p + 1;
-		if (prc == 1 && git_tree_lookup(&(*pts)[p], w->git, &pdir) < 0)
+		if (prc == 1 && walk_tree_ref(w, &(*pts)[p], &pdir) < 0)
 			goto out;
 	}
-	if (git_tree_lookup(&t, w->git, &dir) < 0)
+	if (walk_tree_ref(w, &t, &dir) < 0)
 		goto out;
 	mark_brought(t, *pts, np, names, n, touched);
 	rc = 0;
@@ -760,6 +786,13 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 	}
 	if (git_repository_odb(&odb, r->git) < 0)
 		goto giterr;
+	/*
+	 * The walks below ask for this tree and, most often, for the previous
+	 * tip's (its parent's): both are at hand, not read again.
+	 */
+	walk_hold(&w, dir);
+	if (prev && prev->dir_tree)
+		walk_hold(&w, prev->dir_tree);
 	ents = repo_plan_entries(dir, &s->n);
 	s->files = xcalloc(s->n ? s->n : 1, sizeof(*s->files));
 	names = xcalloc(s->n ? s->n : 1, sizeof(*names));
@@ -815,6 +848,9 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 	}
 	if (repo_attribute(r, &w, &tip, todo, todo_names, ntodo, err, errlen) < 0)
 		goto fail;
+	/* kept for the next snapshot, whose tip's parent this tip most often is */
+	s->dir_tree = dir;
+	dir = NULL;
 	*out = s;
 	s = NULL;
 	rc = 0;
@@ -856,6 +892,7 @@ repo_snapshot_free(struct repo_snapshot *s)
 	}
 	free(s->files);
 	free(s->dir);
+	git_tree_free(s->dir_tree);
 	free(s);
 }
 
