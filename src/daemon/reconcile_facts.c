@@ -44,7 +44,7 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 	for (size_t k = 0; k < *n; k++) {
 		struct pcache_ent *e = pis[k].ent;
 		/* the entry of the cached plan's id: kept in its cache entry while the view's */
-		bool keep = e && pis[k].p && pis[k].p == e->p && pis[k].id == pis[k].p->id;
+		bool keep = e && pis[k].p && pis[k].p == e->p && !pis[k].own_id;
 
 		if (keep && e->dbp && e->view_serial == dbview_serial(v)) {
 			pis[k].dbp = e->dbp;
@@ -191,10 +191,10 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 
 	if (!pi->p)
 		return;
-	for (int w = 0; w < WAVE__COUNT; w++)
-		pi->wtotal[w] = pi->p->waves[w].nsteps;
-	pi->total = pi->p->nsteps;
 	if (e && e->fill_gen && e->fill_gen == gen) {
+		/* all of it from the cache entry: not even the plan is visited */
+		memcpy(pi->wtotal, e->wtotal, sizeof(pi->wtotal));
+		pi->total = e->total;
 		memcpy(pi->wdone, e->wdone, sizeof(pi->wdone));
 		pi->done = e->done;
 		pi->out_of_order = e->ooo;
@@ -206,6 +206,9 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 		}
 		return;
 	}
+	for (int w = 0; w < WAVE__COUNT; w++)
+		pi->wtotal[w] = pi->p->waves[w].nsteps;
+	pi->total = pi->p->nsteps;
 	row = pi->dbp;
 	own = row != NULL;
 	pi->done = 0;
@@ -244,6 +247,8 @@ fill_from_db(struct pinfo *pi, const struct dbview *v)
 				e->line_gen = 0;
 			memcpy(e->wdone, pi->wdone, sizeof(e->wdone));
 			e->done = pi->done;
+			memcpy(e->wtotal, pi->wtotal, sizeof(e->wtotal));
+			e->total = pi->total;
 			e->ooo = pi->out_of_order;
 			e->has_row = row != NULL;
 			memset(e->applied_at, 0, sizeof(e->applied_at));

@@ -54,7 +54,7 @@ struct pcache_ent {
 	const struct dbplan *db;
 	size_t db_at;
 	unsigned long long fill_gen, line_gen;
-	size_t wdone[WAVE__COUNT], done;
+	size_t wdone[WAVE__COUNT], done, wtotal[WAVE__COUNT], total;
 	bool ooo, has_row;
 	char applied_at[40];
 	const char *reverted; /* the row's reverted status, its checksum the plan's; else NULL */

@@ -81,7 +81,7 @@ pi_fixed_fp(const struct pinfo *pi)
 {
 	struct pcache_ent *e = pi->ent;
 
-	if (!e || !pi->p || pi->p != e->p || pi->id != pi->p->id)
+	if (!e || !pi->p || pi->p != e->p || pi->own_id)
 		return fixed_fp_of(pi);
 	if (!e->fixed_fp)
 		e->fixed_fp = fixed_fp_of(pi) | 1;
