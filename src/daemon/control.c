@@ -232,12 +232,104 @@ send_history(struct client *c, long long id, const char *plan)
 	cJSON_Delete(h);
 }
 
+/*
+ * The status document's "plans" by plan id: each id's items in document
+ * order (an invalid file may share a plan's id), in an open-addressing table
+ * of chains. Made again only when d->plans_gen has moved since; the items
+ * are the document's (under mu).
+ */
+struct plans_index {
+	unsigned long gen;
+	size_t cap;    /* a power of two, over twice the number of ids */
+	size_t *slots; /* index in ents of an id's first item, or NONE */
+	struct pidx_ent {
+		const char *id;
+		const cJSON *item;
+		size_t next; /* the next item of the same id, or NONE */
+	} * ents;
+	size_t n;
+};
+
+#define PIDX_NONE ((size_t)-1)
+
+static size_t
+pidx_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static void
+plans_index_free(struct plans_index *x)
+{
+	if (!x)
+		return;
+	free(x->slots);
+	free(x->ents);
+	free(x);
+}
+
+/* The index of plans (an array of the status document), made anew. */
+static struct plans_index *
+plans_index_new(const cJSON *plans, unsigned long gen)
+{
+	struct plans_index *x = xcalloc(1, sizeof(*x));
+	size_t cnt = (size_t)cJSON_GetArraySize(plans), *last;
+	const cJSON *one;
+
+	x->gen = gen;
+	x->cap = 16;
+	while (x->cap < 2 * cnt)
+		x->cap *= 2;
+	x->slots = xmalloc(x->cap * sizeof(*x->slots));
+	memset(x->slots, 0xff, x->cap * sizeof(*x->slots));
+	x->ents = xcalloc(cnt ? cnt : 1, sizeof(*x->ents));
+	last = xcalloc(cnt ? cnt : 1, sizeof(*last));
+	cJSON_ArrayForEach(one, plans)
+	{
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(one, "plan_id"));
+		size_t h, k;
+
+		if (!id || x->n == cnt)
+			continue;
+		k = x->n++;
+		x->ents[k] = (struct pidx_ent){ id, one, PIDX_NONE };
+		for (h = pidx_hash(id) & (x->cap - 1); x->slots[h] != PIDX_NONE;
+		     h = (h + 1) & (x->cap - 1))
+			if (!strcmp(x->ents[x->slots[h]].id, id))
+				break;
+		if (x->slots[h] == PIDX_NONE) {
+			x->slots[h] = k;
+		} else {
+			/* last[first] is the id's last item so far */
+			x->ents[last[x->slots[h]]].next = k;
+		}
+		last[x->slots[h]] = k;
+	}
+	free(last);
+	return x;
+}
+
+/* The first item of id in the index, or NONE. */
+static size_t
+plans_index_find(const struct plans_index *x, const char *id)
+{
+	for (size_t h = pidx_hash(id) & (x->cap - 1); x->slots[h] != PIDX_NONE;
+	     h = (h + 1) & (x->cap - 1))
+		if (!strcmp(x->ents[x->slots[h]].id, id))
+			return x->slots[h];
+	return PIDX_NONE;
+}
+
 static void
 cmd_status(struct client *c, const struct proto_request *rq)
 {
 	struct daemon *d = c->d;
 	const char *plan = arg_str(rq, "plan");
-	cJSON *s, *it, *plans, *one;
+	cJSON *s, *it, *plans;
 
 	pthread_mutex_lock(&d->mu);
 	if (!plan) {
@@ -252,15 +344,15 @@ cmd_status(struct client *c, const struct proto_request *rq)
 				continue;
 			}
 			plans = cJSON_AddArrayToObject(s, "plans");
-			cJSON_ArrayForEach(one, it)
-			{
-				const char *id =
-				    cJSON_GetStringValue(cJSON_GetObjectItem(one, "plan_id"));
-
-				/* every item: an invalid file may share a plan's id */
-				if (id && !strcmp(id, plan))
-					cJSON_AddItemToArray(plans, cJSON_Duplicate(one, 1));
+			if (!d->plans_idx || d->plans_idx->gen != d->plans_gen) {
+				plans_index_free(d->plans_idx);
+				d->plans_idx = plans_index_new(it, d->plans_gen);
 			}
+			/* every item: an invalid file may share a plan's id */
+			for (size_t k = plans_index_find(d->plans_idx, plan); k != PIDX_NONE;
+			     k = d->plans_idx->ents[k].next)
+				cJSON_AddItemToArray(
+				    plans, cJSON_Duplicate(d->plans_idx->ents[k].item, 1));
 		}
 	}
 	cJSON_AddItemToObject(s, "history", cJSON_Duplicate(d->history, 1));
@@ -700,6 +792,10 @@ control_close(struct daemon *d)
 		close(d->listen_fd);
 		(void)unlink(d->cfg->control_socket);
 	}
+	pthread_mutex_lock(&d->mu);
+	plans_index_free(d->plans_idx);
+	d->plans_idx = NULL;
+	pthread_mutex_unlock(&d->mu);
 }
 
 void

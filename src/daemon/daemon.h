@@ -88,9 +88,16 @@ struct daemon {
 	atomic_bool worker_done;  /* the worker has returned */
 	struct job *jobs;
 	struct outq *outq, **outq_tail;
-	struct exec *ex;	 /* the worker's executor, for abort (under mu) */
-	cJSON *status;		 /* the status document (under mu) */
-	cJSON *history;		 /* last events, newest last (under mu) */
+	struct exec *ex; /* the worker's executor, for abort (under mu) */
+	cJSON *status;	 /* the status document (under mu) */
+	cJSON *history;	 /* last events, newest last (under mu) */
+	/*
+	 * The status document's "plans" by plan id, for status with args.plan
+	 * (control.c, main thread, under mu): made again when plans_gen has
+	 * moved, which the worker does whenever the items of "plans" change.
+	 */
+	unsigned long plans_gen;
+	struct plans_index *plans_idx;
 	char notified[512];	 /* the last STATUS= sent (under mu) */
 	long long event_seq;	 /* ids of streamed events (under mu) */
 	struct config **retired; /* configs replaced by reloads: the worker may still read one;

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "daemon/dbview.h"
+#include "daemon/fphash.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -26,8 +27,10 @@ struct dbview {
 	struct table plans;  /* id -> plan */
 	struct table ledger; /* step_sha -> plan */
 	struct dbplan **all;
+	unsigned long long *gens; /* all[i]->gen, side by side: dbview_gen_at */
 	size_t nall, cap;
-	long long last_event; /* the highest event id read; -1: nothing read yet */
+	long long last_event;	   /* the highest event id read; -1: nothing read yet */
+	unsigned long long serial; /* dbview_serial */
 	/*
 	 * The ids below last_event that no read has seen, as ranges: an event
 	 * of another target the view may not read, a rolled back insert, or
@@ -48,14 +51,19 @@ struct dbview {
 #define HOLE_SECONDS 60.0
 #define HOLES_MAX 4096
 
+/* The source of every entry's gen: never twice the same, across views. */
+static unsigned long long gen_clock;
+
+static unsigned long long
+gen_next(void)
+{
+	return __atomic_add_fetch(&gen_clock, 1, __ATOMIC_RELAXED);
+}
+
 static size_t
 hash(const char *s)
 {
-	size_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return (size_t)fp_str(FP_SEED, s);
 }
 
 static struct node **
@@ -79,8 +87,17 @@ table_get(const struct table *t, const char *key)
 	return p && *p ? (*p)->val : NULL;
 }
 
+/* p's gen moves (and its copy in v->gens). */
 static void
-table_put(struct table *t, const char *key, struct dbplan *val)
+gen_bump(struct dbview *v, struct dbplan *p)
+{
+	p->gen = gen_next();
+	v->gens[p->at] = p->gen;
+}
+
+/* key -> val; v (for the ledger) when a step id changing hands moves its owner's gen. */
+static void
+table_put(struct table *t, const char *key, struct dbplan *val, struct dbview *v)
 {
 	struct node **p, *e;
 
@@ -100,6 +117,9 @@ table_put(struct table *t, const char *key, struct dbplan *val)
 	}
 	p = table_slot(t, key);
 	if (*p) {
+		/* the ledger's step id changes hands: what its owner said changes */
+		if (v && (*p)->val != val)
+			gen_bump(v, (*p)->val);
 		(*p)->key = key;
 		(*p)->val = val;
 		return;
@@ -160,6 +180,7 @@ plan_clear(struct dbview *v, struct dbplan *p)
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	p->at = at;
+	gen_bump(v, p);
 }
 
 struct dbview *
@@ -168,6 +189,7 @@ dbview_new(void)
 	struct dbview *v = xcalloc(1, sizeof(*v));
 
 	v->last_event = -1;
+	v->serial = gen_next();
 	return v;
 }
 
@@ -181,10 +203,13 @@ dbview_forget(struct dbview *v)
 	}
 	free(v->all);
 	v->all = NULL;
+	free(v->gens);
+	v->gens = NULL;
 	v->nall = v->cap = 0;
 	table_clear(&v->plans);
 	table_clear(&v->ledger);
 	v->last_event = -1;
+	v->serial = gen_next();
 	free(v->holes);
 	v->holes = NULL;
 	v->nholes = 0;
@@ -199,6 +224,18 @@ dbview_free(struct dbview *v)
 	free(v);
 }
 
+unsigned long long
+dbview_serial(const struct dbview *v)
+{
+	return v->serial;
+}
+
+unsigned long long
+dbview_gen_at(const struct dbview *v, size_t at)
+{
+	return at < v->nall ? v->gens[at] : 0;
+}
+
 const struct dbplan *
 dbview_get(const struct dbview *v, const char *id)
 {
@@ -209,6 +246,12 @@ bool
 dbview_in_ledger(const struct dbview *v, const char *step_sha)
 {
 	return table_get(&v->ledger, step_sha) != NULL;
+}
+
+const struct dbplan *
+dbview_ledger_owner(const struct dbview *v, const char *step_sha)
+{
+	return table_get(&v->ledger, step_sha);
 }
 
 struct dbplan *const *
@@ -231,10 +274,12 @@ plan_of(struct dbview *v, const char *id)
 	if (v->nall == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 256;
 		v->all = xrealloc(v->all, v->cap * sizeof(*v->all));
+		v->gens = xrealloc(v->gens, v->cap * sizeof(*v->gens));
 	}
 	p->at = v->nall;
 	v->all[v->nall++] = p;
-	table_put(&v->plans, p->id, p);
+	gen_bump(v, p);
+	table_put(&v->plans, p->id, p, NULL);
 	return p;
 }
 
@@ -328,7 +373,7 @@ read_plans(struct dbview *v, struct db *db, const char *target, const char *ids,
 
 		p->shas = xrealloc(p->shas, (p->nshas + 1) * sizeof(*p->shas));
 		p->shas[p->nshas] = xstrdup(PQgetvalue(r[1], i, 0));
-		table_put(&v->ledger, p->shas[p->nshas], p);
+		table_put(&v->ledger, p->shas[p->nshas], p, v);
 		p->nshas++;
 		if (!strcmp(PQgetvalue(r[1], i, 2), "t"))
 			p->steps++;

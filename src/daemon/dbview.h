@@ -34,6 +34,13 @@ struct dbplan {
 	char **shas;   /* its step_sha in the ledger, any outcome */
 	size_t nshas;
 	size_t at; /* its index in dbview_all */
+	/*
+	 * Moves whenever what the view says of the plan may have changed: it
+	 * was read again, or a step id of its ledger was taken by another
+	 * plan's (dbview_ledger_owner). Never the same for two entries, even
+	 * of two views: a memo of an entry holds while its gen does.
+	 */
+	unsigned long long gen;
 };
 
 struct dbview;
@@ -55,10 +62,28 @@ int dbview_catch_up(struct dbview *v, struct db *db, const char *target, const c
 /* Forgets what was read: the next dbview_catch_up reads every plan (a new connection). */
 void dbview_forget(struct dbview *v);
 
+/*
+ * Never the same for two views, and moved whenever the view forgets what it
+ * read: while it stays, an entry dbview_get gave stays where it is.
+ */
+unsigned long long dbview_serial(const struct dbview *v);
+
+/*
+ * The gen of the entry at index at of dbview_all (0 when there is none),
+ * read from an array of them side by side: a memo checked for every plan
+ * of a pass costs no visit to each entry.
+ */
+unsigned long long dbview_gen_at(const struct dbview *v, size_t at);
+
 /* The plan id's entry, or NULL (borrowed, valid until the next catch-up). */
 const struct dbplan *dbview_get(const struct dbview *v, const char *id);
 /* Whether a ledger row has step_sha (any plan, any outcome). */
 bool dbview_in_ledger(const struct dbview *v, const char *step_sha);
+/*
+ * The plan whose ledger row has step_sha, as dbview_in_ledger finds it, or
+ * NULL: while that plan's gen stays, so does the answer.
+ */
+const struct dbplan *dbview_ledger_owner(const struct dbview *v, const char *step_sha);
 /* The plans in the order they were first read; n in *n (borrowed). */
 struct dbplan *const *dbview_all(const struct dbview *v, size_t *n);
 

@@ -102,11 +102,12 @@ enum { LP_RAN = 1, LP_RECORDED = 2, LP_OOO_SAID = 4 };
 
 /* The core's facts of pis[i]: the file, the database's row, this tip's failures. */
 static void
-line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbview *v,
+line_fill(struct worker *w, struct pinfo *pis, size_t i, const struct dbview *v,
 	  struct line_plan *lp)
 {
-	const struct pinfo *pi = &pis[i];
-	const struct dbplan *row = db_row(v, pi->id);
+	struct pinfo *pi = &pis[i];
+	unsigned long long gen = 0;
+	struct pcache_ent *e = pi_memo(pi, v, &gen);
 
 	memset(lp, 0, sizeof(*lp));
 	lp->id = pi->id;
@@ -121,12 +122,35 @@ line_fill(struct worker *w, const struct pinfo *pis, size_t i, const struct dbvi
 			lp->reverts = k;
 			break;
 		}
-	if (row) {
-		lp->has_row = true;
-		/* the CHECK constraint allows nothing else; were it another, it never ran */
-		if (line_status_parse(row->status, &lp->db) < 0)
-			lp->db = LINE_PENDING;
-		lp->db_checksum = row->checksum;
+	pi->sum_same = -1;
+	if (e && e->line_gen && e->line_gen == gen) {
+		/* the view's entry as the last pass read it: its row's facts, kept */
+		if (e->line_db_checksum) {
+			lp->has_row = true;
+			lp->db = e->line_db;
+			pi->sum_same = e->line_sum_same;
+			/* the same text: the plan's own, which the core compares at no cost */
+			lp->db_checksum = e->line_sum_same ? lp->checksum : e->line_db_checksum;
+		}
+	} else {
+		const struct dbplan *row = pi_row(pi);
+
+		if (row) {
+			lp->has_row = true;
+			/* the CHECK constraint allows nothing else; were it another, it never ran
+			 */
+			if (line_status_parse(row->status, &lp->db) < 0)
+				lp->db = LINE_PENDING;
+			lp->db_checksum = row->checksum;
+			pi->sum_same = pi->p && !strcmp(row->checksum, pi->p->checksum);
+		}
+		if (e) {
+			e->db_at = pi->dbp->at;
+			e->line_gen = pi->dbp->gen;
+			e->line_db = lp->db;
+			e->line_db_checksum = row ? row->checksum : NULL;
+			e->line_sum_same = pi->sum_same > 0;
+		}
 	}
 	lp->failed_here = w->failed && plan_idset_find(w->failed, pi->id);
 }
@@ -142,8 +166,9 @@ line_judge(struct worker *w, struct pinfo *pi, struct line_plan *lp, const struc
 	if (!pi->p)
 		return;
 	if (lp->has_row &&
-	    (lp->db == LINE_ABORTED || ((lp->db == LINE_APPLIED || line_status_reverted(lp->db)) &&
-					!strcmp(lp->db_checksum, pi->p->checksum))))
+	    (lp->db == LINE_ABORTED ||
+	     ((lp->db == LINE_APPLIED || line_status_reverted(lp->db)) &&
+	      (pi->sum_same >= 0 ? pi->sum_same > 0 : !strcmp(lp->db_checksum, pi->p->checksum)))))
 		return;
 	plan_apply_policy(pi->p, pol);
 	check_signature(w, pi);
@@ -158,63 +183,60 @@ line_message(struct pinfo *pi, const struct pinfo *pis, const struct line_verdic
 	switch (out->why) {
 	case LINE_WHY_SETTLED:
 		if (line_status_reverted(out->status))
-			snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+			pi_msgf(pi, "%s", db_message(v, pi->id));
 		break;
 	case LINE_WHY_DB:
 		if (out->status != LINE_APPLIED)
-			snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+			pi_msgf(pi, "%s", db_message(v, pi->id));
 		break;
-	case LINE_WHY_WAITS:
-		snprintf(pi->message, sizeof(pi->message), "waits for the plans before it");
-		break;
+	case LINE_WHY_WAITS: pi_msgf(pi, "waits for the plans before it"); break;
 	case LINE_WHY_CHECKSUM:
-		snprintf(pi->message, sizeof(pi->message),
-			 "plan %s was applied with checksum %.16s but the file now has %.16s: "
-			 "applied plans are immutable; restore the file, or run `taskslapsctl "
-			 "accept-drift %s`",
-			 pi->id, db_checksum(v, pi->id), pi->p->checksum, pi->id);
+		pi_msgf(pi,
+			"plan %s was applied with checksum %.16s but the file now has %.16s: "
+			"applied plans are immutable; restore the file, or run `taskslapsctl "
+			"accept-drift %s`",
+			pi->id, db_checksum(v, pi->id), pi->p->checksum, pi->id);
 		break;
 	case LINE_WHY_STALE:
-		snprintf(pi->message, sizeof(pi->message),
-			 "plan %s was edited after some of its steps were applied: applied steps "
-			 "are immutable; restore the file, or run `taskslapsctl accept-drift %s`",
-			 pi->id, pi->id);
+		pi_msgf(pi,
+			"plan %s was edited after some of its steps were applied: applied steps "
+			"are immutable; restore the file, or run `taskslapsctl accept-drift %s`",
+			pi->id, pi->id);
 		break;
 	case LINE_WHY_POLICY:
-		snprintf(pi->message, sizeof(pi->message), "%s",
-			 pi->p && pi->p->blocked_reason ? pi->p->blocked_reason : "blocked");
+		pi_msgf(pi, "%s",
+			pi->p && pi->p->blocked_reason ? pi->p->blocked_reason : "blocked");
 		break;
 	case LINE_WHY_OUT_OF_ORDER:
-		snprintf(pi->message, sizeof(pi->message),
-			 "out of order: sorts before %s, which is already applied (out_of_order: "
-			 "refuse)",
-			 pis[out->ref].id);
+		pi_msgf(pi,
+			"out of order: sorts before %s, which is already applied (out_of_order: "
+			"refuse)",
+			pis[out->ref].id);
 		break;
 	case LINE_WHY_RATE_OVER:
-		snprintf(pi->message, sizeof(pi->message),
-			 "%s already has %d plans in the last 24 h on this chaos branch; retried "
-			 "when the window allows",
-			 pi->rate_note ? pi->rate_note : "this author", chaos_max);
+		pi_msgf(pi,
+			"%s already has %d plans in the last 24 h on this chaos branch; retried "
+			"when the window allows",
+			pi->rate_note ? pi->rate_note : "this author", chaos_max);
 		break;
 	case LINE_WHY_RATE_UNKNOWN:
-		snprintf(pi->message, sizeof(pi->message),
-			 "the chaos rate limit could not be checked (%s); blocked until it can be",
-			 pi->rate_note ? pi->rate_note : "");
+		pi_msgf(pi,
+			"the chaos rate limit could not be checked (%s); blocked until it can be",
+			pi->rate_note ? pi->rate_note : "");
 		break;
 	case LINE_WHY_FAILED_HERE:
-		snprintf(pi->message, sizeof(pi->message),
-			 "%.1400s (not retried until a new commit, `taskslapsctl reconcile` or "
-			 "`resume`)",
-			 db_message(v, pi->id));
+		pi_msgf(pi,
+			"%.1400s (not retried until a new commit, `taskslapsctl reconcile` or "
+			"`resume`)",
+			db_message(v, pi->id));
 		break;
 	case LINE_WHY_ABORTED:
-		snprintf(pi->message, sizeof(pi->message),
-			 "plan %s is aborted; `taskslapsctl resume %s` lets it run again", pi->id,
-			 pi->id);
+		pi_msgf(pi, "plan %s is aborted; `taskslapsctl resume %s` lets it run again",
+			pi->id, pi->id);
 		break;
 	case LINE_WHY_REVERT_NEXT:
-		snprintf(pi->message, sizeof(pi->message), "%.1400s (its revert %s runs next)",
-			 db_message(v, pi->id), pis[out->ref].id);
+		pi_msgf(pi, "%.1400s (its revert %s runs next)", db_message(v, pi->id),
+			pis[out->ref].id);
 		break;
 	case LINE_WHY_INVALID: /* the parse errors, from parse_all */
 	case LINE_WHY_MISSING: /* from add_missing */
@@ -268,7 +290,7 @@ line_record(struct worker *w, const struct pinfo *pis, size_t n, struct pinfo *p
 	}
 	if (ev && pi->p && line_write_ok(w, lp, out->status)) {
 		(void)exec_plan_status(w->ex, pi->p, &meta, line_status_name(out->status), &err);
-		exec_event(w->ex, ev, pi->id, NULL, NULL, NULL, "%s", pi->message);
+		exec_event(w->ex, ev, pi->id, NULL, NULL, NULL, "%s", pi_msg(pi));
 	}
 	/* the view follows what was written: the next question sees it */
 	if (out->status != LINE_INVALID) {
@@ -289,9 +311,12 @@ static bool
 reason_moved(const struct pinfo *pi, const struct line_plan *lp, const struct line_verdict *out,
 	     const struct dbview *v)
 {
-	const struct dbplan *row = db_row(v, pi->id);
+	const struct dbplan *row;
 
-	if (out->record || !row || !lp->has_row || lp->db != out->status || pi->missing)
+	(void)v;
+	if (out->record || !lp->has_row || lp->db != out->status || pi->missing)
+		return false;
+	if (!(row = pi_row(pi)))
 		return false;
 	if (out->status != LINE_BLOCKED && out->status != LINE_RATE_LIMITED &&
 	    out->status != LINE_INVALID)
@@ -369,7 +394,7 @@ line_ran(struct worker *w, struct pinfo *pis, struct line_plan *lps, unsigned ch
 
 		(void)line_status_parse(plan_revert_status(pi->p), &lps[lp->reverts].db);
 		t->status = line_status_name(lps[lp->reverts].db);
-		snprintf(t->message, sizeof(t->message), "%s by plan %s", t->status, pi->id);
+		pi_msgf(t, "%s by plan %s", t->status, pi->id);
 		t->sqlstate[0] = '\0';
 		flags[lp->reverts] |= LP_RAN;
 	}
@@ -632,10 +657,10 @@ worker_pass(struct daemon *d, struct worker *w)
 		flags[i] |= LP_RAN;
 		ran++;
 		pi->status = outcome_status(res.outcome);
-		pi->message[0] = '\0';
+		pi_msgf(pi, "%s", "");
 		pi->sqlstate[0] = '\0';
 		if (res.outcome != EXEC_APPLIED) {
-			snprintf(pi->message, sizeof(pi->message), "%s", res.message);
+			pi_msgf(pi, "%s", res.message);
 			snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%s", res.sqlstate);
 		}
 		if (res.outcome == EXEC_CONN_LOST) {
@@ -669,6 +694,10 @@ worker_pass(struct daemon *d, struct worker *w)
 			goto out;
 		}
 	}
+	/* a plan the view had no entry for may have one now */
+	for (size_t i = 0; i < n; i++)
+		if (!pis[i].dbp)
+			pis[i].dbp = dbview_get(v, pis[i].id);
 	pt_mark(&tm, T_REFRESH);
 	for (size_t i = 0; i < n; i++) {
 		struct pinfo *pi = &pis[i];
@@ -677,7 +706,7 @@ worker_pass(struct daemon *d, struct worker *w)
 		fill_from_db(pi, v);
 		if (line_status_parse(pi->status, &st) == 0)
 			health = line_health_worse(health, line_status_health(st));
-		if (pi->sqlstate[0] == '\0' && pi->message[0]) {
+		if (pi->sqlstate[0] == '\0' && pi->message) {
 			const char *s = strstr(pi->message, "(SQLSTATE ");
 			if (s)
 				snprintf(pi->sqlstate, sizeof(pi->sqlstate), "%.5s", s + 10);
@@ -843,6 +872,9 @@ worker_state_free(struct worker *w)
 	w->view = NULL;
 	free(w->view_target);
 	w->view_target = NULL;
+	free(w->plans_items);
+	w->plans_items = NULL;
+	w->nplans_items = 0;
 	free(w->repo_key);
 	w->repo_key = NULL;
 }

@@ -42,10 +42,24 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 
 	/* the rows of the plans at the tip, by id; by path only for what is left */
 	for (size_t k = 0; k < *n; k++) {
-		const struct dbplan *p = dbview_get(v, pis[k].id);
+		struct pcache_ent *e = pis[k].ent;
+		/* the entry of the cached plan's id: kept in its cache entry while the view's */
+		bool keep = e && pis[k].p && pis[k].p == e->p && !pis[k].own_id;
 
-		if (p)
-			here[p->at] = true;
+		if (keep && e->dbp && e->view_serial == dbview_serial(v)) {
+			pis[k].dbp = e->dbp;
+			here[e->dbp_at] = true;
+			continue;
+		}
+		pis[k].dbp = dbview_get(v, pis[k].id);
+		if (!pis[k].dbp)
+			continue;
+		here[pis[k].dbp->at] = true;
+		if (keep) {
+			e->dbp = pis[k].dbp;
+			e->dbp_at = pis[k].dbp->at;
+			e->view_serial = dbview_serial(v);
+		}
 	}
 	for (size_t r = 0; r < nall; r++) {
 		const char *id = all[r]->id, *st = all[r]->status;
@@ -83,16 +97,18 @@ add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap, cons
 		memset(pi, 0, sizeof(*pi));
 		pi->f = pi->own_f = f;
 		pi->id = repo_text_clean(id, strlen(id));
+		pi->own_id = true;
+		pi->dbp = dbview_get(v, pi->id);
 		pi->missing = true;
 		pi->status = "drift";
 		pi->done = pi->total = db_steps(v, id);
 		snprintf(pi->hazard, sizeof(pi->hazard), "%s", all[r]->max_hazard);
-		snprintf(pi->message, sizeof(pi->message),
-			 "plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
-			 "removing an applied plan is drift, as editing one is; restore the file, "
-			 "or run `taskslapsctl accept-drift %s` to accept its removal (nothing is "
-			 "undone)",
-			 id, f->path, snap->tip, id);
+		pi_msgf(pi,
+			"plan %s (%s) was applied, but no plan file at the tip %.12s has it: "
+			"removing an applied plan is drift, as editing one is; restore the file, "
+			"or run `taskslapsctl accept-drift %s` to accept its removal (nothing is "
+			"undone)",
+			id, f->path, snap->tip, id);
 		(*n)++;
 	}
 	plan_idset_free(paths);
@@ -123,8 +139,7 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 		const char *last = db_last_event(v, pi->id);
 
 		if (!last || strcmp(last, "plan.drift") != 0)
-			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s",
-				   pi->message);
+			exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi_msg(pi));
 		return;
 	}
 	if (db_exec(
@@ -136,41 +151,123 @@ record_missing(struct worker *w, const struct pinfo *pi, const struct dbview *v)
 	changed = PQntuples(r);
 	PQclear(r);
 	if (changed)
-		exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi->message);
+		exec_event(w->ex, "plan.drift", pi->id, NULL, NULL, NULL, "%s", pi_msg(pi));
 }
 
-/* Counts a plan's steps in the ledger, per wave, and its recorded status. */
+/*
+ * pi's cache entry when it may keep what the pass read of pi's plan in the
+ * view (the entry's plan is pi's, and the view has an entry of its id), or
+ * NULL; *gen is that entry's gen now.
+ */
+struct pcache_ent *
+pi_memo(const struct pinfo *pi, const struct dbview *v, unsigned long long *gen)
+{
+	struct pcache_ent *e = pi->ent;
+
+	if (!e || !pi->p || e->p != pi->p || !pi->dbp)
+		return NULL;
+	if (e->db != pi->dbp) {
+		e->db = pi->dbp;
+		e->fill_gen = e->line_gen = 0;
+	}
+	*gen = dbview_gen_at(v, e->db_at);
+	return e;
+}
+
+/*
+ * Counts a plan's steps in the ledger, per wave, and its recorded status.
+ * What it reads of the view is kept in the plan's cache entry while the
+ * view's entry of the plan stays as it was (its gen): when every step is in
+ * that plan's own ledger rows, only a read of the plan again (or a step id
+ * of its taken by another plan's rows) can change the count.
+ */
 void
 fill_from_db(struct pinfo *pi, const struct dbview *v)
 {
+	unsigned long long gen = 0;
+	struct pcache_ent *e = pi->p ? pi_memo(pi, v, &gen) : NULL;
 	const struct dbplan *row;
+	bool own;
 
 	if (!pi->p)
 		return;
+	if (e && e->fill_gen && e->fill_gen == gen) {
+		/* all of it from the cache entry: not even the plan is visited */
+		memcpy(pi->wtotal, e->wtotal, sizeof(pi->wtotal));
+		pi->total = e->total;
+		memcpy(pi->wdone, e->wdone, sizeof(pi->wdone));
+		pi->done = e->done;
+		pi->out_of_order = e->ooo;
+		if (e->has_row)
+			memcpy(pi->applied_at, e->applied_at, sizeof(pi->applied_at));
+		if (e->reverted && pi->status && !strcmp(pi->status, "applied")) {
+			pi->status = e->reverted;
+			pi_msgf(pi, "%s", db_message(v, pi->id));
+		}
+		return;
+	}
+	for (int w = 0; w < WAVE__COUNT; w++)
+		pi->wtotal[w] = pi->p->waves[w].nsteps;
+	pi->total = pi->p->nsteps;
+	row = pi->dbp;
+	own = row != NULL;
 	pi->done = 0;
 	for (int w = 0; w < WAVE__COUNT; w++) {
-		pi->wtotal[w] = pi->p->waves[w].nsteps;
 		pi->wdone[w] = 0;
-		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++)
-			if (dbview_in_ledger(v, pi->p->waves[w].steps[i].sha))
+		for (size_t i = 0; i < pi->p->waves[w].nsteps; i++) {
+			const struct dbplan *o =
+			    dbview_ledger_owner(v, pi->p->waves[w].steps[i].sha);
+
+			if (o)
 				pi->wdone[w]++;
+			own = own && o == row;
+		}
 		pi->done += pi->wdone[w];
 	}
-	pi->total = pi->p->nsteps;
-	row = dbview_get(v, pi->id);
 	pi->out_of_order = row && row->ooo;
 	if (row && !row->has_row)
 		row = NULL;
-	if (row)
-		snprintf(pi->applied_at, sizeof(pi->applied_at), "%s", row->completed_at);
+	if (row) {
+		size_t len = strlen(row->completed_at);
+
+		/* as snprintf into it would */
+		if (len >= sizeof(pi->applied_at))
+			len = sizeof(pi->applied_at) - 1;
+		memcpy(pi->applied_at, row->completed_at, len);
+		pi->applied_at[len] = '\0';
+	}
+	if (e) {
+		e->fill_gen = 0;
+		e->reverted = NULL;
+		if (own) {
+			/* kept: the row's gen and index, as read now */
+			e->db_at = pi->dbp->at;
+			e->fill_gen = pi->dbp->gen;
+			if (e->line_gen && e->line_gen != e->fill_gen)
+				e->line_gen = 0;
+			memcpy(e->wdone, pi->wdone, sizeof(e->wdone));
+			e->done = pi->done;
+			memcpy(e->wtotal, pi->wtotal, sizeof(e->wtotal));
+			e->total = pi->total;
+			e->ooo = pi->out_of_order;
+			e->has_row = row != NULL;
+			memset(e->applied_at, 0, sizeof(e->applied_at));
+			if (row)
+				memcpy(e->applied_at, pi->applied_at, sizeof(e->applied_at));
+		}
+	}
 	/* reverted in this pass by a revert plan after it in the line: say so now */
-	if (row && pi->status && !strcmp(pi->status, "applied") &&
-	    exec_status_reverted(row->status) && !strcmp(row->checksum, pi->p->checksum)) {
+	if (row && exec_status_reverted(row->status) && !strcmp(row->checksum, pi->p->checksum)) {
 		enum line_status st;
 
-		if (line_status_parse(row->status, &st) == 0)
-			pi->status = line_status_name(st);
-		snprintf(pi->message, sizeof(pi->message), "%s", db_message(v, pi->id));
+		if (line_status_parse(row->status, &st) == 0) {
+			if (e && own)
+				e->reverted = line_status_name(st);
+			if (pi->status && !strcmp(pi->status, "applied")) {
+				pi->status = line_status_name(st);
+				pi_msgf(pi, "%s", db_message(v, pi->id));
+			}
+		}
 	}
 }
 

@@ -32,7 +32,9 @@ struct pcache_ent {
 	char *key;	  /* "<blob id>:<path>" */
 	struct plan *p;	  /* NULL when the file is invalid */
 	char *diag;	  /* its errors, when invalid */
+	uint64_t id_hash; /* fp_str of its plan's id, when p */
 	bool moved;	  /* taken by the next pass's cache (key kept for the search) */
+	bool key_moved;	  /* the key too: the next cache's, freed there */
 	bool skip;	  /* a revert plan: its pinfo owns it, never looked up */
 	uint64_t note_fp; /* what the note of its commit said when written (write_notes) */
 	/*
@@ -41,16 +43,41 @@ struct pcache_ent {
 	 */
 	cJSON *item;
 	uint64_t item_fp;
+	/*
+	 * What the pass read of its plan's entry in the view (db, at index
+	 * db_at of dbview_all), kept while that entry's gen is the one read:
+	 * fill_gen for what fill_from_db found (its steps in the ledger, kept
+	 * only when each is in db's own ledger rows), line_gen for line_fill's
+	 * facts. 0: nothing kept. Checked with dbview_gen_at, which visits no
+	 * entry: a plan nothing changed costs no lookup of the view.
+	 */
+	const struct dbplan *db;
+	size_t db_at;
+	unsigned long long fill_gen, line_gen;
+	size_t wdone[WAVE__COUNT], done, wtotal[WAVE__COUNT], total;
+	bool ooo, has_row;
+	char applied_at[40];
+	const char *reverted; /* the row's reverted status, its checksum the plan's; else NULL */
+	enum line_status line_db;
+	const char *line_db_checksum;
+	bool line_sum_same;
+	/* its plan's entry in the view (add_missing), while the view's serial is view_serial */
+	const struct dbplan *dbp;
+	size_t dbp_at;
+	unsigned long long view_serial;
+	/* fp of what of its plan does not change while the entry is kept (pi_fixed_fp) */
+	uint64_t fixed_fp;
 };
 
 /* What the status document and the notes say of one plan file. */
 struct pinfo {
 	const struct repo_plan_file *f;
 	struct plan *p; /* NULL when invalid */
-	char *id;
+	char *id;	/* p's (borrowed), or the pinfo's own (own_id) */
+	bool own_id;
 	char *diag;	    /* the parse errors of an invalid plan */
 	const char *status; /* a literal (line_status_name) */
-	char message[1600];
+	char *message;	    /* the pinfo's own, NULL for none: pi_msg, pi_msgf */
 	char sqlstate[6];
 	char applied_at[40];
 	size_t done, total;
@@ -74,7 +101,36 @@ struct pinfo {
 	 * not keep (a removed plan's stand-in).
 	 */
 	struct pcache_ent *ent;
+	/*
+	 * dbview_get of its id, looked up once a pass (add_missing), again
+	 * after the view's refresh only when NULL: an entry, once made, stays
+	 * where it is until the view is forgotten.
+	 */
+	const struct dbplan *dbp;
+	/* line_fill: the row's checksum is the plan's (-1: not known, no row) */
+	signed char sum_same;
 };
+
+/* pi's row in the view, or NULL when the database has none. */
+static inline const struct dbplan *
+pi_row(const struct pinfo *pi)
+{
+	return pi->dbp && pi->dbp->has_row ? pi->dbp : NULL;
+}
+
+/* What pi says of its plan ("" when nothing). */
+static inline const char *
+pi_msg(const struct pinfo *pi)
+{
+	return pi->message ? pi->message : "";
+}
+
+/*
+ * Sets pi's message, at most PI_MSG_MAX - 1 bytes of it, as snprintf into
+ * a buffer of PI_MSG_MAX would; an empty one is none.
+ */
+#define PI_MSG_MAX 1600
+void pi_msgf(struct pinfo *pi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The plan's row, or NULL when the database has none. */
 static inline const struct dbplan *
@@ -121,6 +177,7 @@ db_last_event(const struct dbview *v, const char *plan_id)
 }
 
 /* reconcile_facts.c */
+struct pcache_ent *pi_memo(const struct pinfo *pi, const struct dbview *v, unsigned long long *gen);
 /* a plan's counts, status and message from the database's view */
 void fill_from_db(struct pinfo *pi, const struct dbview *v);
 struct pinfo *add_missing(struct pinfo *pis, size_t *n, const struct repo_snapshot *snap,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/fphash.h"
 #include "daemon/reconcile_int.h"
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
@@ -49,7 +50,7 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 			"Warning: out of order: sorts before a plan that was applied earlier\n");
 	if (pi->sqlstate[0])
 		sb_printf(sb, "SQLSTATE: %s\n", pi->sqlstate);
-	if (pi->message[0] && strcmp(pi->status, "applied") != 0) {
+	if (pi->message && strcmp(pi->status, "applied") != 0) {
 		/* a trailer is one line */
 		sb_puts(sb, "Message: ");
 		for (const char *c = pi->message; *c; c++)
@@ -58,44 +59,59 @@ note_trailers(struct strbuf *sb, const struct pinfo *pi)
 	}
 }
 
+/* What of pi stays while its plan cache entry does: its id, its file's path, its plan's. */
 static uint64_t
-fp_bytes(uint64_t h, const void *p, size_t n)
+fixed_fp_of(const struct pinfo *pi)
 {
-	const unsigned char *c = p;
+	uint64_t h = FP_SEED;
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 1099511628211ull;
-	return h;
+	h = fp_str(h, pi->id);
+	h = fp_str(h, pi->f->path);
+	h = fp_str(h, pi->p ? pi->p->checksum : NULL);
+	return fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : NULL);
 }
 
+/*
+ * fixed_fp_of, kept in the cache entry when pi's plan and id are the
+ * entry's (a cache hit is the same blob at the same path: the same plan);
+ * made anew otherwise (an invalid file, a revert plan, a duplicate id).
+ */
 static uint64_t
-fp_str(uint64_t h, const char *s)
+pi_fixed_fp(const struct pinfo *pi)
 {
-	return fp_bytes(h, s ? s : "", s ? strlen(s) + 1 : 1);
+	struct pcache_ent *e = pi->ent;
+
+	if (!e || !pi->p || pi->p != e->p || pi->own_id)
+		return fixed_fp_of(pi);
+	if (!e->fixed_fp)
+		e->fixed_fp = fixed_fp_of(pi) | 1;
+	return e->fixed_fp;
 }
+
+/*
+ * A char array hashed whole: what follows its text is stable for a pinfo
+ * (zeroed, or copied whole), and differing bytes there only rebuild.
+ */
+#define FP_ARRAY(h, a) fp_bytes((h), (a), sizeof(a))
 
 /* Everything of pi that its note says (note_line, note_trailers). */
 static uint64_t
 note_fingerprint(const struct pinfo *pi)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FP_SEED, fixed = pi_fixed_fp(pi);
 
-	h = fp_str(h, pi->id);
+	h = fp_bytes(h, &fixed, sizeof(fixed));
 	h = fp_str(h, pi->status);
-	h = fp_str(h, pi->f->path);
-	h = fp_str(h, pi->f->commit);
-	h = fp_str(h, pi->hazard);
-	h = fp_str(h, pi->p ? pi->p->checksum : NULL);
-	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : "");
+	h = FP_ARRAY(h, pi->f->commit);
+	h = FP_ARRAY(h, pi->hazard);
 	h = fp_bytes(h, &pi->done, sizeof(pi->done));
 	h = fp_bytes(h, &pi->total, sizeof(pi->total));
 	h = fp_bytes(h, pi->wdone, sizeof(pi->wdone));
 	h = fp_bytes(h, pi->wtotal, sizeof(pi->wtotal));
 	h = fp_bytes(h, &pi->out_of_order, sizeof(pi->out_of_order));
-	h = fp_str(h, pi->applied_at);
-	h = fp_str(h, pi->sqlstate);
-	h = fp_str(h, pi->message);
-	return h;
+	h = FP_ARRAY(h, pi->applied_at);
+	h = FP_ARRAY(h, pi->sqlstate);
+	return fp_str(h, pi->message);
 }
 
 /*
@@ -119,7 +135,7 @@ group_by_commit(const struct pinfo *pis, size_t n, size_t **nxt_out, bool **head
 		slot[k] = NONE;
 	for (size_t i = 0; i < n; i++) {
 		const char *c = pis[i].f->commit;
-		size_t h = (size_t)fp_str(1469598103934665603ull, c) & (cap - 1);
+		size_t h = (size_t)fp_str(FP_SEED, c) & (cap - 1);
 
 		while (slot[h] != NONE && strcmp(pis[slot[h]].f->commit, c) != 0)
 			h = (h + 1) & (cap - 1);
@@ -168,8 +184,7 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 	      strcmp(id, w->notes_id) != 0 || (w->cfg->push_notes && repo_is_remote(w->repo));
 	group_by_commit(pis, n, &nxt, &head);
 	for (size_t g = 0; g < n; g++) {
-		uint64_t fp =
-		    fp_str(fp_str(1469598103934665603ull, w->cfg->target), w->cfg->notes_ref);
+		uint64_t fp = fp_str(fp_str(FP_SEED, w->cfg->target), w->cfg->notes_ref);
 		bool same = true;
 
 		if (!head[g])
@@ -251,25 +266,26 @@ plan_json(const struct pinfo *pi, const char *status)
 	cJSON_AddStringToObject(o, "commit", pi->f->commit);
 	if (pi->f->author_email)
 		cJSON_AddStringToObject(o, "author", pi->f->author_email);
-	if (pi->message[0])
+	if (pi->message)
 		cJSON_AddStringToObject(o, "message", pi->message);
 	return o;
 }
 
-/* Everything of pi that plan_json says, with status. */
+/*
+ * Everything of pi that plan_json says, with status. The author is the
+ * commit's: a commit id says it (a removed plan's stand-in, which has none,
+ * keeps no item).
+ */
 static uint64_t
 item_fingerprint(const struct pinfo *pi, const char *status)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FP_SEED, fixed = pi_fixed_fp(pi);
 
-	h = fp_str(h, pi->id);
-	h = fp_str(h, pi->f->path);
+	h = fp_bytes(h, &fixed, sizeof(fixed));
 	h = fp_str(h, status);
-	h = fp_str(h, pi->p ? plan_hazard_name(pi->p->max_hazard) : NULL);
 	h = fp_bytes(h, &pi->done, sizeof(pi->done));
 	h = fp_bytes(h, &pi->total, sizeof(pi->total));
-	h = fp_str(h, pi->f->commit);
-	h = fp_str(h, pi->f->author_email);
+	h = FP_ARRAY(h, pi->f->commit);
 	return fp_str(h, pi->message);
 }
 
@@ -285,7 +301,10 @@ set_plans_locked(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 {
 	cJSON *old = cJSON_GetObjectItem(d->status, "plans"), *arr = cJSON_CreateArray();
 	bool reuse = old && old == w->plans_doc;
+	bool same = reuse && n == w->nplans_items;
 
+	if (!same || !w->plans_items)
+		w->plans_items = xrealloc(w->plans_items, (n ? n : 1) * sizeof(*w->plans_items));
 	for (size_t i = 0; i < n; i++) {
 		struct pcache_ent *e = pis[i].ent;
 		uint64_t fp = item_fingerprint(&pis[i], sts[i]);
@@ -300,9 +319,15 @@ set_plans_locked(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 			e->item = it;
 			e->item_fp = fp;
 		}
+		same = same && w->plans_items[i] == it;
+		w->plans_items[i] = it;
 	}
+	w->nplans_items = n;
 	cJSON_ReplaceItemInObject(d->status, "plans", arr);
 	w->plans_doc = arr;
+	/* the same items in the same order: the index by plan id still holds */
+	if (!same)
+		d->plans_gen++;
 }
 
 /*
@@ -326,7 +351,7 @@ publish_progress(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 		if (i == running)
 			st = "running";
 		else if (i > running && !st)
-			st = db_status(v, pis[i].id) ? db_status(v, pis[i].id) : "pending";
+			st = pi_row(&pis[i]) ? pi_row(&pis[i])->status : "pending";
 		sts[i] = st ? st : "pending";
 	}
 	snprintf(result, sizeof(result), "applying %s (plan %zu of %zu at the tip)",

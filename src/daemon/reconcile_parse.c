@@ -3,16 +3,32 @@
  * blob id and path, and kept while the tip has it), invalid files and
  * revert plans resolved against the plan they revert.
  */
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/fphash.h"
 #include "daemon/reconcile_int.h"
 #include "plan/plan_dir.h"
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/strbuf.h"
+
+void
+pi_msgf(struct pinfo *pi, const char *fmt, ...)
+{
+	char buf[PI_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(pi->message);
+	pi->message = buf[0] ? xstrdup(buf) : NULL;
+}
 
 void
 pinfos_free(struct pinfo *pis, size_t n)
@@ -21,7 +37,9 @@ pinfos_free(struct pinfo *pis, size_t n)
 		/* the plan and its parse errors belong to the plan cache, but for own_* */
 		if (pis[i].own_p)
 			plan_free(pis[i].p);
-		free(pis[i].id);
+		if (pis[i].own_id)
+			free(pis[i].id);
+		free(pis[i].message);
 		free(pis[i].rate_note);
 		if (pis[i].own_diag)
 			free(pis[i].diag);
@@ -51,12 +69,14 @@ parse_file(const struct repo_plan_file *f, struct plan **out, struct diags *dg)
 struct pcache {
 	struct pcache_ent *v;
 	size_t n;
+	unsigned long long serial; /* of the snapshot it was made from, whose order it has */
 };
 
 static void
 pcache_ent_free(struct pcache_ent *e)
 {
-	free(e->key);
+	if (!e->key_moved)
+		free(e->key);
 	plan_free(e->p);
 	free(e->diag);
 	memset(e, 0, sizeof(*e));
@@ -93,40 +113,68 @@ diag_text(const struct diags *dg)
  * The cache entry of file f: taken from the last pass's cache, or parsed
  * now. A revert plan goes to *own instead (the caller owns it).
  */
-static void
-pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, struct pcache_ent *e,
-	    struct plan **own)
+/* Whether e's key is "<blob>:<path>" of f, compared in place. */
+static bool
+pcache_key_is(const struct pcache_ent *e, const struct repo_plan_file *f, size_t blen)
 {
-	struct pcache_ent want = { .key = xasprintf("%s:%s", f->blob, f->path) }, *hit = NULL;
+	return !memcmp(e->key, f->blob, blen) && e->key[blen] == ':' &&
+	       !strcmp(e->key + blen + 1, f->path);
+}
+
+static void
+pcache_fill(struct pcache *old, unsigned long long s_prev_serial, size_t *cur,
+	    const struct repo_plan_file *f, struct pcache_ent *e, struct plan **own)
+{
+	struct pcache_ent *hit = NULL;
 	size_t blen = strlen(f->blob);
 	struct diags dg = DIAGS_INIT;
 
 	*own = NULL;
-	/*
-	 * Both in the snapshot's order (by path): one walk down the old cache.
-	 * Were an order to differ, a file would only be parsed again.
-	 */
-	while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
-		(*cur)++;
-	if (old && *cur < old->n && !strcmp(old->v[*cur].key, want.key))
-		hit = &old->v[*cur];
+	if (old && old->serial && old->serial == s_prev_serial) {
+		/*
+		 * The old cache is in the order of the snapshot this one was made
+		 * from, which names the entry of the same path and blob: the key is
+		 * the same, by construction (its blob is checked all the same).
+		 */
+		if (f->prev != REPO_NONE && f->prev < old->n &&
+		    !memcmp(old->v[f->prev].key, f->blob, blen))
+			hit = &old->v[f->prev];
+	} else {
+		/*
+		 * Both in the snapshot's order (by path): one walk down the old
+		 * cache. Were an order to differ, a file would only be parsed
+		 * again. The key is made only for a file parsed now.
+		 */
+		while (old && *cur < old->n && strcmp(old->v[*cur].key + blen + 1, f->path) < 0)
+			(*cur)++;
+		if (old && *cur < old->n && pcache_key_is(&old->v[*cur], f, blen))
+			hit = &old->v[*cur];
+	}
 	/*
 	 * A plan blocked in the last pass is parsed again: its reasons are
 	 * written in its arena, which must not grow pass after pass.
 	 */
 	if (hit && !hit->moved && !hit->skip && !(hit->p && hit->p->blocked)) {
-		e->key = want.key;
+		e->key = hit->key;
 		e->p = hit->p;
 		e->diag = hit->diag;
+		e->id_hash = hit->id_hash;
 		e->note_fp = hit->note_fp;
 		e->item = hit->item;
 		e->item_fp = hit->item_fp;
+		memcpy(&e->db, &hit->db,
+		       offsetof(struct pcache_ent, view_serial) + sizeof(e->view_serial) -
+			   offsetof(struct pcache_ent, db));
+		e->fixed_fp = hit->fixed_fp;
+		/* the key stays readable for the walk until the old cache goes */
+		hit->key_moved = true;
 		hit->p = NULL;
 		hit->diag = NULL;
 		hit->moved = true;
 		return;
 	}
-	*e = want;
+	memset(e, 0, sizeof(*e));
+	e->key = xasprintf("%s:%s", f->blob, f->path);
 	if (parse_file(f, &e->p, &dg) < 0) {
 		plan_free(e->p);
 		e->p = NULL;
@@ -135,6 +183,8 @@ pcache_fill(struct pcache *old, size_t *cur, const struct repo_plan_file *f, str
 		*own = e->p;
 		e->p = NULL;
 		e->skip = true;
+	} else {
+		e->id_hash = fp_str(FP_SEED, e->p->id);
 	}
 	diags_clear(&dg);
 }
@@ -150,19 +200,25 @@ make_invalid(struct pinfo *pi, const struct diags *dg)
 		base = base ? base + 1 : pi->f->path;
 		dot = strrchr(base, '.');
 		pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+		pi->own_id = true;
 	}
 	if (pi->own_diag)
 		free(pi->diag);
 	pi->diag = diag_text(dg);
 	pi->own_diag = true;
 	pi->status = "invalid";
-	snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+	pi_msgf(pi, "%s", pi->diag);
 }
 
 /* pi's plan goes: freed when it is pi's own, left to the cache otherwise. */
 static void
 drop_plan(struct pinfo *pi)
 {
+	if (pi->own_p && pi->p && pi->id == pi->p->id && !pi->own_id) {
+		/* the id was the plan's: the pinfo keeps a copy */
+		pi->id = xstrdup(pi->id);
+		pi->own_id = true;
+	}
 	if (pi->own_p)
 		plan_free(pi->p);
 	pi->p = NULL;
@@ -214,48 +270,56 @@ resolve_revert(struct pinfo *pis, size_t n, size_t i)
 
 /*
  * The plans at the tip, through the cache (w->pcache is replaced);
- * duplicate ids make the later file invalid. Revert plans are resolved
+ * duplicate ids make the later file invalid (found with a table of the ids'
+ * hashes, kept in the cache: no copies, no sort). Revert plans are resolved
  * against the plans before them.
  */
-struct id_ref {
-	const char *id;
-	size_t i;
-};
-
-static int
-id_ref_cmp(const void *a, const void *b)
-{
-	const struct id_ref *x = a, *y = b;
-	int c = strcmp(x->id, y->id);
-
-	return c ? c : x->i < y->i ? -1 : x->i > y->i;
-}
-
 struct pinfo *
 parse_all(struct worker *w, const struct repo_snapshot *s)
 {
 	struct pinfo *pis = xcalloc(s->n ? s->n : 1, sizeof(*pis));
-	struct id_ref *refs = xcalloc(s->n ? s->n : 1, sizeof(*refs));
 	struct pcache *next = xcalloc(1, sizeof(*next));
-	size_t nrefs = 0, cur = 0;
+	size_t cur = 0, cap = 16, *slot;
 
 	next->v = xcalloc(s->n ? s->n : 1, sizeof(*next->v));
 	next->n = s->n;
+	next->serial = s->serial;
+	while (cap < 2 * s->n)
+		cap *= 2;
+	slot = xmalloc(cap * sizeof(*slot));
+	memset(slot, 0xff, cap * sizeof(*slot));
 	for (size_t i = 0; i < s->n; i++) {
 		struct pinfo *pi = &pis[i];
 		struct pcache_ent *e = &next->v[i];
 		struct plan *own;
 
 		pi->f = &s->files[i];
-		pcache_fill(w->pcache, &cur, pi->f, e, &own);
+		pcache_fill(w->pcache, s->prev_serial, &cur, pi->f, e, &own);
 		pi->ent = e;
 		pi->p = own ? own : e->p;
 		pi->own_p = own != NULL;
 		pi->diag = e->diag;
 		if (pi->p) {
-			pi->id = xstrdup(pi->p->id);
-			refs[nrefs].id = pi->id;
-			refs[nrefs++].i = i;
+			uint64_t hv = own ? fp_str(FP_SEED, own->id) : e->id_hash;
+			size_t h = (size_t)hv & (cap - 1);
+			struct diags dg = DIAGS_INIT;
+			const struct pinfo *first;
+
+			pi->id = pi->p->id;
+			while (slot[h] != (size_t)-1 && strcmp(pis[slot[h]].id, pi->id) != 0)
+				h = (h + 1) & (cap - 1);
+			if (slot[h] == (size_t)-1) {
+				slot[h] = i;
+				continue;
+			}
+			/* the same id twice: the later file is invalid */
+			first = &pis[slot[h]];
+			diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
+				  "duplicate plan id '%s': %s has it already", pi->p->id,
+				  first->f->path);
+			drop_plan(pi);
+			make_invalid(pi, &dg);
+			diags_clear(&dg);
 		} else {
 			const char *base = strrchr(pi->f->path, '/');
 			const char *dot;
@@ -263,29 +327,12 @@ parse_all(struct worker *w, const struct repo_snapshot *s)
 			base = base ? base + 1 : pi->f->path;
 			dot = strrchr(base, '.');
 			pi->id = xstrndup(base, dot ? (size_t)(dot - base) : strlen(base));
+			pi->own_id = true;
 			pi->status = "invalid";
-			snprintf(pi->message, sizeof(pi->message), "%s", pi->diag);
+			pi_msgf(pi, "%s", pi->diag);
 		}
 	}
-	/* the same id twice: the later files are invalid (sorted, not hashed: no copies) */
-	qsort(refs, nrefs, sizeof(*refs), id_ref_cmp);
-	for (size_t k = 1; k < nrefs; k++) {
-		size_t first = k - 1;
-		struct diags dg = DIAGS_INIT;
-		struct pinfo *pi = &pis[refs[k].i];
-
-		while (first > 0 && !strcmp(refs[first - 1].id, refs[k].id))
-			first--;
-		if (strcmp(refs[first].id, refs[k].id) != 0)
-			continue;
-		diags_add(&dg, DIAG_ERROR, pi->f->path, pi->p->id_line, pi->p->id_col,
-			  "duplicate plan id '%s': %s has it already", pi->p->id,
-			  pis[refs[first].i].f->path);
-		drop_plan(pi);
-		make_invalid(pi, &dg);
-		diags_clear(&dg);
-	}
-	free(refs);
+	free(slot);
 	pcache_free(w->pcache);
 	w->pcache = next;
 	for (size_t i = 0; i < s->n; i++)

@@ -190,6 +190,9 @@ on_event(const struct exec_event *ev, void *arg)
  * Waits for a wake-up, a job, a stop, or ms; returns false when stopping.
  * *woken: something asked for a pass (not the timer).
  */
+/* How long the worker stays idle before it gives its free memory back (worker_main). */
+#define TRIM_GRACE_MS 500
+
 static bool
 worker_wait(struct daemon *d, int64_t ms, bool *woken)
 {
@@ -388,10 +391,24 @@ worker_main(void *arg)
 		 * A pass frees what it parsed, but glibc only gives back free
 		 * memory at the top of the heap: the free pages in between (the
 		 * plans, the snapshot's copies, libpq's results) stay resident
-		 * until the next pass reuses them. Hand them back before sleeping;
-		 * it costs well under a millisecond per pass.
+		 * until the next pass reuses them. Hand them back once the worker
+		 * is idle: TRIM_GRACE_MS after a pass that no other followed. A
+		 * burst of pushes keeps them (each pass would fault in again the
+		 * few MB of arrays of every plan that the last one gave back).
 		 */
-		(void)malloc_trim(0);
+		if (next > TRIM_GRACE_MS) {
+			bool woken = false;
+
+			if (!worker_wait(d, TRIM_GRACE_MS, &woken))
+				break;
+			w.full_pass = w.full_pass || woken;
+			if (woken)
+				continue;
+			(void)malloc_trim(0);
+			next -= TRIM_GRACE_MS;
+		} else {
+			(void)malloc_trim(0);
+		}
 		if (!worker_wait(d, next, &w.full_pass))
 			break;
 	}

@@ -51,6 +51,9 @@ struct worker {
 	char *view_target;
 	/* the "plans" array this worker last put in the status document (reconcile_out.c) */
 	cJSON *plans_doc;
+	/* its items, in order: a pass that changes none leaves d->plans_gen alone */
+	cJSON **plans_items;
+	size_t nplans_items;
 	/*
 	 * Where the notes ref pointed after this worker last wrote notes ("":
 	 * not yet): moved by another hand, every note is written again.

@@ -177,17 +177,19 @@ line_transition_ok(enum line_status from, enum line_status to, enum line_cause c
 	}
 }
 
+/* (one text at both places is the same checksum: the daemon says so with one pointer) */
 static bool
 sum_differs(const struct line_plan *p)
 {
-	return p->has_row && p->db_checksum && p->db_checksum[0] && p->checksum &&
-	       strcmp(p->db_checksum, p->checksum) != 0;
+	return p->has_row && p->db_checksum && p->checksum && p->db_checksum != p->checksum &&
+	       p->db_checksum[0] && strcmp(p->db_checksum, p->checksum) != 0;
 }
 
 static bool
 sum_same(const struct line_plan *p)
 {
-	return p->has_row && p->db_checksum && p->checksum && !strcmp(p->db_checksum, p->checksum);
+	return p->has_row && p->db_checksum && p->checksum &&
+	       (p->db_checksum == p->checksum || !strcmp(p->db_checksum, p->checksum));
 }
 
 /* Applied, in drift or reverted: what ran is the database's checksum. */

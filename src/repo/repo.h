@@ -35,7 +35,15 @@ struct repo_plan_file {
 	char *author_name; /* of that commit */
 	char *author_email;
 	int64_t commit_time; /* seconds since the epoch */
+	bool by_tip;	     /* commit is the snapshot's tip, and the tip brought the content */
+	/*
+	 * The index in the snapshot this one was made from (prev_serial) of the
+	 * file with the same path and blob, or REPO_NONE.
+	 */
+	size_t prev;
 };
+
+#define REPO_NONE ((size_t)-1)
 
 struct repo_snapshot {
 	char tip[41];		      /* the branch tip, hex */
@@ -43,6 +51,17 @@ struct repo_snapshot {
 					 migrations_dir, sorted by file name in byte order */
 	size_t n;
 	size_t reused; /* how many entries repo_snapshot_since copied from the previous one */
+	char *dir;     /* migrations_dir as read ("" for the root) */
+	/*
+	 * Its tree at the tip (libgit2's git_tree, a reference of the
+	 * snapshot's own, freed with it): the next snapshot's walk needs it.
+	 */
+	struct git_tree *dir_tree;
+	/*
+	 * Never the same for two snapshots; prev_serial: the serial of the one
+	 * this was made from, whose indexes the files' prev are (0: none).
+	 */
+	unsigned long long serial, prev_serial;
 };
 
 /*

@@ -169,6 +169,32 @@ walk_tree(struct walk *w, const git_oid *id)
 	return t;
 }
 
+/*
+ * A tree the walk holds already (its own reference): a lookup of its id
+ * finds it without reading the object again, whatever libgit2's cache
+ * dropped meanwhile.
+ */
+static void
+walk_hold(struct walk *w, git_tree *t)
+{
+	git_object *dup;
+
+	if (!t || git_object_dup(&dup, (git_object *)t) < 0)
+		return;
+	git_tree_free(w->trees[w->next_tree]);
+	w->trees[w->next_tree] = (git_tree *)dup;
+	w->next_tree = (w->next_tree + 1) % REPO_TREE_CACHE;
+}
+
+/* walk_tree, with a reference of the caller's own (git_tree_free it), or -1. */
+static int
+walk_tree_ref(struct walk *w, git_tree **out, const git_oid *id)
+{
+	git_tree *t = walk_tree(w, id);
+
+	return t ? git_object_dup((git_object **)out, (git_object *)t) : -1;
+}
+
 static void
 walk_free(struct walk *w)
 {
@@ -290,6 +316,14 @@ repo_attribute(struct repo *r, struct walk *w, const git_oid *tip, struct repo_p
 	}
 	if (left && wrc != GIT_ITEROVER)
 		goto giterr;
+	{
+		char hex[GIT_OID_HEXSZ + 1];
+
+		/* brought by the tip: the walk found it there (not a cut history's stand-in) */
+		git_oid_tostr(hex, sizeof(hex), tip);
+		for (size_t i = 0; i < n; i++)
+			files[i]->by_tip = done[i] && !strcmp(files[i]->commit, hex);
+	}
 	if (left) {
 		/* Only a cut history (graft, shallow) ends before a file began. */
 		git_commit *c;
@@ -337,28 +371,42 @@ name_index(const char *const *names, size_t n, const char *name)
 /*
  * Marks touched[i] for each of the names that commit tree t brought: t has
  * it with an id that none of the np parent trees (NULL: the directory is
- * absent there) has at that name. tree_has's test, as walk_commit makes it.
+ * absent there) has at that name. tree_has's test, as walk_commit makes it,
+ * made as one merge of t's entries with each parent's (both in git's order
+ * of a tree): only the entries that no parent has are looked up in names,
+ * so a commit that changed k of N files costs N comparisons and k searches.
  */
 static void
 mark_brought(git_tree *t, git_tree *const *pts, unsigned np, const char *const *names, size_t n,
 	     bool *touched)
 {
 	size_t cnt = git_tree_entrycount(t);
+	bool *kept = xcalloc(cnt ? cnt : 1, sizeof(*kept));
 
+	for (unsigned p = 0; p < np; p++) {
+		size_t pcnt = pts[p] ? git_tree_entrycount(pts[p]) : 0, j = 0;
+
+		for (size_t i = 0; i < cnt && j < pcnt; i++) {
+			const git_tree_entry *e = git_tree_entry_byindex(t, i), *pe = NULL;
+			int c = 1;
+
+			while (j < pcnt && (c = git_tree_entry_cmp(
+						pe = git_tree_entry_byindex(pts[p], j), e)) < 0)
+				j++;
+			if (c == 0 && git_oid_equal(git_tree_entry_id(pe), git_tree_entry_id(e)))
+				kept[i] = true;
+		}
+	}
 	for (size_t i = 0; i < cnt; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(t, i);
-		const char *name = git_tree_entry_name(e);
-		ptrdiff_t at = name_index(names, n, name);
-		unsigned p;
+		ptrdiff_t at;
 
-		if (at < 0 || touched[at])
+		if (kept[i])
 			continue;
-		for (p = 0; p < np; p++)
-			if (pts[p] && tree_has(pts[p], name, git_tree_entry_id(e)))
-				break;
-		if (p == np)
+		at = name_index(names, n, git_tree_entry_name(git_tree_entry_byindex(t, i)));
+		if (at >= 0)
 			touched[at] = true;
 	}
+	free(kept);
 }
 
 /*
@@ -394,10 +442,10 @@ commit_brought(struct walk *w, git_commit *c, git_tree ***pts, unsigned *cap,
 		}
 		(*pts)[p] = NULL;
 		loaded = p + 1;
-		if (prc == 1 && git_tree_lookup(&(*pts)[p], w->git, &pdir) < 0)
+		if (prc == 1 && walk_tree_ref(w, &(*pts)[p], &pdir) < 0)
 			goto out;
 	}
-	if (git_tree_lookup(&t, w->git, &dir) < 0)
+	if (walk_tree_ref(w, &t, &dir) < 0)
 		goto out;
 	mark_brought(t, *pts, np, names, n, touched);
 	rc = 0;
@@ -449,50 +497,44 @@ out:
 }
 
 /*
- * Which of the names prev's own tip brought, into brought. An entry prev
- * attributed to its tip without the tip having brought it is where a cut
- * history (shallow, graft) puts a file whose beginning it lacks: from a
- * newer tip, that is the newer tip. A tip whose parents cannot be read
- * brought nothing here.
+ * The files' prev: the index in prev of the file with the path and the
+ * blob of ents[i] (names[i] its name, under dirpath), or REPO_NONE. Both
+ * are sorted by name, under the same directory: one merge of the two
+ * lists. Nothing matches when prev read another directory.
  */
 static void
-tip_brought(struct walk *w, const git_oid *prev, const char *const *names, size_t n, bool *brought)
+prev_same(const struct repo_snapshot *prev, const char *dirpath, const git_tree_entry *const *ents,
+	  const char *const *names, struct repo_snapshot *s)
 {
-	git_commit *c = NULL;
-	git_tree **pts = NULL;
-	unsigned cap = 0;
+	size_t off = *dirpath ? strlen(dirpath) + 1 : 0, j = 0;
 
-	if (git_commit_lookup(&c, w->git, prev) == 0 &&
-	    commit_brought(w, c, &pts, &cap, names, n, brought) < 0)
-		memset(brought, 0, n * sizeof(*brought));
-	free(pts);
-	git_commit_free(c);
-}
+	for (size_t i = 0; i < s->n; i++)
+		s->files[i].prev = REPO_NONE;
+	if (!prev->dir || strcmp(prev->dir, dirpath) != 0)
+		return;
+	s->prev_serial = prev->serial;
+	for (size_t i = 0; i < s->n && j < prev->n; i++) {
+		char hex[GIT_OID_HEXSZ];
+		int c = 1;
 
-/* The index of git_path among the files of s (sorted by it: one directory), or -1. */
-static ptrdiff_t
-snap_index(const struct repo_snapshot *s, const char *git_path)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(git_path, s->files[mid].git_path);
-
-		if (!c)
-			return (ptrdiff_t)mid;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		while (j < prev->n && (c = strcmp(names[i], prev->files[j].git_path + off)) > 0)
+			j++;
+		if (c != 0)
+			continue;
+		git_oid_fmt(hex, git_tree_entry_id(ents[i]));
+		if (!memcmp(hex, prev->files[j].blob, GIT_OID_HEXSZ) &&
+		    !prev->files[j].blob[GIT_OID_HEXSZ])
+			s->files[i].prev = j;
 	}
-	return -1;
 }
 
-/* Copies prev's entry of the same path and blob into f (whose path, git_path and blob are set). */
+/* Copies prev's entry of the same path and blob into f. */
 static void
 file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
 {
+	f->path = xstrdup(p->path);
+	f->git_path = xstrdup(p->git_path);
+	memcpy(f->blob, p->blob, sizeof(f->blob));
 	f->len = p->len;
 	f->too_large = p->too_large;
 	if (p->content) {
@@ -503,52 +545,52 @@ file_copy(struct repo_plan_file *f, const struct repo_plan_file *p)
 	f->author_name = xstrdup(p->author_name);
 	f->author_email = xstrdup(p->author_email);
 	f->commit_time = p->commit_time;
+	f->by_tip = p->by_tip;
 }
 
 /*
  * Which files of s keep prev's entry (reuse[i]: the index in prev, or -1):
  * when prev's tip is tip or an ancestor of it, each path whose blob is
  * prev's and that no commit in between brought; one prev attributed to its
- * own tip only if that tip did bring it (tip_brought). Returns 0 (all -1
- * when prev cannot serve), or -1 with err.
+ * own tip only if that tip did bring it (by_tip). Returns 0 (all -1 when
+ * prev cannot serve), or -1 with err.
  */
 static int
 snap_reuse(struct repo *r, struct walk *w, const git_oid *tip, const struct repo_snapshot *prev,
-	   struct repo_snapshot *s, const char *const *names, ptrdiff_t *reuse, char *err,
-	   size_t errlen)
+	   struct repo_snapshot *s, const git_tree_entry *const *ents, const char *const *names,
+	   ptrdiff_t *reuse, char *err, size_t errlen)
 {
-	bool *touched, *brought;
+	bool *touched;
 	git_oid pid;
 
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		reuse[i] = -1;
+		s->files[i].prev = REPO_NONE;
+	}
 	if (!prev || strlen(prev->tip) != GIT_OID_HEXSZ || git_oid_fromstr(&pid, prev->tip) < 0)
 		return 0;
 	/* a rewritten branch, or a tip gone (gc): the full snapshot */
 	if (!git_oid_equal(&pid, tip) && git_graph_descendant_of(r->git, tip, &pid) != 1)
 		return 0;
 	touched = xcalloc(s->n ? s->n : 1, sizeof(*touched));
-	brought = xcalloc(s->n ? s->n : 1, sizeof(*brought));
-	tip_brought(w, &pid, names, s->n, brought);
 	if (range_touched(r, w, tip, &pid, names, s->n, touched) < 0) {
 		free(touched);
-		free(brought);
 		return repo_seterr(err, errlen, "cannot walk the history of %s: %s", r->display,
 				   repo_giterr());
 	}
+	prev_same(prev, w->dirpath, ents, names, s);
 	for (size_t i = 0; i < s->n; i++) {
-		ptrdiff_t at;
+		size_t at = s->files[i].prev;
 
-		if (touched[i] || (at = snap_index(prev, s->files[i].git_path)) < 0)
+		if (at == REPO_NONE || touched[i])
 			continue;
-		if (strcmp(prev->files[at].blob, s->files[i].blob) != 0 ||
-		    (!strcmp(prev->files[at].commit, prev->tip) && !brought[i]))
+		/* a cut history's stand-in at prev's tip: the newer tip stands in now */
+		if (!strcmp(prev->files[at].commit, prev->tip) && !prev->files[at].by_tip)
 			continue;
-		reuse[i] = at;
+		reuse[i] = (ptrdiff_t)at;
 		s->reused++;
 	}
 	free(touched);
-	free(brought);
 	return 0;
 }
 
@@ -588,16 +630,27 @@ repo_plan_entries(git_tree *dir, size_t *n)
 	size_t cnt = git_tree_entrycount(dir), k = 0;
 	const git_tree_entry **v = xcalloc(cnt ? cnt : 1, sizeof(*v));
 
+	bool sorted = true;
+
 	for (size_t i = 0; i < cnt; i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(dir, i);
 		git_filemode_t m = git_tree_entry_filemode(e);
 
 		/* Regular files only: not symlinks, subdirectories or submodules. */
 		if ((m == GIT_FILEMODE_BLOB || m == GIT_FILEMODE_BLOB_EXECUTABLE) &&
-		    plan_dir_is_plan_name(git_tree_entry_name(e)))
+		    plan_dir_is_plan_name(git_tree_entry_name(e))) {
+			if (k && sorted && cmp_entry_name(&v[k - 1], &e) > 0)
+				sorted = false;
 			v[k++] = e;
+		}
 	}
-	qsort(v, k, sizeof(*v), cmp_entry_name);
+	/*
+	 * git's order of a tree is byte order for files (a directory sorts as
+	 * if its name ended in '/'): sorted already, but for a tree git did
+	 * not write.
+	 */
+	if (!sorted)
+		qsort(v, k, sizeof(*v), cmp_entry_name);
 	*n = k;
 	return v;
 }
@@ -629,6 +682,11 @@ repo_snapshot(struct repo *r, const char *migrations_dir, struct repo_snapshot *
 static void
 file_move(struct repo_plan_file *f, struct repo_plan_file *p)
 {
+	f->path = p->path;
+	p->path = NULL;
+	f->git_path = p->git_path;
+	p->git_path = NULL;
+	memcpy(f->blob, p->blob, sizeof(f->blob));
 	f->len = p->len;
 	f->too_large = p->too_large;
 	f->content = p->content;
@@ -639,6 +697,7 @@ file_move(struct repo_plan_file *f, struct repo_plan_file *p)
 	f->author_email = p->author_email;
 	p->author_email = NULL;
 	f->commit_time = p->commit_time;
+	f->by_tip = p->by_tip;
 }
 
 static int snapshot_since(struct repo *r, const char *migrations_dir,
@@ -658,6 +717,9 @@ repo_snapshot_since_move(struct repo *r, const char *migrations_dir, struct repo
 {
 	return snapshot_since(r, migrations_dir, prev, prev, out, err, errlen);
 }
+
+/* The source of snapshots' serials. */
+static unsigned long long snap_serial;
 
 /* repo_snapshot_since; with take (prev itself), reused entries move out of it. */
 static int
@@ -697,6 +759,8 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 		goto giterr;
 	git_oid_tostr(s->tip, sizeof(s->tip), &tip);
 	w.dirpath = dirpath;
+	s->dir = xstrdup(dirpath);
+	s->serial = __atomic_add_fetch(&snap_serial, 1, __ATOMIC_RELAXED);
 	if (!*dirpath) {
 		dir = root;
 		root = NULL;
@@ -722,22 +786,22 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 	}
 	if (git_repository_odb(&odb, r->git) < 0)
 		goto giterr;
+	/*
+	 * The walks below ask for this tree and, most often, for the previous
+	 * tip's (its parent's): both are at hand, not read again.
+	 */
+	walk_hold(&w, dir);
+	if (prev && prev->dir_tree)
+		walk_hold(&w, prev->dir_tree);
 	ents = repo_plan_entries(dir, &s->n);
 	s->files = xcalloc(s->n ? s->n : 1, sizeof(*s->files));
 	names = xcalloc(s->n ? s->n : 1, sizeof(*names));
 	todo = xcalloc(s->n ? s->n : 1, sizeof(*todo));
 	todo_names = xcalloc(s->n ? s->n : 1, sizeof(*todo_names));
 	reuse = xcalloc(s->n ? s->n : 1, sizeof(*reuse));
-	for (size_t i = 0; i < s->n; i++) {
-		struct repo_plan_file *f = &s->files[i];
-
+	for (size_t i = 0; i < s->n; i++)
 		names[i] = git_tree_entry_name(ents[i]);
-		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
-		/* a file name may be any bytes but '/' and NUL */
-		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
-		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
-	}
-	if (snap_reuse(r, &w, &tip, prev, s, names, reuse, err, errlen) < 0)
+	if (snap_reuse(r, &w, &tip, prev, s, ents, names, reuse, err, errlen) < 0)
 		goto fail;
 	for (size_t i = 0; i < s->n; i++) {
 		struct repo_plan_file *f = &s->files[i];
@@ -746,12 +810,17 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 		size_t len;
 
 		if (reuse[i] >= 0) {
+			/* the same path and blob: prev's strings serve */
 			if (take)
 				file_move(f, &take->files[reuse[i]]);
 			else
 				file_copy(f, &prev->files[reuse[i]]);
 			continue;
 		}
+		f->git_path = *dirpath ? xasprintf("%s/%s", dirpath, names[i]) : xstrdup(names[i]);
+		/* a file name may be any bytes but '/' and NUL */
+		f->path = repo_text_clean(f->git_path, strlen(f->git_path));
+		git_oid_tostr(f->blob, sizeof(f->blob), git_tree_entry_id(ents[i]));
 		todo[ntodo] = f;
 		todo_names[ntodo++] = names[i];
 		/*
@@ -779,6 +848,9 @@ snapshot_since(struct repo *r, const char *migrations_dir, const struct repo_sna
 	}
 	if (repo_attribute(r, &w, &tip, todo, todo_names, ntodo, err, errlen) < 0)
 		goto fail;
+	/* kept for the next snapshot, whose tip's parent this tip most often is */
+	s->dir_tree = dir;
+	dir = NULL;
 	*out = s;
 	s = NULL;
 	rc = 0;
@@ -819,6 +891,8 @@ repo_snapshot_free(struct repo_snapshot *s)
 		free(s->files[i].author_email);
 	}
 	free(s->files);
+	free(s->dir);
+	git_tree_free(s->dir_tree);
 	free(s);
 }
 

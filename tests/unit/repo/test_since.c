@@ -427,7 +427,7 @@ test_repo_since__move_takes_entries(void **state)
 	char *d = rt_init();
 	struct repo *r;
 	struct repo_snapshot *prev = NULL, *next = NULL, *full;
-	char *content;
+	char *content, *path, *git_path;
 	char err[512] = "";
 
 	(void)state;
@@ -441,13 +441,19 @@ test_repo_since__move_takes_entries(void **state)
 	free(rt_commit(d, "bob", "b2 and c"));
 
 	content = prev->files[0].content;
+	path = prev->files[0].path;
+	git_path = prev->files[0].git_path;
 	assert_int_equal(repo_snapshot_since_move(r, "migrations", prev, &next, err, sizeof(err)),
 			 0);
 	assert_int_equal(next->reused, 1);
 	/* taken, not copied: the same bytes at the same address, gone from prev */
 	assert_ptr_equal(next->files[0].content, content);
+	assert_ptr_equal(next->files[0].path, path);
+	assert_ptr_equal(next->files[0].git_path, git_path);
 	assert_null(prev->files[0].content);
 	assert_null(prev->files[0].author_name);
+	assert_null(prev->files[0].path);
+	assert_null(prev->files[0].git_path);
 	assert_non_null(prev->files[1].content); /* changed: not taken */
 	repo_snapshot_free(prev);
 	full = rt_snap(r, "migrations");
@@ -456,6 +462,58 @@ test_repo_since__move_takes_entries(void **state)
 		assert_same_file(&full->files[i], &next->files[i]);
 	repo_snapshot_free(full);
 	repo_snapshot_free(next);
+	repo_free(r);
+	rt_rm_rf(d);
+}
+
+/*
+ * A directory among the plan files: git orders a tree's entries as if a
+ * directory's name ended in '/', so "a" sorts after "a.yaml" and before
+ * "a0.yaml", where byte order puts it first. The commits of a push are
+ * compared with their parents entry by entry in git's order; a file changed
+ * and changed back behind the directory is brought again (the newer commit),
+ * one beside it that nobody touched keeps its entry.
+ */
+static void
+test_repo_since__directory_among_files(void **state)
+{
+	char *d = rt_init(), *back;
+	struct repo *r;
+	struct repo_snapshot *prev = NULL;
+
+	(void)state;
+	rt_write(d, "migrations/a.yaml", "a1\n");
+	rt_write(d, "migrations/a/x.yaml", "x1\n");
+	rt_write(d, "migrations/a0.yaml", "a0 1\n");
+	rt_write(d, "migrations/b.yaml", "b1\n");
+	rt_write(d, "migrations/a-.yaml", "a- 1\n");
+	free(rt_commit(d, "alice", "a a/ a0 b a-"));
+	r = rt_open(d, NULL, "main");
+	assert_int_equal(step(r, "migrations", &prev), 0);
+	assert_int_equal(prev->n, 4);
+
+	/* a0 changed and back, the directory changed too, in one push */
+	rt_write(d, "migrations/a0.yaml", "a0 2\n");
+	rt_write(d, "migrations/a/x.yaml", "x2\n");
+	free(rt_commit(d, "bob", "a0 2"));
+	rt_write(d, "migrations/a0.yaml", "a0 1\n");
+	back = rt_commit(d, "bob", "a0 back");
+	assert_int_equal(step(r, "migrations", &prev), 3); /* all but a0 */
+	assert_string_equal(rt_file(prev, "migrations/a0.yaml")->commit, back);
+	free(back);
+
+	/* the directory alone: nothing read */
+	rt_write(d, "migrations/a/x.yaml", "x3\n");
+	free(rt_commit(d, "carol", "x3"));
+	assert_int_equal(step(r, "migrations", &prev), 4);
+
+	/* a file where the directory was: a plan named like it is new */
+	rt_sh("git -C '%s' rm -q -r migrations/a", d);
+	rt_write(d, "migrations/a", "not a plan\n");
+	rt_write(d, "migrations/a.yaml", "a2\n");
+	free(rt_commit(d, "dave", "a is a file"));
+	assert_int_equal(step(r, "migrations", &prev), 3); /* a.yaml read */
+	repo_snapshot_free(prev);
 	repo_free(r);
 	rt_rm_rf(d);
 }
@@ -471,6 +529,7 @@ main(void)
 		cmocka_unit_test(test_repo_since__force_push),
 		cmocka_unit_test(test_repo_since__copies_entries),
 		cmocka_unit_test(test_repo_since__move_takes_entries),
+		cmocka_unit_test(test_repo_since__directory_among_files),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,45 @@
+/*
+ * A fast 64-bit hash of bytes, eight at a time, for what the daemon keeps
+ * in memory only: the fingerprints of notes and status items, the tables of
+ * plan ids and step ids. Never written anywhere, so it may change from one
+ * version to the next.
+ */
+#ifndef TS_DAEMON_FPHASH_H
+#define TS_DAEMON_FPHASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FP_SEED 1469598103934665603ull
+
+static inline uint64_t
+fp_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t k;
+
+	h ^= (uint64_t)n * 0xff51afd7ed558ccdull;
+	for (; n >= 8; n -= 8, c += 8) {
+		memcpy(&k, c, 8);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	if (n) {
+		k = 0;
+		memcpy(&k, c, n);
+		h = (h ^ k) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 32);
+}
+
+/* A string (NULL hashes apart from "") into h. */
+static inline uint64_t
+fp_str(uint64_t h, const char *s)
+{
+	return s ? fp_bytes(h, s, strlen(s)) : fp_bytes(h ^ 0x5bd1e995ull, "", 0);
+}
+
+#endif
