@@ -721,6 +721,8 @@ worker_pass(struct daemon *d, struct worker *w)
 		else if (!strcmp(g, "degraded"))
 			health = line_health_worse(health, LINE_DEGRADED);
 	}
+	if (ran)
+		publish_ran(d, w, pis, n);
 	pt_mark(&tm, T_PROJECT);
 	write_notes(d, w, pis, n);
 	pt_mark(&tm, T_NOTES);

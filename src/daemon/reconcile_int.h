@@ -198,6 +198,7 @@ void pcache_free(struct pcache *c);
 void write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n);
 void publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n,
 	     enum line_health health, bool in_sync);
+void publish_ran(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n);
 void publish_progress(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n,
 		      size_t running, const struct dbview *v);
 

@@ -364,6 +364,28 @@ publish_progress(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n
 	free(sts);
 }
 
+/*
+ * After a walk that ran plans, before the notes: every plan's item as the
+ * database now has it, so that a plan that is applied is listed so while
+ * the notes are written (they are a projection of the same rows, and
+ * writing them takes git objects and a ref). The pass is still at work:
+ * sync stays "applying" until publish.
+ */
+void
+publish_ran(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
+{
+	const char **sts = xcalloc(n ? n : 1, sizeof(*sts));
+
+	for (size_t i = 0; i < n; i++)
+		sts[i] = pis[i].status;
+	pthread_mutex_lock(&d->mu);
+	set_plans_locked(d, w, pis, n, sts);
+	st_set_str(d, "sync", line_sync_name(LINE_APPLYING));
+	st_set_str(d, "last_result", "plans run; writing the notes");
+	pthread_mutex_unlock(&d->mu);
+	free(sts);
+}
+
 void
 publish(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n, enum line_health health,
 	bool in_sync)
