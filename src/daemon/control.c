@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/fphash.h"
 #include "daemon/worker_int.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -255,11 +256,7 @@ struct plans_index {
 static size_t
 pidx_hash(const char *s)
 {
-	size_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return (size_t)fp_str(FP_SEED, s);
 }
 
 static void

@@ -11,7 +11,16 @@
 #include <stdint.h>
 #include <string.h>
 
-#define FP_SEED 1469598103934665603ull
+/*
+ * The seed of every fingerprint and table hash: drawn at random when the
+ * daemon starts (fp_seed_init, before any thread), so that text an author
+ * controls (a plan id, a failure message that a RAISE writes) cannot be
+ * chosen to collide with another, which would keep a stale status item or
+ * note (a match of ids is always confirmed by comparing the strings).
+ */
+extern uint64_t fp_seed_value;
+#define FP_SEED fp_seed_value
+void fp_seed_init(void);
 
 static inline uint64_t
 fp_bytes(uint64_t h, const void *p, size_t n)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/fphash.h"
 #include "daemon/worker_int.h"
 #include "repo/repo.h"
 #include "taskslaps/version.h"
@@ -372,6 +373,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	fp_seed_init();
 	log_init("taskslapsd", lvl);
 	/*
 	 * One malloc arena for both threads. glibc gives every thread that

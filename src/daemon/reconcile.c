@@ -46,6 +46,9 @@ open_repo(struct daemon *d, struct worker *w)
 		}
 		return true;
 	}
+	/* the last snapshot holds the old repository's objects (its tree): it goes first */
+	repo_snapshot_free(w->snap);
+	w->snap = NULL;
 	repo_free(w->repo);
 	w->repo = NULL;
 	free(w->repo_key);

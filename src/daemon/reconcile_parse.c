@@ -134,10 +134,11 @@ pcache_fill(struct pcache *old, unsigned long long s_prev_serial, size_t *cur,
 		/*
 		 * The old cache is in the order of the snapshot this one was made
 		 * from, which names the entry of the same path and blob: the key is
-		 * the same, by construction (its blob is checked all the same).
+		 * the same, by construction (checked all the same, path too, so
+		 * that a change of that order parses again rather than reuses).
 		 */
 		if (f->prev != REPO_NONE && f->prev < old->n &&
-		    !memcmp(old->v[f->prev].key, f->blob, blen))
+		    pcache_key_is(&old->v[f->prev], f, blen))
 			hit = &old->v[f->prev];
 	} else {
 		/*

@@ -413,8 +413,9 @@ worker_main(void *arg)
 			break;
 	}
 	worker_drop_exec(d, &w); /* releases the runner lock */
-	repo_free(w.repo);
+	/* the snapshot holds the repository's objects (its tree): freed before it */
 	worker_state_free(&w);
+	repo_free(w.repo);
 	free(w.applied_by);
 	pthread_mutex_lock(&d->mu);
 	atomic_store(&d->worker_done, true);
