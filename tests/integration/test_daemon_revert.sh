@@ -110,7 +110,9 @@ else
 fi
 
 section "an edit of the reverted plan is drift"
-put_plan origin main dev@example.com 0001-score.yaml "Edit the reverted plan" < <(sed 's/^reason: revert test$/reason: revert test, edited/' "$W/origin.wt/migrations/0001-score.yaml")
+# (read whole before put_plan writes the same file: a pipe from sed raced the truncation)
+edited=$(sed 's/^reason: revert test$/reason: revert test, edited/' "$W/origin.wt/migrations/0001-score.yaml")
+put_plan origin main dev@example.com 0001-score.yaml "Edit the reverted plan" <<<"$edited"
 assert_status "the reverted plan is in drift" rv "pst('0001-score') == 'drift'"
 daemon_stop rv
 assert_eq "the daemon exits 0" 0 "$DRC"

@@ -5,6 +5,9 @@
 # (`taskslapsctl --db accept-drift`, `taskslapsctl --db resume`): the next
 # pass must see it, not the plan's state of the last pass, in its decisions,
 # its status and its notes. And `status` with args.plan: that plan alone.
+# Last, what the daemon keeps between passes, after pushes that move files,
+# ids and history under it, is held against what a daemon started afresh
+# says at the same tip.
 #
 #   bash tests/integration/test_daemon_view.sh   (TS_VERBOSE=1 prints passes)
 set -u
@@ -126,6 +129,73 @@ put_plan v main dev@example.com 0006-x.yml < <(printf 'bogus: [\n')
 assert_status "both files are listed" v \
     "s['tip'] == '$COMMIT' and sum(1 for p in s['plans'] if p['plan_id'] == '0006-x') == 2"
 assert_eq "args.plan gives both" "0006-x:invalid,0006-x:invalid" "$(status_of 0006-x | cut -d' ' -f2)"
+
+# ------------------------------------------------------------------ 6
+section "what the daemon keeps between passes says what a daemon started afresh says"
+# A pass reuses what it kept (the snapshot's entries, the plan cache, each
+# plan's counts while the view's entry of it is unchanged, the status items):
+# after pushes that move files, ids and history under it, its plans must be
+# what a daemon with nothing kept reads at the same tip.
+plans_of() { # the status document's plans, without what changes with time
+    ctl v status --json
+    printf '%s' "$OUT" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["plans"]:
+    print("|".join(str(p.get(k, "")) for k in
+                   ("plan_id", "file", "status", "max_hazard", "steps_done", "steps_total", "commit", "author")))'
+}
+idle_at() { # idle_at MSG: the daemon has passed over the clone's HEAD and is idle
+    local tip
+    tip=$(git -C "$W/v.wt" rev-parse HEAD)
+    assert_status "$1" v "s['tip'] == '$tip' and s['state'] == 'idle'"
+}
+# the line goes on past 0004-d, aborted in section 4, and the files that do not parse go
+"$TASKSLAPSCTL" --db "$CONNINFO" --target v resume 0004-d >"$W/resume2.out" 2>&1
+assert_eq "resume --db 0004-d exits 0" 0 "$?"
+git_as v dev@example.com rm -q migrations/0006-x.yaml migrations/0006-x.yml migrations/0007-y.yaml \
+    migrations/0008-z.yaml
+git_as v dev@example.com commit -qm "Remove the files that do not parse" &&
+    git_as v dev@example.com push -q origin main
+idle_at "the files that do not parse removed"
+put_plan v main dev@example.com 0009-e.yaml < <(table_plan e)
+assert_status "0009-e is applied" v "s['tip'] == '$COMMIT' and pst('0009-e') == 'applied'"
+# the same id in a second file (the later file is invalid), then the first file goes
+put_plan v main dev@example.com 0010-f.yaml < <(printf 'id: 0009-e\n'; table_plan f)
+assert_status "a second file with id 0009-e is invalid" v \
+    "s['tip'] == '$COMMIT' and sum(1 for p in s['plans'] if p['plan_id'] == '0009-e') == 2"
+git_as v dev@example.com rm -q migrations/0009-e.yaml
+git_as v dev@example.com commit -qm "Remove 0009-e.yaml" && git_as v dev@example.com push -q origin main
+idle_at "the first file removed"
+# an applied plan renamed
+git_as v ops@example.com mv migrations/0002-b.yaml migrations/0011-b.yaml
+git_as v ops@example.com commit -qm "Rename 0002-b" && git_as v ops@example.com push -q origin main
+idle_at "0002-b renamed"
+# a plan pushed (it waits behind the drift), then the branch forced back before it
+put_plan v main dev@example.com 0012-g.yaml < <(table_plan g)
+assert_status "0012-g is listed" v "s['tip'] == '$COMMIT' and pst('0012-g') == 'pending'"
+git -C "$W/v.wt" reset -q --hard HEAD~1 && git_as v dev@example.com push -q -f origin main
+idle_at "the branch forced back"
+# last (the pass from the previous snapshot, not a rewritten branch's full one): a
+# file changed and changed back, pushed together: the file's commit is the later one
+echo '# a comment for a while' >>"$W/v.wt/migrations/0001-a.yaml"
+git_as v ops@example.com commit -qam "Change 0001-a"
+sed -i '$d' "$W/v.wt/migrations/0001-a.yaml"
+git_as v dev@example.com commit -qam "Change 0001-a back" && git_as v dev@example.com push -q origin main
+idle_at "0001-a changed and back"
+plans_of >"$W/kept.txt"
+daemon_stop v
+assert_eq "exit 0" 0 "$DRC"
+daemon_start v || exit 1
+idle_at "a daemon started afresh passed over the same tip"
+plans_of >"$W/fresh.txt"
+if [ -s "$W/kept.txt" ] && diff -u "$W/fresh.txt" "$W/kept.txt" >"$W/kept.diff"; then
+    pass "the kept daemon's plans are the fresh daemon's ($(wc -l <"$W/kept.txt") items)"
+else
+    fail "the kept daemon's plans are the fresh daemon's" "$(cat "$W/kept.diff")"
+fi
+assert_eq "0001-a's file is attributed to the commit that changed it back" \
+    "$(git -C "$W/v.wt" log -1 --format=%H --grep='Change 0001-a back')" \
+    "$(grep '^0001-a|' "$W/kept.txt" | cut -d'|' -f7)"
 
 daemon_stop v
 assert_eq "exit 0" 0 "$DRC"

@@ -17,6 +17,8 @@
 #
 # TASKSLAPSCTL (the binary) defaults to build/taskslapsctl of the source tree;
 # psql is the one in TS_PG_BIN, called directly (not Debian's wrapper).
+# TS_KEEP_W=DIR: the work directory ($W: logs, repositories) is copied to DIR
+# before it is removed, to look at after a run.
 
 # RC OUT ERR BG_PID BG_RC are results for the sourcing test.
 # shellcheck disable=SC2034
@@ -50,7 +52,7 @@ _env_cleanup() {
         wait "$pid" 2>/dev/null
     done
     [ -z "$_env_pgdir" ] || pg_stop "$_env_pgdir"
-    [ -z "$W" ] || rm -rf -- "$W"
+    [ -z "$W" ] || { [ -n "${TS_KEEP_W:-}" ] && cp -r "$W" "$TS_KEEP_W"; rm -rf -- "$W"; }
 }
 
 # env_start: start the cluster and make the work directory $W.
