@@ -81,4 +81,47 @@ int repo_remote_new(struct repo *r, git_remote **out, char *err, size_t errlen);
 /* The shared fetch options: proxy from the environment, no tags, no FETCH_HEAD. */
 void repo_fetch_options_init(git_fetch_options *o, struct repo_cred *cred);
 
+/*
+ * The history walk of a snapshot (repo_walk.c): the migrations directory of
+ * each commit looked up once, and a few directory trees held.
+ */
+/* commit id -> id of its migrations_dir tree (or absent), so each is looked up once. */
+struct dirmap_slot {
+	git_oid commit;
+	git_oid dir;
+	unsigned char used, present;
+};
+
+struct dirmap {
+	struct dirmap_slot *slots;
+	size_t cap, n; /* cap a power of two */
+};
+
+#define REPO_TREE_CACHE 8
+
+struct walk {
+	git_repository *git;
+	const char *dirpath; /* "" for the root tree */
+	struct dirmap map;
+	git_tree *trees[REPO_TREE_CACHE]; /* a small FIFO of loaded directory trees */
+	unsigned next_tree;
+};
+
+/* A tree the walk holds already (its own reference), found again without a read. */
+void repo_walk_hold(struct walk *w, git_tree *t);
+void repo_walk_free(struct walk *w);
+/*
+ * Attributes each of the n files (names[i]: the name of files[i] in the
+ * directory) to the commit that brought its content. 0, or -1 with err.
+ */
+int repo_attribute(struct repo *r, struct walk *w, const git_oid *tip,
+		   struct repo_plan_file **files, const char *const *names, size_t n, char *err,
+		   size_t errlen);
+/*
+ * Marks touched[i] for each of the n names some commit between prev
+ * (excluded) and tip (included) brought. 0, or -1 (libgit2's error).
+ */
+int repo_range_touched(struct repo *r, struct walk *w, const git_oid *tip, const git_oid *prev,
+		       const char *const *names, size_t n, bool *touched);
+
 #endif
