@@ -2,7 +2,8 @@
  * What the files of a reconciliation pass share (reconcile.c, the pass;
  * reconcile_facts.c, what it gathers for the line's core beside the files;
  * reconcile_parse.c, the plan cache and the parsing of the tip;
- * reconcile_out.c, the notes and the status document): one plan file's
+ * reconcile_out.c, the notes and the status document; reconcile_jobs.c,
+ * the operator verbs the worker runs): one plan file's
  * facts as the pass gathers them, the cache entry that keeps a file
  * parsed, and the database's word on a plan from the kept view.
  */
