@@ -330,9 +330,19 @@ checks_stmts(struct strbuf *sb, const struct plan_strv *v, size_t nuser, size_t 
 static bool
 checks_node_ok(const Node *n, size_t want)
 {
-	return n && IsA(n, SelectStmt) &&
-	       (size_t)list_length(((const SelectStmt *)n)->targetList) == want &&
-	       !((const SelectStmt *)n)->fromClause && !((const SelectStmt *)n)->whereClause;
+	const SelectStmt *s = n && IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
+	const ListCell *lc;
+
+	if (!s || (size_t)list_length(s->targetList) != want || s->fromClause || s->whereClause)
+		return false;
+	/* each target is one check as the executor wraps it, nothing around it */
+	foreach (lc, s->targetList) {
+		const ResTarget *rt = lfirst_node(ResTarget, lc);
+
+		if (rt->name || !sql_is_bool_cast(rt->val))
+			return false;
+	}
+	return true;
 }
 
 /* Whether the statements of t from *k on are the check statements of v (checks_stmts). */

@@ -562,9 +562,8 @@ sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m)
 	return ok;
 }
 
-/* Whether n is a check as the executor wraps it: (check)::boolean. */
-static bool
-is_bool_cast(const Node *n)
+bool
+sql_is_bool_cast(const Node *n)
 {
 	const TypeCast *c = n && IsA(n, TypeCast) ? (const TypeCast *)n : NULL;
 	const char *type;
@@ -600,13 +599,13 @@ sql_is_checks_guard(const char *sql, size_t n, struct sql_msg *m)
 	    IsA(linitial(ce->args), CaseWhen))
 		cond = (const Node *)linitial_node(CaseWhen, ce->args)->expr;
 	if (cond && n == 1) {
-		ok = is_bool_cast(cond);
+		ok = sql_is_bool_cast(cond);
 	} else if (cond && IsA(cond, BoolExpr) && ((const BoolExpr *)cond)->boolop == AND_EXPR &&
 		   (size_t)list_length(((const BoolExpr *)cond)->args) == n) {
 		const List *args = ((const BoolExpr *)cond)->args;
 		ok = true;
 		for (int i = 0; ok && i < list_length(args); i++)
-			ok = is_bool_cast(list_nth(args, i));
+			ok = sql_is_bool_cast(list_nth(args, i));
 	}
 	if (node && !ok)
 		msg(m, 0,

@@ -132,6 +132,8 @@ bool sql_split_update(struct arena *a, const char *sql, char **table, char **set
  * a WHERE, no FROM, RETURNING or WITH: a backfill batch as the executor builds it.
  */
 bool sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m);
+/* Whether n is a check as the executor wraps it: (check)::boolean. */
+bool sql_is_bool_cast(const struct Node *n);
 /*
  * Whether sql is exactly the executor's guard over n checks (prechecks sent
  * in the statement's own round trip): one SELECT, of one CASE whose one

@@ -676,6 +676,31 @@ test_plan_inverse__inverse_statements_are_read_back(void **state)
 	plan_free(p);
 }
 
+/* A step's computed checks must each read back as one (check)::boolean, not only as many targets.
+ */
+static void
+test_plan_inverse__checks_read_back_one_boolean_each(void **state)
+{
+	const char *steps[] = { "{op: add_column, table: app.t, name: a, type: int}", NULL };
+	struct plan *p = planned(steps);
+	struct plan_step s = *pt_step(p, WAVE_EXPAND, 0);
+	char *good[] = { "taskslaps.table_exists('app.t')" };
+	/* one target as a list, but an OR at the top of the guard: not a check */
+	char *escaped[] = { "true\n)::boolean OR (false" };
+	char *named[] = { "true\n)::boolean AS x, (true" };
+	struct sql_msg m;
+
+	(void)state;
+	s.user_prechecks.n = 0;
+	s.ob.prechecks = (struct plan_strv){ 1, good };
+	assert_true(plan_shape_check(&s, &m));
+	s.ob.prechecks = (struct plan_strv){ 1, escaped };
+	assert_false(plan_shape_check(&s, &m));
+	s.ob.prechecks = (struct plan_strv){ 1, named };
+	assert_false(plan_shape_check(&s, &m));
+	plan_free(p);
+}
+
 static void
 test_plan_inverse__json_shows_the_undo_of_every_step(void **state)
 {
@@ -765,6 +790,7 @@ main(void)
 		cmocka_unit_test(test_plan_inverse__step_sha_follows_its_step),
 		cmocka_unit_test(test_plan_inverse__revert_sql_is_hashed_only_when_written),
 		cmocka_unit_test(test_plan_inverse__inverse_statements_are_read_back),
+		cmocka_unit_test(test_plan_inverse__checks_read_back_one_boolean_each),
 		cmocka_unit_test(test_plan_inverse__json_shows_the_undo_of_every_step),
 		cmocka_unit_test(test_plan_inverse__chaos_limits_reach_the_inverse),
 	};
