@@ -492,8 +492,9 @@ dbview_catch_up(struct dbview *v, struct db *db, const char *target, const char 
 	}
 	/*
 	 * Holes given up on, once this read has looked for them a minute after
-	 * they were made (an insert holds its id for one statement, not a
-	 * minute): after, not before, the read, however long the daemon idled.
+	 * they were made (the program's transactions that draw an id commit
+	 * within milliseconds, not a minute): after, not before, the read,
+	 * however long the daemon idled.
 	 */
 	for (size_t i = 0; i < v->nholes;) {
 		if (v->holes[i].until < now)

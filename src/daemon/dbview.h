@@ -3,15 +3,18 @@
  * row, its steps in the ledger and its last plan.* event. Kept between
  * passes and brought up to date by reading only the plans that changed
  * since: every write to a plan's row or ledger comes with an event naming
- * the plan (the executor's, the pass's own verdicts, the operator verbs of
- * the daemon and of `taskslapsctl --db`), so the events with an id over the
+ * the plan, committed in the same transaction (the executor's, the pass's
+ * own verdicts, the operator verbs of the daemon and of `taskslapsctl --db`:
+ * exec_verb_begin), so the events with an id over the
  * last one read name every plan to read again (docs/design.md, "A pass").
  *
  * An event whose id was drawn before, but whose transaction commits after,
  * the read of a higher id (an operator verb of `taskslapsctl --db` writing
  * while the daemon reads) is not lost: the ids a read skips are kept as
- * holes, and every later read looks for them again, for a minute (an insert
- * holds its id for one statement). The first read looks for holes among
+ * holes, and every later read looks for them again, for a minute (the
+ * program's transactions that draw one commit within milliseconds; a
+ * transaction held open longer than that by hand is not followed). The
+ * first read looks for holes among
  * the last 256 ids.
  */
 #ifndef TS_DAEMON_DBVIEW_H

@@ -19,6 +19,8 @@
 static int
 accept_removal(struct worker *w, const char *plan_id, cJSON *res)
 {
+	static const char removal[] =
+	    "removal from the branch accepted by an operator: nothing run, nothing undone";
 	const char *params[2] = { w->cfg->target, plan_id };
 	const struct repo_snapshot *s = w->snap;
 	struct db_error err;
@@ -29,11 +31,8 @@ accept_removal(struct worker *w, const char *plan_id, cJSON *res)
 	if (db_exec(exec_db(w->ex), &r, &err,
 		    "SELECT coalesce(file_path, '') FROM taskslaps.plans WHERE target = $1 AND "
 		    "plan_id = $2 AND status = 'drift' AND checksum IS NOT NULL",
-		    2, params) < 0) {
-		cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
-		cJSON_AddStringToObject(res, "message", err.message);
-		return -1;
-	}
+		    2, params) < 0)
+		goto fail;
 	n = PQntuples(r);
 	for (size_t i = 0; n && s && i < s->n; i++)
 		if (!strcmp(s->files[i].path, PQgetvalue(r, 0, 0)))
@@ -45,22 +44,28 @@ accept_removal(struct worker *w, const char *plan_id, cJSON *res)
 		cJSON_AddStringToObject(res, "message", msg);
 		return -1;
 	}
+	/* the row and its event in one transaction (exec_verb_begin) */
+	if (exec_verb_begin(w->ex, &err) < 0)
+		goto fail;
 	if (db_exec(exec_db(w->ex), NULL, &err,
 		    "UPDATE taskslaps.plans SET checksum = NULL, status = 'applied', updated_at = "
 		    "now() WHERE target = $1 AND plan_id = $2 AND status = 'drift'",
 		    2, params) < 0) {
-		cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
-		cJSON_AddStringToObject(res, "message", err.message);
-		return -1;
+		exec_verb_rollback(w->ex);
+		goto fail;
 	}
-	exec_event(w->ex, "plan.ok", plan_id, NULL, NULL, NULL,
-		   "removal from the branch accepted by an operator: nothing run, nothing undone");
-	exec_flush(w->ex);
+	if (exec_verb_event(w->ex, "plan.ok", plan_id, removal, &err) < 0 ||
+	    exec_verb_commit(w->ex, "plan.ok", plan_id, removal, &err) < 0)
+		goto fail;
 	snprintf(msg, sizeof(msg),
 		 "plan %s: its removal from the branch is accepted; nothing was run or undone",
 		 plan_id);
 	cJSON_AddStringToObject(res, "message", msg);
 	return 0;
+fail:
+	cJSON_AddStringToObject(res, "code", TS_PROTO_E_CONFLICT);
+	cJSON_AddStringToObject(res, "message", err.message);
+	return -1;
 }
 
 int

@@ -351,27 +351,34 @@ exec_plan_status_defer(struct exec *ex, const struct plan *p, const struct exec_
 int
 exec_resume(struct exec *ex, const char *plan_id, struct db_error *err)
 {
+	static const char msg[] = "resumed by an operator";
 	const char *params[2] = { ex->target, plan_id };
 	PGresult *r;
 	int n;
 
+	/* the row and its event in one transaction (exec_verb_begin) */
+	if (exec_verb_begin(ex, err) < 0)
+		return -1;
 	if (db_exec(ex->db, &r, err,
 		    "UPDATE taskslaps.plans SET status = 'pending', updated_at = now() WHERE "
 		    "target = $1 AND plan_id = $2 AND status IN ('aborted', 'failed') RETURNING 1",
-		    2, params) < 0)
+		    2, params) < 0) {
+		exec_verb_rollback(ex);
 		return -1;
+	}
 	n = PQntuples(r);
 	PQclear(r);
 	if (n == 0) {
+		exec_verb_rollback(ex);
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
 			 "plan %s of target %s is not aborted or failed: nothing to resume",
 			 plan_id, ex->target);
 		return -1;
 	}
-	exec_event(ex, "plan.start", plan_id, NULL, NULL, NULL, "resumed by an operator");
-	db_flush(ex->db);
-	return 0;
+	if (exec_verb_event(ex, "plan.start", plan_id, msg, err) < 0)
+		return -1;
+	return exec_verb_commit(ex, "plan.start", plan_id, msg, err);
 }
 
 /*
@@ -437,6 +444,8 @@ exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *o
 	const char *params[8] = { ex->target, p->id, p->checksum };
 	struct exec_accepted acc = { 0 };
 	PGresult *r = NULL;
+	char *msg = NULL;
+	const char *type;
 	int rc = -1;
 
 	if (exec_revert_accept_refused(ex, p->id, err) != 0)
@@ -454,9 +463,15 @@ exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *o
 	step_arrays(p, sb);
 	for (int k = 0; k < 5; k++)
 		params[3 + k] = sb[k].buf;
-	if (db_exec(ex->db, &r, err, SQL_ACCEPT_DRIFT, 8, params) < 0)
+	/* the rows and their event in one transaction (exec_verb_begin) */
+	if (exec_verb_begin(ex, err) < 0)
 		goto out;
+	if (db_exec(ex->db, &r, err, SQL_ACCEPT_DRIFT, 8, params) < 0) {
+		exec_verb_rollback(ex);
+		goto out;
+	}
 	if (PQntuples(r) == 0) {
+		exec_verb_rollback(ex);
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
 			 "plan %s of target %s is not in the database", p->id, ex->target);
@@ -466,19 +481,23 @@ exec_accept_drift(struct exec *ex, const struct plan *p, struct exec_accepted *o
 	acc.pending = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
 	acc.accepted = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
 	if (!strcmp(acc.status, "pending"))
-		exec_event(ex, "plan.start", p->id, NULL, NULL, NULL,
-			   "drift accepted by an operator: checksum %.16s recorded, %zu edited "
-			   "step%s accepted without running, %zu step%s that never ran pending",
-			   p->checksum, acc.accepted, acc.accepted == 1 ? "" : "s", acc.pending,
-			   acc.pending == 1 ? "" : "s");
+		msg =
+		    xasprintf("drift accepted by an operator: checksum %.16s recorded, %zu edited "
+			      "step%s accepted without running, %zu step%s that never ran pending",
+			      p->checksum, acc.accepted, acc.accepted == 1 ? "" : "s", acc.pending,
+			      acc.pending == 1 ? "" : "s");
 	else
-		exec_event(ex, "plan.ok", p->id, NULL, NULL, NULL,
-			   "drift accepted by an operator: checksum %.16s recorded, nothing run",
-			   p->checksum);
-	db_flush(ex->db);
+		msg =
+		    xasprintf("drift accepted by an operator: checksum %.16s recorded, nothing run",
+			      p->checksum);
+	type = !strcmp(acc.status, "pending") ? "plan.start" : "plan.ok";
+	if (exec_verb_event(ex, type, p->id, msg, err) < 0 ||
+	    exec_verb_commit(ex, type, p->id, msg, err) < 0)
+		goto out;
 	*out = acc;
 	rc = 0;
 out:
+	free(msg);
 	PQclear(r);
 	for (int k = 0; k < 5; k++)
 		sb_free(&sb[k]);

@@ -188,6 +188,22 @@ void exec_event(struct exec *ex, const char *type, const char *plan_id, const ch
 		const char *step_sha, const char *metrics, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/*
+ * An operator's write to a plan's row and the event that names it, in one
+ * transaction, so that a reader that follows events to know which rows to
+ * read again (the daemon's kept view) never sees the row without its event:
+ * exec_verb_begin, the write, exec_verb_event, exec_verb_commit (which tells
+ * the event to cfg->on_event once committed). Any error rolls back; -1 with
+ * err.
+ */
+int exec_verb_begin(struct exec *ex, struct db_error *err);
+int exec_verb_event(struct exec *ex, const char *type, const char *plan_id, const char *msg,
+		    struct db_error *err);
+int exec_verb_commit(struct exec *ex, const char *type, const char *plan_id, const char *msg,
+		     struct db_error *err);
+/* Rolls an operator's write back (after an error of the caller's own). */
+void exec_verb_rollback(struct exec *ex);
+
 /* Records a plan's status (upsert into taskslaps.plans). */
 int exec_plan_status(struct exec *ex, const struct plan *p, const struct exec_plan_meta *meta,
 		     const char *status, struct db_error *err);

@@ -69,6 +69,49 @@ exec_event(struct exec *ex, const char *type, const char *plan_id, const char *w
 	free(msg);
 }
 
+int
+exec_verb_begin(struct exec *ex, struct db_error *err)
+{
+	/* what was queued goes first, on its own: never inside the verb's transaction */
+	db_flush(ex->db);
+	return db_cmd(ex->db, err, "BEGIN");
+}
+
+int
+exec_verb_event(struct exec *ex, const char *type, const char *plan_id, const char *msg,
+		struct db_error *err)
+{
+	const char *params[4] = { ex->target, plan_id, type, msg };
+
+	if (db_execf(
+		ex->db, NULL, err,
+		"INSERT INTO taskslaps.events (target, plan_id, type, message) VALUES ($1, $2, "
+		"$3, $4)",
+		4, params) < 0) {
+		exec_db_rollback(ex);
+		return -1;
+	}
+	return 0;
+}
+
+int
+exec_verb_commit(struct exec *ex, const char *type, const char *plan_id, const char *msg,
+		 struct db_error *err)
+{
+	if (db_cmd(ex->db, err, "COMMIT") < 0) {
+		exec_db_rollback(ex);
+		return -1;
+	}
+	tell(ex, type, plan_id, NULL, NULL, NULL, msg);
+	return 0;
+}
+
+void
+exec_verb_rollback(struct exec *ex)
+{
+	exec_db_rollback(ex);
+}
+
 void
 exec_event_step_start(struct step_run *r)
 {
