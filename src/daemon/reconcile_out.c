@@ -156,33 +156,17 @@ group_by_commit(const struct pinfo *pis, size_t n, size_t **nxt_out, bool **head
 }
 
 /*
- * One note per commit, summing up every plan whose file that commit last
- * changed; written only for the commits whose note would say something else
- * than the one this daemon last wrote there (the fingerprint of its plans,
- * kept in their plan cache entries): a pass costs what changed, not the
- * number of plans.
+ * The notes to write (into notes, texts, fps, firsts; returns how many):
+ * one per commit whose note would say something else than the one this
+ * daemon last wrote there, or every one with all.
  */
-void
-write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
+static size_t
+build_notes(const struct worker *w, const struct pinfo *pis, size_t n, const size_t *nxt,
+	    const bool *head, bool all, struct repo_note *notes, char **texts, uint64_t *fps,
+	    size_t *firsts)
 {
-	struct repo_note *notes = xcalloc(n ? n : 1, sizeof(*notes));
-	char **texts = xcalloc(n ? n : 1, sizeof(char *));
-	uint64_t *fps = xcalloc(n ? n : 1, sizeof(*fps));
-	size_t nn = 0, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *nxt;
-	bool *head, all;
-	char err[512], id[41];
-	int rc;
+	size_t nn = 0;
 
-	/*
-	 * Our notes ref as we left it: only the changed notes are written.
-	 * Moved by another hand (a push to it, a repair to make): all are.
-	 * Notes pushed to a remote: all are, every pass, as the remote's ref
-	 * is not seen here without fetching it, and the sync that pushes them
-	 * fetches it and puts back a note lost or damaged there.
-	 */
-	all = !w->notes_id[0] || repo_notes_id(w->repo, w->cfg->notes_ref, id) < 0 ||
-	      strcmp(id, w->notes_id) != 0 || (w->cfg->push_notes && repo_is_remote(w->repo));
-	group_by_commit(pis, n, &nxt, &head);
 	for (size_t g = 0; g < n; g++) {
 		uint64_t fp = fp_str(fp_str(FP_SEED, w->cfg->target), w->cfg->notes_ref);
 		bool same = true;
@@ -217,9 +201,56 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 			nn++;
 		}
 	}
-	rc = nn ? repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn,
-				  w->cfg->push_notes && repo_is_remote(w->repo), err, sizeof(err))
-		: 0;
+	return nn;
+}
+
+/*
+ * One note per commit, summing up every plan whose file that commit last
+ * changed; written only for the commits whose note would say something else
+ * than the one this daemon last wrote there (the fingerprint of its plans,
+ * kept in their plan cache entries): a pass costs what changed, not the
+ * number of plans.
+ */
+void
+write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
+{
+	struct repo_note *notes = xcalloc(n ? n : 1, sizeof(*notes));
+	char **texts = xcalloc(n ? n : 1, sizeof(char *));
+	uint64_t *fps = xcalloc(n ? n : 1, sizeof(*fps));
+	size_t nn, *firsts = xcalloc(n ? n : 1, sizeof(*firsts)), *nxt;
+	bool *head, all, push = w->cfg->push_notes && repo_is_remote(w->repo);
+	char err[512], id[41], written[41] = "";
+	int rc;
+
+	/*
+	 * Our notes ref as we left it: only the changed notes are written.
+	 * Moved by another hand (a push to it, a repair to make): all are.
+	 * Notes pushed to a remote: all are, every pass, as the remote's ref
+	 * is not seen here without fetching it, and the sync that pushes them
+	 * fetches it and puts back a note lost or damaged there.
+	 */
+	all = !w->notes_id[0] || repo_notes_id(w->repo, w->cfg->notes_ref, id) < 0 ||
+	      strcmp(id, w->notes_id) != 0 || push;
+	group_by_commit(pis, n, &nxt, &head);
+	nn = build_notes(w, pis, n, nxt, head, all, notes, texts, fps, firsts);
+	if (!nn)
+		rc = 0;
+	else if (push)
+		rc = repo_notes_sync(w->repo, w->cfg->notes_ref, notes, nn, true, err, sizeof(err));
+	else
+		rc = repo_notes_sync_at(w->repo, w->cfg->notes_ref, notes, nn,
+					all ? NULL : w->notes_id, written, err, sizeof(err));
+	if (rc == REPO_NOTES_MOVED) {
+		/*
+		 * Moved by another hand between the check above and the write
+		 * (which did not happen): every note, on what is there now.
+		 */
+		for (size_t i = 0; i < nn; i++)
+			free(texts[i]);
+		nn = build_notes(w, pis, n, nxt, head, true, notes, texts, fps, firsts);
+		rc = repo_notes_sync_at(w->repo, w->cfg->notes_ref, notes, nn, NULL, written, err,
+					sizeof(err));
+	}
 	if (rc > 0) {
 		/* somebody pointed our notes ref at something else: said once, when repaired */
 		exec_event(w->ex, "notes.repaired", NULL, NULL, NULL, NULL, "%s", err);
@@ -231,9 +262,15 @@ write_notes(struct daemon *d, struct worker *w, struct pinfo *pis, size_t n)
 		snprintf(w->last_error + used, sizeof(w->last_error) - used,
 			 "%swriting git notes: %s", used ? "; " : "", err);
 	}
-	/* (nothing written: the ref is where the check above found it, ours) */
-	if (rc < 0 || (nn && repo_notes_id(w->repo, w->cfg->notes_ref, w->notes_id) < 0))
+	/*
+	 * Nothing written: the ref is where the check above found it, ours.
+	 * Written here: the id the write left (not read again, which could be
+	 * another writer's of the moment after). Pushed: read again.
+	 */
+	if (rc < 0 || (nn && push && repo_notes_id(w->repo, w->cfg->notes_ref, w->notes_id) < 0))
 		w->notes_id[0] = '\0';
+	else if (nn && !push)
+		snprintf(w->notes_id, sizeof(w->notes_id), "%s", written);
 	/* written: remembered; not written: written again on the next pass */
 	for (size_t m = 0; m < nn; m++)
 		for (size_t k = firsts[m]; k != NONE; k = nxt[k])

@@ -221,6 +221,20 @@ int repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_not
 		    bool push, char *err, size_t errlen);
 
 /*
+ * repo_notes_sync into the repository itself (no push), for a writer that
+ * chose which notes to write from the state it left the ref in: expect is
+ * that id (hex, "" for no ref; NULL: any state). A ref found elsewhere (a
+ * push to it, a repair made by hand) is left untouched and REPO_NOTES_MOVED
+ * returned, so the caller can write every note on what is there now; the
+ * check and the write are one compare-and-swap of the ref. Otherwise as
+ * repo_notes_sync, and written gets the id the ref is left at ("" for none),
+ * which another writer may move the moment after but cannot make ours.
+ */
+#define REPO_NOTES_MOVED 2
+int repo_notes_sync_at(struct repo *r, const char *notes_ref, const struct repo_note *notes,
+		       size_t n, const char *expect, char written[41], char *err, size_t errlen);
+
+/*
  * The object notes_ref points at (hex) into out, "" when there is no such
  * ref: what a writer of notes compares with the id it left there, to know
  * whether another hand moved it. 0, or -1 when it could not be read.

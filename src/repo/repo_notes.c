@@ -163,11 +163,15 @@ notes_say_replaced(char *what, size_t whatlen, const char *ref, const git_oid *i
 
 /*
  * Writes notes into the repository itself; retries when a local writer races
- * us. A ref that is not a commit is replaced (1, what says so).
+ * us. A ref that is not a commit is replaced (1, what says so). With expect
+ * (hex, "" for no ref), a ref found anywhere else is left alone and
+ * REPO_NOTES_MOVED returned: the caller chose its notes for that state. With
+ * written, the id the ref is left at ("" for none) when this returns 0 or 1.
  */
 static int
 notes_sync_local(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
-		 char *what, size_t whatlen, char *err, size_t errlen)
+		 const char *expect, char *written, char *what, size_t whatlen, char *err,
+		 size_t errlen)
 {
 	bool replaced = false;
 
@@ -175,11 +179,17 @@ notes_sync_local(struct repo *r, const char *notes_ref, const struct repo_note *
 		git_reference *ref = NULL;
 		git_object_t type = GIT_OBJECT_INVALID;
 		git_oid old, new;
+		char hex[GIT_OID_HEXSZ + 1] = "";
 		int have, rc;
 
 		if ((have = notes_ref_id(r->git, notes_ref, &old, &type)) < 0)
 			return repo_seterr(err, errlen, "cannot read %s: %s", notes_ref,
 					   repo_giterr());
+		if (have)
+			git_oid_tostr(hex, sizeof(hex), &old);
+		/* (a writer that moves it between here and the swap below fails the swap) */
+		if (expect && strcmp(hex, expect) != 0)
+			return REPO_NOTES_MOVED;
 		if (have == 2) {
 			/* the notes are the database's projection: nothing in there to keep */
 			notes_say_replaced(what, whatlen, notes_ref, &old, type);
@@ -197,10 +207,15 @@ notes_sync_local(struct repo *r, const char *notes_ref, const struct repo_note *
 						   repo_giterr());
 			}
 			git_reference_free(ref);
+			if (written)
+				written[0] = '\0';
 			return 1;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			if (written)
+				snprintf(written, GIT_OID_HEXSZ + 1, "%s", hex);
 			return replaced ? 1 : 0;
+		}
 		if (have)
 			rc = git_reference_create_matching(&ref, r->git, notes_ref, &new, 1, &old,
 							   "taskslaps: notes");
@@ -208,8 +223,11 @@ notes_sync_local(struct repo *r, const char *notes_ref, const struct repo_note *
 			rc = git_reference_create(&ref, r->git, notes_ref, &new, 0,
 						  "taskslaps: notes");
 		git_reference_free(ref);
-		if (rc == 0)
+		if (rc == 0) {
+			if (written)
+				git_oid_tostr(written, GIT_OID_HEXSZ + 1, &new);
 			return replaced ? 1 : 0;
+		}
 		if (rc != GIT_EMODIFIED && rc != GIT_EEXISTS)
 			return repo_seterr(err, errlen, "cannot update %s: %s", notes_ref,
 					   repo_giterr());
@@ -395,7 +413,25 @@ repo_notes_sync(struct repo *r, const char *notes_ref, const struct repo_note *n
 	if (push && r->url)
 		rc = notes_sync_push(r, notes_ref, notes, n, what, sizeof(what), err, errlen);
 	else
-		rc = notes_sync_local(r, notes_ref, notes, n, what, sizeof(what), err, errlen);
+		rc = notes_sync_local(r, notes_ref, notes, n, NULL, NULL, what, sizeof(what), err,
+				      errlen);
+	if (rc == 1)
+		repo_seterr(err, errlen, "%s", what);
+	return rc;
+}
+
+int
+repo_notes_sync_at(struct repo *r, const char *notes_ref, const struct repo_note *notes, size_t n,
+		   const char *expect, char written[41], char *err, size_t errlen)
+{
+	char what[512] = "";
+	int rc;
+
+	written[0] = '\0';
+	if (notes_check_ref(notes_ref, err, errlen) < 0)
+		return -1;
+	rc = notes_sync_local(r, notes_ref, notes, n, expect, written, what, sizeof(what), err,
+			      errlen);
 	if (rc == 1)
 		repo_seterr(err, errlen, "%s", what);
 	return rc;

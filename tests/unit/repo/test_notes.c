@@ -129,6 +129,80 @@ test_repo_notes__write_rewrite_identical(void **state)
 	rt_rm_rf(d);
 }
 
+/*
+ * A writer that chose its notes from the state it left the ref in
+ * (repo_notes_sync_at): a ref another hand moved meanwhile is left alone and
+ * said to have moved, so no note that hand dropped stays dropped; the id it
+ * hands back is the one it wrote.
+ */
+static void
+test_repo_notes__sync_at_expected_ref(void **state)
+{
+	char *d = rt_init(), *c1, *c2, *gitdir, *tip, *out, *git;
+	struct repo *r;
+	struct repo_note n;
+	char err[512] = "", written[41];
+
+	(void)state;
+	rt_write(d, "migrations/0001-a.yaml", "a\n");
+	c1 = rt_commit(d, "alice", "a");
+	rt_write(d, "migrations/0002-b.yaml", "b\n");
+	c2 = rt_commit(d, "bob", "b");
+	r = rt_open(d, NULL, "main");
+	gitdir = xstrdup(repo_gitdir(r));
+
+	/* No ref expected, none there: written, and the id handed back is the tip. */
+	n = (struct repo_note){ c1, "taskslaps prod: applied 0001-a\n" };
+	assert_int_equal(repo_notes_sync_at(r, NREF, &n, 1, "", written, err, sizeof(err)), 0);
+	tip = notes_tip(gitdir);
+	assert_string_equal(written, tip);
+	free(tip);
+
+	/* Another hand removes that note: the ref is no longer where we left it. */
+	git = rt_who("other");
+	rt_sh("%s -C '%s' notes --ref=taskslaps/prod remove '%s'", git, d, c1);
+	free(git);
+	tip = notes_tip(gitdir);
+	assert_string_not_equal(tip, written);
+
+	/* Expecting our id: nothing written, the other hand's ref kept, "moved" said. */
+	n = (struct repo_note){ c2, "taskslaps prod: pending 0002-b\n" };
+	assert_int_equal(repo_notes_sync_at(r, NREF, &n, 1, written, written, err, sizeof(err)),
+			 REPO_NOTES_MOVED);
+	out = notes_tip(gitdir);
+	assert_string_equal(out, tip);
+	free(out);
+	assert_note(r, c2, NULL);
+	/* Expecting no ref while there is one: the same. */
+	assert_int_equal(repo_notes_sync_at(r, NREF, &n, 1, "", written, err, sizeof(err)),
+			 REPO_NOTES_MOVED);
+
+	/* Expecting what is there: written on top of it. */
+	assert_int_equal(repo_notes_sync_at(r, NREF, &n, 1, tip, written, err, sizeof(err)), 0);
+	assert_note(r, c2, "taskslaps prod: pending 0002-b\n");
+	assert_note(r, c1, NULL);
+	out = rt_rev(gitdir, NREF "^");
+	assert_string_equal(out, tip);
+	free(out);
+	free(tip);
+	tip = notes_tip(gitdir);
+	assert_string_equal(written, tip);
+
+	/* Nothing to change: the id handed back is where the ref stays. */
+	assert_int_equal(repo_notes_sync_at(r, NREF, &n, 1, tip, written, err, sizeof(err)), 0);
+	assert_string_equal(written, tip);
+	/* Any state (NULL): written on top of what is there. */
+	n = (struct repo_note){ c1, "taskslaps prod: applied 0001-a\n" };
+	assert_int_equal(repo_notes_sync_at(r, NREF, &n, 1, NULL, written, err, sizeof(err)), 0);
+	assert_note(r, c1, "taskslaps prod: applied 0001-a\n");
+	assert_note(r, c2, "taskslaps prod: pending 0002-b\n");
+	assert_string_not_equal(written, tip);
+
+	free(c1), free(c2), free(gitdir), free(tip);
+	repo_free(r);
+	rt_rm_rf(d);
+}
+
 static void
 test_repo_notes__errors(void **state)
 {
@@ -521,6 +595,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_repo_notes__write_rewrite_identical),
+		cmocka_unit_test(test_repo_notes__sync_at_expected_ref),
 		cmocka_unit_test(test_repo_notes__errors),
 		cmocka_unit_test(test_repo_notes__bare_local),
 		cmocka_unit_test(test_repo_notes__ref_not_a_commit_replaced),
