@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "exec/exec_int.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 #include "util/strbuf.h"
 
@@ -50,6 +51,19 @@ exec_checks_guard_sql(const struct plan_strv *checks, size_t n)
 	sb_puts(&sb, " THEN true ELSE ('" EXEC_CHECK_FALSE
 		     " ' || pg_catalog.pg_backend_pid())::boolean END");
 	return sb_detach(&sb);
+}
+
+int
+exec_checks_lift(char **sql, char ***values)
+{
+	char *lifted;
+	int n = sql_lift_helper_args(*sql, 1, &lifted, values);
+
+	if (n <= 0)
+		return 0;
+	free(*sql);
+	*sql = lifted;
+	return n;
 }
 
 const char *

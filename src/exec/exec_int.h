@@ -247,6 +247,14 @@ char *exec_checks_sql(const struct plan_strv *checks, size_t n);
  */
 #define EXEC_CHECK_FALSE "taskslaps: a check is not true"
 char *exec_checks_guard_sql(const struct plan_strv *checks, size_t n);
+/*
+ * The names in *sql (exec_checks_sql, exec_checks_guard_sql of computed
+ * checks) as parameters $1..: *sql replaced by the lifted text and *values
+ * set (free with sql_lift_free); the number of values, 0 when nothing was
+ * lifted (*sql as it was, *values NULL). The lifted text is the same for
+ * every step of an op, so it is sent prepared (sql_lift_helper_args).
+ */
+int exec_checks_lift(char **sql, char ***values);
 /* The first check whose column in res is not true, or NULL. */
 const char *exec_checks_first_false(const PGresult *res, const struct plan_strv *checks);
 /* The checks from index from on, one statement each, up to the first false. */

@@ -409,6 +409,8 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	bool user_sql = r->s->op == OP_SQL;
 	struct db_stmt st[8];
 	size_t n = 0, ipre = 0, ibefore, istmt, ipost = 0, ilocks = SIZE_MAX, iafter, failed = 0;
+	char **pre_vals = NULL, **post_vals = NULL;
+	int npv = 0, npostv = 0;
 	enum exec_attempt a;
 	int rc;
 
@@ -417,19 +419,28 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	snprintf(lock, sizeof(lock), "%lldms", (long long)r->s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)r->s->ob.max_stmt_ms);
 	pre_sql = exec_checks_guard_sql(pre, npre);
+	/* their names as parameters: one text for every step of an op, prepared once */
+	if (pre_sql && !user_sql)
+		npv = exec_checks_lift(&pre_sql, &pre_vals);
 	if (pre_sql && !sql_is_checks_guard(pre_sql, npre, NULL)) {
 		/* read back by PostgreSQL's parser, as everything sent: else the careful way */
 		free(pre_sql);
+		sql_lift_free(pre_vals, npv);
 		return ATTEMPT_UNSET;
 	}
 	post_sql = exec_checks_sql(post, npost);
+	if (post_sql && !user_sql)
+		npostv = exec_checks_lift(&post_sql, &post_vals);
 	st[n++] = (struct db_stmt){ .sql = "BEGIN", .fixed = true };
 	st[n++] = (struct db_stmt){
 		.sql = SQL_SET_TIMEOUTS, .nparams = 3, .params = tparams, .fixed = true
 	};
 	if (pre_sql) {
 		ipre = n;
-		st[n++] = (struct db_stmt){ .sql = pre_sql };
+		st[n++] = (struct db_stmt){ .sql = pre_sql,
+					    .nparams = npv,
+					    .params = (const char *const *)pre_vals,
+					    .fixed = npv > 0 };
 	}
 	ibefore = n;
 	proof_before_stmt(r, st + n, &names);
@@ -438,7 +449,10 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	st[n++] = (struct db_stmt){ .sql = r->s->stmt };
 	if (post_sql) {
 		ipost = n;
-		st[n++] = (struct db_stmt){ .sql = post_sql };
+		st[n++] = (struct db_stmt){ .sql = post_sql,
+					    .nparams = npostv,
+					    .params = (const char *const *)post_vals,
+					    .fixed = npostv > 0 };
 	}
 	/* no lock is stronger than AccessExclusiveLock: that promise needs no reading */
 	if (r->s->ob.lock_class_max < LOCK_ACCESS_EXCLUSIVE) {
@@ -455,9 +469,11 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	*user_ran = user_sql;
 	rc = db_batch(r->ex->db, st, n, err, &failed);
 	free(pre_sql);
+	sql_lift_free(pre_vals, npv);
 	free(names);
 	if (rc < 0) {
 		free(post_sql);
+		sql_lift_free(post_vals, npostv);
 		clear_stmts(st, n);
 		exec_db_rollback(r->ex);
 		if (npre && failed == ipre && !err->conn_lost) {
@@ -479,6 +495,7 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 
 		if (db_batch(r->ex->db, &by_oid, 1, err, NULL) < 0) {
 			free(post_sql);
+			sql_lift_free(post_vals, npostv);
 			clear_stmts(st, n);
 			exec_db_rollback(r->ex);
 			return exec_attempt_db(r, err, "statement failed, rolled back");
@@ -489,6 +506,7 @@ tx_fast(struct step_run *r, struct db_error *err, struct exec_proof *pf, bool *u
 	a = tx_judge(r, pf, post_sql ? st[ipost].res : NULL,
 		     ilocks == SIZE_MAX ? NULL : st[ilocks].res, st[iafter].res, err);
 	free(post_sql);
+	sql_lift_free(post_vals, npostv);
 	clear_stmts(st, n);
 	return a;
 }
