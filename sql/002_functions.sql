@@ -16,30 +16,30 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- Re-runs are the normal case; their "already exists, skipping" notices are noise.
 SET LOCAL client_min_messages = warning;
 
--- They are PL/pgSQL, not SQL functions: PostgreSQL cannot inline these (a
--- FROM in the body, or a call to another of them), so as SQL functions they
--- were planned again at every call; PL/pgSQL keeps each statement's plan for
--- the session (and drops it when search_path changes). A step's checks cost
--- a quarter of what they did.
+-- The ones that read a catalog (relation_kind, column_is, index_valid,
+-- constraint_is) are PL/pgSQL: PostgreSQL cannot inline a SQL function with
+-- a FROM in its body, so as SQL functions they were planned again at every
+-- call; PL/pgSQL keeps each statement's plan for the session (and drops it
+-- when search_path changes). The others are one expression each, written as
+-- SQL functions with a RETURN body: PostgreSQL inlines those into the query
+-- that calls them (a step's guard, its postchecks, the proof's lookups), so
+-- they cost no call of their own. A RETURN body is read when the function
+-- is created, so the names in it are bound then, whatever the caller's
+-- search_path; the relation names they are given still resolve through it.
 
 -- NAME -> regclass, or NULL when it does not resolve or is not a plain name.
 CREATE OR REPLACE FUNCTION taskslaps.lookup_relation(name text)
 RETURNS pg_catalog.regclass
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-DECLARE
-    m text[] := pg_catalog.regexp_match(lookup_relation.name,
-                    '^([A-Za-z_][A-Za-z0-9_]{0,62})(?:[.]([A-Za-z_][A-Za-z0-9_]{0,62}))?$');
-BEGIN
-    IF m IS NULL THEN
-        RETURN NULL;
-    ELSIF m[2] IS NULL THEN
-        RETURN pg_catalog.to_regclass(pg_catalog.quote_ident(m[1]));
-    END IF;
-    RETURN pg_catalog.to_regclass(pg_catalog.concat(pg_catalog.quote_ident(m[1]), '.',
-                                                    pg_catalog.quote_ident(m[2])));
-END
-$fn$;
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN CASE
+    WHEN lookup_relation.name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]{0,62}$'
+        THEN pg_catalog.to_regclass(pg_catalog.quote_ident(lookup_relation.name))
+    WHEN lookup_relation.name OPERATOR(pg_catalog.~)
+             '^[A-Za-z_][A-Za-z0-9_]{0,62}[.][A-Za-z_][A-Za-z0-9_]{0,62}$'
+        THEN pg_catalog.to_regclass(pg_catalog.concat(
+                 pg_catalog.quote_ident(pg_catalog.split_part(lookup_relation.name, '.', 1)), '.',
+                 pg_catalog.quote_ident(pg_catalog.split_part(lookup_relation.name, '.', 2))))
+END;
 
 -- The relkind of NAME, or NULL.
 CREATE OR REPLACE FUNCTION taskslaps.relation_kind(name text)
@@ -60,24 +60,16 @@ $fn$;
 -- Ordinary or partitioned table.
 CREATE OR REPLACE FUNCTION taskslaps.table_exists(name text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN coalesce(taskslaps.relation_kind(table_exists.name) OPERATOR(pg_catalog.=) ANY
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN coalesce(taskslaps.relation_kind(table_exists.name) OPERATOR(pg_catalog.=) ANY
                     ('{r,p}'::"char"[]), false);
-END
-$fn$;
 
 -- View or materialized view.
 CREATE OR REPLACE FUNCTION taskslaps.view_exists(name text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN coalesce(taskslaps.relation_kind(view_exists.name) OPERATOR(pg_catalog.=) ANY
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN coalesce(taskslaps.relation_kind(view_exists.name) OPERATOR(pg_catalog.=) ANY
                     ('{v,m}'::"char"[]), false);
-END
-$fn$;
 
 -- A live (not dropped, not system) column of a table, view or foreign table,
 -- that is NOT NULL when NOT_NULL is true. COL is compared exactly, so it is
@@ -107,34 +99,22 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION taskslaps.column_exists(tbl text, col text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN taskslaps.column_is(column_exists.tbl, column_exists.col, false);
-END
-$fn$;
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN taskslaps.column_is(column_exists.tbl, column_exists.col, false);
 
 -- The column exists and is NOT NULL.
 CREATE OR REPLACE FUNCTION taskslaps.column_not_null(tbl text, col text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN taskslaps.column_is(column_not_null.tbl, column_not_null.col, true);
-END
-$fn$;
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN taskslaps.column_is(column_not_null.tbl, column_not_null.col, true);
 
 -- An index (plain or partitioned), valid or not. Indexes live in their
 -- table's schema, so a qualified NAME uses that schema.
 CREATE OR REPLACE FUNCTION taskslaps.index_exists(name text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN coalesce(taskslaps.relation_kind(index_exists.name) OPERATOR(pg_catalog.=) ANY
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN coalesce(taskslaps.relation_kind(index_exists.name) OPERATOR(pg_catalog.=) ANY
                     ('{i,I}'::"char"[]), false);
-END
-$fn$;
 
 -- The index exists and is usable: a CREATE INDEX CONCURRENTLY that failed or
 -- was killed leaves it INVALID (indisvalid false), to be dropped and rebuilt.
@@ -178,22 +158,14 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION taskslaps.constraint_exists(tbl text, name text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN taskslaps.constraint_is(constraint_exists.tbl, constraint_exists.name, false);
-END
-$fn$;
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN taskslaps.constraint_is(constraint_exists.tbl, constraint_exists.name, false);
 
 -- The constraint exists and has been validated (not NOT VALID any more).
 CREATE OR REPLACE FUNCTION taskslaps.constraint_valid(tbl text, name text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-AS $fn$
-BEGIN
-    RETURN taskslaps.constraint_is(constraint_valid.tbl, constraint_valid.name, true);
-END
-$fn$;
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+RETURN taskslaps.constraint_is(constraint_valid.tbl, constraint_valid.name, true);
 
 ---------------------------------------------------------------------------
 -- NOTIFY taskslaps_events with each new event's identity (id, target, type,

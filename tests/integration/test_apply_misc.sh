@@ -328,18 +328,18 @@ steps:
 EOF
 run_ctl apply "$W/dealloc"
 assert_rc "apply with a current schema: exit 0" 0 "$RC" "$ERR"
-assert_sql "apply left the hand-edited helper alone (install skipped)" "sql" \
-    "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'taskslaps.view_exists'::regproc"
+assert_sql "apply left the hand-edited helper alone (install skipped)" "SELECT true|t" \
+    "SELECT p.prosrc, taskslaps.view_exists('t') FROM pg_proc p WHERE p.oid = 'taskslaps.view_exists'::regproc"
 run_ctl install-schema
 assert_rc "install-schema: exit 0" 0 "$RC" "$ERR"
-assert_sql "install-schema restored the helper" "plpgsql|f" \
-    "SELECT l.lanname, taskslaps.view_exists('t') FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'taskslaps.view_exists'::regproc"
+assert_sql "install-schema restored the helper" "f|f" \
+    "SELECT p.prosrc = 'SELECT true', taskslaps.view_exists('t') FROM pg_proc p WHERE p.oid = 'taskslaps.view_exists'::regproc"
 q "COMMENT ON SCHEMA taskslaps IS 'taskslaps schema 0 sha256:old'" >/dev/null
 q "CREATE OR REPLACE FUNCTION taskslaps.view_exists(name text) RETURNS boolean LANGUAGE sql AS 'SELECT true'" >/dev/null
 run_ctl apply "$W/dealloc"
 assert_rc "apply over another version's schema: exit 0" 0 "$RC" "$ERR"
-assert_sql "apply installed the schema when its comment differed" "plpgsql" \
-    "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'taskslaps.view_exists'::regproc"
+assert_sql "apply installed the schema when its comment differed" "f|f" \
+    "SELECT p.prosrc = 'SELECT true', taskslaps.view_exists('t') FROM pg_proc p WHERE p.oid = 'taskslaps.view_exists'::regproc"
 
 ###########################################################################
 section "abort and resume"
