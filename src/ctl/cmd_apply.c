@@ -4,6 +4,7 @@
  * the first plan that is not applied stops the line.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,17 +193,85 @@ apply_line_row(struct apply_line *l, size_t i)
 	}
 }
 
+/*
+ * The plan files, read and planned on a thread of their own while the main
+ * thread connects, installs the schema and takes the runner lock: the
+ * client's work and the server's overlap. Nothing here touches the
+ * database; the plans are plain memory, freed by whichever thread.
+ */
+struct preload {
+	char **paths;
+	size_t n;
+	struct plan **p;
+	struct diags *dg;
+	pthread_t thread;
+	bool started;
+};
+
+static void *
+preload_run(void *arg)
+{
+	struct preload *pl = arg;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		pl->dg[i] = (struct diags)DIAGS_INIT;
+		(void)plan_load(&pl->p[i], pl->paths[i], &pl->dg[i]);
+	}
+	return NULL;
+}
+
 static void
-apply_line_load(struct apply_line *l, struct exec *ex, const char *target, char **paths, size_t n,
+preload_start(struct preload *pl, char **paths, size_t n)
+{
+	pl->paths = paths;
+	pl->n = n;
+	pl->p = xcalloc(n ? n : 1, sizeof(*pl->p));
+	pl->dg = xcalloc(n ? n : 1, sizeof(*pl->dg));
+	/* no thread (or none to be had): read them here */
+	pl->started = n > 0 && pthread_create(&pl->thread, NULL, preload_run, pl) == 0;
+	if (!pl->started)
+		(void)preload_run(pl);
+}
+
+static void
+preload_join(struct preload *pl)
+{
+	if (pl->started)
+		(void)pthread_join(pl->thread, NULL);
+	pl->started = false;
+}
+
+/* What apply_line_load did not take. */
+static void
+preload_free(struct preload *pl)
+{
+	preload_join(pl);
+	for (size_t i = 0; pl->p && i < pl->n; i++) {
+		plan_free(pl->p[i]);
+		diags_clear(&pl->dg[i]);
+	}
+	free(pl->p);
+	free(pl->dg);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* The line's plans, from the preload (which gives them up). */
+static void
+apply_line_load(struct apply_line *l, struct exec *ex, const char *target, struct preload *pl,
 		const struct plan_policy *pol)
 {
 	const char *params[1] = { target };
 	struct plan_idset *ids = plan_idset_new();
 	struct db_error err;
+	char **paths = pl->paths;
+	size_t n = pl->n;
 
+	preload_join(pl);
 	l->n = n;
-	l->p = xcalloc(n ? n : 1, sizeof(*l->p));
-	l->dg = xcalloc(n ? n : 1, sizeof(*l->dg));
+	l->p = pl->p;
+	l->dg = pl->dg;
+	pl->p = NULL;
+	pl->dg = NULL;
 	l->lp = xcalloc(n ? n : 1, sizeof(*l->lp));
 	l->out = xcalloc(n ? n : 1, sizeof(*l->out));
 	l->ran = xcalloc(n ? n : 1, sizeof(*l->ran));
@@ -217,9 +286,8 @@ apply_line_load(struct apply_line *l, struct exec *ex, const char *target, char 
 		struct plan *p = NULL;
 		const char *first;
 
-		l->dg[i] = (struct diags)DIAGS_INIT;
-		if (plan_load(&p, paths[i], &l->dg[i]) == 0 &&
-		    !plan_idset_add(ids, p->id, paths[i], &first))
+		p = l->p[i];
+		if (p && !l->dg[i].nerrors && !plan_idset_add(ids, p->id, paths[i], &first))
 			diags_add(&l->dg[i], DIAG_ERROR, paths[i], p->id_line, p->id_col,
 				  "duplicate plan id '%s': %s has it already", p->id, first);
 		if (l->dg[i].nerrors) {
@@ -403,6 +471,7 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 	struct plan_policy pol;
 	struct exec *ex = NULL;
 	struct apply_line line = { 0 };
+	struct preload pl = { 0 };
 	char **paths = NULL, *end;
 	size_t n = 0, applied = 0;
 	int c, rc = CTL_OK, holder = 0;
@@ -457,6 +526,7 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 	cfg.on_event = print_event;
 	cfg.event_arg = &pr;
 	plan_policy_default(&pol, mode);
+	preload_start(&pl, paths, n);
 	if ((rc = ctl_open_exec(g, &ex, &cfg, !dry)) != CTL_OK)
 		goto out;
 	if (!dry) {
@@ -487,7 +557,7 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	apply_exec = ex;
-	apply_line_load(&line, ex, cfg.target, paths, n, &pol);
+	apply_line_load(&line, ex, cfg.target, &pl, &pol);
 	if (dry)
 		rc = apply_line_dry(&line, ex, &pr);
 	else
@@ -497,6 +567,7 @@ cmd_apply(const struct ctl_global *g, int argc, char **argv)
 		printf("%zu of %zu plan%s applied or already applied\n", applied, n,
 		       n == 1 ? "" : "s");
 out:
+	preload_free(&pl);
 	apply_line_free(&line);
 	exec_close(ex);
 	for (size_t i = 0; i < n; i++)
