@@ -229,6 +229,7 @@ load_progress(struct backfill *b, struct db_error *err)
 #define BATCH_SETTING "taskslaps.batch_hi"
 #define BATCH_HI "taskslaps_batch_hi"
 #define BATCH_KEYS "taskslaps_batch_keys"
+#define BATCH_SET "taskslaps_batch_set"
 #define BATCH_BOUND "taskslaps_batch"
 
 static void msg_set(struct sql_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -321,17 +322,18 @@ count_rangevars(const RangeVar *rv, void *ctx)
 }
 
 /*
- * Parse what we generate, the keys: WITH hi, MATERIALIZED (so that it runs
- * once), one set_config of the setting to the key query's answer, and keys,
- * one SELECT from the table alone; then a SELECT of two values from hi
- * alone. Four tables read: hi, keys, and the table twice.
+ * Parse what we generate, the keys: WITH hi and keys, each one SELECT from
+ * the table alone, and set, MATERIALIZED (so that it runs once), one
+ * set_config of the setting to a SELECT from hi; then a SELECT of two
+ * values from set alone. Five tables read: hi, keys, set, and the table
+ * twice.
  */
 static bool
 keys_readback(const char *sql, const char *table, struct sql_msg *m)
 {
 	struct sql_tree t;
 	const Node *n;
-	const SelectStmt *top, *hi = NULL;
+	const SelectStmt *top, *set = NULL;
 	const WithClause *w;
 	const FuncCall *f = NULL;
 	const CoalesceExpr *ce = NULL;
@@ -348,22 +350,24 @@ keys_readback(const char *sql, const char *table, struct sql_msg *m)
 	}
 	top = IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
 	w = top ? top->withClause : NULL;
-	ok = w && !w->recursive && list_length(w->ctes) == 2 && list_length(top->targetList) == 2 &&
+	ok = w && !w->recursive && list_length(w->ctes) == 3 && list_length(top->targetList) == 2 &&
 	     list_length(top->fromClause) == 1 && IsA(linitial(top->fromClause), RangeVar) &&
-	     sql_rangevar_is(linitial_node(RangeVar, top->fromClause), BATCH_HI) &&
+	     sql_rangevar_is(linitial_node(RangeVar, top->fromClause), BATCH_SET) &&
 	     !top->whereClause && !top->lockingClause && !top->intoClause &&
 	     top->op == SETOP_NONE &&
-	     is_batch_cte(linitial(w->ctes), BATCH_HI, CTEMaterializeAlways) &&
+	     is_batch_cte(linitial(w->ctes), BATCH_HI, CTEMaterializeDefault) &&
 	     is_batch_cte(lsecond(w->ctes), BATCH_KEYS, CTEMaterializeDefault) &&
+	     is_batch_cte(lthird(w->ctes), BATCH_SET, CTEMaterializeAlways) &&
+	     key_select(linitial_node(CommonTableExpr, w->ctes)->ctequery, table) &&
 	     key_select(lsecond_node(CommonTableExpr, w->ctes)->ctequery, table);
 	if (ok) {
-		hi = (const SelectStmt *)linitial_node(CommonTableExpr, w->ctes)->ctequery;
-		ok = !hi->fromClause && !hi->whereClause && !hi->withClause &&
-		     hi->op == SETOP_NONE && list_length(hi->targetList) == 1 &&
-		     is_call(linitial_node(ResTarget, hi->targetList)->val, "set_config");
+		set = (const SelectStmt *)lthird_node(CommonTableExpr, w->ctes)->ctequery;
+		ok = !set->fromClause && !set->whereClause && !set->withClause &&
+		     set->op == SETOP_NONE && list_length(set->targetList) == 1 &&
+		     is_call(linitial_node(ResTarget, set->targetList)->val, "set_config");
 	}
 	if (ok) {
-		f = (const FuncCall *)linitial_node(ResTarget, hi->targetList)->val;
+		f = (const FuncCall *)linitial_node(ResTarget, set->targetList)->val;
 		ok = list_length(f->args) == 3 && const_str(linitial(f->args)) &&
 		     !strcmp(const_str(linitial(f->args)), BATCH_SETTING) &&
 		     IsA(lsecond(f->args), CoalesceExpr) && IsA(lthird(f->args), A_Const) &&
@@ -374,12 +378,12 @@ keys_readback(const char *sql, const char *table, struct sql_msg *m)
 		ce = (const CoalesceExpr *)lsecond(f->args);
 		ok = list_length(ce->args) == 2 && IsA(linitial(ce->args), SubLink) &&
 		     ((const SubLink *)linitial(ce->args))->subLinkType == EXPR_SUBLINK &&
-		     key_select(((const SubLink *)linitial(ce->args))->subselect, table);
+		     key_select(((const SubLink *)linitial(ce->args))->subselect, BATCH_HI);
 	}
 	if (ok) {
 		sql_walk(n, count_batch_refs, &c);
 		sql_walk_rangevars(n, count_rangevars, &tables);
-		ok = c.setting == 1 && c.set_config == 1 && tables == 4;
+		ok = c.setting == 1 && c.set_config == 1 && tables == 5;
 	}
 	if (!ok)
 		msg_set(
@@ -448,8 +452,8 @@ int
 exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char **keys_sql,
 			char **update_sql, struct sql_msg *m)
 {
-	struct strbuf kl = STRBUF_INIT, kj = STRBUF_INIT, hi = STRBUF_INIT, keys = STRBUF_INIT,
-		      upd = STRBUF_INIT, q = STRBUF_INIT;
+	struct strbuf kl = STRBUF_INIT, hi = STRBUF_INIT, keys = STRBUF_INIT, upd = STRBUF_INIT,
+		      q = STRBUF_INIT;
 	int up = from_start ? 1 : (int)bs->nk + 1; /* the upper key's first parameter */
 	int n = up + (int)bs->nk;		   /* batch_size */
 	char lim[48];
@@ -458,10 +462,9 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char
 	*keys_sql = *update_sql = NULL;
 	for (size_t i = 0; i < bs->nk; i++)
 		sb_printf(&kl, "%s%s", i ? ", " : "", bs->qcols[i]);
-	key_json(&kj, bs->qcols, bs->nk);
 	/* the batch's last key: batch_size keys on, none when fewer are left */
 	snprintf(lim, sizeof(lim), "1 OFFSET $%d::bigint - 1", n);
-	range_select(&hi, bs, sb_str(&kj), sb_str(&kl), from_start, up, lim);
+	range_select(&hi, bs, sb_str(&kl), sb_str(&kl), from_start, up, lim);
 	if (!sql_is_key_query(sb_str(&hi), bs->table, m))
 		goto out;
 	/* the keys left, counted only when fewer than batch_size are */
@@ -470,15 +473,21 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char
 	if (!sql_is_key_query(sb_str(&keys), bs->table, m))
 		goto out;
 	/*
-	 * The keys: hi is MATERIALIZED and read once, so set_config runs once;
-	 * the setting is '' when no key was left.
+	 * The keys: set is MATERIALIZED and read once, so set_config runs once;
+	 * the setting is '' when no key was left. The key is made JSON from hi's
+	 * one row, not in hi, which would make it of every key its OFFSET skips.
 	 */
 	sb_printf(&q,
-		  "WITH " BATCH_HI " AS MATERIALIZED (SELECT pg_catalog.set_config('" BATCH_SETTING
-		  "', COALESCE((%s), ''), true) AS hi), " BATCH_KEYS
-		  " AS (%s) SELECT NULLIF(hi, ''), CASE WHEN hi = '' THEN (SELECT "
-		  "pg_catalog.count(*) FROM " BATCH_KEYS ") ELSE $%d::bigint END FROM " BATCH_HI,
-		  sb_str(&hi), sb_str(&keys), n);
+		  "WITH " BATCH_HI " AS (%s), " BATCH_KEYS " AS (%s), " BATCH_SET
+		  " AS MATERIALIZED (SELECT pg_catalog.set_config('" BATCH_SETTING
+		  "', COALESCE((SELECT ",
+		  sb_str(&hi), sb_str(&keys));
+	key_json(&q, bs->qcols, bs->nk);
+	sb_printf(&q,
+		  " FROM " BATCH_HI "), ''), true) AS hi) SELECT NULLIF(hi, ''), CASE WHEN hi = '' "
+		  "THEN (SELECT pg_catalog.count(*) FROM " BATCH_KEYS
+		  ") ELSE $%d::bigint END FROM " BATCH_SET,
+		  n);
 	if (!keys_readback(sb_str(&q), bs->table, m))
 		goto out;
 	/*
@@ -507,7 +516,6 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char
 	rc = 0;
 out:
 	sb_free(&kl);
-	sb_free(&kj);
 	sb_free(&hi);
 	sb_free(&keys);
 	sb_free(&upd);

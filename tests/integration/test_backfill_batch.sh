@@ -68,7 +68,7 @@ assert_sql "step.ok: rows updated and keys walked" "1047|3150" \
     "SELECT metrics->>'rows_affected', metrics->>'rows_walked' FROM taskslaps.events WHERE type = 'step.ok'"
 # 31 batches of 100 keys and one of 50, each its keys and its UPDATE
 assert_eq "32 batches, each one statement of keys" 32 \
-    "$(grep -c 'WITH taskslaps_batch_hi AS MATERIALIZED' <<<"$log")"
+    "$(grep -c 'taskslaps_batch_set AS MATERIALIZED' <<<"$log")"
 assert_eq "... and one UPDATE bounded by the setting they keep" 32 \
     "$(grep 'UPDATE "t" SET' <<<"$log" | grep -c "current_setting('taskslaps.batch_hi')")"
 assert_eq "no RETURNING" 0 "$(grep 'UPDATE "t" SET' <<<"$log" | grep -c 'RETURNING')"

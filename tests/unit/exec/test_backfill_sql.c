@@ -70,15 +70,17 @@ test_backfill_sql__one_key_from_the_start(void **state)
 	(void)state;
 	keys = build(&bs, true, &upd, &m);
 	assert_non_null(keys);
+	/* today's key SELECTs, the last key made JSON and kept once */
 	assert_string_equal(
-	    keys, "WITH taskslaps_batch_hi AS MATERIALIZED (SELECT pg_catalog.set_config("
-		  "'taskslaps.batch_hi', COALESCE((SELECT pg_catalog.json_build_array("
-		  "\"id\"::text)::text FROM \"t\" WHERE (\"id\") <= ($1::bigint) ORDER BY \"id\" "
-		  "LIMIT 1 OFFSET $2::bigint - 1), ''), true) AS hi), taskslaps_batch_keys AS "
-		  "(SELECT \"id\" FROM \"t\" WHERE (\"id\") <= ($1::bigint) ORDER BY \"id\" LIMIT "
-		  "$2::bigint) SELECT NULLIF(hi, ''), CASE WHEN hi = '' THEN (SELECT "
-		  "pg_catalog.count(*) FROM taskslaps_batch_keys) ELSE $2::bigint END FROM "
-		  "taskslaps_batch_hi");
+	    keys, "WITH taskslaps_batch_hi AS (SELECT \"id\" FROM \"t\" WHERE (\"id\") <= "
+		  "($1::bigint) ORDER BY \"id\" LIMIT 1 OFFSET $2::bigint - 1), "
+		  "taskslaps_batch_keys AS (SELECT \"id\" FROM \"t\" WHERE (\"id\") <= "
+		  "($1::bigint) ORDER BY \"id\" LIMIT $2::bigint), taskslaps_batch_set AS "
+		  "MATERIALIZED (SELECT pg_catalog.set_config('taskslaps.batch_hi', "
+		  "COALESCE((SELECT pg_catalog.json_build_array(\"id\"::text)::text FROM "
+		  "taskslaps_batch_hi), ''), true) AS hi) SELECT NULLIF(hi, ''), CASE WHEN hi = "
+		  "'' THEN (SELECT pg_catalog.count(*) FROM taskslaps_batch_keys) ELSE "
+		  "$2::bigint END FROM taskslaps_batch_set");
 	/* no RETURNING: the rows updated are the command tag's */
 	assert_string_equal(
 	    upd, "UPDATE \"t\" SET c = id % 97 WHERE (\"id\") <= (SELECT COALESCE((j ->> "
@@ -105,11 +107,13 @@ test_backfill_sql__composite_key_after_a_checkpoint(void **state)
 	keys = build(&bs, false, &upd, &m);
 	assert_non_null(keys);
 	/* the batch's last key: after the checkpoint ($1, $2), up to the upper key ($3, $4) */
-	assert_non_null(strstr(
-	    keys, "COALESCE((SELECT pg_catalog.json_build_array(\"a\"::text, \"b\"::text)::text "
-		  "FROM \"app\".\"t\" WHERE (\"a\", \"b\") > ($1::integer, $2::text) AND (\"a\", "
-		  "\"b\") <= ($3::integer, $4::text) ORDER BY \"a\", \"b\" LIMIT 1 OFFSET "
-		  "$5::bigint - 1), '')"));
+	assert_non_null(strstr(keys,
+			       "taskslaps_batch_hi AS (SELECT \"a\", \"b\" FROM \"app\".\"t\" "
+			       "WHERE (\"a\", \"b\") > ($1::integer, $2::text) AND (\"a\", "
+			       "\"b\") <= ($3::integer, $4::text) ORDER BY \"a\", \"b\" LIMIT 1 "
+			       "OFFSET $5::bigint - 1)"));
+	assert_non_null(strstr(keys, "COALESCE((SELECT pg_catalog.json_build_array(\"a\"::text, "
+				     "\"b\"::text)::text FROM taskslaps_batch_hi), '')"));
 	/* the keys left, $5 of them at most, and $5 walked when there is a last key */
 	assert_non_null(strstr(keys, "(SELECT \"a\", \"b\" FROM \"app\".\"t\" WHERE (\"a\", "
 				     "\"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= "
