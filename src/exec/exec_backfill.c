@@ -396,12 +396,33 @@ keys_readback(const char *sql, const char *table, struct sql_msg *m)
 }
 
 /*
- * Parse what we generate, the UPDATE: one UPDATE of the table with a WHERE
- * (sql_is_batch_update), whose last condition, the batch's bound, reads the
- * setting, and nothing else in it names the setting or calls set_config.
+ * "(k) <= (SELECT ...)": the key, one column or a row of nk, at most a
+ * subquery's answer (the raw tree's A_Expr; PostgreSQL makes a row's a
+ * row comparison later)
  */
 static bool
-update_readback(const char *sql, const char *table, struct sql_msg *m)
+is_bound(const Node *n, size_t nk)
+{
+	const A_Expr *e = n && IsA(n, A_Expr) ? (const A_Expr *)n : NULL;
+	const char *op = e && e->kind == AEXPR_OP ? sql_node_str(llast(e->name)) : NULL;
+
+	if (!op || strcmp(op, "<=") != 0 || !e->lexpr || !e->rexpr || !IsA(e->rexpr, SubLink) ||
+	    ((const SubLink *)e->rexpr)->subLinkType != EXPR_SUBLINK)
+		return false;
+	if (nk == 1)
+		return !IsA(e->lexpr, RowExpr);
+	return IsA(e->lexpr, RowExpr) &&
+	       (size_t)list_length(((const RowExpr *)e->lexpr)->args) == nk;
+}
+
+/*
+ * Parse what we generate, the UPDATE: one UPDATE of the table with a WHERE
+ * (sql_is_batch_update) that is the batch's bound, or conditions joined by
+ * AND whose last is; the bound reads the setting, and nothing else in the
+ * statement names the setting or calls set_config.
+ */
+static bool
+update_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 {
 	struct sql_tree t;
 	const Node *n, *bound;
@@ -424,20 +445,25 @@ update_readback(const char *sql, const char *table, struct sql_msg *m)
 		bound = llast(((const BoolExpr *)bound)->args);
 	sql_walk(n, count_batch_refs, &all);
 	sql_walk(bound, count_batch_refs, &in_bound);
-	ok = all.setting == 1 && in_bound.setting == 1 && all.set_config == 0;
+	ok = is_bound(bound, nk);
 	if (!ok)
+		msg_set(m,
+			"the batch's UPDATE does not read back as the backfill's condition AND the "
+			"batch's range of %s",
+			table);
+	else if (!(ok = all.setting == 1 && in_bound.setting == 1 && all.set_config == 0))
 		msg_set(m, "the backfill's SQL names the setting " BATCH_SETTING
 			   " or calls set_config: the batch passes its bound through that setting");
 	sql_tree_free(&t);
 	return ok;
 }
 
-/* "SELECT what FROM t WHERE [(k) > last AND] (k) <= upper ORDER BY k LIMIT ..." */
+/* "SELECT k FROM t WHERE [(k) > last AND] (k) <= upper ORDER BY k LIMIT ..." */
 static void
-range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *what, const char *kl,
-	     bool from_start, int up, const char *limit)
+range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *kl, bool from_start,
+	     int up, const char *limit)
 {
-	sb_printf(sb, "SELECT %s FROM %s WHERE ", what, bs->qtable);
+	sb_printf(sb, "SELECT %s FROM %s WHERE ", kl, bs->qtable);
 	if (!from_start) {
 		sb_printf(sb, "(%s) > ", kl);
 		key_params(sb, bs->types, bs->nk, 1);
@@ -464,12 +490,12 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char
 		sb_printf(&kl, "%s%s", i ? ", " : "", bs->qcols[i]);
 	/* the batch's last key: batch_size keys on, none when fewer are left */
 	snprintf(lim, sizeof(lim), "1 OFFSET $%d::bigint - 1", n);
-	range_select(&hi, bs, sb_str(&kl), sb_str(&kl), from_start, up, lim);
+	range_select(&hi, bs, sb_str(&kl), from_start, up, lim);
 	if (!sql_is_key_query(sb_str(&hi), bs->table, m))
 		goto out;
 	/* the keys left, counted only when fewer than batch_size are */
 	snprintf(lim, sizeof(lim), "$%d::bigint", n);
-	range_select(&keys, bs, sb_str(&kl), sb_str(&kl), from_start, up, lim);
+	range_select(&keys, bs, sb_str(&kl), from_start, up, lim);
 	if (!sql_is_key_query(sb_str(&keys), bs->table, m))
 		goto out;
 	/*
@@ -509,7 +535,7 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char
 			  bs->types[i], up + (int)i, bs->types[i]);
 	sb_puts(&upd, " FROM (SELECT NULLIF(pg_catalog.current_setting('" BATCH_SETTING
 		      "'), '')::json) AS " BATCH_BOUND " (j))");
-	if (!update_readback(sb_str(&upd), bs->table, m))
+	if (!update_readback(sb_str(&upd), bs->table, bs->nk, m))
 		goto out;
 	*keys_sql = sb_detach(&q);
 	*update_sql = sb_detach(&upd);
