@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "exec/exec_int.h"
 #include "util/alloc.h"
@@ -59,8 +60,8 @@ struct backfill {
 	int64_t rows_updated; /* rows the UPDATEs changed, this run */
 	int64_t rows_total;   /* estimate, for progress */
 	struct exec_proof pf; /* each batch proves its locks before COMMIT */
-	char *sql_first;      /* the batch statement from the start of the range, */
-	char *sql_next;	      /* and after a checkpoint (exec_backfill_batch_sql) */
+	char *sql_first[2];   /* the batch's keys and UPDATE from the start of the range, */
+	char *sql_next[2];    /* and after a checkpoint (exec_backfill_batch_sql) */
 	bool done;	      /* out of the last batch: it reached the range's end */
 	int64_t walked;	      /* out of the last batch: the keys it walked */
 };
@@ -112,8 +113,10 @@ backfill_free(struct backfill *b)
 	free(b->keylist);
 	free(b->last);
 	free(b->upper);
-	free(b->sql_first);
-	free(b->sql_next);
+	for (int i = 0; i < 2; i++) {
+		free(b->sql_first[i]);
+		free(b->sql_next[i]);
+	}
 	exec_proof_free(&b->pf);
 }
 
@@ -216,16 +219,18 @@ load_progress(struct backfill *b, struct db_error *err)
 }
 
 /*
- * The names the batch statement gives its WITH queries. An author's SQL that
- * names one of them as a table would read the batch's own rows instead: the
- * read-back refuses it.
+ * A batch is two statements in one transaction. The first finds the batch's
+ * last key and leaves it, as JSON text, in a transaction-local setting; the
+ * second, the author's UPDATE, reads its upper bound from that setting. The
+ * names below are the statements' own: the first names its WITH queries
+ * after the batch, and an author's SQL that names the setting, or calls
+ * set_config, could move the second's bound: the read-back refuses it.
  */
+#define BATCH_SETTING "taskslaps.batch_hi"
 #define BATCH_HI "taskslaps_batch_hi"
 #define BATCH_KEYS "taskslaps_batch_keys"
-#define BATCH_UPD "taskslaps_batch_update"
-#define BATCH_PREFIX "taskslaps_batch_"
-/* how often the statement reads them: hi twice and once a key column, keys and update once */
-#define BATCH_OWN_REFS(nk) (4 + (int)(nk))
+#define BATCH_SET "taskslaps_batch_set"
+#define BATCH_BOUND "taskslaps_batch"
 
 static void msg_set(struct sql_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -241,7 +246,7 @@ msg_set(struct sql_msg *m, const char *fmt, ...)
 }
 
 static bool
-is_batch_cte(const Node *n, NodeTag query, const char *name)
+is_batch_cte(const Node *n, const char *name, CTEMaterialize mat)
 {
 	const CommonTableExpr *c;
 
@@ -249,46 +254,91 @@ is_batch_cte(const Node *n, NodeTag query, const char *name)
 		return false;
 	c = (const CommonTableExpr *)n;
 	return c->ctename && strcmp(c->ctename, name) == 0 && c->ctequery &&
-	       nodeTag(c->ctequery) == query && !c->aliascolnames && !c->search_clause &&
-	       !c->cycle_clause;
+	       IsA(c->ctequery, SelectStmt) && c->ctematerialized == mat && !c->aliascolnames &&
+	       !c->search_clause && !c->cycle_clause;
 }
 
-/* one plain SELECT from table alone */
+/* one plain SELECT from table alone, with no WITH of its own */
 static bool
-key_select(const Node *cte, const char *table)
+key_select(const Node *q, const char *table)
 {
-	const SelectStmt *sel = (const SelectStmt *)((const CommonTableExpr *)cte)->ctequery;
+	const SelectStmt *sel = q && IsA(q, SelectStmt) ? (const SelectStmt *)q : NULL;
 
-	return !sel->withClause && !sel->lockingClause && !sel->intoClause &&
+	return sel && !sel->withClause && !sel->lockingClause && !sel->intoClause &&
 	       sel->op == SETOP_NONE && list_length(sel->fromClause) == 1 &&
 	       IsA(linitial(sel->fromClause), RangeVar) &&
 	       sql_rangevar_is(linitial_node(RangeVar, sel->fromClause), table);
 }
 
+/* a function call named name, in pg_catalog or unqualified */
 static bool
-count_own_refs(const RangeVar *rv, void *ctx)
+is_call(const Node *n, const char *name)
 {
-	if (sql_str_empty(rv->schemaname) && rv->relname &&
-	    strncmp(rv->relname, BATCH_PREFIX, sizeof(BATCH_PREFIX) - 1) == 0)
-		(*(int *)ctx)++;
+	const FuncCall *f = n && IsA(n, FuncCall) ? (const FuncCall *)n : NULL;
+	int nn = f ? list_length(f->funcname) : 0;
+	const char *fn = nn ? sql_node_str(llast(f->funcname)) : NULL;
+
+	return fn && !strcmp(fn, name) &&
+	       (nn == 1 ||
+		(nn == 2 && sql_str_eq(sql_node_str(linitial(f->funcname)), "pg_catalog")));
+}
+
+static const char *
+const_str(const Node *n)
+{
+	const A_Const *c = n && IsA(n, A_Const) ? (const A_Const *)n : NULL;
+
+	return c && !c->isnull && nodeTag(&c->val) == T_String ? c->val.sval.sval : NULL;
+}
+
+/* what a walk of the statement counts: the setting's name and calls of set_config */
+struct batch_refs {
+	int setting, set_config;
+};
+
+static bool
+count_batch_refs(const Node *n, void *ctx)
+{
+	struct batch_refs *c = ctx;
+	const char *s = const_str(n);
+
+	if (s && strcasecmp(s, BATCH_SETTING) == 0)
+		c->setting++;
+	if (n && IsA(n, FuncCall)) {
+		const FuncCall *f = (const FuncCall *)n;
+		const char *fn = sql_node_str(llast(f->funcname));
+		if (fn && !strcmp(fn, "set_config"))
+			c->set_config++;
+	}
+	return true;
+}
+
+static bool
+count_rangevars(const RangeVar *rv, void *ctx)
+{
+	(void)rv;
+	(*(int *)ctx)++;
 	return true;
 }
 
 /*
- * Parse what we generate: WITH hi and keys (each one SELECT from the table
- * alone) and update (one UPDATE of the table with a WHERE, no FROM, no
- * alias, RETURNING), then a SELECT of three values from no table; and the
- * WITH queries' names read only where the statement reads them.
+ * Parse what we generate, the keys: WITH hi and keys, each one SELECT from
+ * the table alone, and set, MATERIALIZED (so that it runs once), one
+ * set_config of the setting to a SELECT from hi; then a SELECT of two
+ * values from set alone. Five tables read: hi, keys, set, and the table
+ * twice.
  */
 static bool
-batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
+keys_readback(const char *sql, const char *table, struct sql_msg *m)
 {
 	struct sql_tree t;
 	const Node *n;
-	const SelectStmt *top;
-	const UpdateStmt *u;
+	const SelectStmt *top, *set = NULL;
 	const WithClause *w;
-	int refs = 0;
+	const FuncCall *f = NULL;
+	const CoalesceExpr *ce = NULL;
+	struct batch_refs c = { 0, 0 };
+	int tables = 0;
 	bool ok;
 
 	if (sql_parse(&t, sql, m) < 0)
@@ -300,30 +350,110 @@ batch_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
 	}
 	top = IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
 	w = top ? top->withClause : NULL;
-	ok = w && !w->recursive && list_length(w->ctes) == 3 && list_length(top->targetList) == 3 &&
-	     !top->fromClause && !top->lockingClause && !top->intoClause && top->op == SETOP_NONE &&
-	     is_batch_cte(linitial(w->ctes), T_SelectStmt, BATCH_HI) &&
-	     is_batch_cte(lsecond(w->ctes), T_SelectStmt, BATCH_KEYS) &&
-	     is_batch_cte(lthird(w->ctes), T_UpdateStmt, BATCH_UPD) &&
-	     key_select(linitial(w->ctes), table) && key_select(lsecond(w->ctes), table);
+	ok = w && !w->recursive && list_length(w->ctes) == 3 && list_length(top->targetList) == 2 &&
+	     list_length(top->fromClause) == 1 && IsA(linitial(top->fromClause), RangeVar) &&
+	     sql_rangevar_is(linitial_node(RangeVar, top->fromClause), BATCH_SET) &&
+	     !top->whereClause && !top->lockingClause && !top->intoClause &&
+	     top->op == SETOP_NONE &&
+	     is_batch_cte(linitial(w->ctes), BATCH_HI, CTEMaterializeDefault) &&
+	     is_batch_cte(lsecond(w->ctes), BATCH_KEYS, CTEMaterializeDefault) &&
+	     is_batch_cte(lthird(w->ctes), BATCH_SET, CTEMaterializeAlways) &&
+	     key_select(linitial_node(CommonTableExpr, w->ctes)->ctequery, table) &&
+	     key_select(lsecond_node(CommonTableExpr, w->ctes)->ctequery, table);
 	if (ok) {
-		u = (const UpdateStmt *)lthird_node(CommonTableExpr, w->ctes)->ctequery;
-		ok = sql_rangevar_is(u->relation, table) && !u->relation->alias && u->whereClause &&
-		     !u->fromClause && !u->withClause && list_length(u->returningList) == 1;
+		set = (const SelectStmt *)lthird_node(CommonTableExpr, w->ctes)->ctequery;
+		ok = !set->fromClause && !set->whereClause && !set->withClause &&
+		     set->op == SETOP_NONE && list_length(set->targetList) == 1 &&
+		     is_call(linitial_node(ResTarget, set->targetList)->val, "set_config");
+	}
+	if (ok) {
+		f = (const FuncCall *)linitial_node(ResTarget, set->targetList)->val;
+		ok = list_length(f->args) == 3 && const_str(linitial(f->args)) &&
+		     !strcmp(const_str(linitial(f->args)), BATCH_SETTING) &&
+		     IsA(lsecond(f->args), CoalesceExpr) && IsA(lthird(f->args), A_Const) &&
+		     nodeTag(&((const A_Const *)lthird(f->args))->val) == T_Boolean &&
+		     ((const A_Const *)lthird(f->args))->val.boolval.boolval;
+	}
+	if (ok) {
+		ce = (const CoalesceExpr *)lsecond(f->args);
+		ok = list_length(ce->args) == 2 && IsA(linitial(ce->args), SubLink) &&
+		     ((const SubLink *)linitial(ce->args))->subLinkType == EXPR_SUBLINK &&
+		     key_select(((const SubLink *)linitial(ce->args))->subselect, BATCH_HI);
+	}
+	if (ok) {
+		sql_walk(n, count_batch_refs, &c);
+		sql_walk_rangevars(n, count_rangevars, &tables);
+		ok = c.setting == 1 && c.set_config == 1 && tables == 5;
 	}
 	if (!ok)
-		msg_set(m,
-			"the batch statement does not read back as the keys of %s, the UPDATE "
-			"of their rows and its counts",
-			table);
-	if (ok) {
-		sql_walk_rangevars(n, count_own_refs, &refs);
-		if (refs != BATCH_OWN_REFS(nk)) {
-			msg_set(m, "the backfill's SQL reads a table named " BATCH_PREFIX
-				   "...: the batch statement uses that name for its own parts");
-			ok = false;
-		}
+		msg_set(
+		    m,
+		    "the batch's keys do not read back as the last key of %s kept in " BATCH_SETTING
+		    " and the count of its keys",
+		    table);
+	sql_tree_free(&t);
+	return ok;
+}
+
+/*
+ * "(k) <= (SELECT ...)": the key, one column or a row of nk, at most a
+ * subquery's answer (the raw tree's A_Expr; PostgreSQL makes a row's a
+ * row comparison later)
+ */
+static bool
+is_bound(const Node *n, size_t nk)
+{
+	const A_Expr *e = n && IsA(n, A_Expr) ? (const A_Expr *)n : NULL;
+	const char *op = e && e->kind == AEXPR_OP ? sql_node_str(llast(e->name)) : NULL;
+
+	if (!op || strcmp(op, "<=") != 0 || !e->lexpr || !e->rexpr || !IsA(e->rexpr, SubLink) ||
+	    ((const SubLink *)e->rexpr)->subLinkType != EXPR_SUBLINK)
+		return false;
+	if (nk == 1)
+		return !IsA(e->lexpr, RowExpr);
+	return IsA(e->lexpr, RowExpr) &&
+	       (size_t)list_length(((const RowExpr *)e->lexpr)->args) == nk;
+}
+
+/*
+ * Parse what we generate, the UPDATE: one UPDATE of the table with a WHERE
+ * (sql_is_batch_update) that is the batch's bound, or conditions joined by
+ * AND whose last is; the bound reads the setting, and nothing else in the
+ * statement names the setting or calls set_config.
+ */
+static bool
+update_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m)
+{
+	struct sql_tree t;
+	const Node *n, *bound;
+	const UpdateStmt *u;
+	struct batch_refs all = { 0, 0 }, in_bound = { 0, 0 };
+	bool ok;
+
+	if (!sql_is_batch_update(sql, table, m))
+		return false;
+	if (sql_parse(&t, sql, m) < 0)
+		return false;
+	n = sql_tree_one(&t, sql, m);
+	if (!n) {
+		sql_tree_free(&t);
+		return false;
 	}
+	u = (const UpdateStmt *)n;
+	bound = u->whereClause;
+	if (IsA(bound, BoolExpr) && ((const BoolExpr *)bound)->boolop == AND_EXPR)
+		bound = llast(((const BoolExpr *)bound)->args);
+	sql_walk(n, count_batch_refs, &all);
+	sql_walk(bound, count_batch_refs, &in_bound);
+	ok = is_bound(bound, nk);
+	if (!ok)
+		msg_set(m,
+			"the batch's UPDATE does not read back as the backfill's condition AND the "
+			"batch's range of %s",
+			table);
+	else if (!(ok = all.setting == 1 && in_bound.setting == 1 && all.set_config == 0))
+		msg_set(m, "the backfill's SQL names the setting " BATCH_SETTING
+			   " or calls set_config: the batch passes its bound through that setting");
 	sql_tree_free(&t);
 	return ok;
 }
@@ -344,16 +474,18 @@ range_select(struct strbuf *sb, const struct exec_batch_shape *bs, const char *k
 	sb_printf(sb, " ORDER BY %s LIMIT %s", kl, limit);
 }
 
-char *
-exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, struct sql_msg *m)
+int
+exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char **keys_sql,
+			char **update_sql, struct sql_msg *m)
 {
 	struct strbuf kl = STRBUF_INIT, hi = STRBUF_INIT, keys = STRBUF_INIT, upd = STRBUF_INIT,
 		      q = STRBUF_INIT;
 	int up = from_start ? 1 : (int)bs->nk + 1; /* the upper key's first parameter */
 	int n = up + (int)bs->nk;		   /* batch_size */
 	char lim[48];
-	char *out = NULL;
+	int rc = -1;
 
+	*keys_sql = *update_sql = NULL;
 	for (size_t i = 0; i < bs->nk; i++)
 		sb_printf(&kl, "%s%s", i ? ", " : "", bs->qcols[i]);
 	/* the batch's last key: batch_size keys on, none when fewer are left */
@@ -366,7 +498,28 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, stru
 	range_select(&keys, bs, sb_str(&kl), from_start, up, lim);
 	if (!sql_is_key_query(sb_str(&keys), bs->table, m))
 		goto out;
-	/* the author's UPDATE, bounded by (checkpoint, hi], or the upper key without hi */
+	/*
+	 * The keys: set is MATERIALIZED and read once, so set_config runs once;
+	 * the setting is '' when no key was left. The key is made JSON from hi's
+	 * one row, not in hi, which would make it of every key its OFFSET skips.
+	 */
+	sb_printf(&q,
+		  "WITH " BATCH_HI " AS (%s), " BATCH_KEYS " AS (%s), " BATCH_SET
+		  " AS MATERIALIZED (SELECT pg_catalog.set_config('" BATCH_SETTING
+		  "', COALESCE((SELECT ",
+		  sb_str(&hi), sb_str(&keys));
+	key_json(&q, bs->qcols, bs->nk);
+	sb_printf(&q,
+		  " FROM " BATCH_HI "), ''), true) AS hi) SELECT NULLIF(hi, ''), CASE WHEN hi = '' "
+		  "THEN (SELECT pg_catalog.count(*) FROM " BATCH_KEYS
+		  ") ELSE $%d::bigint END FROM " BATCH_SET,
+		  n);
+	if (!keys_readback(sb_str(&q), bs->table, m))
+		goto out;
+	/*
+	 * The author's UPDATE, bounded by (checkpoint, hi], or the upper key
+	 * without hi. Its rows updated are its command tag's.
+	 */
 	sb_printf(&upd, "UPDATE %s SET %s%s WHERE ", bs->qtable, bs->set,
 		  strstr(bs->set, "--") ? "\n" : "");
 	if (bs->where)
@@ -378,35 +531,22 @@ exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, stru
 	}
 	sb_printf(&upd, "(%s) <= (SELECT ", sb_str(&kl));
 	for (size_t i = 0; i < bs->nk; i++)
-		sb_printf(&upd, "%sCOALESCE((SELECT %s FROM " BATCH_HI "), $%d::%s)", i ? ", " : "",
-			  bs->qcols[i], up + (int)i, bs->types[i]);
-	sb_putc(&upd, ')');
-	if (!sql_is_batch_update(sb_str(&upd), bs->table, m))
+		sb_printf(&upd, "%sCOALESCE((j ->> %zu)::%s, $%d::%s)", i ? ", " : "", i,
+			  bs->types[i], up + (int)i, bs->types[i]);
+	sb_puts(&upd, " FROM (SELECT NULLIF(pg_catalog.current_setting('" BATCH_SETTING
+		      "'), '')::json) AS " BATCH_BOUND " (j))");
+	if (!update_readback(sb_str(&upd), bs->table, bs->nk, m))
 		goto out;
-	/*
-	 * One statement: the last key comes from the keys, not from the rows
-	 * the UPDATE changed, so the checkpoint passes over the rows its WHERE
-	 * skips.
-	 */
-	sb_printf(&q,
-		  "WITH " BATCH_HI " AS (%s), " BATCH_KEYS " AS (%s), " BATCH_UPD
-		  " AS (%s RETURNING 1) SELECT (SELECT ",
-		  sb_str(&hi), sb_str(&keys), sb_str(&upd));
-	key_json(&q, bs->qcols, bs->nk);
-	sb_printf(&q,
-		  " FROM " BATCH_HI "), CASE WHEN EXISTS (SELECT 1 FROM " BATCH_HI
-		  ") THEN $%d::bigint ELSE (SELECT pg_catalog.count(*) FROM " BATCH_KEYS
-		  ") END, (SELECT pg_catalog.count(*) FROM " BATCH_UPD ")",
-		  n);
-	if (batch_readback(sb_str(&q), bs->table, bs->nk, m))
-		out = sb_detach(&q);
+	*keys_sql = sb_detach(&q);
+	*update_sql = sb_detach(&upd);
+	rc = 0;
 out:
 	sb_free(&kl);
 	sb_free(&hi);
 	sb_free(&keys);
 	sb_free(&upd);
 	sb_free(&q);
-	return out;
+	return rc;
 }
 
 /*
@@ -426,17 +566,25 @@ out:
 	"pg_catalog.count(*) FROM moved) = 1 THEN 1 ELSE ('" BATCH_MOVED " ' || (SELECT "          \
 	"pg_catalog.count(*) FROM moved))::int END"
 
+/*
+ * The batch's timeouts, and its COMMIT not waiting for the WAL flush: a
+ * batch and its checkpoint commit together, so a crash loses the last
+ * batches whole and the resumed backfill redoes them (docs/design.md).
+ */
 #define SQL_BATCH_TIMEOUTS                                                                         \
 	"SELECT pg_catalog.set_config('lock_timeout', $1, true), "                                 \
-	"pg_catalog.set_config('statement_timeout', $2, true)"
+	"pg_catalog.set_config('statement_timeout', $2, true), "                                   \
+	"pg_catalog.set_config('synchronous_commit', 'off', true)"
 
 /*
  * One batch in one transaction, as exec_attempt_fn (arg: the struct
  * backfill), in two round trips:
- *   1. BEGIN, the timeouts, the batch statement (it finds the batch's last
- *      key, batch_size keys after the checkpoint or the upper key when fewer
- *      are left, updates the rows up to it and says how many keys it
- *      walked), the proof's "after" (this backend's locks, the relfilenodes);
+ *   1. BEGIN, the timeouts (and synchronous_commit off), the batch's keys
+ *      (they find the batch's last key, batch_size keys after the
+ *      checkpoint or the upper key when fewer are left, and say how many
+ *      keys they walked), its UPDATE of the rows up to that key (the rows
+ *      updated are its command tag's), the proof's "after" (this backend's
+ *      locks, the relfilenodes);
  *   2. when the locks are proved, the checkpoint moved to that key and
  *      COMMIT.
  * ATTEMPT_OK (b->done when this was the last batch, b->walked the keys it
@@ -453,15 +601,16 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	cJSON *jlast = NULL, *jupper = NULL;
 	char *hi = NULL, lim[24], rows[24], lock[24], stmt[24];
 	const char *tparams[2] = { lock, stmt }, *cparams[5];
-	char **sql = b->last ? &b->sql_next : &b->sql_first;
+	char **sql = b->last ? b->sql_next : b->sql_first;
 	size_t np = b->last ? b->nk : 0, n = 0, failed = 0;
 	int64_t updated;
-	struct db_stmt st[5];
+	const char *tag;
+	struct db_stmt st[6];
 	PGresult *res;
 	enum exec_attempt a = ATTEMPT_UNSET;
 
 	memset(st, 0, sizeof(st));
-	if (!*sql) {
+	if (!sql[0]) {
 		struct exec_batch_shape bs = {
 			.table = s->bf_table,
 			.qtable = b->qtable,
@@ -472,7 +621,7 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 			.where = s->bf_where,
 		};
 		struct sql_msg m;
-		if (!(*sql = exec_backfill_batch_sql(&bs, b->last == NULL, &m))) {
+		if (exec_backfill_batch_sql(&bs, b->last == NULL, &sql[0], &sql[1], &m) < 0) {
 			memset(err, 0, sizeof(*err));
 			snprintf(err->message, sizeof(err->message), "backfill batch refused: %s",
 				 m.text);
@@ -481,7 +630,10 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 	}
 	snprintf(lock, sizeof(lock), "%lldms", (long long)s->ob.max_lock_ms);
 	snprintf(stmt, sizeof(stmt), "%lldms", (long long)s->ob.max_stmt_ms);
-	/* $1.. the checkpoint's key (but at the start), then the upper key, then batch_size */
+	/*
+	 * $1.. the checkpoint's key (but at the start), then the upper key, then
+	 * batch_size (the keys' only: the UPDATE takes the keys before it)
+	 */
 	if ((b->last && unpack_key(b, b->last, params, &jlast) < 0) ||
 	    unpack_key(b, b->upper, params + np, &jupper) < 0) {
 		memset(err, 0, sizeof(*err));
@@ -497,23 +649,30 @@ batch_attempt(struct step_run *r, struct db_error *err, void *arg)
 		.sql = SQL_BATCH_TIMEOUTS, .nparams = 2, .params = tparams, .fixed = true
 	};
 	st[n++] =
-	    (struct db_stmt){ .sql = *sql, .nparams = (int)(np + b->nk + 1), .params = params };
+	    (struct db_stmt){ .sql = sql[0], .nparams = (int)(np + b->nk + 1), .params = params };
+	st[n++] = (struct db_stmt){ .sql = sql[1], .nparams = (int)(np + b->nk), .params = params };
 	n += exec_proof_after_stmts(&b->pf, true, st + n);
 	if (db_batch(r->ex->db, st, n, err, NULL) < 0)
 		goto dberr;
 	res = st[2].res;
-	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+	tag = PQcmdTuples(st[3].res);
+	if (PQntuples(res) != 1 || PQnfields(res) != 2 || !tag[0]) {
 		memset(err, 0, sizeof(*err));
 		snprintf(err->message, sizeof(err->message),
-			 "the backfill batch answered %d rows of %d values, expected 1 of 3",
-			 PQntuples(res), PQnfields(res));
+			 "the backfill batch answered %d rows of %d values and an UPDATE of "
+			 "\"%s\" rows, expected 1 of 2 and a count",
+			 PQntuples(res), PQnfields(res), tag);
 		goto dberr;
 	}
 	b->walked = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	updated = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	/* fewer keys than a batch: the range's end; no key at all: the checkpoint goes to it */
+	updated = strtoll(tag, NULL, 10);
+	/*
+	 * fewer keys than a batch: the range's end; no key at all: the
+	 * checkpoint goes to it. The last key is the keys', not the rows
+	 * updated: the checkpoint passes over the rows the WHERE skips.
+	 */
 	hi = xstrdup(PQgetisnull(res, 0, 0) ? b->upper : PQgetvalue(res, 0, 0));
-	a = exec_proof_judge(r, &b->pf, st[3].res, st[4].res, err);
+	a = exec_proof_judge(r, &b->pf, st[4].res, st[5].res, err);
 	if (a != ATTEMPT_OK)
 		goto out;
 

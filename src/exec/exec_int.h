@@ -390,17 +390,21 @@ enum exec_attempt exec_proof_judge(struct step_run *r, const struct exec_proof *
 enum exec_attempt exec_step_tx(struct step_run *r);
 
 /*
- * exec_backfill.c: a backfill batch as one statement. It takes the next
- * batch_size keys after the checkpoint (none when from_start), up to the
- * upper key fixed when the backfill began, runs the author's UPDATE on the
- * rows among them, and answers one row: the last of those keys as a JSON
- * array of text (NULL when no key was left), how many keys it walked, how
- * many rows the UPDATE changed. Parameters: the checkpoint's key ($1..$nk,
- * but from the start), the upper key (the next nk), then batch_size (bigint).
- * table is the name as validated; qtable and qcols are quoted; set and
- * where (NULL when absent) are the author's fragments as the planner split
- * them. Each part and the whole are read back by the parser. Returns the
- * statement (free it), or NULL with the reason in m.
+ * exec_backfill.c: a backfill batch as two statements, sent in one
+ * transaction. The keys take the next batch_size keys after the checkpoint
+ * (none when from_start), up to the upper key fixed when the backfill
+ * began, keep the last of them as a JSON array of text in the
+ * transaction-local setting taskslaps.batch_hi ('' when fewer were left),
+ * and answer one row: that key (NULL when none) and how many keys they
+ * walked. The UPDATE is the author's, on the rows after the checkpoint up
+ * to that key (the upper key without one); its command tag counts the rows
+ * it changed. Parameters: the checkpoint's key ($1..$nk, but from the
+ * start), the upper key (the next nk), then, for the keys only,
+ * batch_size (bigint). table is the name as validated; qtable and qcols
+ * are quoted; set and where (NULL when absent) are the author's fragments
+ * as the planner split them. Each part and each statement are read back
+ * by the parser. Returns 0 with both statements (free them), or -1 with
+ * the reason in m.
  */
 struct sql_msg;
 struct exec_batch_shape {
@@ -409,8 +413,8 @@ struct exec_batch_shape {
 	size_t nk;
 	const char *set, *where;
 };
-char *exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start,
-			      struct sql_msg *m);
+int exec_backfill_batch_sql(const struct exec_batch_shape *bs, bool from_start, char **keys_sql,
+			    char **update_sql, struct sql_msg *m);
 enum exec_attempt exec_step_nontx(struct step_run *r);
 enum exec_attempt exec_step_backfill(struct step_run *r);
 /* Primary key columns and their types of table; -1 with err, 0 with n=0 when there is none. */

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# A backfill batch is one statement: it takes the next batch_size keys,
-# updates the rows among them that the author's WHERE selects, and moves the
-# checkpoint past the last key even when the WHERE skipped every row of the
-# batch. A composite key, whole batches skipped, the empty tail of a range
-# that is a multiple of batch_size, a resume from a composite checkpoint, and
-# the statement's own names refused in an author's SQL.
+# A backfill batch is two statements in one transaction: its keys take the
+# next batch_size keys and keep the last in a transaction-local setting, the
+# author's UPDATE updates the rows up to it that its WHERE selects (counted
+# by its command tag), and the checkpoint moves past the last key even when
+# the WHERE skipped every row of the batch. A composite key, whole batches
+# skipped, the empty tail of a range that is a multiple of batch_size, a
+# resume from a composite checkpoint, the statements' own setting refused in
+# an author's SQL; batches commit with synchronous_commit off and the step's
+# ledger row with it on, and a crash of the server mid-backfill loses whole
+# batches only, which the next run redoes.
 #
 #   bash tests/integration/test_backfill_batch.sh   (TS_VERBOSE=1 prints passes)
 
@@ -62,11 +66,15 @@ assert_sql "the checkpoint walked every key, to the last" '["1050", "k2"]|["1050
     "SELECT last_key::text, upper_key::text, rows_done FROM taskslaps.backfill_progress"
 assert_sql "step.ok: rows updated and keys walked" "1047|3150" \
     "SELECT metrics->>'rows_affected', metrics->>'rows_walked' FROM taskslaps.events WHERE type = 'step.ok'"
-# 31 batches of 100 keys and one of 50, each one statement on the table
-assert_eq "32 batches, each one statement" 32 "$(grep -c 'WITH taskslaps_batch_hi AS' <<<"$log")"
+# 31 batches of 100 keys and one of 50, each its keys and its UPDATE
+assert_eq "32 batches, each one statement of keys" 32 \
+    "$(grep -c 'taskslaps_batch_set AS MATERIALIZED' <<<"$log")"
+assert_eq "... and one UPDATE bounded by the setting they keep" 32 \
+    "$(grep 'UPDATE "t" SET' <<<"$log" | grep -c "current_setting('taskslaps.batch_hi')")"
+assert_eq "no RETURNING" 0 "$(grep 'UPDATE "t" SET' <<<"$log" | grep -c 'RETURNING')"
 assert_eq "no key query of its own" 0 "$(grep 'OFFSET' <<<"$log" | grep -vc 'taskslaps_batch_')"
 assert_eq "besides the batches, only the upper key at the start reads the table" 1 \
-    "$(grep -E 'FROM "t"|UPDATE "t"' <<<"$log" | grep -vc 'taskslaps_batch_')"
+    "$(grep -E 'FROM "t"|UPDATE "t"' <<<"$log" | grep -v 'taskslaps_batch_hi' | grep -vc 'taskslaps.batch_hi')"
 assert_eq "one checkpoint per batch" 32 \
     "$(grep -c 'UPDATE taskslaps.backfill_progress SET last_key' <<<"$log")"
 q "ALTER DATABASE comp RESET log_statement" >/dev/null
@@ -115,22 +123,105 @@ assert_sql "the checkpoint covers every key" '["1050", "k2"]|3150' \
     "SELECT last_key::text, rows_done FROM taskslaps.backfill_progress"
 
 ###########################################################################
-section "the batch statement's own names in the author's SQL"
+section "the batch's own setting in the author's SQL"
 newdb names
 q "CREATE TABLE t (id bigint PRIMARY KEY, v int);
-   CREATE TABLE taskslaps_batch_keys (id bigint);
    INSERT INTO t SELECT g, NULL FROM generate_series(1, 50) g;" >/dev/null
 plan "$W/names/0001-fill.yaml" <<'YAML'
 title: fill v
 reason: test
 steps:
   - op: backfill_sql
-    sql: UPDATE t SET v = 1 WHERE id NOT IN (SELECT id FROM taskslaps_batch_keys)
+    sql: "UPDATE t SET v = 1 WHERE current_setting('taskslaps.batch_hi', true) IS NOT NULL"
     limits: { rows_per_second: 0, batch_size: 10 }
 YAML
 run_ctl apply "$W/names"
 assert_rc "apply fails" 1 "$RC" "$ERR"
-assert_contains "and says why" "uses that name for its own parts" "$ERR"
+assert_contains "and says why" "names the setting taskslaps.batch_hi or calls set_config" "$ERR"
 assert_sql "no row changed, the checkpoint did not move" "0||0" \
     "SELECT (SELECT count(*) FROM t WHERE v IS NOT NULL), (SELECT last_key::text FROM taskslaps.backfill_progress), (SELECT rows_done FROM taskslaps.backfill_progress)"
+
+###########################################################################
+section "batches commit without waiting for their WAL flush; the step's ledger row waits"
+newdb sync
+run_ctl install-schema
+assert_rc "the schema installs" 0 "$RC" "$ERR"
+# What each row's update, each checkpoint and the ledger row saw of
+# synchronous_commit; rows with id % 4 = 0 are not selected.
+q "CREATE TABLE t (id bigint PRIMARY KEY, v int);
+   INSERT INTO t SELECT g, NULL FROM generate_series(1, 250) g;
+   CREATE TABLE seen (what text, setting text);
+   CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS
+     \$\$ BEGIN
+          INSERT INTO public.seen VALUES (TG_ARGV[0], current_setting('synchronous_commit'));
+          RETURN NEW;
+        END \$\$;
+   CREATE TRIGGER t_note BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION note('row');
+   CREATE TRIGGER p_note AFTER UPDATE ON taskslaps.backfill_progress FOR EACH ROW
+     EXECUTE FUNCTION note('checkpoint');
+   CREATE TRIGGER l_note AFTER INSERT ON taskslaps.step_ledger FOR EACH ROW
+     EXECUTE FUNCTION note('ledger');" >/dev/null
+plan "$W/sync/0001-fill.yaml" <<'YAML'
+title: fill v
+reason: test
+steps:
+  - op: backfill_sql
+    sql: UPDATE t SET v = id WHERE id % 4 <> 0
+    limits: { rows_per_second: 0, batch_size: 100 }
+YAML
+run_ctl apply "$W/sync"
+assert_rc "apply succeeds" 0 "$RC" "$ERR"
+assert_sql "each row updated in a batch with synchronous_commit off" "row|off|188" \
+    "SELECT what, string_agg(DISTINCT setting, ','), count(*) FROM seen WHERE what = 'row' GROUP BY what"
+assert_sql "... and each checkpoint, in the same transaction" "checkpoint|off|3" \
+    "SELECT what, string_agg(DISTINCT setting, ','), count(*) FROM seen WHERE what = 'checkpoint' GROUP BY what"
+assert_sql "the ledger row with it on" "ledger|on|1" \
+    "SELECT what, string_agg(DISTINCT setting, ','), count(*) FROM seen WHERE what = 'ledger' GROUP BY what"
+assert_sql "the rows updated are the UPDATEs' (188 of 250 walked)" "188|250" \
+    "SELECT metrics->>'rows_affected', metrics->>'rows_walked' FROM taskslaps.events WHERE type = 'step.ok'"
+assert_sql "the database's own setting is untouched" "on" "SHOW synchronous_commit"
+
+###########################################################################
+section "a crash of the server mid-backfill: whole batches lost at most, redone once"
+# The server stops at once (no flush of the WAL not yet written) while the
+# backfill runs; what survives is whole batches with their checkpoint, and
+# the next run finishes every row exactly once.
+newdb crash
+q "CREATE TABLE big (id bigint PRIMARY KEY, v int, n int NOT NULL DEFAULT 0);
+   INSERT INTO big (id) SELECT g FROM generate_series(1, 20000) g;
+   CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS
+     \$\$ BEGIN NEW.n := OLD.n + 1; RETURN NEW; END \$\$;
+   CREATE TRIGGER big_count BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION count_update();
+   ANALYZE big;" >/dev/null
+plan "$W/crash/0001-fill.yaml" <<'YAML'
+title: fill v
+reason: test
+steps:
+  - op: backfill_sql
+    sql: UPDATE big SET v = id
+    limits: { rows_per_second: 4000, batch_size: 100 }
+YAML
+start_ctl_bg crash apply "$W/crash"
+crash_pid=$BG_PID
+if wait_for "SELECT EXISTS (SELECT 1 FROM taskslaps.backfill_progress WHERE rows_done >= 3000)" 60 "$crash_pid"; then
+    _pg_as_owner "$TS_PG_BIN/pg_ctl" -D "$_env_pgdir/data" -m immediate -w -t 20 stop >/dev/null 2>&1
+    wait_bg "$crash_pid" 60
+    assert_eq "the apply fails with the server gone" 1 "$BG_RC"
+    _pg_as_owner "$TS_PG_BIN/pg_ctl" -D "$_env_pgdir/data" -l "$_env_pgdir/log" -w -t 30 start >/dev/null 2>&1
+    assert_sql "after the crash, the rows updated are exactly those up to the checkpoint" "t|0" \
+        "SELECT count(*) FILTER (WHERE n = 1) = p.rows_done AND
+                coalesce(max(id) FILTER (WHERE n = 1), 0) = coalesce((p.last_key->>0)::bigint, 0),
+                count(*) FILTER (WHERE n > 1)
+           FROM big, taskslaps.backfill_progress p GROUP BY p.rows_done, p.last_key"
+    assert_sql "... and the backfill had not ended" "t" \
+        "SELECT rows_done < 20000 FROM taskslaps.backfill_progress"
+    run_ctl apply "$W/crash"
+    assert_rc "the next run succeeds" 0 "$RC" "$ERR"
+    assert_sql "every row updated exactly once across both runs" "20000|1|1" \
+        "SELECT count(*) FILTER (WHERE v = id), min(n), max(n) FROM big"
+    assert_sql "the checkpoint covers every key" '["20000"]|20000' \
+        "SELECT last_key::text, rows_done FROM taskslaps.backfill_progress"
+else
+    fail "the backfill did not reach 3,000 rows" "$(cat "$W/crash.err")"
+fi
 env_finish

@@ -1,8 +1,9 @@
 /*
- * A backfill batch as one statement (exec_backfill_batch_sql): its exact
- * text for a one-column key from the start of the range, the parameters
- * of a composite key after a checkpoint, the author's fragments kept in
- * their places, and the statements the read-back refuses.
+ * A backfill batch as two statements (exec_backfill_batch_sql), its keys
+ * and its UPDATE: their exact texts for a one-column key from the start of
+ * the range, the parameters of a composite key after a checkpoint, the
+ * author's fragments kept in their places, and the statements the
+ * read-back refuses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,36 @@ static const char *const one_type[] = { "bigint" };
 static const char *const two_cols[] = { "\"a\"", "\"b\"" };
 static const char *const two_types[] = { "integer", "text" };
 
+/* Both statements, or NULL for both (freeing neither is left) with m said. */
+static char *
+build(const struct exec_batch_shape *bs, bool from_start, char **upd, struct sql_msg *m)
+{
+	char *keys = NULL;
+
+	*upd = NULL;
+	m->text[0] = '\0';
+	if (exec_backfill_batch_sql(bs, from_start, &keys, upd, m) < 0) {
+		assert_null(keys);
+		assert_null(*upd);
+		assert_true(m->text[0] != '\0');
+		return NULL;
+	}
+	assert_non_null(keys);
+	assert_non_null(*upd);
+	return keys;
+}
+
+static bool
+refused(const struct exec_batch_shape *bs, bool from_start, struct sql_msg *m)
+{
+	char *upd, *keys = build(bs, from_start, &upd, m);
+	bool no = keys == NULL;
+
+	free(keys);
+	free(upd);
+	return no;
+}
+
 static void
 test_backfill_sql__one_key_from_the_start(void **state)
 {
@@ -34,23 +65,29 @@ test_backfill_sql__one_key_from_the_start(void **state)
 				       .nk = 1,
 				       .set = "c = id % 97" };
 	struct sql_msg m;
-	char *sql;
+	char *upd, *keys;
 
 	(void)state;
-	sql = exec_backfill_batch_sql(&bs, true, &m);
-	assert_non_null(sql);
+	keys = build(&bs, true, &upd, &m);
+	assert_non_null(keys);
+	/* today's key SELECTs, the last key made JSON and kept once */
 	assert_string_equal(
-	    sql, "WITH taskslaps_batch_hi AS (SELECT \"id\" FROM \"t\" WHERE (\"id\") <= "
-		 "($1::bigint) ORDER BY \"id\" LIMIT 1 OFFSET $2::bigint - 1), "
-		 "taskslaps_batch_keys AS (SELECT \"id\" FROM \"t\" WHERE (\"id\") <= "
-		 "($1::bigint) ORDER BY \"id\" LIMIT $2::bigint), taskslaps_batch_update AS "
-		 "(UPDATE \"t\" SET c = id % 97 WHERE (\"id\") <= (SELECT COALESCE((SELECT "
-		 "\"id\" FROM taskslaps_batch_hi), $1::bigint)) RETURNING 1) SELECT (SELECT "
-		 "pg_catalog.json_build_array(\"id\"::text)::text FROM taskslaps_batch_hi), "
-		 "CASE WHEN EXISTS (SELECT 1 FROM taskslaps_batch_hi) THEN $2::bigint ELSE "
-		 "(SELECT pg_catalog.count(*) FROM taskslaps_batch_keys) END, (SELECT "
-		 "pg_catalog.count(*) FROM taskslaps_batch_update)");
-	free(sql);
+	    keys, "WITH taskslaps_batch_hi AS (SELECT \"id\" FROM \"t\" WHERE (\"id\") <= "
+		  "($1::bigint) ORDER BY \"id\" LIMIT 1 OFFSET $2::bigint - 1), "
+		  "taskslaps_batch_keys AS (SELECT \"id\" FROM \"t\" WHERE (\"id\") <= "
+		  "($1::bigint) ORDER BY \"id\" LIMIT $2::bigint), taskslaps_batch_set AS "
+		  "MATERIALIZED (SELECT pg_catalog.set_config('taskslaps.batch_hi', "
+		  "COALESCE((SELECT pg_catalog.json_build_array(\"id\"::text)::text FROM "
+		  "taskslaps_batch_hi), ''), true) AS hi) SELECT NULLIF(hi, ''), CASE WHEN hi = "
+		  "'' THEN (SELECT pg_catalog.count(*) FROM taskslaps_batch_keys) ELSE "
+		  "$2::bigint END FROM taskslaps_batch_set");
+	/* no RETURNING: the rows updated are the command tag's */
+	assert_string_equal(
+	    upd, "UPDATE \"t\" SET c = id % 97 WHERE (\"id\") <= (SELECT COALESCE((j ->> "
+		 "0)::bigint, $1::bigint) FROM (SELECT NULLIF(pg_catalog.current_setting("
+		 "'taskslaps.batch_hi'), '')::json) AS taskslaps_batch (j))");
+	free(keys);
+	free(upd);
 }
 
 static void
@@ -64,28 +101,37 @@ test_backfill_sql__composite_key_after_a_checkpoint(void **state)
 				       .set = "v = a * 10",
 				       .where = "a < 200 OR a > 900" };
 	struct sql_msg m;
-	char *sql;
+	char *upd, *keys;
 
 	(void)state;
-	sql = exec_backfill_batch_sql(&bs, false, &m);
-	assert_non_null(sql);
+	keys = build(&bs, false, &upd, &m);
+	assert_non_null(keys);
 	/* the batch's last key: after the checkpoint ($1, $2), up to the upper key ($3, $4) */
-	assert_non_null(strstr(sql, "(SELECT \"a\", \"b\" FROM \"app\".\"t\" WHERE (\"a\", "
-				    "\"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= "
-				    "($3::integer, $4::text) ORDER BY \"a\", \"b\" LIMIT 1 OFFSET "
-				    "$5::bigint - 1)"));
-	/* the keys left, $5 of them at most */
-	assert_non_null(strstr(sql, "ORDER BY \"a\", \"b\" LIMIT $5::bigint)"));
-	/* the author's condition in parentheses, then the batch's range, to the upper key without
-	 * hi */
-	assert_non_null(strstr(
-	    sql, "UPDATE \"app\".\"t\" SET v = a * 10 WHERE (a < 200 OR a > 900) AND (\"a\", "
-		 "\"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= (SELECT COALESCE((SELECT "
-		 "\"a\" FROM taskslaps_batch_hi), $3::integer), COALESCE((SELECT \"b\" FROM "
-		 "taskslaps_batch_hi), $4::text)) RETURNING 1"));
-	assert_non_null(strstr(sql, "THEN $5::bigint ELSE"));
-	assert_non_null(strstr(sql, "pg_catalog.json_build_array(\"a\"::text, \"b\"::text)"));
-	free(sql);
+	assert_non_null(strstr(keys,
+			       "taskslaps_batch_hi AS (SELECT \"a\", \"b\" FROM \"app\".\"t\" "
+			       "WHERE (\"a\", \"b\") > ($1::integer, $2::text) AND (\"a\", "
+			       "\"b\") <= ($3::integer, $4::text) ORDER BY \"a\", \"b\" LIMIT 1 "
+			       "OFFSET $5::bigint - 1)"));
+	assert_non_null(strstr(keys, "COALESCE((SELECT pg_catalog.json_build_array(\"a\"::text, "
+				     "\"b\"::text)::text FROM taskslaps_batch_hi), '')"));
+	/* the keys left, $5 of them at most, and $5 walked when there is a last key */
+	assert_non_null(strstr(keys, "(SELECT \"a\", \"b\" FROM \"app\".\"t\" WHERE (\"a\", "
+				     "\"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= "
+				     "($3::integer, $4::text) ORDER BY \"a\", \"b\" LIMIT "
+				     "$5::bigint)"));
+	assert_non_null(strstr(keys, "ELSE $5::bigint END"));
+	/*
+	 * the author's condition in parentheses, then the batch's range, to the
+	 * last key, each column cast to its type, or the upper key without one
+	 */
+	assert_string_equal(
+	    upd, "UPDATE \"app\".\"t\" SET v = a * 10 WHERE (a < 200 OR a > 900) AND (\"a\", "
+		 "\"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= (SELECT COALESCE((j ->> "
+		 "0)::integer, $3::integer), COALESCE((j ->> 1)::text, $4::text) FROM (SELECT "
+		 "NULLIF(pg_catalog.current_setting('taskslaps.batch_hi'), '')::json) AS "
+		 "taskslaps_batch (j))");
+	free(keys);
+	free(upd);
 }
 
 static void
@@ -99,23 +145,29 @@ test_backfill_sql__a_comment_in_a_fragment_ends_its_line(void **state)
 				       .set = "c = 1 -- one\n, d = 2",
 				       .where = "c IS NULL -- not yet" };
 	struct sql_msg m;
-	char *sql;
+	char *upd, *keys;
 
 	(void)state;
-	sql = exec_backfill_batch_sql(&bs, false, &m);
-	assert_non_null(sql);
+	keys = build(&bs, false, &upd, &m);
+	assert_non_null(keys);
 	/* the comment does not swallow the range that follows it */
-	assert_non_null(strstr(sql, "(c IS NULL -- not yet\n) AND (\"id\") > ($1::bigint)"));
-	assert_non_null(strstr(sql, "RETURNING 1)"));
-	free(sql);
+	assert_non_null(strstr(upd, "(c IS NULL -- not yet\n) AND (\"id\") > ($1::bigint)"));
+	assert_non_null(strstr(upd, "(SELECT COALESCE((j ->> 0)::bigint, $2::bigint) FROM"));
+	free(keys);
+	free(upd);
 }
 
 static void
-test_backfill_sql__the_statements_own_names_are_refused(void **state)
+test_backfill_sql__the_statements_own_setting_is_refused(void **state)
 {
 	static const char *const wheres[] = {
-		"id IN (SELECT id FROM taskslaps_batch_keys)",
-		"EXISTS (SELECT 1 FROM taskslaps_batch_update)",
+		"pg_catalog.current_setting('taskslaps.batch_hi') <> ''",
+		/* a setting's name is read without regard to case */
+		"current_setting('TASKSLAPS.Batch_Hi', true) IS NOT NULL",
+		/* one that would move the batch's bound */
+		"set_config('taskslaps.batch_hi', '[\"999999\"]', true) IS NOT NULL",
+		/* set_config of any name: the setting's may be built */
+		"pg_catalog.set_config('taskslaps.' || 'batch_hi', '[\"9\"]', true) <> ''",
 	};
 	struct sql_msg m;
 
@@ -128,21 +180,23 @@ test_backfill_sql__the_statements_own_names_are_refused(void **state)
 					       .nk = 1,
 					       .set = "c = 1",
 					       .where = wheres[i] };
-		assert_null(exec_backfill_batch_sql(&bs, true, &m));
-		assert_non_null(strstr(m.text, "taskslaps_batch_"));
+		assert_true(refused(&bs, i % 2 == 0, &m));
+		assert_non_null(strstr(m.text, "taskslaps.batch_hi"));
 	}
 	/* in the SET list as well */
 	{
-		struct exec_batch_shape bs = { .table = "t",
-					       .qtable = "\"t\"",
-					       .qcols = one_col,
-					       .types = one_type,
-					       .nk = 1,
-					       .set =
-						   "c = (SELECT max(id) FROM taskslaps_batch_hi)" };
-		assert_null(exec_backfill_batch_sql(&bs, false, &m));
+		struct exec_batch_shape bs = {
+			.table = "t",
+			.qtable = "\"t\"",
+			.qcols = one_col,
+			.types = one_type,
+			.nk = 1,
+			.set = "c = length(current_setting('taskslaps.batch_hi'))"
+		};
+		assert_true(refused(&bs, false, &m));
+		assert_non_null(strstr(m.text, "taskslaps.batch_hi"));
 	}
-	/* a table of that name in another schema is the author's */
+	/* another setting, and tables named like the keys' WITH queries, are the author's */
 	{
 		struct exec_batch_shape bs = {
 			.table = "t",
@@ -151,11 +205,11 @@ test_backfill_sql__the_statements_own_names_are_refused(void **state)
 			.types = one_type,
 			.nk = 1,
 			.set = "c = 1",
-			.where = "id IN (SELECT id FROM app.taskslaps_batch_keys)"
+			.where = "current_setting('app.mode') = 'x' AND id NOT IN (SELECT id FROM "
+				 "taskslaps_batch_keys) AND id NOT IN (SELECT id FROM "
+				 "taskslaps_batch_hi)"
 		};
-		char *sql = exec_backfill_batch_sql(&bs, false, &m);
-		assert_non_null(sql);
-		free(sql);
+		assert_false(refused(&bs, false, &m));
 	}
 }
 
@@ -167,10 +221,16 @@ test_backfill_sql__fragments_that_leave_their_place_are_refused(void **state)
 		"c = 1 WHERE true RETURNING 1), x AS (DELETE FROM t RETURNING 1) SELECT 1 --",
 		"c = 1; DELETE FROM t",
 		"c = 1 FROM u",
+		/* the batch's bound moved into a RETURNING list */
+		"c = 1 WHERE true RETURNING (1 --",
 	};
 	static const char *const wheres[] = {
 		"true) RETURNING 1), x AS (DELETE FROM t RETURNING 1) SELECT (1",
 		"true; DELETE FROM t",
+		/* parses: the bound would be RETURNING's, and the range the author's own */
+		"true) AND (id) <= (9) RETURNING (1",
+		/* parses: every row, whatever the batch's range */
+		"true) OR (true",
 	};
 	struct sql_msg m;
 
@@ -182,8 +242,7 @@ test_backfill_sql__fragments_that_leave_their_place_are_refused(void **state)
 					       .types = one_type,
 					       .nk = 1,
 					       .set = sets[i] };
-		assert_null(exec_backfill_batch_sql(&bs, false, &m));
-		assert_true(m.text[0] != '\0');
+		assert_true(refused(&bs, false, &m));
 	}
 	for (size_t i = 0; i < sizeof(wheres) / sizeof(wheres[0]); i++) {
 		struct exec_batch_shape bs = { .table = "t",
@@ -193,10 +252,9 @@ test_backfill_sql__fragments_that_leave_their_place_are_refused(void **state)
 					       .nk = 1,
 					       .set = "c = 1",
 					       .where = wheres[i] };
-		assert_null(exec_backfill_batch_sql(&bs, true, &m));
-		assert_true(m.text[0] != '\0');
+		assert_true(refused(&bs, true, &m));
 	}
-	/* the table the statement names must be the step's */
+	/* the table the statements name must be the step's */
 	{
 		struct exec_batch_shape bs = { .table = "u",
 					       .qtable = "\"t\"",
@@ -204,7 +262,7 @@ test_backfill_sql__fragments_that_leave_their_place_are_refused(void **state)
 					       .types = one_type,
 					       .nk = 1,
 					       .set = "c = 1" };
-		assert_null(exec_backfill_batch_sql(&bs, true, &m));
+		assert_true(refused(&bs, true, &m));
 	}
 }
 
@@ -215,7 +273,7 @@ main(void)
 		cmocka_unit_test(test_backfill_sql__one_key_from_the_start),
 		cmocka_unit_test(test_backfill_sql__composite_key_after_a_checkpoint),
 		cmocka_unit_test(test_backfill_sql__a_comment_in_a_fragment_ends_its_line),
-		cmocka_unit_test(test_backfill_sql__the_statements_own_names_are_refused),
+		cmocka_unit_test(test_backfill_sql__the_statements_own_setting_is_refused),
 		cmocka_unit_test(test_backfill_sql__fragments_that_leave_their_place_are_refused),
 	};
 
