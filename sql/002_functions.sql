@@ -26,6 +26,10 @@ SET LOCAL client_min_messages = warning;
 -- they cost no call of their own. A RETURN body is read when the function
 -- is created, so the names in it are bound then, whatever the caller's
 -- search_path; the relation names they are given still resolve through it.
+-- It also records a dependency on the helpers it calls: a later version
+-- that changes the signature or the result type of relation_kind,
+-- column_is or constraint_is must DROP the helpers that call it first
+-- (CREATE OR REPLACE keeps them as long as neither changes).
 
 -- NAME -> regclass, or NULL when it does not resolve or is not a plain name.
 CREATE OR REPLACE FUNCTION taskslaps.lookup_relation(name text)

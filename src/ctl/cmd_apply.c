@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -206,6 +207,7 @@ struct preload {
 	struct diags *dg;
 	pthread_t thread;
 	bool started;
+	atomic_bool stop; /* no use for the rest: the run ends before its line */
 };
 
 static void *
@@ -213,10 +215,8 @@ preload_run(void *arg)
 {
 	struct preload *pl = arg;
 
-	for (size_t i = 0; i < pl->n; i++) {
-		pl->dg[i] = (struct diags)DIAGS_INIT;
+	for (size_t i = 0; i < pl->n && !atomic_load(&pl->stop); i++)
 		(void)plan_load(&pl->p[i], pl->paths[i], &pl->dg[i]);
-	}
 	return NULL;
 }
 
@@ -227,6 +227,9 @@ preload_start(struct preload *pl, char **paths, size_t n)
 	pl->n = n;
 	pl->p = xcalloc(n ? n : 1, sizeof(*pl->p));
 	pl->dg = xcalloc(n ? n : 1, sizeof(*pl->dg));
+	for (size_t i = 0; i < n; i++)
+		pl->dg[i] = (struct diags)DIAGS_INIT;
+	atomic_init(&pl->stop, false);
 	/* no thread (or none to be had): read them here */
 	pl->started = n > 0 && pthread_create(&pl->thread, NULL, preload_run, pl) == 0;
 	if (!pl->started)
@@ -241,10 +244,11 @@ preload_join(struct preload *pl)
 	pl->started = false;
 }
 
-/* What apply_line_load did not take. */
+/* What apply_line_load did not take (all of it when the run ends before its line). */
 static void
 preload_free(struct preload *pl)
 {
+	atomic_store(&pl->stop, true);
 	preload_join(pl);
 	for (size_t i = 0; pl->p && i < pl->n; i++) {
 		plan_free(pl->p[i]);

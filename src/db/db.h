@@ -38,8 +38,11 @@ struct db {
 
 /*
  * One statement of a batch (db_batch). sql is prepared once per connection
- * when fixed is set: only for this program's own constant statements, never
- * for text that comes from a plan (the cache would grow without bound).
+ * when fixed is set: only for this program's own statements, constant or a
+ * template of the planner's whose every varying part is a parameter (the
+ * computed checks with their names lifted out, sql_lift_helper_args: one
+ * text per op), never for text that holds anything of a plan (the cache
+ * would grow without bound).
  */
 struct db_stmt {
 	const char *sql;

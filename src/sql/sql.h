@@ -173,13 +173,14 @@ char *sql_token_stream(struct arena *a, const char *sql);
 /*
  * The executor's computed checks with their names as parameters: every
  * plain string literal ('...' without quote or backslash) given as an
- * argument to a call of taskslaps.<helper> in sql becomes $k::text (k from
- * first, in the text's order; the helpers take their names as text), and
- * *values gets their texts. Returns how many (0: nothing lifted, *out and
- * *values NULL), or -1 when sql is not one statement that parses. *out and *values are the
- * caller's (free *values with sql_lift_free). The lifted text means what sql
- * means: the server reads an unknown literal given to a text parameter as
- * text, as it reads $k::text.
+ * argument to a call of one of the taskslaps helpers whose string
+ * parameters are all text becomes $k::pg_catalog.text (k from first, in the
+ * text's order), and *values gets their texts. Returns how many (0: nothing
+ * lifted, *out and *values NULL, also when the lifted text would not read
+ * back as one statement), or -1 when sql is not one statement that parses.
+ * *out and *values are the caller's (free *values with sql_lift_free). The
+ * lifted text means what sql means: the server reads an unknown literal
+ * given to a text parameter as text, as it reads $k::pg_catalog.text.
  */
 int sql_lift_helper_args(const char *sql, int first, char **out, char ***values);
 void sql_lift_free(char **values, int n);

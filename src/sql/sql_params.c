@@ -24,16 +24,35 @@ struct lift {
 	bool over;
 };
 
-/* A call of taskslaps.<helper>(...) (sql/002_functions.sql). */
+/*
+ * The helpers of sql/002_functions.sql whose every string parameter is
+ * text (the others are boolean): a literal given to one of them reads as
+ * text, and so does $k::pg_catalog.text. A helper added with a parameter of
+ * another type must not be listed here as it is.
+ */
+static const char *const text_helpers[] = {
+	"lookup_relation", "relation_kind", "table_exists",	 "view_exists",
+	"column_is",	   "column_exists", "column_not_null",	 "index_exists",
+	"index_valid",	   "constraint_is", "constraint_exists", "constraint_valid",
+};
+
+/* A call of taskslaps.<helper>(...) of the list above, by its plain name. */
 static bool
 is_helper_call(const FuncCall *fc)
 {
-	const char *schema;
+	const char *schema, *name;
 
-	if (list_length(fc->funcname) != 2)
+	if (list_length(fc->funcname) != 2 || fc->agg_order || fc->agg_filter || fc->over ||
+	    fc->agg_star || fc->agg_distinct || fc->func_variadic)
 		return false;
 	schema = sql_node_str(linitial(fc->funcname));
-	return schema && strcmp(schema, "taskslaps") == 0;
+	name = sql_node_str(lsecond(fc->funcname));
+	if (!schema || !name || strcmp(schema, "taskslaps") != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(text_helpers) / sizeof(text_helpers[0]); i++)
+		if (strcmp(name, text_helpers[i]) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -127,10 +146,26 @@ sql_lift_helper_args(const char *sql, int first, char **out, char ***values)
 			goto out;
 		}
 		sb_add(&sb, sql + at, (size_t)(order[i] - at));
-		sb_printf(&sb, "$%d::text", first + i);
+		/* qualified: a type named text on the caller's search_path is not it */
+		sb_printf(&sb, "$%d::pg_catalog.text", first + i);
 		at = end;
 	}
 	sb_puts(&sb, sql + at);
+	/* what is sent is read back: one statement, as the text it came from */
+	{
+		struct sql_tree lt;
+
+		if (sql_parse(&lt, sb_str(&sb), &m) < 0) {
+			sb_free(&sb);
+			goto out;
+		}
+		stmt = sql_tree_one(&lt, sb_str(&sb), &m);
+		sql_tree_free(&lt);
+		if (!stmt) {
+			sb_free(&sb);
+			goto out;
+		}
+	}
 	*out = sb_detach(&sb);
 	*values = xcalloc((size_t)l.n, sizeof(char *));
 	for (int i = 0; i < l.n; i++)

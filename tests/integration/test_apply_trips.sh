@@ -107,12 +107,12 @@ printf '     five one-step plans: %s commits over a no-op apply, %s governor pro
 assert_eq "no plan's state is read one by one" 0 "$(count "$STATE" "$LOG")"
 # The five steps' checks, their names lifted out as parameters, are one text
 # each for the guard and the postchecks, prepared once and executed five times.
-guards=$(grep -o 'execute [a-z_0-9]*: SELECT CASE WHEN (taskslaps.table_exists($1::text)' <<<"$LOG" || true)
+guards=$(grep -o 'execute [a-z_0-9]*: SELECT CASE WHEN (taskslaps.table_exists($1::pg_catalog.text)' <<<"$LOG" || true)
 assert_eq "the guard over the prechecks ran prepared, names as parameters, five times" 5 \
 	"$(grep -c 'execute taskslaps_' <<<"$guards" || true)"
 assert_eq "under one prepared name" 1 "$(sort -u <<<"$guards" | grep -c . || true)"
 assert_eq "the postchecks likewise" 1 \
-	"$(grep -o 'execute taskslaps_[0-9]*: SELECT (taskslaps.column_exists($1::text, $2::text)' <<<"$LOG" | sort -u | grep -c . || true)"
+	"$(grep -o 'execute taskslaps_[0-9]*: SELECT (taskslaps.column_exists($1::pg_catalog.text, $2::pg_catalog.text)' <<<"$LOG" | sort -u | grep -c . || true)"
 assert_eq "no check sent with a name written in it" 0 "$(count "taskslaps.table_exists('t" "$LOG")"
 assert_eq "what the database knows of the plans is read once" 1 "$(count "$KNOWN" "$LOG")"
 assert_eq "every commit is accounted for: a plan's step, the run's read, each probe" \

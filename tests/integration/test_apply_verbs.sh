@@ -15,7 +15,8 @@ env_start
 
 # refuse MESSAGE-PATTERN: events whose message matches cannot be inserted.
 refuse() {
-	q "CREATE OR REPLACE FUNCTION public.refuse_event() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	q "SET client_min_messages = warning;
+	   CREATE OR REPLACE FUNCTION public.refuse_event() RETURNS trigger LANGUAGE plpgsql AS \$\$
 	   BEGIN RAISE EXCEPTION 'test: this event is refused'; END \$\$;
 	   DROP TRIGGER IF EXISTS refuse_event ON taskslaps.events;
 	   CREATE TRIGGER refuse_event BEFORE INSERT ON taskslaps.events FOR EACH ROW
@@ -45,8 +46,6 @@ assert_contains "it says why" "this event is refused" "$ERR"
 assert_sql "the row is as it was, no event" "aborted|0" \
     "SELECT (SELECT status FROM taskslaps.plans WHERE plan_id = '0001-a'),
             (SELECT count(*) FROM taskslaps.events WHERE message = 'resumed by an operator')"
-assert_sql "no transaction left open" "0" \
-    "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"
 allow
 run_ctl resume 0001-a
 assert_rc "resume exits 0 once the event may be written" 0 "$RC" "$ERR"

@@ -1,7 +1,7 @@
 /*
  * The names in the executor's computed checks lifted out as parameters
  * (sql_lift_helper_args): only plain string literals given to a
- * taskslaps.<helper> call, each as $k::text in the text's order; anything
+ * taskslaps text helper call, each as $k::pg_catalog.text in the text's order; anything
  * the server could read otherwise (a quote, a backslash, a continued
  * string) leaves the text whole. Two steps of one op give one text.
  */
@@ -50,30 +50,35 @@ lift_none(const char *sql)
 }
 
 static void
-test_lift__computed_checks(void **state)
+test_sql_lift__computed_checks(void **state)
 {
 	(void)state;
-	lift_ok("SELECT CASE WHEN (taskslaps.table_exists('t001')\n)::boolean AND (NOT "
-		"taskslaps.column_exists('t001', 'c')\n)::boolean THEN true ELSE ('x ' || "
-		"pg_catalog.pg_backend_pid())::boolean END",
-		1,
-		"SELECT CASE WHEN (taskslaps.table_exists($1::text)\n)::boolean AND (NOT "
-		"taskslaps.column_exists($2::text, $3::text)\n)::boolean THEN true ELSE ('x ' || "
-		"pg_catalog.pg_backend_pid())::boolean END",
-		(const char *const[]){ "t001", "t001", "c", NULL });
+	lift_ok(
+	    "SELECT CASE WHEN (taskslaps.table_exists('t001')\n)::boolean AND (NOT "
+	    "taskslaps.column_exists('t001', 'c')\n)::boolean THEN true ELSE ('x ' || "
+	    "pg_catalog.pg_backend_pid())::boolean END",
+	    1,
+	    "SELECT CASE WHEN (taskslaps.table_exists($1::pg_catalog.text)\n)::boolean AND (NOT "
+	    "taskslaps.column_exists($2::pg_catalog.text, $3::pg_catalog.text)\n)::boolean THEN true ELSE ('x ' || "
+	    "pg_catalog.pg_backend_pid())::boolean END",
+	    (const char *const[]){ "t001", "t001", "c", NULL });
 	/* a qualified name, a boolean argument left alone, numbering from first */
-	lift_ok("SELECT (taskslaps.constraint_is('s.orders', 'orders_fk', true)\n)::boolean", 4,
-		"SELECT (taskslaps.constraint_is($4::text, $5::text, true)\n)::boolean",
-		(const char *const[]){ "s.orders", "orders_fk", NULL });
+	lift_ok(
+	    "SELECT (taskslaps.constraint_is('s.orders', 'orders_fk', true)\n)::boolean", 4,
+	    "SELECT (taskslaps.constraint_is($4::pg_catalog.text, $5::pg_catalog.text, true)\n)::boolean",
+	    (const char *const[]){ "s.orders", "orders_fk", NULL });
 }
 
 static void
-test_lift__left_whole(void **state)
+test_sql_lift__left_whole(void **state)
 {
 	(void)state;
 	/* not a helper's argument */
 	lift_none("SELECT ('x' = 'y')::boolean");
 	lift_none("SELECT (public.table_exists('t')\n)::boolean");
+	/* a taskslaps function that is not a text helper, a named argument */
+	lift_none("SELECT (taskslaps.ensure_target_reader('t') IS NOT NULL\n)::boolean");
+	lift_none("SELECT (taskslaps.table_exists(name => 't')\n)::boolean");
 	lift_none("SELECT (taskslaps.table_exists(lower('T'))\n)::boolean");
 	/* what another standard_conforming_strings could read otherwise */
 	lift_none("SELECT (taskslaps.table_exists('it''s')\n)::boolean");
@@ -90,7 +95,7 @@ test_lift__left_whole(void **state)
 
 /* Two add_column steps' checks, as the executor sends them, are one text. */
 static void
-test_lift__one_text_per_op(void **state)
+test_sql_lift__one_text_per_op(void **state)
 {
 	const char *a[] = { "taskslaps.table_exists('t001')",
 			    "NOT taskslaps.column_exists('t001', 'c')" };
@@ -117,9 +122,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lift__computed_checks),
-		cmocka_unit_test(test_lift__left_whole),
-		cmocka_unit_test(test_lift__one_text_per_op),
+		cmocka_unit_test(test_sql_lift__computed_checks),
+		cmocka_unit_test(test_sql_lift__left_whole),
+		cmocka_unit_test(test_sql_lift__one_text_per_op),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
