@@ -14,6 +14,8 @@
 # including a plan that fails on a bad row, the revert file that undoes it to
 # its expand wave (examples/revert/) and the plan that fixes it forward.
 # Nothing is left behind unless --keep is given; running it again works.
+# Its directories are made in TS_DEMO_TMPDIR (default /tmp), which the tests
+# point at a directory of their own.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,9 +49,10 @@ psql=/usr/lib/postgresql/15/bin/psql
 # shellcheck source=tests/lib/pg.sh
 . "$top/tests/lib/pg.sh"
 
-work=$(mktemp -d /tmp/taskslaps-demo.XXXXXX)
+tmpbase=${TS_DEMO_TMPDIR:-/tmp}
+work=$(mktemp -d "$tmpbase/taskslaps-demo.XXXXXX")
 chmod 755 "$work"
-pgdir=$(mktemp -d /tmp/taskslaps-demo-pg.XXXXXX)
+pgdir=$(mktemp -d "$tmpbase/taskslaps-demo-pg.XXXXXX")
 pids=()
 cleanup() {
 	local rc=$?

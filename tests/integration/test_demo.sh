@@ -9,10 +9,14 @@ set -uo pipefail
 
 top=${TS_SRC_DIR:?TS_SRC_DIR is set by ctest}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+# the demo's directories in one of this run's own, so that another run of
+# the demo on the machine (another checkout's tests) is not taken for ours
+base=$(mktemp -d)
+chmod 755 "$base"
+trap 'rm -f "$out"; rm -rf "$base"' EXIT
 
 section "scripts/demo.sh --employees 2000 --fast"
-TS_BUILD_DIR=${TS_BUILD_DIR:?} NO_COLOR=1 timeout 600 bash "$top/scripts/demo.sh" \
+TS_BUILD_DIR=${TS_BUILD_DIR:?} TS_DEMO_TMPDIR=$base NO_COLOR=1 timeout 600 bash "$top/scripts/demo.sh" \
 	--employees 2000 --fast >"$out" 2>&1
 rc=$?
 assert_rc "the demo succeeds" 0 "$rc" "$(tail -20 "$out")"
@@ -32,7 +36,7 @@ assert_contains "the invalid note has file:line:col" "migrations/0020-typo-in-op
 assert_contains "notes are shown with git log" "taskslaps prod: applied 0001-coffee-dependency H2 2/2 steps" "$text"
 assert_contains "the audit tables are queried" "plan.ok" "$text"
 assert_match "it ends with taskslapsctl status" "== taskslapsctl status" "$(tail -60 "$out")"
-left=$(pgrep -f 'taskslapsd --config /tmp/taskslaps-demo' || true)
+left=$(pgrep -f "taskslapsd --config $base/taskslaps-demo" || true)
 assert_eq "no daemon left running" "" "$left"
-assert_eq "no demo directory left behind" "" "$(ls -d /tmp/taskslaps-demo.* 2>/dev/null || true)"
+assert_eq "no demo directory left behind" "" "$(ls -d "$base"/taskslaps-demo* 2>/dev/null || true)"
 assert_finish
