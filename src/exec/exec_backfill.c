@@ -226,7 +226,7 @@ load_progress(struct backfill *b, struct db_error *err)
  * after the batch, and an author's SQL that names the setting, or calls
  * set_config, could move the second's bound: the read-back refuses it.
  */
-#define BATCH_SETTING "taskslaps.batch_hi"
+#define BATCH_SETTING SQL_BATCH_SETTING
 #define BATCH_HI "taskslaps_batch_hi"
 #define BATCH_KEYS "taskslaps_batch_keys"
 #define BATCH_SET "taskslaps_batch_set"

@@ -6,10 +6,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "plan/doc.h"
 #include "plan/plan.h"
 #include "plan/plan_int.h"
+#include "sql/sql.h"
 #include "util/alloc.h"
 
 /* A short name of a statement's kind, for messages: "VACUUM", "CREATE DATABASE". */
@@ -239,18 +241,53 @@ plan_read_stmt(struct plan_bctx *c, struct plan_step *s, const struct doc_node *
 	return true;
 }
 
+/* What a batch keeps for itself (SQL_BATCH_SETTING): *what says which, the walk stops. */
+static bool
+find_batch_own(const Node *n, void *ctx)
+{
+	const char **what = ctx;
+
+	if (IsA(n, FuncCall)) {
+		const char *fn = sql_node_str(llast(((const FuncCall *)n)->funcname));
+
+		if (fn && !strcmp(fn, "set_config")) {
+			*what = "calls set_config";
+			return false;
+		}
+	}
+	if (IsA(n, A_Const) && !((const A_Const *)n)->isnull &&
+	    nodeTag(&((const A_Const *)n)->val) == T_String &&
+	    !strcasecmp(((const A_Const *)n)->val.sval.sval, SQL_BATCH_SETTING)) {
+		*what = "names the setting " SQL_BATCH_SETTING;
+		return false;
+	}
+	return true;
+}
+
 bool
 plan_read_update(struct plan_bctx *c, struct plan_step *s, const struct doc_node *v,
 		 const char *label, char **out)
 {
 	struct sql_tree t;
 	struct sql_msg m;
-	char *sql = plan_get_stmt(c, v, label, &t, NULL);
+	const Node *stmt = NULL;
+	const char *what = NULL;
+	char *sql = plan_get_stmt(c, v, label, &t, &stmt);
 
 	if (!sql)
 		return false;
 	*out = sql;
+	if (stmt)
+		(void)sql_walk(stmt, find_batch_own, &what);
 	sql_tree_free(&t);
+	if (what) {
+		/* the executor's read-back would refuse every batch: say so now */
+		plan_err(c, v,
+			 "%s: the UPDATE %s, which its batches use to pass each batch's last key "
+			 "from the keys to the UPDATE; a backfill may not",
+			 label, what);
+		return false;
+	}
 	if (!sql_split_update(c->p->arena, sql, &s->bf_table, &s->bf_set, &s->bf_where, &m)) {
 		plan_sql_err(c, v, label, sql, &m);
 		return false;

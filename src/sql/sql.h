@@ -171,6 +171,14 @@ bool sql_string_looks_evaluated(const char *s);
 char *sql_token_stream(struct arena *a, const char *sql);
 
 /*
+ * The transaction-local setting in which a backfill batch passes its last
+ * key from its keys to its UPDATE (src/exec/exec_backfill.c): a backfill's
+ * SQL that names it or calls set_config could move the bound, so the
+ * planner refuses such SQL and the executor's read-back does too.
+ */
+#define SQL_BATCH_SETTING "taskslaps.batch_hi"
+
+/*
  * The executor's computed checks with their names as parameters: every
  * plain string literal ('...' without quote or backslash) given as an
  * argument to a call of one of the taskslaps helpers whose string

@@ -135,11 +135,15 @@ steps:
     sql: "UPDATE t SET v = 1 WHERE current_setting('taskslaps.batch_hi', true) IS NOT NULL"
     limits: { rows_per_second: 0, batch_size: 10 }
 YAML
+# refused when the plan is read (lint says so too), before any batch
 run_ctl apply "$W/names"
-assert_rc "apply fails" 1 "$RC" "$ERR"
-assert_contains "and says why" "names the setting taskslaps.batch_hi or calls set_config" "$ERR"
-assert_sql "no row changed, the checkpoint did not move" "0||0" \
-    "SELECT (SELECT count(*) FROM t WHERE v IS NOT NULL), (SELECT last_key::text FROM taskslaps.backfill_progress), (SELECT rows_done FROM taskslaps.backfill_progress)"
+assert_rc "apply says the plan is invalid (exit 2)" 2 "$RC" "$ERR"
+assert_contains "and says why, where" "0001-fill.yaml:5:10: error: sql: the UPDATE names the setting taskslaps.batch_hi" "$ERR"
+assert_sql "no row changed, no checkpoint" "0|0" \
+    "SELECT (SELECT count(*) FROM t WHERE v IS NOT NULL), (SELECT count(*) FROM taskslaps.backfill_progress)"
+run_ctl lint "$W/names"
+assert_rc "lint says invalid" 2 "$RC" "$ERR"
+assert_contains "lint says why" "names the setting taskslaps.batch_hi" "$OUT$ERR"
 
 ###########################################################################
 section "batches commit without waiting for their WAL flush; the step's ledger row waits"

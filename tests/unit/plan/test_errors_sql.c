@@ -110,6 +110,22 @@ test_plan_errors_sql__backfill_position_counts_characters(void **state)
 			"(at character 22 of the SQL)");
 }
 
+/* What a batch keeps for itself: refused when the plan is read, not at every batch. */
+static void
+test_plan_errors_sql__backfill_batch_setting(void **state)
+{
+	(void)state;
+	pt_expect_error(
+	    Y, BACKFILL("\"UPDATE t SET a = current_setting('Taskslaps.Batch_Hi')::int\""), 5, 10,
+	    "sql: the UPDATE names the setting taskslaps.batch_hi, which its batches "
+	    "use to pass each batch's last key from the keys to the UPDATE; a "
+	    "backfill may not");
+	pt_expect_error(Y,
+			BACKFILL("\"UPDATE t SET a = 1 WHERE pg_catalog.set_config('x.y', '1', "
+				 "true) IS NOT NULL\""),
+			5, 10, "sql: the UPDATE calls set_config, which its batches use");
+}
+
 static void
 test_plan_errors_sql__backfill_accepts_what_it_can_batch(void **state)
 {
@@ -383,6 +399,7 @@ main(void)
 		cmocka_unit_test(test_plan_errors_sql__backfill_empty_set_or_where),
 		cmocka_unit_test(test_plan_errors_sql__backfill_table_not_plain),
 		cmocka_unit_test(test_plan_errors_sql__backfill_position_counts_characters),
+		cmocka_unit_test(test_plan_errors_sql__backfill_batch_setting),
 		cmocka_unit_test(test_plan_errors_sql__backfill_accepts_what_it_can_batch),
 		cmocka_unit_test(test_plan_errors_sql__multi_statement),
 		cmocka_unit_test(test_plan_errors_sql__transaction_control),
