@@ -70,6 +70,7 @@ exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg
 		exec_close(ex);
 		return -1;
 	}
+	exec_pin_formats(ex);
 	snprintf(app, sizeof(app), "taskslaps-lock:%.40s", ex->target);
 	if (db_connect(&ex->lockdb, conninfo, app, err) < 0) {
 		exec_close(ex);
@@ -78,6 +79,32 @@ exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg
 	srandom((unsigned)exec_now_ms());
 	*out = ex;
 	return 0;
+}
+
+/*
+ * The text forms a backfill's keys travel in (its upper key, its batches'
+ * last keys, its checkpoint) are read back as the keys' types, so they must
+ * not depend on the login's or the database's settings: dates and times in
+ * ISO form (numeric offsets, which any TimeZone reads back; the day/month
+ * order, which ISO text does not need, is left as it is), intervals in
+ * PostgreSQL's form, floats exact. With DateStyle 'Postgres' a summer
+ * timestamptz of Europe/Dublin prints as "... IST", which reads back an
+ * hour off: a backfill walked the same keys for ever, or stopped short of
+ * its range; with extra_float_digits 0, a float key lost its last digits.
+ * Session-wide, as PostgreSQL's JDBC driver sets them (so an author's
+ * statements run as they would under Flyway); sent with the next statement,
+ * at no round trip of its own, when the executor connects and again when a
+ * backfill starts (an `sql` step may have set them since).
+ */
+#define SQL_PIN_FORMATS                                                                            \
+	"SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                                \
+	"pg_catalog.set_config('IntervalStyle', 'postgres', false), "                              \
+	"pg_catalog.set_config('extra_float_digits', '3', false)"
+
+void
+exec_pin_formats(struct exec *ex)
+{
+	db_defer(ex->db, SQL_PIN_FORMATS, 0, NULL);
 }
 
 void

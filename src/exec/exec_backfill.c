@@ -789,6 +789,8 @@ exec_step_backfill(struct step_run *r)
 		   plan_hazard_name(r->s->hazard), r->s->bf_table, (long long)r->s->ob.batch_size,
 		   (long long)r->s->ob.rows_per_second,
 		   r->s->ob.rows_per_second ? "" : " (unthrottled)");
+	/* before its keys are read as text: an `sql` step may have changed them */
+	exec_pin_formats(r->ex);
 	if (exec_checks(r, &r->s->ob.prechecks, &failed, &err) < 0)
 		return exec_fail_db(r, &err, "prechecks");
 	if (failed) {

@@ -246,6 +246,8 @@ char *exec_checks_sql(const struct plan_strv *checks, size_t n);
  * exec_checks_sql.
  */
 #define EXEC_CHECK_FALSE "taskslaps: a check is not true"
+/* DateStyle, IntervalStyle, extra_float_digits as the keys' text needs them (exec.c). */
+void exec_pin_formats(struct exec *ex);
 char *exec_checks_guard_sql(const struct plan_strv *checks, size_t n);
 /*
  * The names in *sql (exec_checks_sql, exec_checks_guard_sql of computed

@@ -228,4 +228,48 @@ if wait_for "SELECT EXISTS (SELECT 1 FROM taskslaps.backfill_progress WHERE rows
 else
     fail "the backfill did not reach 3,000 rows" "$(cat "$W/crash.err")"
 fi
+###########################################################################
+section "keys whose text the database's settings would bend"
+# DateStyle Postgres prints a summer timestamptz of Europe/Dublin as "... IST",
+# which reads back an hour off; extra_float_digits 0 prints close floats alike.
+# The executor sets the text forms its keys travel in: every row once, no loop.
+newdb styles
+q "ALTER DATABASE styles SET DateStyle = 'Postgres, DMY';
+   ALTER DATABASE styles SET TimeZone = 'Europe/Dublin';
+   ALTER DATABASE styles SET extra_float_digits = 0" >/dev/null
+q "CREATE TABLE ts (k timestamptz PRIMARY KEY, v int);
+   INSERT INTO ts SELECT timestamptz '2024-07-01 12:00:00+00' + g * interval '1 minute', NULL
+     FROM generate_series(1, 300) g;
+   CREATE TABLE fl (k float8 PRIMARY KEY, v int);
+   INSERT INTO fl SELECT 1 + g * 4.44e-16::float8, NULL FROM generate_series(1, 50) g" >/dev/null
+assert_eq "the database prints them bent (an hour off; two floats alike)" "t|t|t" \
+    "$(q "SELECT (SELECT min(k)::text FROM ts) LIKE '% IST',
+                 (SELECT (min(k)::text)::timestamptz <> min(k) FROM ts),
+                 (SELECT count(DISTINCT k::text) < count(*) FROM fl)")"
+plan "$W/styles/0001-ts.yaml" <<'YAML'
+title: fill ts
+reason: test
+steps:
+  - op: backfill_sql
+    sql: "UPDATE ts SET v = coalesce(v, 0) + 1"
+    limits: { rows_per_second: 0, batch_size: 20 }
+YAML
+plan "$W/styles/0002-fl.yaml" <<'YAML'
+title: fill fl
+reason: test
+steps:
+  - op: backfill_sql
+    sql: "UPDATE fl SET v = coalesce(v, 0) + 1"
+    limits: { rows_per_second: 0, batch_size: 7 }
+YAML
+RC=0
+timeout 60 "$TASKSLAPSCTL" --db "$CONNINFO" apply "$W/styles" >"$W/styles.out" 2>"$W/styles.err" || RC=$?
+assert_rc "both backfills finish" 0 "$RC" "$(cat "$W/styles.err")"
+assert_sql "every timestamptz row updated once" "300|0" \
+    "SELECT count(*) FILTER (WHERE v = 1), count(*) FILTER (WHERE v IS DISTINCT FROM 1) FROM ts"
+assert_sql "every float row updated once" "50|0" \
+    "SELECT count(*) FILTER (WHERE v = 1), count(*) FILTER (WHERE v IS DISTINCT FROM 1) FROM fl"
+assert_sql "the keys walked are the rows" "300 50" \
+    "SELECT string_agg(rows_done::text, ' ' ORDER BY rows_done DESC) FROM taskslaps.backfill_progress"
+
 env_finish
