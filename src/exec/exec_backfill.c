@@ -304,12 +304,8 @@ count_batch_refs(const Node *n, void *ctx)
 
 	if (s && strcasecmp(s, BATCH_SETTING) == 0)
 		c->setting++;
-	if (n && IsA(n, FuncCall)) {
-		const FuncCall *f = (const FuncCall *)n;
-		const char *fn = sql_node_str(llast(f->funcname));
-		if (fn && !strcmp(fn, "set_config"))
-			c->set_config++;
-	}
+	if (sql_set_config_may_set(n, BATCH_SETTING))
+		c->set_config++;
 	return true;
 }
 

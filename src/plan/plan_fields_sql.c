@@ -247,13 +247,9 @@ find_batch_own(const Node *n, void *ctx)
 {
 	const char **what = ctx;
 
-	if (IsA(n, FuncCall)) {
-		const char *fn = sql_node_str(llast(((const FuncCall *)n)->funcname));
-
-		if (fn && !strcmp(fn, "set_config")) {
-			*what = "calls set_config";
-			return false;
-		}
+	if (sql_set_config_may_set(n, SQL_BATCH_SETTING)) {
+		*what = "calls set_config with a name that may be " SQL_BATCH_SETTING;
+		return false;
 	}
 	if (IsA(n, A_Const) && !((const A_Const *)n)->isnull &&
 	    nodeTag(&((const A_Const *)n)->val) == T_String &&
@@ -291,6 +287,19 @@ plan_read_update(struct plan_bctx *c, struct plan_step *s, const struct doc_node
 	if (!sql_split_update(c->p->arena, sql, &s->bf_table, &s->bf_set, &s->bf_where, &m)) {
 		plan_sql_err(c, v, label, sql, &m);
 		return false;
+	}
+	{
+		const char *dot = strrchr(s->bf_table, '.');
+		const char *rel = dot ? dot + 1 : s->bf_table;
+
+		if (!strncasecmp(rel, "taskslaps_batch", 15)) {
+			plan_err(c, v,
+				 "%s: the table '%s' is named like the parts of its batches "
+				 "(taskslaps_batch...), which would read the one for the other; "
+				 "rename it, or backfill it with an sql step",
+				 label, s->bf_table);
+			return false;
+		}
 	}
 	if (!plan_ident_ok(s->bf_table, true)) {
 		plan_err(c, v,

@@ -177,6 +177,12 @@ char *sql_token_stream(struct arena *a, const char *sql);
  * planner refuses such SQL and the executor's read-back does too.
  */
 #define SQL_BATCH_SETTING "taskslaps.batch_hi"
+/*
+ * Whether n is a call of set_config that may set `setting`: its name is not
+ * written out as a string constant, or is that one (in any case). A call
+ * that names another setting (set_config('audit.actor', ...)) cannot.
+ */
+bool sql_set_config_may_set(const struct Node *n, const char *setting);
 
 /*
  * The executor's computed checks with their names as parameters: every

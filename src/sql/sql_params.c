@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sql/sql.h"
 #include "util/alloc.h"
@@ -182,4 +183,22 @@ sql_lift_free(char **values, int n)
 	for (int i = 0; i < n; i++)
 		free(values[i]);
 	free(values);
+}
+
+bool
+sql_set_config_may_set(const Node *n, const char *setting)
+{
+	const FuncCall *f = n && IsA(n, FuncCall) ? (const FuncCall *)n : NULL;
+	const char *fn = f ? sql_node_str(llast(f->funcname)) : NULL;
+	const Node *a;
+	const A_Const *c;
+
+	if (!fn || strcmp(fn, "set_config") != 0)
+		return false;
+	a = list_length(f->args) ? linitial(f->args) : NULL;
+	c = a && IsA(a, A_Const) ? (const A_Const *)a : NULL;
+	/* only a name written out, and another one, is known not to be it */
+	if (!c || c->isnull || nodeTag(&c->val) != T_String)
+		return true;
+	return strcasecmp(c->val.sval.sval, setting) == 0;
 }

@@ -120,10 +120,19 @@ test_plan_errors_sql__backfill_batch_setting(void **state)
 	    "sql: the UPDATE names the setting taskslaps.batch_hi, which its batches "
 	    "use to pass each batch's last key from the keys to the UPDATE; a "
 	    "backfill may not");
+	/* a name that is not written out may be that one */
 	pt_expect_error(Y,
-			BACKFILL("\"UPDATE t SET a = 1 WHERE pg_catalog.set_config('x.y', '1', "
-				 "true) IS NOT NULL\""),
-			5, 10, "sql: the UPDATE calls set_config, which its batches use");
+			BACKFILL("\"UPDATE t SET a = 1 WHERE pg_catalog.set_config('taskslaps.' "
+				 "|| 'batch_hi', '1', true) IS NOT NULL\""),
+			5, 10,
+			"sql: the UPDATE calls set_config with a name that may be "
+			"taskslaps.batch_hi, which its batches use");
+	/* another setting, written out, is the author's */
+	pt_parse_ok(Y, BACKFILL("\"UPDATE t SET a = 1 WHERE set_config('audit.actor', 'm', "
+				"true) IS NOT NULL\""));
+	/* a table named like the batch's parts */
+	pt_expect_error(Y, BACKFILL("UPDATE taskslaps_batch_hi SET a = 1"), 5, 10,
+			"is named like the parts of its batches");
 }
 
 static void
