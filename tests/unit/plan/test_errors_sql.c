@@ -128,8 +128,8 @@ test_plan_errors_sql__backfill_batch_setting(void **state)
 			"sql: the UPDATE calls set_config with a name that may be "
 			"taskslaps.batch_hi, which its batches use");
 	/* another setting, written out, is the author's */
-	pt_parse_ok(Y, BACKFILL("\"UPDATE t SET a = 1 WHERE set_config('audit.actor', 'm', "
-				"true) IS NOT NULL\""));
+	plan_free(pt_parse_ok(Y, BACKFILL("\"UPDATE t SET a = 1 WHERE set_config('audit.actor', "
+					  "'m', true) IS NOT NULL\"")));
 	/* a table named like the batch's parts */
 	pt_expect_error(Y, BACKFILL("UPDATE taskslaps_batch_hi SET a = 1"), 5, 10,
 			"is named like the parts of its batches");
