@@ -337,13 +337,9 @@ keys_readback(const char *sql, const char *table, struct sql_msg *m)
 	int tables = 0;
 	bool ok;
 
-	if (sql_parse(&t, sql, m) < 0)
+	n = sql_parse_one(&t, sql, m);
+	if (!n)
 		return false;
-	n = sql_tree_one(&t, sql, m);
-	if (!n) {
-		sql_tree_free(&t);
-		return false;
-	}
 	top = IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
 	w = top ? top->withClause : NULL;
 	ok = w && !w->recursive && list_length(w->ctes) == 3 && list_length(top->targetList) == 2 &&
@@ -428,13 +424,9 @@ update_readback(const char *sql, const char *table, size_t nk, struct sql_msg *m
 
 	if (!sql_is_batch_update(sql, table, m))
 		return false;
-	if (sql_parse(&t, sql, m) < 0)
+	n = sql_parse_one(&t, sql, m);
+	if (!n)
 		return false;
-	n = sql_tree_one(&t, sql, m);
-	if (!n) {
-		sql_tree_free(&t);
-		return false;
-	}
 	u = (const UpdateStmt *)n;
 	bound = u->whereClause;
 	if (IsA(bound, BoolExpr) && ((const BoolExpr *)bound)->boolop == AND_EXPR)

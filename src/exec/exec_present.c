@@ -95,9 +95,7 @@ probe_reads_back(const char *sql, size_t n)
 	const CreateStmt *c;
 	bool ok;
 
-	if (sql_parse(&t, sql, &m) < 0)
-		return false;
-	q = sql_tree_one(&t, sql, &m);
+	q = sql_parse_one(&t, sql, &m);
 	c = q && IsA(q, CreateStmt) ? (const CreateStmt *)q : NULL;
 	ok = c && sql_rangevar_is(c->relation, "taskslaps_present_probe") &&
 	     c->relation->relpersistence == 't' /* temporary */ &&

@@ -122,9 +122,7 @@ backfill_left(struct plan *p, const struct plan_step *s)
 	const struct plan_step *by = NULL;
 	bool all = false;
 
-	if (sql_parse(&t, s->sql, &m) < 0)
-		goto out;
-	n = sql_tree_one(&t, s->sql, &m);
+	n = sql_parse_one(&t, s->sql, &m);
 	if (n && IsA(n, UpdateStmt) && ((const UpdateStmt *)n)->targetList) {
 		const List *tl = ((const UpdateStmt *)n)->targetList;
 		all = true;
@@ -140,7 +138,6 @@ backfill_left(struct plan *p, const struct plan_step *s)
 		}
 	}
 	sql_tree_free(&t);
-out:
 	if (all && by->op == OP_CREATE_TABLE)
 		return arena_printf(p->arena,
 				    "data left as is: harmless, the inverse of the create_table at "

@@ -396,9 +396,7 @@ shape_check_apart(const struct plan_step *s, struct sql_msg *m)
 	const Node *n;
 	bool ok;
 
-	if (sql_parse(&t, s->stmt, m) < 0)
-		return false;
-	n = sql_tree_one(&t, s->stmt, m);
+	n = sql_parse_one(&t, s->stmt, m);
 	ok = n && shape_ok(n, s);
 	if (n && !ok)
 		snprintf(m->text, sizeof(m->text),

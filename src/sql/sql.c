@@ -159,6 +159,18 @@ sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m)
 	return r->stmt;
 }
 
+const Node *
+sql_parse_one(struct sql_tree *t, const char *text, struct sql_msg *m)
+{
+	const Node *n;
+
+	if (sql_parse(t, text, m) < 0)
+		return NULL;
+	if (!(n = sql_tree_one(t, text, m)))
+		sql_tree_free(t);
+	return n;
+}
+
 const char *
 sql_node_str(const Node *n)
 {
@@ -436,9 +448,7 @@ sql_split_update(struct arena *a, const char *sql, char **table, char **set, cha
 	int depth = 0;
 	bool ok = false, after_dot = false;
 
-	if (sql_parse(&t, sql, m) < 0)
-		return false;
-	if (!(n = sql_tree_one(&t, sql, m)))
+	if (!(n = sql_parse_one(&t, sql, m)))
 		goto out;
 	if (!IsA(n, UpdateStmt)) {
 		msg(m, (size_t)raw_stmt(&t, 0)->stmt_location + skip_blank(sql, 0),
@@ -549,9 +559,7 @@ sql_is_batch_update(const char *sql, const char *table, struct sql_msg *m)
 	const UpdateStmt *u;
 	bool ok;
 
-	if (sql_parse(&t, sql, m) < 0)
-		return false;
-	n = sql_tree_one(&t, sql, m);
+	n = sql_parse_one(&t, sql, m);
 	u = n && IsA(n, UpdateStmt) ? (const UpdateStmt *)n : NULL;
 	ok = u && sql_rangevar_is(u->relation, table) && u->whereClause && !u->fromClause &&
 	     !u->returningList && !u->withClause && !u->relation->alias;
@@ -583,9 +591,7 @@ sql_is_checks_guard(const char *sql, size_t n, struct sql_msg *m)
 	const CaseExpr *ce = NULL;
 	bool ok = false;
 
-	if (sql_parse(&t, sql, m) < 0)
-		return false;
-	node = sql_tree_one(&t, sql, m);
+	node = sql_parse_one(&t, sql, m);
 	sel = node && IsA(node, SelectStmt) ? (const SelectStmt *)node : NULL;
 	if (sel && !sel->fromClause && !sel->whereClause && !sel->withClause &&
 	    !sel->lockingClause && !sel->intoClause && !sel->groupClause && !sel->havingClause &&
@@ -622,9 +628,7 @@ sql_is_key_query(const char *sql, const char *table, struct sql_msg *m)
 	const SelectStmt *sel;
 	bool ok;
 
-	if (sql_parse(&t, sql, m) < 0)
-		return false;
-	n = sql_tree_one(&t, sql, m);
+	n = sql_parse_one(&t, sql, m);
 	sel = n && IsA(n, SelectStmt) ? (const SelectStmt *)n : NULL;
 	ok = sel && list_length(sel->fromClause) == 1 && IsA(linitial(sel->fromClause), RangeVar) &&
 	     sql_rangevar_is(linitial_node(RangeVar, sel->fromClause), table) && !sel->withClause &&

@@ -59,6 +59,11 @@ void sql_tree_free(struct sql_tree *t);
 
 /* The one statement of t, or NULL (with *m) when t holds none or several. */
 const struct Node *sql_tree_one(const struct sql_tree *t, const char *text, struct sql_msg *m);
+/*
+ * sql_parse and sql_tree_one: the one statement of text, *t to free once
+ * done with it; or NULL with *m, and *t already freed.
+ */
+const struct Node *sql_parse_one(struct sql_tree *t, const char *text, struct sql_msg *m);
 
 /*
  * Visits every node below (and including) n, depth first, each node's

@@ -122,12 +122,8 @@ sql_lift_helper_args(const char *sql, int first, char **out, char ***values)
 
 	*out = NULL;
 	*values = NULL;
-	if (sql_parse(&t, sql, &m) < 0)
+	if (!(stmt = sql_parse_one(&t, sql, &m)))
 		return -1;
-	if (!(stmt = sql_tree_one(&t, sql, &m))) {
-		rc = -1;
-		goto out;
-	}
 	(void)sql_walk(stmt, collect, &l);
 	if (l.over || l.n == 0)
 		goto out;
@@ -156,11 +152,7 @@ sql_lift_helper_args(const char *sql, int first, char **out, char ***values)
 	{
 		struct sql_tree lt;
 
-		if (sql_parse(&lt, sb_str(&sb), &m) < 0) {
-			sb_free(&sb);
-			goto out;
-		}
-		stmt = sql_tree_one(&lt, sb_str(&sb), &m);
+		stmt = sql_parse_one(&lt, sb_str(&sb), &m);
 		sql_tree_free(&lt);
 		if (!stmt) {
 			sb_free(&sb);
