@@ -205,9 +205,10 @@ test_backfill_sql__the_statements_own_setting_is_refused(void **state)
 			.types = one_type,
 			.nk = 1,
 			.set = "c = 1",
-			.where = "current_setting('app.mode') = 'x' AND id NOT IN (SELECT id FROM "
-				 "taskslaps_batch_keys) AND id NOT IN (SELECT id FROM "
-				 "taskslaps_batch_hi)"
+			.where =
+			    "current_setting('app.mode') = 'x' AND id NOT IN (SELECT id FROM "
+			    "taskslaps_batch_keys) AND id NOT IN (SELECT id FROM "
+			    "taskslaps_batch_hi) AND set_config('audit.actor', 'm', true) <> ''"
 		};
 		assert_false(refused(&bs, false, &m));
 	}
