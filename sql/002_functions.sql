@@ -180,23 +180,27 @@ RETURN taskslaps.constraint_is(constraint_valid.tbl, constraint_valid.name, true
 -- read from taskslaps.events, where they do apply. The target and plan id
 -- are cut to 400 characters each (then "truncated": true), which keeps the
 -- payload far below PostgreSQL's 8000-byte limit. Listeners receive it at
--- COMMIT of the inserting transaction.
+-- COMMIT of the inserting transaction. It runs once an event: like the
+-- helpers above it does not pin search_path (a SET clause on a function
+-- costs a configuration change at every call), so every name in it is
+-- pg_catalog-qualified.
 CREATE OR REPLACE FUNCTION taskslaps.events_notify()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     max_chars constant int := 400;
-    payload   jsonb;
+    payload   pg_catalog.jsonb;
 BEGIN
-    payload := jsonb_build_object('id', NEW.id, 'target', left(NEW.target, max_chars),
-                                  'type', NEW.type, 'plan_id', left(NEW.plan_id, max_chars));
-    IF char_length(NEW.target) > max_chars OR char_length(NEW.plan_id) > max_chars THEN
-        payload := payload || '{"truncated": true}'::jsonb;
+    payload := pg_catalog.jsonb_build_object('id', NEW.id,
+                   'target', pg_catalog.left(NEW.target, max_chars), 'type', NEW.type,
+                   'plan_id', pg_catalog.left(NEW.plan_id, max_chars));
+    IF pg_catalog.char_length(NEW.target) OPERATOR(pg_catalog.>) max_chars
+       OR pg_catalog.char_length(NEW.plan_id) OPERATOR(pg_catalog.>) max_chars THEN
+        payload := payload OPERATOR(pg_catalog.||) '{"truncated": true}'::pg_catalog.jsonb;
     END IF;
-    PERFORM pg_notify('taskslaps_events', payload::text);
+    PERFORM pg_catalog.pg_notify('taskslaps_events', payload::pg_catalog.text);
     RETURN NULL;
 END
 $fn$;

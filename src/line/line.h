@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A plan's status; the names are the database's (plans_status_check) and the status JSON's. */
+/* A plan's status; the names are the database's (taskslaps.plan_statuses()) and the status JSON's. */
 enum line_status {
 	LINE_PENDING = 0,
 	LINE_RUNNING,

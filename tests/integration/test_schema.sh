@@ -355,6 +355,47 @@ fi
 assert_eq "full message kept in the table" 20000 \
     "$(q tsdb ts_owner "SELECT max(length(message)) FROM taskslaps.events WHERE type = 'step.error'")"
 
+# The trigger does not pin search_path (a SET clause costs every event a
+# configuration change): every name in it is pg_catalog-qualified, so an
+# inserter whose search_path puts look-alikes before pg_catalog runs none.
+q tsdb ts_owner "CREATE SCHEMA lookalike;
+    CREATE FUNCTION lookalike.left(text, integer) RETURNS text LANGUAGE sql AS \$\$SELECT 'forged'\$\$;
+    CREATE FUNCTION lookalike.jsonb_build_object(text, bigint, text, text, text, text, text, text)
+        RETURNS jsonb LANGUAGE sql AS \$\$SELECT '{\"forged\": true}'::pg_catalog.jsonb\$\$;
+    CREATE FUNCTION lookalike.pg_notify(text, text) RETURNS void LANGUAGE sql AS \$\$SELECT\$\$" >/dev/null
+assert_eq "look-alikes of left, jsonb_build_object and pg_notify" 3 \
+    "$(q tsdb ts_owner "SELECT count(*) FROM pg_proc WHERE pronamespace = 'lookalike'::regnamespace")"
+out=$(pg_psql -d tsdb -U ts_owner 2>&1 <<EOF
+LISTEN taskslaps_events;
+SET search_path = lookalike, pg_catalog;
+INSERT INTO taskslaps.events (target, plan_id, type) VALUES ('a', 'p-look', 'plan.start');
+EOF
+)
+assert_contains "a look-alike search_path: the event is still notified" '"plan_id": "p-look"' "$out"
+assert_not_contains "... by pg_catalog's functions, not the look-alikes" "forged" "$out"
+q tsdb ts_owner "DROP SCHEMA lookalike CASCADE; DELETE FROM taskslaps.events WHERE plan_id = 'p-look'" >/dev/null
+assert_eq "events_notify carries no SET clause" "" \
+    "$(q tsdb ts_owner "SELECT proconfig FROM pg_proc WHERE oid = 'taskslaps.events_notify()'::regprocedure")"
+# The CHECK constraints take their words from IMMUTABLE functions (evaluated
+# once a statement, not read from the constraint's stored form each time).
+assert_eq "the vocabulary functions are immutable" "event_types|i
+hazard_classes|i
+plan_statuses|i
+step_outcomes|i
+wave_names|i" \
+    "$(q tsdb ts_owner "SELECT proname, provolatile FROM pg_proc WHERE pronamespace = 'taskslaps'::regnamespace
+        AND proname IN ('event_types', 'hazard_classes', 'plan_statuses', 'step_outcomes', 'wave_names') ORDER BY 1")"
+assert_eq "events.type's check reads event_types()" "CHECK ((type = ANY (taskslaps.event_types())))" \
+    "$(q tsdb ts_owner "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'events_type_check'")"
+expect_error "step_ledger.wave is checked" "step_ledger_wave_check" \
+    q tsdb ts_owner "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard)
+                     VALUES ('s', 'a', 'p', 'cleanup', 0, 'add_column', 'H1')"
+expect_error "step_ledger.hazard is checked" "step_ledger_hazard_check" \
+    q tsdb ts_owner "INSERT INTO taskslaps.step_ledger (step_sha, target, plan_id, wave, step_index, op, hazard)
+                     VALUES ('s', 'a', 'p', 'expand', 0, 'add_column', 'H4')"
+expect_error "plans.max_hazard is checked" "plans_max_hazard_check" \
+    q tsdb ts_owner "INSERT INTO taskslaps.plans (target, plan_id, max_hazard) VALUES ('a', 'p', 'h1')"
+
 ###########################################################################
 # 7. Readers and row-level security.
 assert_eq "ensure_target_reader('a')" taskslaps_reader_a "$(q tsdb ts_owner "SELECT taskslaps.ensure_target_reader('a')")"

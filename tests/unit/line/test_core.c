@@ -20,7 +20,7 @@
 static void
 test_line_names__match_the_database(void **state)
 {
-	/* the words of plans_status_check (sql/001_schema.sql), in its order */
+	/* the words of taskslaps.plan_statuses() (sql/001_schema.sql), in its order */
 	static const char *const db[] = { "pending",
 					  "running",
 					  "applied",
