@@ -129,16 +129,21 @@ struct db_prepared {
 
 struct db_deferred {
 	struct db_deferred *next;
-	const char *sql; /* a constant of this program */
-	bool fixed;	 /* prepared (all but db_prepared_reset's DEALLOCATE) */
-	int nparams;
+	const char *sql;     /* a constant of this program */
+	bool fixed;	     /* prepared (all but db_prepared_reset's DEALLOCATE) */
+	int nparams;	     /* a row's (db_defer_row), or the statement's */
 	char **params;	     /* copies; the strings follow the array in one block */
-	struct strbuf *cols; /* db_defer_row: one array literal per parameter */
+	struct strbuf *cols; /* db_defer_row, more rows than by_rows has: an array a column */
+	char **vals;	     /* db_defer_row: copies of the rows' values, row by row */
 	size_t nrows;
+	const char *const *by_rows; /* db_defer_row: by_rows[k - 1] inserts k rows */
+	size_t nby_rows;
+	int nsend; /* the parameters sent (db_defer_row: nparams, or nrows * nparams) */
 };
 
 #define DB_DEFER_MAX 64
 #define DB_DEFER_ROWS_MAX 256
+#define DB_DEFER_ROWS_FIRST 4 /* a power of two */
 #define SQLSTATE_NO_SUCH_PREPARED "26000"
 
 static const char *
@@ -328,6 +333,54 @@ pipe_read(struct db *db, struct pipe *pp)
 	return true;
 }
 
+/* One element of an array literal: NULL, or double-quoted with \\ and \" escaped. */
+static void
+array_elem(struct strbuf *sb, const char *v, bool first)
+{
+	if (!first)
+		sb_putc(sb, ',');
+	if (!v) {
+		sb_puts(sb, "NULL");
+		return;
+	}
+	sb_putc(sb, '"');
+	for (const char *c = v; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			sb_putc(sb, '\\');
+		sb_putc(sb, *c);
+	}
+	sb_putc(sb, '"');
+}
+
+/*
+ * The rows of a db_defer_row entry, as the statement to send: up to
+ * nby_rows rows, the VALUES form for that many, their values in order (no
+ * array to build, none for the server to read and unnest); more, the
+ * unnesting statement with one array a column.
+ */
+static void
+defer_rows_close(struct db_deferred *d)
+{
+	if (d->nrows <= d->nby_rows) {
+		d->sql = d->by_rows[d->nrows - 1];
+		d->nsend = (int)d->nrows * d->nparams;
+		d->params = xcalloc((size_t)d->nsend, sizeof(char *));
+		memcpy(d->params, d->vals, (size_t)d->nsend * sizeof(char *));
+		return;
+	}
+	d->cols = xcalloc((size_t)d->nparams, sizeof(*d->cols));
+	d->params = xcalloc((size_t)d->nparams, sizeof(char *));
+	for (int i = 0; i < d->nparams; i++) {
+		sb_putc(&d->cols[i], '{');
+		for (size_t r = 0; r < d->nrows; r++)
+			array_elem(&d->cols[i], d->vals[r * (size_t)d->nparams + (size_t)i],
+				   r == 0);
+		sb_putc(&d->cols[i], '}');
+		d->params[i] = (char *)sb_str(&d->cols[i]);
+	}
+	d->nsend = d->nparams;
+}
+
 static void
 defer_free(struct db_deferred *d)
 {
@@ -336,6 +389,9 @@ defer_free(struct db_deferred *d)
 		for (int i = 0; d->cols && i < d->nparams; i++)
 			sb_free(&d->cols[i]);
 		free(d->cols);
+		for (size_t i = 0; d->vals && i < d->nrows * (size_t)d->nparams; i++)
+			free(d->vals[i]);
+		free(d->vals);
 		free(d->params);
 		free(d);
 		d = next;
@@ -428,15 +484,10 @@ batch_run(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, siz
 		return -1;
 	}
 	for (struct db_deferred *x = d; x && sent; x = x->next) {
-		if (x->cols && !x->params) { /* the rows' arrays are complete now */
-			x->params = xcalloc((size_t)x->nparams, sizeof(char *));
-			for (int i = 0; i < x->nparams; i++) {
-				sb_putc(&x->cols[i], '}');
-				x->params[i] = (char *)sb_str(&x->cols[i]);
-			}
-		}
+		if (x->vals && !x->params) /* the rows are complete now */
+			defer_rows_close(x);
 		/* carried: in the caller's transaction, so no Sync of its own */
-		sent = pipe_send(db, &pp, 0, SLOT_DEFERRED, x->sql, x->nparams,
+		sent = pipe_send(db, &pp, 0, SLOT_DEFERRED, x->sql, x->nsend,
 				 (const char *const *)x->params,
 				 x->fixed && mode != BATCH_CARRY_TEXT) &&
 		       (carry || pipe_sync(db, &pp));
@@ -582,6 +633,7 @@ db_defer(struct db *db, const char *sql, int nparams, const char *const *params)
 	d->sql = sql;
 	d->fixed = true;
 	d->nparams = nparams;
+	d->nsend = nparams;
 	d->params = xmalloc(nparams * sizeof(char *) + len + 1);
 	p = (char *)(d->params + nparams);
 	for (int i = 0; i < nparams; i++) {
@@ -602,49 +654,35 @@ db_defer(struct db *db, const char *sql, int nparams, const char *const *params)
 		db_flush(db);
 }
 
-/* One element of an array literal: NULL, or double-quoted with \\ and \" escaped. */
-static void
-array_elem(struct strbuf *sb, const char *v, bool first)
-{
-	if (!first)
-		sb_putc(sb, ',');
-	if (!v) {
-		sb_puts(sb, "NULL");
-		return;
-	}
-	sb_putc(sb, '"');
-	for (const char *c = v; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			sb_putc(sb, '\\');
-		sb_putc(sb, *c);
-	}
-	sb_putc(sb, '"');
-}
-
 void
-db_defer_row(struct db *db, const char *sql, int nparams, const char *const *params)
+db_defer_row(struct db *db, const char *sql, const char *const *by_rows, size_t nby_rows,
+	     int nparams, const char *const *params)
 {
 	struct db_deferred *d = NULL;
+	size_t at;
 
 	/* the last queued entry, when it gathers rows for the same statement */
 	for (struct db_deferred *x = db->defer; x; x = x->next)
 		d = x;
-	/* not one that was sent already (carried, then put back): its arrays are closed */
-	if (!d || !d->cols || d->params || d->sql != sql || d->nrows >= DB_DEFER_ROWS_MAX) {
+	/* not one that was sent already (carried, then put back): its rows are closed */
+	if (!d || !d->vals || d->params || d->sql != sql || d->nrows >= DB_DEFER_ROWS_MAX) {
 		d = xcalloc(1, sizeof(*d));
 		d->sql = sql;
+		d->by_rows = by_rows;
+		d->nby_rows = nby_rows;
 		d->fixed = true;
 		d->nparams = nparams;
-		d->cols = xcalloc((size_t)nparams, sizeof(*d->cols));
-		for (int i = 0; i < nparams; i++) {
-			sb_putc(&d->cols[i], '{');
-		}
+		d->vals = xcalloc(DB_DEFER_ROWS_FIRST * (size_t)nparams, sizeof(*d->vals));
 		*db->defer_tail = d;
 		db->defer_tail = &d->next;
 		db->ndefer++;
 	}
+	at = d->nrows * (size_t)nparams;
+	/* room for rows 1..4, then doubled at each power of two */
+	if (d->nrows >= DB_DEFER_ROWS_FIRST && (d->nrows & (d->nrows - 1)) == 0)
+		d->vals = xrealloc(d->vals, 2 * at * sizeof(*d->vals));
 	for (int i = 0; i < nparams; i++)
-		array_elem(&d->cols[i], params[i], d->nrows == 0);
+		d->vals[at + (size_t)i] = params[i] ? xstrdup(params[i]) : NULL;
 	d->nrows++;
 	if (db->ndefer >= DB_DEFER_MAX && !db->hold)
 		db_flush(db);

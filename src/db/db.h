@@ -98,11 +98,15 @@ int db_batch(struct db *db, struct db_stmt *st, size_t n, struct db_error *err, 
 void db_defer(struct db *db, const char *sql, int nparams, const char *const *params);
 /*
  * db_defer for rows of one INSERT: consecutive rows for the same sql (the same
- * pointer) are gathered and sent as one statement whose every parameter is
- * the array of that column's values (sql takes $1::T[], ... and unnests
- * them), so they cost one statement and one commit. NULL values stay NULL.
+ * pointer) are gathered and sent as one statement, so they cost one
+ * statement and one commit. Up to nby_rows rows, by_rows[k - 1] is the
+ * statement for k rows, the rows' nparams values each in order ($1 .. $k *
+ * nparams: an INSERT ... VALUES of k rows); more, sql, whose every parameter
+ * is the array of that column's values (sql takes $1::T[], ... and unnests
+ * them in order). NULL values stay NULL.
  */
-void db_defer_row(struct db *db, const char *sql, int nparams, const char *const *params);
+void db_defer_row(struct db *db, const char *sql, const char *const *by_rows, size_t nby_rows,
+		  int nparams, const char *const *params);
 /* Sends the queued statements now and waits for them (before waiting, sleeping or exiting). */
 void db_flush(struct db *db);
 

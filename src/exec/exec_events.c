@@ -12,8 +12,9 @@
 
 /*
  * The events gathered since the last round trip, in one statement (one
- * commit): each parameter an array, unnested in order, so the ids keep the
- * order of the calls. The NOTIFY trigger still fires for each row.
+ * commit): more than three, each parameter an array, unnested in order, so
+ * the ids keep the order of the calls (up to three, SQL_EVENTS_VALUES). The
+ * NOTIFY trigger still fires for each row.
  */
 static const char SQL_EVENTS_INSERT[] =
     "INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
@@ -22,6 +23,21 @@ static const char SQL_EVENTS_INSERT[] =
     "pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
     "pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::jsonb[])) WITH ORDINALITY AS "
     "u(t, p, w, s, ty, m, me, o) ORDER BY u.o";
+
+/*
+ * One to three events in one INSERT, in order: the tail's, and the queued
+ * ones when there are no more than three (a VALUES list costs the server
+ * less than unnesting seven arrays).
+ */
+static const char *const SQL_EVENTS_VALUES[EXEC_TAIL_MAX] = {
+	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb), ($8, $9, $10, $11, $12, $13, $14::jsonb)",
+	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb), ($8, $9, $10, $11, $12, $13, $14::jsonb), "
+	"($15, $16, $17, $18, $19, $20, $21::jsonb)",
+};
 
 static void
 tell(struct exec *ex, const char *type, const char *plan_id, const char *wave, const char *step_sha,
@@ -64,7 +80,8 @@ exec_event(struct exec *ex, const char *type, const char *plan_id, const char *w
 	 * event that cannot be recorded (database down) is still shown.
 	 */
 	if (db_ok(ex->db))
-		db_defer_row(ex->db, SQL_EVENTS_INSERT, 7, params);
+		db_defer_row(ex->db, SQL_EVENTS_INSERT, SQL_EVENTS_VALUES, EXEC_TAIL_MAX, 7,
+			     params);
 	tell(ex, type, plan_id, wave, step_sha, metrics, msg);
 	free(msg);
 }
@@ -173,17 +190,6 @@ exec_tail_step_ok(struct exec_tail *t, struct step_run *r, int64_t ms, int attem
 			      (long long)ms, (long long)r->rows);
 }
 
-/* The tail's events, one to three rows of one INSERT, in the order they were added. */
-static const char *const SQL_TAIL_INSERT[EXEC_TAIL_MAX] = {
-	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
-	"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
-	"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb), ($8, $9, $10, $11, $12, $13, $14::jsonb)",
-	"INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) "
-	"VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb), ($8, $9, $10, $11, $12, $13, $14::jsonb), "
-	"($15, $16, $17, $18, $19, $20, $21::jsonb)",
-};
-
 struct db_stmt
 exec_tail_stmt(struct exec_tail *t, struct step_run *r, bool fixed)
 {
@@ -198,7 +204,7 @@ exec_tail_stmt(struct exec_tail *t, struct step_run *r, bool fixed)
 		p[5] = t->ev[i].message;
 		p[6] = t->ev[i].metrics;
 	}
-	return (struct db_stmt){ .sql = SQL_TAIL_INSERT[t->n - 1],
+	return (struct db_stmt){ .sql = SQL_EVENTS_VALUES[t->n - 1],
 				 .nparams = (int)(7 * t->n),
 				 .params = t->params,
 				 .fixed = fixed };

@@ -287,9 +287,10 @@ assert_sql "... the plan is failed and its failure recorded" "failed|1|1" \
             (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0004-dealloc-raises' AND type = 'plan.failed')"
 
 ###########################################################################
-# Events are written several rows to a statement (arrays, unnested in order):
-# quotes, backslashes, braces, commas and the word NULL survive as they are,
-# and the ids follow the order in which they happened.
+# Events are written several rows to a statement (up to three as VALUES,
+# more as arrays unnested in order): quotes, backslashes, braces, commas and
+# the word NULL survive as they are, and the ids follow the order in which
+# they happened.
 section "events: exact text and order"
 plan "$W/evtext/0001-evtext.yaml" <<'EOF'
 id: 0001-evtext
@@ -311,6 +312,35 @@ assert_sql "events: in the order they happened, no NULL where a value was given"
     "SELECT string_agg(type, ',' ORDER BY id) FILTER (WHERE type NOT LIKE 'governor.%'),
             count(*) FILTER (WHERE target IS NULL OR plan_id IS NULL OR message IS NULL)
        FROM taskslaps.events WHERE plan_id = '0001-evtext'"
+# Up to three events go as one INSERT ... VALUES, more as arrays: a plan
+# resumed after its third step failed queues plan.start, wave.start and two
+# step.skipped before its next statement.
+plan "$W/evmany/0002-evmany.yaml" <<'EOF'
+id: 0002-evmany
+title: 'Resumed: quotes " and \ backslashes, {braces}, commas, NULL'
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: evm1, type: int }
+  - { op: add_column, table: t, name: evm2, type: int }
+  - { op: add_column, table: evmany_later, name: evm3, type: int }
+EOF
+run_ctl apply "$W/evmany"
+assert_rc "events, many at once: the first apply fails on its third step" 1 "$RC" "$ERR"
+q "CREATE TABLE evmany_later (id int PRIMARY KEY)" >/dev/null
+run_ctl apply "$W/evmany"
+assert_rc "events, many at once: the resumed apply exits 0" 0 "$RC" "$ERR"
+assert_sql "events, many at once: in the order they happened, each once" \
+    "plan.start,wave.start,step.start,step.ok,step.start,step.ok,step.start,step.error,plan.failed,plan.start,wave.start,step.skipped,step.skipped,step.start,step.ok,wave.ok,plan.ok|0" \
+    "SELECT string_agg(type, ',' ORDER BY id) FILTER (WHERE type NOT LIKE 'governor.%'),
+            count(*) FILTER (WHERE target IS NULL OR plan_id IS NULL OR message IS NULL)
+       FROM taskslaps.events WHERE plan_id = '0002-evmany'"
+assert_sql "events, many at once: the text kept exactly" \
+    '0002-evmany: Resumed: quotes " and \ backslashes, {braces}, commas, NULL (H1, 3 steps)|2|2' \
+    "SELECT (SELECT message FROM taskslaps.events WHERE plan_id = '0002-evmany' AND type = 'plan.start'
+              ORDER BY id DESC LIMIT 1),
+            (SELECT count(*) FROM taskslaps.events WHERE plan_id = '0002-evmany' AND type = 'step.skipped'
+                AND message = 'add_column: already in the ledger' AND wave = 'expand' AND step_sha IS NOT NULL),
+            (SELECT count(DISTINCT step_sha) FROM taskslaps.events WHERE plan_id = '0002-evmany' AND type = 'step.skipped')"
 
 ###########################################################################
 # The install is skipped when the schema's comment says it is this binary's;
