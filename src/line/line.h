@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A plan's status; the names are the database's (taskslaps.plan_statuses()) and the status JSON's. */
+/* A plan's status; the names are the status JSON's and the database's (plan_statuses()). */
 enum line_status {
 	LINE_PENDING = 0,
 	LINE_RUNNING,
