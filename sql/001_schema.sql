@@ -28,24 +28,28 @@ CREATE TABLE IF NOT EXISTS taskslaps.schema_version (
 );
 
 -- Install-time helper: make CHECK constraint CONNAME on TBL be exactly EXPR.
--- The expression's source is kept as the constraint's comment; when a later
--- version edits EXPR (say, a new event type) the constraint is replaced, and
--- when nothing changed nothing is locked or re-validated.
-CREATE OR REPLACE FUNCTION taskslaps._install_check(tbl regclass, conname text, expr text)
+-- The expression's source is kept as the constraint's comment (with WORDS,
+-- when given: the list a constraint takes from a function, see below); when
+-- a later version edits EXPR or the words (say, a new event type) the
+-- constraint is replaced, which checks every row, and when nothing changed
+-- nothing is locked or re-validated.
+CREATE OR REPLACE FUNCTION taskslaps._install_constraint(tbl regclass, conname text, expr text,
+                                                         words text[])
 RETURNS void
 LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    tag     text := 'taskslaps: CHECK (' || expr || ')';
+    tag     text := 'taskslaps: CHECK (' || expr || ')'
+                    || coalesce(' words: ' || array_to_string(words, ', '), '');
     present boolean;
     old_tag text;
 BEGIN
     SELECT true, obj_description(c.oid, 'pg_constraint')
       INTO present, old_tag
       FROM pg_constraint c
-     WHERE c.conrelid = tbl AND c.conname = _install_check.conname;
+     WHERE c.conrelid = tbl AND c.conname = _install_constraint.conname;
     IF present AND old_tag IS NOT DISTINCT FROM tag THEN
         RETURN;
     END IF;
@@ -54,6 +58,19 @@ BEGIN
     END IF;
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%s)', tbl, conname, expr);
     EXECUTE format('COMMENT ON CONSTRAINT %I ON %s IS %L', conname, tbl, tag);
+END
+$fn$;
+
+-- The same without words (its own name: an older version's installer
+-- replaces this one, and an overload would make its calls ambiguous).
+CREATE OR REPLACE FUNCTION taskslaps._install_check(tbl regclass, conname text, expr text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM taskslaps._install_constraint(tbl, conname, expr, NULL);
 END
 $fn$;
 
@@ -87,6 +104,7 @@ $fn$;
 
 -- Installer-only helpers: nobody else may call them.
 REVOKE ALL ON FUNCTION taskslaps._install_check(regclass, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION taskslaps._install_constraint(regclass, text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION taskslaps._install_policy(regclass, text, text) FROM PUBLIC;
 
 -- The words the CHECK constraints below allow, one function a list. A
@@ -94,10 +112,13 @@ REVOKE ALL ON FUNCTION taskslaps._install_policy(regclass, text, text) FROM PUBL
 -- UPDATE of its table (several KB for the event types, some 15 microseconds
 -- a statement, paid by every step's events); "col = ANY (f())" with f an
 -- IMMUTABLE function of no arguments is evaluated once a statement, from
--- PL/pgSQL's compiled body, kept for the session. A later version may add
--- words (CREATE OR REPLACE); one that removes a word must re-validate the
--- constraints that use the list. Anybody may call them: they are the
--- vocabulary of the tables' columns.
+-- PL/pgSQL's compiled body, kept for the session. The constraint's comment
+-- records the words (_install_constraint's WORDS), so an install that changes
+-- them, a later version adding one or an older one installed again without
+-- it, replaces the constraint and so checks every row: an install that
+-- would leave a row outside its list fails, as with an IN list. Anybody may
+-- call them (granted explicitly, whatever the database's default
+-- privileges): whoever writes the tables needs to.
 CREATE OR REPLACE FUNCTION taskslaps.plan_statuses()
 RETURNS text[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SECURITY INVOKER
 AS $fn$
@@ -150,6 +171,9 @@ BEGIN
 END
 $fn$;
 
+GRANT EXECUTE ON FUNCTION taskslaps.plan_statuses(), taskslaps.hazard_classes(),
+    taskslaps.step_outcomes(), taskslaps.wave_names(), taskslaps.event_types() TO PUBLIC;
+
 ---------------------------------------------------------------------------
 -- plans: one row per plan and target; the status the git notes project.
 CREATE TABLE IF NOT EXISTS taskslaps.plans (
@@ -169,10 +193,12 @@ CREATE TABLE IF NOT EXISTS taskslaps.plans (
 );
 COMMENT ON TABLE taskslaps.plans IS 'taskslaps: status of each plan per target';
 
-SELECT taskslaps._install_check('taskslaps.plans', 'plans_status_check',
-    $$status = ANY (taskslaps.plan_statuses())$$);
-SELECT taskslaps._install_check('taskslaps.plans', 'plans_max_hazard_check',
-    $$max_hazard = ANY (taskslaps.hazard_classes())$$);
+SELECT taskslaps._install_constraint('taskslaps.plans', 'plans_status_check',
+    $$status = ANY (taskslaps.plan_statuses())$$,
+    taskslaps.plan_statuses());
+SELECT taskslaps._install_constraint('taskslaps.plans', 'plans_max_hazard_check',
+    $$max_hazard = ANY (taskslaps.hazard_classes())$$,
+    taskslaps.hazard_classes());
 
 ---------------------------------------------------------------------------
 -- step_ledger: the idempotency ledger. A step whose step_sha is here for its
@@ -201,12 +227,15 @@ COMMENT ON TABLE taskslaps.step_ledger IS 'taskslaps: steps applied (or adopted 
 CREATE INDEX IF NOT EXISTS step_ledger_target_plan_idx
     ON taskslaps.step_ledger (target, plan_id);
 
-SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_outcome_check',
-    $$outcome = ANY (taskslaps.step_outcomes())$$);
-SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_hazard_check',
-    $$hazard = ANY (taskslaps.hazard_classes())$$);
-SELECT taskslaps._install_check('taskslaps.step_ledger', 'step_ledger_wave_check',
-    $$wave = ANY (taskslaps.wave_names())$$);
+SELECT taskslaps._install_constraint('taskslaps.step_ledger', 'step_ledger_outcome_check',
+    $$outcome = ANY (taskslaps.step_outcomes())$$,
+    taskslaps.step_outcomes());
+SELECT taskslaps._install_constraint('taskslaps.step_ledger', 'step_ledger_hazard_check',
+    $$hazard = ANY (taskslaps.hazard_classes())$$,
+    taskslaps.hazard_classes());
+SELECT taskslaps._install_constraint('taskslaps.step_ledger', 'step_ledger_wave_check',
+    $$wave = ANY (taskslaps.wave_names())$$,
+    taskslaps.wave_names());
 
 ---------------------------------------------------------------------------
 -- backfill_progress: the checkpoint of a batched backfill, updated in the
@@ -254,7 +283,8 @@ CREATE INDEX IF NOT EXISTS events_target_id_idx
 CREATE INDEX IF NOT EXISTS events_target_plan_id_idx
     ON taskslaps.events (target, plan_id, id);
 
-SELECT taskslaps._install_check('taskslaps.events', 'events_type_check',
-    $$type = ANY (taskslaps.event_types())$$);
+SELECT taskslaps._install_constraint('taskslaps.events', 'events_type_check',
+    $$type = ANY (taskslaps.event_types())$$,
+    taskslaps.event_types());
 
 INSERT INTO taskslaps.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -313,8 +313,9 @@ assert_sql "events: in the order they happened, no NULL where a value was given"
             count(*) FILTER (WHERE target IS NULL OR plan_id IS NULL OR message IS NULL)
        FROM taskslaps.events WHERE plan_id = '0001-evtext'"
 # Up to three events go as one INSERT ... VALUES, more as arrays: a plan
-# resumed after its third step failed queues plan.start, wave.start and two
-# step.skipped before its next statement.
+# resumed after its third step failed queues six before the step's commit
+# (plan.start, wave.start, two step.skipped, the governor's first decision,
+# step.start), carried into its transaction.
 plan "$W/evmany/0002-evmany.yaml" <<'EOF'
 id: 0002-evmany
 title: 'Resumed: quotes " and \ backslashes, {braces}, commas, NULL'

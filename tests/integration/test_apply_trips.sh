@@ -114,6 +114,16 @@ assert_eq "under one prepared name" 1 "$(sort -u <<<"$guards" | grep -c . || tru
 assert_eq "the postchecks likewise" 1 \
 	"$(grep -o 'execute taskslaps_[0-9]*: SELECT (taskslaps.column_exists($1::pg_catalog.text, $2::pg_catalog.text)' <<<"$LOG" | sort -u | grep -c . || true)"
 assert_eq "no check sent with a name written in it" 0 "$(count "taskslaps.table_exists('t" "$LOG")"
+# A step's events, those queued before it (plan.start, wave.start,
+# step.start) and its three at the end, go as one INSERT ... VALUES each;
+# more than three queued rows go as arrays: a queue that also holds a
+# governor event (the run's first decision, or a change).
+govs=$(q "SELECT count(*) FROM taskslaps.events WHERE type LIKE 'governor.%' AND plan_id LIKE '000_-a'")
+ev_values=$(grep -c 'INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) VALUES' <<<"$LOG" || true)
+ev_arrays=$(grep -c 'INSERT INTO taskslaps.events (target, plan_id, wave, step_sha, type, message, metrics) SELECT' <<<"$LOG" || true)
+printf '     events INSERTs: %s as VALUES, %s as arrays\n' "$ev_values" "$ev_arrays"
+assert_eq "two events INSERTs a plan, as VALUES but where a governor event makes four rows" \
+	"$((10 - govs))|$govs" "$ev_values|$ev_arrays"
 assert_eq "what the database knows of the plans is read once" 1 "$(count "$KNOWN" "$LOG")"
 assert_eq "every commit is accounted for: a plan's step, the run's read, each probe" \
 	"$((5 + 1 + probes))" "$((COMMITS - base_commits))"

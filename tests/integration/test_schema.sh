@@ -150,6 +150,43 @@ if [ "$dump1" = "$dump4" ]; then pass "the re-keyed schema equals a fresh one"; 
     fail "the re-keyed schema equals a fresh one" "$(diff <(echo "$dump1") <(echo "$dump4") | head -20)"
 fi
 
+# A newer version's word list (its files: these with one more event type)
+# and a row using the new word: installing this version again narrows the
+# list, so it replaces the constraint, which finds the row; the install fails
+# whole rather than leaving a row outside its CHECK (and a dump that would
+# not restore). The constraint's comment records the words.
+mkdir -p "$tmp/newer"
+cp "${sql_files[@]}" "$tmp/newer/"
+sed -i "s/'notes.repaired'\]/'notes.repaired', 'plan.newer']/" "$tmp/newer/001_schema.sql"
+assert_eq "the newer files add a word" 1 "$(grep -c "'plan.newer'" "$tmp/newer/001_schema.sql")"
+install olddb ts_owner "$tmp"/newer/*.sql
+q olddb ts_owner "INSERT INTO taskslaps.events (target, type) VALUES ('a', 'plan.newer')" >/dev/null
+assert_contains "the newer list's words are in the constraint's comment" "notes.repaired, plan.newer" \
+    "$(q olddb ts_owner "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'events_type_check'")"
+expect_error "installing a narrower list over a row using the dropped word fails" "events_type_check" \
+    install olddb ts_owner
+assert_eq "... and changes nothing: the newer list and the row stay" "t|1" \
+    "$(q olddb ts_owner "SELECT 'plan.newer' = ANY (taskslaps.event_types()),
+        (SELECT count(*) FROM taskslaps.events WHERE type = 'plan.newer')")"
+q olddb ts_owner "DELETE FROM taskslaps.events WHERE type = 'plan.newer'" >/dev/null
+install olddb ts_owner
+assert_eq "without the row, the install puts its own list back" "t|f" \
+    "$(q olddb ts_owner "SELECT 'step.ok' = ANY (taskslaps.event_types()), 'plan.newer' = ANY (taskslaps.event_types())")"
+
+# Whoever writes the tables calls the list functions (a CHECK runs them with
+# the writer's rights): EXECUTE is granted to PUBLIC even where the
+# database's default privileges take it away.
+pg_createdb privdb ts_owner
+q privdb ts_owner "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC" >/dev/null
+install privdb ts_owner
+assert_eq "list functions executable by anyone despite default privileges" "true|true|true|true|true" \
+    "$(q privdb ts_owner "SELECT string_agg(has_function_privilege('ts_stranger', p.oid, 'EXECUTE')::text, '|' ORDER BY p.proname)
+        FROM pg_proc p WHERE p.pronamespace = 'taskslaps'::regnamespace
+         AND p.proname IN ('event_types', 'hazard_classes', 'plan_statuses', 'step_outcomes', 'wave_names')")"
+assert_eq "... but not the installer's helpers" "f|f" \
+    "$(q privdb ts_owner "SELECT has_function_privilege('ts_stranger', 'taskslaps._install_check(regclass, text, text)', 'EXECUTE'),
+        has_function_privilege('ts_stranger', 'taskslaps._install_constraint(regclass, text, text, text[])', 'EXECUTE')")"
+
 # Concurrent installs on a fresh database serialize on the advisory lock.
 pids=()
 for i in 1 2 3 4; do
@@ -357,23 +394,34 @@ assert_eq "full message kept in the table" 20000 \
 
 # The trigger does not pin search_path (a SET clause costs every event a
 # configuration change): every name in it is pg_catalog-qualified, so an
-# inserter whose search_path puts look-alikes before pg_catalog runs none.
+# inserter whose search_path puts look-alikes (functions, operators) before
+# pg_catalog runs none.
 q tsdb ts_owner "CREATE SCHEMA lookalike;
     CREATE FUNCTION lookalike.left(text, integer) RETURNS text LANGUAGE sql AS \$\$SELECT 'forged'\$\$;
     CREATE FUNCTION lookalike.jsonb_build_object(text, bigint, text, text, text, text, text, text)
         RETURNS jsonb LANGUAGE sql AS \$\$SELECT '{\"forged\": true}'::pg_catalog.jsonb\$\$;
-    CREATE FUNCTION lookalike.pg_notify(text, text) RETURNS void LANGUAGE sql AS \$\$SELECT\$\$" >/dev/null
-assert_eq "look-alikes of left, jsonb_build_object and pg_notify" 3 \
-    "$(q tsdb ts_owner "SELECT count(*) FROM pg_proc WHERE pronamespace = 'lookalike'::regnamespace")"
+    CREATE FUNCTION lookalike.pg_notify(text, text) RETURNS void LANGUAGE sql AS \$\$SELECT\$\$;
+    CREATE FUNCTION lookalike.char_length(text) RETURNS integer LANGUAGE sql AS \$\$SELECT 999\$\$;
+    CREATE FUNCTION lookalike.gt(integer, integer) RETURNS boolean LANGUAGE sql AS \$\$SELECT true\$\$;
+    CREATE OPERATOR lookalike.> (LEFTARG = integer, RIGHTARG = integer, FUNCTION = lookalike.gt);
+    CREATE FUNCTION lookalike.cat(jsonb, jsonb) RETURNS jsonb LANGUAGE sql
+        AS \$\$SELECT '{\"forged\": true}'::pg_catalog.jsonb\$\$;
+    CREATE OPERATOR lookalike.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = lookalike.cat)" >/dev/null
+assert_eq "look-alikes of left, jsonb_build_object, pg_notify, char_length, > and ||" "6|2" \
+    "$(q tsdb ts_owner "SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'lookalike'::regnamespace),
+        (SELECT count(*) FROM pg_operator WHERE oprnamespace = 'lookalike'::regnamespace)")"
 out=$(pg_psql -d tsdb -U ts_owner 2>&1 <<EOF
 LISTEN taskslaps_events;
 SET search_path = lookalike, pg_catalog;
 INSERT INTO taskslaps.events (target, plan_id, type) VALUES ('a', 'p-look', 'plan.start');
+INSERT INTO taskslaps.events (target, plan_id, type) VALUES ('a', 'p-look-' || repeat('x', 500), 'plan.start');
 EOF
 )
 assert_contains "a look-alike search_path: the event is still notified" '"plan_id": "p-look"' "$out"
-assert_not_contains "... by pg_catalog's functions, not the look-alikes" "forged" "$out"
-q tsdb ts_owner "DROP SCHEMA lookalike CASCADE; DELETE FROM taskslaps.events WHERE plan_id = 'p-look'" >/dev/null
+assert_not_contains "... by pg_catalog's functions and operators, not the look-alikes" "forged" "$out"
+assert_eq "... the short one not marked truncated, the long one marked" 1 \
+    "$(printf '%s\n' "$out" | grep -c '"truncated": true')"
+q tsdb ts_owner "DROP SCHEMA lookalike CASCADE; DELETE FROM taskslaps.events WHERE plan_id LIKE 'p-look%'" >/dev/null
 assert_eq "events_notify carries no SET clause" "" \
     "$(q tsdb ts_owner "SELECT proconfig FROM pg_proc WHERE oid = 'taskslaps.events_notify()'::regprocedure")"
 # The CHECK constraints take their words from IMMUTABLE functions (evaluated
