@@ -276,6 +276,50 @@ sql_volatility(const Node *expr, const char **fname, int *loc)
 
 /* --- fragments -------------------------------------------------------------- */
 
+/* --- the scanner, for the author's text of a parse tree's parts ----------- */
+
+struct tokens {
+	PgQuery__ScanResult *r;
+};
+
+static int
+scan(struct tokens *tk, const char *text)
+{
+	PgQueryScanResult s = pg_query_scan(text);
+
+	tk->r = NULL;
+	if (!s.error)
+		tk->r =
+		    pg_query__scan_result__unpack(NULL, s.pbuf.len, (const uint8_t *)s.pbuf.data);
+	pg_query_free_scan_result(s);
+	return tk->r ? 0 : -1;
+}
+
+static bool
+is_comment(const PgQuery__ScanToken *t)
+{
+	return t->token == PG_QUERY__TOKEN__SQL_COMMENT || t->token == PG_QUERY__TOKEN__C_COMMENT;
+}
+
+/*
+ * Where the first token of TEXT that is not a comment starts, or -1 (none,
+ * or the scanner refused the text).
+ */
+static long
+first_token(const char *text)
+{
+	struct tokens tk;
+	long at = -1;
+
+	if (scan(&tk, text) < 0)
+		return -1;
+	for (size_t i = 0; i < tk.r->n_tokens && at < 0; i++)
+		if (!is_comment(tk.r->tokens[i]))
+			at = tk.r->tokens[i]->start;
+	pg_query__scan_result__free_unpacked(tk.r, NULL);
+	return at;
+}
+
 /* "SELECT <frag>" parsed: the one target's value, or NULL with *m (offsets in frag). */
 #define SELECT_PREFIX "SELECT "
 
@@ -328,6 +372,16 @@ one_value(struct sql_tree *t, const char *frag, const char *what, struct sql_msg
 	rt = linitial_node(ResTarget, sel->targetList);
 	if (!sql_str_empty(rt->name) || rt->indirection || !rt->val)
 		goto shape;
+	/*
+	 * The value starts at the fragment's first token: "SELECT ALL x" reads
+	 * as "SELECT x" (ALL is the default quantifier and leaves no trace in the
+	 * tree), but "ALL x" is no expression in a CHECK or a DEFAULT.
+	 */
+	if (rt->location < 0 || first_token(frag) != (long)rt->location - (long)plen) {
+		msg(m, 0, "expected %s, found a word before it that only a SELECT list takes (ALL)",
+		    what);
+		goto bad;
+	}
 	/* `*` and `t.*` are target lists, not values */
 	if (IsA(rt->val, ColumnRef)) {
 		const ColumnRef *cr = (const ColumnRef *)rt->val;
@@ -398,31 +452,6 @@ sql_check_stmt(const char *frag, struct sql_tree *t, const Node **stmt, size_t *
 	if (len)
 		*len = end;
 	return true;
-}
-
-/* --- the scanner, for the author's text of a parse tree's parts ----------- */
-
-struct tokens {
-	PgQuery__ScanResult *r;
-};
-
-static int
-scan(struct tokens *tk, const char *text)
-{
-	PgQueryScanResult s = pg_query_scan(text);
-
-	tk->r = NULL;
-	if (!s.error)
-		tk->r =
-		    pg_query__scan_result__unpack(NULL, s.pbuf.len, (const uint8_t *)s.pbuf.data);
-	pg_query_free_scan_result(s);
-	return tk->r ? 0 : -1;
-}
-
-static bool
-is_comment(const PgQuery__ScanToken *t)
-{
-	return t->token == PG_QUERY__TOKEN__SQL_COMMENT || t->token == PG_QUERY__TOKEN__C_COMMENT;
 }
 
 static char *

@@ -360,6 +360,31 @@ test_plan_errors_sql__semicolon_in_expression(void **state)
 	    8, 12, "where: expected one SQL expression, found ';' (at character 6 of the SQL)");
 }
 
+/*
+ * "SELECT ALL x" is "SELECT x" (ALL is the default quantifier and leaves
+ * no trace in the tree), but "ALL x" is no expression in a CHECK, a
+ * DEFAULT or a predicate: refused where it was read, not when the statement
+ * built from it reaches the database.
+ */
+static void
+test_plan_errors_sql__all_before_an_expression(void **state)
+{
+	(void)state;
+	pt_expect_error(Y, CHECK("'ALL a > 0'"), 7, 12,
+			"check: expected one SQL expression, found a word before it that only a "
+			"SELECT list takes (ALL)");
+	pt_expect_error(Y, CHECK("'/* c */ all (a > 0)'"), 7, 12,
+			"check: expected one SQL expression, found a word before it");
+	pt_expect_error(Y,
+			PT_HEAD "  - op: add_column\n    table: t\n    name: c\n    type: int\n"
+				"    default_sql: ALL 1\n",
+			8, 18, "default_sql: expected one SQL expression, found a word before it");
+	/* a name that starts with "all", a comment, parentheses: expressions */
+	plan_free(pt_parse_ok(Y, CHECK("'all_rows > 0'")));
+	plan_free(pt_parse_ok(Y, CHECK("'/* all */ (a > 0)'")));
+	plan_free(pt_parse_ok(Y, CHECK("\"-- ALL\\n a > 0\"")));
+}
+
 static void
 test_plan_errors_sql__bad_user_check_item(void **state)
 {
@@ -422,6 +447,7 @@ main(void)
 		cmocka_unit_test(test_plan_errors_sql__unclosed_quote_in_check),
 		cmocka_unit_test(test_plan_errors_sql__unclosed_comment_in_check),
 		cmocka_unit_test(test_plan_errors_sql__semicolon_in_expression),
+		cmocka_unit_test(test_plan_errors_sql__all_before_an_expression),
 		cmocka_unit_test(test_plan_errors_sql__bad_user_check_item),
 		cmocka_unit_test(test_plan_errors_sql__check_position_counts_characters),
 		cmocka_unit_test(test_plan_errors_sql__quoted_text_is_not_sql),
