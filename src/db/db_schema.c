@@ -59,12 +59,28 @@ db_schema_install(struct db *db, bool force, struct db_error *err)
 		if (same)
 			return 0;
 	}
-	if (db_cmd(db, err, "BEGIN") < 0)
+	/*
+	 * A lock the install needs (another installer's advisory lock; ACCESS
+	 * EXCLUSIVE on a state table when a constraint changes) is waited for
+	 * DB_SCHEMA_LOCK_TIMEOUT at most: behind a long transaction that reads
+	 * taskslaps.events, the install fails and is tried again (the daemon at its
+	 * next connection), rather than queueing every session of those tables
+	 * behind it.
+	 */
+	if (db_cmd(db, err, "BEGIN") < 0 ||
+	    db_cmd(db, err, "SET LOCAL lock_timeout = '" DB_SCHEMA_LOCK_TIMEOUT "'") < 0) {
+		(void)db_cmd(db, &ignore, "ROLLBACK");
 		return -1;
+	}
 	for (const struct db_sql_file *f = db_sql_files; f->name; f++) {
 		if (db_script(db, err, f->text) < 0) {
-			char msg[sizeof(err->message) + 64];
-			snprintf(msg, sizeof(msg), "installing sql/%s: %s", f->name, err->message);
+			static const char busy[] =
+			    " (another session held a lock the install needs "
+			    "for more than " DB_SCHEMA_LOCK_TIMEOUT "; nothing was changed)";
+			char msg[sizeof(err->message) + sizeof(busy) + 64];
+
+			snprintf(msg, sizeof(msg), "installing sql/%s: %s%s", f->name, err->message,
+				 strcmp(err->sqlstate, "55P03") == 0 ? busy : "");
 			snprintf(err->message, sizeof(err->message), "%.1000s", msg);
 			(void)db_cmd(db, &ignore, "ROLLBACK");
 			return -1;

@@ -18,9 +18,12 @@ extern const struct db_sql_file db_sql_files[];
  * with the version and a SHA-256 of the files. Unless force, a schema that
  * already carries this binary's comment is left as it is (one query instead
  * of the whole install). Returns 0, or -1 with err (err->message names the
- * file).
+ * file; a lock not had within DB_SCHEMA_LOCK_TIMEOUT fails it, SQLSTATE
+ * 55P03).
  */
 int db_schema_install(struct db *db, bool force, struct db_error *err);
+/* The install's lock_timeout: a lock it needs is waited for this long at most. */
+#define DB_SCHEMA_LOCK_TIMEOUT "5s"
 /* The highest schema version this binary installs. */
 int db_schema_version(void);
 

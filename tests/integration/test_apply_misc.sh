@@ -372,6 +372,35 @@ assert_rc "apply over another version's schema: exit 0" 0 "$RC" "$ERR"
 assert_sql "apply installed the schema when its comment differed" "f|f" \
     "SELECT p.prosrc = 'SELECT true', taskslaps.view_exists('t') FROM pg_proc p WHERE p.oid = 'taskslaps.view_exists'::regproc"
 
+# A lock the install needs is waited for 5 s at most: a reader's open
+# transaction on taskslaps.events (ACCESS SHARE) against an install that
+# must replace events' CHECK (ACCESS EXCLUSIVE). The install fails whole and
+# says why; without the limit it would wait for the reader, and every
+# session writing events would queue behind it.
+q "COMMENT ON CONSTRAINT events_type_check ON taskslaps.events IS 'taskslaps: CHECK (an older list)'" >/dev/null
+start_bg reader "$PSQL" -X -At -v ON_ERROR_STOP=1 -d "$CURDB" \
+    -c "BEGIN" -c "SELECT count(*) FROM taskslaps.events" -c "SELECT pg_sleep(300)"
+reader_pid=$BG_PID
+for ((i = 0; i < 600; i++)); do
+    [ "$(q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+        WHERE l.relation = 'taskslaps.events'::regclass AND l.mode = 'AccessShareLock'
+          AND a.query LIKE '%pg_sleep(300)%' AND a.pid <> pg_backend_pid()")" = 1 ] && break
+    sleep 0.05
+done
+run_ctl install-schema
+assert_rc "install-schema behind a reader's lock: exit 1" 1 "$RC" "$ERR"
+assert_contains "... it says the lock was not had in time" "lock timeout" "$ERR"
+assert_contains "... and what that means" "another session held a lock the install needs for more than 5s; nothing was changed" "$ERR"
+assert_sql "... nothing was changed: the constraint's comment is the old one" "taskslaps: CHECK (an older list)" \
+    "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'events_type_check'"
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(300)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$reader_pid" 2>/dev/null
+run_ctl install-schema
+assert_rc "install-schema once the reader is gone: exit 0" 0 "$RC" "$ERR"
+assert_sql "... the constraint replaced" "t" \
+    "SELECT obj_description(oid, 'pg_constraint') LIKE 'taskslaps: CHECK (type = ANY (taskslaps.event_types())) words: %'
+       FROM pg_constraint WHERE conname = 'events_type_check'"
+
 ###########################################################################
 section "abort and resume"
 newdb abort
