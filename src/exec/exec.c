@@ -51,6 +51,47 @@ exec_db(struct exec *ex)
 	return ex->db;
 }
 
+/*
+ * The runner's own statements (events, ledger and plan rows, the proof's
+ * reads) run in the step's session, under its login's search_path, which the
+ * step's SQL needs as its author meant it; not every type and operator in them
+ * is pg_catalog-qualified (`$1::text[]`, `=`). PostgreSQL searches pg_catalog
+ * first unless search_path lists it later: then whoever may create objects in
+ * a schema listed before it could make a type or an operator of those
+ * statements its own, and run code as this role. Such a session is refused
+ * (the schemas as current_schemas(true) gives them, a session's temporary
+ * schema aside: only the session itself creates objects there).
+ */
+#define SQL_SEARCH_PATH                                                                            \
+	"SELECT s::pg_catalog.text FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS s"
+
+int
+exec_check_search_path(struct exec *ex, struct db_error *err)
+{
+	PGresult *r;
+	const char *first = NULL;
+
+	if (db_execf(ex->db, &r, err, SQL_SEARCH_PATH, 0, NULL) < 0)
+		return -1;
+	for (int i = 0; i < PQntuples(r) && !first; i++)
+		if (strncmp(PQgetvalue(r, i, 0), "pg_temp_", 8) != 0)
+			first = PQgetvalue(r, i, 0);
+	if (first && strcmp(first, "pg_catalog") != 0) {
+		memset(err, 0, sizeof(*err));
+		snprintf(err->message, sizeof(err->message),
+			 "the session's search_path puts schema \"%.200s\" before pg_catalog: "
+			 "taskslaps' own statements would look up types and operators there "
+			 "first (whoever may create objects in it could run code as this role); "
+			 "put pg_catalog first in the login's search_path, or leave it out "
+			 "(PostgreSQL then searches it first)",
+			 first);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
 int
 exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg,
 	  struct db_error *err)
@@ -71,6 +112,10 @@ exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg
 		return -1;
 	}
 	exec_pin_formats(ex);
+	if (exec_check_search_path(ex, err) < 0) {
+		exec_close(ex);
+		return -1;
+	}
 	snprintf(app, sizeof(app), "taskslaps-lock:%.40s", ex->target);
 	if (db_connect(&ex->lockdb, conninfo, app, err) < 0) {
 		exec_close(ex);

@@ -156,4 +156,43 @@ assert_sql "the holder still waits (the step did not outlast it)" "1" \
     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
    WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+
+###########################################################################
+# The runner's own statements use types and operators by plain name
+# ($1::text[], =): a login whose search_path lists a schema before
+# pg_catalog would let whoever creates objects there stand in for them (a
+# domain named text with a CHECK that calls any function, as the runner).
+# Such a session is refused before anything is read or written.
+section "a search_path with a schema before pg_catalog is refused"
+newdb sp
+q "CREATE TABLE t (id int PRIMARY KEY)" >/dev/null
+plan "$W/sp/0001-sp.yaml" <<'EOF'
+id: 0001-sp
+title: A column
+reason: integration test
+steps:
+  - { op: add_column, table: t, name: c, type: int }
+EOF
+q "ALTER DATABASE sp SET search_path = public, pg_catalog" >/dev/null
+run_ctl apply "$W/sp"
+assert_rc "public before pg_catalog: apply exits 1" 1 "$RC" "$ERR"
+assert_contains "... and says why" 'search_path puts schema "public" before pg_catalog' "$ERR"
+assert_contains "... and what to do" "put pg_catalog first in the login's search_path" "$ERR"
+assert_sql "... nothing was installed or applied" "f|f" \
+    "SELECT to_regnamespace('taskslaps') IS NOT NULL,
+            EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'c')"
+q "ALTER DATABASE sp SET search_path = pg_catalog, public" >/dev/null
+run_ctl apply "$W/sp"
+assert_rc "pg_catalog first: apply exits 0" 0 "$RC" "$ERR"
+q "ALTER DATABASE sp SET search_path = app, \"\$user\"" >/dev/null
+plan "$W/sp/0002-sp.yaml" <<'EOF'
+id: 0002-sp
+title: Another column
+reason: integration test
+steps:
+  - { op: add_column, table: public.t, name: d, type: int }
+EOF
+run_ctl apply "$W/sp"
+assert_rc "pg_catalog left out (searched first): apply exits 0" 0 "$RC" "$ERR"
+assert_sql "both applied" "2" "SELECT count(*) FROM taskslaps.plans WHERE status = 'applied'"
 env_finish
