@@ -65,8 +65,8 @@ exec_db(struct exec *ex)
 #define SQL_SEARCH_PATH                                                                            \
 	"SELECT s::pg_catalog.text FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS s"
 
-int
-exec_check_search_path(struct exec *ex, struct db_error *err)
+static int
+check_search_path(struct exec *ex, struct db_error *err)
 {
 	PGresult *r;
 	const char *first = NULL;
@@ -112,7 +112,7 @@ exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg
 		return -1;
 	}
 	exec_pin_formats(ex);
-	if (exec_check_search_path(ex, err) < 0) {
+	if (check_search_path(ex, err) < 0) {
 		exec_close(ex);
 		return -1;
 	}

@@ -93,14 +93,13 @@ struct exec_result {
 
 struct exec;
 
-/* Connects (work connection + runner-lock connection). Returns 0 or -1 with err. */
+/*
+ * Connects (work connection + runner-lock connection). Returns 0 or -1 with
+ * err; a session whose search_path lists a schema before pg_catalog is
+ * refused (see exec.c).
+ */
 int exec_open(struct exec **out, const char *conninfo, const struct exec_config *cfg,
 	      struct db_error *err);
-/*
- * Refuses (-1, err) a session whose search_path lists a schema before
- * pg_catalog (exec_open calls it at every connection).
- */
-int exec_check_search_path(struct exec *ex, struct db_error *err);
 void exec_close(struct exec *ex);
 /*
  * Sends the events still queued (they ride with the next statement

@@ -274,8 +274,6 @@ sql_volatility(const Node *expr, const char **fname, int *loc)
 	return c.worst;
 }
 
-/* --- fragments -------------------------------------------------------------- */
-
 /* --- the scanner, for the author's text of a parse tree's parts ----------- */
 
 struct tokens {
@@ -319,6 +317,8 @@ first_token(const char *text)
 	pg_query__scan_result__free_unpacked(tk.r, NULL);
 	return at;
 }
+
+/* --- fragments -------------------------------------------------------------- */
 
 /* "SELECT <frag>" parsed: the one target's value, or NULL with *m (offsets in frag). */
 #define SELECT_PREFIX "SELECT "
